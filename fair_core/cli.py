@@ -1,0 +1,200 @@
+"""The ``fair`` command: thin argparse front over the engine, with lazy imports.
+
+User mistakes (:class:`FairError`) print one line and exit 2; everything heavy is imported
+inside the command that needs it, so ``fair --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import FairError
+from .host import get_host
+
+
+def _err(msg: str) -> None:
+    print(f"fair: error: {msg}", file=sys.stderr)
+
+
+# commands ------------------------------------------------------------------------------------
+def cmd_plugins(args) -> int:
+    host = get_host()
+    infos = [p.as_dict() for p in host.plugins.values()]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("plugin", "version", "hooks", "registered")
+    for p in infos:
+        table.add_row(p["name"], p["version"] or "-", ", ".join(p["hooks"]),
+                      "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items()))
+    Console().print(table)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import config as cfg
+    from .console import ConsoleSink
+    from .runner import Runner
+    from .rundir import Run, default_run_dir
+
+    overrides = list(args.set or [])
+    if args.stages:
+        overrides.append("stages=" + json.dumps(args.stages.split(",")))
+    if args.rounds:
+        overrides.append(f"rounds={args.rounds}")
+    config = cfg.load(args.config, overrides)
+    run = Run(args.run_dir or default_run_dir(args.config), config)
+    sink = ConsoleSink(quiet=args.quiet)
+    run.bus.subscribe(sink)
+    try:
+        with sink:
+            Runner(run, get_host()).run()
+    finally:
+        run.close()
+    from .report import build, render
+
+    render(build(run.path), args.quiet)
+    print(f"outputs: {run.path}")
+    return 0
+
+
+def cmd_import_paper(args) -> int:
+    from .paper import import_files, parse_name
+    from .report import build, render
+    from .rundir import Run
+    from .stages.review import judge
+
+    files = [Path(f) for f in args.files]
+    host = get_host()
+    task_name = args.task or parse_name(files[0])["task"].lower()
+    task = host.get("tasks", task_name)()
+    run = Run(args.run)
+    try:
+        info = import_files(run.store, files, task.extract, host.get("parsers", run.config.committee.parser))
+        judge(run.store, info["round"], run.config.committee, host, task)
+    finally:
+        run.close()
+    print(f"imported {info['items']} items from {', '.join(info['files'])} "
+          f"(teachers: {', '.join(info['teachers'])}) into {args.run}")
+    render(build(Path(args.run)), quiet=False)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    for path in export(Path(args.run), args.format, Path(args.out), args.round):
+        print(path)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import build, render
+
+    report = build(Path(args.run))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render(report, quiet=False)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_model
+
+    acc, n = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,
+                            args.adapter, args.max_new_tokens)
+    print(f"accuracy {acc:.4f} on {n} {args.task} {args.split} items")
+    return 0
+
+
+def cmd_tui(args) -> int:
+    from fair_tui.app import FairApp  # the UI layer sits above the engine; imported on demand
+
+    FairApp(args.target).run()
+    return 0
+
+
+# parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fair", description="FAIR: distil reasoning from a committee of LLMs into a small model.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list the loaded plugins and what they register")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("run", help="run (or resume) the FAIR pipeline from a TOML config")
+    p.add_argument("config", help="the run's TOML config (see configs/)")
+    p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
+    p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
+    p.add_argument("--rounds", type=int, help="number of FAIR rounds")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("import-paper", help="load the FAIR paper's released JSON into a run")
+    p.add_argument("--run", required=True, help="run directory to fill (created when missing)")
+    p.add_argument("--task", help="task name (default: read from the file names)")
+    p.add_argument("files", nargs="+", help="*_false_round0.json, *_feedback_round0.json, *_rationale_round0.json")
+    p.set_defaults(handler=cmd_import_paper)
+
+    p = sub.add_parser("export", help="write a run's committee data as paper JSON, JSONL or a datasets folder")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", choices=["paper", "jsonl", "hf"], default="paper")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--round", type=int, default=0)
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("report", help="print a run's report: acceptance, agreement, cost, accuracy")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("eval", help="evaluate any student model on a task's split")
+    p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
+    p.add_argument("--task", required=True)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--limit", type=int)
+    p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("tui", help="the terminal UI")
+    p.add_argument("target", nargs="?", help="a config file or a run directory")
+    p.set_defaults(handler=cmd_tui)
+
+    for name, entry in get_host().registry["commands"].items():
+        q = sub.add_parser(name, help=entry.obj.help)
+        entry.obj.configure(q)
+        q.set_defaults(handler=entry.obj.handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        for problem in get_host().problems:
+            print(f"fair: warning: {problem}", file=sys.stderr)
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 0
+        return args.handler(args)
+    except FairError as e:
+        _err(str(e))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted: rerun the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

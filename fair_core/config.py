@@ -1,0 +1,186 @@
+"""The run configuration: one TOML file, validated into frozen, typed models.
+
+A wrong key or type becomes one :class:`ConfigError` line that names the key. Secrets never
+live here: a teacher names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+STAGES = ("examine", "explain", "solve", "review", "compile", "train", "evaluate")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(Strict):
+    name: str = "svamp"
+    data_dir: str | None = None
+    seed: int = 0
+    train_limit: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
+    prompts: dict[str, str] = {}
+    # A paper *_false_round0.json whose items become round 0's mistakes instead of examining.
+    mistakes_file: str | None = None
+
+
+class TeacherConfig(Strict):
+    name: str
+    backend: str = "litellm"
+    model: str = ""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = {"temperature": 0.8, "max_tokens": 512}
+    concurrency: int = Field(default=8, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    retry_base_s: float = Field(default=1.0, gt=0)  # first backoff delay; doubles each retry
+    transport: Literal["auto", "litellm", "http"] = "auto"  # http: our lean OpenAI-compatible client
+    options: dict[str, Any] = {}  # backend-specific (replay: file; hf: model path)
+
+
+class CommitteeConfig(Strict):
+    assignment: Literal["others", "all", "k"] = "others"
+    k: int = Field(default=2, ge=1)
+    parser: str = "paper"
+    policy: str = "mean"
+    threshold: float = Field(default=3.0, ge=1, le=5)
+    review_feedback: bool = False
+    verify_answer: bool = False
+    compile_mode: Literal["paper", "all"] = "paper"
+    budget_usd: float | None = Field(default=None, gt=0)
+    samples: int = Field(default=1, ge=1)
+    seed: int = 0
+
+
+class StudentConfig(Strict):
+    backend: str = "hf"
+    model: str = ""
+    gguf_file: str | None = None
+    chat_template: bool = True
+    max_new_tokens: int = Field(default=256, ge=1)
+    sampling: bool = False
+    temperature: float = Field(default=0.3, gt=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    batch_size: int = Field(default=16, ge=1)
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+class TrainConfig(Strict):
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    method: Literal["lora", "full", "qlora"] = "lora"
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    epochs: float = Field(default=1, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-4, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=1024, ge=8)
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    save_steps: int = Field(default=50, ge=1)
+    merge: bool = False
+    launcher: Literal["python", "accelerate"] = "python"
+    report_to: list[str] = []
+    seed: int = 0
+
+
+class RunConfig(Strict):
+    task: TaskConfig = TaskConfig()
+    teachers: list[TeacherConfig] = []
+    committee: CommitteeConfig = CommitteeConfig()
+    student: StudentConfig = StudentConfig()
+    train: TrainConfig = TrainConfig()
+    rounds: int = Field(default=1, ge=1)
+    stages: list[str] = list(STAGES)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, stages: list[str]) -> list[str]:
+        for s in stages:
+            if s not in STAGES:
+                raise ValueError(f"unknown stage {s!r}: use {', '.join(STAGES)}")
+        return stages
+
+    @model_validator(mode="after")
+    def _unique_teachers(self) -> "RunConfig":
+        names = [t.name for t in self.teachers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"teacher name {sorted(dup)[0]!r} is used twice: give each teacher its own name")
+        return self
+
+
+def _describe(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key!r}: check its spelling against the example configs"
+    if err["type"] == "missing":
+        return f"missing key {key!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg} (got {err.get('input')!r})"
+
+
+def validate(data: dict) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("config error: " + _describe(e.errors()[0])) from None
+
+
+def set_key(data: dict, dotted: str, value: Any) -> None:
+    """Apply one CLI override ``a.b.c=value`` to the raw config mapping."""
+    *path, last = dotted.split(".")
+    node = data
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config error: cannot set {dotted!r}: {part!r} is not a table")
+    node[last] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value (bare words are strings)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"bad override {text!r}: write KEY=VALUE, e.g. train.alpha=0.5")
+    try:
+        return key.strip(), tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), raw
+
+
+def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfig:
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist: pass a TOML file such as configs/svamp-replay.toml")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    for item in overrides:
+        set_key(data, *parse_override(item))
+    return validate(data)
+
+
+def dump(config: RunConfig) -> str:
+    """TOML text that :func:`load` reads back to an equal config."""
+    import tomli_w
+
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))

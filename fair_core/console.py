@@ -1,0 +1,73 @@
+"""The CLI's live view: rich progress bars per stage and one line per notable event."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResult, Event, Message,
+                     StageFinished, StageProgress, StageStarted, TrainStep)
+
+
+class ConsoleSink:
+    """Subscribes to the bus; a context manager around the run."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                                 console=self.console, disable=quiet)
+        self.bars: dict[tuple[int, str], int] = {}
+        self.calls = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
+
+    def __enter__(self) -> "ConsoleSink":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def _bar(self, round: int, stage: str) -> int:
+        key = (round, stage)
+        if key not in self.bars:
+            self.bars[key] = self.progress.add_task(f"round {round} {stage:8}", total=None, info="")
+        return self.bars[key]
+
+    def __call__(self, e: Event) -> None:
+        if isinstance(e, StageStarted):
+            self._bar(e.round, e.stage)
+        elif isinstance(e, StageProgress):
+            self.progress.update(self._bar(e.round, e.stage), completed=e.done, total=e.total,
+                                 info=self._calls_info() if e.stage in ("explain", "solve", "review") else "")
+        elif isinstance(e, TrainStep):
+            info = f"loss {e.loss:.3f}" if e.loss is not None else ""
+            if e.tokens_per_second:
+                info += f"  {e.tokens_per_second:.0f} tok/s"
+            self.progress.update(self._bar(e.round, "train"), completed=e.step, total=e.max_steps, info=info)
+        elif isinstance(e, CallDone):
+            self.calls["cached" if e.cached else "done"] += 1
+            self.calls["cost"] += e.cost_usd
+        elif isinstance(e, CallRetried):
+            self.calls["retried"] += 1
+        elif isinstance(e, CallFailed):
+            self.calls["failed"] += 1
+            self.console.print(f"[yellow]call failed[/] {e.teacher} {e.purpose} {e.item_id}: {e.reason}")
+        elif isinstance(e, StageFinished):
+            bar = self._bar(e.round, e.stage)
+            task = self.progress.tasks[bar] if bar < len(self.progress.tasks) else None
+            if task is not None and task.total is None:
+                self.progress.update(bar, total=1, completed=1)
+            if self.quiet:
+                self.console.print(f"round {e.round} {e.stage} done: {e.summary}")
+        elif isinstance(e, EvalResult):
+            self.console.print(f"round {e.round} accuracy {e.when} training: {e.accuracy:.3f} on {e.n} {e.split} items")
+        elif isinstance(e, BudgetReached):
+            self.console.print(f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls")
+        elif isinstance(e, Message):
+            self.console.print(f"[yellow]{e.level}[/]: {e.text}")
+
+    def _calls_info(self) -> str:
+        c = self.calls
+        return (f"calls {c['done']} (+{c['cached']} cached) retried {c['retried']} failed {c['failed']}"
+                f"  ${c['cost']:.4f}")

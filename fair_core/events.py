@@ -1,0 +1,179 @@
+"""Typed engine events, an in-process bus, and the JSONL sink.
+
+The engine publishes; the console, the run's JSONL log and the TUI subscribe. Events are small
+dataclasses so that subscribers can match on their type.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass
+class StageStarted(Event):
+    type: ClassVar[str] = "stage_started"
+    stage: str
+    round: int
+    total: int = 0
+
+
+@dataclass
+class StageProgress(Event):
+    type: ClassVar[str] = "stage_progress"
+    stage: str
+    round: int
+    done: int
+    total: int
+
+
+@dataclass
+class StageFinished(Event):
+    type: ClassVar[str] = "stage_finished"
+    stage: str
+    round: int
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class CallStarted(Event):
+    type: ClassVar[str] = "call_started"
+    teacher: str
+    purpose: str
+    item_id: str
+
+
+@dataclass
+class CallDone(Event):
+    type: ClassVar[str] = "call_done"
+    teacher: str
+    purpose: str
+    item_id: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    cached: bool = False
+
+
+@dataclass
+class CallRetried(Event):
+    type: ClassVar[str] = "call_retried"
+    teacher: str
+    purpose: str
+    item_id: str
+    attempt: int
+    reason: str
+    delay_s: float
+
+
+@dataclass
+class CallFailed(Event):
+    type: ClassVar[str] = "call_failed"
+    teacher: str
+    purpose: str
+    item_id: str
+    reason: str
+
+
+@dataclass
+class BudgetReached(Event):
+    type: ClassVar[str] = "budget_reached"
+    spent_usd: float
+    budget_usd: float
+
+
+@dataclass
+class TrainStep(Event):
+    type: ClassVar[str] = "train_step"
+    round: int
+    step: int
+    max_steps: int
+    epoch: float = 0.0
+    loss: float | None = None
+    loss_feedback: float | None = None
+    loss_rationale: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    samples_per_second: float | None = None
+    memory_mb: float | None = None
+    eta_s: float | None = None
+
+
+@dataclass
+class EvalResult(Event):
+    type: ClassVar[str] = "eval_result"
+    round: int
+    split: str
+    accuracy: float
+    n: int
+    when: str = "after"  # "before" (the round's starting student) or "after" training
+
+
+@dataclass
+class Message(Event):
+    type: ClassVar[str] = "message"
+    level: str
+    text: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in Event.__subclasses__()}
+
+
+def from_dict(data: dict) -> Event:
+    """Rebuild an event from its JSON form (as the training process writes it)."""
+    cls = EVENT_TYPES[data["type"]]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Bus:
+    """Synchronous publish/subscribe; a failing subscriber never breaks the engine."""
+
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subs.append(fn)
+        return lambda: self._subs.remove(fn)
+
+    def publish(self, event: Event) -> None:
+        for fn in list(self._subs):
+            try:
+                fn(event)
+            except Exception:  # noqa: BLE001 - a UI glitch must not stop a paid run
+                pass
+
+
+class JsonlSink:
+    """Appends every event to a JSONL file, one flushed line each."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._file = open(path, "a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), ensure_ascii=False)
+        with self._lock:
+            self._file.write(line + "\n")
+
+    def close(self) -> None:
+        self._file.close()

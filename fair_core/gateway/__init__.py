@@ -1,0 +1,1 @@
+"""The async LLM gateway: every teacher and reviewer request goes through it."""

@@ -1,0 +1,60 @@
+"""The teacher backend contract and the errors that steer the gateway's retries."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    teacher: str
+    purpose: str  # explain | solve | review | review_feedback
+    item_id: str
+    messages: tuple[dict, ...]
+    sample: int = 0
+    meta: dict = field(default_factory=dict, compare=False)  # e.g. the reviewed author
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class TransientError(Exception):
+    """Worth retrying: 429, 5xx, timeouts, dropped connections, garbage answers."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (400/401/403/404, no record to replay): fail the call at once."""
+
+
+class Backend(ABC):
+    """One teacher's way of answering. Built by a ``register_teachers`` factory from its config."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def check(self) -> None:
+        """Raise FairError before any call is paid for when the teacher cannot work (no key...)."""
+
+    @abstractmethod
+    async def complete(self, request: Request) -> Completion:
+        """Answer one request, raising TransientError or PermanentError on failure."""
+
+    def cost(self, completion: Completion) -> float | None:
+        """Dollars for one completion; None when no price is known."""
+        return None
+
+    def identity(self) -> dict:
+        """What makes two answers interchangeable: the cache key is built from it."""
+        return {"backend": self.config.backend, "model": self.config.model, "params": self.config.params}
+
+    async def aclose(self) -> None:
+        pass

@@ -1,0 +1,147 @@
+"""The gateway: cache, limits, retries with backoff, cost, budget and call events.
+
+Each finished call is committed together with the records made from it (a feedback, a rationale,
+a review), so a killed run loses at most the calls in flight, and a resumed run pays for no call
+that was answered and stored before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from typing import Callable, Iterable
+
+from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event
+from ..store import Store
+from .backend import Backend, Completion, PermanentError, Request, TransientError
+from .limits import Limits
+
+Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
+MAX_DELAY_S = 60.0
+
+
+class CallFailure(Exception):
+    """A call that will not be answered in this run (its reason is the message)."""
+
+
+class Gateway:
+    def __init__(self, store: Store, publish: Callable[[Event], None],
+                 teachers: dict[str, Backend], budget_usd: float | None = None, seed: int = 0) -> None:
+        self.store = store
+        self.publish = publish
+        self.teachers = teachers
+        self.limits = {name: Limits(b.config.concurrency, b.config.rpm, b.config.tpm)
+                       for name, b in teachers.items()}
+        self.identity = {name: json.dumps(b.identity(), sort_keys=True) for name, b in teachers.items()}
+        self.budget = budget_usd
+        self.spent = store.spent_usd()
+        self.running = asyncio.Event()
+        self.running.set()
+        self.cancelled = False
+        self._budget_said = False
+        self._rng = random.Random(seed)
+
+    # control (the TUI and the runner call these) ---------------------------------------------
+    def pause(self) -> None:
+        """Stop starting new calls; those in flight finish."""
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.running.set()
+
+    # calls -----------------------------------------------------------------------------------
+    def key(self, request: Request) -> tuple[str, str]:
+        body = f'[{self.identity[request.teacher]},{json.dumps(request.messages, sort_keys=True)},{request.sample}]'
+        return hashlib.sha256(body.encode()).hexdigest(), body
+
+    async def call(self, request: Request, outputs: Outputs) -> str:
+        """The answer to ``request`` (from the cache when it was answered before)."""
+        key, body = self.key(request)
+        cached = self.store.cached_call(key)
+        if cached is not None:
+            self.store.record_call(key, None, outputs(cached["response"], key))
+            self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
+            return cached["response"]
+        backend = self.teachers[request.teacher]
+        cfg = backend.config
+        limits = self.limits[request.teacher]
+        attempt = 0
+        while True:
+            await self.running.wait()
+            self._check_go(request)
+            async with limits.slots:
+                await limits.admit(_estimate_tokens(request, cfg.params))
+                self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
+                start = time.perf_counter()
+                try:
+                    completion = await asyncio.wait_for(backend.complete(request), cfg.timeout_s)
+                    if not completion.text.strip():
+                        raise TransientError("empty answer")
+                    break
+                except PermanentError as e:
+                    reason, retry_after, final = str(e), None, True
+                except TransientError as e:
+                    reason, retry_after, final = str(e), e.retry_after, False
+                except (asyncio.TimeoutError, TimeoutError):
+                    reason, retry_after, final = f"timeout after {cfg.timeout_s:g} s", None, False
+                except Exception as e:  # a backend bug fails this call, never the run
+                    reason, retry_after, final = f"{type(e).__name__}: {e}", None, True
+            attempt += 1
+            if final or attempt > cfg.max_retries:
+                if not final:
+                    reason = f"{reason} (gave up after {attempt} tries)"
+                self._fail(key, body, request, reason, attempt)
+            delay = max(retry_after or 0.0,
+                        min(MAX_DELAY_S, cfg.retry_base_s * 2 ** (attempt - 1)) * self._rng.uniform(0.5, 1.5))
+            self.publish(CallRetried(request.teacher, request.purpose, request.item_id, attempt, reason, delay))
+            await asyncio.sleep(delay)
+        latency = time.perf_counter() - start
+        cost = backend.cost(completion)
+        self.spent += cost or 0.0
+        self.store.record_call(key, _row(request, backend, body, completion, cost, latency, attempt + 1, None),
+                               outputs(completion.text, key))
+        self.publish(CallDone(request.teacher, request.purpose, request.item_id, completion.prompt_tokens,
+                              completion.completion_tokens, cost or 0.0, latency))
+        return completion.text
+
+    def _check_go(self, request: Request) -> None:
+        if self.cancelled:
+            raise CallFailure("cancelled")
+        if self.budget is not None and self.spent >= self.budget:
+            if not self._budget_said:
+                self._budget_said = True
+                self.publish(BudgetReached(self.spent, self.budget))
+            raise CallFailure(f"budget of ${self.budget:g} reached")
+
+    def _fail(self, key: str, body: str, request: Request, reason: str, attempts: int) -> None:
+        backend = self.teachers[request.teacher]
+        self.store.record_call(key, _row(request, backend, body, None, None, None, attempts, reason))
+        self.publish(CallFailed(request.teacher, request.purpose, request.item_id, reason))
+        raise CallFailure(reason)
+
+    async def aclose(self) -> None:
+        for backend in self.teachers.values():
+            await backend.aclose()
+
+
+def _estimate_tokens(request: Request, params: dict) -> int:
+    chars = sum(len(m.get("content") or "") for m in request.messages)
+    return chars // 4 + int(params.get("max_tokens", 512))
+
+
+def _row(request: Request, backend: Backend, body: str, completion: Completion | None,
+         cost: float | None, latency: float | None, attempts: int, error: str | None) -> dict:
+    return {"teacher": request.teacher, "backend": backend.config.backend, "model": backend.config.model,
+            "purpose": request.purpose, "item_id": request.item_id, "request": body,
+            "response": completion.text if completion else None,
+            "prompt_tokens": completion.prompt_tokens if completion else None,
+            "completion_tokens": completion.completion_tokens if completion else None,
+            "cost_usd": cost, "latency_s": latency, "attempts": attempts, "error": error,
+            "created": time.time()}

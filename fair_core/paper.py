@@ -1,0 +1,133 @@
+"""The FAIR paper's released JSON, in and out.
+
+The paper releases, per task and round, ``*_false_round0.json`` (the student's mistakes),
+``*_feedback_round0.json`` (each teacher's feedback) and ``*_rationale_round0.json`` (each
+teacher's rationale with the scores of its reviewers and the accepted list). Importing them
+fills a run; exporting a run writes the same files back, so the paper's training code can read
+our data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .errors import DataError
+from .records import Mistake, Review, Writing
+from .store import Store
+
+COMMON = ("id", "question", "gold_answer", "student_wrong_pred", "student_wrong_final_answer")
+KINDS = ("false", "feedback", "rationale")
+_NAME = re.compile(r"^(?P<student>.+)_(?P<task>[A-Za-z0-9]+)_(?P<kind>false|feedback|rationale)_round(?P<round>\d+)\.json$")
+
+TASK_NAMES = {"svamp": "svamp", "strategyqa": "strategyqa", "gsm8k": "gsm8k", "logiqa": "logiqa"}
+
+
+def parse_name(path: Path) -> dict:
+    m = _NAME.match(path.name)
+    if not m:
+        raise DataError(f"{path.name} is not a paper file: expected <student>_<task>_"
+                        f"false|feedback|rationale_round<N>.json")
+    return m.groupdict()
+
+
+def read(path: str | Path) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"paper file {p} does not exist: pass the released *_roundN.json files")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"paper file {p} is not valid JSON ({e}): re-download it") from None
+    if not isinstance(data, list) or not all(isinstance(x, dict) and set(COMMON) <= set(x) for x in data):
+        raise DataError(f"paper file {p} is not a list of items with keys {', '.join(COMMON)}")
+    return data
+
+
+def teachers_of(items: list[dict], suffix: str) -> list[str]:
+    """Teacher names in the order of the file's keys (``gpt_feedback`` -> ``gpt``)."""
+    return [k[: -len(suffix)] for k in items[0] if k.endswith(suffix) and k != "correct_rationale"] if items else []
+
+
+def reviewers_of(author: str, teachers: list[str]) -> list[str]:
+    """The paper's reviewer order: the other teachers, in committee order."""
+    return [t for t in teachers if t != author]
+
+
+def mistakes_from(items: list[dict], round: int, extract) -> list[Mistake]:
+    return [Mistake(round, str(x["id"]), x["question"], extract(x["gold_answer"]) or x["gold_answer"],
+                    x["student_wrong_pred"], x["student_wrong_final_answer"],
+                    {"id": x["id"], "gold_answer": x["gold_answer"]}) for x in items]
+
+
+def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
+    """Load paper files into ``store``; returns what was imported. Verdicts are left to the
+    caller's review policy."""
+    files = {}
+    for p in paths:
+        info = parse_name(Path(p))
+        files[info["kind"]] = (Path(p), info)
+    rounds = {int(i["round"]) for _, i in files.values()}
+    if len(rounds) != 1:
+        raise DataError("paper files of several rounds given: import one round at a time")
+    round = rounds.pop()
+    teachers: list[str] = []
+    for kind, (path, info) in files.items():
+        items = read(path)
+        if kind == "false" or not store.mistakes(round):
+            store.add_mistakes(mistakes_from(items, round, extract))
+        if kind == "feedback":
+            teachers = teachers or teachers_of(items, "_feedback")
+            store.add_writings(Writing(round, str(x["id"]), "feedback", t, x[f"{t}_feedback"])
+                               for x in items for t in teachers_of(items, "_feedback"))
+        if kind == "rationale":
+            names = teachers_of(items, "_rationale")
+            teachers = teachers or names
+            store.add_writings(Writing(round, str(x["id"]), "rationale", t, x[f"{t}_rationale"][0])
+                               for x in items for t in names)
+            store.add_reviews(Review(round, str(x["id"]), "rationale", t, reviewer, json.dumps(score),
+                                     parse_score(str(score)) if isinstance(score, int) else None)
+                              for x in items for t in names
+                              for reviewer, score in zip(reviewers_of(t, names), x[f"{t}_rationale"][1:]))
+    store.set_meta("paper", {"round": round, "teachers": teachers,
+                             "files": {k: p.name for k, (p, _) in files.items()}})
+    return {"round": round, "teachers": teachers, "items": len(store.mistakes(round)),
+            "files": sorted(files)}
+
+
+def export_files(store: Store, out: Path, round: int = 0, teachers: list[str] | None = None,
+                 names: dict[str, str] | None = None) -> list[Path]:
+    """Write the paper's three files for ``round`` from the store."""
+    meta = store.get_meta("paper") or {}
+    teachers = teachers or meta.get("teachers") or sorted({w.teacher for w in store.writings(round)})
+    names = names or meta.get("files") or {k: f"fair_task_{k}_round{round}.json" for k in KINDS}
+    writings = {(w.item_id, w.kind, w.teacher): w.text for w in store.writings(round)}
+    scores = {(r.item_id, r.author, r.reviewer): json.loads(r.raw) if r.raw else r.score
+              for r in store.reviews(round, "rationale")}
+    accepted = {(v.item_id, v.author) for v in store.verdicts(round, "rationale") if v.accepted}
+    base = [{"id": m.extra.get("id", m.item_id), "question": m.question,
+             "gold_answer": m.extra.get("gold_answer", m.gold), "student_wrong_pred": m.wrong_output,
+             "student_wrong_final_answer": m.wrong_answer} for m in store.mistakes(round)]
+    docs: dict[str, list[dict]] = {"false": base, "feedback": [], "rationale": []}
+    for item in base:
+        iid = str(item["id"])
+        docs["feedback"].append({**item, **{f"{t}_feedback": writings.get((iid, "feedback", t), "")
+                                            for t in teachers}})
+        rat = {f"{t}_rationale": [writings.get((iid, "rationale", t), ""),
+                                  *[scores.get((iid, t, r)) for r in reviewers_of(t, teachers)]]
+               for t in teachers}
+        rat["correct_rationale"] = [writings[(iid, "rationale", t)] for t in teachers
+                                    if (iid, t) in accepted and (iid, "rationale", t) in writings]
+        docs["rationale"].append({**item, **rat})
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        if kind not in names:
+            continue
+        path = out / names[kind]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(docs[kind], indent=4, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written

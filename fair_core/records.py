@@ -1,0 +1,73 @@
+"""The records a run is made of, as plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["feedback", "rationale"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The student's answer to one question."""
+    round: int
+    split: str
+    item_id: str
+    output: str
+    answer: str | None
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A train question the student got wrong in a round: what the committee works on."""
+    round: int
+    item_id: str
+    question: str
+    gold: str
+    wrong_output: str
+    wrong_answer: str | None
+    extra: dict = field(default_factory=dict)  # source fields kept for faithful export
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A teacher's feedback on a mistake or its own rationale for the question."""
+    round: int
+    item_id: str
+    kind: Kind
+    teacher: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's score of one writing; ``score`` is None when it did not parse to 1..5."""
+    round: int
+    item_id: str
+    kind: Kind
+    author: str
+    reviewer: str
+    raw: str
+    score: int | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    round: int
+    item_id: str
+    kind: Kind
+    author: str
+    accepted: bool
+    value: float | None  # the policy's statistic (mean, median, ...)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training pair: the student's prompt and the target response."""
+    kind: Kind
+    item_id: str
+    prompt: str
+    response: str

@@ -1,0 +1,140 @@
+"""A run's report: acceptance per teacher, reviewer agreement, cost, failures and accuracy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
+from .errors import FairError
+from .stages.solve import teacher_of
+from .store import Store
+
+
+def _mean(xs: list) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def _round(store: Store, r: int) -> dict:
+    mistakes = store.mistakes(r)
+    writings = store.writings(r)
+    reviews = store.reviews(r, "rationale")
+    verdicts = store.verdicts(r, "rationale")
+    accepted_items = {v.item_id for v in verdicts if v.accepted}
+    before, after = store.accuracy(r, "test", "before"), store.accuracy(r, "test", "after")
+    train = store.accuracy(r, "train", "before")
+    units = units_of(reviews)
+    complete = [u for u in units if None not in u and len(u) == len(units[0])] if units else []
+    return {
+        "round": r,
+        "items": len(mistakes),
+        "rationales": sum(w.kind == "rationale" for w in writings),
+        "feedback": sum(w.kind == "feedback" for w in writings),
+        "accepted_rationales": sum(v.accepted for v in verdicts),
+        "items_with_rationale": len(accepted_items),
+        "items_without_rationale": len({m.item_id for m in mistakes} - accepted_items) if verdicts else None,
+        "failures": len(store.failures(r)),
+        "train_accuracy": round(train[0], 4) if train else None,
+        "accuracy_before": round(before[0], 4) if before else None,
+        "accuracy_after": round(after[0], 4) if after else None,
+        "agreement": {
+            "krippendorff_alpha_interval": _r(krippendorff_alpha(units, "interval")) if units else None,
+            "krippendorff_alpha_ordinal": _r(krippendorff_alpha(units, "ordinal")) if units else None,
+            "fleiss_kappa": _r(fleiss_kappa(complete)) if len(complete) > 1 else None,
+            "histogram": histogram(r_.score for r_ in reviews),
+        },
+    }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _per_teacher(store: Store) -> dict:
+    stats: dict[str, dict] = defaultdict(lambda: {"written": 0, "accepted": 0, "given": [], "received": [],
+                                                 "calls": 0, "retries": 0, "failures": 0,
+                                                 "tokens": 0, "cost_usd": 0.0})
+    for row in store.query("SELECT teacher, COUNT(*), SUM(attempts - 1), SUM(error IS NOT NULL),"
+                           " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
+                           " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"):
+        s = stats[row[0]]
+        s["calls"], s["retries"], s["failures"], s["tokens"], s["cost_usd"] = row[1], row[2] or 0, row[3], row[4], row[5]
+    for r in store.query("SELECT DISTINCT round FROM writings"):
+        for w in store.writings(r[0], "rationale"):
+            stats[teacher_of(w.teacher)]["written"] += 1
+        for v in store.verdicts(r[0], "rationale"):
+            stats[teacher_of(v.author)]["accepted"] += v.accepted
+        for rv in store.reviews(r[0], "rationale"):
+            if rv.score is not None:
+                stats[rv.reviewer]["given"].append(rv.score)
+                stats[teacher_of(rv.author)]["received"].append(rv.score)
+    out = {}
+    for name, s in sorted(stats.items()):
+        out[name] = {**{k: v for k, v in s.items() if k not in ("given", "received")},
+                     "acceptance": round(s["accepted"] / s["written"], 4) if s["written"] else None,
+                     "mean_score_given": _mean(s["given"]), "mean_score_received": _mean(s["received"]),
+                     "cost_usd": round(s["cost_usd"], 6)}
+    return out
+
+
+def build(run_dir: Path) -> dict:
+    """The report of a run directory, as plain JSON-ready data."""
+    db = Path(run_dir) / "run.sqlite"
+    if not db.exists():
+        raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
+    store = Store(db)
+    try:
+        rounds = [row[0] for row in store.query(
+            "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
+        per_round = [_round(store, r) for r in rounds]
+        last = per_round[-1] if per_round else _round(store, 0)
+        total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
+        return {
+            "run": str(run_dir),
+            "items": total("items"),
+            "accepted_rationales": total("accepted_rationales"),
+            "items_without_rationale": total("items_without_rationale"),
+            "failures": total("failures"),
+            "accuracy_before": per_round[0]["accuracy_before"] if per_round else None,
+            "accuracy_after": last["accuracy_after"],
+            "per_teacher": _per_teacher(store),
+            "agreement": last["agreement"],
+            "cost_usd": round(store.spent_usd(), 6),
+            "stages": [{"round": s["round"], "stage": s["stage"], "status": s["status"]} for s in store.stages()],
+            "rounds": per_round,
+        }
+    finally:
+        store.close()
+
+
+def render(report: dict, quiet: bool = False) -> None:
+    """Print the report as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if quiet:
+        console.print(f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
+                      f"items without rationale {report['items_without_rationale']}, "
+                      f"accuracy {report['accuracy_before']} -> {report['accuracy_after']}, "
+                      f"cost ${report['cost_usd']:.4f}")
+        return
+    rounds = Table("round", "mistakes", "accepted", "no rationale", "failures", "acc. before", "acc. after",
+                   title="Rounds")
+    for p in report["rounds"]:
+        rounds.add_row(*(str(p[k]) if p[k] is not None else "-" for k in
+                         ("round", "items", "accepted_rationales", "items_without_rationale", "failures",
+                          "accuracy_before", "accuracy_after")))
+    console.print(rounds)
+    teachers = Table("teacher", "accepted/written", "acceptance", "score given", "score received", "calls",
+                     "retries", "failures", "tokens", "cost $", title="Committee")
+    for name, s in report["per_teacher"].items():
+        teachers.add_row(name, f"{s['accepted']}/{s['written']}", str(s["acceptance"]), str(s["mean_score_given"]),
+                         str(s["mean_score_received"]), str(s["calls"]), str(s["retries"]), str(s["failures"]),
+                         str(s["tokens"]), f"{s['cost_usd']:.4f}")
+    console.print(teachers)
+    a = report["agreement"]
+    console.print(f"reviewer agreement: Krippendorff's alpha interval {a['krippendorff_alpha_interval']}, "
+                  f"ordinal {a['krippendorff_alpha_ordinal']}; Fleiss' kappa {a['fleiss_kappa']}; "
+                  f"scores {a['histogram']}")
+    console.print(f"cost: ${report['cost_usd']:.4f}")

@@ -1,0 +1,172 @@
+"""Rounds and stages: runs what is not done yet, in order; pause, resume and cancel.
+
+Each stage of each round is marked done in the store when it finishes, so rerunning a run
+resumes at the first stage not done; within a stage, every finished call or attempt is stored,
+so a resumed stage redoes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from .config import STAGES
+from .errors import FairError
+from .events import Message, StageFinished, StageStarted
+from .gateway.gateway import Gateway
+from .host import Host
+from .rundir import Run
+from .stages import Context, compile, evaluate, examine, explain, review, solve, train
+
+COMMITTEE = ("explain", "solve", "review")
+MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": review,
+           "compile": compile, "train": train, "evaluate": evaluate}
+
+
+class Runner:
+    def __init__(self, run: Run, host: Host) -> None:
+        self.run_ = run
+        self.host = host
+        self.config = run.config
+        self.task = self._task()
+        self.gateway: Gateway | None = None
+        self._student = None
+        self.cancelled = False
+
+    # control ---------------------------------------------------------------------------------
+    def pause(self) -> None:
+        if self.gateway:
+            self.gateway.pause()
+
+    def resume(self) -> None:
+        if self.gateway:
+            self.gateway.resume()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.gateway:
+            self.gateway.cancel()
+
+    # setup -----------------------------------------------------------------------------------
+    def _task(self):
+        t = self.config.task
+        return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed)
+
+    def check(self) -> None:
+        """Everything that can be known wrong before a call is paid for or a model is loaded."""
+        self.host.get("parsers", self.config.committee.parser)
+        self.host.get("policies", self.config.committee.policy)
+        if any(s in self.config.stages for s in COMMITTEE):
+            if not self.config.teachers:
+                raise FairError("no teachers configured: add [[teachers]] tables to the config")
+            for backend in self._backends().values():
+                backend.check()
+        if any(s in self.config.stages for s in ("examine", "train", "evaluate")):
+            self.host.get("students", self.config.student.backend)
+            if not self.config.student.model:
+                raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
+
+    def _backends(self) -> dict:
+        if not hasattr(self, "_backend_cache"):
+            self._backend_cache = {t.name: self.host.get("teachers", t.backend)(t) for t in self.config.teachers}
+        return self._backend_cache
+
+    # students --------------------------------------------------------------------------------
+    def base_model(self) -> str:
+        entry = self.host.registry["students"][self.config.student.backend]
+        return str(entry.meta.get("local_path", lambda c: c.model)(self.config.student))
+
+    def student_source(self, round: int) -> tuple[str, str | None]:
+        """(base model folder, adapter or None) of the student that starts ``round``."""
+        if round == 0:
+            return self.base_model(), None
+        prev = self.run_.round_dir(round - 1)
+        if (prev / "merged").is_dir():
+            return str(prev / "merged"), None
+        if (prev / "model").is_dir():
+            return str(prev / "model"), None
+        raise FairError(f"round {round - 1} left no merged student in {prev}: rerun its train stage")
+
+    def trained(self, round: int) -> tuple[str, str | None]:
+        out = self.run_.round_dir(round)
+        base, _ = self.student_source(round)
+        if (out / "model").is_dir():
+            return str(out / "model"), None
+        if (out / "adapter").is_dir():
+            return base, str(out / "adapter")
+        raise FairError(f"round {round} has no trained student in {out}: run its train stage")
+
+    def load_student(self, round: int, trained: bool = False):
+        source = self.trained(round) if trained else self.student_source(round)
+        if self._student is not None and self._student[0] == source:
+            return self._student[1]
+        self.release_student()
+        factory = self.host.get("students", self.config.student.backend)
+        base, adapter = source
+        student = factory(self.config.student.model_copy(update={"model": base}), adapter=adapter)
+        self._student = (source, student)
+        return student
+
+    def release_student(self) -> None:
+        if self._student is not None:
+            self._student[1].close()
+            self._student = None
+
+    # running ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.check()
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        store = self.run_.store
+        try:
+            for r in range(self.config.rounds):
+                ctx = Context(self.run_, self.host, self.task, r, {
+                    "student": lambda trained=False, r=r: self.load_student(r, trained),
+                    "student_source": self.student_source})
+                if r == 0 and self.config.task.mistakes_file:
+                    await asyncio.to_thread(examine.load_paper_mistakes, ctx)
+                rerun_rest = False
+                for stage in (s for s in STAGES if s in self.config.stages):
+                    if self.cancelled:
+                        return
+                    if store.stage_status(r, stage) == "done" and not rerun_rest:
+                        continue
+                    rerun_rest = True  # what follows a re-run stage is stale: run it again
+                    await self._stage(ctx, stage)
+        finally:
+            self.release_student()
+            if self.gateway:
+                await self.gateway.aclose()
+
+    async def _stage(self, ctx: Context, stage: str) -> None:
+        store = self.run_.store
+        self.run_.publish(StageStarted(stage, ctx.round))
+        store.mark_stage(ctx.round, stage, "running")
+        start = time.time()
+        if stage in COMMITTEE:
+            if self.gateway is None:
+                self.gateway = Gateway(store, self.run_.publish, self._backends(),
+                                       self.config.committee.budget_usd, self.config.committee.seed)
+            ctx.extras["gateway"] = self.gateway
+            summary = await MODULES[stage].run(ctx)
+        else:
+            if stage == "train":
+                self.release_student()  # the trainer needs the memory
+            summary = await asyncio.to_thread(MODULES[stage].run, ctx)
+        failed = summary.get("failed", 0)
+        if self.cancelled:
+            store.mark_stage(ctx.round, stage, "cancelled")
+            self.run_.publish(Message("warning", f"{stage} cancelled; rerun to resume"))
+            return
+        store.mark_stage(ctx.round, stage, "partial" if failed else "done", summary)
+        summary["seconds"] = round(time.time() - start, 2)
+        self.run_.publish(StageFinished(stage, ctx.round, summary))
+        if failed:
+            self.run_.publish(Message("warning", f"{stage}: {failed} calls failed (see `fair report`); "
+                                                 f"rerun to retry them"))
+
+
+def open_run(path: str | Path, host: Host) -> Runner:
+    return Runner(Run(path), host)

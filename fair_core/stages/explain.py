@@ -1,0 +1,20 @@
+"""explain: every teacher writes feedback on each of the student's mistakes, with the gold hint."""
+
+from __future__ import annotations
+
+from ..gateway.backend import Request
+from . import Context
+from .committee import run_jobs, user
+
+
+async def run(ctx: Context) -> dict:
+    have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "feedback")}
+    jobs = []
+    for m in ctx.store.mistakes(ctx.round):
+        prompt = ctx.task.prompt("explain", question=m.question, student_answer=m.wrong_output, gold=m.gold)
+        for t in ctx.config.teachers:
+            if (m.item_id, t.name) in have:
+                continue
+            row = lambda text, key, m=m, t=t: [("writings", (ctx.round, m.item_id, "feedback", t.name, text, key))]
+            jobs.append((Request(t.name, "explain", m.item_id, user(prompt)), row))
+    return await run_jobs(ctx, "explain", jobs)

@@ -1,0 +1,84 @@
+"""review: teachers score each other's rationales (and, optionally, feedback); a policy judges.
+
+Reviewer assignment: ``others`` (every other teacher: the paper), ``all`` (self included), or
+``k`` peers drawn per writing with a seeded generator.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from ..config import CommitteeConfig
+from ..gateway.backend import Request
+from ..host import Host
+from ..records import Verdict
+from ..store import Store
+from ..task import Task
+from . import Context
+from .committee import run_jobs, user
+from .solve import teacher_of
+
+
+def reviewers(author: str, teachers: list[str], committee: CommitteeConfig, round: int,
+              item_id: str, kind: str) -> list[str]:
+    own = teacher_of(author)
+    if committee.assignment == "all":
+        return list(teachers)
+    peers = [t for t in teachers if t != own]
+    if committee.assignment == "k":
+        rng = random.Random(f"{committee.seed}:{round}:{item_id}:{kind}:{author}")
+        return sorted(rng.sample(peers, min(committee.k, len(peers))), key=teachers.index)
+    return peers
+
+
+async def run(ctx: Context) -> dict:
+    committee = ctx.config.committee
+    parse = ctx.host.get("parsers", committee.parser)
+    names = [t.name for t in ctx.config.teachers]
+    mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
+    have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}
+    kinds = ("rationale", "feedback") if committee.review_feedback else ("rationale",)
+    jobs = []
+    for w in ctx.store.writings(ctx.round):
+        if w.kind not in kinds or w.item_id not in mistakes:
+            continue
+        m = mistakes[w.item_id]
+        if w.kind == "rationale":
+            prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold)
+        else:
+            prompt = ctx.task.prompt("review_feedback", question=m.question, student_answer=m.wrong_output,
+                                     feedback=w.text, gold=m.gold)
+        purpose = "review" if w.kind == "rationale" else "review_feedback"
+        for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind):
+            if (w.item_id, w.kind, w.teacher, reviewer) in have:
+                continue
+            row = lambda text, key, w=w, r=reviewer: [
+                ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, r, text, parse(text), key))]
+            jobs.append((Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row))
+    summary = await run_jobs(ctx, "review", jobs)
+    summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task))
+    return summary
+
+
+def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task: Task) -> dict:
+    """Turn the round's review scores into verdicts with the configured policy."""
+    policy = host.get("policies", committee.policy)(committee.threshold)
+    scores: dict[tuple, list] = defaultdict(list)
+    for r in store.reviews(round):
+        scores[(r.item_id, r.kind, r.author)].append(r.score)
+    golds = {m.item_id: m.gold for m in store.mistakes(round)}
+    verdicts = []
+    for w in store.writings(round):
+        if w.kind == "feedback" and not committee.review_feedback:
+            continue
+        got = scores.get((w.item_id, w.kind, w.teacher), [])
+        accepted, value = policy.decide(got)
+        reason = "" if accepted else ("no counted score" if value is None else f"{committee.policy} {value:g}")
+        if accepted and w.kind == "rationale" and committee.verify_answer:
+            if not task.is_correct(task.extract(w.text), golds.get(w.item_id, "")):
+                accepted, reason = False, "does not reach the gold answer"
+        verdicts.append(Verdict(round, w.item_id, w.kind, w.teacher, accepted, value, reason))
+    store.set_verdicts(round, verdicts)
+    return {"accepted": sum(v.accepted for v in verdicts if v.kind == "rationale"),
+            "rejected": sum(not v.accepted for v in verdicts if v.kind == "rationale")}

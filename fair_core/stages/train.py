@@ -1,0 +1,76 @@
+"""train: fine-tune the student on the round's compiled pairs, in its own process.
+
+The child writes progress as JSONL; this stage tails it and republishes each line as a
+:class:`TrainStep` event, so the console and the TUI see the child's progress live.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+from ..errors import FairError
+from ..events import TrainStep, from_dict
+from . import Context
+
+
+def run(ctx: Context) -> dict:
+    out = ctx.run.round_dir(ctx.round)
+    data = out / "train.jsonl"
+    if not data.exists() or data.stat().st_size == 0:
+        raise FairError(f"round {ctx.round} has no training data ({data}): no item got an accepted "
+                        f"rationale; lower committee.threshold or check the teachers' failures")
+    base, adapter = ctx.extras["student_source"](ctx.round)
+    merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
+    from ..training import command
+
+    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, ctx.config.train.launcher)
+    progress = out / "progress.jsonl"
+    tail = Tail(progress)
+    last: dict = {}
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        errors: deque[str] = deque(maxlen=20)
+        import threading
+
+        reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+        reader.start()
+        try:
+            while proc.poll() is None:
+                last = tail.publish(ctx) or last
+                time.sleep(0.2)
+        except BaseException:
+            proc.terminate()
+            raise
+        reader.join(timeout=5)
+        last = tail.publish(ctx) or last
+    if proc.returncode != 0:
+        lines = [line.strip() for line in errors if line.strip()]
+        raise FairError(f"training failed (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")
+    return {k: v for k, v in last.items() if k not in ("type", "ts")}
+
+
+class Tail:
+    """Reads the lines appended to a file since the last read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def publish(self, ctx: Context) -> dict | None:
+        if not self.path.exists():
+            return None
+        last = None
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(self.offset)
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # a line still being written: read it next time
+                self.offset += len(line.encode("utf-8"))
+                data = json.loads(line)
+                if data.get("type") == "train_step":
+                    ctx.run.publish(from_dict({**data, "type": TrainStep.type, "round": ctx.round}))
+                last = data
+        return last

@@ -1,0 +1,216 @@
+"""The run store: one SQLite database (WAL) per run directory.
+
+Every write is a transaction, so a process killed at any moment leaves whole records only, and
+every stage can ask what is already done and skip it on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .records import Attempt, Mistake, Review, Verdict, Writing
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS items(split TEXT, item_id TEXT, ord INTEGER, question TEXT, gold TEXT,
+    meta TEXT, PRIMARY KEY(split, item_id));
+CREATE TABLE IF NOT EXISTS attempts(round INTEGER, split TEXT, phase TEXT, item_id TEXT, output TEXT,
+    answer TEXT, correct INTEGER, PRIMARY KEY(round, split, phase, item_id));
+CREATE TABLE IF NOT EXISTS mistakes(round INTEGER, item_id TEXT, ord INTEGER, question TEXT, gold TEXT,
+    wrong_output TEXT, wrong_answer TEXT, extra TEXT, PRIMARY KEY(round, item_id));
+CREATE TABLE IF NOT EXISTS calls(key TEXT PRIMARY KEY, teacher TEXT, backend TEXT, model TEXT,
+    purpose TEXT, item_id TEXT, request TEXT, response TEXT, prompt_tokens INTEGER,
+    completion_tokens INTEGER, cost_usd REAL, latency_s REAL, attempts INTEGER, error TEXT,
+    created REAL);
+CREATE TABLE IF NOT EXISTS writings(round INTEGER, item_id TEXT, kind TEXT, teacher TEXT, text TEXT,
+    call_key TEXT, PRIMARY KEY(round, item_id, kind, teacher));
+CREATE TABLE IF NOT EXISTS reviews(round INTEGER, item_id TEXT, kind TEXT, author TEXT, reviewer TEXT,
+    raw TEXT, score INTEGER, call_key TEXT, PRIMARY KEY(round, item_id, kind, author, reviewer));
+CREATE TABLE IF NOT EXISTS verdicts(round INTEGER, item_id TEXT, kind TEXT, author TEXT,
+    accepted INTEGER, value REAL, reason TEXT, PRIMARY KEY(round, item_id, kind, author));
+CREATE TABLE IF NOT EXISTS failures(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT,
+    reason TEXT, PRIMARY KEY(round, stage, item_id, teacher));
+CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, status TEXT, started REAL,
+    finished REAL, summary TEXT, PRIMARY KEY(round, stage));
+CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, ts REAL, type TEXT, data TEXT);
+"""
+
+
+class Store:
+    """Thread-safe access to a run's database (one connection, serialised by a lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction: all of its writes land, or none."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, tuple(args))
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    # meta --------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    # stages ------------------------------------------------------------------------------
+    def stage_status(self, round: int, stage: str) -> str | None:
+        rows = self.query("SELECT status FROM stages WHERE round = ? AND stage = ?", (round, stage))
+        return rows[0][0] if rows else None
+
+    def mark_stage(self, round: int, stage: str, status: str, summary: dict | None = None) -> None:
+        now = time.time()
+        with self.tx() as db:
+            db.execute("INSERT INTO stages VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT(round, stage) "
+                       "DO UPDATE SET status = excluded.status", (round, stage, status, now))
+            if status == "done":
+                db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
+                           (now, json.dumps(summary or {}), round, stage))
+
+    def stages(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM stages ORDER BY round, started")
+
+    # items and attempts ------------------------------------------------------------------
+    def add_items(self, split: str, problems: Iterable) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, ?, ?)",
+                           [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta)))
+                            for i, p in enumerate(problems)])
+
+    def add_attempts(self, phase: str, attempts: Iterable[Attempt]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(a.round, a.split, phase, a.item_id, a.output, a.answer, int(a.correct))
+                            for a in attempts])
+
+    def attempts(self, round: int, split: str, phase: str) -> list[Attempt]:
+        rows = self.query("SELECT * FROM attempts WHERE round = ? AND split = ? AND phase = ?",
+                          (round, split, phase))
+        return [Attempt(r["round"], r["split"], r["item_id"], r["output"], r["answer"],
+                        bool(r["correct"])) for r in rows]
+
+    def accuracy(self, round: int, split: str, phase: str) -> tuple[float, int] | None:
+        row = self.query("SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = ? AND split = ? "
+                         "AND phase = ?", (round, split, phase))[0]
+        return (row[0], row[1]) if row[1] else None
+
+    # mistakes ----------------------------------------------------------------------------
+    def add_mistakes(self, mistakes: Iterable[Mistake]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO mistakes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(m.round, m.item_id, i, m.question, m.gold, m.wrong_output,
+                             m.wrong_answer, json.dumps(m.extra)) for i, m in enumerate(mistakes)])
+
+    def mistakes(self, round: int) -> list[Mistake]:
+        rows = self.query("SELECT * FROM mistakes WHERE round = ? ORDER BY ord", (round,))
+        return [Mistake(r["round"], r["item_id"], r["question"], r["gold"], r["wrong_output"],
+                        r["wrong_answer"], json.loads(r["extra"])) for r in rows]
+
+    # teacher calls: the cache --------------------------------------------------------------
+    def cached_call(self, key: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
+        return rows[0] if rows else None
+
+    def record_call(self, key: str, call: dict | None, outputs: Iterable[tuple[str, tuple]] = ()) -> None:
+        """Store one finished call together with the records made from it, atomically.
+
+        ``outputs`` are (table, row) pairs written in the same transaction, so a kill between the
+        call and its records cannot happen. ``call`` None writes the records of a cached call."""
+        with self.tx() as db:
+            if call is not None:
+                db.execute("INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
+                           " :purpose, :item_id, :request, :response, :prompt_tokens,"
+                           " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
+                           {**call, "key": key})
+            for table, row in outputs:
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+
+    def spent_usd(self) -> float:
+        return self.query("SELECT COALESCE(SUM(cost_usd), 0) FROM calls")[0][0]
+
+    # writings, reviews, verdicts ---------------------------------------------------------
+    def add_writings(self, writings: Iterable[Writing]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
+                           [(w.round, w.item_id, w.kind, w.teacher, w.text) for w in writings])
+
+    def writings(self, round: int, kind: str | None = None) -> list[Writing]:
+        sql = "SELECT * FROM writings WHERE round = ?" + (" AND kind = ?" if kind else "")
+        rows = self.query(sql, (round, kind) if kind else (round,))
+        return [Writing(r["round"], r["item_id"], r["kind"], r["teacher"], r["text"]) for r in rows]
+
+    def add_reviews(self, reviews: Iterable[Review]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                           [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score)
+                            for r in reviews])
+
+    def reviews(self, round: int, kind: str | None = None) -> list[Review]:
+        sql = "SELECT * FROM reviews WHERE round = ?" + (" AND kind = ?" if kind else "")
+        rows = self.query(sql, (round, kind) if kind else (round,))
+        return [Review(r["round"], r["item_id"], r["kind"], r["author"], r["reviewer"], r["raw"],
+                       r["score"]) for r in rows]
+
+    def set_verdicts(self, round: int, verdicts: Iterable[Verdict]) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM verdicts WHERE round = ?", (round,))
+            db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(v.round, v.item_id, v.kind, v.author, int(v.accepted), v.value, v.reason)
+                            for v in verdicts])
+
+    def verdicts(self, round: int, kind: str | None = None) -> list[Verdict]:
+        sql = "SELECT * FROM verdicts WHERE round = ?" + (" AND kind = ?" if kind else "")
+        rows = self.query(sql, (round, kind) if kind else (round,))
+        return [Verdict(r["round"], r["item_id"], r["kind"], r["author"], bool(r["accepted"]),
+                        r["value"], r["reason"]) for r in rows]
+
+    # failures and events -------------------------------------------------------------------
+    def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                       (round, stage, item_id, teacher, reason))
+
+    def clear_failures(self, round: int, stage: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM failures WHERE round = ? AND stage = ?", (round, stage))
+
+    def failures(self, round: int | None = None) -> list[sqlite3.Row]:
+        if round is None:
+            return self.query("SELECT * FROM failures ORDER BY round, stage, item_id")
+        return self.query("SELECT * FROM failures WHERE round = ? ORDER BY stage, item_id", (round,))
+
+    def add_events(self, events: list[dict]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT INTO events(ts, type, data) VALUES (?, ?, ?)",
+                           [(e["ts"], e["type"], json.dumps(e)) for e in events])

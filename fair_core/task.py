@@ -1,0 +1,77 @@
+"""The task contract: where problems come from, how prompts read, how answers are judged."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Mapping
+
+from .errors import DataError
+
+# Prompt kinds every task provides, with the fields each template may use.
+PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
+    "student": ("question",),  # the student answers a question (examine / evaluate)
+    "explain": ("question", "student_answer", "gold"),  # a teacher explains the student's mistake
+    "solve": ("question",),  # a teacher writes its own rationale (no hint)
+    "review": ("question", "rationale", "gold"),  # a teacher scores a peer's rationale 1-5
+    "review_feedback": ("question", "student_answer", "feedback", "gold"),  # scores peer feedback
+    "learn_feedback": ("question", "student_answer"),  # student's training prompt, feedback target
+    "learn_rationale": ("question",),  # student's training prompt, rationale target
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    gold: str  # canonical gold answer, as the task's extraction would produce it
+    meta: Mapping = field(default_factory=dict)
+
+
+def data_root(explicit: str | Path | None = None) -> Path | None:
+    """The local data folder: explicit, else $FAIR_DATA_DIR, else ../shared/data beside the repo."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("FAIR_DATA_DIR"):
+        return Path(os.environ["FAIR_DATA_DIR"])
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+class Task(ABC):
+    """A reasoning task. Subclasses set ``name``, ``hub_id`` and ``default_prompts``."""
+
+    name: ClassVar[str]
+    hub_id: ClassVar[str]
+    default_prompts: ClassVar[Mapping[str, str]]
+
+    def __init__(self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | None = None,
+                 seed: int = 0):
+        self.data_dir = data_root(data_dir)
+        if data_dir and not self.data_dir.is_dir():
+            raise DataError(f"data dir {data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR at a folder")
+        unknown = set(prompts or {}) - set(PROMPT_FIELDS)
+        if unknown:
+            raise DataError(f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
+                            f"use one of {', '.join(PROMPT_FIELDS)}")
+        self.prompts = {**self.default_prompts, **(prompts or {})}
+        self.seed = seed
+
+    @abstractmethod
+    def load(self, split: str) -> list[Problem]:
+        """Problems of split "train" or "test", in a deterministic order."""
+
+    @abstractmethod
+    def extract(self, text: str) -> str | None:
+        """The final answer in a model's output, canonicalised; None when there is none. Never raises."""
+
+    def is_correct(self, predicted: str | None, gold: str) -> bool:
+        return predicted is not None and predicted == gold
+
+    def prompt(self, kind: str, **fields: str) -> str:
+        return self.prompts[kind].format(**fields)

@@ -1,0 +1,122 @@
+"""The litellm teacher: any provider litellm knows, or any OpenAI-compatible base URL.
+
+OpenAI-compatible endpoints (an ``api_base`` with an ``openai/`` model, or ``transport = "http"``)
+go through our lean HTTP client by default: litellm's own call costs ~8 ms of CPU, which caps a
+2-core client near 120 calls per second. ``transport = "litellm"`` forces litellm.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fair_core.errors import FairError
+from fair_core.gateway.backend import Backend, Completion, PermanentError, Request, TransientError
+
+from .pricing import price
+
+PERMANENT = {400, 401, 403, 404, 422}
+
+
+def import_litellm():
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def classify(status: int | None, reason: str, retry_after: float | None = None) -> Exception:
+    if status in PERMANENT:
+        return PermanentError(f"HTTP {status}: {reason}")
+    return TransientError(f"HTTP {status}: {reason}" if status else reason, retry_after)
+
+
+class LiteLLMTeacher(Backend):
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.direct = config.transport == "http" or (
+            config.transport == "auto" and config.api_base is not None
+            and (config.model.startswith("openai/") or "/" not in config.model))
+        self._client = None
+        self._price = price(config.model)
+
+    def _key(self) -> str | None:
+        env = self.config.api_key_env
+        return os.environ.get(env) if env else None
+
+    def check(self) -> None:
+        name, env = self.config.name, self.config.api_key_env
+        if not self.config.model:
+            raise FairError(f"teacher {name!r} has no model: set model, e.g. \"openai/gpt-4o-mini\"")
+        if env and not os.environ.get(env):
+            raise FairError(f"teacher {name!r}: environment variable {env} is not set: export it with "
+                            f"the provider's API key")
+        if self.direct:
+            return
+        litellm = import_litellm()
+        try:
+            litellm.get_llm_provider(self.config.model, api_base=self.config.api_base)
+        except Exception:
+            raise FairError(f"teacher {name!r}: litellm does not know model {self.config.model!r}: use a "
+                            f"provider-prefixed name such as openai/gpt-4o-mini") from None
+        if not env and not self.config.api_base:
+            missing = litellm.validate_environment(self.config.model).get("missing_keys") or []
+            if missing:
+                raise FairError(f"teacher {name!r}: environment variable {missing[0]} is not set: export "
+                                f"it, or name another one with api_key_env")
+
+    async def complete(self, request: Request) -> Completion:
+        if self.direct:
+            return await self._complete_http(request)
+        return await self._complete_litellm(request)
+
+    async def _complete_http(self, request: Request) -> Completion:
+        from fair_core.gateway.http import BadResponse, ChatClient, ConnectionLost, HTTPError
+
+        if self._client is None:
+            base = self.config.api_base or "https://api.openai.com/v1"
+            self._client = ChatClient(base, api_key=self._key(), max_connections=self.config.concurrency)
+        model = self.config.model.removeprefix("openai/")
+        try:
+            c = await self._client.complete(model, list(request.messages), self.config.params,
+                                            timeout=self.config.timeout_s)
+        except HTTPError as e:
+            raise classify(e.status, e.message[:200], e.retry_after) from None
+        except (ConnectionLost, BadResponse, OSError) as e:
+            raise TransientError(f"{type(e).__name__}: {e}"[:200]) from None
+        return Completion(c.text, c.prompt_tokens, c.completion_tokens)
+
+    async def _complete_litellm(self, request: Request) -> Completion:
+        litellm = import_litellm()
+        try:
+            r = await litellm.acompletion(model=self.config.model, messages=list(request.messages),
+                                          api_base=self.config.api_base, api_key=self._key(),
+                                          timeout=self.config.timeout_s, num_retries=0, **self.config.params)
+        except Exception as e:  # litellm maps every provider error onto openai's exception types
+            status = getattr(e, "status_code", None)
+            raise classify(status if isinstance(status, int) else None,
+                           f"{type(e).__name__}: {e}".splitlines()[0][:200], _retry_after(e)) from None
+        usage = getattr(r, "usage", None)
+        text = r.choices[0].message.content or ""
+        return Completion(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+    def cost(self, completion: Completion) -> float | None:
+        if self._price is None:
+            return None
+        return completion.prompt_tokens * self._price[0] + completion.completion_tokens * self._price[1]
+
+    def identity(self) -> dict:
+        return {"backend": "litellm", "model": self.config.model, "api_base": self.config.api_base,
+                "params": self.config.params}
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _retry_after(e: Exception) -> float | None:
+    headers = getattr(getattr(e, "response", None), "headers", None) or getattr(e, "litellm_response_headers", None)
+    try:
+        return float(headers.get("retry-after")) if headers and headers.get("retry-after") else None
+    except (TypeError, ValueError):
+        return None
