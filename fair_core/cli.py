@@ -37,6 +37,16 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    task = get_host().get("tasks", args.task)(data_dir=args.data_dir)
+    for split in ("train", "test"):
+        problems = task.load(split)
+        print(f"{args.task} {split}: {len(problems)} items")
+        for p in problems[: args.show]:
+            print(f"  [{p.id}] {p.question[:100]!r} -> {p.gold}")
+    return 0
+
+
 def cmd_run(args) -> int:
     from . import config as cfg
     from .console import ConsoleSink
@@ -130,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list the loaded plugins and what they register")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("data", help="load a task's train and test splits and show a few items")
+    p.add_argument("task", help="task name (see `fair plugins`)")
+    p.add_argument("--data-dir", help="folder with the upstream files (default: $FAIR_DATA_DIR)")
+    p.add_argument("--show", type=int, default=2, help="items to show per split")
+    p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("run", help="run (or resume) the FAIR pipeline from a TOML config")
     p.add_argument("config", help="the run's TOML config (see configs/)")

@@ -24,7 +24,9 @@ def _round(store: Store, r: int) -> dict:
     before, after = store.accuracy(r, "test", "before"), store.accuracy(r, "test", "after")
     train = store.accuracy(r, "train", "before")
     units = units_of(reviews)
-    complete = [u for u in units if None not in u and len(u) == len(units[0])] if units else []
+    # Fleiss' kappa needs every unit rated by the same number (>= 2) of reviewers
+    width = max((len(u) for u in units), default=0)
+    complete = [u for u in units if None not in u and len(u) == width] if width >= 2 else []
     return {
         "round": r,
         "items": len(mistakes),

@@ -32,21 +32,25 @@ class Runner:
         self.task = self._task()
         self.gateway: Gateway | None = None
         self._student = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.cancelled = False
 
-    # control ---------------------------------------------------------------------------------
+    # control: safe to call from any thread (the TUI runs the pipeline in a worker thread) -------
     def pause(self) -> None:
-        if self.gateway:
-            self.gateway.pause()
+        """Stop starting teacher calls; those in flight finish."""
+        self._on_loop(lambda: self.gateway and self.gateway.pause())
 
     def resume(self) -> None:
-        if self.gateway:
-            self.gateway.resume()
+        self._on_loop(lambda: self.gateway and self.gateway.resume())
 
     def cancel(self) -> None:
+        """Stop after the calls in flight; the run stays resumable."""
         self.cancelled = True
-        if self.gateway:
-            self.gateway.cancel()
+        self._on_loop(lambda: self.gateway and self.gateway.cancel())
+
+    def _on_loop(self, fn) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)
 
     # setup -----------------------------------------------------------------------------------
     def _task(self):
@@ -119,6 +123,7 @@ class Runner:
         asyncio.run(self._run())
 
     async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         store = self.run_.store
         try:
             for r in range(self.config.rounds):

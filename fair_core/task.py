@@ -53,8 +53,9 @@ class Task(ABC):
     def __init__(self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | None = None,
                  seed: int = 0):
         self.data_dir = data_root(data_dir)
-        if data_dir and not self.data_dir.is_dir():
-            raise DataError(f"data dir {data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR at a folder")
+        if (data_dir or os.environ.get("FAIR_DATA_DIR")) and not self.data_dir.is_dir():
+            raise DataError(f"data dir {self.data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR "
+                            f"at the folder that holds {self.name}/")
         unknown = set(prompts or {}) - set(PROMPT_FIELDS)
         if unknown:
             raise DataError(f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
@@ -69,6 +70,11 @@ class Task(ABC):
     @abstractmethod
     def extract(self, text: str) -> str | None:
         """The final answer in a model's output, canonicalised; None when there is none. Never raises."""
+
+    def extract_for(self, problem: Problem, text: str) -> str | None:
+        """The answer in ``text`` for this problem; tasks whose answers can be quoted from the
+        problem itself (an option's text) override it."""
+        return self.extract(text)
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:
         return predicted is not None and predicted == gold

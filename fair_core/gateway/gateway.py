@@ -42,6 +42,7 @@ class Gateway:
         self.running.set()
         self.cancelled = False
         self._budget_said = False
+        self._inflight: dict[str, asyncio.Future] = {}
         self._rng = random.Random(seed)
 
     # control (the TUI and the runner call these) ---------------------------------------------
@@ -62,21 +63,44 @@ class Gateway:
         return hashlib.sha256(body.encode()).hexdigest(), body
 
     async def call(self, request: Request, outputs: Outputs) -> str:
-        """The answer to ``request`` (from the cache when it was answered before)."""
+        """The answer to ``request``: from the cache when it was answered before, shared with an
+        identical request in flight, else sent (with retries)."""
         key, body = self.key(request)
-        cached = self.store.cached_call(key)
-        if cached is not None:
-            self.store.record_call(key, None, outputs(cached["response"], key))
-            self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
-            return cached["response"]
+        shared = self._inflight.get(key)
+        if shared is None:
+            cached = self.store.cached_call(key)
+            if cached is None:
+                return await self._single_flight(key, body, request, outputs)
+            text = cached["response"]
+        else:
+            text = await shared
+        self.store.record_call(key, None, outputs(text, key))
+        self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
+        return text
+
+    async def _single_flight(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unshared
+        self._inflight[key] = future
+        try:
+            text = await self._send(key, body, request, outputs)
+        except BaseException as e:
+            future.set_exception(e if isinstance(e, CallFailure) else CallFailure("interrupted"))
+            raise
+        finally:
+            del self._inflight[key]
+        future.set_result(text)
+        return text
+
+    async def _send(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
         backend = self.teachers[request.teacher]
         cfg = backend.config
         limits = self.limits[request.teacher]
         attempt = 0
         while True:
             await self.running.wait()
-            self._check_go(request)
             async with limits.slots:
+                self._check_go(request)  # checked with a slot in hand: the budget is current
                 await limits.admit(_estimate_tokens(request, cfg.params))
                 self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
                 start = time.perf_counter()

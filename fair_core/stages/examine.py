@@ -32,7 +32,7 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
         outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick)
         attempts = []
         for p, out in zip(chunk, outputs):
-            got = ctx.task.extract(out)
+            got = ctx.task.extract_for(p, out)
             attempts.append(Attempt(ctx.round, split, p.id, out, got, ctx.task.is_correct(got, p.gold)))
         ctx.store.add_attempts(phase, attempts)
         done.update((a.item_id, a) for a in attempts)

@@ -90,7 +90,9 @@ class LiteLLMTeacher(Backend):
         litellm = import_litellm()
         try:
             r = await litellm.acompletion(model=self.config.model, messages=list(request.messages),
-                                          api_base=self.config.api_base, api_key=self._key(),
+                                          api_base=self.config.api_base,
+                                          # a keyless local server still needs some key for the openai client
+                                          api_key=self._key() or ("none" if self.config.api_base else None),
                                           timeout=self.config.timeout_s, num_retries=0, **self.config.params)
         except Exception as e:  # litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)

@@ -1,0 +1,34 @@
+"""Student fine-tuning, run in its own process: ``python -m fair_core.training --run-dir RUN
+--round R --base MODEL [--adapter PREV] [--merge]``, or the same under ``accelerate launch``.
+
+It reads ``RUN/rounds/R/train.jsonl`` (one feedback + rationale pair per line) and
+``RUN/config.toml``, and writes in ``RUN/rounds/R/``: ``checkpoints/``, ``adapter/`` (LoRA) or
+``model/`` (full fine-tuning), ``merged/`` with --merge, and ``progress.jsonl`` for the parent
+to tail. A rerun resumes from the newest checkpoint. This module stays light (no torch):
+the engine imports it only to build the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def command(run_dir, round, base, adapter=None, merge=False, launcher="python") -> list[str]:
+    """The argv that trains round ``round`` of ``run_dir``; ``launcher`` is train.launcher.
+
+    "accelerate" runs ``accelerate launch`` through this interpreter, so it picks up the user's
+    accelerate config (several GPUs, DeepSpeed, FSDP) without needing the script on PATH.
+    """
+    if launcher == "python":
+        head = [sys.executable, "-m", "fair_core.training"]
+    elif launcher == "accelerate":
+        head = [sys.executable, "-m", "accelerate.commands.launch", "--module", "fair_core.training"]
+    else:
+        raise ValueError(f"unknown launcher {launcher!r}: use python or accelerate")
+    argv = head + ["--run-dir", str(Path(run_dir)), "--round", str(round), "--base", str(base)]
+    if adapter is not None:
+        argv += ["--adapter", str(adapter)]
+    if merge:
+        argv.append("--merge")
+    return argv

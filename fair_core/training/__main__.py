@@ -1,0 +1,33 @@
+"""``python -m fair_core.training``: train one round's student; a user mistake is one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..errors import FairError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fair_core.training", description=__doc__)
+    parser.add_argument("--run-dir", required=True, help="the run folder (config.toml, rounds/)")
+    parser.add_argument("--round", type=int, required=True, help="the round whose train.jsonl to learn")
+    parser.add_argument("--base", required=True, help="local Hugging Face model folder to fine-tune")
+    parser.add_argument("--adapter", help="a LoRA adapter to continue training (e.g. the previous round's)")
+    parser.add_argument("--merge", action="store_true", help="also write merged/: base + adapter as one model")
+    args = parser.parse_args(argv)
+    # peft still reads a property that transformers 5 deprecated; nothing for a user to act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    try:
+        from .trainer import train
+
+        train(args.run_dir, args.round, args.base, args.adapter, args.merge)
+    except FairError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

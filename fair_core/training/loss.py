@@ -1,0 +1,82 @@
+"""The joint loss L = alpha * L_feedback + (1 - alpha) * L_rationale, in one forward pass.
+
+Each term is the mean cross-entropy over the response tokens of its half of the batch. The
+decoder body runs once over the whole batch; the output head runs only at the positions that
+predict a response token (a fraction of all positions), so the full [batch, length, vocab]
+logits are never built. The loss is an ``nn.Module`` around the model so that accelerate's
+wrappers (DDP, FSDP, DeepSpeed, autocast) see every forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .collator import FEEDBACK, IGNORE
+
+
+def _base(model):
+    """The transformers model inside a peft wrapper (LoRA layers are injected into it in place)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, sliced: bool = True):
+    """Per-token cross-entropy at every labelled position, and the boolean mask of those positions
+    (aligned with ``labels[:, 1:]``). ``sliced``: apply the output head only where needed."""
+    target = labels[:, 1:]
+    keep = target != IGNORE
+    inputs = {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": attention_mask,
+              "use_cache": False}
+    if sliced:
+        base = _base(model)
+        hidden = base.get_decoder()(**inputs).last_hidden_state
+        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    else:
+        logits = model(**inputs).logits[:, :-1][keep]
+    return F.cross_entropy(logits.float(), target[keep], reduction="none"), keep
+
+
+class JointLoss(torch.nn.Module):
+    def __init__(self, model, alpha: float, sliced: bool = True):
+        super().__init__()
+        self.model = model
+        self.alpha = alpha
+        self.sliced = sliced
+
+    def forward(self, input_ids, labels, kinds, position_ids=None, attention_mask=None):
+        nll, keep = token_nll(self.model, input_ids, labels, position_ids, attention_mask, self.sliced)
+        is_feedback = kinds[:, 1:][keep] == FEEDBACK
+        n_f = is_feedback.sum().clamp(min=1)
+        n_r = (~is_feedback).sum().clamp(min=1)
+        loss_f = nll[is_feedback].sum() / n_f
+        loss_r = nll[~is_feedback].sum() / n_r
+        loss = self.alpha * loss_f + (1 - self.alpha) * loss_r
+        return loss, loss_f.detach(), loss_r.detach()
+
+
+@torch.no_grad()
+def probe(model, first: list[int], second: list[int]) -> tuple[bool, bool]:
+    """Whether this model allows (the sliced head, packed rows), checked on two real sequences.
+
+    A model may post-process its logits (soft-capping, scaling) so that the bare head differs,
+    or build its attention mask without looking at position ids; either check then fails and
+    the trainer falls back to the plain path for that feature.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    a = torch.tensor([first], device=device)
+    b = torch.tensor([second], device=device)
+    full_a, _ = token_nll(model, a, a, sliced=False)
+    full_b, _ = token_nll(model, b, b, sliced=False)
+    sliced_a, _ = token_nll(model, a, a, sliced=True)
+    tol = 1e-3 if next(model.parameters()).dtype == torch.float32 else 5e-2
+    sliced_ok = torch.allclose(sliced_a, full_a, atol=tol, rtol=tol)
+    packed = torch.cat([a, b], dim=1)
+    positions = torch.cat([torch.arange(a.shape[1]), torch.arange(b.shape[1])])[None].to(device)
+    labels = packed.clone()
+    labels[0, a.shape[1]] = IGNORE  # the first token of the second sequence has no predictor
+    nll, _ = token_nll(model, packed, labels, positions, sliced=sliced_ok)
+    packed_ok = torch.allclose(nll, torch.cat([full_a, full_b]), atol=tol, rtol=tol)
+    model.train(was_training)
+    return sliced_ok, bool(packed_ok)

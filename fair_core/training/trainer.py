@@ -1,0 +1,325 @@
+"""The student fine-tuning of one round: an accelerate loop around the joint loss.
+
+Why a plain accelerate loop and not transformers' Trainer: the loss needs its own forward (the
+decoder body, then the head only at response positions, both halves of a pair in one pass),
+its own batches (pairs, length-grouped, packed) and its own checkpoint folders (written whole
+or not at all, holding only the trainable weights). Trainer would need each of those
+overridden; accelerate still gives DDP, FSDP and DeepSpeed (``accelerate launch``), mixed
+precision, gradient accumulation and the saving of optimizer, scheduler and RNG state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig, load
+from ..errors import FairError
+from .checkpoint import Checkpoints, clean_leftovers, publish, staging
+from .collator import PairCollator
+from .data import Encoder, LengthGroupedBatches, read_pairs
+from .loss import JointLoss, probe
+from .progress import Meter, ProgressLog
+
+WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (as the paper)
+MAX_GRAD_NORM = 1.0
+MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+
+
+def say(msg: str) -> None:
+    print(f"[train] {msg}", file=sys.stderr, flush=True)
+
+
+def resolve_precision(name: str) -> str:
+    """fp32, bf16 or fp16: "auto" is bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU."""
+    cuda = torch.cuda.is_available()
+    if name == "auto":
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if name == "fp16" and not cuda:
+        raise FairError("train.precision fp16 needs a CUDA GPU: use bf16 or fp32 on this machine")
+    return name
+
+
+def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
+    if not (base / "config.json").is_file():
+        raise FairError(f"base model {base} not found: pass a local Hugging Face model folder (with config.json)")
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        raise FairError(f"adapter {adapter} not found: no adapter_config.json in it")
+    if train.method == "qlora":
+        if not torch.cuda.is_available():
+            raise FairError("train.method qlora needs a CUDA GPU: use lora or full on this machine")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise FairError("train.method qlora needs bitsandbytes: pip install bitsandbytes, or use lora")
+
+
+def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapter: Path | None):
+    """The model to train: LoRA (or QLoRA) adapters on a frozen base, or every weight (full)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    # Frozen weights can live in half precision; weights that the optimizer updates stay fp32
+    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights).
+    dtype = half if half is not None and train.method != "full" else torch.float32
+    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
+    if half is not None and torch.cuda.is_available() and importlib.util.find_spec("flash_attn"):
+        kwargs["attn_implementation"] = "flash_attention_2"
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if train.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=half or torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    model.config.use_cache = False
+    checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    if train.method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
+                                                **checkpointing)
+    elif train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(**checkpointing)
+    if train.method == "full":
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    lora = LoraConfig(task_type="CAUSAL_LM", r=train.lora_r, lora_alpha=train.lora_alpha,
+                      lora_dropout=train.lora_dropout, target_modules=train.target_modules)
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as e:
+        raise FairError(f"LoRA cannot be set up for {base.name}: {str(e).splitlines()[0]} "
+                        "(set train.target_modules)") from None
+
+
+def _trainable_only(models, weights, output_dir) -> None:
+    """accelerate save hook: a checkpoint holds the weights being trained, not the frozen base."""
+    for i, (model, state) in enumerate(zip(models, weights)):
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        weights[i] = OrderedDict((k, v) for k, v in state.items() if k in names)
+
+
+def fingerprint(data: Path, train: TrainConfig, base: Path, adapter: Path | None, chat_template: bool) -> str:
+    """What a checkpoint must share with this run to be resumed by it."""
+    settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to"})
+    h = hashlib.sha256(data.read_bytes())
+    h.update(json.dumps([settings, str(base.resolve()), str(adapter and adapter.resolve()), chat_template],
+                        sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+class Trainer:
+    """Set up from a run folder, then :meth:`run`: resume, train, write the outputs."""
+
+    def __init__(self, run_dir: str | Path, round_: int, base: str | Path,
+                 adapter: str | Path | None = None, merge: bool = False):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedType
+        from torch.utils.data import DataLoader
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        run_dir = Path(run_dir)
+        self.dir = run_dir / "rounds" / str(round_)
+        config = load(run_dir / "config.toml")
+        self.train_cfg = t = config.train
+        self.base = Path(base)
+        self.adapter = Path(adapter) if adapter else None
+        self.merge = merge
+        rows = read_pairs(self.dir / "train.jsonl")
+        check_inputs(t, self.base, self.adapter)
+        self.fingerprint = fingerprint(self.dir / "train.jsonl", t, self.base, self.adapter,
+                                       config.student.chat_template)
+
+        precision = resolve_precision(t.precision)
+        trackers = [name for name in t.report_to
+                    if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
+        for name in set(t.report_to) - set(trackers):
+            say(f"report_to {name!r} skipped: it is not installed")
+        self.acc = acc = Accelerator(mixed_precision=MIXED[precision], gradient_accumulation_steps=t.grad_accum,
+                                     log_with=trackers or None, project_dir=str(self.dir / "logs"))
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base)
+        encode = Encoder(self.tokenizer, config.student.chat_template, t.max_length)
+        self.pairs = [encode.pair(row) for row in rows]
+
+        torch.manual_seed(t.seed)  # the initial LoRA weights
+        local = acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU)
+        device_map = {"": acc.device} if local and acc.device.type == "cuda" else None
+        model = load_model(self.base, t, precision, device_map, self.adapter)
+        first = self.pairs[0]
+        self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
+        if not (self.sliced and self.packed):
+            say(f"this model needs the plain path: sliced head {self.sliced}, packed rows {self.packed}")
+
+        pad = self.tokenizer.pad_token_id
+        collate = PairCollator(self.tokenizer.eos_token_id if pad is None else pad, self.packed,
+                               multiple_of=8 if acc.device.type == "cuda" else 1)
+        self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
+        loader = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
+        self.loss, self.optimizer, self.loader = acc.prepare(JointLoss(model, t.alpha, self.sliced), optimizer, loader)
+        self.steps_per_epoch = math.ceil(len(self.loader) / t.grad_accum)
+        self.max_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
+        warm = max(1, round(WARMUP * self.max_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+        acc.register_for_checkpointing(self.scheduler)
+        acc.register_save_state_pre_hook(_trainable_only)
+        self.checkpoints = Checkpoints(self.dir / "checkpoints")
+        if trackers:
+            acc.init_trackers("fair", config={**t.model_dump(mode="json"), "pairs": len(self.pairs)})
+
+    # -- resume ------------------------------------------------------------------------------
+
+    def resume(self) -> int:
+        """Load the newest complete checkpoint, if any; the optimizer step it ended at."""
+        acc = self.acc
+        if acc.is_main_process:
+            clean_leftovers(self.dir)
+            clean_leftovers(self.checkpoints.folder)
+        acc.wait_for_everyone()
+        latest = self.checkpoints.latest()
+        if latest is None:
+            return 0
+        state = Checkpoints.state(latest)
+        if state.get("fingerprint") != self.fingerprint:
+            raise FairError(f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
+                            "delete that folder to train this round afresh")
+        acc.load_state(str(latest), strict=False)
+        say(f"resumed from {latest.name}")
+        return state["step"]
+
+    def save_checkpoint(self, step: int) -> None:
+        acc = self.acc
+        tmp = self.checkpoints.staging(step)
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            self.checkpoints.commit(tmp, step, {"step": step, "max_steps": self.max_steps,
+                                                "fingerprint": self.fingerprint})
+        acc.wait_for_everyone()
+
+    # -- training ----------------------------------------------------------------------------
+
+    def fit(self, start: int, log: ProgressLog | None) -> tuple[Meter, dict | None]:
+        acc, t = self.acc, self.train_cfg
+        meter = Meter(start, self.max_steps)
+        step, last = start, None
+        self.loss.train()
+        while step < self.max_steps:
+            epoch, done = divmod(step, self.steps_per_epoch)
+            self.batches.epoch = epoch
+            loader = acc.skip_first_batches(self.loader, done * t.grad_accum) if done else self.loader
+            sums, k = torch.zeros(8, device=acc.device), 0
+            for batch in loader:
+                counts = batch.pop("counts")
+                # Dropout draws depend on the position in training only, so a resumed run
+                # replays exactly what an uninterrupted one would have drawn.
+                torch.manual_seed(hash((t.seed, step, k, acc.process_index)) & (2**63 - 1))
+                with acc.accumulate(self.loss):
+                    loss, loss_f, loss_r = self.loss(**batch)
+                    acc.backward(loss)
+                    if acc.sync_gradients:
+                        acc.clip_grad_norm_(self.loss.parameters(), MAX_GRAD_NORM)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                k += 1
+                sums += torch.cat([torch.stack([loss.detach(), loss_f, loss_r, torch.ones_like(loss_f)]).float(),
+                                   counts.float()])
+                if not acc.sync_gradients:
+                    continue
+                lr = self.scheduler.get_last_lr()[0]
+                if not acc.optimizer_step_was_skipped:
+                    self.scheduler.step()
+                step += 1
+                last = self._record(step, lr, acc.reduce(sums, "sum"), meter)
+                if log:
+                    log.write(last)
+                sums, k = torch.zeros_like(sums), 0
+                if step % t.save_steps == 0 or step == self.max_steps:
+                    self.save_checkpoint(step)
+                if step >= self.max_steps:
+                    break
+        return meter, last
+
+    def _record(self, step: int, lr: float, sums, meter: Meter) -> dict:
+        loss, loss_f, loss_r, micro, pairs, n_f, n_r, inputs = sums.tolist()
+        meter.add(int(pairs), int(n_f + n_r), int(inputs))
+        record = {"type": "train_step", "step": step, "max_steps": self.max_steps,
+                  "epoch": round(step / self.steps_per_epoch, 4), "loss": round(loss / micro, 5),
+                  "loss_feedback": round(loss_f / micro, 5), "loss_rationale": round(loss_r / micro, 5),
+                  "learning_rate": lr, **meter.rates(step)}
+        meter.losses.append(record["loss"])
+        if self.acc.trackers:
+            self.acc.log({k: v for k, v in record.items() if isinstance(v, float)}, step=step)
+        return record
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def save_outputs(self) -> Path:
+        """The final adapter (LoRA) or model (full) with the tokenizer, published whole."""
+        acc = self.acc
+        acc.wait_for_everyone()
+        state = acc.get_state_dict(self.loss)  # gathers shards under FSDP / DeepSpeed
+        final = self.dir / ("model" if self.train_cfg.method == "full" else "adapter")
+        if acc.is_main_process:
+            tmp = staging(final)
+            state = {k.removeprefix("model."): v for k, v in state.items()}
+            acc.unwrap_model(self.loss).model.save_pretrained(tmp, state_dict=state)
+            self.tokenizer.save_pretrained(tmp)
+            publish(tmp, final)
+        acc.wait_for_everyone()
+        return final
+
+    def merge_adapter(self, adapter: Path) -> Path:
+        """Base + final adapter as one plain model (main process, after training memory is freed)."""
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        final = self.dir / "merged"
+        tmp = staging(final)
+        model = AutoModelForCausalLM.from_pretrained(self.base, dtype="auto")
+        PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        publish(tmp, final)
+        return final
+
+    def run(self) -> dict:
+        acc = self.acc
+        start = self.resume()
+        log = ProgressLog(self.dir / "progress.jsonl") if acc.is_main_process else None
+        meter, last = self.fit(start, log)
+        output = self.save_outputs()
+        merged = None
+        if self.merge and self.train_cfg.method != "full":
+            acc.free_memory(self.loss, self.optimizer)
+            self.loss = self.optimizer = None
+            if acc.is_main_process:
+                merged = self.merge_adapter(output)
+            acc.wait_for_everyone()
+        done = {"type": "train_done", "step": self.max_steps, "max_steps": self.max_steps,
+                "resumed_from": start, "epoch": round(self.max_steps / self.steps_per_epoch, 4),
+                "loss": last["loss"] if last else None,
+                "mean_loss": round(sum(meter.losses) / len(meter.losses), 5) if meter.losses else None,
+                "runtime_s": round(meter.elapsed, 2), **meter.rates(self.max_steps),
+                "pairs": len(self.pairs), "method": self.train_cfg.method, "packed": self.packed,
+                "sliced_head": self.sliced, "output": str(output), "merged": str(merged) if merged else None}
+        if log:
+            log.write(done)
+            log.close()
+        acc.end_training()
+        return done
+
+
+def train(run_dir, round_: int, base, adapter=None, merge: bool = False) -> dict:
+    """Train the student of round ``round_`` of the run in ``run_dir``; the train_done summary."""
+    return Trainer(run_dir, round_, base, adapter, merge).run()

@@ -1,0 +1,20 @@
+"""The numeric answer contract shared by GSM8K and SVAMP."""
+
+from __future__ import annotations
+
+from fair_core.task import Task
+
+from . import prompts
+from .extract import extract_number, numbers_equal
+
+
+class NumericAnswers(Task):
+    """Answers are numbers: canonical strings compared within 1e-6 (relative or absolute)."""
+
+    default_prompts = prompts.NUMBER
+
+    def extract(self, text: str) -> str | None:
+        return extract_number(text)
+
+    def is_correct(self, predicted: str | None, gold: str) -> bool:
+        return numbers_equal(predicted, gold)

@@ -1,0 +1,52 @@
+"""Default prompt templates, after the FAIR paper's own (Learn-from-Committee, all_prompts.py).
+
+The paper's teacher prompts are kept in spirit: a teacher points out the mistakes in a student's
+incorrect answer with the correct answer as a hint; a reviewer simulates peer review and gives
+one score from 1 to 5 in square brackets; the student trains on "### Instruction / ### Input /
+### Response" prompts. Changes: every answering prompt asks for a closing "The answer is X."
+sentence, so extraction has a marker to find; the student is examined and evaluated with the
+same prompt it is trained on (learn_rationale), so training and testing agree; teacher feedback
+can be reviewed too (review_feedback), which the paper never does.
+
+Scripted test servers tell requests apart by words: only review prompts say "score", only
+feedback prompts say "mistake"; solve and student prompts say neither.
+"""
+
+from __future__ import annotations
+
+_TEACHER = ("Imagine you are a teacher. I will give you one student's incorrect answer to a "
+            "question. Point out the mistakes in the student's answer.")
+_SCORE = ("Think step by step, but end with one integer score from 1 to 5 (the higher, the more "
+          "likely you judge it correct), wrapped in square brackets, such as [4].")
+
+
+def build(answer: str, rationale_intro: str = "Answer the following question.") -> dict[str, str]:
+    """All prompt kinds for a task whose final answer is ``answer`` ("the final number"); the
+    result has exactly the fields of PROMPT_FIELDS."""
+    closing = f'End with the sentence "The answer is <answer>." where <answer> is {answer}.'
+    learn = ("### Instruction:\n" + rationale_intro + " Let's think step by step. " + closing +
+             "\n### Input:\n{question}\n### Response:\n")
+    return {
+        "student": learn,
+        "learn_rationale": learn,
+        "solve": rationale_intro + " Let's think step by step. " + closing + "\nQuestion: {question}\n",
+        "explain": (_TEACHER + "\nQuestion: {question}\nStudent's answer: {student_answer}\n"
+                    "Hint: the correct answer is {gold}.\n"),
+        "learn_feedback": ("### Instruction:\n" + _TEACHER + "\n### Input:\nQuestion: {question}\n"
+                           "Student's answer: {student_answer}\n### Response:\n"),
+        "review": ("Imagine you are a reviewer. I will give you one submission: a rationale for a "
+                   "question. Simulate peer review and judge the rationale for correctness and "
+                   "soundness. " + _SCORE + "\nQuestion: {question}\nRationale: {rationale}\n"
+                   "Hint: the correct answer is {gold}.\n"),
+        "review_feedback": ("Imagine you are a reviewer. I will give you a teacher's feedback on a "
+                            "student's incorrect answer. Simulate peer review and judge whether the "
+                            "feedback finds the student's real errors and leads to the correct "
+                            "answer. " + _SCORE + "\nQuestion: {question}\nStudent's answer: "
+                            "{student_answer}\nFeedback: {feedback}\nHint: the correct answer is {gold}.\n"),
+    }
+
+
+NUMBER = build("the final number (digits only, no units)")
+YES_NO = build('"yes" or "no"', "Answer the following yes/no question, which needs several reasoning steps.")
+LETTER = build("the letter of the correct option (A, B, C or D)",
+               "Answer the following question based on the given context, query and options.")

@@ -1,0 +1,193 @@
+"""The committee against a real local HTTP server: faults, crashes, secrets, budget, bad input."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from fair_core import config as cfg
+from fair_core.host import get_host
+from fair_core.report import build
+from fair_core.rundir import Run
+from fair_core.runner import Runner
+from fair_core.testing.server import fingerprint, serve_in_thread
+
+from committee_setup import committee_config, paper_mistakes
+from helpers import REPO, fair
+
+
+def run_in_process(config_path, run_dir):
+    run = Run(run_dir, cfg.load(config_path))
+    try:
+        Runner(run, get_host()).run()
+    finally:
+        run.close()
+    return build(run_dir)
+
+
+def test_faults_cost_no_data(tmp_path, paper_dir):
+    """20% injected faults of every kind: every item complete or listed as failed with its reason."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 100)
+    faults = {"500": 0.04, "hang": 0.04, "malformed": 0.04, "empty": 0.04, "drop": 0.04}
+    with serve_in_thread(faults=faults, seed=3, hang_seconds=30) as server:
+        config = committee_config(tmp_path, server.url, mistakes, teacher={"transport": "litellm", "timeout_s": 1})
+        report = run_in_process(config, tmp_path / "run")
+        received = Counter(server.received)
+    assert sum(server.faulted.values()) > 150  # the faults really happened
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    assert max(a for (a,) in db.execute("SELECT attempts FROM calls")) <= 4
+    assert max(received.values()) <= 4  # no request sent past its retry limit
+    failed = {(item, teacher, stage): reason for _, stage, item, teacher, reason in
+              db.execute("SELECT * FROM failures")}
+    assert all(reason for reason in failed.values())
+    writings = Counter((i, k) for i, k in db.execute("SELECT item_id, kind FROM writings"))
+    reviews = Counter(i for (i,) in db.execute("SELECT item_id FROM reviews"))
+    failed_items = {item for item, _, _ in failed}
+    for m in range(100):
+        item = str(json.loads(mistakes.read_text())[m]["id"])
+        complete = writings[(item, "feedback")] == 3 and writings[(item, "rationale")] == 3 and reviews[item] == 6
+        assert complete or item in failed_items, item
+    assert report["failures"] == len(failed)
+    assert report["per_teacher"]["t0"]["retries"] > 0
+
+
+def test_crash_in_review_then_resume(tmp_path, paper_dir):
+    """SIGKILL during review, resume: same results as an uninterrupted run, and nothing that was
+    answered and stored before the kill is asked again."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 60)
+    with serve_in_thread(latency=0.03) as server:
+        config = committee_config(tmp_path, server.url, mistakes, teacher={"concurrency": 2})
+        clean = tmp_path / "clean"
+        assert fair("run", config, "--run-dir", clean, "--quiet").returncode == 0
+        server.reset_counts()
+        crashed = tmp_path / "crashed"
+        proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir",
+                                 str(crashed), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                db = sqlite3.connect(crashed / "run.sqlite")
+                if db.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] >= 100:
+                    break
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        answered_before = set(server.answered)
+        db = sqlite3.connect(crashed / "run.sqlite")
+        assert 100 <= db.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] < 360
+        stored = {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
+                  for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+        server.reset_counts()
+        out = fair("run", config, "--run-dir", crashed, "--quiet")
+        assert out.returncode == 0, out.stderr
+        resent = set(server.received) & answered_before
+    assert not resent & stored  # nothing stored before the kill was asked again
+    assert len(resent) <= 6  # only the calls in flight at the kill (3 teachers x concurrency 2)
+
+    def results(run):
+        db = sqlite3.connect(run / "run.sqlite")
+        return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
+                sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
+                sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
+                (run / "rounds" / "0" / "train.jsonl").read_text())
+
+    assert results(crashed) == results(clean)
+
+
+def test_secrets_never_written(tmp_path, paper_dir):
+    secret = "sk-test-9f8e7d6c5b4a39281706"
+    mistakes = paper_mistakes(paper_dir, tmp_path, 5)
+    with serve_in_thread(api_key=secret) as server:
+        for transport in ("http", "litellm"):
+            config = committee_config(tmp_path, server.url, mistakes,
+                                      teacher={"api_key_env": "FAIR_TEST_KEY", "transport": transport})
+            run = tmp_path / f"run-{transport}"
+            out = fair("run", config, "--run-dir", run, env={"FAIR_TEST_KEY": secret})
+            assert out.returncode == 0, out.stderr
+            assert secret not in out.stdout + out.stderr
+            for fmt in ("paper", "jsonl", "hf"):
+                assert fair("export", run, "--format", fmt, "--out", tmp_path / "export" / transport / fmt).returncode == 0
+        assert server.stats()["answered"]  # the key was accepted: the server answered
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_budget_stops_new_calls(tmp_path, paper_dir):
+    from fair_core.testing.server import BEHAVIOURS
+
+    mistakes = paper_mistakes(paper_dir, tmp_path, 40)
+    with serve_in_thread(behaviours={"gpt-4o": BEHAVIOURS["solver"]}) as server:
+        config = committee_config(tmp_path, server.url, mistakes, models=("gpt-4o", "gpt-4o"),
+                                  teacher={"concurrency": 1}, committee={"budget_usd": 0.001})
+        out = fair("run", config, "--run-dir", tmp_path / "run")
+        sent = server.requests
+    assert out.returncode == 0
+    assert "budget reached" in out.stderr
+    report = json.loads(fair("report", tmp_path / "run", "--json").stdout)
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    most = db.execute("SELECT MAX(cost_usd) FROM calls").fetchone()[0]
+    # stopped at the budget, give or take the calls in flight (one per teacher)
+    assert 0.001 <= report["cost_usd"] <= 0.001 + 2 * most
+    assert sent < 80 and report["failures"] > 0
+
+
+def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):
+    mistakes = paper_mistakes(paper_dir, tmp_path, 12)
+    with serve_in_thread() as server:
+        config = committee_config(tmp_path, server.url, mistakes, models=("solver", "noisy-0.5", "noisy-1.0"),
+                                  committee={"review_feedback": True, "verify_answer": True, "assignment": "k",
+                                             "k": 1, "compile_mode": "all"})
+        assert fair("run", config, "--run-dir", tmp_path / "run").returncode == 0
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    per_writing = Counter((i, k, a) for i, k, a in db.execute("SELECT item_id, kind, author FROM reviews"))
+    assert set(per_writing.values()) == {1}  # k = 1 reviewer per writing
+    assert {k for _, k, _ in per_writing} == {"rationale", "feedback"}
+    accepted = list(db.execute("SELECT author FROM verdicts WHERE kind = 'rationale' AND accepted"))
+    assert accepted and ("t2",) not in accepted  # a teacher that is always wrong never passes verify_answer
+    pairs = [json.loads(line) for line in (tmp_path / "run" / "rounds" / "0" / "train.jsonl").read_text().splitlines()]
+    assert len(pairs) >= len({p["item_id"] for p in pairs})
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"teacher": {"api_key_env": "FAIR_NO_SUCH_KEY"}}, "FAIR_NO_SUCH_KEY"),
+    ({"teacher": {"api_base": None, "model": "frobnicator-9000"}}, "frobnicator-9000"),
+    ({"replay": "fair-reference/nope.json"}, "nope.json"),
+    ({"committee": {"threshold": 6}}, "committee.threshold"),
+])
+def test_bad_committee_input_fails_before_any_call(tmp_path, paper_dir, change, needle):
+    mistakes = paper_mistakes(paper_dir, tmp_path, 3)
+    with serve_in_thread() as server:
+        path = committee_config(tmp_path, server.url, mistakes)
+        data = cfg.load(path).model_dump(mode="json")
+        for t in data["teachers"]:
+            t.update(change.get("teacher", {}))
+            if "replay" in change:
+                t.update(backend="replay", options={"files": [change["replay"]]})
+        data["committee"].update(change.get("committee", {}))
+        path.write_text(json.dumps(data).replace("null", '""') if False else "")
+        import tomli_w
+
+        path.write_text(tomli_w.dumps(_drop_none(data)))
+        out = fair("run", path, "--run-dir", tmp_path / "run")
+        assert server.requests == 0
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+
+
+def _drop_none(x):
+    if isinstance(x, dict):
+        return {k: _drop_none(v) for k, v in x.items() if v is not None}
+    if isinstance(x, list):
+        return [_drop_none(v) for v in x]
+    return x

@@ -1,0 +1,293 @@
+"""The built-in tasks on the real upstream data: loading, splits, ids, gold answers, prompts,
+answer extraction (with the FAIR paper's released mistakes as a measure), and data errors."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fair_tasks
+from fair_core.errors import DataError
+from fair_core.host import Host
+from fair_core.task import PROMPT_FIELDS, data_root
+from fair_tasks import Gsm8k, LogiQA, StrategyQA, Svamp
+from fair_tasks.extract import extract_letter, extract_number, extract_yes_no, match_option, parse_number
+
+DATA = data_root()
+TASKS = (Gsm8k, Svamp, StrategyQA, LogiQA)
+needs_data = pytest.mark.skipif(DATA is None or not (DATA / "gsm8k").is_dir(),
+                                reason="no local data: set FAIR_DATA_DIR")
+
+
+def paper(name: str) -> list[dict]:
+    return json.loads((DATA / "fair-reference" / f"Llama-2-7b-chat-hf_{name}_false_round0.json").read_text())
+
+
+# registration and prompts -------------------------------------------------------------------
+def test_the_plugin_registers_the_four_tasks():
+    host = Host()
+    host.add(fair_tasks, "tasks")
+    assert host.problems == []
+    assert host.names("tasks") == ["gsm8k", "logiqa", "strategyqa", "svamp"]
+    task = host.get("tasks", "svamp")(data_dir=None, prompts=None, seed=0)
+    assert isinstance(task, Svamp)
+
+
+@pytest.mark.parametrize("cls", TASKS, ids=lambda c: c.name)
+def test_default_prompts_have_exactly_the_contract_fields(cls):
+    assert set(cls.default_prompts) == set(PROMPT_FIELDS)
+    for kind, fields in PROMPT_FIELDS.items():
+        template = cls.default_prompts[kind]
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        assert used == set(fields), kind
+        text = template.format(**{field: f"<{field}>" for field in fields}).lower()
+        if kind in ("review", "review_feedback"):
+            assert "score" in text and "1 to 5" in text and "[4]" in text and "mistake" not in text
+        if kind == "explain":
+            assert "mistake" in text and "score" not in text
+        if kind in ("solve", "student"):
+            assert "score" not in text and "mistake" not in text
+            assert '"the answer is <answer>."' in text
+
+
+# loading and splits -------------------------------------------------------------------------
+@needs_data
+def test_every_gsm8k_gold_solution_extracts_to_its_gold_answer():
+    task = Gsm8k(data_dir=DATA)
+    train, test = task.load("train"), task.load("test")
+    assert (len(train), len(test)) == (7473, 1319)
+    assert (train[0].id, train[0].gold, test[-1].id) == ("train-0", "72", "test-1318")
+    wrong = [p.id for p in train if task.extract(p.meta["solution"]) != p.gold]
+    assert wrong == []
+
+
+@needs_data
+def test_svamp_split_is_700_300_deterministic_and_disjoint():
+    first, again = Svamp(data_dir=DATA, seed=0), Svamp(data_dir=DATA, seed=0)
+    train, test = first.load("train"), first.load("test")
+    assert (len(train), len(test)) == (700, 300)
+    assert [p.id for p in train] == [p.id for p in again.load("train")]
+    ids = {p.id for p in train} | {p.id for p in test}
+    assert len(ids) == 1000 and not {p.id for p in train} & {p.id for p in test}
+    other = {p.id for p in Svamp(data_dir=DATA, seed=1).load("test")}
+    assert other != {p.id for p in test}
+    chal1 = first.by_question("Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars "
+                              "on each pack How much do you have to pay to buy each pack?")
+    assert (chal1.id, chal1.gold) == ("chal-1", "51")
+
+
+@needs_data
+def test_svamp_misread_mistakes_of_the_paper():
+    """Of the 387 SVAMP "mistakes" the paper released, these are correct answers that the paper's
+    extraction misread: the student's text, read by ours, gives the gold answer."""
+    task = Svamp(data_dir=DATA)
+    items = paper("svamp")
+    problems = [task.by_question(item["question"]) for item in items]
+    assert None not in problems
+    assert all(p.gold == item["gold_answer"] for p, item in zip(problems, items))
+    misread = [item["id"] for p, item in zip(problems, items)
+               if task.is_correct(task.extract(item["student_wrong_pred"]), p.gold)]
+    assert 0 in misread  # "Answer: ... 290 / 2 = 145 ... 87 / 93 = 0.92": the paper read 0.92
+    assert len(misread) == 24
+
+
+@needs_data
+def test_strategyqa_pools_train_and_dev_and_maps_the_paper_items():
+    task = StrategyQA(data_dir=DATA)
+    train, test = task.load("train"), task.load("test")
+    assert (len(train), len(test)) == (2061, 229)
+    assert not {p.id for p in train} & {p.id for p in test}
+    assert {p.gold for p in train + test} == {"yes", "no"}
+    items = paper("strategyQA")
+    problems = [task.by_question(item["question"]) for item in items]
+    assert None not in problems
+    golds = {"true.": "yes", "false.": "no"}
+    assert all(p.gold == golds[item["gold_answer"].split("\t")[0].strip()] for p, item in zip(problems, items))
+    # the paper's "true anywhere" reading marked these correct answers as mistakes
+    assert sum(task.extract(item["student_wrong_pred"]) == p.gold for p, item in zip(problems, items)) == 34
+
+
+@needs_data
+def test_logiqa_reads_the_eight_line_format():
+    task = LogiQA(data_dir=DATA)
+    train, test = task.load("train"), task.load("test")
+    assert (len(train), len(test)) == (651, 651)
+    first = train[0]
+    assert (first.id, first.gold, test[-1].id) == ("Eval-0", "A", "Test-650")
+    assert first.meta["options"][0].startswith("The blood pressure of the descendants")
+    assert "\nA. The blood pressure" in first.question and "\nD. The blood pressure of Yoruba" in first.question
+    assert all(len(p.meta["options"]) == 4 and p.gold in "ABCD" for p in train + test)
+    quoted = "Answer: " + first.meta["options"][3].lower()  # the whole option, case aside
+    assert task.extract(quoted) is None and task.extract_for(first, quoted) == "D"
+
+
+def hub_copy(task) -> dict[str, list[dict]]:
+    """The task's data in its hub dataset's schema (as the paper's code reads it), split the hub's way."""
+    problems = task.load("train") + task.load("test")
+    if isinstance(task, Gsm8k):
+        return {split: [{"question": p.question, "answer": p.meta["solution"]} for p in task.load(split)]
+                for split in ("train", "test")}
+    if isinstance(task, Svamp):
+        rows = [{"ID": p.id, "Body": p.meta["body"], "Question": p.meta["query"],
+                 "Equation": p.meta["equation"], "Answer": p.gold, "Type": p.meta["type"],
+                 "question_concat": p.question} for p in problems]
+        return {"train": rows[::2], "test": rows[1::2]}
+    if isinstance(task, StrategyQA):
+        rows = [{"qid": p.id, "question": p.question, "answer": p.gold == "yes",
+                 "facts": " ".join(p.meta["facts"])} for p in problems]
+        return {"train": rows[::3], "test": [r for i, r in enumerate(rows) if i % 3]}
+    rows = {split: [{"context": p.meta["context"], "query": p.meta["query"], "options": p.meta["options"],
+                     "correct_option": "ABCD".index(p.gold)} for p in task.load(split)] for split in ("train", "test")}
+    return {"train": rows["train"][:5], "validation": rows["train"], "test": rows["test"]}
+
+
+@needs_data
+@pytest.mark.parametrize("cls", TASKS, ids=lambda c: c.name)
+def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    local = cls(data_dir=DATA)
+    hub = datasets.DatasetDict({split: datasets.Dataset.from_list(rows) for split, rows in hub_copy(local).items()})
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: calls.append(args) or hub)
+    remote = cls(data_dir=tmp_path)  # an empty folder: the task goes to the hub
+    for split in ("train", "test"):
+        by_id = {p.id: p for p in local.load(split)}
+        assert sorted(p.id for p in remote.load(split)) == sorted(by_id)
+        assert all((p.question, p.gold) == (by_id[p.id].question, by_id[p.id].gold) for p in remote.load(split))
+    assert calls == [(cls.hub_id,)]
+
+
+# extraction ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, answer", [
+    ("The answer is 1,234.", "1234"),
+    ("It costs $1,234.50 in total.", "1234.5"),
+    ("The temperature fell to -7 degrees.", "-7"),
+    ("The answer is 3/4.", "0.75"),
+    ("That is 1/3 of it", "0.333333"),
+    ("The discount is 25%.", "25"),
+    ("Answer: 51.0", "51"),
+    ("#### 72", "72"),
+    ("x = 3 and 4. Final answer: 12", "12"),
+    ("The answer is 5. Then 5 + 3 = 8", "5"),          # the marker wins over the last number
+    ("The answer is 9. Check: the answer is 7", "7"),   # its last occurrence counts
+    ("Answer: 412 - 90 = 322\n\nExplanation: he lost 412 - 20 = 392", "322"),
+    ("The answer is 8 because 5 + 3 = 8", "8"),
+    ("The answer is 5 since 10 = 2 * 5", "5"),
+    ("\\boxed{42}", "42"),
+    ("5 - 3 = 2", "2"),
+    ("no number here", None),
+    ("", None),
+])
+def test_extract_number(text, answer):
+    assert extract_number(text) == answer
+
+
+def test_canonical_gold_and_tolerant_comparison():
+    assert [parse_number(s) for s in ("51.0", "1,000", "-0", "3/4", "2.50", "abc")] == \
+        ["51", "1000", "0", "0.75", "2.5", None]
+    task = Svamp(data_dir=None)
+    assert task.is_correct("51.0000001", "51") and task.is_correct("0.3333333", "0.333333")
+    assert not task.is_correct("52", "51") and not task.is_correct(None, "51")
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("True. Genghis Khan had more children.", "yes"),
+    ("No, it is not.", "no"),
+    ("The answer is no. Yes, it is true that he lived.", "no"),
+    ("It is true that it rains, but the answer is false.", "no"),
+    ("True or False: X is Y.\nExplanation: not true.", "no"),  # an echoed "True or False" is no answer
+    ("There is no evidence for it, so true.", "yes"),         # "no evidence" is not an answer
+    ("Answer: No because the dates differ, though it is true that", "no"),
+    ("the answer to the question is \"true\", but there is no proof", "yes"),
+    ("Answer: not false", "yes"),
+    ("I cannot tell.", None),
+])
+def test_extract_yes_no(text, answer):
+    assert extract_yes_no(text) == answer
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("B", "B"),
+    ("(b) because the context says so", "B"),
+    ("I pick option C.", "C"),
+    ("Answer: B", "B"),
+    ("A. The blood pressure is high", "A"),
+    ("The correct option is D, since", "D"),
+    ("Option A fails. The answer is (c).", "C"),
+    ("Option A fails and option C holds", None),  # two options named, no marker: undecided
+    ("A man said nothing useful", None),
+])
+def test_extract_letter(text, answer):
+    assert extract_letter(text) == answer
+
+
+def test_match_option_needs_exactly_one_quoted_option():
+    options = ["Some people like peppers.", "All people like peppers.", "No one", "Southerners"]
+    assert match_option("Answer: 'All people like peppers'", options) == "B"
+    assert match_option("Answer: some people like peppers, all people like peppers", options) is None
+    assert match_option("nothing quoted", options) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_extractors_never_raise(text):
+    number = extract_number(text)
+    assert number is None or parse_number(number) == number
+    assert extract_yes_no(text) in (None, "yes", "no")
+    assert extract_letter(text) in (None, "A", "B", "C", "D")
+    assert match_option(text, ["a", text[:5], "", "d d"]) in (None, "A", "B", "C", "D")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10**12, 10**12), st.sampled_from(["The answer is {}.", "#### {}", "Answer: ${}",
+                                                       "so in total {} apples"]))
+def test_integers_round_trip(n, template):
+    assert extract_number(template.format(f"{n:,}")) == str(n)
+
+
+# data errors --------------------------------------------------------------------------------
+def test_a_missing_data_dir_is_one_line(tmp_path):
+    with pytest.raises(DataError) as error:
+        Gsm8k(data_dir=tmp_path / "nowhere")
+    assert "\n" not in str(error.value) and "nowhere" in str(error.value)
+
+
+def test_no_local_files_and_no_hub_is_one_line(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DataError) as error:
+        Svamp(data_dir=tmp_path).load("train")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "svamp" in message and str(tmp_path / "svamp") in message and "FAIR_DATA_DIR" in message
+
+
+def test_a_corrupt_json_line_names_file_and_line(tmp_path):
+    folder = tmp_path / "gsm8k"
+    folder.mkdir()
+    good = json.dumps({"question": "1+1?", "answer": "1+1=2\n#### 2"})
+    (folder / "train.jsonl").write_text(good + "\n{not json\n")
+    (folder / "test.jsonl").write_text(good + "\n")
+    with pytest.raises(DataError, match=r"train\.jsonl:2: not valid JSON"):
+        Gsm8k(data_dir=tmp_path).load("test")
+    (folder / "train.jsonl").write_text(json.dumps({"question": "q", "answer": "no marker"}) + "\n")
+    with pytest.raises(DataError, match=r"train\.jsonl:1: .*####"):
+        Gsm8k(data_dir=tmp_path).load("train")
+
+
+def test_unreadable_and_truncated_files_are_data_errors(tmp_path):
+    (tmp_path / "svamp").mkdir()
+    (tmp_path / "svamp" / "SVAMP.json").write_bytes(b"\xff\xfe[")
+    with pytest.raises(DataError, match=r"SVAMP\.json: cannot read"):
+        Svamp(data_dir=tmp_path).load("train")
+    (tmp_path / "logiqa").mkdir()
+    (tmp_path / "logiqa" / "Eval.txt").write_text("\na\ncontext\nquery\nA.1\nB.2\n")
+    (tmp_path / "logiqa" / "Test.txt").write_text("")
+    with pytest.raises(DataError, match=r"Eval\.txt:6: the file ends inside an item"):
+        LogiQA(data_dir=tmp_path).load("train")
