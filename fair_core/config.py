@@ -28,7 +28,8 @@ class TaskConfig(Strict):
     train_limit: int | None = Field(default=None, ge=1)
     test_limit: int | None = Field(default=None, ge=1)
     prompts: dict[str, str] = {}
-    # A paper *_false_round0.json whose items become round 0's mistakes instead of examining.
+    # A paper *_false_round0.json whose items (the first train_limit of them) become round 0's
+    # mistakes instead of examining the student.
     mistakes_file: str | None = None
 
 

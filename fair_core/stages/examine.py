@@ -60,7 +60,8 @@ def load_paper_mistakes(ctx: Context) -> int:
         path = Path(ctx.config.task.mistakes_file)
         if not path.exists() and data_root():
             path = data_root() / path
-        ctx.store.add_mistakes(mistakes_from(read(path), 0, ctx.task.extract))
+        items = read(path)[: ctx.config.task.train_limit]  # the limit caps the mistakes taken
+        ctx.store.add_mistakes(mistakes_from(items, 0, ctx.task.extract))
     return len(ctx.store.mistakes(0))
 
 

@@ -1,0 +1,51 @@
+"""The TOML config: shipped examples validate, dump/load round-trips, overrides, errors."""
+
+from pathlib import Path
+
+import pytest
+
+from fair_core import config as cfg
+from fair_core.errors import ConfigError
+from fair_core.host import get_host
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate_and_round_trip(path, tmp_path):
+    config = cfg.load(path)
+    assert config.task.name in get_host().names("tasks")
+    assert all(t.backend in get_host().names("teachers") for t in config.teachers)
+    again = tmp_path / "again.toml"
+    again.write_text(cfg.dump(config))
+    assert cfg.load(again) == config
+
+
+def test_config_is_frozen():
+    config = cfg.load(None)
+    with pytest.raises(Exception):
+        config.rounds = 3
+
+
+def test_overrides_win(tmp_path):
+    path = CONFIGS[0]
+    config = cfg.load(path, ["train.alpha=0.25", "rounds=2", "committee.policy=median", 'task.name="gsm8k"'])
+    assert (config.train.alpha, config.rounds, config.committee.policy, config.task.name) == (0.25, 2, "median", "gsm8k")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"train": {"alpha": 1.5}}, "train.alpha"),
+    ({"teachers": [{"name": "a", "modle": "x"}]}, "unknown key 'teachers.0.modle'"),
+    ({"teachers": [{"name": "a"}, {"name": "a"}]}, "teacher name 'a' is used twice"),
+    ({"stages": ["explain", "teach"]}, "unknown stage 'teach'"),
+    ({"committee": {"assignment": "some"}}, "committee.assignment"),
+])
+def test_errors_name_the_key(data, message):
+    with pytest.raises(ConfigError) as e:
+        cfg.validate(data)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_override():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        cfg.load(None, ["alpha"])
