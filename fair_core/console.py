@@ -15,7 +15,7 @@ class ConsoleSink:
     def __init__(self, quiet: bool = False) -> None:
         self.console = Console(stderr=True)
         self.quiet = quiet
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
                                  console=self.console, disable=quiet)
         self.bars: dict[tuple[int, str], int] = {}
@@ -69,5 +69,5 @@ class ConsoleSink:
 
     def _calls_info(self) -> str:
         c = self.calls
-        return (f"calls {c['done']} (+{c['cached']} cached) retried {c['retried']} failed {c['failed']}"
-                f"  ${c['cost']:.4f}")
+        cached = f" +{c['cached']} cached" if c["cached"] else ""
+        return f"{c['done']} calls{cached}, {c['retried']} retried, {c['failed']} failed, ${c['cost']:.2f}"

@@ -50,12 +50,13 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         os.replace(tmp, path)
         return [path]
-    from datasets import Dataset
+    import datasets
 
+    datasets.disable_progress_bars()
     path = out / f"round{round}"
     staging = out / f".round{round}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(rows).save_to_disk(str(staging))
+    datasets.Dataset.from_list(rows).save_to_disk(str(staging))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(staging, path)
     return [path]

@@ -111,8 +111,13 @@ def build(run_dir: Path) -> dict:
 
 def render(report: dict, quiet: bool = False) -> None:
     """Print the report as rich tables."""
+    from functools import partial
+
+    from rich import box
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
+
+    Table = partial(RichTable, box=box.SIMPLE_HEAD, title_justify="left", collapse_padding=True, pad_edge=False)
 
     console = Console()
     if quiet:
@@ -121,22 +126,23 @@ def render(report: dict, quiet: bool = False) -> None:
                       f"accuracy {report['accuracy_before']} -> {report['accuracy_after']}, "
                       f"cost ${report['cost_usd']:.4f}")
         return
-    rounds = Table("round", "mistakes", "accepted", "no rationale", "failures", "acc. before", "acc. after",
+    fmt = lambda x, spec="": "-" if x is None else format(x, spec)  # noqa: E731
+    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
                    title="Rounds")
     for p in report["rounds"]:
-        rounds.add_row(*(str(p[k]) if p[k] is not None else "-" for k in
-                         ("round", "items", "accepted_rationales", "items_without_rationale", "failures",
-                          "accuracy_before", "accuracy_after")))
+        rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
+                       fmt(p["items_without_rationale"]), str(p["failures"]), fmt(p["accuracy_before"], ".1%"),
+                       fmt(p["accuracy_after"], ".1%"))
     console.print(rounds)
-    teachers = Table("teacher", "accepted/written", "acceptance", "score given", "score received", "calls",
-                     "retries", "failures", "tokens", "cost $", title="Committee")
+    teachers = Table("teacher", "accepted", "rate", "gives", "gets", "calls", "retry", "fail", "tokens", "$",
+                     title="Committee (scores: mean given to peers / received from peers)")
     for name, s in report["per_teacher"].items():
-        teachers.add_row(name, f"{s['accepted']}/{s['written']}", str(s["acceptance"]), str(s["mean_score_given"]),
-                         str(s["mean_score_received"]), str(s["calls"]), str(s["retries"]), str(s["failures"]),
-                         str(s["tokens"]), f"{s['cost_usd']:.4f}")
+        teachers.add_row(name, f"{s['accepted']}/{s['written']}", fmt(s["acceptance"], ".0%"),
+                         fmt(s["mean_score_given"], ".2f"), fmt(s["mean_score_received"], ".2f"), str(s["calls"]),
+                         str(s["retries"]), str(s["failures"]), str(s["tokens"]), f"{s['cost_usd']:.2f}")
     console.print(teachers)
     a = report["agreement"]
-    console.print(f"reviewer agreement: Krippendorff's alpha interval {a['krippendorff_alpha_interval']}, "
-                  f"ordinal {a['krippendorff_alpha_ordinal']}; Fleiss' kappa {a['fleiss_kappa']}; "
-                  f"scores {a['histogram']}")
+    console.print(f"reviewer agreement: Krippendorff's alpha {fmt(a['krippendorff_alpha_interval'], '.3f')} "
+                  f"(interval), {fmt(a['krippendorff_alpha_ordinal'], '.3f')} (ordinal); Fleiss' kappa "
+                  f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}")
     console.print(f"cost: ${report['cost_usd']:.4f}")

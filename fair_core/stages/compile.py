@@ -52,11 +52,13 @@ def run(ctx: Context) -> dict:
         for p in pairs:
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "train.jsonl")
-    from datasets import Dataset  # heavy: only here
+    import datasets  # heavy: only here
+
+    datasets.disable_progress_bars()
 
     staging = out / "dataset.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(pairs or [{"item_id": "", "feedback": {"prompt": "", "response": ""},
+    datasets.Dataset.from_list(pairs or [{"item_id": "", "feedback": {"prompt": "", "response": ""},
                                  "rationale": {"prompt": "", "response": ""}}]).select(
         range(len(pairs))).save_to_disk(str(staging))
     shutil.rmtree(out / "dataset", ignore_errors=True)
