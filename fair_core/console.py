@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResult, Event, Message,
@@ -15,8 +16,10 @@ class ConsoleSink:
     def __init__(self, quiet: bool = False) -> None:
         self.console = Console(stderr=True)
         self.quiet = quiet
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16),
+                                 MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=11)),
+                                 TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}", table_column=Column(overflow="ellipsis", no_wrap=True)),
                                  console=self.console, disable=quiet)
         self.bars: dict[tuple[int, str], int] = {}
         self.calls = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
