@@ -1,0 +1,77 @@
+"""The whole FAIR loop end to end: a tiny student, a committee on the local HTTP server."""
+
+import json
+import sqlite3
+
+from fair_core import config as cfg
+from fair_core.testing.server import serve_in_thread
+from fair_core.testing.tiny import make_tiny_student
+
+from helpers import fair
+
+
+def pipeline_config(tmp_path, url, student, **train):
+    data = {
+        "task": {"name": "svamp", "train_limit": 12, "test_limit": 6},
+        "teachers": [{"name": f"t{i}", "model": f"openai/{m}", "api_base": url}
+                     for i, m in enumerate(("solver", "noisy-0.3", "noisy-0.6"))],
+        "student": {"model": str(student), "max_new_tokens": 12, "batch_size": 8},
+        "train": {"epochs": 1, "batch_size": 4, "max_length": 256, "save_steps": 2, "learning_rate": 1e-3,
+                  "target_modules": ["q_proj", "v_proj"], **train},
+    }
+    path = tmp_path / "pipeline.toml"
+    path.write_text(cfg.dump(cfg.validate(data)))
+    return path
+
+
+def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
+    student = make_tiny_student(tmp_path / "student")
+    run = tmp_path / "run"
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student)
+        out = fair("run", config, "--run-dir", run, "--quiet")
+        assert out.returncode == 0, out.stderr[-2000:]
+        sent = server.requests
+        again = fair("run", config, "--run-dir", run, "--quiet")
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert server.requests == sent  # resumed: every stage done, no call sent again
+    report = json.loads(fair("report", run, "--json").stdout)
+    assert report["items"] == 12  # the tiny student gets every train question wrong
+    assert report["accepted_rationales"] > 0
+    assert report["accuracy_before"] is not None and report["accuracy_after"] is not None
+    assert [s["status"] for s in report["stages"]] == ["done"] * 7
+    round0 = run / "rounds" / "0"
+    assert (round0 / "adapter" / "adapter_config.json").exists()
+    steps = [json.loads(line) for line in (round0 / "progress.jsonl").read_text().splitlines()]
+    assert any(s["type"] == "train_step" for s in steps)
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "train_step" and e["round"] == 0 for e in events)  # republished by the parent
+    assert {e["when"] for e in events if e["type"] == "eval_result"} == {"before", "after"}
+    db = sqlite3.connect(run / "run.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM attempts WHERE split = 'test'").fetchone()[0] == 12
+
+
+def test_two_rounds_start_from_the_last_student(tmp_path):
+    student = make_tiny_student(tmp_path / "student")
+    run = tmp_path / "run"
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student)
+        out = fair("run", config, "--run-dir", run, "--rounds", "2", "--quiet", "--set", "task.train_limit=6",
+                   "--set", "task.test_limit=3")
+        assert out.returncode == 0, out.stderr[-2000:]
+    assert (run / "rounds" / "0" / "merged" / "config.json").exists()  # round 1 starts from it
+    report = json.loads(fair("report", run, "--json").stdout)
+    assert [r["round"] for r in report["rounds"]] == [0, 1]
+    assert all(r["accuracy_after"] is not None for r in report["rounds"])
+
+
+def test_fair_eval_any_model(tmp_path):
+    student = make_tiny_student(tmp_path / "student")
+    out = fair("eval", "--student", student, "--task", "svamp", "--limit", "4", "--max-new-tokens", "8")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "on 4 svamp test items" in out.stdout
+
+
+def test_student_path_that_does_not_exist(tmp_path):
+    out = fair("eval", "--student", tmp_path / "nope", "--task", "svamp", "--limit", "2")
+    assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
