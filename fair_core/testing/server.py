@@ -235,6 +235,7 @@ class FakeOpenAI:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
         self._ids = itertools.count(1)
+        self.in_flight = 0
         self.reset_counts()
 
     @property
@@ -252,14 +253,14 @@ class FakeOpenAI:
         self._faults = {k: float(v) for k, v in rates.items() if v}
 
     def reset_counts(self) -> None:
+        """Zero the counters; ``in_flight`` is a gauge of requests still being answered, and stays."""
         self.requests = 0
         self.rejected = 0
         self.by_model: Counter[str] = Counter()
         self.received: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
-        self.in_flight = 0
-        self.peak_in_flight = 0
+        self.peak_in_flight = self.in_flight
         self.connections = 0
 
     def stats(self) -> dict:
@@ -569,7 +570,7 @@ def _pairs(values: list[str], convert) -> dict:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep:
-            raise SystemExit(f"expected NAME=VALUE, got {value!r}")
+            raise ValueError(f"expected NAME=VALUE, got {value!r}")
         out[key] = convert(rest)
     return out
 
@@ -592,9 +593,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hang-seconds", type=float, default=3600.0)
     p.add_argument("--behaviour", action="append", default=[], metavar="NAME=MODULE:FUNCTION")
     a = p.parse_args(argv)
-    server = FakeOpenAI(host=a.host, port=a.port, latency=a.latency, capacity=a.capacity,
-                        retry_after=a.retry_after, faults=_pairs(a.fault, float), seed=a.seed,
-                        behaviours=_pairs(a.behaviour, _load), api_key=a.api_key, hang_seconds=a.hang_seconds)
+    try:
+        server = FakeOpenAI(host=a.host, port=a.port, latency=a.latency, capacity=a.capacity,
+                            retry_after=a.retry_after, faults=_pairs(a.fault, float), seed=a.seed,
+                            behaviours=_pairs(a.behaviour, _load), api_key=a.api_key,
+                            hang_seconds=a.hang_seconds)
+    except (ValueError, ImportError, AttributeError) as e:
+        p.error(str(e))
 
     async def serve() -> None:
         await server.start()
