@@ -1,6 +1,7 @@
 """Shared fixtures: real data from ../shared/data, and offline settings for every test."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,24 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def paper_dir() -> Path:
     return PAPER
+
+
+@pytest.fixture(scope="module")
+def running():
+    """The local OpenAI-compatible server, one per test module."""
+    from fair_core.testing.server import serve_in_thread
+
+    with serve_in_thread() as server:
+        yield server
+
+
+@pytest.fixture
+def server(running):
+    """The module's server with clean counters, no faults, no latency, no capacity limit."""
+    deadline = time.time() + 5
+    while running.in_flight and time.time() < deadline:  # an earlier test's abandoned request
+        time.sleep(0.01)
+    running.reset_counts()
+    running.faults, running.latency, running.capacity = {}, 0.0, None
+    yield running
+    running.faults, running.latency, running.capacity = {}, 0.0, None

@@ -12,23 +12,6 @@ from fair_core.gateway.http import BadResponse, ChatClient, Completion, Connecti
 from fair_core.testing.server import BEHAVIOURS, serve_in_thread
 
 
-@pytest.fixture(scope="module")
-def running():
-    with serve_in_thread() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running):
-    deadline = time.time() + 5
-    while running.in_flight and time.time() < deadline:  # an earlier test's abandoned request
-        time.sleep(0.01)
-    running.reset_counts()
-    running.faults, running.latency, running.capacity = {}, 0.0, None
-    yield running
-    running.faults, running.latency, running.capacity = {}, 0.0, None
-
-
 def user(text):
     return [{"role": "user", "content": text}]
 

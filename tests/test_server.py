@@ -4,7 +4,6 @@ import asyncio
 import http.client
 import json
 import os
-import time
 import urllib.request
 
 import pytest
@@ -51,23 +50,6 @@ def run(coro):
 @pytest.fixture(scope="module")
 def svamp(data_dir):
     return json.loads((data_dir / "svamp" / "SVAMP.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def running():
-    with serve_in_thread() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running):
-    deadline = time.time() + 5
-    while running.in_flight and time.time() < deadline:  # an earlier test's abandoned request
-        time.sleep(0.01)
-    running.reset_counts()
-    running.faults, running.latency, running.capacity = {}, 0.0, None
-    yield running
-    running.faults, running.latency, running.capacity = {}, 0.0, None
 
 
 def question(item) -> str:
