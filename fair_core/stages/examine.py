@@ -26,7 +26,7 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
         progress[0] += n
         ctx.run.publish(StageProgress(stage, ctx.round, progress[0], len(problems)))
 
-    batch = max(1, ctx.config.student.batch_size) * 4  # store every few batches: a kill loses little
+    batch = ctx.config.student.batch_size  # stored batch by batch: a kill loses one batch at most
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
         outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick)
