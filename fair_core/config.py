@@ -133,7 +133,8 @@ def _describe(err: dict) -> str:
     if err["type"] == "missing":
         return f"missing key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{key}: {msg} (got {err.get('input')!r})"
+    got = err.get("input")
+    return f"{key}: {msg}" if isinstance(got, (dict, list)) else f"{key}: {msg} (got {got!r})"
 
 
 def validate(data: dict) -> RunConfig:

@@ -17,7 +17,7 @@ from .events import Message, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .host import Host
 from .rundir import Run
-from .stages import Context, compile, evaluate, examine, explain, review, solve, train
+from .stages import Context, StageCancelled, compile, evaluate, examine, explain, review, solve, train
 
 COMMITTEE = ("explain", "solve", "review")
 MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": review,
@@ -129,7 +129,7 @@ class Runner:
             for r in range(self.config.rounds):
                 ctx = Context(self.run_, self.host, self.task, r, {
                     "student": lambda trained=False, r=r: self.load_student(r, trained),
-                    "student_source": self.student_source})
+                    "student_source": self.student_source, "cancelled": lambda: self.cancelled})
                 if r == 0 and self.config.task.mistakes_file:
                     await asyncio.to_thread(examine.load_paper_mistakes, ctx)
                 rerun_rest = False
@@ -150,16 +150,19 @@ class Runner:
         self.run_.publish(StageStarted(stage, ctx.round))
         store.mark_stage(ctx.round, stage, "running")
         start = time.time()
-        if stage in COMMITTEE:
-            if self.gateway is None:
-                self.gateway = Gateway(store, self.run_.publish, self._backends(),
-                                       self.config.committee.budget_usd, self.config.committee.seed)
-            ctx.extras["gateway"] = self.gateway
-            summary = await MODULES[stage].run(ctx)
-        else:
-            if stage == "train":
-                self.release_student()  # the trainer needs the memory
-            summary = await asyncio.to_thread(MODULES[stage].run, ctx)
+        try:
+            if stage in COMMITTEE:
+                if self.gateway is None:
+                    self.gateway = Gateway(store, self.run_.publish, self._backends(),
+                                           self.config.committee.budget_usd, self.config.committee.seed)
+                ctx.extras["gateway"] = self.gateway
+                summary = await MODULES[stage].run(ctx)
+            else:
+                if stage == "train":
+                    self.release_student()  # the trainer needs the memory
+                summary = await asyncio.to_thread(MODULES[stage].run, ctx)
+        except StageCancelled:
+            summary = {}
         failed = summary.get("failed", 0)
         if self.cancelled:
             store.mark_stage(ctx.round, stage, "cancelled")

@@ -98,8 +98,8 @@ class Gateway:
         limits = self.limits[request.teacher]
         attempt = 0
         while True:
-            await self.running.wait()
             async with limits.slots:
+                await self.running.wait()  # paused: hold here, so no new call starts
                 self._check_go(request)  # checked with a slot in hand: the budget is current
                 await limits.admit(_estimate_tokens(request, cfg.params))
                 self.publish(CallStarted(request.teacher, request.purpose, request.item_id))

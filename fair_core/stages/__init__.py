@@ -11,6 +11,10 @@ from ..rundir import Run
 from ..task import Task
 
 
+class StageCancelled(Exception):
+    """Raised by a stage that noticed the run was cancelled; what it stored stays."""
+
+
 @dataclass
 class Context:
     """What a stage needs: the run, the plugins, the task and the round."""
@@ -27,3 +31,7 @@ class Context:
     @property
     def store(self):
         return self.run.store
+
+    def check_cancelled(self) -> None:
+        if self.extras.get("cancelled", lambda: False)():
+            raise StageCancelled()

@@ -28,6 +28,7 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
 
     batch = ctx.config.student.batch_size  # stored batch by batch: a kill loses one batch at most
     for start in range(0, len(todo), batch):
+        ctx.check_cancelled()
         chunk = todo[start:start + batch]
         outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick)
         attempts = []

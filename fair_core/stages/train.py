@@ -40,6 +40,7 @@ def run(ctx: Context) -> dict:
         try:
             while proc.poll() is None:
                 last = tail.publish(ctx) or last
+                ctx.check_cancelled()  # the child resumes from its last checkpoint next time
                 time.sleep(0.2)
         except BaseException:
             proc.terminate()

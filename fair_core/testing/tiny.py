@@ -99,6 +99,7 @@ def make_tiny_student(path, texts: list[str] | None = None, *, hidden: int = 64,
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the renamed folder should read like any other
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -61,8 +61,7 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
 
 
 def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapter: Path | None):
-    """The model to train: LoRA (or QLoRA) adapters on a frozen base, or every weight (full)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    """The model to train, from a local folder: see :func:`adapt`."""
     from transformers import AutoModelForCausalLM
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -80,14 +79,24 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=half or torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    return adapt(AutoModelForCausalLM.from_pretrained(base, **kwargs), train, adapter)
+
+
+def adapt(model, train: TrainConfig, adapter: Path | None = None):
+    """LoRA (QLoRA on a 4-bit model) adapters on the frozen ``model``, or ``model`` itself for
+    full fine-tuning; ``adapter`` (a previous round's) is trained further, or merged first (full)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
     model.config.use_cache = False
-    checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    checkpointing = {"use_reentrant": False}
     if train.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
-                                                **checkpointing)
+                                                gradient_checkpointing_kwargs=checkpointing)
     elif train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(**checkpointing)
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+            model.activation_checkpointing_enable(checkpointing)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     if train.method == "full":
         return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
     if adapter is not None:
@@ -97,7 +106,7 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
     try:
         return get_peft_model(model, lora)
     except ValueError as e:
-        raise FairError(f"LoRA cannot be set up for {base.name}: {str(e).splitlines()[0]} "
+        raise FairError(f"LoRA cannot be set up for this model: {str(e).splitlines()[0]} "
                         "(set train.target_modules)") from None
 
 
@@ -108,12 +117,14 @@ def _trainable_only(models, weights, output_dir) -> None:
         weights[i] = OrderedDict((k, v) for k, v in state.items() if k in names)
 
 
-def fingerprint(data: Path, train: TrainConfig, base: Path, adapter: Path | None, chat_template: bool) -> str:
-    """What a checkpoint must share with this run to be resumed by it."""
+def fingerprint(data: Path, train: TrainConfig, base: Path, adapter: Path | None, chat_template: bool,
+                processes: int) -> str:
+    """What a checkpoint must share with this run to be resumed by it (the number of processes
+    too: it decides which batches make a step)."""
     settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to"})
     h = hashlib.sha256(data.read_bytes())
-    h.update(json.dumps([settings, str(base.resolve()), str(adapter and adapter.resolve()), chat_template],
-                        sort_keys=True).encode())
+    h.update(json.dumps([settings, str(base.resolve()), str(adapter and adapter.resolve()), chat_template,
+                         processes], sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -138,8 +149,6 @@ class Trainer:
         self.merge = merge
         rows = read_pairs(self.dir / "train.jsonl")
         check_inputs(t, self.base, self.adapter)
-        self.fingerprint = fingerprint(self.dir / "train.jsonl", t, self.base, self.adapter,
-                                       config.student.chat_template)
 
         precision = resolve_precision(t.precision)
         trackers = [name for name in t.report_to
@@ -148,6 +157,8 @@ class Trainer:
             say(f"report_to {name!r} skipped: it is not installed")
         self.acc = acc = Accelerator(mixed_precision=MIXED[precision], gradient_accumulation_steps=t.grad_accum,
                                      log_with=trackers or None, project_dir=str(self.dir / "logs"))
+        self.fingerprint = fingerprint(self.dir / "train.jsonl", t, self.base, self.adapter,
+                                       config.student.chat_template, acc.num_processes)
         self.tokenizer = AutoTokenizer.from_pretrained(self.base)
         encode = Encoder(self.tokenizer, config.student.chat_template, t.max_length)
         self.pairs = [encode.pair(row) for row in rows]
@@ -180,8 +191,8 @@ class Trainer:
 
     # -- resume ------------------------------------------------------------------------------
 
-    def resume(self) -> int:
-        """Load the newest complete checkpoint, if any; the optimizer step it ended at."""
+    def resume(self) -> dict:
+        """Load the newest complete checkpoint, if any; its trainer state (step 0 when none)."""
         acc = self.acc
         if acc.is_main_process:
             clean_leftovers(self.dir)
@@ -189,22 +200,23 @@ class Trainer:
         acc.wait_for_everyone()
         latest = self.checkpoints.latest()
         if latest is None:
-            return 0
+            return {"step": 0}
         state = Checkpoints.state(latest)
         if state.get("fingerprint") != self.fingerprint:
             raise FairError(f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
                             "delete that folder to train this round afresh")
         acc.load_state(str(latest), strict=False)
-        say(f"resumed from {latest.name}")
-        return state["step"]
+        if acc.is_main_process:
+            say(f"resumed from {latest.name}")
+        return state
 
-    def save_checkpoint(self, step: int) -> None:
+    def save_checkpoint(self, step: int, loss: float) -> None:
         acc = self.acc
         tmp = self.checkpoints.staging(step)
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self.checkpoints.commit(tmp, step, {"step": step, "max_steps": self.max_steps,
+            self.checkpoints.commit(tmp, step, {"step": step, "max_steps": self.max_steps, "loss": loss,
                                                 "fingerprint": self.fingerprint})
         acc.wait_for_everyone()
 
@@ -246,7 +258,7 @@ class Trainer:
                     log.write(last)
                 sums, k = torch.zeros_like(sums), 0
                 if step % t.save_steps == 0 or step == self.max_steps:
-                    self.save_checkpoint(step)
+                    self.save_checkpoint(step, last["loss"])
                 if step >= self.max_steps:
                     break
         return meter, last
@@ -295,20 +307,21 @@ class Trainer:
 
     def run(self) -> dict:
         acc = self.acc
-        start = self.resume()
+        state = self.resume()
+        start = state["step"]
         log = ProgressLog(self.dir / "progress.jsonl") if acc.is_main_process else None
         meter, last = self.fit(start, log)
         output = self.save_outputs()
         merged = None
         if self.merge and self.train_cfg.method != "full":
             acc.free_memory(self.loss, self.optimizer)
-            self.loss = self.optimizer = None
+            self.loss = self.optimizer = self.scheduler = None
             if acc.is_main_process:
                 merged = self.merge_adapter(output)
             acc.wait_for_everyone()
         done = {"type": "train_done", "step": self.max_steps, "max_steps": self.max_steps,
                 "resumed_from": start, "epoch": round(self.max_steps / self.steps_per_epoch, 4),
-                "loss": last["loss"] if last else None,
+                "loss": last["loss"] if last else state.get("loss"),
                 "mean_loss": round(sum(meter.losses) / len(meter.losses), 5) if meter.losses else None,
                 "runtime_s": round(meter.elapsed, 2), **meter.rates(self.max_steps),
                 "pairs": len(self.pairs), "method": self.train_cfg.method, "packed": self.packed,

@@ -1,0 +1,79 @@
+"""What every screen shares: the nav bar, the footer, and being redrawn from the open run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..widgets.navbar import NavBar
+
+if TYPE_CHECKING:
+    from ..app import FairApp
+    from ..session import Session
+
+
+class View(Screen):
+    NAME: ClassVar[str] = ""
+    ready = False  # composed and mounted: show_live may query the widgets
+
+    @property
+    def fair(self) -> "FairApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        from ..app import SCREENS
+
+        yield NavBar(self.NAME, SCREENS)
+        yield from self.body()
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.ready = True
+
+    async def on_screen_resume(self) -> None:
+        await self.resumed()
+        self.show_live([])
+
+    async def resumed(self) -> None:
+        """Bring the screen up to date before it is drawn again."""
+
+    def show_live(self, events: list) -> None:
+        """Redraw from the open run; ``events`` are those drained since the last call."""
+        if not self.ready:
+            return
+        s = self.fair.session
+        self.query_one(NavBar).show_run(s.name if s else None, s.state if s else None)
+
+
+class RunView(View):
+    """A screen about the open run: recomposed when another run is opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: Session | None = None
+
+    def compose(self) -> ComposeResult:
+        self.shown = self.fair.session
+        yield from super().compose()
+
+    def body(self) -> ComposeResult:
+        if self.shown is None:
+            yield Static("No run is open. Press [b]1[/] to pick one from the runs folder, or open the "
+                         "command palette (ctrl+p) for a new config.", classes="empty")
+        else:
+            yield from self.run_body(self.shown)
+
+    def run_body(self, session: "Session") -> ComposeResult:
+        yield from ()
+
+    async def resumed(self) -> None:
+        if self.shown is not self.fair.session:
+            self.ready = False
+            await self.recompose()
+            self.ready = True

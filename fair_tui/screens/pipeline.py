@@ -1,0 +1,120 @@
+"""Pipeline: each stage with its state and progress, the live call counters, and the event log."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.markup import escape
+from textual.widgets import Label, ProgressBar, RichLog, Static
+
+from ..session import Session, StageState, describe
+from .base import RunView
+
+COMMITTEE = ("explain", "solve", "review")
+STATUS_STYLE = {"pending": "dim", "running": "green", "done": "cyan", "partial": "yellow",
+                "cancelled": "yellow", "stopped": "yellow"}
+
+
+def tokens(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+class PipelineScreen(RunView):
+    NAME = "pipeline"
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("x", "cancel", "Cancel"),
+    ]
+
+    def run_body(self, session: Session) -> ComposeResult:
+        self._texts: dict[str, str] = {}
+        self._history = True  # the stages done before go into the log on the first redraw
+        yield Static(id="run-title")
+        with Grid(id="stages"):
+            for stage in session.live.stage_names:
+                yield Label(stage, classes="stage-name")
+                yield Label("", id=f"state-{stage}", classes="stage-state")
+                yield ProgressBar(total=None, show_eta=False, id=f"bar-{stage}")
+                yield Label("", id=f"count-{stage}", classes="stage-count")
+        yield Static(id="counters")
+        yield RichLog(id="log", max_lines=2000, markup=True, wrap=True)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        s = self.fair.session
+        if action not in ("start", "pause", "resume", "cancel"):
+            return True
+        if s is None:
+            return False
+        if action == "start":
+            return not s.active
+        if action == "pause":
+            live = s.live
+            in_committee = any(live.stage(live.round, st).status == "running" for st in COMMITTEE)
+            return s.state == "running" and in_committee
+        if action == "resume":
+            return s.state == "paused"
+        return s.state in ("running", "paused")
+
+    def action_start(self) -> None:
+        self.fair.start_run()
+
+    def action_pause(self) -> None:
+        self.fair.pause_run()
+
+    def action_resume(self) -> None:
+        self.fair.resume_run()
+
+    def action_cancel(self) -> None:
+        self.fair.cancel_run()
+
+    def show_live(self, events: list) -> None:
+        super().show_live(events)
+        s = self.shown
+        if s is None or not self.ready:
+            return
+        live, cfg = s.live, s.config
+        rounds = f"round {live.round + 1} of {cfg.rounds}"
+        teachers = ", ".join(t.name for t in cfg.teachers) or "no teachers"
+        self._set("#run-title", f"[b]{escape(s.name)}[/] · {escape(cfg.task.name)} · {escape(teachers)} · {rounds}")
+        for stage in live.stage_names:
+            self._stage_row(stage, live.stage(live.round, stage), s.active)
+        budget = cfg.committee.budget_usd
+        cost = f"${live.cost_usd:.4f}" + (f" of ${budget:g}" if budget else "")
+        if live.budget_reached:
+            cost = f"[red]{cost} (budget reached)[/]"
+        paused = " [yellow](paused: no new calls)[/]" if s.state == "paused" else ""
+        self._set("#counters", f"calls in flight [b]{live.in_flight}[/]{paused} · done [b]{live.done}[/] · "
+                               f"cached {live.cached} · retried {live.retried} · failed {live.failed} · "
+                               f"tokens {tokens(live.tokens)} · cost {cost}")
+        log = self.query_one(RichLog)
+        if self._history:
+            self._history = False
+            for line in s.earlier:
+                log.write(line)
+        for e in events:
+            line = describe(e)
+            if line is not None:
+                log.write(line)
+
+    def _stage_row(self, stage: str, st: StageState, active: bool) -> None:
+        status = "stopped" if st.status == "running" and not active else st.status
+        self._set(f"#state-{stage}", f"[{STATUS_STYLE.get(status, 'dim')}]{status}[/]")
+        bar = self.query_one(f"#bar-{stage}", ProgressBar)
+        if st.status == "done":
+            bar.update(total=st.total or 1, progress=st.total or 1)
+        elif st.total:
+            bar.update(total=st.total, progress=st.done)
+        elif status == "running":
+            bar.update(total=None)  # no count yet: the bar pulses
+        else:
+            bar.update(total=1, progress=0)
+        self._set(f"#count-{stage}", f"{st.done}/{st.total}" if st.total else "")
+
+    def _set(self, selector: str, text: str) -> None:
+        """Update a fixed-size label, only when its text changes (and with no layout pass)."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text, layout=False)

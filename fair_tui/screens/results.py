@@ -1,0 +1,87 @@
+"""Results: accuracy per round, acceptance per teacher, reviewer agreement and cost (report.build)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from fair_core.report import build
+
+from ..session import Session
+from .base import RunView
+
+
+# borderless, one space between columns: the committee table fits 80 columns
+TABLE = {"title": "Accuracy per round", "title_justify": "left", "title_style": "bold underline", "box": None,
+         "pad_edge": False, "collapse_padding": True}
+
+
+def _v(x, fmt: str = "{}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def render(report: dict, budget: float | None) -> Group:
+    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
+                   **TABLE)
+    for p in report["rounds"]:
+        delta = ""
+        if p["accuracy_before"] is not None and p["accuracy_after"] is not None:
+            d = p["accuracy_after"] - p["accuracy_before"]
+            delta = f" ({d:+.3f})"
+        rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
+                       _v(p["items_without_rationale"]), str(p["failures"]), _v(p["accuracy_before"], "{:.3f}"),
+                       _v(p["accuracy_after"], "{:.3f}") + delta)
+    teachers = Table("teacher", "accepted", "rate", "", "gives", "gets", "calls", "retry", "fail", "tokens", "cost $",
+                     **{**TABLE, "title": "Committee (mean review score given to peers / received from peers)"})
+    for name, s in report["per_teacher"].items():
+        acceptance = s["acceptance"]
+        bar = Text("█" * round((acceptance or 0) * 8), style="green")
+        teachers.add_row(name, f"{s['accepted']}/{s['written']}", _v(acceptance, "{:.1%}"), bar,
+                         _v(s["mean_score_given"], "{:.2f}"), _v(s["mean_score_received"], "{:.2f}"), str(s["calls"]),
+                         str(s["retries"]), str(s["failures"]), f"{s['tokens']:,}", f"{s['cost_usd']:.4f}")
+    a = report["agreement"]
+    hist = a["histogram"] or {}
+    top = max(hist.values(), default=0) or 1
+    scores = Table.grid(padding=(0, 1))
+    for score, n in hist.items():
+        scores.add_row(f"score {score}", Text("█" * max(1, round(n / top * 30)) if n else "", style="cyan"), str(n))
+    cost = f"${report['cost_usd']:.4f}" + (f" of a ${budget:g} budget" if budget else "")
+    return Group(
+        rounds, Text(""), teachers, Text(""),
+        Text.assemble(("Reviewer agreement  ", "bold"),
+                      f"Krippendorff's alpha interval {_v(a['krippendorff_alpha_interval'])}, "
+                      f"ordinal {_v(a['krippendorff_alpha_ordinal'])} · Fleiss' kappa {_v(a['fleiss_kappa'])}"),
+        scores, Text(""),
+        Text.assemble(("Totals  ", "bold"), f"{report['items']} mistakes · {report['accepted_rationales']} "
+                      f"accepted rationales · {_v(report['items_without_rationale'])} items without one · "
+                      f"{report['failures']} failed calls · cost {cost}"))
+
+
+class ResultsScreen(RunView):
+    NAME = "results"
+    BINDINGS = [Binding("g", "reload", "Refresh")]
+
+    def run_body(self, session: Session) -> ComposeResult:
+        yield VerticalScroll(Static("building the report…", id="report"), id="report-scroll")
+
+    async def resumed(self) -> None:
+        await super().resumed()
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        if self.shown is not None:
+            self.load(self.shown)
+
+    @work(thread=True, exclusive=True, group="report")
+    def load(self, session: Session) -> None:
+        report = render(build(session.path), session.config.committee.budget_usd)
+        self.app.call_from_thread(self.show_report, report)
+
+    def show_report(self, report: Group) -> None:
+        self.query_one("#report", Static).update(report)

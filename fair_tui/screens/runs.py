@@ -1,0 +1,131 @@
+"""Runs: the run directories in a folder, where each stands, and keys to open, resume or start one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.markup import escape
+from textual.widgets import DataTable, Static
+
+from fair_core import config as cfg
+from fair_core.errors import FairError
+from fair_core.store import Store
+
+from ..session import is_run_dir
+from .base import View
+
+# "accepted": mistakes with at least one accepted rationale, of all the run's mistakes
+COLUMNS = ("run", "task", "stage", "done", "accepted", "accuracy", "cost $")
+
+
+def summarize(path: Path) -> tuple[str, ...]:
+    """One table row from cheap store queries (report.build is too slow for a list of runs)."""
+    try:
+        config = cfg.load(path / "config.toml")
+    except FairError:
+        return (path.name, "?", "bad config.toml", "", "", "", "")
+    store = Store(path / "run.sqlite")
+    try:
+        stages = store.stages()
+        done = sum(row["status"] == "done" for row in stages)
+        last = stages[-1] if stages else None
+        where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
+        mistakes = store.query("SELECT COUNT(*) FROM mistakes")[0][0]
+        accepted = store.query("SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts "
+                               "WHERE kind = 'rationale' AND accepted")[0][0]
+        rounds = [row[0] for row in store.query("SELECT DISTINCT round FROM attempts ORDER BY 1")]
+        before = store.accuracy(0, "test", "before")
+        after = store.accuracy(rounds[-1], "test", "after") if rounds else None
+        accuracy = " → ".join(f"{a[0]:.3f}" for a in (before, after) if a) or "-"
+        return (path.name, config.task.name, where, f"{done}/{config.rounds * len(config.stages)}",
+                f"{accepted}/{mistakes}" if mistakes else "-", accuracy, f"{store.spent_usd():.4f}")
+    finally:
+        store.close()
+
+
+class RunsScreen(View):
+    NAME = "runs"
+    BINDINGS = [
+        Binding("o", "open", "Open"),
+        Binding("s", "start", "Start"),
+        Binding("n", "new", "New"),
+        Binding("c", "copy", "Copy"),
+        Binding("g", "reload", "Refresh"),
+    ]
+
+    def body(self) -> ComposeResult:
+        yield Static(id="runs-title")
+        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+
+    async def resumed(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        root = self.fair.runs_root
+        self.query_one("#runs-title", Static).update(
+            f"runs in [b]{escape(str(root))}[/] · enter/o open · s start or resume · n new config · "
+            f"c copy the highlighted run's config")
+        self.scan(root)
+
+    @work(thread=True, exclusive=True, group="scan")
+    def scan(self, root: Path) -> None:
+        dirs = sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)) if root.is_dir() else []
+        rows = []
+        for p in dirs:
+            try:
+                rows.append((p, summarize(p)))
+            except Exception as e:  # noqa: BLE001 - one unreadable run must not hide the others
+                rows.append((p, (p.name, "?", f"unreadable: {type(e).__name__}", "", "", "", "")))
+        self.app.call_from_thread(self.fill, rows)
+
+    def fill(self, rows: list[tuple[Path, tuple[str, ...]]]) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        table.clear()
+        s = self.fair.session
+        for path, row in rows:
+            cells = [Text(cell) for cell in row]  # plain text: a folder name is not markup
+            if s is not None and s.active and path.resolve() == s.path.resolve():
+                cells[2] = Text(s.state, style="green")
+            table.add_row(*cells, key=str(path))
+        if not rows:
+            self.query_one("#runs-title", Static).update(
+                f"no runs in [b]{escape(str(self.fair.runs_root))}[/] yet: press [b]n[/] for a new config")
+        elif keep < len(rows):
+            table.move_cursor(row=keep)
+
+    def selected(self) -> Path | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return Path(str(key.value))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        path = self.selected()
+        if path is not None and self.fair.open_run(path):
+            self.fair.action_go("pipeline")
+
+    def action_start(self) -> None:
+        path = self.selected()
+        if path is not None and self.fair.open_run(path):
+            self.fair.action_go("pipeline")
+            self.fair.start_run()
+
+    def action_new(self) -> None:
+        self.fair.new_config()
+
+    def action_copy(self) -> None:
+        path = self.selected()
+        if path is not None:
+            self.fair.get_screen("setup").load_config(cfg.load(path / "config.toml"), None)
+            self.fair.action_go("setup")

@@ -1,0 +1,123 @@
+"""Training: loss curves (feedback, rationale, total), learning rate, throughput, memory and progress.
+
+Steps come from the round's ``progress.jsonl`` (what the training process wrote, so a finished run
+shows its curves) and, while a run is live, from the TrainStep events the train stage republishes
+from that same file; a step seen twice (a resumed run repeats a few) keeps its latest record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ProgressBar, Sparkline, Static
+
+from fair_core.events import TrainStep, from_dict
+
+from ..session import Session
+from ..widgets.plot import LinePlot
+from .base import RunView
+
+SERIES = {"total": "bold white", "feedback": "cyan", "rationale": "magenta"}
+
+
+def read_progress(path: Path) -> dict[int, TrainStep]:
+    """The train_step records of a progress.jsonl, by step (a later line wins)."""
+    steps: dict[int, TrainStep] = {}
+    if not path.is_file():
+        return steps
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line still being written
+        if data.get("type") == "train_step":
+            step = from_dict({**data, "round": data.get("round", 0)})
+            steps[step.step] = step
+    return steps
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class TrainingScreen(RunView):
+    NAME = "training"
+    BINDINGS = [
+        Binding("[", "round(-1)", "Prev round"),
+        Binding("]", "round(1)", "Next round"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round = 0
+        self.from_file: dict[int, TrainStep] = {}
+
+    def run_body(self, session: Session) -> ComposeResult:
+        yield Static(id="train-title")
+        with Vertical(id="train-body"):
+            with Horizontal(id="train-progress"):
+                yield ProgressBar(total=1, show_eta=False, id="train-bar")
+                yield Static(id="train-eta")
+            yield Static(id="train-stats")
+            yield Static(" ".join(f"[{style}]━━ {name}[/]" for name, style in SERIES.items()) + "  (loss by step)",
+                         id="legend")
+            yield LinePlot(SERIES, id="loss-plot")
+            yield Static("learning rate", id="lr-title")
+            yield Sparkline([], id="lr")
+
+    async def resumed(self) -> None:
+        changed = self.shown is not self.fair.session
+        await super().resumed()
+        if changed and self.shown is not None:
+            self.round = self.shown.live.round
+        self.reload()
+
+    def reload(self) -> None:
+        if self.shown is not None:
+            self.from_file = read_progress(self.shown.path / "rounds" / str(self.round) / "progress.jsonl")
+
+    def action_round(self, step: int) -> None:
+        s = self.shown
+        if s is not None and 0 <= self.round + step < s.config.rounds:
+            self.round += step
+            self.reload()
+            self.show_live([])
+
+    def show_live(self, events: list) -> None:
+        super().show_live(events)
+        s = self.shown
+        if s is None or not self.ready or (events and not any(isinstance(e, TrainStep) for e in events)):
+            return
+        steps = {**self.from_file, **s.live.train.get(self.round, {})}
+        ordered = [steps[k] for k in sorted(steps)]
+        title = self.query_one("#train-title", Static)
+        self.query_one("#train-body").display = bool(ordered)
+        if not ordered:
+            title.update(f"round {self.round}: no training steps yet"
+                         + (" ([ and ] change round)" if s.config.rounds > 1 else ""))
+            return
+        last = ordered[-1]
+        title.update(f"round {self.round} · step [b]{last.step}[/] of {last.max_steps} · epoch {last.epoch:.2f}")
+        self.query_one("#train-bar", ProgressBar).update(total=last.max_steps or None, progress=last.step)
+        self.query_one("#train-eta", Static).update(f"ETA {duration(last.eta_s)}")
+        losses = [f"loss [b]{last.loss:.4f}[/]" if last.loss is not None else "loss -"]
+        for name in ("feedback", "rationale"):
+            v = getattr(last, f"loss_{name}")
+            losses.append(f"{name} {v:.4f}" if v is not None else f"{name} -")
+        facts = [" · ".join(losses),
+                 f"lr {last.learning_rate:.2e}" if last.learning_rate is not None else "lr -",
+                 f"{last.tokens_per_second:,.0f} tok/s" if last.tokens_per_second else "tok/s -",
+                 f"mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "mem -"]
+        self.query_one("#train-stats", Static).update("  ·  ".join(facts))
+        self.query_one(LinePlot).set_series({
+            "total": [(t.step, t.loss) for t in ordered if t.loss is not None],
+            "feedback": [(t.step, t.loss_feedback) for t in ordered if t.loss_feedback is not None],
+            "rationale": [(t.step, t.loss_rationale) for t in ordered if t.loss_rationale is not None]})
+        self.query_one("#lr", Sparkline).data = [t.learning_rate or 0.0 for t in ordered]

@@ -1,0 +1,222 @@
+"""One open run as the UI sees it: the run directory, its runner on a worker thread, and the live
+state the screens draw, folded from engine events.
+
+Events arrive on the runner's thread. They go into a deque (append and popleft are atomic), and
+the app drains it on a timer on the UI thread, so a burst of events costs the UI one redraw per tick
+instead of one per event, and no widget is ever touched from another thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.markup import escape
+
+from fair_core.config import STAGES
+from fair_core.errors import FairError
+from fair_core.events import (BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, EvalResult, Event,
+                              Message, StageFinished, StageProgress, StageStarted, TrainStep)
+from fair_core.rundir import Run
+
+LOG_EVENTS = (StageStarted, StageFinished, CallRetried, CallFailed, BudgetReached, EvalResult, Message)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.toml").is_file() and (path / "run.sqlite").is_file()
+
+
+@dataclass
+class StageState:
+    status: str = "pending"  # pending | running | done | partial | cancelled
+    done: int = 0
+    total: int = 0
+
+
+class Live:
+    """Counters, stage states, training steps and accuracies, as the UI shows them."""
+
+    def __init__(self, stages: list[str]) -> None:
+        self.stage_names = [s for s in STAGES if s in stages]
+        self.stages: dict[tuple[int, str], StageState] = {}
+        self.round = 0
+        self.started = self.done = self.cached = self.retried = self.failed = 0
+        self.tokens = 0
+        self.cost_usd = 0.0
+        self.budget_reached = False
+        self.train: dict[int, dict[int, TrainStep]] = {}
+        self.accuracy: dict[tuple[int, str], float] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Every started attempt ends in exactly one of done (uncached), retried or failed."""
+        return max(0, self.started - self.done - self.retried - self.failed)
+
+    def stage(self, round: int, stage: str) -> StageState:
+        return self.stages.setdefault((round, stage), StageState())
+
+    def seed(self, run: Run) -> None:
+        """Start from what the store already holds, so an opened run shows where it stands."""
+        for row in run.store.stages():
+            s = self.stage(row["round"], row["stage"])
+            s.status = row["status"]
+            summary = json.loads(row["summary"]) if row["summary"] else {}
+            if s.status == "done":  # a count where the summary has one (calls, items, pairs)
+                s.done = s.total = summary.get("calls", summary.get("test_items", summary.get("pairs", 0)))
+            self.round = max(self.round, row["round"])
+        self.cost_usd = run.store.spent_usd()
+
+    def apply(self, e: Event) -> None:
+        if isinstance(e, CallStarted):
+            self.started += 1
+        elif isinstance(e, CallDone):
+            if e.cached:
+                self.cached += 1
+            else:
+                self.done += 1
+                self.tokens += e.prompt_tokens + e.completion_tokens
+                self.cost_usd += e.cost_usd
+        elif isinstance(e, CallRetried):
+            self.retried += 1
+        elif isinstance(e, CallFailed):
+            self.failed += 1
+        elif isinstance(e, StageProgress):
+            s = self.stage(e.round, e.stage)
+            s.status, s.done, s.total = "running", e.done, e.total
+        elif isinstance(e, StageStarted):
+            self.round = e.round
+            s = self.stage(e.round, e.stage)
+            s.status, s.done, s.total = "running", 0, e.total
+        elif isinstance(e, StageFinished):
+            s = self.stage(e.round, e.stage)
+            s.status = "partial" if e.summary.get("failed") else "done"
+            s.done = s.done if s.status == "partial" else s.total
+        elif isinstance(e, TrainStep):
+            self.train.setdefault(e.round, {})[e.step] = e
+            s = self.stage(e.round, "train")
+            s.status, s.done, s.total = "running", e.step, e.max_steps
+        elif isinstance(e, EvalResult):
+            self.accuracy[(e.round, e.when)] = e.accuracy
+        elif isinstance(e, BudgetReached):
+            self.budget_reached = True
+
+
+def facts(summary: dict) -> str:
+    """A stage summary as "calls 1161, failed 0" (timings left out: they differ run to run)."""
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in summary.items() if k != "seconds")
+
+
+def describe(e: Event) -> str | None:
+    """The event log's line (rich markup) for an event worth a line; calls are counted, not logged."""
+    if isinstance(e, StageStarted):
+        return f"round {e.round} {e.stage} started"
+    if isinstance(e, StageFinished):
+        said = facts(e.summary)
+        return f"round {e.round} {e.stage} finished" + (f": {escape(said)}" if said else "")
+    if isinstance(e, CallRetried):
+        return f"[yellow]retry[/] {_call(e)} #{e.attempt}: {escape(e.reason)}"
+    if isinstance(e, CallFailed):
+        return f"[red]failed[/] {_call(e)}: {escape(e.reason)}"
+    if isinstance(e, BudgetReached):
+        return f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls"
+    if isinstance(e, EvalResult):
+        return f"round {e.round} accuracy {e.when} training: {e.accuracy:.3f} on {e.n} {e.split} items"
+    if isinstance(e, Message):
+        colour = {"error": "red", "warning": "yellow"}.get(e.level, "cyan")
+        return f"[{colour}]{escape(e.level)}[/]: {escape(e.text)}"
+    return None
+
+
+def _call(e: CallRetried | CallFailed) -> str:
+    return escape(f"{e.teacher} {e.purpose} {e.item_id}")
+
+
+class Session:
+    """An open run directory; at most one runner at a time works on it."""
+
+    def __init__(self, path: str | Path, run: Run | None = None) -> None:
+        self.path = Path(path)
+        self.run = run or Run(self.path)
+        self.config = self.run.config
+        self.name = self.path.name
+        self.live = Live(self.config.stages)
+        self.live.seed(self.run)
+        self.earlier = [f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
+                        + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else "")
+                        for row in self.run.store.stages()]  # the log's first lines: what was done before
+        self.buffer: deque[Event] = deque()
+        self._unsubscribe = self.run.bus.subscribe(self.buffer.append)
+        self.runner = None
+        self.state = "idle"  # idle | running | paused | cancelling | finished | cancelled | failed
+        self.error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "paused", "cancelling")
+
+    def drain(self) -> list[Event]:
+        """Take every buffered event and fold it into :attr:`live` (UI thread)."""
+        events = []
+        pop = self.buffer.popleft
+        try:
+            while True:
+                events.append(pop())
+        except IndexError:
+            pass
+        for e in events:
+            self.live.apply(e)
+        return events
+
+    # the worker thread's body ------------------------------------------------------------------
+    def execute(self) -> None:
+        """Run (or resume) the pipeline until it ends, fails or is cancelled. Blocks: call it on a
+        worker thread."""
+        from fair_core.host import get_host
+        from fair_core.runner import Runner
+
+        try:
+            self.runner = Runner(self.run, get_host())
+            if self.state == "cancelling":  # cancelled while the runner was being built
+                return
+            self.runner.run()
+            self.state = "cancelled" if self.runner.cancelled else "finished"
+        except FairError as e:
+            self._fail(str(e))
+        except Exception as e:  # noqa: BLE001 - the UI must show it, not die of it
+            self._fail(f"{type(e).__name__}: {e}")
+        finally:
+            if self.state in ("running", "paused", "cancelling"):
+                self.state = "cancelled"
+            self.runner = None
+            self.run.flush_events()
+
+    def _fail(self, text: str) -> None:
+        self.state, self.error = "failed", text
+        self.buffer.append(Message("error", text))
+
+    # control (UI thread) ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.state, self.error = "running", None
+
+    def pause(self) -> None:
+        if self.state == "running" and self.runner is not None:
+            self.runner.pause()
+            self.state = "paused"
+
+    def resume(self) -> None:
+        if self.state == "paused" and self.runner is not None:
+            self.runner.resume()
+            self.state = "running"
+
+    def cancel(self) -> None:
+        if self.active:
+            self.state = "cancelling"
+            if self.runner is not None:
+                self.runner.cancel()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self.run.close()
