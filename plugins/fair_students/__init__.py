@@ -1,0 +1,32 @@
+"""Built-in student backends: "hf" (transformers, the default) and "vllm" (where installed).
+
+The factories import their module only when called, so loading the plugin stays free of torch.
+"""
+
+from fair_core.hookspecs import hookimpl
+
+
+def _hf(config, **kwargs):
+    from .hf import HFStudent
+
+    return HFStudent(config, **kwargs)
+
+
+def _local_path(config) -> str:
+    """The folder (or hub id) the trainer fine-tunes: aliases such as "smollm2" resolved."""
+    from .hf import resolve_model
+
+    source, gguf, _ = resolve_model(config)
+    return config.model if gguf else source
+
+
+def _vllm(config, **kwargs):
+    from .vllm import VLLMStudent
+
+    return VLLMStudent(config, **kwargs)
+
+
+@hookimpl
+def register_students(register):
+    register("hf", _hf, local_path=_local_path)
+    register("vllm", _vllm, local_path=_local_path)

@@ -1,0 +1,164 @@
+"""The default student backend: a transformers causal LM, generating in left-padded batches.
+
+Prompts are sorted by token length before batching so a batch carries little padding, and
+``generate`` stops a batch as soon as every row has ended; answers come back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+from fair_core.config import StudentConfig
+from fair_core.errors import FairError
+from fair_core.student import Progress, Student
+
+DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+          "fp16": "float16", "float16": "float16"}
+
+
+def dequantize_kwargs() -> dict:
+    """Ask transformers for a plain dense model from a GGUF file.
+
+    Newer transformers keep GGUF weights packed by default, which can be neither saved nor
+    merged with an adapter; older ones always dequantize and have no ``GgufConfig``.
+    """
+    try:
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
+
+
+def _looks_like_path(model: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else with a separator, a leading dot or
+    # tilde, or a .gguf suffix is meant as a local path and must never go to the hub.
+    return (model.startswith((".", "~", os.sep)) or model.count("/") > 1 or "\\" in model
+            or model.endswith(".gguf"))
+
+
+def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
+    """(source, gguf file name or None, is local) for ``config.model``; alias "smollm2" included."""
+    model = config.model.strip()
+    if not model:
+        raise FairError("student.model is empty: set it to a hub id, a local folder, a .gguf file or 'smollm2'")
+    if model == "smollm2":
+        from .smollm2 import smollm2_path
+
+        return str(smollm2_path()), None, True
+    path = Path(model).expanduser()
+    if path.exists() or _looks_like_path(model):
+        if not path.exists():
+            raise FairError(f"student model {model} not found: no such file or folder")
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise FairError(f"student model {model} is a file but not a .gguf: point student.model at a folder")
+            return str(path.parent), path.name, True
+        if config.gguf_file and not (path / config.gguf_file).is_file():
+            raise FairError(f"student model {model} not found: no {config.gguf_file} in it")
+        return str(path), config.gguf_file, True
+    return model, config.gguf_file, False
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def pick_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if name not in DTYPES:
+        raise FairError(f"student.dtype {name!r} is unknown: use auto, fp32, bf16 or fp16")
+    return getattr(torch, DTYPES[name])
+
+
+class HFStudent(Student):
+    """A transformers model (hub id, local folder or GGUF file), optionally with a LoRA adapter."""
+
+    def __init__(self, config: StudentConfig, adapter: str | Path | None = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        source, gguf, local = resolve_model(config)
+        self.device = pick_device(config.device)
+        extra = {"local_files_only": True} if local else {}
+        if gguf:
+            extra["gguf_file"] = gguf
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=pick_dtype(config.dtype, self.device),
+                **extra, **(dequantize_kwargs() if gguf else {}))
+        except OSError as e:
+            raise FairError(f"student model {config.model} could not be loaded: {str(e).splitlines()[0]}") from None
+        if adapter is not None:
+            model = self._with_adapter(model, Path(adapter))
+        self.model = model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.use_template = bool(config.chat_template and self.tokenizer.chat_template)
+
+    @staticmethod
+    def _with_adapter(model, adapter: Path):
+        """Merge a LoRA adapter into the weights: generation then costs what the base model costs."""
+        from peft import PeftModel
+
+        if not (adapter / "adapter_config.json").is_file():
+            raise FairError(f"student adapter {adapter} not found: no adapter_config.json there")
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+    def encode(self, prompt: str) -> list[int]:
+        """The token ids the model sees for one prompt: chat-templated or plain."""
+        if self.use_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(prompt)["input_ids"]
+
+    def _generation_kwargs(self) -> dict:
+        c = self.config
+        kwargs = {"max_new_tokens": c.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if c.sampling:
+            return {**kwargs, "do_sample": True, "temperature": c.temperature, "top_p": c.top_p, "top_k": 0}
+        return {**kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+
+    def generate(self, prompts: list[str], on_progress: Progress | None = None) -> list[str]:
+        import torch
+
+        encoded = [self.encode(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        answers: list[str] = [""] * len(prompts)
+        pad = self.tokenizer.pad_token_id
+        kwargs = self._generation_kwargs()
+        size = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(order), size):
+                batch = order[start:start + size]
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
+                mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
+                out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
+                texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+                for i, text in zip(batch, texts):
+                    answers[i] = text.strip()
+                if on_progress:
+                    on_progress(len(batch))
+        return answers
+
+    def close(self) -> None:
+        import torch
+
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

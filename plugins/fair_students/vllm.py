@@ -1,0 +1,69 @@
+"""A student served by vLLM's offline engine, for fast examination on a GPU.
+
+Select it with ``student.backend = "vllm"`` once ``pip install vllm`` has run; everything else
+in the student config means what it means for the "hf" backend. A LoRA adapter is applied per
+request (vLLM's ``LoRARequest``), so the base weights stay shared between rounds. vLLM schedules
+its own batches; prompts are handed over in chunks only so that progress can be reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fair_core.config import StudentConfig
+from fair_core.errors import FairError
+from fair_core.student import Progress, Student
+
+from .hf import DTYPES, resolve_model
+
+CHUNK = 256  # prompts per progress report; large enough that vLLM's scheduler stays full
+
+
+class VLLMStudent(Student):
+    def __init__(self, config: StudentConfig, adapter: str | Path | None = None):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise FairError('student.backend "vllm" needs vLLM: pip install vllm, or use backend "hf"') from None
+        if config.device not in ("auto", "cuda"):
+            raise FairError(f'student.backend "vllm" runs on a GPU: set student.device to "auto" (got {config.device!r})')
+        if config.dtype != "auto" and config.dtype not in DTYPES:
+            raise FairError(f"student.dtype {config.dtype!r} is unknown: use auto, fp32, bf16 or fp16")
+        self.config = config
+        source, gguf, _ = resolve_model(config)
+        model = str(Path(source) / gguf) if gguf else source
+        self.llm = LLM(model=model, tokenizer=source, dtype=DTYPES.get(config.dtype, "auto"),
+                       enable_lora=adapter is not None)
+        self.lora = None
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("student", 1, str(adapter))
+        tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = tokenizer if config.chat_template and getattr(tokenizer, "chat_template", None) else None
+
+    def _text(self, prompt: str) -> str:
+        if self.tokenizer is None:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], on_progress: Progress | None = None) -> list[str]:
+        from vllm import SamplingParams
+
+        c = self.config
+        if c.sampling:
+            params = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_new_tokens)
+        else:
+            params = SamplingParams(temperature=0.0, max_tokens=c.max_new_tokens)
+        answers: list[str] = []
+        for start in range(0, len(prompts), CHUNK):
+            chunk = [self._text(p) for p in prompts[start:start + CHUNK]]
+            outputs = self.llm.generate(chunk, params, lora_request=self.lora, use_tqdm=False)
+            answers += [o.outputs[0].text.strip() for o in outputs]
+            if on_progress:
+                on_progress(len(chunk))
+        return answers
+
+    def close(self) -> None:
+        self.llm = None

@@ -1,0 +1,120 @@
+"""The transformers student on the tiny local model: batching must not change what it writes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fair_core.config import StudentConfig
+from fair_core.errors import FairError
+from fair_core.testing.tiny import make_tiny_student
+from fair_students.hf import HFStudent
+
+NEW = 10
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_student(tmp_path_factory.mktemp("students") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def questions(data_dir):
+    items = json.loads((data_dir / "svamp" / "SVAMP.json").read_text())[:7]
+    # Lengths differ a lot, so batches need padding and sorting reorders them.
+    return [it["Body"] + " " + it["Question"] for it in items] + ["Add 3 and 4."]
+
+
+def student(model, **kw):
+    return HFStudent(StudentConfig(model=str(model), max_new_tokens=NEW, **kw))
+
+
+def reference(model_dir, texts, adapter=None):
+    """Plain transformers, one unpadded prompt at a time: what the paper's code does."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    out = []
+    with torch.inference_mode():
+        for text in texts:
+            ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+            gen = model.generate(input_ids=ids, max_new_tokens=NEW, do_sample=False, pad_token_id=tok.pad_token_id)
+            out.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    return out
+
+
+def chat(model_dir, prompts):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    return [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts]
+
+
+def test_batched_equals_one_at_a_time_in_order(tiny, questions):
+    batched = student(tiny, batch_size=3)
+    assert batched.tokenizer.padding_side == "left"
+    got = batched.generate(questions)
+    assert got == student(tiny, batch_size=1).generate(questions)
+    assert got == reference(tiny, chat(tiny, questions))
+    assert len(set(got)) > 1  # the tiny model writes different text for different prompts
+
+
+def test_plain_prompt_without_chat_template(tiny, questions):
+    plain = student(tiny, chat_template=False, batch_size=4).generate(questions)
+    assert plain == reference(tiny, questions)
+    assert plain != student(tiny, batch_size=4).generate(questions)
+
+
+def test_progress_is_reported_per_batch(tiny, questions):
+    seen = []
+    student(tiny, batch_size=3).generate(questions, on_progress=seen.append)
+    assert seen == [3, 3, 2]
+
+
+def test_sampling_returns_one_answer_per_prompt(tiny, questions):
+    out = student(tiny, sampling=True, temperature=1.0, batch_size=8).generate(questions)
+    assert len(out) == len(questions) and all(isinstance(a, str) for a in out)
+
+
+def test_lora_adapter_is_loaded(tiny, questions, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    # Random (not zero) B matrices, so the adapter really changes what the model writes.
+    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+
+    tuned = HFStudent(StudentConfig(model=str(tiny), max_new_tokens=NEW, batch_size=4), adapter=tmp_path / "adapter")
+    got = tuned.generate(questions)
+    assert got == reference(tiny, chat(tiny, questions), adapter=tmp_path / "adapter")
+    assert got != student(tiny, batch_size=4).generate(questions)
+
+
+@pytest.mark.parametrize("name", ["{tmp}/missing", "./no/such/model", "~/nowhere/model", "{tmp}/model.gguf"])
+def test_missing_model_is_a_one_line_error(name, tmp_path):
+    with pytest.raises(FairError, match="^student model .* not found: [^\n]*$"):
+        HFStudent(StudentConfig(model=name.format(tmp=tmp_path)))
+
+
+def test_missing_adapter_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(FairError, match="adapter .* not found"):
+        HFStudent(StudentConfig(model=str(tiny)), adapter=tmp_path)
+
+
+def test_plugin_registers_backends_without_importing_torch():
+    code = ("import sys, fair_students; names = []; "
+            "fair_students.register_students(lambda n, f: names.append(n)); "
+            "print(names, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['hf', 'vllm'] False"

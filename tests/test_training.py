@@ -1,0 +1,328 @@
+"""Student fine-tuning: the joint loss against a hand computation, masking, the sliced head,
+the training process end to end (outputs, resume after SIGKILL, one-line errors).
+
+Real pieces throughout: the paper's SVAMP committee outputs as training pairs, a tiny Llama
+with a locally trained tokenizer and chat template, and ``python -m fair_core.training`` as a
+child process where the process boundary is what is being tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fair_core.errors import FairError
+from fair_core.testing.tiny import make_tiny_student
+from fair_core.training import command
+from fair_core.training.__main__ import main
+from fair_core.training.collator import FEEDBACK, IGNORE, PairCollator
+from fair_core.training.data import Encoder, LengthGroupedBatches, read_pairs
+from fair_core.training.loss import JointLoss, probe
+from fair_tasks.prompts import NUMBER
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paper_pairs(paper_dir: Path, n: int) -> list[dict]:
+    """Compiled pairs as the engine writes them: the learn prompts with gpt's feedback and the
+    first accepted rationale of each SVAMP item of the paper's committee."""
+    feedback = json.loads((paper_dir / "Llama-2-7b-chat-hf_svamp_feedback_round0.json").read_text())
+    rationale = json.loads((paper_dir / "Llama-2-7b-chat-hf_svamp_rationale_round0.json").read_text())
+    pairs = []
+    for f, r in zip(feedback, rationale):
+        if r["correct_rationale"]:
+            pairs.append({"item_id": str(f["id"]),
+                          "feedback": {"prompt": NUMBER["learn_feedback"].format(
+                              question=f["question"], student_answer=f["student_wrong_pred"]),
+                              "response": f["gpt_feedback"]},
+                          "rationale": {"prompt": NUMBER["learn_rationale"].format(question=f["question"]),
+                                        "response": r["correct_rationale"][0]}})
+    return pairs[:n]
+
+
+def make_run(root: Path, pairs: list[dict], train: str) -> Path:
+    (root / "rounds" / "0").mkdir(parents=True)
+    (root / "rounds" / "0" / "train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    (root / "config.toml").write_text(f"[train]\n{train}\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_student(tmp_path_factory.mktemp("student") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    return tok, model
+
+
+@pytest.fixture(scope="module")
+def pairs(paper_dir, loaded):
+    tok, _ = loaded
+    encode = Encoder(tok, chat_template=True, max_length=160)
+    return [encode.pair(p) for p in paper_pairs(paper_dir, 5)]
+
+
+def hand_loss(model, pairs, alpha):
+    """Each sequence alone, full logits, per-token CE written out with log_softmax."""
+    sums = {"feedback": [0.0, 0], "rationale": [0.0, 0]}
+    with torch.no_grad():
+        for pair in pairs:
+            for half in ("feedback", "rationale"):
+                seq = getattr(pair, half)
+                ids = torch.tensor([seq.ids])
+                logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
+                targets = torch.arange(seq.n_prompt, len(seq.ids))  # token t is predicted at t - 1
+                sums[half][0] -= logp[targets - 1, ids[0, targets]].sum().item()
+                sums[half][1] += len(targets)
+    f = sums["feedback"][0] / sums["feedback"][1]
+    r = sums["rationale"][0] / sums["rationale"][1]
+    return alpha * f + (1 - alpha) * r, f, r
+
+
+def batch_loss(model, pairs, alpha=0.3, sliced=True, **collate):
+    batch = PairCollator(**{"pad_id": 0, **collate})(pairs)
+    batch.pop("counts")
+    with torch.no_grad():
+        return [x.item() for x in JointLoss(model, alpha, sliced)(**batch)]
+
+
+def test_joint_loss_equals_hand_computation(loaded, pairs):
+    _, model = loaded
+    want = hand_loss(model, pairs, 0.3)
+    for packed in (True, False):
+        assert batch_loss(model, pairs, packed=packed) == pytest.approx(want, abs=1e-4)
+    assert batch_loss(model, pairs, alpha=1.0)[0] == pytest.approx(want[1], abs=1e-4)
+    assert batch_loss(model, pairs, alpha=0.0)[0] == pytest.approx(want[2], abs=1e-4)
+
+
+def test_prompt_and_padding_never_count(loaded, pairs):
+    _, model = loaded
+    batch = PairCollator(pad_id=0, multiple_of=64)(pairs)
+    labelled = batch["labels"] != IGNORE
+    # exactly the response tokens carry labels, each tagged with its half
+    assert labelled.sum() == sum(p.feedback.n_response + p.rationale.n_response for p in pairs)
+    assert (batch["kinds"] == FEEDBACK).sum() == sum(p.feedback.n_response for p in pairs)
+    assert torch.equal(batch["labels"][labelled], batch["input_ids"][labelled])
+    # the loss ignores the pad id, the amount of padding, and the layout of the rows
+    base = batch_loss(model, pairs, pad_id=0)
+    assert batch_loss(model, pairs, pad_id=7, multiple_of=64) == pytest.approx(base, abs=1e-5)
+    assert batch_loss(model, pairs, pad_id=3, packed=False) == pytest.approx(base, abs=1e-5)
+    # padding sits on the right of every row, after every real token
+    used = [len(p.feedback.ids) + len(p.rationale.ids) for p in pairs]
+    mask = PairCollator(pad_id=0, packed=False)(pairs)["attention_mask"]
+    rows = [len(p.feedback.ids) for p in pairs] + [len(p.rationale.ids) for p in pairs]
+    assert mask.sum(1).tolist() == rows and all((m[:n] == 1).all() for m, n in zip(mask, rows))
+    assert batch["input_ids"].shape[1] == -(-max(used) // 64) * 64
+
+
+def test_sliced_head_equals_full_logits(loaded, pairs):
+    from peft import LoraConfig, get_peft_model
+
+    _, model = loaded
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False))
+    try:
+        batch = PairCollator(pad_id=0)(pairs)
+        batch.pop("counts")
+        results = []
+        for sliced in (True, False):
+            lora.zero_grad()
+            loss = JointLoss(lora, 0.5, sliced)(**batch)[0]
+            loss.backward()
+            grads = [p.grad.clone() for p in lora.parameters() if p.requires_grad]
+            results.append((loss.item(), grads))
+        (a, ga), (b, gb) = results
+        assert a == pytest.approx(b, abs=1e-5)
+        assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb))
+        assert probe(lora, pairs[0].feedback.ids[:40], pairs[0].rationale.ids[:40]) == (True, True)
+    finally:
+        lora.unload()
+
+
+def test_probe_notices_a_post_processed_head(loaded, pairs):
+    _, model = loaded
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **kw):
+            out = self.inner(**kw)
+            out.logits = out.logits * 2.0
+            return out
+
+        def get_decoder(self):
+            return self.inner.get_decoder()
+
+        def get_output_embeddings(self):
+            return self.inner.get_output_embeddings()
+
+    # a model whose forward scales the logits after the head: the bare head would be wrong
+    sliced, packed = probe(Scaled(model), pairs[0].feedback.ids[:30], pairs[0].rationale.ids[:30])
+    assert (sliced, packed) == (False, True)
+
+
+def test_truncation_cuts_the_prompt_and_keeps_the_response(loaded, paper_dir):
+    tok, _ = loaded
+    row = paper_pairs(paper_dir, 1)[0]["feedback"]
+    full = Encoder(tok, True, 4096)(row["prompt"], row["response"])
+    cut = Encoder(tok, True, full.n_response + 5)(row["prompt"], row["response"])
+    assert len(cut.ids) == full.n_response + 5 and cut.n_prompt == 5
+    assert cut.ids == full.ids[-len(cut.ids):] and cut.ids[-1] == tok.eos_token_id
+    plain = Encoder(tok, False, 4096)(row["prompt"], row["response"])
+    assert plain.n_prompt < full.n_prompt  # no chat markers
+    assert plain.ids[plain.n_prompt:] == full.ids[full.n_prompt:]
+
+
+def test_batches_cover_every_pair_once_and_replay(pairs):
+    lengths = [17, 3, 99, 45, 8, 61, 23, 5, 71, 30, 12]
+    sampler = LengthGroupedBatches(lengths, batch_size=3, seed=1, group=2)
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(len(lengths))) and len(first) == len(sampler)
+    assert list(sampler) == first
+    sampler.epoch = 1
+    assert list(sampler) != first
+    for b in first:  # within a group, batches hold neighbours in length
+        assert [lengths[i] for i in b] == sorted((lengths[i] for i in b), reverse=True)
+
+
+def test_command_line():
+    argv = command("/runs/a", 1, "/m/base", "/runs/a/rounds/0/adapter", merge=True, launcher="accelerate")
+    assert argv[:5] == [sys.executable, "-m", "accelerate.commands.launch", "--module", "fair_core.training"]
+    assert argv[5:] == ["--run-dir", "/runs/a", "--round", "1", "--base", "/m/base",
+                        "--adapter", "/runs/a/rounds/0/adapter", "--merge"]
+    assert command("r", 0, "b")[:3] == [sys.executable, "-m", "fair_core.training"]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+
+
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, tiny, paper_dir, capsys):
+    empty = make_run(tmp_path / "empty", [], "batch_size = 2")
+    done = subprocess.run(command(empty, 0, tiny), capture_output=True, text=True, cwd=ROOT, env=_env())
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "is empty" in done.stderr
+
+    run = make_run(tmp_path / "run", paper_pairs(paper_dir, 2), "batch_size = 2")
+    assert main(["--run-dir", str(run), "--round", "0", "--base", str(tmp_path / "nowhere")]) == 2
+    assert "base model" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        (run / "config.toml").write_text('[train]\nmethod = "qlora"\n')
+        assert main(["--run-dir", str(run), "--round", "0", "--base", str(tiny)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CUDA" in err
+    with pytest.raises(FairError, match="not a pair"):
+        (run / "rounds" / "0" / "train.jsonl").write_text('{"item_id": "1"}\n')
+        read_pairs(run / "rounds" / "0" / "train.jsonl")
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _adapter(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path / "adapter_model.safetensors")
+
+
+# 25 pairs at batch 2 = 13 batches per epoch (the last one short), accumulated by 2 = 7 steps
+# per epoch, the last one from a single batch; 2 epochs = 14 steps; dropout on.
+RESUME = "batch_size = 2\ngrad_accum = 2\nepochs = 2\nsave_steps = 4\nmax_length = 48\nlora_dropout = 0.1"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny, paper_dir):
+    """One training run in this process, start to end, with --merge."""
+    from fair_core.training.trainer import train
+
+    run = make_run(tmp_path_factory.mktemp("uninterrupted") / "run", paper_pairs(paper_dir, 25), RESUME)
+    return run / "rounds" / "0", train(run, 0, tiny, merge=True)
+
+
+def test_train_writes_adapter_merged_model_and_progress(uninterrupted, tiny):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, done = uninterrupted
+    lines = _lines(out / "progress.jsonl")
+    steps = [x for x in lines if x["type"] == "train_step"]
+    assert [x["step"] for x in steps] == list(range(1, 15)) and lines[-1] == done
+    assert done["step"] == done["max_steps"] == 14 and done["epoch"] == 2.0 and done["packed"]
+    keys = {"step", "max_steps", "epoch", "loss", "loss_feedback", "loss_rationale", "learning_rate",
+            "tokens_per_second", "samples_per_second", "memory_mb", "eta_s"}
+    assert keys <= set(steps[0]) and steps[-1]["tokens_per_second"] > 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-12", "step-14"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    ids = torch.tensor([[5, 60, 61, 62, 63, 9]])
+    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    with torch.no_grad():
+        before = base(input_ids=ids).logits
+        with_adapter = PeftModel.from_pretrained(base, out / "adapter").eval()(input_ids=ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()(input_ids=ids).logits
+    assert torch.allclose(with_adapter, merged, atol=1e-4) and not torch.equal(before, merged)
+    assert (out / "merged" / "tokenizer.json").is_file() and (out / "adapter" / "tokenizer.json").is_file()
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny, paper_dir, uninterrupted):
+    run = make_run(tmp_path / "run", paper_pairs(paper_dir, 25), RESUME)
+    ckpts = run / "rounds" / "0" / "checkpoints"
+    proc = subprocess.Popen(command(run, 0, tiny), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (ckpts / "step-4").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "rounds" / "0" / "adapter").exists()
+
+    again = subprocess.run(command(run, 0, tiny), cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    done = _lines(run / "rounds" / "0" / "progress.jsonl")[-1]
+    out, want = uninterrupted
+    # killed after step 4 of 7 in the first epoch (or a step later if the kill came late)
+    assert done["type"] == "train_done" and 4 <= done["resumed_from"] < 14 and done["resumed_from"] % 7
+    assert done["step"] == want["step"] == 14
+    assert done["loss"] == pytest.approx(want["loss"], abs=1e-5)
+    got, expected = _adapter(run / "rounds" / "0" / "adapter"), _adapter(out / "adapter")
+    assert got.keys() == expected.keys()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got)
+
+
+def test_full_fine_tuning_writes_the_model_and_guards_its_checkpoints(tmp_path, tiny, paper_dir):
+    from safetensors.torch import load_file
+
+    from fair_core.training.trainer import train
+
+    settings = 'method = "full"\nmax_steps = 2\nbatch_size = 2\nmax_length = 48\ngradient_checkpointing = true'
+    run = make_run(tmp_path / "run", paper_pairs(paper_dir, 4), settings)
+    done = train(run, 0, tiny, merge=True)
+    out = run / "rounds" / "0"
+    assert done["output"] == str(out / "model") and done["merged"] is None and done["step"] == 2
+    trained, initial = load_file(out / "model" / "model.safetensors"), load_file(tiny / "model.safetensors")
+    assert trained.keys() == initial.keys() and any(not torch.equal(trained[k], initial[k]) for k in trained)
+    # a rerun with other settings must not continue these checkpoints
+    (run / "config.toml").write_text(f"[train]\n{settings}\nlearning_rate = 1e-5\n")
+    with pytest.raises(FairError, match="other data or settings"):
+        train(run, 0, tiny)
