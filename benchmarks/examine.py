@@ -41,7 +41,7 @@ def one_at_a_time(student, prompts: list[str], new_tokens: int) -> list[str]:
     tok, out = student.tokenizer, []
     with torch.inference_mode():
         for prompt in prompts:
-            ids = torch.tensor([student._encode(prompt)], device=student.device)
+            ids = torch.tensor([student.encode(prompt)], device=student.device)
             gen = student.model.generate(input_ids=ids, max_new_tokens=new_tokens, do_sample=False,
                                          temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
             out.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2", help="student.model: 'smollm2', a folder or a hub id")
     ap.add_argument("--n", type=int, default=64, help="questions")
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--batch-size", default="32", help="one size, or a comma list to compare")
+    ap.add_argument("--batch-size", default="64", help="one size, or a comma list to compare")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--dtype", default="auto", help="student.dtype for both ways (auto: fp32 on CPU)")
     args = ap.parse_args()
