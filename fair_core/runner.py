@@ -66,6 +66,8 @@ class Runner:
                 raise FairError("no teachers configured: add [[teachers]] tables to the config")
             for backend in self._backends().values():
                 backend.check()
+        if "train" in self.config.stages and self.config.train.method == "qlora":
+            check_qlora()
         if any(s in self.config.stages for s in ("examine", "train", "evaluate")):
             self.host.get("students", self.config.student.backend)
             if not self.config.student.model:
@@ -176,5 +178,14 @@ class Runner:
                                                  f"rerun to retry them"))
 
 
-def open_run(path: str | Path, host: Host) -> Runner:
-    return Runner(Run(path), host)
+def check_qlora() -> None:
+    """QLoRA needs a CUDA GPU and bitsandbytes: say so before anything runs."""
+    from importlib.util import find_spec
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise FairError("train.method = \"qlora\" needs a CUDA GPU and none is visible: use method = \"lora\" on CPU")
+    if find_spec("bitsandbytes") is None:
+        raise FairError("train.method = \"qlora\" needs bitsandbytes: pip install bitsandbytes, or use method = \"lora\"")
+

@@ -75,3 +75,39 @@ def test_fair_eval_any_model(tmp_path):
 def test_student_path_that_does_not_exist(tmp_path):
     out = fair("eval", "--student", tmp_path / "nope", "--task", "svamp", "--limit", "2")
     assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def one_line(out):
+    """The run's one error line (progress lines may come before it)."""
+    errors = [line for line in out.stderr.splitlines() if line.startswith("fair: error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.rstrip().endswith(errors[0])
+    return errors[0]
+
+
+def test_qlora_without_gpu_fails_before_anything(tmp_path):
+    student = make_tiny_student(tmp_path / "student")
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student, method="qlora")
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
+        assert server.requests == 0
+    assert "qlora" in line and "GPU" in line
+    assert not (tmp_path / "run" / "rounds").exists()
+
+
+def test_empty_compiled_dataset(tmp_path):
+    """Teachers that are always wrong, with verify_answer: no rationale passes, nothing to train on."""
+    student = make_tiny_student(tmp_path / "student")
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student)
+        data = cfg.load(config).model_dump(mode="json", exclude_none=True)
+        for t in data["teachers"]:
+            t["model"] = "openai/noisy-1.0"
+        data["committee"]["verify_answer"] = True
+        data["task"]["train_limit"], data["task"]["test_limit"] = 4, 2
+        config.write_text(cfg.dump(cfg.validate(data)))
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
+    assert "no training data" in line
+    round0 = tmp_path / "run" / "rounds" / "0"
+    assert (round0 / "train.jsonl").read_text() == ""
+    assert not (round0 / "adapter").exists() and not (round0 / "checkpoints").exists()
