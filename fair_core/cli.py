@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import FairError
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     # our own progress bars say what is happening; the libraries' would only interleave with them
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' notes to their developers
     try:
         parser = build_parser()
         for problem in get_host().problems:
