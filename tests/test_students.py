@@ -114,7 +114,7 @@ def test_missing_adapter_is_a_clear_error(tiny, tmp_path):
 
 def test_plugin_registers_backends_without_importing_torch():
     code = ("import sys, fair_students; names = []; "
-            "fair_students.register_students(lambda n, f: names.append(n)); "
+            "fair_students.register_students(lambda n, f, **meta: names.append(n)); "
             "print(names, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['hf', 'vllm'] False"

@@ -21,7 +21,7 @@ import torch
 
 from fair_core.errors import FairError
 from fair_core.testing.tiny import make_tiny_student
-from fair_core.training import command
+from fair_core.training import attention, command
 from fair_core.training.__main__ import main
 from fair_core.training.collator import FEEDBACK, IGNORE, PairCollator
 from fair_core.training.data import Encoder, LengthGroupedBatches, read_pairs
@@ -65,14 +65,15 @@ def loaded(tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32,
+                                                 attn_implementation=attention.implementation()).eval()
     return tok, model
 
 
 @pytest.fixture(scope="module")
 def pairs(paper_dir, loaded):
     tok, _ = loaded
-    encode = Encoder(tok, chat_template=True, max_length=160)
+    encode = Encoder(tok, chat_template=True, max_length=768)
     return [encode.pair(p) for p in paper_pairs(paper_dir, 5)]
 
 
@@ -121,33 +122,40 @@ def test_prompt_and_padding_never_count(loaded, pairs):
     base = batch_loss(model, pairs, pad_id=0)
     assert batch_loss(model, pairs, pad_id=7, multiple_of=64) == pytest.approx(base, abs=1e-5)
     assert batch_loss(model, pairs, pad_id=3, packed=False) == pytest.approx(base, abs=1e-5)
-    # padding sits on the right of every row, after every real token
-    used = [len(p.feedback.ids) + len(p.rationale.ids) for p in pairs]
+    # packed: one row, the prompt prefix shared by each half stored once, padded at its end only
+    lengths = [len(p.feedback.ids) for p in pairs] + [len(p.rationale.ids) for p in pairs]
+    (shared_f, rest_f), (shared_r, rest_r) = batch["segments"][:2]
+    assert shared_f > 0 and shared_r > 0  # chat template and instruction
+    assert [shared_f + n for n in rest_f] + [shared_r + n for n in rest_r] == lengths
+    used = int(batch["counts"][3])
+    assert used == sum(lengths) - (len(pairs) - 1) * (shared_f + shared_r)
+    assert batch["input_ids"].shape == (1, -(-used // 64) * 64)
+    # unpacked: right padding after every real token
     mask = PairCollator(pad_id=0, packed=False)(pairs)["attention_mask"]
-    rows = [len(p.feedback.ids) for p in pairs] + [len(p.rationale.ids) for p in pairs]
-    assert mask.sum(1).tolist() == rows and all((m[:n] == 1).all() for m, n in zip(mask, rows))
-    assert batch["input_ids"].shape[1] == -(-max(used) // 64) * 64
+    assert mask.sum(1).tolist() == lengths and all((m[:n] == 1).all() for m, n in zip(mask, lengths))
 
 
-def test_sliced_head_equals_full_logits(loaded, pairs):
+def test_sliced_head_and_shared_prefixes_give_the_same_loss_and_gradients(loaded, pairs):
+    """The head only at response positions vs full logits, and the packed row (shared prompt
+    prefixes computed once) vs one padded row per example: same loss, same LoRA gradients."""
     from peft import LoraConfig, get_peft_model
 
     _, model = loaded
     torch.manual_seed(0)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False))
     try:
-        batch = PairCollator(pad_id=0)(pairs)
-        batch.pop("counts")
         results = []
-        for sliced in (True, False):
+        for sliced, packed in ((True, True), (False, True), (True, False)):
+            batch = PairCollator(pad_id=0, packed=packed)(pairs)
+            batch.pop("counts")
             lora.zero_grad()
             loss = JointLoss(lora, 0.5, sliced)(**batch)[0]
             loss.backward()
-            grads = [p.grad.clone() for p in lora.parameters() if p.requires_grad]
-            results.append((loss.item(), grads))
-        (a, ga), (b, gb) = results
-        assert a == pytest.approx(b, abs=1e-5)
-        assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(ga, gb))
+            results.append((loss.item(), [p.grad.clone() for p in lora.parameters() if p.requires_grad]))
+        (want, want_grads), *others = results
+        for got, grads in others:
+            assert got == pytest.approx(want, abs=1e-5)
+            assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(grads, want_grads))
         assert probe(lora, pairs[0].feedback.ids[:40], pairs[0].rationale.ids[:40]) == (True, True)
     finally:
         lora.unload()

@@ -20,13 +20,17 @@ def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, sliced: bool = True):
+def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, segments=None,
+              sliced: bool = True):
     """Per-token cross-entropy at every labelled position, and the boolean mask of those positions
-    (aligned with ``labels[:, 1:]``). ``sliced``: apply the output head only where needed."""
+    (aligned with ``labels[:, 1:]``). ``segments``: the lengths of the sequences packed in the
+    row (see :mod:`.attention`); ``sliced``: apply the output head only where needed."""
     target = labels[:, 1:]
     keep = target != IGNORE
     inputs = {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": attention_mask,
               "use_cache": False}
+    if segments is not None:
+        inputs["fair_segments"] = tuple(segments)
     if sliced:
         base = _base(model)
         hidden = base.get_decoder()(**inputs).last_hidden_state
@@ -43,8 +47,8 @@ class JointLoss(torch.nn.Module):
         self.alpha = alpha
         self.sliced = sliced
 
-    def forward(self, input_ids, labels, kinds, position_ids=None, attention_mask=None):
-        nll, keep = token_nll(self.model, input_ids, labels, position_ids, attention_mask, self.sliced)
+    def forward(self, input_ids, labels, kinds, position_ids=None, attention_mask=None, segments=None):
+        nll, keep = token_nll(self.model, input_ids, labels, position_ids, attention_mask, segments, self.sliced)
         is_feedback = kinds[:, 1:][keep] == FEEDBACK
         n_f = is_feedback.sum().clamp(min=1)
         n_r = (~is_feedback).sum().clamp(min=1)
@@ -56,27 +60,30 @@ class JointLoss(torch.nn.Module):
 
 @torch.no_grad()
 def probe(model, first: list[int], second: list[int]) -> tuple[bool, bool]:
-    """Whether this model allows (the sliced head, packed rows), checked on two real sequences.
+    """Whether this model allows (the sliced head, packed rows), checked on real sequences.
 
     A model may post-process its logits (soft-capping, scaling) so that the bare head differs,
-    or build its attention mask without looking at position ids; either check then fails and
-    the trainer falls back to the plain path for that feature.
+    or not pass the packed layout down to :mod:`.attention` (so its attention crosses
+    sequences); either check then fails and the trainer falls back to the plain path for that
+    feature. The packed check packs ``first`` with a sequence that shares its first half.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     a = torch.tensor([first], device=device)
-    b = torch.tensor([second], device=device)
+    b = torch.tensor([first[:len(first) // 2] + second], device=device)
     full_a, _ = token_nll(model, a, a, sliced=False)
     full_b, _ = token_nll(model, b, b, sliced=False)
     sliced_a, _ = token_nll(model, a, a, sliced=True)
     tol = 1e-3 if next(model.parameters()).dtype == torch.float32 else 5e-2
     sliced_ok = torch.allclose(sliced_a, full_a, atol=tol, rtol=tol)
-    packed = torch.cat([a, b], dim=1)
-    positions = torch.cat([torch.arange(a.shape[1]), torch.arange(b.shape[1])])[None].to(device)
-    labels = packed.clone()
-    labels[0, a.shape[1]] = IGNORE  # the first token of the second sequence has no predictor
-    nll, _ = token_nll(model, packed, labels, positions, sliced=sliced_ok)
-    packed_ok = torch.allclose(nll, torch.cat([full_a, full_b]), atol=tol, rtol=tol)
+    shared = len(first) // 2
+    row = torch.cat([a, b[:, shared:]], dim=1)
+    positions = torch.cat([torch.arange(a.shape[1]), torch.arange(shared, b.shape[1])])[None].to(device)
+    labels = row.clone()
+    labels[0, a.shape[1]] = IGNORE  # its predictor is the end of the prefix, not the token before
+    segments = ((shared, (a.shape[1] - shared, b.shape[1] - shared)),)
+    nll, _ = token_nll(model, row, labels, positions, segments=segments, sliced=sliced_ok)
+    packed_ok = torch.allclose(nll, torch.cat([full_a, full_b[shared:]]), atol=tol, rtol=tol)
     model.train(was_training)
     return sliced_ok, bool(packed_ok)

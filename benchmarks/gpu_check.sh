@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# One prepared GPU check of the student trainer, for a lent H100/H200: under 8 minutes, no
+# downloads (models are built from configs with random weights, data is synthetic).
+#
+#   bash benchmarks/gpu_check.sh          # on the GPU machine
+#   bash benchmarks/gpu_check.sh --tiny   # CPU smoke test of this script, tiny models
+#
+# 1. end to end: `python -m fair_core.training` on a tiny student (bf16 autocast, probe,
+#    LoRA + merge), SIGKILL after the first checkpoint, rerun resumes to the same step count;
+#    QLoRA too when bitsandbytes is installed;
+# 2. throughput: a Llama-3.2-1B-shaped model, LoRA then full fine-tuning, our trainer's step
+#    against the paper's padded layout: real tokens/s, MFU, step and peak memory, speedup.
+# Prints "GPU CHECK OK" at the end when every part passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+TINY=""
+[ "${1:-}" = "--tiny" ] && TINY="--tiny"
+export PYTHONPATH="$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+failed=0
+
+part() {  # part TITLE SECONDS CMD...: run with a time limit, remember a failure, go on
+  local title=$1 limit=$2; shift 2
+  echo "== $title"
+  local t0=$SECONDS
+  if timeout "$limit" "$@"; then echo "-- ok ($((SECONDS - t0)) s)"; else echo "!! FAILED: $title"; failed=1; fi
+}
+
+part "environment" 60 "$PY" - <<'EOF'
+import importlib.util, torch, transformers, peft, accelerate
+print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__,
+      "accelerate", accelerate.__version__)
+print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+print("bitsandbytes", bool(importlib.util.find_spec("bitsandbytes")), "flash_attn", bool(importlib.util.find_spec("flash_attn")))
+EOF
+
+cat > "$WORK/e2e.py" <<'EOF'
+"""Train a tiny student through the real entry point: LoRA + merge, kill and resume, QLoRA."""
+import importlib.util, json, signal, subprocess, sys, time
+from pathlib import Path
+
+import torch
+from fair_core.testing.tiny import make_tiny_student
+from fair_core.training import command
+
+work = Path(sys.argv[1])
+tiny = make_tiny_student(work / "tiny")
+
+
+def make_run(name, train):
+    run = work / name
+    (run / "rounds" / "0").mkdir(parents=True)
+    pairs = []
+    for i in range(40):
+        a, b = 3 * i + 7, 2 * i + 5
+        q = f"Tom has {a} apples and buys {b} more. How many apples does he have?"
+        pairs.append({"item_id": str(i),
+                      "feedback": {"prompt": f"Question: {q}\nStudent's answer: {a - b}\nPoint out the mistakes.",
+                                   "response": f"The student subtracted instead of adding. {a} + {b} = {a + b}."},
+                      "rationale": {"prompt": f"Question: {q}\nLet's think step by step.",
+                                    "response": f"He has {a} apples and buys {b}, so {a} + {b} = {a + b}. "
+                                                f"The answer is {a + b}."}})
+    (run / "rounds" / "0" / "train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    (run / "config.toml").write_text("[train]\n" + train + "\n")
+    return run
+
+
+def done_line(run):
+    lines = (run / "rounds" / "0" / "progress.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+# LoRA + merge, killed after its first checkpoint, then resumed
+run = make_run("lora", "batch_size = 4\nepochs = 6\nsave_steps = 5")
+proc = subprocess.Popen(command(run, 0, tiny, merge=True))
+ckpt = run / "rounds" / "0" / "checkpoints" / "step-5"
+deadline = time.monotonic() + 120
+while not ckpt.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.01)
+proc.send_signal(signal.SIGKILL)
+proc.wait()
+subprocess.run(command(run, 0, tiny, merge=True), check=True)
+done = done_line(run)
+print("lora:", {k: done[k] for k in ("step", "max_steps", "resumed_from", "loss", "tokens_per_second",
+                                       "memory_mb", "packed", "sliced_head")})
+assert done["type"] == "train_done" and done["step"] == done["max_steps"] == 60, done
+assert done["resumed_from"] >= 5 and done["packed"] and done["sliced_head"], done
+for folder in ("adapter", "merged"):
+    assert (run / "rounds" / "0" / folder).is_dir(), folder
+
+# full fine-tuning with gradient checkpointing
+run = make_run("full", 'method = "full"\nbatch_size = 4\nmax_steps = 6\ngradient_checkpointing = true')
+subprocess.run(command(run, 0, tiny), check=True)
+print("full:", done_line(run)["loss"])
+assert (run / "rounds" / "0" / "model" / "config.json").is_file()
+
+if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
+    run = make_run("qlora", 'method = "qlora"\nbatch_size = 4\nmax_steps = 6')
+    subprocess.run(command(run, 0, tiny, merge=True), check=True)
+    print("qlora:", done_line(run)["loss"])
+else:
+    print("qlora: skipped (needs CUDA and bitsandbytes)")
+EOF
+part "end to end: python -m fair_core.training" 240 "$PY" "$WORK/e2e.py" "$WORK"
+
+if [ -n "$TINY" ]; then
+  part "throughput, LoRA (tiny)" 120 "$PY" benchmarks/train.py --tiny --method lora
+  part "throughput, full fine-tuning (tiny)" 120 "$PY" benchmarks/train.py --tiny --method full
+else
+  BENCH=(benchmarks/train.py --arch llama-1b --steps 10 --warmup 2)
+  part "throughput, Llama-1B shape, LoRA" 150 "$PY" "${BENCH[@]}" --method lora
+  part "throughput, Llama-1B shape, full fine-tuning" 180 "$PY" "${BENCH[@]}" --method full
+fi
+
+if [ "$failed" = 0 ]; then echo "GPU CHECK OK"; else echo "GPU CHECK FAILED"; fi
+exit "$failed"
