@@ -126,13 +126,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_tui(args) -> int:
-    from fair_tui.app import FairApp  # the UI layer sits above the engine; imported on demand
-
-    FairApp(args.target).run()
-    return 0
-
-
 # parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -184,10 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.set_defaults(handler=cmd_eval)
-
-    p = sub.add_parser("tui", help="the terminal UI")
-    p.add_argument("target", nargs="?", help="a config file or a run directory")
-    p.set_defaults(handler=cmd_tui)
 
     for name, entry in get_host().registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)

@@ -21,8 +21,6 @@ COMMON = ("id", "question", "gold_answer", "student_wrong_pred", "student_wrong_
 KINDS = ("false", "feedback", "rationale")
 _NAME = re.compile(r"^(?P<student>.+)_(?P<task>[A-Za-z0-9]+)_(?P<kind>false|feedback|rationale)_round(?P<round>\d+)\.json$")
 
-TASK_NAMES = {"svamp": "svamp", "strategyqa": "strategyqa", "gsm8k": "gsm8k", "logiqa": "logiqa"}
-
 
 def parse_name(path: Path) -> dict:
     m = _NAME.match(path.name)

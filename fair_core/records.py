@@ -63,11 +63,3 @@ class Verdict:
     value: float | None  # the policy's statistic (mean, median, ...)
     reason: str = ""
 
-
-@dataclass(frozen=True)
-class Example:
-    """One training pair: the student's prompt and the target response."""
-    kind: Kind
-    item_id: str
-    prompt: str
-    response: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+from functools import cached_property
 
 from .config import STAGES
 from .errors import FairError
@@ -64,7 +64,7 @@ class Runner:
         if any(s in self.config.stages for s in COMMITTEE):
             if not self.config.teachers:
                 raise FairError("no teachers configured: add [[teachers]] tables to the config")
-            for backend in self._backends().values():
+            for backend in self.backends.values():
                 backend.check()
         if "train" in self.config.stages and self.config.train.method == "qlora":
             check_qlora()
@@ -73,10 +73,10 @@ class Runner:
             if not self.config.student.model:
                 raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
 
-    def _backends(self) -> dict:
-        if not hasattr(self, "_backend_cache"):
-            self._backend_cache = {t.name: self.host.get("teachers", t.backend)(t) for t in self.config.teachers}
-        return self._backend_cache
+    @cached_property
+    def backends(self) -> dict:
+        """One backend per teacher, built once (its check() and its calls share it)."""
+        return {t.name: self.host.get("teachers", t.backend)(t) for t in self.config.teachers}
 
     # students --------------------------------------------------------------------------------
     def base_model(self) -> str:
@@ -155,7 +155,7 @@ class Runner:
         try:
             if stage in COMMITTEE:
                 if self.gateway is None:
-                    self.gateway = Gateway(store, self.run_.publish, self._backends(),
+                    self.gateway = Gateway(store, self.run_.publish, self.backends,
                                            self.config.committee.budget_usd, self.config.committee.seed)
                 ctx.extras["gateway"] = self.gateway
                 summary = await MODULES[stage].run(ctx)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..student import prompt_ids
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,7 @@ class Encoder:
         self.max_length = max_length
 
     def prompt_ids(self, prompt: str) -> list[int]:
-        tok = self.tokenizer
-        if self.use_template:
-            text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                           add_generation_prompt=True)
-            return tok(text, add_special_tokens=False)["input_ids"]
-        return tok(prompt)["input_ids"]
+        return prompt_ids(self.tokenizer, prompt, self.use_template)
 
     def __call__(self, prompt: str, response: str) -> Encoded:
         p = self.prompt_ids(prompt)

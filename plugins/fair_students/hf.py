@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Student
+from fair_core.student import Progress, Student, prompt_ids
 
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
           "fp16": "float16", "float16": "float16"}
@@ -119,11 +119,7 @@ class HFStudent(Student):
 
     def encode(self, prompt: str) -> list[int]:
         """The token ids the model sees for one prompt: chat-templated or plain."""
-        if self.use_template:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(prompt)["input_ids"]
+        return prompt_ids(self.tokenizer, prompt, self.use_template)
 
     def _generation_kwargs(self) -> dict:
         c = self.config
