@@ -161,6 +161,33 @@ def test_sliced_head_and_shared_prefixes_give_the_same_loss_and_gradients(loaded
         lora.unload()
 
 
+@pytest.mark.parametrize("mixed", [False, True], ids=["fp32", "bf16-autocast"])
+def test_fused_head_loss_matches_the_plain_head(monkeypatch, mixed):
+    """The chunked head + cross-entropy gives the plain way's losses and gradients (hidden
+    states and head weight), across many chunks and under autocast."""
+    from fair_core.training import head_loss
+
+    monkeypatch.setattr(head_loss, "CHUNK_ELEMENTS", 1000)  # a 300-word vocabulary: 3 rows a chunk
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 300, bias=False)
+    hidden = torch.randn(50, 32, requires_grad=True)
+    target = torch.randint(0, 300, (50,))
+    weights = torch.rand(50)
+    results = []
+    for loss_of in (lambda: head_loss.head_cross_entropy(head, hidden, target),
+                    lambda: torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none")):
+        head.zero_grad()
+        hidden.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            nll = loss_of()
+        (nll * weights).sum().backward()
+        results.append((nll.detach(), hidden.grad.clone(), head.weight.grad.clone()))
+    (fused, *fused_grads), (plain, *plain_grads) = results
+    assert torch.allclose(fused, plain, atol=1e-5)
+    for got, want in zip(fused_grads, plain_grads):
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-3)
+
+
 def test_probe_notices_a_post_processed_head(loaded, pairs):
     _, model = loaded
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from peft.helpers import disable_input_dtype_casting
 
 from .collator import FEEDBACK, IGNORE
+from .head_loss import head_cross_entropy
 
 
 def _base(model):
@@ -31,11 +33,14 @@ def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, 
               "use_cache": False}
     if segments is not None:
         inputs["fair_segments"] = tuple(segments)
-    if sliced:
-        base = _base(model)
-        hidden = base.get_decoder()(**inputs).last_hidden_state
-        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
-    else:
+    # Under autocast, peft would copy each LoRA layer's input to the adapter's fp32 only for
+    # autocast to copy it back to half precision for the multiply: leave the input as it is.
+    mixed = torch.is_autocast_enabled(input_ids.device.type)
+    with disable_input_dtype_casting(model, active=mixed):
+        if sliced:
+            base = _base(model)
+            hidden = base.get_decoder()(**inputs).last_hidden_state
+            return head_cross_entropy(base.get_output_embeddings(), hidden[:, :-1][keep], target[keep]), keep
         logits = model(**inputs).logits[:, :-1][keep]
     return F.cross_entropy(logits.float(), target[keep], reduction="none"), keep
 

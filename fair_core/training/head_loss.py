@@ -1,0 +1,58 @@
+"""The output head and its cross-entropy as one autograd step, in cache-sized chunks.
+
+Applied the plain way (``F.cross_entropy(head(h).float(), target)``), the [tokens, vocab]
+logits pass through memory many times: the bf16 product, its fp32 copy, log-softmax, and in
+the backward a zero-filled gradient, log-softmax's backward and a cast back. With a vocabulary
+of 49k to 128k those passes cost as much as the decoder body on a CPU. Here the head's product
+is one matrix multiply, kept in its own dtype; the fp32 work (log-sum-exp forward, softmax minus
+one-hot backward) runs on chunks of rows small enough to stay in cache, and the backward writes
+the logits' gradient straight into the stored logits' buffer before one multiply back to the
+hidden states. The numbers are those of the plain way: the same product, fp32 softmax.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CHUNK_ELEMENTS = 1 << 21  # fp32 logits per chunk: 8 MiB
+
+
+def _chunks(n_rows: int, vocab: int) -> list[slice]:
+    step = max(1, CHUNK_ELEMENTS // vocab)
+    return [slice(i, i + step) for i in range(0, n_rows, step)]
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, target):
+        logits = F.linear(hidden, weight)  # under autocast: its dtype (bf16), as the plain head
+        nll = torch.empty(len(target), dtype=torch.float32, device=hidden.device)
+        lse = torch.empty_like(nll)
+        for rows in _chunks(len(target), logits.shape[1]):
+            z = logits[rows].float()
+            lse[rows] = torch.logsumexp(z, dim=1)
+            nll[rows] = lse[rows] - z.gather(1, target[rows, None]).squeeze(1)
+        ctx.save_for_backward(hidden, weight, target, logits, lse)
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad_nll):
+        hidden, weight, target, logits, lse = ctx.saved_tensors
+        grad = logits  # overwritten chunk by chunk: d nll / d logits = softmax - one-hot
+        for rows in _chunks(len(target), logits.shape[1]):
+            p = (logits[rows].float() - lse[rows, None]).exp_()
+            p[torch.arange(p.shape[0], device=p.device), target[rows]] -= 1
+            grad[rows] = p.mul_(grad_nll[rows, None])
+        w = weight.to(grad.dtype)
+        grad_hidden = (grad @ w).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+        grad_weight = (grad.t() @ hidden.to(grad.dtype)).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return grad_hidden, grad_weight, None
+
+
+def head_cross_entropy(head: torch.nn.Module, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy of ``head(hidden)`` against ``target``; fused for a plain linear
+    head (no bias), the plain way for any other."""
+    if type(head) is torch.nn.Linear and head.bias is None:
+        return _HeadCrossEntropy.apply(hidden, head.weight, target)
+    return F.cross_entropy(head(hidden).float(), target, reduction="none")
