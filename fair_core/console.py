@@ -16,10 +16,14 @@ class ConsoleSink:
     def __init__(self, quiet: bool = False) -> None:
         self.console = Console(stderr=True)
         self.quiet = quiet
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16),
-                                 MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=11)),
-                                 TimeRemainingColumn(),
-                                 TextColumn("{task.fields[info]}", table_column=Column(overflow="ellipsis", no_wrap=True)),
+        fixed = {"no_wrap": True}  # only the info column gives way on a narrow terminal
+        self.progress = Progress(TextColumn("{task.description}", table_column=Column(**fixed, min_width=16)),
+                                 BarColumn(bar_width=16, table_column=Column(**fixed, min_width=16)),
+                                 MofNCompleteColumn(table_column=Column(**fixed, min_width=11)),
+                                 TimeRemainingColumn(elapsed_when_finished=True,
+                                                     table_column=Column(**fixed, min_width=7)),
+                                 TextColumn("{task.fields[info]}",
+                                            table_column=Column(overflow="ellipsis", no_wrap=True, ratio=1)),
                                  console=self.console, disable=quiet)
         self.bars: dict[tuple[int, str], int] = {}
         self.calls = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}

@@ -244,6 +244,15 @@ def test_command_line():
     assert command("r", 0, "b")[:3] == [sys.executable, "-m", "fair_core.training"]
 
 
+def test_several_visible_gpus_go_through_accelerate(monkeypatch):
+    from fair_core.stages.train import launcher
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert launcher("python") == "python" and launcher("accelerate") == "accelerate"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert launcher("python") == "accelerate"
+
+
 def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
                                                         os.environ.get("PYTHONPATH", "")])}

@@ -27,7 +27,7 @@ def run(ctx: Context) -> dict:
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
     from ..training import command
 
-    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, ctx.config.train.launcher)
+    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(ctx.config.train.launcher))
     progress = out / "progress.jsonl"
     tail = Tail(progress)
     last: dict = {}
@@ -51,6 +51,17 @@ def run(ctx: Context) -> dict:
         lines = [line.strip() for line in errors if line.strip()]
         raise FairError(f"training failed (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")
     return {k: v for k, v in last.items() if k not in ("type", "ts")}
+
+
+def launcher(configured: str) -> str:
+    """train.launcher, except that several visible GPUs always go through accelerate (one
+    process each, data parallel): a plain process would train on one and leave the rest idle."""
+    if configured == "python":
+        import torch
+
+        if torch.cuda.device_count() > 1:
+            return "accelerate"
+    return configured
 
 
 class Tail:

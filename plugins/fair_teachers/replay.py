@@ -24,8 +24,10 @@ def resolve(path: str) -> Path:
     if not p.exists() and not p.is_absolute() and data_root() is not None:
         p = data_root() / path
     if not p.is_file():
+        where = (f"the data dir {data_root()}" if data_root() is not None
+                 else "the data dir, which was not found (set FAIR_DATA_DIR)")
         raise FairError(f"replay file {path} does not exist: give a path to a paper *_round0.json file "
-                        f"(absolute, or relative to the data dir)")
+                        f"(absolute, or relative to {where})")
     return p
 
 
