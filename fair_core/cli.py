@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -61,12 +62,22 @@ def cmd_run(args) -> int:
     if args.rounds:
         overrides.append(f"rounds={args.rounds}")
     config = cfg.load(args.config, overrides)
-    run = Run(args.run_dir or default_run_dir(args.config), config)
+    path = Path(args.run_dir or default_run_dir(args.config))
+    fresh = not path.exists()
+    run = Run(path, config)
+    try:
+        runner = Runner(run, get_host())
+        runner.check()
+    except FairError:
+        run.close()
+        if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     sink = ConsoleSink(quiet=args.quiet)
     run.bus.subscribe(sink)
     try:
         with sink:
-            Runner(run, get_host()).run()
+            runner.run()
     finally:
         run.close()
     from .report import build, render

@@ -72,6 +72,7 @@ class Runner:
             self.host.get("students", self.config.student.backend)
             if not self.config.student.model:
                 raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
+            self.base_model()  # a local path that does not exist fails here, not after the committee
 
     @cached_property
     def backends(self) -> dict:

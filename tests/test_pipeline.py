@@ -92,7 +92,16 @@ def test_qlora_without_gpu_fails_before_anything(tmp_path):
         line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
         assert server.requests == 0
     assert "qlora" in line and "GPU" in line
-    assert not (tmp_path / "run" / "rounds").exists()
+    assert not (tmp_path / "run").exists()  # nothing half-written: rerunning with lora starts clean
+
+
+def test_run_with_a_student_path_that_does_not_exist(tmp_path):
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, tmp_path / "nope")
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
+        assert server.requests == 0
+    assert "nope" in line and "not found" in line
+    assert not (tmp_path / "run").exists()
 
 
 def test_empty_compiled_dataset(tmp_path):
