@@ -1,10 +1,8 @@
 """Bad input tried as a new user would: one clear line on stderr and exit code 2."""
 
-import json
 import shutil
 import time
 
-import pytest
 
 from helpers import REPO, fair
 

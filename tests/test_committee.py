@@ -1,7 +1,6 @@
 """The committee against a real local HTTP server: faults, crashes, secrets, budget, bad input."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +18,7 @@ from fair_core.runner import Runner
 from fair_core.testing.server import fingerprint, serve_in_thread
 
 from committee_setup import committee_config, paper_mistakes
-from helpers import REPO, fair
+from helpers import fair
 
 
 def run_in_process(config_path, run_dir):
