@@ -65,7 +65,7 @@ class CommitteeConfig(Strict):
 
 
 class StudentConfig(Strict):
-    backend: str = "hf"
+    backend: str = "auto"  # vllm where installed and a GPU is visible, else hf
     model: str = ""
     gguf_file: str | None = None
     chat_template: bool = True

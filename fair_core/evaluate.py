@@ -10,8 +10,8 @@ def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", 
                    adapter: str | None = None, max_new_tokens: int = 256) -> tuple[float, int]:
     task = host.get("tasks", task_name)()
     problems = task.load(split)[:limit] if limit else task.load(split)
-    student = host.get("students", "hf")(StudentConfig(model=model, max_new_tokens=max_new_tokens),
-                                         adapter=adapter)
+    config = StudentConfig(model=model, max_new_tokens=max_new_tokens)
+    student = host.get("students", config.backend)(config, adapter=adapter)
     try:
         outputs = student.generate([task.prompt("student", question=p.question) for p in problems])
     finally:

@@ -117,4 +117,23 @@ def test_plugin_registers_backends_without_importing_torch():
             "fair_students.register_students(lambda n, f, **meta: names.append(n)); "
             "print(names, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['hf', 'vllm'] False"
+    assert out.strip() == "['auto', 'hf', 'vllm'] False"
+
+
+def test_auto_backend_takes_vllm_only_where_installed_with_a_gpu(tiny, monkeypatch):
+    import importlib.util
+
+    import torch
+
+    import fair_students
+
+    config = StudentConfig(model=str(tiny))
+    assert config.backend == "auto"
+    assert isinstance(fair_students._auto(config), HFStudent)  # no vLLM here
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm"
+                        else real_find_spec(name, *a))
+    assert isinstance(fair_students._auto(config), HFStudent)  # vLLM, but no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(FairError, match="needs vLLM"):  # routed to the vllm backend, which imports vllm
+        fair_students._auto(config)

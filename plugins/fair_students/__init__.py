@@ -1,7 +1,10 @@
-"""Built-in student backends: "hf" (transformers, the default) and "vllm" (where installed).
+"""Built-in student backends: "hf" (transformers), "vllm" (where installed), and "auto" (the
+default): vLLM where it is installed and a GPU is visible, transformers everywhere else.
 
 The factories import their module only when called, so loading the plugin stays free of torch.
 """
+
+import importlib.util
 
 from fair_core.hookspecs import hookimpl
 
@@ -26,7 +29,17 @@ def _vllm(config, **kwargs):
     return VLLMStudent(config, **kwargs)
 
 
+def _auto(config, **kwargs):
+    if importlib.util.find_spec("vllm") is not None and config.device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return _vllm(config, **kwargs)
+    return _hf(config, **kwargs)
+
+
 @hookimpl
 def register_students(register):
+    register("auto", _auto, local_path=_local_path)
     register("hf", _hf, local_path=_local_path)
     register("vllm", _vllm, local_path=_local_path)
