@@ -66,4 +66,13 @@ class VLLMStudent(Student):
         return answers
 
     def close(self) -> None:
+        """Give the GPU back before training: vLLM reserves most of its memory up front, and
+        its engine process ends only once the last reference to it is collected."""
+        import gc
+
+        import torch
+
         self.llm = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
