@@ -35,10 +35,15 @@ def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, 
         inputs["fair_segments"] = tuple(segments)
     # Under autocast, peft would copy each LoRA layer's input to the adapter's fp32 only for
     # autocast to copy it back to half precision for the multiply: leave the input as it is.
+    # Not with gradient checkpointing: its recompute in backward runs outside this context and
+    # must see the same dtypes as the forward did.
     mixed = torch.is_autocast_enabled(input_ids.device.type)
-    with disable_input_dtype_casting(model, active=mixed):
+    base = _base(model)
+    checkpointed = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5
+    if checkpointed is None:
+        checkpointed = getattr(base, "is_gradient_checkpointing", False)
+    with disable_input_dtype_casting(model, active=mixed and not checkpointed):
         if sliced:
-            base = _base(model)
             hidden = base.get_decoder()(**inputs).last_hidden_state
             return head_cross_entropy(base.get_output_embeddings(), hidden[:, :-1][keep], target[keep]), keep
         logits = model(**inputs).logits[:, :-1][keep]
