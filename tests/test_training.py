@@ -188,6 +188,51 @@ def test_fused_head_loss_matches_the_plain_head(monkeypatch, mixed):
         assert torch.allclose(got, want, atol=1e-5, rtol=1e-3)
 
 
+def test_a_sharded_head_goes_through_its_own_forward():
+    """DeepSpeed ZeRO-3 gathers a weight in the module's forward hook: the fused path, which
+    reads the weight directly, must not be taken for it."""
+    from fair_core.training.head_loss import head_cross_entropy
+
+    head = torch.nn.Linear(8, 20, bias=False)
+    calls = []
+    head.register_forward_pre_hook(lambda module, args: calls.append(1))
+    hidden, target = torch.randn(4, 8), torch.randint(0, 20, (4,))
+    head_cross_entropy(head, hidden, target)
+    assert calls == []
+    head.weight.ds_id = 7
+    nll = head_cross_entropy(head, hidden, target)
+    assert calls == [1]
+    assert torch.allclose(nll, torch.nn.functional.cross_entropy(head(hidden), target, reduction="none"))
+
+
+def test_lora_with_gradient_checkpointing_under_bf16_autocast(tiny, pairs):
+    """Checkpointing recomputes the forward in backward; the LoRA layers must see the same
+    dtypes there as in the forward (the dropout path casts them), and the gradients equal those
+    of a plain backward."""
+    from transformers import AutoModelForCausalLM
+
+    from fair_core.config import TrainConfig
+    from fair_core.training.trainer import adapt
+
+    batch = PairCollator(pad_id=0)(pairs[:2])
+    batch.pop("counts")
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.bfloat16,
+                                                     attn_implementation=attention.implementation())
+        model = adapt(model, TrainConfig(gradient_checkpointing=checkpointing))
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _, _ = JointLoss(model, 0.5)(**batch)
+        loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    plain, checkpointed = grads
+    assert plain.keys() == checkpointed.keys() and plain
+    for name in plain:
+        assert torch.allclose(plain[name], checkpointed[name], atol=1e-3, rtol=1e-2), name
+
+
 def test_probe_notices_a_post_processed_head(loaded, pairs):
     _, model = loaded
 

@@ -37,6 +37,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
         return nll
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the backward consumes the stored logits
     def backward(ctx, grad_nll):
         hidden, weight, target, logits, lse = ctx.saved_tensors
         grad = logits  # overwritten chunk by chunk: d nll / d logits = softmax - one-hot
@@ -50,9 +51,14 @@ class _HeadCrossEntropy(torch.autograd.Function):
         return grad_hidden, grad_weight, None
 
 
+def _whole(weight: torch.Tensor) -> bool:
+    return type(weight.data) is torch.Tensor and not hasattr(weight, "ds_id")
+
+
 def head_cross_entropy(head: torch.nn.Module, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row cross-entropy of ``head(hidden)`` against ``target``; fused for a plain linear
-    head (no bias), the plain way for any other."""
-    if type(head) is torch.nn.Linear and head.bias is None:
+    head (no bias) whose weight is all here, the plain way for any other. A weight sharded by
+    DeepSpeed ZeRO-3 (``ds_id``) or FSDP2 (a DTensor) is gathered only by the head's own forward."""
+    if type(head) is torch.nn.Linear and head.bias is None and _whole(head.weight):
         return _HeadCrossEntropy.apply(hidden, head.weight, target)
     return F.cross_entropy(head(hidden).float(), target, reduction="none")
