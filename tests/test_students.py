@@ -137,3 +137,17 @@ def test_auto_backend_takes_vllm_only_where_installed_with_a_gpu(tiny, monkeypat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(FairError, match="needs vLLM"):  # routed to the vllm backend, which imports vllm
         fair_students._auto(config)
+
+
+@pytest.mark.parametrize("r, reserved", [(4, 8), (16, 16), (24, 32)])
+def test_vllm_reserves_the_adapters_rank(tiny, tmp_path, r, reserved):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fair_students.vllm import lora_rank
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(task_type="CAUSAL_LM", r=r))
+    model.save_pretrained(tmp_path / "adapter")
+    assert lora_rank(tmp_path / "adapter") == reserved
+    with pytest.raises(FairError, match="cannot be read"):
+        lora_rank(tmp_path)

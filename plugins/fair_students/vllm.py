@@ -8,6 +8,7 @@ its own batches; prompts are handed over in chunks only so that progress can be 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fair_core.config import StudentConfig
@@ -17,6 +18,16 @@ from fair_core.student import Progress, Student
 from .hf import DTYPES, resolve_model
 
 CHUNK = 256  # prompts per progress report; large enough that vLLM's scheduler stays full
+
+
+def lora_rank(adapter: Path) -> int:
+    """The rank vLLM must reserve for ``adapter``: its ``r`` rounded up to a rank vLLM offers
+    (powers of two from 8); vLLM's default (16) would refuse a larger adapter."""
+    try:
+        r = int(json.loads((adapter / "adapter_config.json").read_text())["r"])
+    except (OSError, ValueError, KeyError) as e:
+        raise FairError(f"adapter {adapter} cannot be read ({e}): pass a folder that peft saved") from None
+    return max(8, 1 << (r - 1).bit_length())
 
 
 class VLLMStudent(Student):
@@ -32,8 +43,8 @@ class VLLMStudent(Student):
         self.config = config
         source, gguf, _ = resolve_model(config)
         model = str(Path(source) / gguf) if gguf else source
-        self.llm = LLM(model=model, tokenizer=source, dtype=DTYPES.get(config.dtype, "auto"),
-                       enable_lora=adapter is not None)
+        lora = {} if adapter is None else {"enable_lora": True, "max_lora_rank": lora_rank(Path(adapter))}
+        self.llm = LLM(model=model, tokenizer=source, dtype=DTYPES.get(config.dtype, "auto"), **lora)
         self.lora = None
         if adapter is not None:
             from vllm.lora.request import LoRARequest
