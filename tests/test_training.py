@@ -167,7 +167,7 @@ def test_fused_head_loss_matches_the_plain_head(monkeypatch, mixed):
     states and head weight), across many chunks and under autocast."""
     from fair_core.training import head_loss
 
-    monkeypatch.setattr(head_loss, "CHUNK_ELEMENTS", 1000)  # a 300-word vocabulary: 3 rows a chunk
+    monkeypatch.setitem(head_loss.CHUNK_ELEMENTS, "cpu", 1000)  # a 300-word vocabulary: 3 rows a chunk
     torch.manual_seed(0)
     head = torch.nn.Linear(32, 300, bias=False)
     hidden = torch.randn(50, 32, requires_grad=True)

@@ -15,11 +15,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-CHUNK_ELEMENTS = 1 << 21  # fp32 logits per chunk: 8 MiB
+# fp32 logits per chunk. A CPU core's L2 holds its share of a 2 MiB chunk (4 MiB was 25%
+# slower on SmolLM2's 49k vocabulary); a GPU wants few, large launches, memory permitting.
+CHUNK_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 26}
 
 
-def _chunks(n_rows: int, vocab: int) -> list[slice]:
-    step = max(1, CHUNK_ELEMENTS // vocab)
+def _chunks(logits: torch.Tensor) -> list[slice]:
+    n_rows, vocab = logits.shape
+    step = max(1, CHUNK_ELEMENTS.get(logits.device.type, CHUNK_ELEMENTS["cuda"]) // vocab)
     return [slice(i, i + step) for i in range(0, n_rows, step)]
 
 
@@ -29,7 +32,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
         logits = F.linear(hidden, weight)  # under autocast: its dtype (bf16), as the plain head
         nll = torch.empty(len(target), dtype=torch.float32, device=hidden.device)
         lse = torch.empty_like(nll)
-        for rows in _chunks(len(target), logits.shape[1]):
+        for rows in _chunks(logits):
             z = logits[rows].float()
             lse[rows] = torch.logsumexp(z, dim=1)
             nll[rows] = lse[rows] - z.gather(1, target[rows, None]).squeeze(1)
@@ -41,7 +44,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_nll):
         hidden, weight, target, logits, lse = ctx.saved_tensors
         grad = logits  # overwritten chunk by chunk: d nll / d logits = softmax - one-hot
-        for rows in _chunks(len(target), logits.shape[1]):
+        for rows in _chunks(logits):
             p = (logits[rows].float() - lse[rows, None]).exp_()
             p[torch.arange(p.shape[0], device=p.device), target[rows]] -= 1
             grad[rows] = p.mul_(grad_nll[rows, None])
