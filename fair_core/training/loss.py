@@ -22,6 +22,11 @@ def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def _checkpointed(model) -> bool:
+    flag = getattr(model, "is_activation_checkpointing", None)  # transformers >= 5
+    return getattr(model, "is_gradient_checkpointing", False) if flag is None else flag
+
+
 def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, segments=None,
               sliced: bool = True):
     """Per-token cross-entropy at every labelled position, and the boolean mask of those positions
@@ -37,12 +42,9 @@ def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, 
     # autocast to copy it back to half precision for the multiply: leave the input as it is.
     # Not with gradient checkpointing: its recompute in backward runs outside this context and
     # must see the same dtypes as the forward did.
-    mixed = torch.is_autocast_enabled(input_ids.device.type)
     base = _base(model)
-    checkpointed = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5
-    if checkpointed is None:
-        checkpointed = getattr(base, "is_gradient_checkpointing", False)
-    with disable_input_dtype_casting(model, active=mixed and not checkpointed):
+    leave_input = torch.is_autocast_enabled(input_ids.device.type) and not _checkpointed(base)
+    with disable_input_dtype_casting(model, active=leave_input):
         if sliced:
             hidden = base.get_decoder()(**inputs).last_hidden_state
             return head_cross_entropy(base.get_output_embeddings(), hidden[:, :-1][keep], target[keep]), keep
