@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,22 @@ from .host import get_host
 
 def _err(msg: str) -> None:
     print(f"fair: error: {msg}", file=sys.stderr)
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1 (a limit of 0 or -1 means nothing a user wants)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops a run as Ctrl-C does: the training child is stopped, the run stays resumable."""
+    raise KeyboardInterrupt
 
 
 # commands ------------------------------------------------------------------------------------
@@ -53,21 +71,27 @@ def cmd_data(args) -> int:
 def cmd_run(args) -> int:
     from . import config as cfg
     from .console import ConsoleSink
-    from .runner import Runner
+    from .runner import Runner, check
     from .rundir import Run, default_run_dir
 
     overrides = list(args.set or [])
-    if args.stages:
-        overrides.append("stages=" + json.dumps(args.stages.split(",")))
+    if args.stages is not None:
+        overrides.append("stages=" + json.dumps([s.strip() for s in args.stages.split(",") if s.strip()]))
     if args.rounds:
         overrides.append(f"rounds={args.rounds}")
+    if Path(args.config, "config.toml").is_file():
+        raise FairError(f"{args.config} is a run directory: resume it with "
+                        f"`fair run {Path(args.config, 'config.toml')} --run-dir {args.config}`")
     config = cfg.load(args.config, overrides)
+    host = get_host()
+    check(config, host)  # before the run directory is written
     path = Path(args.run_dir or default_run_dir(args.config))
     fresh = not path.exists()
     run = Run(path, config)
+    for line in run.changes:
+        print(f"fair: {line}", file=sys.stderr)
     try:
-        runner = Runner(run, get_host())
-        runner.check()
+        runner = Runner(run, host)
     except FairError:
         run.close()
         if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
@@ -157,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the run's TOML config (see configs/)")
     p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
     p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
-    p.add_argument("--rounds", type=int, help="number of FAIR rounds")
+    p.add_argument("--rounds", type=_positive, help="number of FAIR rounds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_run)
@@ -184,9 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
     p.add_argument("--task", required=True)
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_positive, help="only the first N items")
     p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=_positive, default=256)
     p.set_defaults(handler=cmd_eval)
 
     for name, entry in get_host().registry["commands"].items():
@@ -201,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' notes to their developers
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         parser = build_parser()
         for problem in get_host().problems:

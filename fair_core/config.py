@@ -112,6 +112,8 @@ class RunConfig(Strict):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
+        if not stages:
+            raise ValueError(f"names no stage: use one or more of {', '.join(STAGES)}")
         for s in stages:
             if s not in STAGES:
                 raise ValueError(f"unknown stage {s!r}: use {', '.join(STAGES)}")
@@ -170,6 +172,8 @@ def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfi
     data: dict = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a folder: pass a TOML file such as configs/svamp-replay.toml")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist: pass a TOML file such as configs/svamp-replay.toml")
         try:

@@ -7,7 +7,7 @@ from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResult, Event, Message,
-                     StageFinished, StageProgress, StageStarted, TrainStep)
+                     StageFinished, StageProgress, StageStarted, TrainStep, facts)
 
 
 class ConsoleSink:
@@ -66,7 +66,7 @@ class ConsoleSink:
             if task is not None and task.total is None:
                 self.progress.update(bar, total=1, completed=1)
             if self.quiet:
-                self.console.print(f"round {e.round} {e.stage} done: {e.summary}")
+                self.console.print(f"round {e.round} {e.stage} done: {facts(e.summary)}", markup=False)
         elif isinstance(e, EvalResult):
             self.console.print(f"round {e.round} accuracy {e.when} training: {e.accuracy:.3f} on {e.n} {e.split} items")
         elif isinstance(e, BudgetReached):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def _round(store: Store, r: int) -> dict:
             "histogram": histogram(r_.score for r_ in reviews),
         },
     }
+
+
+def _stage(row) -> dict:
+    out = {"round": row["round"], "stage": row["stage"], "status": row["status"]}
+    error = json.loads(row["summary"] or "{}").get("error")
+    return {**out, "error": error} if error else out
 
 
 def _r(x: float | None) -> float | None:
@@ -102,7 +109,7 @@ def build(run_dir: Path) -> dict:
             "per_teacher": _per_teacher(store),
             "agreement": last["agreement"],
             "cost_usd": round(store.spent_usd(), 6),
-            "stages": [{"round": s["round"], "stage": s["stage"], "status": s["status"]} for s in store.stages()],
+            "stages": [_stage(row) for row in store.stages()],
             "rounds": per_round,
         }
     finally:
@@ -120,13 +127,13 @@ def render(report: dict, quiet: bool = False) -> None:
     Table = partial(RichTable, box=box.SIMPLE_HEAD, title_justify="left", collapse_padding=True, pad_edge=False)
 
     console = Console()
+    fmt = lambda x, spec="": "-" if x is None else format(x, spec)  # noqa: E731
     if quiet:
         console.print(f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
                       f"items without rationale {report['items_without_rationale']}, "
-                      f"accuracy {report['accuracy_before']} -> {report['accuracy_after']}, "
+                      f"accuracy {fmt(report['accuracy_before'], '.1%')} -> {fmt(report['accuracy_after'], '.1%')}, "
                       f"cost ${report['cost_usd']:.4f}")
         return
-    fmt = lambda x, spec="": "-" if x is None else format(x, spec)  # noqa: E731
     rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
                    title="Rounds")
     for p in report["rounds"]:
@@ -146,3 +153,7 @@ def render(report: dict, quiet: bool = False) -> None:
                   f"(interval), {fmt(a['krippendorff_alpha_ordinal'], '.3f')} (ordinal); Fleiss' kappa "
                   f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}")
     console.print(f"cost: ${report['cost_usd']:.4f}")
+    for r in sorted({s["round"] for s in report["stages"]}):
+        said = [f"{s['stage']} {s['status']}" + (f" ({s['error']})" if s.get("error") else "")
+                for s in report["stages"] if s["round"] == r]
+        console.print(f"round {r} stages: {', '.join(said)}", markup=False)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from . import config as cfg
+from .config import STAGES
 from .errors import ConfigError
 from .events import Bus, Event, JsonlSink
 from .store import Store
 
-# The keys that may change between invocations of the same run without starting a new one.
-RESUMABLE_KEYS = ("stages",)
+# Keys that may change between invocations of a run: nothing stored depends on them.
+FREE_KEYS = ("stages", "train.save_steps", "train.launcher", "train.report_to")
+# Keys that only later stages read, with the first stage that reads each (a section stands for
+# all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
+# teacher calls included. Any other change needs a new run directory.
+REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
+             "committee.compile_mode": "compile", "train": "train"}
 
 
 class Run:
@@ -21,19 +28,37 @@ class Run:
         self.path = Path(path)
         config_file = self.path / "config.toml"
         saved = cfg.load(config_file) if config_file.exists() else None
-        if config is not None and saved is not None and _comparable(saved) != _comparable(config):
-            raise ConfigError(f"run dir {self.path} was made with another config: pass a new "
-                              f"--run-dir, or run it again with its own config ({config_file})")
+        changed = changed_keys(saved, config) if config is not None and saved is not None else []
+        redo = _redo_stage(changed, self.path, config_file)
         self.config = config or saved or cfg.RunConfig()
         self.path.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.path / "run.sqlite")
+        self.changes: list[str] = []  # what this invocation's config changed, for the user to read
+        if redo:
+            self._redo(redo, changed, config_file)
         if saved is None or config is not None:
             _write_atomic(config_file, cfg.dump(self.config))
-        self.store = Store(self.path / "run.sqlite")
         self.bus = Bus()
         self._log = JsonlSink(self.path / "events.jsonl")
         self.bus.subscribe(self._log)
         self._pending: list[dict] = []
         self.bus.subscribe(self._to_store)
+
+    def _redo(self, stage: str, changed: list[str], config_file: Path) -> None:
+        """Forget round 0 from ``stage`` on: those stages run again with the new settings."""
+        if any(row["round"] > 0 for row in self.store.stages()):
+            self.store.close()
+            raise ConfigError(f"run dir {self.path} has later rounds built on the old settings "
+                              f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
+                              f"with its own config ({config_file})")
+        redone = STAGES[STAGES.index(stage):]
+        self.store.reset_stages(0, redone)
+        if "train" in redone:  # its checkpoints were made with the old data or settings
+            shutil.rmtree(self.path / "rounds" / "0" / "checkpoints", ignore_errors=True)
+        if "evaluate" in redone:
+            self.store.delete_attempts(0, "test", "after")
+        self.changes.append(f"{', '.join(changed)} changed: round 0 is redone from {stage} "
+                            f"(what came before it is kept)")
 
     def round_dir(self, round: int) -> Path:
         d = self.path / "rounds" / str(round)
@@ -60,8 +85,31 @@ class Run:
         self.store.close()
 
 
-def _comparable(config: cfg.RunConfig) -> dict:
-    return config.model_dump(exclude=set(RESUMABLE_KEYS))
+def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
+    """The dotted keys (``train.alpha``; a whole section for lists such as ``teachers``) whose
+    values differ, free keys left out."""
+    a, b = saved.model_dump(), config.model_dump()
+    keys = []
+    for section in a:
+        x, y = a[section], b[section]
+        if isinstance(x, dict):
+            keys += [f"{section}.{k}" for k in x if x[k] != y[k]]
+        elif x != y:
+            keys.append(section)
+    return [k for k in keys if k not in FREE_KEYS and k.split(".")[0] not in FREE_KEYS]
+
+
+def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None:
+    """The earliest stage a change makes stale; a change no stage can absorb is refused."""
+    stages = []
+    for key in changed:
+        stage = REDO_FROM.get(key) or REDO_FROM.get(key.split(".")[0])
+        if stage is None:
+            raise ConfigError(f"run dir {path} was made with another config ({key} differs, and what is "
+                              f"stored depends on it): pass a new --run-dir, or run it again with its "
+                              f"own config ({config_file})")
+        stages.append(stage)
+    return min(stages, key=STAGES.index) if stages else None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from functools import cached_property
 
-from .config import STAGES
+from .config import STAGES, RunConfig
 from .errors import FairError
 from .events import Message, StageFinished, StageStarted
 from .gateway.gateway import Gateway
@@ -58,21 +58,7 @@ class Runner:
         return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed)
 
     def check(self) -> None:
-        """Everything that can be known wrong before a call is paid for or a model is loaded."""
-        self.host.get("parsers", self.config.committee.parser)
-        self.host.get("policies", self.config.committee.policy)
-        if any(s in self.config.stages for s in COMMITTEE):
-            if not self.config.teachers:
-                raise FairError("no teachers configured: add [[teachers]] tables to the config")
-            for backend in self.backends.values():
-                backend.check()
-        if "train" in self.config.stages and self.config.train.method == "qlora":
-            check_qlora()
-        if any(s in self.config.stages for s in ("examine", "train", "evaluate")):
-            self.host.get("students", self.config.student.backend)
-            if not self.config.student.model:
-                raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
-            self.base_model()  # a local path that does not exist fails here, not after the committee
+        check(self.config, self.host, self.backends)
 
     @cached_property
     def backends(self) -> dict:
@@ -81,8 +67,7 @@ class Runner:
 
     # students --------------------------------------------------------------------------------
     def base_model(self) -> str:
-        entry = self.host.registry["students"][self.config.student.backend]
-        return str(entry.meta.get("local_path", lambda c: c.model)(self.config.student))
+        return base_model(self.config, self.host)
 
     def student_source(self, round: int) -> tuple[str, str | None]:
         """(base model folder, adapter or None) of the student that starts ``round``."""
@@ -166,6 +151,16 @@ class Runner:
                 summary = await asyncio.to_thread(MODULES[stage].run, ctx)
         except StageCancelled:
             summary = {}
+        except BaseException as e:
+            # A failed stage, or Ctrl-C / SIGTERM (CancelledError here): threads still working on
+            # this stage, such as the one tailing the training process, stop at their next check.
+            self.cancelled = True
+            if self.gateway:
+                self.gateway.cancel()
+            interrupted = not isinstance(e, Exception) or isinstance(e, asyncio.CancelledError)
+            store.mark_stage(ctx.round, stage, "interrupted" if interrupted else "failed",
+                             {} if interrupted else {"error": str(e) or type(e).__name__})
+            raise
         failed = summary.get("failed", 0)
         if self.cancelled:
             store.mark_stage(ctx.round, stage, "cancelled")
@@ -177,6 +172,34 @@ class Runner:
         if failed:
             self.run_.publish(Message("warning", f"{stage}: {failed} calls failed (see `fair report`); "
                                                  f"rerun to retry them"))
+
+
+def base_model(config: RunConfig, host: Host) -> str:
+    """The student that round 0 starts from, as the backend resolves it (aliases, hub ids)."""
+    entry = host.registry["students"][config.student.backend]
+    return str(entry.meta.get("local_path", lambda c: c.model)(config.student))
+
+
+def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
+    """Everything that can be known wrong before a call is paid for, a model is loaded or a run
+    directory is written."""
+    host.get("tasks", config.task.name)
+    host.get("parsers", config.committee.parser)
+    host.get("policies", config.committee.policy)
+    if any(s in config.stages for s in COMMITTEE):
+        if not config.teachers:
+            raise FairError("no teachers configured: add [[teachers]] tables to the config")
+        if backends is None:
+            backends = {t.name: host.get("teachers", t.backend)(t) for t in config.teachers}
+        for backend in backends.values():
+            backend.check()
+    if "train" in config.stages and config.train.method == "qlora":
+        check_qlora()
+    if any(s in config.stages for s in ("examine", "train", "evaluate")):
+        host.get("students", config.student.backend)
+        if not config.student.model:
+            raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
+        base_model(config, host)  # a missing folder or unknown hub id fails here, not after the committee
 
 
 def check_qlora() -> None:

@@ -94,9 +94,14 @@ class Store:
         with self.tx() as db:
             db.execute("INSERT INTO stages VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT(round, stage) "
                        "DO UPDATE SET status = excluded.status", (round, stage, status, now))
-            if status == "done":
+            if status != "running":  # done, partial, failed (with its error), cancelled, interrupted
                 db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
                            (now, json.dumps(summary or {}), round, stage))
+
+    def reset_stages(self, round: int, stages: Iterable[str]) -> None:
+        """Forget that ``stages`` of ``round`` ran: the next run does them again."""
+        with self.tx() as db:
+            db.executemany("DELETE FROM stages WHERE round = ? AND stage = ?", [(round, s) for s in stages])
 
     def stages(self) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM stages ORDER BY round, started")
@@ -119,6 +124,10 @@ class Store:
                           (round, split, phase))
         return [Attempt(r["round"], r["split"], r["item_id"], r["output"], r["answer"],
                         bool(r["correct"])) for r in rows]
+
+    def delete_attempts(self, round: int, split: str, phase: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM attempts WHERE round = ? AND split = ? AND phase = ?", (round, split, phase))
 
     def accuracy(self, round: int, split: str, phase: str) -> tuple[float, int] | None:
         row = self.query("SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = ? AND split = ? "

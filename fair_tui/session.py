@@ -18,7 +18,7 @@ from rich.markup import escape
 from fair_core.config import STAGES
 from fair_core.errors import FairError
 from fair_core.events import (BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, EvalResult, Event,
-                              Message, StageFinished, StageProgress, StageStarted, TrainStep)
+                              Message, StageFinished, StageProgress, StageStarted, TrainStep, facts)
 from fair_core.rundir import Run
 
 LOG_EVENTS = (StageStarted, StageFinished, CallRetried, CallFailed, BudgetReached, EvalResult, Message)
@@ -101,12 +101,6 @@ class Live:
             self.accuracy[(e.round, e.when)] = e.accuracy
         elif isinstance(e, BudgetReached):
             self.budget_reached = True
-
-
-def facts(summary: dict) -> str:
-    """A stage summary as "calls 1161, failed 0" (timings left out: they differ run to run)."""
-    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in summary.items() if k != "seconds")
 
 
 def describe(e: Event) -> str | None:

@@ -63,6 +63,27 @@ def test_missing_config_file(tmp_path):
     assert "does not exist" in one_line_error(fair("run", tmp_path / "nope.toml"))
 
 
+def test_a_folder_for_a_config_file(tmp_path):
+    assert "is a folder" in one_line_error(fair("run", tmp_path))
+    (tmp_path / "config.toml").write_text("")  # what a run directory holds
+    line = one_line_error(fair("run", tmp_path))
+    assert "is a run directory" in line and f"--run-dir {tmp_path}" in line
+
+
+def test_no_stages(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    assert "stages: names no stage" in one_line_error(fair("run", cfg, "--stages", "", "--run-dir", tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_limits_below_one():
+    for limit in ("0", "-1", "two"):
+        out = fair("eval", "--student", "smollm2", "--task", "svamp", "--limit", limit)
+        assert out.returncode == 2 and "--limit" in out.stderr and "whole number >= 1" in out.stderr
+        assert "Traceback" not in out.stderr
+
+
 def test_help_is_fast():
     fair("--help")  # warm the file cache
     start = time.perf_counter()

@@ -1,13 +1,18 @@
 """The whole FAIR loop end to end: a tiny student, a committee on the local HTTP server."""
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 from fair_core import config as cfg
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import make_tiny_student
 
-from helpers import fair
+from helpers import REPO, fair
 
 
 def pipeline_config(tmp_path, url, student, **train):
@@ -77,6 +82,34 @@ def test_student_path_that_does_not_exist(tmp_path):
     assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_student_folder_that_is_not_a_model(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_line(fair("eval", "--student", empty, "--task", "svamp", "--limit", "2"))
+    assert "not a complete model folder" in line and "config.json" in line and "weights" in line
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, partial)
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
+        assert server.requests == 0
+    assert "no tokenizer files, no weights" in line and "no config.json" not in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_hub_model_offline(tmp_path):
+    """Offline (the tests' HF_HUB_OFFLINE), a hub id that is not cached fails at once."""
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, "nobody/no-such-model")
+        start = time.monotonic()
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
+        assert server.requests == 0
+    assert time.monotonic() - start < 30
+    assert "nobody/no-such-model" in line and "HF_HUB_OFFLINE" in line
+    assert not (tmp_path / "run").exists()
+
+
 def one_line(out):
     """The run's one error line (progress lines may come before it)."""
     errors = [line for line in out.stderr.splitlines() if line.startswith("fair: error:")]
@@ -115,8 +148,71 @@ def test_empty_compiled_dataset(tmp_path):
         data["committee"]["verify_answer"] = True
         data["task"]["train_limit"], data["task"]["test_limit"] = 4, 2
         config.write_text(cfg.dump(cfg.validate(data)))
-        line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
-    assert "no training data" in line
-    round0 = tmp_path / "run" / "rounds" / "0"
-    assert (round0 / "train.jsonl").read_text() == ""
-    assert not (round0 / "adapter").exists() and not (round0 / "checkpoints").exists()
+        run = tmp_path / "run"
+        line = one_line(fair("run", config, "--run-dir", run))
+        assert "no training data" in line and "committee.threshold" in line
+        round0 = run / "rounds" / "0"
+        assert (round0 / "train.jsonl").read_text() == ""
+        assert not (round0 / "adapter").exists() and not (round0 / "checkpoints").exists()
+        train = [s for s in json.loads(fair("report", run, "--json").stdout)["stages"] if s["stage"] == "train"]
+        assert train[0]["status"] == "failed" and "no training data" in train[0]["error"]
+        assert "train failed (round 0 has no training data" in fair("report", run).stdout
+
+        # the hint, followed on the same run: review is judged again from the stored scores
+        sent = server.requests
+        out = fair("run", config, "--run-dir", run, "--set", "committee.verify_answer=false",
+                   "--set", "committee.threshold=1")
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert server.requests == sent  # no teacher asked again
+    assert "committee.threshold, committee.verify_answer changed: round 0 is redone from review" in out.stderr
+    report = json.loads(fair("report", run, "--json").stdout)
+    assert report["accepted_rationales"] > 0 and report["accuracy_after"] is not None
+    assert {s["status"] for s in report["stages"]} == {"done"}
+    # a change that stored results depend on still needs a new run directory
+    line = one_line(fair("run", config, "--run-dir", run, "--set", "student.max_new_tokens=5"))
+    assert "student.max_new_tokens differs" in line and "--run-dir" in line
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_path):
+    """SIGINT or SIGTERM sent to the `fair` process alone (not its process group, as a job
+    scheduler or `kill` does) stops the training child too; the stage reads "interrupted" and
+    the next invocation resumes from the last checkpoint to the same number of steps."""
+    student = make_tiny_student(tmp_path / "student")
+    run = tmp_path / "run"
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student, max_steps=150, save_steps=5)
+        out = fair("run", config, "--run-dir", run, "--stages", "examine,explain,solve,review,compile", "--quiet")
+        assert out.returncode == 0, out.stderr[-2000:]
+    progress, checkpoints = run / "rounds" / "0" / "progress.jsonl", run / "rounds" / "0" / "checkpoints"
+    ready = {signal.SIGINT: lambda: checkpoints.is_dir() and any(checkpoints.iterdir()),
+             signal.SIGTERM: lambda: [r["type"] for r in _lines(progress)][-2:] == ["train_resumed", "train_step"]}
+    for sig, started in ready.items():
+        proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(run),
+                                 "--stages", "train"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not started() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "training ended before the signal: raise max_steps"
+        os.kill(proc.pid, sig)
+        stderr = proc.communicate(timeout=30)[1]
+        assert proc.returncode == 130 and "interrupted: rerun" in stderr, stderr[-2000:]
+        steps = len(_lines(progress))
+        time.sleep(1)
+        assert len(_lines(progress)) == steps  # the child stopped with its parent
+        stages = json.loads(fair("report", run, "--json").stdout)["stages"]
+        assert [s["status"] for s in stages if s["stage"] == "train"] == ["interrupted"]
+    assert json.loads(fair("report", run, "--json").stdout)["accuracy_before"] is None  # no evaluate yet
+
+    out = fair("run", config, "--run-dir", run, "--stages", "train,evaluate")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "round 0 train resumed from its checkpoint at step" in out.stderr
+    done = _lines(progress)[-1]
+    assert done["type"] == "train_done" and done["step"] == 150 and done["resumed_from"] >= 5
+    report = json.loads(fair("report", run, "--json").stdout)
+    # examine ran without evaluate: evaluate scores the untrained student itself
+    assert report["accuracy_before"] is not None and report["accuracy_after"] is not None

@@ -1,10 +1,17 @@
-"""evaluate: the round's trained student on the test split."""
+"""evaluate: the round's trained student on the test split.
+
+Round 0 also scores the untrained student when examine did not (a ``--stages`` subset without
+evaluate): the report's "before" must not depend on which stages ran together.
+"""
 
 from __future__ import annotations
 
 from . import Context
-from .examine import score
+from .examine import load_split, score
 
 
 def run(ctx: Context) -> dict:
-    return score(ctx, ctx.extras["student"](trained=True), "evaluate", "after")
+    summary = {}
+    if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(load_split(ctx, "test")):
+        summary = score(ctx, ctx.extras["student"](), "evaluate", "before")
+    return {**summary, **score(ctx, ctx.extras["student"](trained=True), "evaluate", "after")}

@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 
 from ..errors import FairError
-from ..events import TrainStep, from_dict
+from ..events import Message, TrainStep, from_dict
 from . import Context
 
 
@@ -22,7 +22,8 @@ def run(ctx: Context) -> dict:
     data = out / "train.jsonl"
     if not data.exists() or data.stat().st_size == 0:
         raise FairError(f"round {ctx.round} has no training data ({data}): no item got an accepted "
-                        f"rationale; lower committee.threshold or check the teachers' failures")
+                        f"rationale; lower committee.threshold (a rerun redoes review on) or check "
+                        f"the teachers' failures (`fair report`)")
     base, adapter = ctx.extras["student_source"](ctx.round)
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
     from ..training import command
@@ -84,5 +85,8 @@ class Tail:
                 data = json.loads(line)
                 if data.get("type") == "train_step":
                     ctx.run.publish(from_dict({**data, "type": TrainStep.type, "round": ctx.round}))
+                elif data.get("type") == "train_resumed":
+                    ctx.run.publish(Message("info", f"round {ctx.round} train resumed from its checkpoint at "
+                                                    f"step {data['step']} of {data['max_steps']}"))
                 last = data
         return last

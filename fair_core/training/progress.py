@@ -1,8 +1,9 @@
 """Progress lines for a parent process to tail, and the rates they report.
 
 ``progress.jsonl`` gets one JSON object per line, flushed as written: ``train_step`` after every
-optimizer step and ``train_done`` at the end. A resumed run appends, so a step between the
-last checkpoint and a kill appears twice; the later line is the one that counts.
+optimizer step, ``train_resumed`` when a rerun starts from a checkpoint, and ``train_done`` at
+the end. A resumed run appends, so a step between the last checkpoint and a kill appears
+twice; the later line is the one that counts.
 
 Units: ``tokens_per_second`` counts response tokens, the tokens that carry loss (no prompt,
 no padding); ``input_tokens_per_second`` counts every non-padding token the model reads;

@@ -314,6 +314,8 @@ class Trainer:
         state = self.resume()
         start = state["step"]
         log = ProgressLog(self.dir / "progress.jsonl") if acc.is_main_process else None
+        if log and start:
+            log.write({"type": "train_resumed", "step": start, "max_steps": self.max_steps})
         meter, last = self.fit(start, log)
         output = self.save_outputs()
         merged = None

@@ -329,6 +329,8 @@ class SetupScreen(View):
         except FairError as e:
             self.query_one("#status", Static).update(f"[red]{escape(str(e))}[/]")
             return
+        for line in session.run.changes:
+            self.app.notify(line)
         if self.fair.open_run(target, session):
             self.fair.action_go("pipeline")
             self.fair.start_run()

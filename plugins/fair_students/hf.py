@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from fair_core.config import StudentConfig
@@ -55,10 +56,54 @@ def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
             if path.suffix != ".gguf":
                 raise FairError(f"student model {model} is a file but not a .gguf: point student.model at a folder")
             return str(path.parent), path.name, True
-        if config.gguf_file and not (path / config.gguf_file).is_file():
-            raise FairError(f"student model {model} not found: no {config.gguf_file} in it")
+        if config.gguf_file:
+            if not (path / config.gguf_file).is_file():
+                raise FairError(f"student model {model} not found: no {config.gguf_file} in it")
+        else:
+            check_folder(path, model)
         return str(path), config.gguf_file, True
+    check_hub(model)
     return model, config.gguf_file, False
+
+
+# What a folder written by save_pretrained holds, by the globs that find it.
+MODEL_PARTS = {"config.json": ("config.json",),
+               "tokenizer files": ("tokenizer.json", "tokenizer.model", "*.model", "vocab.json", "vocab.txt"),
+               "weights (*.safetensors or pytorch_model*.bin)": ("*.safetensors", "pytorch_model*.bin")}
+
+
+def check_folder(path: Path, model: str) -> None:
+    """A local student folder must hold a whole model: say what is missing before loading it."""
+    missing = [part for part, globs in MODEL_PARTS.items() if not any(any(path.glob(g)) for g in globs)]
+    if missing:
+        raise FairError(f"student model {model} is not a complete model folder: no {', no '.join(missing)} "
+                        f"in it; point student.model at a folder written by save_pretrained")
+
+
+@lru_cache(maxsize=None)
+def check_hub(model_id: str) -> None:
+    """A hub id must be in the local cache or on a reachable hub: a wrong one fails in a second,
+    not after a minute of download retries."""
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return
+    where = f"student model {model_id} is not a local folder and not in the hub cache"
+    if constants.HF_HUB_OFFLINE:
+        raise FairError(f"{where}, and HF_HUB_OFFLINE is set: download it while online, or point "
+                        f"student.model at a local folder")
+    try:
+        model_info(model_id, timeout=10)
+    except GatedRepoError:
+        raise FairError(f"{where}, and it is gated: accept its terms on the hub, then `hf auth login`") from None
+    except RepositoryNotFoundError:
+        raise FairError(f"{where}, and the hub has no such model: check the name (org/name)") from None
+    except HfHubHTTPError:
+        return  # the hub answered with something else: let the download say what
+    except Exception as e:  # noqa: BLE001 - no answer at all: refused, name not resolved, timeout
+        raise FairError(f"{where}, and the hub cannot be reached ({type(e).__name__}): download it "
+                        f"while online, or point student.model at a local folder") from None
 
 
 def pick_device(name: str) -> str:
@@ -98,7 +143,7 @@ class HFStudent(Student):
             model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=pick_dtype(config.dtype, self.device),
                 **extra, **(dequantize_kwargs() if gguf else {}))
-        except OSError as e:
+        except (OSError, ValueError) as e:  # unreadable or mismatched files: the library says which
             raise FairError(f"student model {config.model} could not be loaded: {str(e).splitlines()[0]}") from None
         if adapter is not None:
             model = self._with_adapter(model, Path(adapter))

@@ -1,0 +1,60 @@
+"""A run directory across invocations whose configs differ."""
+
+import pytest
+
+from fair_core import config as cfg
+from fair_core.config import STAGES
+from fair_core.errors import ConfigError
+from fair_core.records import Attempt
+from fair_core.rundir import Run
+
+
+def finished_round0(path, config):
+    run = Run(path, config)
+    for stage in STAGES:
+        run.store.mark_stage(0, stage, "done", {})
+    run.store.add_attempts("after", [Attempt(0, "test", "q1", "4", "4", True)])
+    (path / "rounds" / "0" / "checkpoints" / "step-2").mkdir(parents=True)
+    return run
+
+
+def statuses(run):
+    return {row["stage"]: row["status"] for row in run.store.stages()}
+
+
+def test_a_training_setting_redoes_train_and_evaluate_only(tmp_path):
+    finished_round0(tmp_path, cfg.validate({})).close()
+    run = Run(tmp_path, cfg.validate({"train": {"alpha": 0.3}}))
+    assert statuses(run) == {s: "done" for s in STAGES[:5]}
+    assert not (tmp_path / "rounds" / "0" / "checkpoints").exists()  # trained with the old alpha
+    assert run.store.attempts(0, "test", "after") == []  # scored the old student
+    assert run.changes == ["train.alpha changed: round 0 is redone from train (what came before it is kept)"]
+    run.close()
+    assert cfg.load(tmp_path / "config.toml").train.alpha == 0.3  # the new settings are the run's now
+
+
+def test_free_keys_change_nothing(tmp_path):
+    finished_round0(tmp_path, cfg.validate({})).close()
+    run = Run(tmp_path, cfg.validate({"stages": ["train"], "train": {"save_steps": 7, "report_to": ["tensorboard"]}}))
+    assert run.changes == [] and set(statuses(run).values()) == {"done"}
+    assert (tmp_path / "rounds" / "0" / "checkpoints").exists()
+    run.close()
+
+
+def test_changes_that_stored_results_depend_on_are_refused(tmp_path):
+    finished_round0(tmp_path, cfg.validate({})).close()
+    for changed in ({"student": {"max_new_tokens": 5}}, {"task": {"train_limit": 3}}, {"rounds": 2},
+                    {"teachers": [{"name": "t", "model": "x"}]}, {"committee": {"samples": 2}}):
+        with pytest.raises(ConfigError, match="differs, and what is stored depends on it"):
+            Run(tmp_path, cfg.validate(changed))
+    run = Run(tmp_path)  # untouched: still the original config, every stage done
+    assert set(statuses(run).values()) == {"done"} and len(statuses(run)) == len(STAGES)
+    run.close()
+
+
+def test_later_rounds_built_on_old_settings_are_refused(tmp_path):
+    run = finished_round0(tmp_path, cfg.validate({"rounds": 2}))
+    run.store.mark_stage(1, "examine", "done", {})
+    run.close()
+    with pytest.raises(ConfigError, match="later rounds built on the old settings"):
+        Run(tmp_path, cfg.validate({"rounds": 2, "committee": {"threshold": 2}}))
