@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Callable
+
+from .errors import FairError
 
 Progress = Callable[[int], None]  # called with the number of prompts just finished
 
@@ -17,6 +21,16 @@ def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
                                              add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(prompt)["input_ids"]
+
+
+def adapter_config(adapter: str | Path) -> dict:
+    """A LoRA adapter folder's peft settings: what the trainer, hf and vLLM all check first."""
+    try:
+        return json.loads((Path(adapter) / "adapter_config.json").read_text())
+    except (OSError, ValueError) as e:
+        reason = "no adapter_config.json in it" if isinstance(e, FileNotFoundError) else str(e).splitlines()[0]
+        raise FairError(f"adapter {adapter} is not a LoRA adapter folder ({reason}): pass a folder that "
+                        f"peft saved, such as a run's rounds/N/adapter") from None
 
 
 class Student(ABC):

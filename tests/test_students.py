@@ -108,7 +108,7 @@ def test_missing_model_is_a_one_line_error(name, tmp_path):
 
 
 def test_missing_adapter_is_a_clear_error(tiny, tmp_path):
-    with pytest.raises(FairError, match="adapter .* not found"):
+    with pytest.raises(FairError, match="adapter .* is not a LoRA adapter folder .no adapter_config.json"):
         HFStudent(StudentConfig(model=str(tiny)), adapter=tmp_path)
 
 
@@ -149,5 +149,5 @@ def test_vllm_reserves_the_adapters_rank(tiny, tmp_path, r, reserved):
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(task_type="CAUSAL_LM", r=r))
     model.save_pretrained(tmp_path / "adapter")
     assert lora_rank(tmp_path / "adapter") == reserved
-    with pytest.raises(FairError, match="cannot be read"):
+    with pytest.raises(FairError, match="is not a LoRA adapter folder"):
         lora_rank(tmp_path)

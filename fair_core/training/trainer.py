@@ -22,6 +22,7 @@ import torch
 
 from ..config import TrainConfig, load
 from ..errors import FairError
+from ..student import adapter_config
 from . import attention
 from .checkpoint import Checkpoints, clean_leftovers, publish, staging
 from .collator import PairCollator
@@ -57,8 +58,8 @@ def resolve_precision(name: str) -> str:
 def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
     if not (base / "config.json").is_file():
         raise FairError(f"base model {base} not found: pass a local Hugging Face model folder (with config.json)")
-    if adapter is not None and not (adapter / "adapter_config.json").is_file():
-        raise FairError(f"adapter {adapter} not found: no adapter_config.json in it")
+    if adapter is not None:
+        adapter_config(adapter)
     if train.method == "qlora":
         if not torch.cuda.is_available():
             raise FairError("train.method qlora needs a CUDA GPU: use lora or full on this machine")

@@ -8,12 +8,11 @@ its own batches; prompts are handed over in chunks only so that progress can be 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Student
+from fair_core.student import Progress, Student, adapter_config
 
 from .hf import DTYPES, resolve_model
 
@@ -24,9 +23,10 @@ def lora_rank(adapter: Path) -> int:
     """The rank vLLM must reserve for ``adapter``: its ``r`` rounded up to a rank vLLM offers
     (powers of two from 8); vLLM's default (16) would refuse a larger adapter."""
     try:
-        r = int(json.loads((adapter / "adapter_config.json").read_text())["r"])
-    except (OSError, ValueError, KeyError) as e:
-        raise FairError(f"adapter {adapter} cannot be read ({e}): pass a folder that peft saved") from None
+        r = int(adapter_config(adapter)["r"])
+    except (KeyError, TypeError, ValueError):
+        raise FairError(f"adapter {adapter} has no LoRA rank (r) in adapter_config.json: pass a folder "
+                        f"that peft saved") from None
     return max(8, 1 << (r - 1).bit_length())
 
 
