@@ -10,7 +10,7 @@ import time
 
 from fair_core import config as cfg
 from fair_core.testing.server import serve_in_thread
-from fair_core.testing.tiny import make_tiny_student
+from fair_core.testing.tiny import into_hub_cache, make_tiny_student
 
 from helpers import REPO, fair
 
@@ -57,14 +57,19 @@ def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
 
 
 def test_two_rounds_start_from_the_last_student(tmp_path):
-    student = make_tiny_student(tmp_path / "student")
+    """The student is named by a hub id and comes from the hub cache, offline: it is examined,
+    trained and merged like a local folder."""
+    cache = tmp_path / "hub"
+    snapshot = into_hub_cache(make_tiny_student(tmp_path / "student"), cache, "fair-tests/tiny")
     run = tmp_path / "run"
     with serve_in_thread() as server:
-        config = pipeline_config(tmp_path, server.url, student)
+        config = pipeline_config(tmp_path, server.url, "fair-tests/tiny")
         out = fair("run", config, "--run-dir", run, "--rounds", "2", "--quiet", "--set", "task.train_limit=6",
-                   "--set", "task.test_limit=3")
+                   "--set", "task.test_limit=3", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
         assert out.returncode == 0, out.stderr[-2000:]
     assert (run / "rounds" / "0" / "merged" / "config.json").exists()  # round 1 starts from it
+    merged = json.loads((run / "rounds" / "0" / "adapter" / "adapter_config.json").read_text())
+    assert merged["base_model_name_or_path"] == str(snapshot)  # trained on the cached folder
     report = json.loads(fair("report", run, "--json").stdout)
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert all(r["accuracy_after"] is not None for r in report["rounds"])

@@ -113,3 +113,15 @@ def make_tiny_student(path, texts: list[str] | None = None, *, hidden: int = 64,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def into_hub_cache(model: Path, cache: Path, repo_id: str) -> Path:
+    """Lay ``model``'s files out as the hub cache holds a downloaded repo (refs/main naming a
+    snapshot), so a hub id resolves offline with ``HF_HUB_CACHE=cache``; returns the snapshot."""
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(model, snapshot, dirs_exist_ok=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot

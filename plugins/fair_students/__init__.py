@@ -16,11 +16,14 @@ def _hf(config, **kwargs):
 
 
 def _local_path(config) -> str:
-    """The folder (or hub id) the trainer fine-tunes: aliases such as "smollm2" resolved."""
-    from .hf import resolve_model
+    """The folder the trainer fine-tunes: aliases such as "smollm2" resolved, a hub model
+    downloaded into the hub cache (a GGUF file stays as named: the trainer reads it itself)."""
+    from .hf import hub_folder, resolve_model
 
-    source, gguf, _ = resolve_model(config)
-    return config.model if gguf else source
+    source, gguf, local = resolve_model(config)
+    if gguf:
+        return config.model
+    return source if local else str(hub_folder(source))
 
 
 def _vllm(config, **kwargs):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Student, prompt_ids
+from fair_core.student import Progress, Student, adapter_config, prompt_ids
 
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
           "fp16": "float16", "float16": "float16"}
@@ -78,6 +78,25 @@ def check_folder(path: Path, model: str) -> None:
     if missing:
         raise FairError(f"student model {model} is not a complete model folder: no {', no '.join(missing)} "
                         f"in it; point student.model at a folder written by save_pretrained")
+
+
+# What a transformers model needs from a hub repo: config, tokenizer, weights (not the ONNX,
+# GGUF or other copies that some repos carry as well).
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+
+
+def hub_folder(model_id: str) -> Path:
+    """A hub model's folder in the hub cache, downloaded once: the trainer reads a local folder."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(model_id, allow_patterns=HUB_FILES))
+        if not any(path.glob("*.safetensors")):  # an older repo: PyTorch pickles only
+            path = Path(snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"]))
+    except Exception as e:  # noqa: BLE001 - network or disk: the library's first line says which
+        raise FairError(f"student model {model_id} could not be downloaded: {str(e).splitlines()[0]}") from None
+    check_folder(path, model_id)
+    return path
 
 
 @lru_cache(maxsize=None)
@@ -158,8 +177,7 @@ class HFStudent(Student):
         """Merge a LoRA adapter into the weights: generation then costs what the base model costs."""
         from peft import PeftModel
 
-        if not (adapter / "adapter_config.json").is_file():
-            raise FairError(f"student adapter {adapter} not found: no adapter_config.json there")
+        adapter_config(adapter)
         return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
     def encode(self, prompt: str) -> list[int]:
