@@ -85,7 +85,7 @@ class TrainConfig(Strict):
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | None = None
-    epochs: float = Field(default=1, gt=0)
+    epochs: float = Field(default=1, gt=0)  # 1.5: a second pass over half the (shuffled) pairs
     max_steps: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=2e-4, gt=0)
     batch_size: int = Field(default=8, ge=1)

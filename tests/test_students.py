@@ -8,7 +8,7 @@ import pytest
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.testing.tiny import make_tiny_student
+from fair_core.testing.tiny import make_tiny_student, tiny_gguf
 from fair_students.hf import HFStudent
 
 NEW = 10
@@ -151,3 +151,18 @@ def test_vllm_reserves_the_adapters_rank(tiny, tmp_path, r, reserved):
     assert lora_rank(tmp_path / "adapter") == reserved
     with pytest.raises(FairError, match="is not a LoRA adapter folder"):
         lora_rank(tmp_path)
+
+
+def test_a_gguf_student_writes_what_its_source_folder_writes(tiny, tmp_path, questions, monkeypatch):
+    """A GGUF file loads directly, and converts once into a folder (what the trainer reads)
+    that answers exactly as the file does."""
+    import fair_students
+
+    gguf = tiny_gguf(tiny, tmp_path / "tiny.gguf")
+    monkeypatch.setenv("FAIR_CACHE_DIR", str(tmp_path / "cache"))
+    expected = student(tiny, batch_size=4).generate(questions)
+    assert student(gguf, batch_size=4).generate(questions) == expected
+    folder = fair_students._local_path(StudentConfig(model=str(gguf)))
+    assert folder.startswith(str(tmp_path / "cache" / "gguf" / "tiny-"))
+    assert student(folder, batch_size=4).generate(questions) == expected
+    assert fair_students._local_path(StudentConfig(model=str(gguf))) == folder  # converted once

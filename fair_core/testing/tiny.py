@@ -125,3 +125,63 @@ def into_hub_cache(model: Path, cache: Path, repo_id: str) -> Path:
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(revision)
     return snapshot
+
+
+# llama.cpp's names for a Llama checkpoint's tensors: whole-model ones, then per-layer ones.
+_GGUF_NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
+_GGUF_LAYER = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+               "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+               "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+               "mlp.down_proj": "ffn_down"}
+
+
+def _rope_order(w, heads: int):
+    """llama.cpp's layout of a query or key projection (rotary halves interleaved per head);
+    transformers undoes it on load."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def tiny_gguf(model: Path, out: Path) -> Path:
+    """Write a tiny student folder as an fp32 GGUF file, as llama.cpp would: a real GGUF
+    student for tests, which transformers loads back to the same logits and tokens."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((model / "config.json").read_text())
+    tok = json.loads((model / "tokenizer.json").read_text())
+    added = {t["content"]: t["id"] for t in tok["added_tokens"]}
+    ids = {**tok["model"]["vocab"], **added}
+    tokens = sorted(ids, key=ids.get)
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_types([gguf.TokenType.CONTROL if t in added else gguf.TokenType.NORMAL for t in tokens])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    w.add_bos_token_id(cfg["bos_token_id"])
+    w.add_eos_token_id(cfg["eos_token_id"])
+    w.add_pad_token_id(cfg["pad_token_id"])
+    w.add_chat_template(CHAT_TEMPLATE)
+    for name, a in load_file(model / "model.safetensors").items():
+        base = name.removesuffix(".weight")
+        if base in _GGUF_NAMES:
+            w.add_tensor(f"{_GGUF_NAMES[base]}.weight", a)
+            continue
+        layer, part = base.split(".", 3)[2:]
+        kind = _GGUF_LAYER[part]
+        if kind in ("attn_q", "attn_k"):
+            a = _rope_order(a, cfg["num_attention_heads" if kind == "attn_q" else "num_key_value_heads"])
+        w.add_tensor(f"blk.{layer}.{kind}.weight", np.ascontiguousarray(a))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out

@@ -16,14 +16,17 @@ def _hf(config, **kwargs):
 
 
 def _local_path(config) -> str:
-    """The folder the trainer fine-tunes: aliases such as "smollm2" resolved, a hub model
-    downloaded into the hub cache (a GGUF file stays as named: the trainer reads it itself)."""
-    from .hf import hub_folder, resolve_model
+    """The folder the trainer fine-tunes and a run's examination loads: aliases such as "smollm2"
+    resolved, a hub model downloaded into the hub cache, a GGUF file converted once."""
+    from pathlib import Path
+
+    from .gguf import gguf_folder
+    from .hf import from_hub, resolve_model
 
     source, gguf, local = resolve_model(config)
     if gguf:
-        return config.model
-    return source if local else str(hub_folder(source))
+        return str(gguf_folder(Path(source) / gguf if local else from_hub(source, gguf)))
+    return source if local else str(from_hub(source))
 
 
 def _vllm(config, **kwargs):

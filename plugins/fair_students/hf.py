@@ -62,7 +62,7 @@ def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
         else:
             check_folder(path, model)
         return str(path), config.gguf_file, True
-    check_hub(model)
+    check_hub(model, config.gguf_file or "config.json")
     return model, config.gguf_file, False
 
 
@@ -85,11 +85,14 @@ def check_folder(path: Path, model: str) -> None:
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 
 
-def hub_folder(model_id: str) -> Path:
-    """A hub model's folder in the hub cache, downloaded once: the trainer reads a local folder."""
-    from huggingface_hub import snapshot_download
+def from_hub(model_id: str, filename: str | None = None) -> Path:
+    """A hub model's copy in the hub cache, downloaded once: its GGUF ``filename``, or else the
+    folder of what a transformers model needs. The trainer reads local files only."""
+    from huggingface_hub import hf_hub_download, snapshot_download
 
     try:
+        if filename:
+            return Path(hf_hub_download(model_id, filename))
         path = Path(snapshot_download(model_id, allow_patterns=HUB_FILES))
         if not any(path.glob("*.safetensors")):  # an older repo: PyTorch pickles only
             path = Path(snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"]))
@@ -100,13 +103,13 @@ def hub_folder(model_id: str) -> Path:
 
 
 @lru_cache(maxsize=None)
-def check_hub(model_id: str) -> None:
+def check_hub(model_id: str, filename: str = "config.json") -> None:
     """A hub id must be in the local cache or on a reachable hub: a wrong one fails in a second,
     not after a minute of download retries."""
     from huggingface_hub import constants, model_info, try_to_load_from_cache
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+    if isinstance(try_to_load_from_cache(model_id, filename), str):
         return
     where = f"student model {model_id} is not a local folder and not in the hub cache"
     if constants.HF_HUB_OFFLINE:

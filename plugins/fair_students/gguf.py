@@ -1,0 +1,70 @@
+"""GGUF students as plain transformers folders, converted once into the user cache.
+
+The trainer, vLLM and every later load read a normal folder; transformers dequantizes the GGUF
+once. Dequantized values (an fp16 scale times a small integer, plus an fp16 offset) are exact in
+fp32, which small models keep; models of 2B parameters and more are saved in bf16, halving the
+disk they take for a rounding far below what their quantization already cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .hf import dequantize_kwargs
+
+FILES = ("config.json", "model.safetensors", "tokenizer.json")
+LARGE = 2_000_000_000  # parameters from which the folder is saved in bf16
+
+
+def cache_dir() -> Path:
+    """$FAIR_CACHE_DIR, else $XDG_CACHE_HOME/fair, else ~/.cache/fair."""
+    if os.environ.get("FAIR_CACHE_DIR"):
+        return Path(os.environ["FAIR_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fair"
+
+
+def say(tag: str, msg: str) -> None:
+    print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
+
+
+def converted(target: Path) -> bool:
+    return all((target / f).is_file() for f in FILES)
+
+
+def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
+    """Dequantize ``gguf`` into a transformers folder at ``target``, built in a temporary folder
+    beside it and renamed into place: a crash leaves nothing half-written."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    say(tag, f"converting {gguf.name} into a transformers folder, once")
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
+                                                 **dequantize_kwargs())
+    if model.num_parameters() >= LARGE:
+        model = model.to(torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as tmp:
+        out = Path(tmp) / "model"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        if target.exists():  # an incomplete leftover
+            shutil.rmtree(target)
+        os.replace(out, target)
+    say(tag, f"saved {target} in {time.monotonic() - start:.0f} s")
+    return target
+
+
+def gguf_folder(gguf: Path) -> Path:
+    """The converted folder of a local GGUF file; a changed file (size or time) converts anew."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+    return target if converted(target) else convert(gguf, target)
