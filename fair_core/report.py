@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,8 +50,23 @@ def _round(store: Store, r: int) -> dict:
     }
 
 
-def _stage(row) -> dict:
-    out = {"round": row["round"], "stage": row["stage"], "status": row["status"]}
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True
+
+
+def _stage(row, runner_alive: bool) -> dict:
+    status = row["status"]
+    if status == "running" and not runner_alive:  # killed without a chance to say so (kill -9)
+        status = "interrupted"
+    out = {"round": row["round"], "stage": row["stage"], "status": status}
     error = json.loads(row["summary"] or "{}").get("error")
     return {**out, "error": error} if error else out
 
@@ -96,6 +112,7 @@ def build(run_dir: Path) -> dict:
         rounds = [row[0] for row in store.query(
             "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
         per_round = [_round(store, r) for r in rounds]
+        runner_alive = _alive(store.get_meta("pid"))
         last = per_round[-1] if per_round else _round(store, 0)
         total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
         return {
@@ -109,7 +126,7 @@ def build(run_dir: Path) -> dict:
             "per_teacher": _per_teacher(store),
             "agreement": last["agreement"],
             "cost_usd": round(store.spent_usd(), 6),
-            "stages": [_stage(row) for row in store.stages()],
+            "stages": [_stage(row, runner_alive) for row in store.stages()],
             "rounds": per_round,
         }
     finally:

@@ -8,6 +8,7 @@ so a resumed stage redoes nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from functools import cached_property
 
@@ -113,6 +114,7 @@ class Runner:
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         store = self.run_.store
+        store.set_meta("pid", os.getpid())  # a "running" stage whose process is gone was killed
         try:
             for r in range(self.config.rounds):
                 ctx = Context(self.run_, self.host, self.task, r, {

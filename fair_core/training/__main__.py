@@ -9,6 +9,16 @@ import warnings
 from ..errors import FairError
 
 
+def stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when the parent dies (kill -9, out of memory): training must not go
+    on unseen after ``fair`` is gone. Its checkpoints let the next run resume."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fair_core.training", description=__doc__)
     parser.add_argument("--run-dir", required=True, help="the run folder (config.toml, rounds/)")
@@ -17,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", help="a LoRA adapter to continue training (e.g. the previous round's)")
     parser.add_argument("--merge", action="store_true", help="also write merged/: base + adapter as one model")
     args = parser.parse_args(argv)
+    stop_with_parent()
     # peft still reads a property that transformers 5 deprecated; nothing for a user to act on
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
     try:
