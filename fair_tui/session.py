@@ -30,7 +30,7 @@ def is_run_dir(path: Path) -> bool:
 
 @dataclass
 class StageState:
-    status: str = "pending"  # pending | running | done | partial | cancelled
+    status: str = "pending"  # pending | running | done | partial | cancelled | failed | interrupted
     done: int = 0
     total: int = 0
 

@@ -27,6 +27,7 @@ from fair_core.host import get_host
 from fair_core.rundir import Run
 from fair_core.runner import Runner
 from fair_core.testing.server import serve_in_thread
+from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
 from fair_tui.screens.committee import detail
 from fair_tui.screens.setup import Field, TeacherForm, error_key
@@ -335,6 +336,29 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
             plot = app.screen.query_one("#loss-plot")
             assert {k: len(v) for k, v in plot.series.items()} == {"total": 10, "feedback": 10, "rationale": 10}
             assert "⠀" in str(plot.render())  # braille cells drawn
+
+    asyncio.run(scenario())
+
+
+def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkeypatch):
+    """Training with nothing to learn (no mistakes were ever examined) fails: the UI says which
+    stage failed and why, and the store agrees."""
+    monkeypatch.chdir(tmp_path)
+    student = make_tiny_student(tmp_path / "student")
+    Run(tmp_path / "runs" / "empty", cfg.validate({"stages": ["compile", "train"],
+                                                   "student": {"model": str(student)}})).close()
+
+    async def scenario():
+        app = FairApp("runs/empty")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.session is not None)
+            app.start_run()
+            await until(pilot, lambda: app.session.state == "failed", timeout=60)
+            await until(pilot, lambda: "failed" in shown(app, "#state-train"))
+            assert "done" in shown(app, "#state-compile")
+            assert "no training data" in app.session.error
+            rows = {row["stage"]: row["status"] for row in app.session.run.store.stages()}
+            assert rows == {"compile": "done", "train": "failed"}
 
     asyncio.run(scenario())
 

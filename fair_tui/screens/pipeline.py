@@ -13,7 +13,7 @@ from .base import RunView
 
 COMMITTEE = ("explain", "solve", "review")
 STATUS_STYLE = {"pending": "dim", "running": "green", "done": "cyan", "partial": "yellow",
-                "cancelled": "yellow", "stopped": "yellow"}
+                "cancelled": "yellow", "stopped": "yellow", "interrupted": "yellow", "failed": "red"}
 
 
 def tokens(n: int) -> str:
