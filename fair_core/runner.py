@@ -11,6 +11,7 @@ import asyncio
 import os
 import time
 from functools import cached_property
+from pathlib import Path
 
 from .config import STAGES, RunConfig
 from .errors import FairError
@@ -75,6 +76,13 @@ class Runner:
         if round == 0:
             return self.base_model(), None
         prev = self.run_.round_dir(round - 1)
+        if (prev / "adapter").is_dir() and not (prev / "merged").is_dir() and not (prev / "model").is_dir():
+            # a run extended with more rounds: what was its last round kept only the adapter
+            from .training.trainer import merge_adapter
+
+            self.run_.publish(Message("info", f"merging round {round - 1}'s adapter into its base to start "
+                                              f"round {round}"))
+            merge_adapter(Path(self.student_source(round - 1)[0]), prev / "adapter", prev / "merged")
         if (prev / "merged").is_dir():
             return str(prev / "merged"), None
         if (prev / "model").is_dir():

@@ -57,20 +57,25 @@ def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM attempts WHERE split = 'test'").fetchone()[0] == 12
 
 
-def test_two_rounds_start_from_the_last_student(tmp_path):
-    """The student is named by a hub id and comes from the hub cache, offline: it is examined,
-    trained and merged like a local folder."""
+def test_a_second_round_starts_from_the_first_rounds_student(tmp_path):
+    """A finished one-round run, extended with --rounds 2: round 0's adapter is merged then, and
+    round 1 starts from it. The student is named by a hub id and comes from the hub cache,
+    offline: it is examined, trained and merged like a local folder."""
     cache = tmp_path / "hub"
     snapshot = into_hub_cache(make_tiny_student(tmp_path / "student"), cache, "fair-tests/tiny")
     run = tmp_path / "run"
     with serve_in_thread() as server:
         config = pipeline_config(tmp_path, server.url, "fair-tests/tiny")
-        out = fair("run", config, "--run-dir", run, "--rounds", "2", "--quiet", "--set", "task.train_limit=6",
-                   "--set", "task.test_limit=3", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
-        assert out.returncode == 0, out.stderr[-2000:]
-    assert (run / "rounds" / "0" / "merged" / "config.json").exists()  # round 1 starts from it
-    merged = json.loads((run / "rounds" / "0" / "adapter" / "adapter_config.json").read_text())
-    assert merged["base_model_name_or_path"] == str(snapshot)  # trained on the cached folder
+        for rounds in ("1", "2"):
+            out = fair("run", config, "--run-dir", run, "--rounds", rounds, "--quiet", "--set", "task.train_limit=6",
+                       "--set", "task.test_limit=3", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+            assert out.returncode == 0, out.stderr[-2000:]
+    assert "merging round 0's adapter into its base to start round 1" in out.stderr
+    assert (run / "rounds" / "0" / "merged" / "config.json").exists()  # round 1 started from it
+    assert json.loads((run / "rounds" / "1" / "adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == str(run / "rounds" / "0" / "merged")
+    round0 = json.loads((run / "rounds" / "0" / "adapter" / "adapter_config.json").read_text())
+    assert round0["base_model_name_or_path"] == str(snapshot)  # trained on the cached folder
     report = json.loads(fair("report", run, "--json").stdout)
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert all(r["accuracy_after"] is not None for r in report["rounds"])

@@ -297,19 +297,6 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
-    def merge_adapter(self, adapter: Path) -> Path:
-        """Base + final adapter as one plain model (main process, after training memory is freed)."""
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        final = self.dir / "merged"
-        tmp = staging(final)
-        model = AutoModelForCausalLM.from_pretrained(self.base, dtype="auto")
-        PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        publish(tmp, final)
-        return final
-
     def run(self) -> dict:
         acc = self.acc
         state = self.resume()
@@ -324,7 +311,7 @@ class Trainer:
             acc.free_memory(self.loss, self.optimizer)
             self.loss = self.optimizer = self.scheduler = None
             if acc.is_main_process:
-                merged = self.merge_adapter(output)
+                merged = merge_adapter(self.base, output, self.dir / "merged")
             acc.wait_for_everyone()
         done = {"type": "train_done", "step": self.max_steps, "max_steps": self.max_steps,
                 "resumed_from": start, "epoch": round(self.max_steps / self.steps_per_epoch, 4),
@@ -338,6 +325,20 @@ class Trainer:
             log.close()
         acc.end_training()
         return done
+
+
+def merge_adapter(base: Path, adapter: Path, out: Path) -> Path:
+    """Base + LoRA adapter as one plain model folder, with the adapter's tokenizer, published whole:
+    the next round's student."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = staging(out)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+    publish(tmp, out)
+    return out
 
 
 def train(run_dir, round_: int, base, adapter=None, merge: bool = False) -> dict:
