@@ -10,6 +10,7 @@ from typing import Callable
 from .errors import FairError
 
 Progress = Callable[[int], None]  # called with the number of prompts just finished
+Stop = Callable[[], bool]  # polled while generating: True ends generation early
 
 
 def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
@@ -37,9 +38,12 @@ class Student(ABC):
     """A loaded student model. Backends come from plugins (``register_students``)."""
 
     @abstractmethod
-    def generate(self, prompts: list[str], on_progress: Progress | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None,
+                 stop: Stop | None = None) -> list[str]:
         """One completion per prompt, in the prompts' order. ``prompts`` are raw user messages;
-        the backend applies the chat template (or the paper's plain prompt) itself."""
+        the backend applies the chat template (or the paper's plain prompt) itself. Once
+        ``stop()`` is true (the run was interrupted) the backend may end early and return
+        incomplete answers, which the caller discards: it polls ``stop`` as often as it can."""
 
     def close(self) -> None:
         """Free the model's memory."""

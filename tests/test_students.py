@@ -166,3 +166,20 @@ def test_a_gguf_student_writes_what_its_source_folder_writes(tiny, tmp_path, que
     assert folder.startswith(str(tmp_path / "cache" / "gguf" / "tiny-"))
     assert student(folder, batch_size=4).generate(questions) == expected
     assert fair_students._local_path(StudentConfig(model=str(gguf))) == folder  # converted once
+
+
+def test_generation_ends_early_once_stop_is_true(tiny, questions):
+    """An interrupted run must not wait for a batch to write all its tokens: generation polls
+    ``stop`` per token and starts no further batch."""
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) > 3
+
+    s = student(tiny, batch_size=4)
+    cut = s.generate(questions, stop=stop)
+    full = s.generate(questions)
+    assert 3 < len(polls) < NEW  # polled while generating, not once per batch
+    assert sum(a == "" for a in cut) == 4  # the second batch of four never started
+    assert sum(map(len, cut)) < sum(map(len, full)) // 2

@@ -32,6 +32,9 @@ class Context:
     def store(self):
         return self.run.store
 
+    def cancelled(self) -> bool:
+        return self.extras.get("cancelled", lambda: False)()
+
     def check_cancelled(self) -> None:
-        if self.extras.get("cancelled", lambda: False)():
+        if self.cancelled():
             raise StageCancelled()

@@ -30,7 +30,9 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
     for start in range(0, len(todo), batch):
         ctx.check_cancelled()
         chunk = todo[start:start + batch]
-        outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick)
+        outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick,
+                                   stop=ctx.cancelled)
+        ctx.check_cancelled()  # answers cut short by the interruption are not stored
         attempts = []
         for p, out in zip(chunk, outputs):
             got = ctx.task.extract_for(p, out)

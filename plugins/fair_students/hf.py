@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Student, adapter_config, prompt_ids
+from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
 
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
           "fp16": "float16", "float16": "float16"}
@@ -148,6 +148,19 @@ def pick_dtype(name: str, device: str):
     return getattr(torch, DTYPES[name])
 
 
+def stop_when(stop: Stop):
+    """Transformers stopping criteria that end every row of a batch once ``stop()`` is true, so
+    an interrupted run does not wait for a batch to finish its tokens."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhen(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhen()])
+
+
 class HFStudent(Student):
     """A transformers model (hub id, local folder or GGUF file), optionally with a LoRA adapter."""
 
@@ -194,7 +207,8 @@ class HFStudent(Student):
             return {**kwargs, "do_sample": True, "temperature": c.temperature, "top_p": c.top_p, "top_k": 0}
         return {**kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
 
-    def generate(self, prompts: list[str], on_progress: Progress | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None,
+                 stop: Stop | None = None) -> list[str]:
         import torch
 
         encoded = [self.encode(p) for p in prompts]
@@ -202,9 +216,13 @@ class HFStudent(Student):
         answers: list[str] = [""] * len(prompts)
         pad = self.tokenizer.pad_token_id
         kwargs = self._generation_kwargs()
+        if stop is not None:
+            kwargs["stopping_criteria"] = stop_when(stop)
         size = self.config.batch_size
         with torch.inference_mode():
             for start in range(0, len(order), size):
+                if stop is not None and stop():
+                    break
                 batch = order[start:start + size]
                 width = max(len(encoded[i]) for i in batch)
                 ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Student, adapter_config
+from fair_core.student import Progress, Stop, Student, adapter_config
 
 from .hf import DTYPES, resolve_model
 
@@ -59,7 +59,8 @@ class VLLMStudent(Student):
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: list[str], on_progress: Progress | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None,
+                 stop: Stop | None = None) -> list[str]:
         from vllm import SamplingParams
 
         c = self.config
@@ -69,6 +70,8 @@ class VLLMStudent(Student):
             params = SamplingParams(temperature=0.0, max_tokens=c.max_new_tokens)
         answers: list[str] = []
         for start in range(0, len(prompts), CHUNK):
+            if stop is not None and stop():  # between chunks: vLLM's engine is not interrupted mid-way
+                break
             chunk = [self._text(p) for p in prompts[start:start + CHUNK]]
             outputs = self.llm.generate(chunk, params, lora_request=self.lora, use_tqdm=False)
             answers += [o.outputs[0].text.strip() for o in outputs]
