@@ -53,7 +53,8 @@ class Run:
                               f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                               f"with its own config ({config_file})")
         redone = STAGES[STAGES.index(stage):]
-        self.store.reset_stages(0, redone)
+        if not self.store.reset_stages(0, redone):
+            return  # none of them ran yet: they will run with the new settings anyway
         if "train" in redone:  # its checkpoints were made with the old data or settings
             shutil.rmtree(self.path / "rounds" / "0" / "checkpoints", ignore_errors=True)
         if "evaluate" in redone:

@@ -98,10 +98,11 @@ class Store:
                 db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
                            (now, json.dumps(summary or {}), round, stage))
 
-    def reset_stages(self, round: int, stages: Iterable[str]) -> None:
-        """Forget that ``stages`` of ``round`` ran: the next run does them again."""
+    def reset_stages(self, round: int, stages: Iterable[str]) -> int:
+        """Forget that ``stages`` of ``round`` ran: the next run does them again. How many had."""
         with self.tx() as db:
-            db.executemany("DELETE FROM stages WHERE round = ? AND stage = ?", [(round, s) for s in stages])
+            return db.executemany("DELETE FROM stages WHERE round = ? AND stage = ?",
+                                  [(round, s) for s in stages]).rowcount
 
     def stages(self) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM stages ORDER BY round, started")

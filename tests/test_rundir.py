@@ -59,3 +59,12 @@ def test_later_rounds_built_on_old_settings_are_refused(tmp_path):
     run.close()
     with pytest.raises(ConfigError, match="later rounds built on the old settings"):
         Run(tmp_path, cfg.validate({"rounds": 2, "committee": {"threshold": 2}}))
+
+
+def test_a_change_to_stages_not_run_yet_just_applies(tmp_path):
+    run = Run(tmp_path, cfg.validate({}))
+    run.store.mark_stage(0, "examine", "done", {})
+    run.close()
+    run = Run(tmp_path, cfg.validate({"train": {"alpha": 0.3}}))
+    assert run.changes == [] and statuses(run) == {"examine": "done"}
+    run.close()
