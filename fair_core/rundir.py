@@ -18,6 +18,8 @@ FREE_KEYS = ("stages", "rounds", "train.save_steps", "train.launcher", "train.re
 # Keys that only later stages read, with the first stage that reads each (a section stands for
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
+# What round 0's train stage leaves: a redone training starts without any of it.
+TRAINED = ("checkpoints", "adapter", "model", "merged")
 REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
              "committee.compile_mode": "compile", "train": "train"}
 
@@ -53,10 +55,11 @@ class Run:
                               f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                               f"with its own config ({config_file})")
         redone = STAGES[STAGES.index(stage):]
-        if not self.store.reset_stages(0, redone):
+        if not self.store.mark_stale(0, redone):
             return  # none of them ran yet: they will run with the new settings anyway
-        if "train" in redone:  # its checkpoints were made with the old data or settings
-            shutil.rmtree(self.path / "rounds" / "0" / "checkpoints", ignore_errors=True)
+        if "train" in redone:  # its checkpoints and outputs come from the old data or settings
+            for name in TRAINED:
+                shutil.rmtree(self.path / "rounds" / "0" / name, ignore_errors=True)
         if "evaluate" in redone:
             self.store.delete_attempts(0, "test", "after")
         self.changes.append(f"{', '.join(changed)} changed: round 0 is redone from {stage} "

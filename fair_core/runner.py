@@ -137,11 +137,21 @@ class Runner:
                     if store.stage_status(r, stage) == "done" and not rerun_rest:
                         continue
                     rerun_rest = True  # what follows a re-run stage is stale: run it again
+                    self._check_inputs(r, stage)
                     await self._stage(ctx, stage)
         finally:
             self.release_student()
             if self.gateway:
                 await self.gateway.aclose()
+
+    def _check_inputs(self, round: int, stage: str) -> None:
+        """A stage left out of ``stages`` that ran but is not done (stale after a config change,
+        failed, interrupted) would feed this one old or partial data: refuse."""
+        for earlier in STAGES[:STAGES.index(stage)]:
+            status = self.run_.store.stage_status(round, earlier)
+            if earlier not in self.config.stages and status not in (None, "done"):
+                raise FairError(f"round {round} {stage} needs {earlier} first, and {earlier} is {status}: "
+                                f"add {earlier} to --stages, or run every stage")
 
     async def _stage(self, ctx: Context, stage: str) -> None:
         store = self.run_.store

@@ -98,10 +98,11 @@ class Store:
                 db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
                            (now, json.dumps(summary or {}), round, stage))
 
-    def reset_stages(self, round: int, stages: Iterable[str]) -> int:
-        """Forget that ``stages`` of ``round`` ran: the next run does them again. How many had."""
+    def mark_stale(self, round: int, stages: Iterable[str]) -> int:
+        """Mark those of ``stages`` that ran in ``round`` as stale: the next run does them again.
+        How many had run."""
         with self.tx() as db:
-            return db.executemany("DELETE FROM stages WHERE round = ? AND stage = ?",
+            return db.executemany("UPDATE stages SET status = 'stale' WHERE round = ? AND stage = ?",
                                   [(round, s) for s in stages]).rowcount
 
     def stages(self) -> list[sqlite3.Row]:

@@ -171,11 +171,13 @@ def test_empty_compiled_dataset(tmp_path):
 
         # the hint, followed on the same run: review is judged again from the stored scores
         sent = server.requests
-        out = fair("run", config, "--run-dir", run, "--set", "committee.verify_answer=false",
-                   "--set", "committee.threshold=1")
+        lower = ("--set", "committee.verify_answer=false", "--set", "committee.threshold=1")
+        refused = fair("run", config, "--run-dir", run, *lower, "--stages", "train,evaluate")
+        assert "committee.threshold, committee.verify_answer changed: round 0 is redone from review" in refused.stderr
+        assert "train needs review first, and review is stale" in one_line(refused)  # not the old data
+        out = fair("run", config, "--run-dir", run, *lower)
         assert out.returncode == 0, out.stderr[-2000:]
         assert server.requests == sent  # no teacher asked again
-    assert "committee.threshold, committee.verify_answer changed: round 0 is redone from review" in out.stderr
     report = json.loads(fair("report", run, "--json").stdout)
     assert report["accepted_rationales"] > 0 and report["accuracy_after"] is not None
     assert {s["status"] for s in report["stages"]} == {"done"}

@@ -14,7 +14,8 @@ def finished_round0(path, config):
     for stage in STAGES:
         run.store.mark_stage(0, stage, "done", {})
     run.store.add_attempts("after", [Attempt(0, "test", "q1", "4", "4", True)])
-    (path / "rounds" / "0" / "checkpoints" / "step-2").mkdir(parents=True)
+    for name in ("checkpoints/step-2", "adapter", "merged"):
+        (path / "rounds" / "0" / name).mkdir(parents=True)
     return run
 
 
@@ -25,8 +26,9 @@ def statuses(run):
 def test_a_training_setting_redoes_train_and_evaluate_only(tmp_path):
     finished_round0(tmp_path, cfg.validate({})).close()
     run = Run(tmp_path, cfg.validate({"train": {"alpha": 0.3}}))
-    assert statuses(run) == {s: "done" for s in STAGES[:5]}
-    assert not (tmp_path / "rounds" / "0" / "checkpoints").exists()  # trained with the old alpha
+    assert statuses(run) == {**{s: "done" for s in STAGES[:5]}, "train": "stale", "evaluate": "stale"}
+    for name in ("checkpoints", "adapter", "merged"):  # trained with the old alpha
+        assert not (tmp_path / "rounds" / "0" / name).exists()
     assert run.store.attempts(0, "test", "after") == []  # scored the old student
     assert run.changes == ["train.alpha changed: round 0 is redone from train (what came before it is kept)"]
     run.close()
