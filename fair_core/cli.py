@@ -35,9 +35,12 @@ def _positive(text: str) -> int:
     return value
 
 
-def _interrupt(signum, frame) -> None:
-    """SIGTERM stops a run as Ctrl-C does: the training child is stopped, the run stays resumable."""
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: a run stops the same way, and exits 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 # commands ------------------------------------------------------------------------------------
@@ -72,7 +75,7 @@ def cmd_run(args) -> int:
     from . import config as cfg
     from .console import ConsoleSink
     from .runner import Runner, check
-    from .rundir import Run, default_run_dir
+    from .rundir import Run, RunLock, default_run_dir
 
     overrides = list(args.set or [])
     if args.stages is not None:
@@ -87,23 +90,28 @@ def cmd_run(args) -> int:
     check(config, host)  # before the run directory is written
     path = Path(args.run_dir or default_run_dir(args.config))
     fresh = not path.exists()
-    run = Run(path, config)
-    for line in run.changes:
-        print(f"fair: {line}", file=sys.stderr)
-    try:
-        runner = Runner(run, host)
-    except FairError:
-        run.close()
-        if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
-            shutil.rmtree(path, ignore_errors=True)
-        raise
-    sink = ConsoleSink(quiet=args.quiet)
-    run.bus.subscribe(sink)
-    try:
-        with sink:
-            runner.run()
-    finally:
-        run.close()
+    with RunLock(path):
+        run = Run(path, config)
+        for line in run.changes:
+            print(f"fair: {line}", file=sys.stderr)
+        try:
+            runner = Runner(run, host)
+        except FairError:
+            run.close()
+            if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        if threading.current_thread() is threading.main_thread():  # a job scheduler's stop: as Ctrl-C
+            signal.signal(signal.SIGTERM, _terminate)
+        sink = ConsoleSink(quiet=args.quiet)
+        run.bus.subscribe(sink)
+        try:
+            with sink:
+                runner.run()
+        finally:
+            run.close()
+    if not runner.ran:
+        print("fair: nothing to run: every stage asked for is done", file=sys.stderr)
     from .report import build, render
 
     render(build(run.path), args.quiet)
@@ -225,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' notes to their developers
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    args = None
     try:
         parser = build_parser()
         for problem in get_host().problems:
@@ -239,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     except FairError as e:
         _err(str(e))
         return 2
-    except KeyboardInterrupt:
-        _err("interrupted: rerun the same command to resume")
-        return 130
+    except KeyboardInterrupt as e:
+        resumable = getattr(args, "handler", None) is cmd_run
+        _err("interrupted" + (": rerun the same command to resume" if resumable else ""))
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -49,9 +49,13 @@ class StageFinished(Event):
 
 
 def facts(summary: dict) -> str:
-    """A stage summary as "calls 1161, failed 0" (timings left out: they differ run to run)."""
-    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in summary.items() if k != "seconds")
+    """A stage summary as "calls 1161, failed 0" (timings and empty values left out)."""
+    def value(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+        return str(v)
+
+    return ", ".join(f"{k} {value(v)}" for k, v in summary.items() if k != "seconds" and v is not None)
 
 
 @dataclass

@@ -124,7 +124,8 @@ class Host:
         table = self.registry[kind]
         if name not in table:
             known = ", ".join(sorted(table)) or "none loaded"
-            raise PluginError(f"unknown {kind[:-1]} {name!r}: known {kind} are {known}")
+            singular = kind.removesuffix("ies") + "y" if kind.endswith("ies") else kind.removesuffix("s")
+            raise PluginError(f"unknown {singular} {name!r}: known {kind} are {known}")
         return table[name].obj
 
     def names(self, kind: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections import defaultdict
 from pathlib import Path
 
@@ -50,14 +51,18 @@ def _round(store: Store, r: int) -> dict:
     }
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None:
+def _alive(runner: dict | None) -> bool:
+    """Whether the process that last ran the run still lives; one on another host (a run dir on
+    a shared disk) is taken to."""
+    if not runner:
         return False
+    if runner["host"] != socket.gethostname():
+        return True
     try:
-        os.kill(pid, 0)
+        os.kill(runner["pid"], 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
+    except PermissionError:  # another user's process
         pass
     return True
 
@@ -105,6 +110,8 @@ def _per_teacher(store: Store) -> dict:
 def build(run_dir: Path) -> dict:
     """The report of a run directory, as plain JSON-ready data."""
     db = Path(run_dir) / "run.sqlite"
+    if not Path(run_dir).exists():
+        raise FairError(f"{run_dir} does not exist: pass the --run-dir of a run")
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
     store = Store(db)
@@ -112,7 +119,7 @@ def build(run_dir: Path) -> dict:
         rounds = [row[0] for row in store.query(
             "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
         per_round = [_round(store, r) for r in rounds]
-        runner_alive = _alive(store.get_meta("pid"))
+        runner_alive = _alive(store.get_meta("runner"))
         last = per_round[-1] if per_round else _round(store, 0)
         total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
         return {
@@ -149,7 +156,7 @@ def render(report: dict, quiet: bool = False) -> None:
         console.print(f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
                       f"items without rationale {report['items_without_rationale']}, "
                       f"accuracy {fmt(report['accuracy_before'], '.1%')} -> {fmt(report['accuracy_after'], '.1%')}, "
-                      f"cost ${report['cost_usd']:.4f}")
+                      f"cost ${report['cost_usd']:.4f}", soft_wrap=True)
         return
     rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
                    title="Rounds")

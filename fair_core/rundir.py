@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .config import STAGES
-from .errors import ConfigError
+from .errors import ConfigError, FairError
 from .events import Bus, Event, JsonlSink
 from .store import Store
 
@@ -121,6 +121,38 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+class RunLock:
+    """Held while a process works on a run directory: a second ``fair run`` (or the UI) on the
+    same directory would train into the same checkpoints and write the same files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise FairError(f"run dir {self.path} is in use by another fair process (pid {holder}): "
+                            f"wait for it to end, or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()  # closing releases the lock
 
 
 def default_run_dir(config_path: str | Path | None) -> Path:

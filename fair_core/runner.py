@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,7 @@ class Runner:
         self._student = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.cancelled = False
+        self.ran: list[tuple[int, str]] = []  # (round, stage) of the stages this invocation ran
 
     # control: safe to call from any thread (the TUI runs the pipeline in a worker thread) -------
     def pause(self) -> None:
@@ -122,7 +124,8 @@ class Runner:
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         store = self.run_.store
-        store.set_meta("pid", os.getpid())  # a "running" stage whose process is gone was killed
+        # who runs it: a "running" stage whose process is gone was killed (kill -9, power loss)
+        store.set_meta("runner", {"host": socket.gethostname(), "pid": os.getpid()})
         try:
             for r in range(self.config.rounds):
                 ctx = Context(self.run_, self.host, self.task, r, {
@@ -157,6 +160,7 @@ class Runner:
         store = self.run_.store
         self.run_.publish(StageStarted(stage, ctx.round))
         store.mark_stage(ctx.round, stage, "running")
+        self.ran.append((ctx.round, stage))
         start = time.time()
         try:
             if stage in COMMITTEE:

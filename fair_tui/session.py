@@ -19,7 +19,7 @@ from fair_core.config import STAGES
 from fair_core.errors import FairError
 from fair_core.events import (BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, EvalResult, Event,
                               Message, StageFinished, StageProgress, StageStarted, TrainStep, facts)
-from fair_core.rundir import Run
+from fair_core.rundir import Run, RunLock
 
 LOG_EVENTS = (StageStarted, StageFinished, CallRetried, CallFailed, BudgetReached, EvalResult, Message)
 
@@ -117,7 +117,7 @@ def describe(e: Event) -> str | None:
     if isinstance(e, BudgetReached):
         return f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls"
     if isinstance(e, EvalResult):
-        return f"round {e.round} accuracy {e.when} training: {e.accuracy:.3f} on {e.n} {e.split} items"
+        return f"round {e.round} accuracy {e.when} training: {e.accuracy:.1%} on {e.n} {e.split} items"
     if isinstance(e, Message):
         colour = {"error": "red", "warning": "yellow"}.get(e.level, "cyan")
         return f"[{colour}]{escape(e.level)}[/]: {escape(e.text)}"
@@ -175,7 +175,8 @@ class Session:
             self.runner = Runner(self.run, get_host())
             if self.state == "cancelling":  # cancelled while the runner was being built
                 return
-            self.runner.run()
+            with RunLock(self.path):
+                self.runner.run()
             self.state = "cancelled" if self.runner.cancelled else "finished"
         except FairError as e:
             self._fail(str(e))

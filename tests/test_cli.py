@@ -98,3 +98,17 @@ def test_help_imports_nothing_heavy():
     import subprocess, sys
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_run_dir_in_use(tmp_path):
+    import os
+
+    from fair_core.rundir import RunLock
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('stages = ["compile"]\n')
+    with RunLock(tmp_path / "run"):
+        line = one_line_error(fair("run", cfg, "--run-dir", tmp_path / "run"))
+    assert f"is in use by another fair process (pid {os.getpid()})" in line
+    out = fair("run", cfg, "--run-dir", tmp_path / "run", "--quiet")  # released: it runs
+    assert out.returncode == 0, out.stderr

@@ -283,7 +283,7 @@ def test_batches_cover_every_pair_once_and_replay(pairs):
 
 def test_command_line():
     argv = command("/runs/a", 1, "/m/base", "/runs/a/rounds/0/adapter", merge=True, launcher="accelerate")
-    assert argv[:5] == [sys.executable, "-m", "accelerate.commands.launch", "--module", "fair_core.training"]
+    assert argv[:5] == [sys.executable, "-m", "fair_core.training.launch", "--module", "fair_core.training"]
     assert argv[5:] == ["--run-dir", "/runs/a", "--round", "1", "--base", "/m/base",
                         "--adapter", "/runs/a/rounds/0/adapter", "--merge"]
     assert command("r", 0, "b")[:3] == [sys.executable, "-m", "fair_core.training"]

@@ -7,6 +7,7 @@ The child writes progress as JSONL; this stage tails it and republishes each lin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections import deque
@@ -20,19 +21,23 @@ from . import Context
 def run(ctx: Context) -> dict:
     out = ctx.run.round_dir(ctx.round)
     data = out / "train.jsonl"
+    if ctx.store.stage_status(ctx.round, "compile") != "done":
+        raise FairError(f"round {ctx.round} has nothing to train on yet: its compile stage has not run; "
+                        f"run the stages before train first")
     if not data.exists() or data.stat().st_size == 0:
         raise FairError(f"round {ctx.round} has no training data ({data}): no item got an accepted "
-                        f"rationale; lower committee.threshold (a rerun redoes review on) or check "
-                        f"the teachers' failures (`fair report`)")
+                        f"rationale; rerun with a lower committee.threshold (review is judged again "
+                        f"from the stored scores) or check the teachers' failures (`fair report`)")
     base, adapter = ctx.extras["student_source"](ctx.round)
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
-    from ..training import command
+    from ..training import PARENT, command
 
     cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(ctx.config.train.launcher))
     progress = out / "progress.jsonl"
     tail = Tail(progress)
     last: dict = {}
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+    env = {**os.environ, PARENT: str(os.getpid())}
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as proc:
         errors: deque[str] = deque(maxlen=20)
         import threading
 

@@ -10,20 +10,39 @@ the engine imports it only to build the command line.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+PARENT = "FAIR_PARENT_PID"  # set by the train stage: the process training must not outlive
+
+
+def stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when our parent dies (kill -9, out of memory): training must not go
+    on unseen after ``fair`` is gone; its checkpoints let the next run resume. A parent already
+    gone before this call (checked against $FAIR_PARENT_PID) ends us at once. The variable is
+    taken out of the environment, so processes we start check against us, not against fair."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    expected = os.environ.pop(PARENT, None)
+    if expected and os.getppid() != int(expected):
+        sys.exit("fair, which started this training, is gone")
 
 
 def command(run_dir, round, base, adapter=None, merge=False, launcher="python") -> list[str]:
     """The argv that trains round ``round`` of ``run_dir``; ``launcher`` is train.launcher.
 
-    "accelerate" runs ``accelerate launch`` through this interpreter, so it picks up the user's
-    accelerate config (several GPUs, DeepSpeed, FSDP) without needing the script on PATH.
+    "accelerate" runs ``accelerate launch`` through this interpreter (see :mod:`.launch`), so it
+    picks up the user's accelerate config (several GPUs, DeepSpeed, FSDP) without needing the
+    script on PATH.
     """
     if launcher == "python":
         head = [sys.executable, "-m", "fair_core.training"]
     elif launcher == "accelerate":
-        head = [sys.executable, "-m", "accelerate.commands.launch", "--module", "fair_core.training"]
+        head = [sys.executable, "-m", "fair_core.training.launch", "--module", "fair_core.training"]
     else:
         raise ValueError(f"unknown launcher {launcher!r}: use python or accelerate")
     argv = head + ["--run-dir", str(Path(run_dir)), "--round", str(round), "--base", str(base)]

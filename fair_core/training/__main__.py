@@ -7,16 +7,7 @@ import sys
 import warnings
 
 from ..errors import FairError
-
-
-def stop_with_parent() -> None:
-    """Ask Linux for SIGTERM when the parent dies (kill -9, out of memory): training must not go
-    on unseen after ``fair`` is gone. Its checkpoints let the next run resume."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+from . import stop_with_parent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .hf import dequantize_kwargs
+from fair_core.errors import FairError
+
+from .hf import dequantize_kwargs, unreadable
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
 LARGE = 2_000_000_000  # parameters from which the folder is saved in bf16
@@ -46,11 +48,14 @@ def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     say(tag, f"converting {gguf.name} into a transformers folder, once")
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
-                                                 **dequantize_kwargs())
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
+                                                     **dequantize_kwargs())
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as e:  # noqa: BLE001 - a corrupt file or an architecture transformers cannot read
+        raise FairError(f"student model {gguf} could not be read as a GGUF model: {unreadable(e)}") from None
     if model.num_parameters() >= LARGE:
         model = model.to(torch.bfloat16)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as tmp:
         out = Path(tmp) / "model"
         model.save_pretrained(out)

@@ -54,7 +54,7 @@ def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
             raise FairError(f"student model {model} not found: no such file or folder")
         if path.is_file():
             if path.suffix != ".gguf":
-                raise FairError(f"student model {model} is a file but not a .gguf: point student.model at a folder")
+                raise FairError(f"student model {model} is a file but not a .gguf: name a model folder or a .gguf file")
             return str(path.parent), path.name, True
         if config.gguf_file:
             if not (path / config.gguf_file).is_file():
@@ -77,14 +77,16 @@ def check_folder(path: Path, model: str) -> None:
     missing = [part for part, globs in MODEL_PARTS.items() if not any(any(path.glob(g)) for g in globs)]
     if missing:
         raise FairError(f"student model {model} is not a complete model folder: no {', no '.join(missing)} "
-                        f"in it; point student.model at a folder written by save_pretrained")
+                        f"in it; name a folder written by save_pretrained")
 
 
 # What a transformers model needs from a hub repo: config, tokenizer, weights (not the ONNX,
 # GGUF or other copies that some repos carry as well).
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+HUB_SKIP = ["consolidated*", "original/*"]  # the same weights in the authors' own format
 
 
+@lru_cache(maxsize=None)  # one hub request per process, not one per round and stage
 def from_hub(model_id: str, filename: str | None = None) -> Path:
     """A hub model's copy in the hub cache, downloaded once: its GGUF ``filename``, or else the
     folder of what a transformers model needs. The trainer reads local files only."""
@@ -93,11 +95,12 @@ def from_hub(model_id: str, filename: str | None = None) -> Path:
     try:
         if filename:
             return Path(hf_hub_download(model_id, filename))
-        path = Path(snapshot_download(model_id, allow_patterns=HUB_FILES))
+        path = Path(snapshot_download(model_id, allow_patterns=HUB_FILES, ignore_patterns=HUB_SKIP))
         if not any(path.glob("*.safetensors")):  # an older repo: PyTorch pickles only
-            path = Path(snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"]))
+            path = Path(snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"],
+                                          ignore_patterns=HUB_SKIP))
     except Exception as e:  # noqa: BLE001 - network or disk: the library's first line says which
-        raise FairError(f"student model {model_id} could not be downloaded: {str(e).splitlines()[0]}") from None
+        raise FairError(f"student model {model_id} could not be downloaded: {unreadable(e)}") from None
     check_folder(path, model_id)
     return path
 
@@ -113,8 +116,8 @@ def check_hub(model_id: str, filename: str = "config.json") -> None:
         return
     where = f"student model {model_id} is not a local folder and not in the hub cache"
     if constants.HF_HUB_OFFLINE:
-        raise FairError(f"{where}, and HF_HUB_OFFLINE is set: download it while online, or point "
-                        f"student.model at a local folder")
+        raise FairError(f"{where}, and HF_HUB_OFFLINE is set: download it while online, or name a "
+                        f"local folder")
     try:
         model_info(model_id, timeout=10)
     except GatedRepoError:
@@ -125,7 +128,13 @@ def check_hub(model_id: str, filename: str = "config.json") -> None:
         return  # the hub answered with something else: let the download say what
     except Exception as e:  # noqa: BLE001 - no answer at all: refused, name not resolved, timeout
         raise FairError(f"{where}, and the hub cannot be reached ({type(e).__name__}): download it "
-                        f"while online, or point student.model at a local folder") from None
+                        f"while online, or name a local folder") from None
+
+
+def unreadable(e: Exception) -> str:
+    """A library's loading error as a few words for one line: its type and first line."""
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def pick_device(name: str) -> str:
@@ -178,8 +187,8 @@ class HFStudent(Student):
             model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=pick_dtype(config.dtype, self.device),
                 **extra, **(dequantize_kwargs() if gguf else {}))
-        except (OSError, ValueError) as e:  # unreadable or mismatched files: the library says which
-            raise FairError(f"student model {config.model} could not be loaded: {str(e).splitlines()[0]}") from None
+        except Exception as e:  # noqa: BLE001 - a corrupt, truncated or mismatched file: the library says which
+            raise FairError(f"student model {config.model} could not be loaded: {unreadable(e)}") from None
         if adapter is not None:
             model = self._with_adapter(model, Path(adapter))
         self.model = model.to(self.device).eval()
