@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -415,3 +416,21 @@ def test_full_fine_tuning_writes_the_model_and_guards_its_checkpoints(tmp_path, 
     (run / "config.toml").write_text(f"[train]\n{settings}\nlearning_rate = 1e-5\n")
     with pytest.raises(FairError, match="other data or settings"):
         train(run, 0, tiny)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, tiny, uninterrupted, capfd):
+    from fair_core.training.trainer import train
+
+    out, want = uninterrupted
+    run = tmp_path / "run"
+    shutil.copytree(out.parents[1], run)
+    for name in ("adapter", "merged"):
+        shutil.rmtree(run / "rounds" / "0" / name)
+    newest = run / "rounds" / "0" / "checkpoints" / "step-14" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as a full disk would leave it
+    done = train(run, 0, tiny)
+    assert "checkpoint step-14 cannot be read" in capfd.readouterr().err
+    assert done["resumed_from"] == 12 and done["step"] == 14
+    assert done["loss"] == pytest.approx(want["loss"], abs=1e-5)  # steps 13-14 replayed exactly
+    got, expected = _adapter(run / "rounds" / "0" / "adapter"), _adapter(out / "adapter")
+    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got)

@@ -203,17 +203,24 @@ class Trainer:
             clean_leftovers(self.dir)
             clean_leftovers(self.checkpoints.folder)
         acc.wait_for_everyone()
-        latest = self.checkpoints.latest()
-        if latest is None:
+        complete = [path for _, path in reversed(self.checkpoints.complete())]
+        if not complete:
             return {"step": 0}
-        state = Checkpoints.state(latest)
-        if state.get("fingerprint") != self.fingerprint:
+        if Checkpoints.state(complete[0]).get("fingerprint") != self.fingerprint:
             raise FairError(f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
                             "delete that folder to train this round afresh")
-        acc.load_state(str(latest), strict=False)
-        if acc.is_main_process:
-            say(f"resumed from {latest.name}")
-        return state
+        for path in complete:  # newest first: a damaged one (a disk error, say) falls back
+            try:
+                acc.load_state(str(path), strict=False)
+            except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
+                if acc.is_main_process:
+                    say(f"checkpoint {path.name} cannot be read ({type(e).__name__}: {e}); trying the one before")
+                continue
+            if acc.is_main_process:
+                say(f"resumed from {path.name}")
+            return Checkpoints.state(path)
+        raise FairError(f"no checkpoint in {self.checkpoints.folder} can be read: delete that folder to "
+                        f"train this round afresh")
 
     def save_checkpoint(self, step: int, loss: float) -> None:
         acc = self.acc
