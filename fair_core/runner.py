@@ -137,15 +137,24 @@ class Runner:
                 for stage in (s for s in STAGES if s in self.config.stages):
                     if self.cancelled:
                         return
-                    if store.stage_status(r, stage) == "done" and not rerun_rest:
+                    status = store.stage_status(r, stage)
+                    if status == "done" and not rerun_rest:
                         continue
-                    rerun_rest = True  # what follows a re-run stage is stale: run it again
+                    failed = self._failures(r, stage) if status == "partial" else None
                     self._check_inputs(r, stage)
                     await self._stage(ctx, stage)
+                    # what follows a re-run stage is stale, unless the stage only failed the very
+                    # calls it failed before (a model that does not exist, a record not replayed)
+                    unchanged = failed is not None and store.stage_status(r, stage) == "partial" \
+                        and self._failures(r, stage) == failed
+                    rerun_rest = rerun_rest or not unchanged
         finally:
             self.release_student()
             if self.gateway:
                 await self.gateway.aclose()
+
+    def _failures(self, round: int, stage: str) -> set[tuple[str, str]]:
+        return {(f["item_id"], f["teacher"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
 
     def _check_inputs(self, round: int, stage: str) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,

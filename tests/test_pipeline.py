@@ -241,3 +241,32 @@ def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_pat
     report = json.loads(fair("report", run, "--json").stdout)
     # examine ran without evaluate: evaluate scores the untrained student itself
     assert report["accuracy_before"] is not None and report["accuracy_after"] is not None
+
+
+def test_calls_that_fail_for_good_do_not_redo_what_follows(tmp_path):
+    """A teacher whose model the server does not have fails each of its calls at once (404). A
+    rerun retries just those calls; they fail the same way, so nothing after them is redone."""
+    student = make_tiny_student(tmp_path / "student")
+    run = tmp_path / "run"
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, student)
+        data = cfg.load(config).model_dump(mode="json", exclude_none=True)
+        data["teachers"].append({"name": "gone", "model": "openai/no-such-model", "api_base": server.url})
+        data["task"]["train_limit"], data["task"]["test_limit"] = 4, 2
+        config.write_text(cfg.dump(cfg.validate(data)))
+        first = fair("run", config, "--run-dir", run, "--quiet")
+        assert first.returncode == 0, first.stderr[-2000:]
+        sent = server.requests
+        again = fair("run", config, "--run-dir", run, "--quiet")
+        assert again.returncode == 0, again.stderr[-2000:]
+        retried = server.requests - sent
+    report = json.loads(fair("report", run, "--json").stdout)
+    failed_calls = sqlite3.connect(run / "run.sqlite").execute(
+        "SELECT COUNT(*) FROM calls WHERE error IS NOT NULL").fetchone()[0]
+    assert report["failures"] > 0 and retried == failed_calls  # only the failed calls, again
+    assert {s["stage"]: s["status"] for s in report["stages"]} == {
+        "examine": "done", "explain": "partial", "solve": "partial", "review": "partial",
+        "compile": "done", "train": "done", "evaluate": "done"}
+    started = [e["stage"] for e in map(json.loads, (run / "events.jsonl").read_text().splitlines())
+               if e["type"] == "stage_started"]
+    assert [started.count(s) for s in ("explain", "compile", "train", "evaluate")] == [2, 1, 1, 1]
