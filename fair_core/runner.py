@@ -190,7 +190,7 @@ class Runner:
             self.cancelled = True
             if self.gateway:
                 self.gateway.cancel()
-            interrupted = not isinstance(e, Exception) or isinstance(e, asyncio.CancelledError)
+            interrupted = not isinstance(e, Exception)  # CancelledError, KeyboardInterrupt
             store.mark_stage(ctx.round, stage, "interrupted" if interrupted else "failed",
                              {} if interrupted else {"error": str(e) or type(e).__name__})
             raise
