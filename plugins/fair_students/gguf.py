@@ -60,9 +60,15 @@ def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
         out = Path(tmp) / "model"
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        if converted(target):  # another process converted the same file meanwhile
+            return target
         if target.exists():  # an incomplete leftover
-            shutil.rmtree(target)
-        os.replace(out, target)
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(out, target)
+        except OSError:
+            if not converted(target):  # not a concurrent conversion's finished folder
+                raise
     say(tag, f"saved {target} in {time.monotonic() - start:.0f} s")
     return target
 
