@@ -158,12 +158,17 @@ class Runner:
 
     def _check_inputs(self, round: int, stage: str) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,
-        failed, interrupted) would feed this one old or partial data: refuse."""
+        failed, interrupted) would feed this one old or partial data, and the committee has
+        nothing to do before examine: refuse."""
         for earlier in STAGES[:STAGES.index(stage)]:
             status = self.run_.store.stage_status(round, earlier)
             if earlier not in self.config.stages and status not in (None, "done"):
                 raise FairError(f"round {round} {stage} needs {earlier} first, and {earlier} is {status}: "
                                 f"add {earlier} to --stages, or run every stage")
+        store = self.run_.store
+        if stage in COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
+            raise FairError(f"round {round} {stage} has no mistakes to work on: examine has not run; "
+                            f"add examine to --stages, or run every stage")
 
     async def _stage(self, ctx: Context, stage: str) -> None:
         store = self.run_.store

@@ -109,6 +109,14 @@ def test_student_folder_that_is_not_a_model(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_the_committee_before_any_examination(tmp_path):
+    with serve_in_thread() as server:
+        config = pipeline_config(tmp_path, server.url, make_tiny_student(tmp_path / "student"))
+        line = one_line(fair("run", config, "--run-dir", tmp_path / "run", "--stages", "review"))
+        assert server.requests == 0
+    assert "review has no mistakes to work on: examine has not run" in line
+
+
 def test_unknown_hub_model_offline(tmp_path):
     """Offline (the tests' HF_HUB_OFFLINE), a hub id that is not cached fails at once."""
     with serve_in_thread() as server:
