@@ -10,6 +10,10 @@ from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResul
                      StageFinished, StageProgress, StageStarted, TrainStep, facts)
 
 
+NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
+SHOWN_FAILURES = 5  # per stage; a teacher failing every call must not flood the terminal
+
+
 class ConsoleSink:
     """Subscribes to the bus; a context manager around the run."""
 
@@ -26,7 +30,7 @@ class ConsoleSink:
                                             table_column=Column(overflow="ellipsis", no_wrap=True, ratio=1)),
                                  console=self.console, disable=quiet)
         self.bars: dict[tuple[int, str], int] = {}
-        self.calls = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
+        self.calls = dict(NO_CALLS)  # the current stage's
 
     def __enter__(self) -> "ConsoleSink":
         self.progress.start()
@@ -44,6 +48,7 @@ class ConsoleSink:
     def __call__(self, e: Event) -> None:
         if isinstance(e, StageStarted):
             self._bar(e.round, e.stage)
+            self.calls = dict(NO_CALLS)
         elif isinstance(e, StageProgress):
             self.progress.update(self._bar(e.round, e.stage), completed=e.done, total=e.total,
                                  info=self._calls_info() if e.stage in ("explain", "solve", "review") else "")
@@ -59,7 +64,10 @@ class ConsoleSink:
             self.calls["retried"] += 1
         elif isinstance(e, CallFailed):
             self.calls["failed"] += 1
-            self.console.print(f"[yellow]call failed[/] {e.teacher} {e.purpose} {e.item_id}: {e.reason}")
+            if self.calls["failed"] <= SHOWN_FAILURES:
+                self.console.print(f"[yellow]call failed[/] {e.teacher} {e.purpose} {e.item_id}: {e.reason}")
+            elif self.calls["failed"] == SHOWN_FAILURES + 1:
+                self.console.print("[yellow]more calls failed[/]: `fair report` lists them all")
         elif isinstance(e, StageFinished):
             bar = self._bar(e.round, e.stage)
             task = self.progress.tasks[bar] if bar < len(self.progress.tasks) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import StudentConfig
 from .host import Host
+from .student import model_folder
 
 
 def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", limit: int | None = None,
@@ -11,7 +12,9 @@ def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", 
     task = host.get("tasks", task_name)()
     problems = task.load(split)[:limit] if limit else task.load(split)
     config = StudentConfig(model=model, max_new_tokens=max_new_tokens)
-    student = host.get("students", config.backend)(config, adapter=adapter)
+    factory = host.get("students", config.backend)
+    config = config.model_copy(update={"model": model_folder(host, config)})  # a GGUF converts once
+    student = factory(config, adapter=adapter)
     try:
         outputs = student.generate([task.prompt("student", question=p.question) for p in problems])
     finally:

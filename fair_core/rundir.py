@@ -55,6 +55,13 @@ class Run:
                               f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                               f"with its own config ({config_file})")
         redone = STAGES[STAGES.index(stage):]
+        ran = {row["stage"] for row in self.store.stages() if row["round"] == 0}
+        left_out = [s for s in redone if s in ran and s not in self.config.stages]
+        if left_out:  # refused before anything changes: the run stays as it was
+            self.store.close()
+            raise ConfigError(f"{', '.join(changed)} changed, which redoes round 0 from {stage}, but "
+                              f"--stages leaves out {', '.join(left_out)}: add {'them' if left_out[1:] else 'it'}, or "
+                              f"run every stage")
         if not self.store.mark_stale(0, redone):
             return  # none of them ran yet: they will run with the new settings anyway
         if "train" in redone:  # its checkpoints and outputs come from the old data or settings

@@ -19,6 +19,7 @@ from .errors import FairError
 from .events import Message, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .host import Host
+from .student import model_folder
 from .rundir import Run
 from .stages import Context, StageCancelled, compile, evaluate, examine, explain, review, solve, train
 
@@ -208,14 +209,13 @@ class Runner:
         summary["seconds"] = round(time.time() - start, 2)
         self.run_.publish(StageFinished(stage, ctx.round, summary))
         if failed:
-            self.run_.publish(Message("warning", f"{stage}: {failed} calls failed (see `fair report`); "
-                                                 f"rerun to retry them"))
+            self.run_.publish(Message("warning", f"{stage}: {failed} calls failed (see `fair report`); a "
+                                                 f"rerun retries them, and redoes nothing if they fail again"))
 
 
 def base_model(config: RunConfig, host: Host) -> str:
     """The student that round 0 starts from, as the backend resolves it (aliases, hub ids)."""
-    entry = host.registry["students"][config.student.backend]
-    return str(entry.meta.get("local_path", lambda c: c.model)(config.student))
+    return model_folder(host, config.student)
 
 
 def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:

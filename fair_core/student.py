@@ -34,6 +34,13 @@ def adapter_config(adapter: str | Path) -> dict:
                         f"peft saved, such as a run's rounds/N/adapter") from None
 
 
+def model_folder(host, student) -> str:
+    """The folder a student backend loads and trains (``local_path``: an alias resolved, a hub
+    model in the hub cache, a GGUF converted once); ``student.model`` for backends without one."""
+    entry = host.registry["students"][student.backend]
+    return str(entry.meta.get("local_path", lambda c: c.model)(student))
+
+
 class Student(ABC):
     """A loaded student model. Backends come from plugins (``register_students``)."""
 

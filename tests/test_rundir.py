@@ -70,3 +70,13 @@ def test_a_change_to_stages_not_run_yet_just_applies(tmp_path):
     run = Run(tmp_path, cfg.validate({"train": {"alpha": 0.3}}))
     assert run.changes == [] and statuses(run) == {"examine": "done"}
     run.close()
+
+
+def test_a_redo_that_stages_would_leave_half_done_changes_nothing(tmp_path):
+    finished_round0(tmp_path, cfg.validate({})).close()
+    with pytest.raises(ConfigError, match="redoes round 0 from review, but --stages leaves out review, compile"):
+        Run(tmp_path, cfg.validate({"committee": {"threshold": 4}, "stages": ["train", "evaluate"]}))
+    run = Run(tmp_path)
+    assert set(statuses(run).values()) == {"done"} and run.config.committee.threshold == 3
+    assert (tmp_path / "rounds" / "0" / "adapter").exists()
+    run.close()
