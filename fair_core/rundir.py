@@ -18,10 +18,10 @@ FREE_KEYS = ("stages", "rounds", "train.save_steps", "train.launcher", "train.re
 # Keys that only later stages read, with the first stage that reads each (a section stands for
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
-# What round 0's train stage leaves: a redone training starts without any of it.
-TRAINED = ("checkpoints", "adapter", "model", "merged")
 REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
              "committee.compile_mode": "compile", "train": "train"}
+# What round 0's train stage leaves: a redone training starts without any of it.
+TRAINED = ("checkpoints", "adapter", "model", "merged")
 
 
 class Run:
@@ -49,13 +49,14 @@ class Run:
 
     def _redo(self, stage: str, changed: list[str], config_file: Path) -> None:
         """Forget round 0 from ``stage`` on: those stages run again with the new settings."""
-        if any(row["round"] > 0 for row in self.store.stages()):
+        rows = self.store.stages()
+        if any(row["round"] > 0 for row in rows):
             self.store.close()
             raise ConfigError(f"run dir {self.path} has later rounds built on the old settings "
                               f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                               f"with its own config ({config_file})")
         redone = STAGES[STAGES.index(stage):]
-        ran = {row["stage"] for row in self.store.stages() if row["round"] == 0}
+        ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
         left_out = [s for s in redone if s in ran and s not in self.config.stages]
         if left_out:  # refused before anything changes: the run stays as it was
             self.store.close()

@@ -19,9 +19,9 @@ from .errors import FairError
 from .events import Message, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .host import Host
-from .student import model_folder
 from .rundir import Run
 from .stages import Context, StageCancelled, compile, evaluate, examine, explain, review, solve, train
+from .student import model_folder
 
 COMMITTEE = ("explain", "solve", "review")
 MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": review,
@@ -72,7 +72,8 @@ class Runner:
 
     # students --------------------------------------------------------------------------------
     def base_model(self) -> str:
-        return base_model(self.config, self.host)
+        """The student that round 0 starts from, as the backend resolves it (aliases, hub ids)."""
+        return model_folder(self.host, self.config.student)
 
     def student_source(self, round: int) -> tuple[str, str | None]:
         """(base model folder, adapter or None) of the student that starts ``round``."""
@@ -161,12 +162,12 @@ class Runner:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,
         failed, interrupted) would feed this one old or partial data, and the committee has
         nothing to do before examine: refuse."""
+        store = self.run_.store
         for earlier in STAGES[:STAGES.index(stage)]:
-            status = self.run_.store.stage_status(round, earlier)
+            status = store.stage_status(round, earlier)
             if earlier not in self.config.stages and status not in (None, "done"):
                 raise FairError(f"round {round} {stage} needs {earlier} first, and {earlier} is {status}: "
                                 f"add {earlier} to --stages, or run every stage")
-        store = self.run_.store
         if stage in COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
             raise FairError(f"round {round} {stage} has no mistakes to work on: examine has not run; "
                             f"add examine to --stages, or run every stage")
@@ -213,11 +214,6 @@ class Runner:
                                                  f"rerun retries them, and redoes nothing if they fail again"))
 
 
-def base_model(config: RunConfig, host: Host) -> str:
-    """The student that round 0 starts from, as the backend resolves it (aliases, hub ids)."""
-    return model_folder(host, config.student)
-
-
 def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
     """Everything that can be known wrong before a call is paid for, a model is loaded or a run
     directory is written."""
@@ -237,7 +233,7 @@ def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
         host.get("students", config.student.backend)
         if not config.student.model:
             raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
-        base_model(config, host)  # a missing folder or unknown hub id fails here, not after the committee
+        model_folder(host, config.student)  # a missing folder or unknown hub id fails here, not after the committee
 
 
 def check_qlora() -> None:
