@@ -163,9 +163,11 @@ def cmd_report(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_model
 
-    acc, n = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,
-                            args.adapter, args.max_new_tokens)
-    print(f"accuracy {acc:.4f} on {n} {args.task} {args.split} items")
+    from .stats import describe
+
+    acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,
+                         args.adapter, args.max_new_tokens)
+    print(f"accuracy {describe(acc)} {args.task} {args.split} items (95% CI), {acc['correct']} correct")
     return 0
 
 

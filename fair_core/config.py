@@ -27,7 +27,7 @@ class TaskConfig(Strict):
     seed: int = 0
     train_limit: int | None = Field(default=None, ge=1)
     test_limit: int | None = Field(default=None, ge=1)
-    prompts: dict[str, str] = {}
+    prompts: dict[str, str] | str = {}  # a preset name ("paper"), or templates per kind
     # A paper *_false_round0.json whose items (the first train_limit of them) become round 0's
     # mistakes instead of examining the student.
     mistakes_file: str | None = None
@@ -88,6 +88,7 @@ class TrainConfig(Strict):
     epochs: float = Field(default=1, gt=0)  # 1.5: a second pass over half the (shuffled) pairs
     max_steps: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=2e-4, gt=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=8, ge=1)
     grad_accum: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=8)

@@ -76,7 +76,7 @@ class ConsoleSink:
             if self.quiet:
                 self.console.print(f"round {e.round} {e.stage} done: {facts(e.summary)}", markup=False, soft_wrap=True)
         elif isinstance(e, EvalResult):
-            self.console.print(f"round {e.round} accuracy {e.when} training: {e.accuracy:.1%} on {e.n} {e.split} items")
+            self.console.print(e.line(), markup=False)
         elif isinstance(e, BudgetReached):
             self.console.print(f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls")
         elif isinstance(e, Message):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from .config import StudentConfig
 from .host import Host
+from .splits import plan
+from .stats import accuracy
 from .student import model_folder
 
 
 def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", limit: int | None = None,
-                   adapter: str | None = None, max_new_tokens: int = 256) -> tuple[float, int]:
+                   adapter: str | None = None, max_new_tokens: int = 256) -> dict:
+    """The student's accuracy (see fair_core.stats.accuracy) on ``split``, its answers read as a
+    run reads them (Task.grade)."""
     task = host.get("tasks", task_name)()
-    problems = task.load(split)[:limit] if limit else task.load(split)
+    chosen = plan(task, train_limit=limit, test_limit=limit)  # a test question also in train is left out
+    problems = chosen.test if split == "test" else chosen.train
     config = StudentConfig(model=model, max_new_tokens=max_new_tokens)
     factory = host.get("students", config.backend)
     config = config.model_copy(update={"model": model_folder(host, config)})  # a GGUF converts once
@@ -19,5 +24,4 @@ def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", 
         outputs = student.generate([task.prompt("student", question=p.question) for p in problems])
     finally:
         student.close()
-    correct = sum(task.is_correct(task.extract(o), p.gold) for o, p in zip(outputs, problems))
-    return correct / max(1, len(problems)), len(problems)
+    return accuracy(sum(task.grade(p, o)[1] for o, p in zip(outputs, problems)), len(problems))

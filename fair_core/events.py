@@ -132,6 +132,13 @@ class EvalResult(Event):
     n: int
     when: str = "after"  # "before" (the round's starting student) or "after" training
 
+    def line(self) -> str:
+        """``round 0 accuracy after training: 10.0% of 50 [3.3, 21.8] test items (95% CI)``."""
+        from .stats import accuracy, describe
+
+        return (f"round {self.round} accuracy {self.when} training: "
+                f"{describe(accuracy(round(self.accuracy * self.n), self.n))} {self.split} items (95% CI)")
+
 
 @dataclass
 class Message(Event):

@@ -30,6 +30,11 @@ class Mistake:
     wrong_answer: str | None
     extra: dict = field(default_factory=dict)  # source fields kept for faithful export
 
+    @property
+    def hint(self) -> str:
+        """The gold field teachers see: the task's hint, or a paper file's ``gold_answer``."""
+        return self.extra.get("hint") or self.extra.get("gold_answer") or self.gold
+
 
 @dataclass(frozen=True)
 class Writing:

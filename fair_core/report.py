@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from .errors import FairError
+from .splits import fingerprint
+from .stats import accuracy, describe, describe_test, mcnemar
 from .stages.solve import teacher_of
 from .store import Store
 
@@ -18,13 +20,25 @@ def _mean(xs: list) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
-def _round(store: Store, r: int) -> dict:
+def _scores(store: Store, r: int, phase: str, scored: set[str]) -> dict[str, bool]:
+    """Item id -> correct, for the test items the run scores now (see fair_core.splits)."""
+    return {a.item_id: a.correct for a in store.attempts(r, "test", phase) if a.item_id in scored}
+
+
+def _accuracy(scores: dict[str, bool]) -> dict | None:
+    return accuracy(sum(scores.values()), len(scores)) if scores else None
+
+
+def _round(store: Store, r: int, scored: set[str]) -> dict:
     mistakes = store.mistakes(r)
     writings = store.writings(r)
     reviews = store.reviews(r, "rationale")
     verdicts = store.verdicts(r, "rationale")
     accepted_items = {v.item_id for v in verdicts if v.accepted}
-    before, after = store.accuracy(r, "test", "before"), store.accuracy(r, "test", "after")
+    start = _scores(store, 0, "before", scored)  # the untrained student: every round's baseline
+    before, after = _accuracy(_scores(store, r, "before", scored)), _accuracy(_scores(store, r, "after", scored))
+    after_scores = _scores(store, r, "after", scored)
+    paired = sorted(start.keys() & after_scores.keys())
     train = store.accuracy(r, "train", "before")
     units = units_of(reviews)
     # Fleiss' kappa needs every unit rated by the same number (>= 2) of reviewers
@@ -40,8 +54,11 @@ def _round(store: Store, r: int) -> dict:
         "items_without_rationale": len({m.item_id for m in mistakes} - accepted_items) if verdicts else None,
         "failures": len(store.failures(r)),
         "train_accuracy": round(train[0], 4) if train else None,
-        "accuracy_before": round(before[0], 4) if before else None,
-        "accuracy_after": round(after[0], 4) if after else None,
+        "accuracy_before": before["accuracy"] if before else None,
+        "accuracy_after": after["accuracy"] if after else None,
+        "test_before": before,
+        "test_after": after,
+        "paired_test": mcnemar([start[i] for i in paired], [after_scores[i] for i in paired]) if paired else None,
         "agreement": {
             "krippendorff_alpha_interval": _r(krippendorff_alpha(units, "interval")) if units else None,
             "krippendorff_alpha_ordinal": _r(krippendorff_alpha(units, "ordinal")) if units else None,
@@ -118,9 +135,10 @@ def build(run_dir: Path) -> dict:
     try:
         rounds = [row[0] for row in store.query(
             "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
-        per_round = [_round(store, r) for r in rounds]
+        scored = [row["item_id"] for row in store.items("test")]
+        per_round = [_round(store, r, set(scored)) for r in rounds]
         runner_alive = _alive(store.get_meta("runner"))
-        last = per_round[-1] if per_round else _round(store, 0)
+        last = per_round[-1] if per_round else _round(store, 0, set())
         total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
         return {
             "run": str(run_dir),
@@ -130,6 +148,10 @@ def build(run_dir: Path) -> dict:
             "failures": total("failures"),
             "accuracy_before": per_round[0]["accuracy_before"] if per_round else None,
             "accuracy_after": last["accuracy_after"],
+            "test": {"items": len(scored), "set": fingerprint(scored) if scored else None,
+                     "left_out": dict(Counter(store.left_out().values())),
+                     "before": per_round[0]["test_before"] if per_round else None,
+                     "after": last["test_after"], "paired_test": last["paired_test"]},
             "per_teacher": _per_teacher(store),
             "agreement": last["agreement"],
             "cost_usd": round(store.spent_usd(), 6),
@@ -138,6 +160,15 @@ def build(run_dir: Path) -> dict:
         }
     finally:
         store.close()
+
+
+def test_set_line(test: dict) -> str:
+    """Which test items the accuracies are on, and how many were left out, and why."""
+    if not test["items"]:
+        return "test set: nothing scored yet"
+    left = test["left_out"]
+    why = f": {', '.join(f'{n} {reason}' for reason, n in sorted(left.items()))}" if left else ""
+    return f"test set {test['set']}: {test['items']} items scored, {sum(left.values())} left out{why}"
 
 
 def render(report: dict, quiet: bool = False) -> None:
@@ -155,16 +186,18 @@ def render(report: dict, quiet: bool = False) -> None:
     if quiet:
         console.print(f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
                       f"items without rationale {report['items_without_rationale']}, "
-                      f"accuracy {fmt(report['accuracy_before'], '.1%')} -> {fmt(report['accuracy_after'], '.1%')}, "
-                      f"cost ${report['cost_usd']:.4f}", soft_wrap=True)
+                      f"accuracy {describe(report['test']['before'])} -> {describe(report['test']['after'])}, "
+                      f"cost ${report['cost_usd']:.4f}; {test_set_line(report['test'])}", soft_wrap=True,
+                      markup=False)
         return
-    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
-                   title="Rounds")
+    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "test acc. before [95% CI]",
+                   "after [95% CI]", "vs. untrained", title="Rounds")
     for p in report["rounds"]:
         rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
-                       fmt(p["items_without_rationale"]), str(p["failures"]), fmt(p["accuracy_before"], ".1%"),
-                       fmt(p["accuracy_after"], ".1%"))
+                       fmt(p["items_without_rationale"]), str(p["failures"]), describe(p["test_before"]),
+                       describe(p["test_after"]), describe_test(p["paired_test"]))
     console.print(rounds)
+    console.print(test_set_line(report["test"]), markup=False)
     teachers = Table("teacher", "accepted", "rate", "gives", "gets", "calls", "retry", "fail", "tokens", "$",
                      title="Committee (scores: mean given to peers / received from peers)")
     for name, s in report["per_teacher"].items():

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS failures(round INTEGER, stage TEXT, item_id TEXT, tea
 CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, status TEXT, started REAL,
     finished REAL, summary TEXT, PRIMARY KEY(round, stage));
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, ts REAL, type TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS left_out(item_id TEXT PRIMARY KEY, reason TEXT);
+CREATE TABLE IF NOT EXISTS trained(round INTEGER, item_id TEXT, question TEXT, PRIMARY KEY(round, item_id));
 """
 
 
@@ -109,11 +111,35 @@ class Store:
         return self.query("SELECT * FROM stages ORDER BY round, started")
 
     # items and attempts ------------------------------------------------------------------
-    def add_items(self, split: str, problems: Iterable) -> None:
+    def set_items(self, split: str, problems: Iterable) -> None:
+        """The items of ``split`` this run uses, in order (replacing those stored before)."""
         with self.tx() as db:
-            db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("DELETE FROM items WHERE split = ?", (split,))
+            db.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)",
                            [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta)))
                             for i, p in enumerate(problems)])
+
+    def items(self, split: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM items WHERE split = ? ORDER BY ord", (split,))
+
+    def set_left_out(self, reasons: dict[str, str]) -> None:
+        """The test items not scored, each with why (see fair_core.splits)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM left_out")
+            db.executemany("INSERT INTO left_out VALUES (?, ?)", list(reasons.items()))
+
+    def left_out(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.query("SELECT item_id, reason FROM left_out")}
+
+    def add_trained(self, round: int, questions: dict[str, str]) -> None:
+        """What ``round`` trains on: item id -> normalised question."""
+        with self.tx() as db:
+            db.execute("DELETE FROM trained WHERE round = ?", (round,))
+            db.executemany("INSERT INTO trained VALUES (?, ?, ?)", [(round, i, q) for i, q in questions.items()])
+
+    def trained(self) -> dict[str, int]:
+        """Every normalised question any round trained on -> the first such round."""
+        return {r[0]: r[1] for r in self.query("SELECT question, MIN(round) FROM trained GROUP BY question")}
 
     def add_attempts(self, phase: str, attempts: Iterable[Attempt]) -> None:
         with self.tx() as db:

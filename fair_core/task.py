@@ -13,13 +13,15 @@ from .errors import DataError
 # Prompt kinds every task provides, with the fields each template may use.
 PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
     "student": ("question",),  # the student answers a question (examine / evaluate)
-    "explain": ("question", "student_answer", "gold"),  # a teacher explains the student's mistake
+    "explain": ("question", "student_answer", "gold", "hint"),  # a teacher explains the student's mistake
     "solve": ("question",),  # a teacher writes its own rationale (no hint)
-    "review": ("question", "rationale", "gold"),  # a teacher scores a peer's rationale 1-5
-    "review_feedback": ("question", "student_answer", "feedback", "gold"),  # scores peer feedback
-    "learn_feedback": ("question", "student_answer"),  # student's training prompt, feedback target
+    "review": ("question", "rationale", "gold", "hint"),  # a teacher scores a peer's rationale 1-5
+    "review_feedback": ("question", "student_answer", "feedback", "gold", "hint"),  # scores peer feedback
+    "learn_feedback": ("question", "student_answer", "gold"),  # student's training prompt, feedback target
     "learn_rationale": ("question",),  # student's training prompt, rationale target
 }
+# "gold" is the final answer ("145", "yes"); "hint" the dataset's whole gold field, as the paper
+# gives its teachers (GSM8K's worked solution, StrategyQA's facts). A template uses a subset.
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,19 @@ class Task(ABC):
     name: ClassVar[str]
     hub_id: ClassVar[str]
     default_prompts: ClassVar[Mapping[str, str]]
+    presets: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # named prompt sets besides the default
 
-    def __init__(self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | None = None,
+    def __init__(self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | str | None = None,
                  seed: int = 0):
         self.data_dir = data_root(data_dir)
         if (data_dir or os.environ.get("FAIR_DATA_DIR")) and not self.data_dir.is_dir():
             raise DataError(f"data dir {self.data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR "
                             f"at the folder that holds {self.name}/")
+        if isinstance(prompts, str):
+            named = {"default": self.default_prompts, **self.presets}
+            if prompts not in named:
+                raise DataError(f"task {self.name} has no prompt preset {prompts!r}: use one of {', '.join(named)}")
+            prompts = named[prompts]
         unknown = set(prompts or {}) - set(PROMPT_FIELDS)
         if unknown:
             raise DataError(f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
@@ -78,6 +86,17 @@ class Task(ABC):
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:
         return predicted is not None and predicted == gold
+
+    def hint(self, problem: Problem) -> str:
+        """The whole gold field a teacher may see as the hint; tasks with a worked solution or
+        supporting facts override it."""
+        return problem.gold
+
+    def grade(self, problem: Problem, text: str) -> tuple[str | None, bool]:
+        """(the answer read from ``text``, whether it is right): how examination, evaluation and
+        ``fair eval`` all judge an output, so their accuracies agree."""
+        got = self.extract_for(problem, text)
+        return got, self.is_correct(got, problem.gold)
 
     def prompt(self, kind: str, **fields: str) -> str:
         return self.prompts[kind].format(**fields)

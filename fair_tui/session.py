@@ -117,7 +117,7 @@ def describe(e: Event) -> str | None:
     if isinstance(e, BudgetReached):
         return f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls"
     if isinstance(e, EvalResult):
-        return f"round {e.round} accuracy {e.when} training: {e.accuracy:.1%} on {e.n} {e.split} items"
+        return e.line()
     if isinstance(e, Message):
         colour = {"error": "red", "warning": "yellow"}.get(e.level, "cyan")
         return f"[{colour}]{escape(e.level)}[/]: {escape(e.text)}"

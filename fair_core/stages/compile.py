@@ -2,7 +2,8 @@
 
 ``paper`` mode: per mistake, one feedback and one accepted rationale chosen at random (seeded);
 items with no accepted rationale are dropped, as the paper does. ``all`` mode: every accepted
-rationale and every (accepted) feedback appear, paired round-robin.
+rationale and every (accepted) feedback appear, paired round-robin. The normalised question of
+every item trained on is recorded: evaluation never scores it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 import shutil
 from collections import defaultdict
 
+from ..splits import normal
 from . import Context
 
 
@@ -30,7 +32,8 @@ def build_pairs(ctx: Context) -> list[dict]:
         got = by_item.get(m.item_id)
         if not got or not got["rationale"] or not got["feedback"]:
             continue
-        fb_prompt = ctx.task.prompt("learn_feedback", question=m.question, student_answer=m.wrong_output)
+        fb_prompt = ctx.task.prompt("learn_feedback", question=m.question, student_answer=m.wrong_output,
+                                    gold=m.gold)
         ra_prompt = ctx.task.prompt("learn_rationale", question=m.question)
         if committee.compile_mode == "paper":
             rng = random.Random(f"{committee.seed}:{ctx.round}:{m.item_id}")
@@ -46,6 +49,8 @@ def build_pairs(ctx: Context) -> list[dict]:
 
 def run(ctx: Context) -> dict:
     pairs = build_pairs(ctx)
+    questions = {m.item_id: normal(m.question) for m in ctx.store.mistakes(ctx.round)}
+    ctx.store.add_trained(ctx.round, {p["item_id"]: questions[p["item_id"]] for p in pairs})
     out = ctx.run.round_dir(ctx.round)
     tmp = out / "train.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as f:

@@ -7,11 +7,11 @@ evaluate): the report's "before" must not depend on which stages ran together.
 from __future__ import annotations
 
 from . import Context
-from .examine import load_split, score
+from .examine import score, test_items
 
 
 def run(ctx: Context) -> dict:
     summary = {}
-    if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(load_split(ctx, "test")):
+    if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(test_items(ctx)):
         summary = score(ctx, ctx.extras["student"](), "evaluate", "before")
     return {**summary, **score(ctx, ctx.extras["student"](trained=True), "evaluate", "after")}

@@ -7,12 +7,11 @@ file instead of examining, as the paper's recorded runs do.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..events import EvalResult, StageProgress
 from ..paper import mistakes_from, read
 from ..records import Attempt, Mistake
-from ..task import Problem, data_root
+from ..splits import TRAINED, Split, mistakes_path, normal, plan
+from ..task import Problem
 from . import Context
 
 
@@ -33,37 +32,50 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
         outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick,
                                    stop=ctx.cancelled)
         ctx.check_cancelled()  # answers cut short by the interruption are not stored
-        attempts = []
-        for p, out in zip(chunk, outputs):
-            got = ctx.task.extract_for(p, out)
-            attempts.append(Attempt(ctx.round, split, p.id, out, got, ctx.task.is_correct(got, p.gold)))
+        attempts = [Attempt(ctx.round, split, p.id, out, *ctx.task.grade(p, out)) for p, out in zip(chunk, outputs)]
         ctx.store.add_attempts(phase, attempts)
         done.update((a.item_id, a) for a in attempts)
     return [done[p.id] for p in problems]
 
 
-def load_split(ctx: Context, split: str) -> list[Problem]:
-    problems = ctx.task.load(split)
-    limit = ctx.config.task.train_limit if split == "train" else ctx.config.task.test_limit
-    problems = problems[:limit] if limit else problems
-    ctx.store.add_items(split, problems)
+def run_split(ctx: Context) -> Split:
+    """The run's split (see fair_core.splits), worked out once per round."""
+    if "split" not in ctx.extras:
+        t = ctx.config.task
+        questions = [x["question"] for x in read(mistakes_path(t.mistakes_file))] if t.mistakes_file else []
+        ctx.extras["split"] = plan(ctx.task, questions, t.train_limit, t.test_limit)
+    return ctx.extras["split"]
+
+
+def train_items(ctx: Context) -> list[Problem]:
+    problems = run_split(ctx).train
+    ctx.store.set_items("train", problems)
+    return problems
+
+
+def test_items(ctx: Context) -> list[Problem]:
+    """The test items scored now: the run's clean test split, less any question a round has
+    trained on; the store keeps both, and why each item left out was."""
+    split, trained = run_split(ctx), ctx.store.trained()
+    left = {p.id: f"{TRAINED} in round {trained[normal(p.question)]}" for p in split.test
+            if normal(p.question) in trained}
+    ctx.store.set_left_out({**split.left_out, **left})
+    problems = [p for p in split.test if p.id not in left]
+    ctx.store.set_items("test", problems)
     return problems
 
 
 def score(ctx: Context, student, stage: str, phase: str) -> dict:
-    attempts = answer(ctx, student, stage, "test", phase, load_split(ctx, "test"))
-    acc = sum(a.correct for a in attempts) / max(1, len(attempts))
-    ctx.run.publish(EvalResult(ctx.round, "test", acc, len(attempts), phase))
-    return {f"test_accuracy_{phase}": acc, "test_items": len(attempts)}
+    attempts = answer(ctx, student, stage, "test", phase, test_items(ctx))
+    correct = sum(a.correct for a in attempts)
+    ctx.run.publish(EvalResult(ctx.round, "test", correct / max(1, len(attempts)), len(attempts), phase))
+    return {f"test_accuracy_{phase}": round(correct / max(1, len(attempts)), 4), "test_items": len(attempts)}
 
 
 def load_paper_mistakes(ctx: Context) -> int:
     """Round 0's mistakes from ``task.mistakes_file``, once; returns how many there are."""
     if not ctx.store.mistakes(0):
-        path = Path(ctx.config.task.mistakes_file)
-        if not path.exists() and data_root():
-            path = data_root() / path
-        items = read(path)[: ctx.config.task.train_limit]  # the limit caps the mistakes taken
+        items = read(mistakes_path(ctx.config.task.mistakes_file))[: ctx.config.task.train_limit]
         ctx.store.add_mistakes(mistakes_from(items, 0, ctx.task.extract))
     return len(ctx.store.mistakes(0))
 
@@ -75,11 +87,11 @@ def run(ctx: Context) -> dict:
             summary.update(score(ctx, ctx.extras["student"](), "examine", "before"))
         return summary
     student = ctx.extras["student"]()
-    problems = load_split(ctx, "train")
+    problems = train_items(ctx)
     attempts = answer(ctx, student, "examine", "train", "before", problems)
     by_id = {p.id: p for p in problems}
     mistakes = [Mistake(ctx.round, a.item_id, by_id[a.item_id].question, by_id[a.item_id].gold, a.output,
-                        a.answer) for a in attempts if not a.correct]
+                        a.answer, {"hint": ctx.task.hint(by_id[a.item_id])}) for a in attempts if not a.correct]
     ctx.store.add_mistakes(mistakes)
     summary = {"train_accuracy": 1 - len(mistakes) / max(1, len(attempts)), "mistakes": len(mistakes)}
     if ctx.round == 0 and "evaluate" in ctx.config.stages:

@@ -11,7 +11,8 @@ async def run(ctx: Context) -> dict:
     have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "feedback")}
     jobs = []
     for m in ctx.store.mistakes(ctx.round):
-        prompt = ctx.task.prompt("explain", question=m.question, student_answer=m.wrong_output, gold=m.gold)
+        prompt = ctx.task.prompt("explain", question=m.question, student_answer=m.wrong_output, gold=m.gold,
+                                 hint=m.hint)
         for t in ctx.config.teachers:
             if (m.item_id, t.name) in have:
                 continue

@@ -45,10 +45,10 @@ async def run(ctx: Context) -> dict:
             continue
         m = mistakes[w.item_id]
         if w.kind == "rationale":
-            prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold)
+            prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold, hint=m.hint)
         else:
             prompt = ctx.task.prompt("review_feedback", question=m.question, student_answer=m.wrong_output,
-                                     feedback=w.text, gold=m.gold)
+                                     feedback=w.text, gold=m.gold, hint=m.hint)
         purpose = "review" if w.kind == "rationale" else "review_feedback"
         for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind):
             if (w.item_id, w.kind, w.teacher, reviewer) in have:

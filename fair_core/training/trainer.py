@@ -31,7 +31,6 @@ from .loss import JointLoss, probe
 from .progress import Meter, ProgressLog
 
 WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (as the paper)
-MAX_GRAD_NORM = 1.0
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 
@@ -253,7 +252,7 @@ class Trainer:
                     loss, loss_f, loss_r = self.loss(**batch)
                     acc.backward(loss)
                     if acc.sync_gradients:
-                        acc.clip_grad_norm_(self.loss.parameters(), MAX_GRAD_NORM)
+                        acc.clip_grad_norm_(self.loss.parameters(), t.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 k += 1

@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from fair_core.report import build
+from fair_core.report import build, test_set_line
+from fair_core.stats import describe, describe_test
 
 from ..session import Session
 from .base import RunView
@@ -27,16 +28,12 @@ def _v(x, fmt: str = "{}") -> str:
 
 
 def render(report: dict, budget: float | None) -> Group:
-    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "acc. before", "acc. after",
-                   **TABLE)
+    rounds = Table("round", "mistakes", "accepted", "no rat.", "failed", "test acc. before [95% CI]",
+                   "after [95% CI]", "vs. untrained", **TABLE)
     for p in report["rounds"]:
-        delta = ""
-        if p["accuracy_before"] is not None and p["accuracy_after"] is not None:
-            d = p["accuracy_after"] - p["accuracy_before"]
-            delta = f" ({d:+.3f})"
         rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
-                       _v(p["items_without_rationale"]), str(p["failures"]), _v(p["accuracy_before"], "{:.3f}"),
-                       _v(p["accuracy_after"], "{:.3f}") + delta)
+                       _v(p["items_without_rationale"]), str(p["failures"]), describe(p["test_before"]),
+                       describe(p["test_after"]), describe_test(p["paired_test"]))
     teachers = Table("teacher", "accepted", "rate", "", "gives", "gets", "calls", "retry", "fail", "tokens", "cost $",
                      **{**TABLE, "title": "Committee (mean review score given to peers / received from peers)"})
     for name, s in report["per_teacher"].items():
@@ -53,7 +50,7 @@ def render(report: dict, budget: float | None) -> Group:
         scores.add_row(f"score {score}", Text("█" * max(1, round(n / top * 30)) if n else "", style="cyan"), str(n))
     cost = f"${report['cost_usd']:.4f}" + (f" of a ${budget:g} budget" if budget else "")
     return Group(
-        rounds, Text(""), teachers, Text(""),
+        rounds, Text(test_set_line(report["test"]), style="dim"), Text(""), teachers, Text(""),
         Text.assemble(("Reviewer agreement  ", "bold"),
                       f"Krippendorff's alpha interval {_v(a['krippendorff_alpha_interval'])}, "
                       f"ordinal {_v(a['krippendorff_alpha_ordinal'])} · Fleiss' kappa {_v(a['fleiss_kappa'])}"),

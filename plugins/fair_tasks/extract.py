@@ -18,6 +18,9 @@ from decimal import Decimal, InvalidOperation, localcontext
 # "answer (to the question) is/:/=", "final answer" alone, "####" and LaTeX \boxed{...}.
 _ANSWER_IS = r"\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s*(?:is\b|:|=)"
 MARKER = re.compile(rf"(?:{_ANSWER_IS}|\bfinal\s+answer\b|####|\\boxed\s*\{{)", re.I)
+# the explicit ones, which name the answer itself, never a heading over working
+STRONG = re.compile(r"(?:\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s+is\b|\bfinal\s+answer\b|"
+                    r"####|\\boxed\s*\{)", re.I)
 
 _NUMBER = re.compile(r"""
     (?<![\w./])                               # not the tail of a word, a number or a date
@@ -95,19 +98,141 @@ def _number_in(segment: str) -> str | None:
     return _value(first)
 
 
-def extract_number(text: str) -> str | None:
-    """The final numeric answer: at the last marker that is followed by a number, else the
-    last number in the text."""
-    text = str(text)
-    for marker in reversed(list(MARKER.finditer(text))):
-        found = _number_in(_segment(text, marker.end()))
-        if found is not None:
-            return found
-    for match in reversed(list(_NUMBER.finditer(text))):
-        found = _value(match)
+# What a sentence may conclude with: its result, or what follows "so", "therefore" and the like.
+_CUE = re.compile(r"=|\b(?:so(?!\s+that)|therefore|thus|hence|altogether|in\s+total|in\s+all|which\s+means|"
+                  r"that\s+means|(?:a|the)\s+total\s+of)\b", re.I)
+# where an output stops without a result: "x = 4" (it never says what x is), "63 - 14" (unworked)
+_UNRESOLVED = re.compile(r"^\s*[A-Za-z](?:\s*[-+*/]\s*\d+)?\s*=\s*[-\d.,]+\s*\.?\s*$|^[^=]*\d\s+[-+*/\u00d7\u00f7x]\s+\$?\d[^=]*$")
+# a heading that may be followed by working ("Answer:\n\nLet's ..."), not by the answer alone
+_HEADING = re.compile(r"\banswer\s*[:=]", re.I)
+# where the working after a heading starts: what came before it is the answer the model states
+_SECTION = re.compile(r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:",
+                      re.I | re.M)
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?=\s|$)|$)", re.M)
+_BARE = re.compile(r"\s*[$\u20ac\u00a3]?\s*-?[\d.,/]+\s*%?\s*(?:[A-Za-z]+\s*){0,3}[.!]?\s*$")
+
+
+def _result(sentence: str, given: frozenset = frozenset()) -> str | None:
+    """What one sentence concludes: the number after its last "=", else the last one after its
+    last cue word ("so each of the 13 boys gets 1": 1), else its last number; of those, one the
+    question does not give where there is one."""
+    bare = _bare(sentence)
+    matches = list(_NUMBER.finditer(bare))
+    if not matches:
+        return None
+    cues = [m for m in _CUE.finditer(bare) if any(n.start() >= m.end() for n in matches)]
+    if cues and cues[-1][0] == "=":
+        return _value(next(n for n in matches if n.start() >= cues[-1].end()))
+    after = [n for n in matches if not cues or n.start() >= cues[-1].end()]
+    new = [n for n in after if _value(n) not in given]
+    return _value((new or after)[-1])
+
+
+def _bare(sentence: str) -> str:
+    return re.sub(r"\([^)]*(?:\)|$)", " ", sentence)  # "9 (action figures) - 1", "2,190 (53 x 41"
+
+
+_NOT_OBJECTS = {"more", "fewer", "less", "than", "times", "each", "per", "the", "and", "for", "with", "from", "are",
+                "was", "were", "have", "had", "more", "left", "days", "hours", "minutes"}
+
+
+def _off_topic(sentence: str, question: str | None) -> bool:
+    """Whether ``sentence`` counts something the question gives but does not ask about ("87
+    oranges" when it asks for bananas) and never what it asks about."""
+    if not question:
+        return False
+    objects = {w.lower() for w in re.findall(r"\d[\d,.]*\s+(?:(?:more|fewer|less|extra|other)\s+)?([A-Za-z]{3,})",
+                                             question, re.I)} - _NOT_OBJECTS
+    wh = list(re.finditer(r"\b(?:how|what|which|who)\b", question, re.I))
+    asked = objects & {w.lower() for w in re.findall(r"[A-Za-z]+", question[wh[-1].start():] if wh else "")}
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
+    return bool(asked) and bool(words & (objects - asked)) and not words & asked
+
+
+def _conclusion(text: str, stated: bool, complete: bool = False, given: frozenset = frozenset(),
+                question: str | None = None) -> str | None:
+    """The number ``text`` concludes with. Its last sentence that has a number counts when it is
+    whole (it ends, or more text follows) or draws a conclusion (a cue); one cut off while
+    restating the question ("Melissa scored 12") does not, and then only an earlier sentence
+    that draws a conclusion counts. ``stated``: ``text`` follows an answer heading, so a bare
+    number there ("Answer: 63") is the answer; ``complete``: more of the output follows ``text``;
+    ``given``: the question's numbers, so that a cut-off sentence whose number is new (a result:
+    "Kelly needs to give away 78") counts and one that restates the question does not."""
+    sentences = [m for m in _SENTENCE.finditer(text) if _NUMBER.search(m[0])]
+    ended = complete or text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+    for i, m in enumerate(reversed(sentences)):
+        sentence = m[0]
+        if i == 0 and _UNRESOLVED.match(_bare(sentence)):
+            return None
+        if _off_topic(sentence, question):
+            continue
+        whole = i > 0 or ended or text[m.end():].strip() != ""
+        if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
+            found = _result(sentence, given)
+        elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
+            found = _result(sentence, given) if _new_result(sentence, given) else None
+        elif i == 0 and (_CUE.search(sentence) or
+                         (stated and "\n" not in text[:m.start()] and len(_NUMBER.findall(sentence)) == 1)):
+            found = _result(sentence)
+        elif _CUE.search(sentence):
+            found = _result(sentence, given)
+        else:
+            continue
         if found is not None:
             return found
     return None
+
+
+def _new_result(sentence: str, given: frozenset) -> bool:
+    found = _result(sentence, given)
+    return found is not None and found not in given
+
+
+def numbers_in(question: str) -> frozenset:
+    """The canonical numbers a question states."""
+    return frozenset(v for v in map(_value, _NUMBER.finditer(question)) if v is not None)
+
+
+_OPTION = re.compile(r"^\s*\(?([A-D])\)?[.:)]?(?:\s+|$)")
+
+
+def _option_value(text: str, stated: str) -> str | None:
+    """"Answer: B)" after a list of options the model wrote itself ("B) 1,052 sacks"): B's number."""
+    letter = _OPTION.match(stated)
+    if not letter:
+        return None
+    rest = stated[letter.end():]
+    if _NUMBER.search(rest):
+        return _conclusion(rest, stated=True)
+    line = re.search(rf"^\s*\(?{letter[1]}[.:)]\s*([^\n]*)", text, re.M)
+    return _result(line[1]) if line and _NUMBER.search(line[1]) else None
+
+
+def extract_number(text: str, question: str | None = None) -> str | None:
+    """The final numeric answer. At the last explicit marker ("the answer is", "final answer",
+    "####", \\boxed) that is followed by a number; else under the last "Answer:" heading, up to
+    the working that follows it ("Explanation:"); else the conclusion of the whole text. An
+    output cut off before it states an answer has none; with the ``question``, a cut-off
+    sentence whose number is not one the question gives is taken as the result it states."""
+    text = str(text)
+    for marker in reversed(list(STRONG.finditer(text))):
+        found = _number_in(_segment(text, marker.end()))
+        if found is not None:
+            return found
+    headings = list(_HEADING.finditer(text))
+    if headings:
+        region = text[headings[-1].end():]
+        working = _SECTION.search(region)
+        stated = region[:working.start()] if working else region
+        given = numbers_in(question) if question else frozenset()
+        if _OPTION.match(stated):
+            return _option_value(text, stated)
+        if _NUMBER.search(stated):
+            return _conclusion(stated, stated=True, complete=working is not None, given=given, question=question)
+        if working:  # "Answer: more files than apps" then working that ends in a number
+            return _conclusion(region[working.end():], stated=False, given=given, question=question)
+    return _conclusion(text, stated=False, given=numbers_in(question) if question else frozenset(),
+                       question=question)
 
 
 def numbers_equal(predicted: str | None, gold: str) -> bool:
@@ -126,7 +251,20 @@ def numbers_equal(predicted: str | None, gold: str) -> bool:
 _YES_NO = re.compile(r"""\b(?:(not)\s+(?:\w+ly\s+)?)?(true|false|yes)\b|\b(no)(?=[ \t]*(?:[.,;:!?)"'*]|$))""", re.I | re.M)
 # right after a marker, the first word decides, "no" included ("Answer: No because ...").
 _LEAD = re.compile(r"""[\s"'*(\[]*(?:(not)\s+(?:\w+ly\s+)?)?(yes|no|true|false)\b""", re.I)
-_EITHER = re.compile(r"\b(?:true\s+or\s+false|false\s+or\s+true|yes\s+or\s+no|no\s+or\s+yes)\b", re.I)
+# "true or false", quoted or not: an echo of the instruction, never an answer
+_EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*,?\s+or\s+["'*]*(?:true|false|yes|no)\b""", re.I)
+# a sentence that draws the conclusion, where the model states none in so many words
+_CONCLUDES = re.compile(r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
+    based\s+on\b[^,]*,|for\s+(?:these|this|all\s+these)\s+reasons?,)|,\s*so\s|\bI\s+(?:believe|think|conclude)\b|
+    \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|not\s+possible))\b""",
+                        re.I | re.X)
+_CONCESSION = re.compile(r"^\W*(?:(?:overall|therefore|thus|so|however),?\s+)?(?:while|although|though|even\s+though|whereas)\b[^,]*,",
+                         re.I)
+_NEGATION = re.compile(r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none)\b|n't\b", re.I)
+_UNDECIDED = re.compile(r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\s+to\s+say|cannot\s+be\s+determined|"
+                        r"impossible\s+to\s+(?:say|determine|know))\b", re.I)
+_ASKS = re.compile(r"\W*(?:please|justify|explain|provide|answer|give|explanation\s*:|reasoning\s*:)", re.I)
+_STATEMENT_ECHO = re.compile(r"\btrue\s+or\s+false\s*:", re.I)
 
 
 def _yes_no(match: re.Match) -> str:
@@ -139,8 +277,10 @@ def _yes_no(match: re.Match) -> str:
 
 def extract_yes_no(text: str) -> str | None:
     """"yes"/"no": the first decisive word after the last answer marker that has one, else the
-    first one in the text; "True or False:" echoed from a prompt is not decisive."""
-    text = _EITHER.sub(lambda m: " " * len(m[0]), str(text))
+    first one in the text, else the polarity of its conclusion (see _polarity); "True or
+    False" echoed from a prompt is not decisive."""
+    original = str(text)
+    text = _EITHER.sub(lambda m: " " * len(m[0]), original)
     ends = [marker.end() for marker in MARKER.finditer(text)]
     # a later marker with nothing after it leaves earlier ones only the text up to it
     for start, stop in reversed(list(zip(ends, ends[1:] + [len(text)]))):
@@ -148,7 +288,25 @@ def extract_yes_no(text: str) -> str | None:
         if found:
             return _yes_no(found)
     found = _YES_NO.search(text)
-    return _yes_no(found) if found else None
+    return _yes_no(found) if found else _polarity(original)
+
+
+def _polarity(text: str) -> str | None:
+    """For an output that names no answer: the polarity of the sentence that draws its
+    conclusion ("it is unlikely that ..." is a no; "while X, Y" is read from Y), or, after an
+    echoed "True or False: <statement>", of its last sentence. Otherwise none: a hint or a
+    list of facts asserts nothing."""
+    echo = list(_STATEMENT_ECHO.finditer(text))
+    after = text[text.find("\n", echo[-1].end()) + 1:] if echo and "\n" in text[echo[-1].end():] else ""
+    text = _EITHER.sub(" ", text)
+    sentences = [m[0].strip() for m in re.finditer(r"[^.!?\n]+[.!?]?", text) if m[0].strip()]
+    concluding = [s for s in sentences if _CONCLUDES.search(s)]
+    said = [m[0].strip() for m in re.finditer(r"[^.!?\n]+[.!?]?", after) if m[0].strip() and not _ASKS.match(m[0])]
+    chosen = (concluding or said)[-1:]
+    if not chosen or _UNDECIDED.search(text[text.rfind(chosen[0]):]):
+        return None
+    main = _CONCESSION.sub("", chosen[0])
+    return "no" if _NEGATION.search(main) else "yes"
 
 
 _LETTER_MARKER = re.compile(

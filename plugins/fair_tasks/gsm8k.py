@@ -22,6 +22,10 @@ class Gsm8k(NumericAnswers, LocalTask):
     folder = "gsm8k"
     files = ("train.jsonl", "test.jsonl")
 
+    def hint(self, problem: Problem) -> str:
+        """The whole worked solution, "#### <answer>" line included, as the paper gives it."""
+        return problem.meta.get("solution", problem.gold)
+
     def read_local(self, folder: Path) -> dict[str, list[Problem]]:
         return {split: self._problems(split, read_jsonl(folder / f"{split}.jsonl")) for split in SPLITS}
 

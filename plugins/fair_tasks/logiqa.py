@@ -37,6 +37,7 @@ class LogiQA(LocalTask):
     folder = "logiqa"
     files = tuple(FILES.values())
     default_prompts = prompts.LETTER
+    presets = {"paper": prompts.PAPER_LETTER}
 
     def read_local(self, folder: Path) -> dict[str, list[Problem]]:
         return {split: _read_items(folder / name) for split, name in FILES.items()}

@@ -12,9 +12,15 @@ class NumericAnswers(Task):
     """Answers are numbers: canonical strings compared within 1e-6 (relative or absolute)."""
 
     default_prompts = prompts.NUMBER
+    presets = {"paper": prompts.PAPER_NUMBER}
 
     def extract(self, text: str) -> str | None:
         return extract_number(text)
+
+    def extract_for(self, problem, text: str) -> str | None:
+        """As ``extract``, knowing the question's numbers: an output cut off right after a
+        number it computed states that number; one cut off restating the question states none."""
+        return extract_number(text, problem.question)
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:
         return numbers_equal(predicted, gold)

@@ -8,6 +8,12 @@ sentence, so extraction has a marker to find; the student is examined and evalua
 same prompt it is trained on (learn_rationale), so training and testing agree; teacher feedback
 can be reviewed too (review_feedback), which the paper never does.
 
+``paper(...)`` is the preset ``prompts = "paper"``: the paper's protocol in our words, the same
+information in the same layout. Teachers see the dataset's whole gold field as the hint (GSM8K's
+worked solution, StrategyQA's facts), the solve prompt is the bare question (with the answer
+instruction for yes/no tasks), and the student's feedback input carries "The correct answer
+should be <gold>." as its hint. docs/fidelity.md lists every difference from the default.
+
 Scripted test servers tell requests apart by words: only review prompts say "score", only
 feedback prompts say "mistake"; solve and student prompts say neither.
 """
@@ -50,3 +56,43 @@ NUMBER = build("the final number (digits only, no units)")
 YES_NO = build('"yes" or "no"', "Answer the following yes/no question, which needs several reasoning steps.")
 LETTER = build("the letter of the correct option (A, B, C or D)",
                "Answer the following question based on the given context, query and options.")
+
+
+_PAPER_TEACHER = ("Imagine that you are a teacher and I give you a student's incorrect answer to a question. "
+                  "Point out the mistakes in the student's answer.")
+_PAPER_REVIEW = ("Imagine that you are a reviewer and I give you one submission: a rationale for a question. "
+                 "Simulate peer review and evaluate the rationale for its correctness and soundness. Think step "
+                 "by step, but give as your final answer a single score from 1 to 5 (the higher, the more likely "
+                 "you find the rationale correct), in square brackets, such as [4].")
+
+
+def paper(instruction: str, solve: str = "{question}") -> dict[str, str]:
+    """The paper's protocol: ``instruction`` is the student's (and its rationale input's)
+    instruction; ``solve`` the teachers' rationale prompt (the paper's is the bare question
+    for math, the student's true/false instruction for StrategyQA)."""
+    learn = "### Instruction:\n" + instruction + "\n### Input:\n{question}\n### Response:\n"
+    return {
+        "student": learn,
+        "learn_rationale": learn,
+        "solve": solve,
+        "explain": (_PAPER_TEACHER + "\nQuestion: {question}\nStudent's Answer: {student_answer}\n"
+                    "Hint: The correct answer should be {hint}.\n"),
+        "learn_feedback": ("### Instruction:\n" + _PAPER_TEACHER + "\n### Input:\nQuestion: {question}\n"
+                           "Student's Answer: {student_answer}\nHint: The correct answer should be {gold}.\n\n"
+                           "### Response:\n"),
+        "review": _PAPER_REVIEW + "\nQuestion: {question}\nRationale: {rationale}\nHint: The correct answer should be {hint}.\n",
+        "review_feedback": ("Imagine that you are a reviewer and I give you a teacher's feedback on a student's "
+                            "incorrect answer. Simulate peer review and evaluate whether the feedback finds the "
+                            "student's real errors. Think step by step, but give as your final answer a single "
+                            "score from 1 to 5, in square brackets, such as [4].\nQuestion: {question}\n"
+                            "Student's Answer: {student_answer}\nFeedback: {feedback}\n"
+                            "Hint: The correct answer should be {hint}.\n"),
+    }
+
+
+_TRUE_FALSE = ("Let's think step by step. Begin by answering \"true\" or \"false\", then explain how you "
+               "reached that conclusion.")
+PAPER_NUMBER = paper("Answer the following question. Let's think step by step.")
+PAPER_YES_NO = paper("Answer the following question. " + _TRUE_FALSE, "Question: {question}\n" + _TRUE_FALSE + "\n")
+PAPER_LETTER = paper("Answer the following question based on the given context, query and options.",
+                     "{question}\nGive the letter of the correct option, then explain your reasoning.\n")

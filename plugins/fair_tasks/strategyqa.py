@@ -30,6 +30,7 @@ class StrategyQA(LocalTask):
     folder = "strategyqa"
     files = ("train.json", "dev.json")
     default_prompts = prompts.YES_NO
+    presets = {"paper": prompts.PAPER_YES_NO}
 
     def read_local(self, folder: Path) -> dict[str, list[Problem]]:
         return self._split(read_json(folder / "train.json") + read_json(folder / "dev.json"))
@@ -42,6 +43,12 @@ class StrategyQA(LocalTask):
 
     def extract(self, text: str) -> str | None:
         return extract_yes_no(text)
+
+    def hint(self, problem: Problem) -> str:
+        """As the paper's: "true." or "false.", a tab, then the supporting facts."""
+        facts = problem.meta.get("facts") or []
+        facts = " ".join(facts) if isinstance(facts, list) else str(facts)
+        return ("true." if problem.gold == "yes" else "false.") + "\t" + facts.strip()
 
 
 def _problem(where: str, record: dict) -> Problem:

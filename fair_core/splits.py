@@ -1,0 +1,72 @@
+"""The split a run uses: its train items, the test items it scores, and those it leaves out.
+
+An accuracy means something only on items the student never trained on. A task's own test
+split is not enough: a ``mistakes_file`` recorded on another split of the same data (the
+paper's SVAMP mistakes fall partly in our test split) and questions that appear in both splits
+would be scored after being trained on. So a test item is left out, with its reason, when its
+normalised question is a mistakes-file question (it moves to train: it is trained on), a train
+question, or, at evaluation, a question some round trained on (compile records those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .task import Problem, Task, data_root
+
+IN_MISTAKES_FILE = "in the mistakes file (trained on)"
+IN_TRAIN = "its question is also a train question"
+TRAINED = "trained on"
+
+
+def normal(question: str) -> str:
+    """A question as compared across splits and sources: case, accents' forms, punctuation and
+    spacing do not make two questions different."""
+    text = unicodedata.normalize("NFKC", question).casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+@dataclass
+class Split:
+    train: list[Problem]
+    test: list[Problem]
+    left_out: dict[str, str] = field(default_factory=dict)  # test item id -> why it is not scored
+
+
+def mistakes_path(configured: str) -> Path:
+    """``task.mistakes_file`` as given, else under the data folder (``fair-reference/...``)."""
+    path = Path(configured)
+    if not path.exists() and data_root():
+        return data_root() / path
+    return path
+
+
+def plan(task: Task, mistake_questions: list[str] = (), train_limit: int | None = None,
+         test_limit: int | None = None) -> Split:
+    """The run's split: the task's, with mistakes-file items moved from test to train and test
+    items that share a question with train left out; the limits apply to what remains, so a
+    ``test_limit`` of 50 scores 50 clean items."""
+    from_file = {normal(q) for q in mistake_questions}
+    train = task.load("train")
+    in_train = {normal(p.question) for p in train}
+    test, left_out = [], {}
+    for p in task.load("test"):
+        key = normal(p.question)
+        if key in from_file:
+            left_out[p.id] = IN_MISTAKES_FILE
+            train.append(p)
+        elif key in in_train:
+            left_out[p.id] = IN_TRAIN
+        else:
+            test.append(p)
+    return Split(train[:train_limit] if train_limit else train,
+                 test[:test_limit] if test_limit else test, left_out)
+
+
+def fingerprint(item_ids: list[str]) -> str:
+    """A short digest of a set of item ids: two runs with the same one scored the same items."""
+    return "sha256:" + hashlib.sha256("\n".join(sorted(item_ids)).encode()).hexdigest()[:16]

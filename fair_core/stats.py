@@ -1,0 +1,55 @@
+"""The uncertainty of an accuracy: an exact 95% interval, and a paired test of two students.
+
+"10%" on 50 items is 5 items; printed alone it hides how little it says. Every accuracy fair
+prints goes through :func:`accuracy` (count, value, Clopper-Pearson interval) and every
+before/after pair on the same items through :func:`mcnemar` (exact, on the discordant pairs).
+scipy is imported inside the functions: ``fair --help`` never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def accuracy(correct: int, n: int) -> dict:
+    """``{"correct", "n", "accuracy", "ci95"}``; the interval is Clopper-Pearson's exact one,
+    which never claims less uncertainty than the data has (Wald's does, near 0% and 100%)."""
+    if n <= 0:
+        return {"correct": 0, "n": 0, "accuracy": None, "ci95": None}
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="exact")
+    return {"correct": correct, "n": n, "accuracy": round(correct / n, 4),
+            "ci95": [round(ci.low, 4), round(ci.high, 4)]}
+
+
+def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
+    """McNemar's exact test of two students on the same items: only the items on which they
+    disagree count (``gained``: wrong before, right after; ``lost``: the reverse); the two-sided
+    p-value is the binomial test of ``gained`` out of ``gained + lost`` at 1/2."""
+    if len(before) != len(after):
+        raise ValueError("mcnemar needs the same items before and after")
+    gained = sum(1 for b, a in zip(before, after) if a and not b)
+    lost = sum(1 for b, a in zip(before, after) if b and not a)
+    if gained + lost == 0:
+        p = 1.0
+    else:
+        from scipy.stats import binomtest
+
+        p = binomtest(gained, gained + lost, 0.5).pvalue
+    return {"items": len(before), "gained": gained, "lost": lost, "p_value": round(min(1.0, p), 4)}
+
+
+def describe(acc: dict | None) -> str:
+    """``"10.0% of 50 [3.3, 21.8]"``, or ``"-"`` when nothing was scored."""
+    if not acc or not acc.get("n"):
+        return "-"
+    low, high = acc["ci95"]
+    return f"{acc['accuracy']:.1%} of {acc['n']} [{low * 100:.1f}, {high * 100:.1f}]"
+
+
+def describe_test(test: dict | None) -> str:
+    """``"+4 -1 of 50, McNemar p=0.375"``: what changed between two students on the same items."""
+    if not test:
+        return "-"
+    return f"+{test['gained']} -{test['lost']} of {test['items']}, McNemar p={test['p_value']:.3g}"
