@@ -7,23 +7,16 @@ a mistake. math-verify reads numbers only, so it is scored on SVAMP alone.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "plugins")]
 
-from fair_core.paper import read  # noqa: E402
-from fair_core.task import Problem, data_root  # noqa: E402
+from fair_core.testing.labels import FILES, labelled  # noqa: E402
 from fair_tasks.extract import numbers_equal  # noqa: E402
 from fair_tasks.strategyqa import StrategyQA  # noqa: E402
 from fair_tasks.svamp import Svamp  # noqa: E402
-
-LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "answer_labels.jsonl"
-FILES = {"svamp": "Llama-2-7b-chat-hf_svamp_false_round0.json",
-         "strategyqa": "Llama-2-7b-chat-hf_strategyQA_false_round0.json"}
-
 
 def paper_number(text: str) -> str | None:
     """The paper's reading: the first number after the first "\\nAnswer" or "Therefore, the
@@ -61,22 +54,15 @@ def same(task: str, got: str | None, label: str | None) -> bool:
 
 
 def main() -> None:
-    ref = data_root() / "fair-reference"
-    items = {t: {x["id"]: x for x in read(ref / f)} for t, f in FILES.items()}
-    tasks = {"svamp": Svamp(), "strategyqa": StrategyQA()}
     readers = {"fair": None, "paper": {"svamp": paper_number, "strategyqa": paper_yes_no},
                "math-verify": {"svamp": math_verify_number}}
     scores: dict = {}
-    for line in LABELS.read_text().splitlines():
-        row = json.loads(line)
-        x, task = items[row["task"]][row["id"]], tasks[row["task"]]
-        gold = task.extract(x["gold_answer"].split("\t")[0])
-        problem = Problem(str(x["id"]), x["question"], gold)
+    for row, task, problem, output in labelled({"svamp": Svamp(), "strategyqa": StrategyQA()}):
+        gold = problem.gold
         for name, fns in readers.items():
             if fns is not None and row["task"] not in fns:
                 continue
-            got = task.extract_for(problem, x["student_wrong_pred"]) if fns is None else fns[row["task"]](
-                x["student_wrong_pred"])
+            got = task.extract_for(problem, output) if fns is None else fns[row["task"]](output)
             s = scores.setdefault((name, row["task"]), [0, 0, 0])
             s[0] += same(row["task"], got, row["label"])
             s[1] += 1

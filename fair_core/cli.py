@@ -162,7 +162,6 @@ def cmd_report(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_model
-
     from .stats import describe
 
     acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,

@@ -36,8 +36,9 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
     verdicts = store.verdicts(r, "rationale")
     accepted_items = {v.item_id for v in verdicts if v.accepted}
     start = _scores(store, 0, "before", scored)  # the untrained student: every round's baseline
-    before, after = _accuracy(_scores(store, r, "before", scored)), _accuracy(_scores(store, r, "after", scored))
+    before = _accuracy(start if r == 0 else _scores(store, r, "before", scored))
     after_scores = _scores(store, r, "after", scored)
+    after = _accuracy(after_scores)
     paired = sorted(start.keys() & after_scores.keys())
     train = store.accuracy(r, "train", "before")
     units = units_of(reviews)

@@ -12,7 +12,8 @@ from fair_core import config as cfg
 from fair_core.paper import read
 from fair_core.splits import IN_MISTAKES_FILE, normal, plan
 from fair_core.stats import accuracy, describe, mcnemar
-from fair_core.task import Problem, data_root
+from fair_core.task import data_root
+from fair_core.testing.labels import labelled
 from fair_core.testing.tiny import make_tiny_student
 from fair_tasks.gsm8k import Gsm8k
 from fair_tasks.strategyqa import StrategyQA
@@ -85,28 +86,14 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
 
 
 # answer reading -----------------------------------------------------------------------------------
-LABELS = Path(__file__).parent / "data" / "answer_labels.jsonl"
-FILES = {"svamp": "Llama-2-7b-chat-hf_svamp_false_round0.json",
-         "strategyqa": "Llama-2-7b-chat-hf_strategyQA_false_round0.json"}
 # what reading must reach on the labelled set; docs/fidelity.md has the measured figures
 AGREEMENT = {"svamp": 0.93, "strategyqa": 0.95}
-
-
-def _labelled():
-    rows = [json.loads(line) for line in LABELS.read_text().splitlines()]
-    items = {task: {x["id"]: x for x in read(REF / name)} for task, name in FILES.items()}
-    tasks = {"svamp": Svamp(), "strategyqa": StrategyQA()}
-    for row in rows:
-        x = items[row["task"]][row["id"]]
-        task = tasks[row["task"]]
-        gold = task.extract(x["gold_answer"].split("\t")[0])
-        yield row, task, Problem(str(x["id"]), x["question"], gold), x["student_wrong_pred"]
 
 
 @needs_data
 def test_answers_are_read_as_a_person_reads_them():
     agree, total, correct_called_wrong = {}, {}, []
-    for row, task, problem, output in _labelled():
+    for row, task, problem, output in labelled({"svamp": Svamp(), "strategyqa": StrategyQA()}):
         got, correct = task.grade(problem, output)
         label = row["label"]
         same = got == label if label is None or got is None else task.is_correct(got, label)

@@ -11,7 +11,7 @@ from .examine import score, test_items
 
 
 def run(ctx: Context) -> dict:
-    summary = {}
-    if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(test_items(ctx)):
-        summary = score(ctx, ctx.extras["student"](), "evaluate", "before")
-    return {**summary, **score(ctx, ctx.extras["student"](trained=True), "evaluate", "after")}
+    summary, problems = {}, test_items(ctx)
+    if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(problems):
+        summary = score(ctx, ctx.extras["student"](), "evaluate", "before", problems)
+    return {**summary, **score(ctx, ctx.extras["student"](trained=True), "evaluate", "after", problems)}

@@ -57,19 +57,20 @@ def test_items(ctx: Context) -> list[Problem]:
     """The test items scored now: the run's clean test split, less any question a round has
     trained on; the store keeps both, and why each item left out was."""
     split, trained = run_split(ctx), ctx.store.trained()
-    left = {p.id: f"{TRAINED} in round {trained[normal(p.question)]}" for p in split.test
-            if normal(p.question) in trained}
+    rounds = {p.id: trained.get(normal(p.question)) for p in split.test}
+    left = {i: f"{TRAINED} in round {r}" for i, r in rounds.items() if r is not None}
     ctx.store.set_left_out({**split.left_out, **left})
     problems = [p for p in split.test if p.id not in left]
     ctx.store.set_items("test", problems)
     return problems
 
 
-def score(ctx: Context, student, stage: str, phase: str) -> dict:
-    attempts = answer(ctx, student, stage, "test", phase, test_items(ctx))
-    correct = sum(a.correct for a in attempts)
-    ctx.run.publish(EvalResult(ctx.round, "test", correct / max(1, len(attempts)), len(attempts), phase))
-    return {f"test_accuracy_{phase}": round(correct / max(1, len(attempts)), 4), "test_items": len(attempts)}
+def score(ctx: Context, student, stage: str, phase: str, problems: list[Problem]) -> dict:
+    """The student's accuracy on ``problems`` (the test items: see test_items), published."""
+    attempts = answer(ctx, student, stage, "test", phase, problems)
+    acc = sum(a.correct for a in attempts) / max(1, len(attempts))
+    ctx.run.publish(EvalResult(ctx.round, "test", acc, len(attempts), phase))
+    return {f"test_accuracy_{phase}": round(acc, 4), "test_items": len(attempts)}
 
 
 def load_paper_mistakes(ctx: Context) -> int:
@@ -84,7 +85,7 @@ def run(ctx: Context) -> dict:
     if ctx.round == 0 and ctx.config.task.mistakes_file:
         summary = {"mistakes": load_paper_mistakes(ctx), "source": ctx.config.task.mistakes_file}
         if "evaluate" in ctx.config.stages:
-            summary.update(score(ctx, ctx.extras["student"](), "examine", "before"))
+            summary.update(score(ctx, ctx.extras["student"](), "examine", "before", test_items(ctx)))
         return summary
     student = ctx.extras["student"]()
     problems = train_items(ctx)
@@ -95,5 +96,5 @@ def run(ctx: Context) -> dict:
     ctx.store.add_mistakes(mistakes)
     summary = {"train_accuracy": 1 - len(mistakes) / max(1, len(attempts)), "mistakes": len(mistakes)}
     if ctx.round == 0 and "evaluate" in ctx.config.stages:
-        summary.update(score(ctx, student, "examine", "before"))
+        summary.update(score(ctx, student, "examine", "before", test_items(ctx)))
     return summary

@@ -16,11 +16,12 @@ import re
 from decimal import Decimal, InvalidOperation, localcontext
 
 # "answer (to the question) is/:/=", "final answer" alone, "####" and LaTeX \boxed{...}.
-_ANSWER_IS = r"\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s*(?:is\b|:|=)"
-MARKER = re.compile(rf"(?:{_ANSWER_IS}|\bfinal\s+answer\b|####|\\boxed\s*\{{)", re.I)
+_ANSWER = r"\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?"
+_ANSWER_IS = rf"{_ANSWER}\s*(?:is\b|:|=)"
+_NAMED = r"\bfinal\s+answer\b|####|\\boxed\s*\{"
+MARKER = re.compile(rf"(?:{_ANSWER_IS}|{_NAMED})", re.I)
 # the explicit ones, which name the answer itself, never a heading over working
-STRONG = re.compile(r"(?:\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s+is\b|\bfinal\s+answer\b|"
-                    r"####|\\boxed\s*\{)", re.I)
+STRONG = re.compile(rf"(?:{_ANSWER}\s+is\b|{_NAMED})", re.I)
 
 _NUMBER = re.compile(r"""
     (?<![\w./])                               # not the tail of a word, a number or a date
@@ -133,7 +134,7 @@ def _bare(sentence: str) -> str:
 
 
 _NOT_OBJECTS = {"more", "fewer", "less", "than", "times", "each", "per", "the", "and", "for", "with", "from", "are",
-                "was", "were", "have", "had", "more", "left", "days", "hours", "minutes"}
+                "was", "were", "have", "had", "left", "days", "hours", "minutes"}
 
 
 def _off_topic(sentence: str, question: str | None) -> bool:
@@ -149,15 +150,15 @@ def _off_topic(sentence: str, question: str | None) -> bool:
     return bool(asked) and bool(words & (objects - asked)) and not words & asked
 
 
-def _conclusion(text: str, stated: bool, complete: bool = False, given: frozenset = frozenset(),
-                question: str | None = None) -> str | None:
+def _conclusion(text: str, stated: bool, complete: bool = False, question: str | None = None) -> str | None:
     """The number ``text`` concludes with. Its last sentence that has a number counts when it is
     whole (it ends, or more text follows) or draws a conclusion (a cue); one cut off while
     restating the question ("Melissa scored 12") does not, and then only an earlier sentence
     that draws a conclusion counts. ``stated``: ``text`` follows an answer heading, so a bare
     number there ("Answer: 63") is the answer; ``complete``: more of the output follows ``text``;
-    ``given``: the question's numbers, so that a cut-off sentence whose number is new (a result:
-    "Kelly needs to give away 78") counts and one that restates the question does not."""
+    ``question``: its numbers tell a cut-off sentence whose number is new (a result: "Kelly
+    needs to give away 78"), which counts, from one that restates the question, which does not."""
+    given = numbers_in(question) if question else frozenset()
     sentences = [m for m in _SENTENCE.finditer(text) if _NUMBER.search(m[0])]
     ended = complete or text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
     for i, m in enumerate(reversed(sentences)):
@@ -170,22 +171,16 @@ def _conclusion(text: str, stated: bool, complete: bool = False, given: frozense
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
         elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
-            found = _result(sentence, given) if _new_result(sentence, given) else None
-        elif i == 0 and (_CUE.search(sentence) or
-                         (stated and "\n" not in text[:m.start()] and len(_NUMBER.findall(sentence)) == 1)):
-            found = _result(sentence)
-        elif _CUE.search(sentence):
+            found = _result(sentence, given)
+            found = None if found in given else found
+        elif _CUE.search(sentence) or (i == 0 and stated and "\n" not in text[:m.start()]
+                                       and len(_NUMBER.findall(sentence)) == 1):
             found = _result(sentence, given)
         else:
             continue
         if found is not None:
             return found
     return None
-
-
-def _new_result(sentence: str, given: frozenset) -> bool:
-    found = _result(sentence, given)
-    return found is not None and found not in given
 
 
 def numbers_in(question: str) -> frozenset:
@@ -196,11 +191,8 @@ def numbers_in(question: str) -> frozenset:
 _OPTION = re.compile(r"^\s*\(?([A-D])\)?[.:)]?(?:\s+|$)")
 
 
-def _option_value(text: str, stated: str) -> str | None:
+def _option_value(text: str, stated: str, letter: re.Match) -> str | None:
     """"Answer: B)" after a list of options the model wrote itself ("B) 1,052 sacks"): B's number."""
-    letter = _OPTION.match(stated)
-    if not letter:
-        return None
     rest = stated[letter.end():]
     if _NUMBER.search(rest):
         return _conclusion(rest, stated=True)
@@ -224,15 +216,14 @@ def extract_number(text: str, question: str | None = None) -> str | None:
         region = text[headings[-1].end():]
         working = _SECTION.search(region)
         stated = region[:working.start()] if working else region
-        given = numbers_in(question) if question else frozenset()
-        if _OPTION.match(stated):
-            return _option_value(text, stated)
+        letter = _OPTION.match(stated)
+        if letter:
+            return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
-            return _conclusion(stated, stated=True, complete=working is not None, given=given, question=question)
+            return _conclusion(stated, stated=True, complete=working is not None, question=question)
         if working:  # "Answer: more files than apps" then working that ends in a number
-            return _conclusion(region[working.end():], stated=False, given=given, question=question)
-    return _conclusion(text, stated=False, given=numbers_in(question) if question else frozenset(),
-                       question=question)
+            return _conclusion(region[working.end():], stated=False, question=question)
+    return _conclusion(text, stated=False, question=question)
 
 
 def numbers_equal(predicted: str | None, gold: str) -> bool:
@@ -265,6 +256,7 @@ _UNDECIDED = re.compile(r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\
                         r"impossible\s+to\s+(?:say|determine|know))\b", re.I)
 _ASKS = re.compile(r"\W*(?:please|justify|explain|provide|answer|give|explanation\s*:|reasoning\s*:)", re.I)
 _STATEMENT_ECHO = re.compile(r"\btrue\s+or\s+false\s*:", re.I)
+_CLAUSE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 def _yes_no(match: re.Match) -> str:
@@ -299,9 +291,9 @@ def _polarity(text: str) -> str | None:
     echo = list(_STATEMENT_ECHO.finditer(text))
     after = text[text.find("\n", echo[-1].end()) + 1:] if echo and "\n" in text[echo[-1].end():] else ""
     text = _EITHER.sub(" ", text)
-    sentences = [m[0].strip() for m in re.finditer(r"[^.!?\n]+[.!?]?", text) if m[0].strip()]
+    sentences = [m[0].strip() for m in _CLAUSE.finditer(text) if m[0].strip()]
     concluding = [s for s in sentences if _CONCLUDES.search(s)]
-    said = [m[0].strip() for m in re.finditer(r"[^.!?\n]+[.!?]?", after) if m[0].strip() and not _ASKS.match(m[0])]
+    said = [m[0].strip() for m in _CLAUSE.finditer(after) if m[0].strip() and not _ASKS.match(m[0])]
     chosen = (concluding or said)[-1:]
     if not chosen or _UNDECIDED.search(text[text.rfind(chosen[0]):]):
         return None
