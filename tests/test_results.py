@@ -87,7 +87,7 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
 
 # answer reading -----------------------------------------------------------------------------------
 # what reading must reach on the labelled set; docs/fidelity.md has the measured figures
-AGREEMENT = {"svamp": 0.93, "strategyqa": 0.95}
+AGREEMENT = {"svamp": 0.95, "strategyqa": 0.95}
 
 
 @needs_data
@@ -104,9 +104,7 @@ def test_answers_are_read_as_a_person_reads_them():
     assert total == {"svamp": 130, "strategyqa": 130}
     for name, need in AGREEMENT.items():
         assert agree[name] / total[name] >= need, (name, agree[name], total[name])
-    # one StrategyQA output concedes "impossible to directly attribute" and then argues the
-    # opposite; it is the only correct answer read as a mistake (docs/fidelity.md)
-    assert correct_called_wrong == [("strategyqa", 1101)]
+    assert correct_called_wrong == []
 
 
 # the paper's protocol -----------------------------------------------------------------------------

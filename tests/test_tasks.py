@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 import fair_tasks
 from fair_core.errors import DataError
 from fair_core.host import Host
-from fair_core.task import PROMPT_FIELDS, data_root
+from fair_core.task import PROMPT_FIELDS, Problem, data_root
 from fair_tasks import Gsm8k, LogiQA, StrategyQA, Svamp
 from fair_tasks.extract import extract_letter, extract_number, extract_yes_no, match_option, parse_number
 
@@ -111,7 +111,7 @@ def test_strategyqa_pools_train_and_dev_and_maps_the_paper_items():
     assert all(p.gold == golds[item["gold_answer"].split("\t")[0].strip()] for p, item in zip(problems, items))
     # the paper's "true anywhere" reading marked these correct answers as mistakes
     # (and read nothing in outputs that state their conclusion without the words "true"/"false")
-    assert sum(task.grade(p, item["student_wrong_pred"])[1] for p, item in zip(problems, items)) == 79
+    assert sum(task.grade(p, item["student_wrong_pred"])[1] for p, item in zip(problems, items)) == 80
 
 
 @needs_data
@@ -191,6 +191,34 @@ def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypa
 ])
 def test_extract_number(text, answer):
     assert extract_number(text) == answer
+
+
+@pytest.mark.parametrize("question, text, answer", [
+    # cut off inside a number the question gives: a restatement, no answer
+    ("Tom fits 10 cars on each shelf. How many shelves?", "Answer:\nLet's see.\n\nTom fits 1", None),
+    # cut off restating, after a result that names what is asked: that result
+    ("There are 30 girls and 31 boys and 3 teachers. How many pupils are there?",
+     "There are 30 girls + 31 boys = 61 pupils.\n\nThere are 3", "61"),
+    # ... but not after an intermediate that names something else
+    ("Ann has 13 pears and 52 plums. Bo has 10 fewer pears. How many pears does Bo have?",
+     "Ann has 13 pears and 52 plums, so she has a total of 65 fruit.\nBo has 10", None),
+    # a conclusion about the thing not asked for, judged with the sentence before it
+    ("He has 27 books and 80 magazines on each of 23 shelves. How many books does he have?",
+     "Therefore, he has 23 x 27 = 621 books.\n\nEach shelf has 80 magazines. Therefore, he has 23 x 80 = 1840",
+     "621"),
+])
+def test_extract_number_knowing_the_question(question, text, answer):
+    assert extract_number(text, question) == answer
+
+
+def test_a_denied_qualifier_is_a_no():
+    """"Were they directly responsible?" answered "while it is impossible to directly attribute
+    it to them, they contributed": the conclusion denies what the question hangs on."""
+    task = StrategyQA(data_dir=None)
+    text = ("True or False: They directly caused it.\n\nExplanation:\nThey were always around. While it is "
+            "impossible to directly attribute it to them, they certainly contributed to it.")
+    assert task.extract_for(Problem("1", "Were they directly responsible for it?", "no"), text) == "no"
+    assert task.extract_for(Problem("1", "Were they responsible for it?", "no"), text) == "yes"
 
 
 def test_canonical_gold_and_tolerant_comparison():

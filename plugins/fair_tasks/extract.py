@@ -103,6 +103,7 @@ def _number_in(segment: str) -> str | None:
 _CUE = re.compile(r"=|\b(?:so(?!\s+that)|therefore|thus|hence|altogether|in\s+total|in\s+all|which\s+means|"
                   r"that\s+means|(?:a|the)\s+total\s+of)\b", re.I)
 # where an output stops without a result: "x = 4" (it never says what x is), "63 - 14" (unworked)
+_OPENS = re.compile(r"\W*(?:so|therefore|thus|hence|altogether|in\s+total|in\s+all)\b", re.I)
 _UNRESOLVED = re.compile(r"^\s*[A-Za-z](?:\s*[-+*/]\s*\d+)?\s*=\s*[-\d.,]+\s*\.?\s*$|^[^=]*\d\s+[-+*/\u00d7\u00f7x]\s+\$?\d[^=]*$")
 # a heading that may be followed by working ("Answer:\n\nLet's ..."), not by the answer alone
 _HEADING = re.compile(r"\banswer\s*[:=]", re.I)
@@ -137,17 +138,52 @@ _NOT_OBJECTS = {"more", "fewer", "less", "than", "times", "each", "per", "the", 
                 "was", "were", "have", "had", "left", "days", "hours", "minutes"}
 
 
-def _off_topic(sentence: str, question: str | None) -> bool:
+def _concludes(sentence: str, before: str, question: str) -> bool:
+    """Whether ``sentence`` draws a conclusion that answers: it opens with one ("So, ..."), is
+    what a concluding line announces ("Therefore, the total is:\n\n31 x 6 = 186"), or gets a
+    result that names what the question asks for ("308 girls + 318 boys = 626 pupils" for "how
+    many pupils"; not "so he has a total of 65 fruit" for "how many peaches")."""
+    prior = re.split(r"(?<=[.!?])\s+", before.rstrip().rsplit("\n", 1)[-1])[-1]
+    asked = re.findall(r"\bhow\s+(?:many|much)\s+(?:more\s+|fewer\s+|less\s+)?([A-Za-z]+)", question, re.I)
+    cues = list(_CUE.finditer(sentence))
+    return bool(_OPENS.match(sentence) or (prior.endswith(":") and _OPENS.match(prior))
+                or (cues and _words(sentence[cues[-1].start():]) & {w.lower() for w in asked}))
+
+
+def _off_topic(sentence: str, question: str | None, before: str = "") -> bool:
     """Whether ``sentence`` counts something the question gives but does not ask about ("87
-    oranges" when it asks for bananas) and never what it asks about."""
+    oranges" when it asks for bananas) and never what it asks about. A sentence that names
+    none of the question's objects ("Therefore, he has 23 x 80 = 1840") is judged with the
+    sentence ``before`` it on its line ("... each bookshelf has 80 magazines.")."""
     if not question:
         return False
+    objects, asked = _objects(question)
+    words = _words(sentence)
+    if not words & objects:
+        words |= _words(before)
+    return bool(asked) and bool(words & (objects - asked)) and not words & asked
+
+
+def _objects(question: str) -> tuple[set, set]:
+    """(what the question counts: "27 books" gives "books", what it asks about of those)."""
     objects = {w.lower() for w in re.findall(r"\d[\d,.]*\s+(?:(?:more|fewer|less|extra|other)\s+)?([A-Za-z]{3,})",
                                              question, re.I)} - _NOT_OBJECTS
     wh = list(re.finditer(r"\b(?:how|what|which|who)\b", question, re.I))
-    asked = objects & {w.lower() for w in re.findall(r"[A-Za-z]+", question[wh[-1].start():] if wh else "")}
-    words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
-    return bool(asked) and bool(words & (objects - asked)) and not words & asked
+    return objects, objects & _words(question[wh[-1].start():] if wh else "")
+
+
+def _words(text: str) -> set:
+    return {w.lower() for w in re.findall(r"[A-Za-z]+", text)}
+
+
+def _restates(sentence: str, question: str, given: frozenset) -> bool:
+    """Whether a cut-off sentence only restates the question: what it computes is a number the
+    question gives, or it stops inside one ("Adam could fit 1" of "Adam could fit 10 ...")."""
+    found = _result(sentence, given)
+    if found in given:
+        return True
+    tail = re.search(r"((?:[A-Za-z]+\s+){1,3})(\d+)\s*$", sentence)
+    return bool(tail) and re.search(rf"\b{re.escape(tail[1])}{tail[2]}\d", question, re.I) is not None
 
 
 def _conclusion(text: str, stated: bool, complete: bool = False, question: str | None = None) -> str | None:
@@ -161,20 +197,23 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
     given = numbers_in(question) if question else frozenset()
     sentences = [m for m in _SENTENCE.finditer(text) if _NUMBER.search(m[0])]
     ended = complete or text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+    restated = False  # cut off while restating: only a sentence that opens with a conclusion counts
     for i, m in enumerate(reversed(sentences)):
         sentence = m[0]
         if i == 0 and _UNRESOLVED.match(_bare(sentence)):
             return None
-        if _off_topic(sentence, question):
+        line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+        if _off_topic(sentence, question, line):
             continue
         whole = i > 0 or ended or text[m.end():].strip() != ""
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
         elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
-            found = _result(sentence, given)
-            found = None if found in given else found
-        elif _CUE.search(sentence) or (i == 0 and stated and "\n" not in text[:m.start()]
-                                       and len(_NUMBER.findall(sentence)) == 1):
+            restated = _restates(sentence, question, given)
+            found = None if restated else _result(sentence, given)
+        elif _concludes(sentence, text[:m.start()], question) if restated else (
+                _CUE.search(sentence) or (i == 0 and stated and "\n" not in text[:m.start()]
+                                          and len(_NUMBER.findall(sentence)) == 1)):
             found = _result(sentence, given)
         else:
             continue
@@ -267,10 +306,10 @@ def _yes_no(match: re.Match) -> str:
     return "yes" if says_yes else "no"
 
 
-def extract_yes_no(text: str) -> str | None:
+def extract_yes_no(text: str, question: str | None = None) -> str | None:
     """"yes"/"no": the first decisive word after the last answer marker that has one, else the
-    first one in the text, else the polarity of its conclusion (see _polarity); "True or
-    False" echoed from a prompt is not decisive."""
+    first one in the text, else the polarity of its conclusion (see _polarity, which reads
+    the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive."""
     original = str(text)
     text = _EITHER.sub(lambda m: " " * len(m[0]), original)
     ends = [marker.end() for marker in MARKER.finditer(text)]
@@ -280,14 +319,20 @@ def extract_yes_no(text: str) -> str | None:
         if found:
             return _yes_no(found)
     found = _YES_NO.search(text)
-    return _yes_no(found) if found else _polarity(original)
+    return _yes_no(found) if found else _polarity(original, question)
 
 
-def _polarity(text: str) -> str | None:
+# words that make a question's claim strong: "directly responsible", "only", "always"
+_QUALIFIER = re.compile(r"\b(?:directly|solely|only|entirely|completely|exclusively|always|ever)\b", re.I)
+
+
+def _polarity(text: str, question: str | None = None) -> str | None:
     """For an output that names no answer: the polarity of the sentence that draws its
-    conclusion ("it is unlikely that ..." is a no; "while X, Y" is read from Y), or, after an
-    echoed "True or False: <statement>", of its last sentence. Otherwise none: a hint or a
-    list of facts asserts nothing."""
+    conclusion ("it is unlikely that ..." is a no; "while X, Y" is read from Y, unless X denies
+    the qualifier the question hangs on: "directly" in "were they directly responsible?" and
+    "while it is impossible to directly attribute it to them, ..."), or, after an echoed "True
+    or False: <statement>", of its last sentence. Otherwise none: a hint or a list of facts
+    asserts nothing."""
     echo = list(_STATEMENT_ECHO.finditer(text))
     after = text[text.find("\n", echo[-1].end()) + 1:] if echo and "\n" in text[echo[-1].end():] else ""
     text = _EITHER.sub(" ", text)
@@ -297,6 +342,9 @@ def _polarity(text: str) -> str | None:
     chosen = (concluding or said)[-1:]
     if not chosen or _UNDECIDED.search(text[text.rfind(chosen[0]):]):
         return None
+    if question and any(re.search(rf"{_NEGATION.pattern}\W+(?:\w+\W+){{0,3}}{re.escape(q[0])}\b", chosen[0], re.I)
+                        for q in _QUALIFIER.finditer(question)):
+        return "no"
     main = _CONCESSION.sub("", chosen[0])
     return "no" if _NEGATION.search(main) else "yes"
 

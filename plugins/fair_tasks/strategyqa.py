@@ -44,6 +44,11 @@ class StrategyQA(LocalTask):
     def extract(self, text: str) -> str | None:
         return extract_yes_no(text)
 
+    def extract_for(self, problem: Problem, text: str) -> str | None:
+        """As ``extract``, knowing the question: a conclusion that denies the qualifier the
+        question hangs on ("not directly") is a no."""
+        return extract_yes_no(text, problem.question)
+
     def hint(self, problem: Problem) -> str:
         """As the paper's: "true." or "false.", a tab, then the supporting facts."""
         facts = problem.meta.get("facts") or []
