@@ -201,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="*_false_round0.json, *_feedback_round0.json, *_rationale_round0.json")
     p.set_defaults(handler=cmd_import_paper)
 
-    p = sub.add_parser("export", help="write a run's committee data as paper JSON, JSONL or a datasets folder")
+    p = sub.add_parser("export", help="write a run's committee data (paper JSON, JSONL, a datasets folder) "
+                                      "or its split (item ids per split, and what the test left out)")
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=["paper", "jsonl", "hf"], default="paper")
+    p.add_argument("--format", choices=["paper", "jsonl", "hf", "split"], default="paper")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--round", type=int, default=0)
     p.set_defaults(handler=cmd_export)

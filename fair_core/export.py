@@ -1,4 +1,5 @@
-"""Export a run's committee data: the paper's JSON, JSONL records, or a `datasets` folder."""
+"""Export a run's committee data (the paper's JSON, JSONL records, a `datasets` folder) or the
+split it scored on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from .errors import FairError
 from .paper import export_files
+from .splits import fingerprint
 from .store import Store
 
 
@@ -30,12 +32,35 @@ def records(store: Store, round: int) -> list[dict]:
     return out
 
 
+def split(store: Store) -> dict:
+    """The item ids a run trains on and scores, and each test item it left out with why: two
+    runs whose ``test_set`` match scored the same items."""
+    ids = {name: [row["item_id"] for row in store.items(name)] for name in ("train", "test")}
+    if not ids["train"] and not ids["test"]:
+        raise FairError("this run has not drawn its split yet: run its examine stage first")
+    return {"test_set": fingerprint(ids["test"]) if ids["test"] else None, **ids, "left_out": store.left_out()}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    return _write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
 def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     db = run_dir / "run.sqlite"
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
     store = Store(db)
     try:
+        if fmt == "split":
+            return [_write_json(out / "split.json", split(store))]
         if not store.mistakes(round):
             raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
         if fmt == "paper":
@@ -45,11 +70,7 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
-        path = out / f"round{round}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, path)
-        return [path]
+        return [_write(out / f"round{round}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))]
     import datasets
 
     datasets.disable_progress_bars()

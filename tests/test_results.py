@@ -83,6 +83,12 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
     assert report["test"]["items"] == 30 and report["test"]["left_out"][IN_MISTAKES_FILE] > 100
     assert report["test"]["after"]["ci95"] and report["test"]["paired_test"]["items"] == 30
     assert re.search(r"test set sha256:\w+: 30 items scored, \d+ left out: \d+ in the mistakes file", out.stdout)
+    # the split travels: item ids per split, what was left out and why, the same test-set digest
+    assert fair("export", run, "--format", "split", "--out", tmp_path / "split").returncode == 0
+    split = json.loads((tmp_path / "split" / "split.json").read_text())
+    assert split["test_set"] == report["test"]["set"] and len(split["test"]) == 30
+    assert not set(split["test"]) & set(split["left_out"]) and not set(split["test"]) & set(split["train"])
+    assert sum(r == IN_MISTAKES_FILE for r in split["left_out"].values()) == report["test"]["left_out"][IN_MISTAKES_FILE]
 
 
 # answer reading -----------------------------------------------------------------------------------
