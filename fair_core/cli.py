@@ -141,6 +141,47 @@ def cmd_import_paper(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from contextlib import contextmanager
+
+    from . import experiment
+    from .console import ConsoleSink
+
+    exp = experiment.load(args.config)
+    root = Path(args.dir or Path("runs") / Path(args.config).stem)
+
+    @contextmanager
+    def watch(label, run):
+        print(f"fair: {label}: {run.path}", file=sys.stderr)
+        for line in run.changes:
+            print(f"fair: {line}", file=sys.stderr)
+        sink = ConsoleSink(quiet=args.quiet)
+        run.bus.subscribe(sink)
+        with sink:
+            yield
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = experiment.run(exp, root, get_host(), watch)
+    except experiment.Unfinished as e:
+        _err(str(e))
+        return 3
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*experiment.HEADERS, title=f"experiment {root}", title_justify="left")
+    for row in experiment.table_rows(result):
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)  # a log keeps whole rows
+    print(experiment.summary_line(result))
+    print(f"outputs: {root / 'experiment.json'}, {root / 'experiment.png'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export
 
@@ -194,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("experiment", help="run (or resume) the variants of an experiment config and compare them")
+    p.add_argument("config", help="a run config with [[variants]] (see configs/ablation-svamp.toml)")
+    p.add_argument("--dir", help="where the experiment lives (default: runs/<config name>)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_experiment)
 
     p = sub.add_parser("import-paper", help="load the FAIR paper's released JSON into a run")
     p.add_argument("--run", required=True, help="run directory to fill (created when missing)")
@@ -249,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(e))
         return 2
     except KeyboardInterrupt as e:
-        resumable = getattr(args, "handler", None) is cmd_run
+        resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))
         return 143 if isinstance(e, Terminated) else 130
 

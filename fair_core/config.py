@@ -59,6 +59,7 @@ class CommitteeConfig(Strict):
     review_feedback: bool = False
     verify_answer: bool = False
     compile_mode: Literal["paper", "all"] = "paper"
+    distil_from: list[str] = []  # the teachers whose writings compile uses (empty: all of them)
     budget_usd: float | None = Field(default=None, gt=0)
     samples: int = Field(default=1, ge=1)
     seed: int = 0
@@ -126,6 +127,10 @@ class RunConfig(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"teacher name {sorted(dup)[0]!r} is used twice: give each teacher its own name")
+        unknown = [n for n in self.committee.distil_from if n not in names]
+        if unknown:
+            raise ValueError(f"committee.distil_from names {unknown[0]!r}, which is not a teacher: use one of "
+                             f"{', '.join(names) or '(none configured)'}")
         return self
 
 
@@ -140,11 +145,13 @@ def _describe(err: dict) -> str:
     return f"{key}: {msg}" if isinstance(got, (dict, list)) else f"{key}: {msg} (got {got!r})"
 
 
-def validate(data: dict) -> RunConfig:
+def validate(data: dict, model: type[BaseModel] = RunConfig, where: str = "") -> Any:
+    """``data`` as ``model`` (a run config by default); ``where`` prefixes the key named in an
+    error ("variants[2].")."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError("config error: " + _describe(e.errors()[0])) from None
+        raise ConfigError("config error: " + where + _describe(e.errors()[0])) from None
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:
@@ -169,18 +176,21 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), raw
 
 
+def read(path: str | Path) -> dict:
+    """A TOML file's raw mapping; a missing, folder or malformed file is one line."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder: pass a TOML file such as configs/svamp-replay.toml")
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist: pass a TOML file such as configs/svamp-replay.toml")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+
+
 def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfig:
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if p.is_dir():
-            raise ConfigError(f"config file {p} is a folder: pass a TOML file such as configs/svamp-replay.toml")
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist: pass a TOML file such as configs/svamp-replay.toml")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    data: dict = read(path) if path is not None else {}
     for item in overrides:
         set_key(data, *parse_override(item))
     return validate(data)

@@ -19,7 +19,7 @@ FREE_KEYS = ("stages", "rounds", "train.save_steps", "train.launcher", "train.re
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
 REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
-             "committee.compile_mode": "compile", "train": "train"}
+             "committee.compile_mode": "compile", "committee.distil_from": "compile", "train": "train"}
 # What round 0's train stage leaves: a redone training starts without any of it.
 TRAINED = ("checkpoints", "adapter", "model", "merged")
 
@@ -112,11 +112,16 @@ def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
     return [k for k in keys if k not in FREE_KEYS and k.split(".")[0] not in FREE_KEYS]
 
 
+def redo_from(key: str) -> str | None:
+    """The first stage that reads ``key`` (a dotted key), if a stored run can absorb its change."""
+    return REDO_FROM.get(key) or REDO_FROM.get(key.split(".")[0])
+
+
 def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None:
     """The earliest stage a change makes stale; a change no stage can absorb is refused."""
     stages = []
     for key in changed:
-        stage = REDO_FROM.get(key) or REDO_FROM.get(key.split(".")[0])
+        stage = redo_from(key)
         if stage is None:
             raise ConfigError(f"run dir {path} was made with another config ({key} differs, and what is "
                               f"stored depends on it): pass a new --run-dir, or run it again with its "

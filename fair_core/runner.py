@@ -29,10 +29,13 @@ MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": rev
 
 
 class Runner:
-    def __init__(self, run: Run, host: Host) -> None:
+    def __init__(self, run: Run, host: Host, stages: list[str] | None = None) -> None:
+        """``stages``: the ones this invocation runs, when fewer than the config's (an experiment
+        runs its shared committee this way, while the config still says that evaluate follows)."""
         self.run_ = run
         self.host = host
         self.config = run.config
+        self.stages = [s for s in self.config.stages if stages is None or s in stages]
         self.task = self._task()
         self.gateway: Gateway | None = None
         self._student = None
@@ -136,7 +139,7 @@ class Runner:
                 if r == 0 and self.config.task.mistakes_file:
                     await asyncio.to_thread(examine.load_paper_mistakes, ctx)
                 rerun_rest = False
-                for stage in (s for s in STAGES if s in self.config.stages):
+                for stage in (s for s in STAGES if s in self.stages):
                     if self.cancelled:
                         return
                     status = store.stage_status(r, stage)

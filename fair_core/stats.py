@@ -3,6 +3,8 @@
 "10%" on 50 items is 5 items; printed alone it hides how little it says. Every accuracy fair
 prints goes through :func:`accuracy` (count, value, Clopper-Pearson interval) and every
 before/after pair on the same items through :func:`mcnemar` (exact, on the discordant pairs).
+Experiments, whose per-item scores may be means over seeds, use a bootstrap interval and a
+paired permutation test.
 scipy is imported inside the functions: ``fair --help`` never pays for it.
 """
 
@@ -38,6 +40,40 @@ def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
 
         p = binomtest(gained, gained + lost, 0.5).pvalue
     return {"items": len(before), "gained": gained, "lost": lost, "p_value": round(min(1.0, p), 4)}
+
+
+def bootstrap_ci(values: Sequence[float]) -> list[float] | None:
+    """The 95% percentile-bootstrap interval of the mean of per-item values, resampling items
+    (seeded: the same values give the same interval). Per-item values may be a mean over seeds,
+    where an exact binomial interval no longer applies."""
+    if not values:
+        return None
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    x = np.asarray(values, dtype=float)
+    if x.min() == x.max():  # nothing to resample: every item scored the same
+        return [round(float(x[0]), 4)] * 2
+    ci = bootstrap((x,), np.mean, method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
+def paired_permutation(base: Sequence[float], other: Sequence[float]) -> dict:
+    """A paired permutation test of two students' per-item scores on the same items: under
+    the null each item's difference is as likely negated, so its sign is flipped at random
+    (seeded). For per-item means over seeds, where McNemar's test needs single outcomes."""
+    if len(base) != len(other):
+        raise ValueError("a paired test needs the same items for both")
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    a, b = np.asarray(base, dtype=float), np.asarray(other, dtype=float)
+    if np.array_equal(a, b):
+        p = 1.0
+    else:
+        p = permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
+                             vectorized=True, rng=np.random.default_rng(0)).pvalue
+    return {"items": len(a), "difference": round(float(np.mean(b - a)), 4), "p_value": round(min(1.0, float(p)), 4)}
 
 
 def describe(acc: dict | None) -> str:

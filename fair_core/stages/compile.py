@@ -2,7 +2,8 @@
 
 ``paper`` mode: per mistake, one feedback and one accepted rationale chosen at random (seeded);
 items with no accepted rationale are dropped, as the paper does. ``all`` mode: every accepted
-rationale and every (accepted) feedback appear, paired round-robin. The normalised question of
+rationale and every (accepted) feedback appear, paired round-robin. ``committee.distil_from``
+keeps only the named teachers' writings (a single-teacher ablation). The normalised question of
 every item trained on is recorded: evaluation never scores it.
 """
 
@@ -16,6 +17,7 @@ from collections import defaultdict
 
 from ..splits import normal
 from . import Context
+from .solve import teacher_of
 
 
 def build_pairs(ctx: Context) -> list[dict]:
@@ -23,6 +25,8 @@ def build_pairs(ctx: Context) -> list[dict]:
     accepted = {(v.item_id, v.kind, v.author) for v in ctx.store.verdicts(ctx.round) if v.accepted}
     by_item: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"feedback": [], "rationale": []})
     for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.teacher):
+        if committee.distil_from and teacher_of(w.teacher) not in committee.distil_from:
+            continue
         if w.kind == "rationale" or committee.review_feedback:
             if (w.item_id, w.kind, w.teacher) not in accepted:
                 continue

@@ -1,5 +1,5 @@
 """Built-in score parsers ("paper", "strict") and review policies ("mean", "median", "min",
-"majority", "trimmed-mean"), registered exactly as a third-party plugin would register its own."""
+"majority", "trimmed-mean", "accept-all"), registered exactly as a third-party plugin would register its own."""
 
 from fair_core.hookspecs import hookimpl
 

@@ -50,5 +50,17 @@ class Majority(ReviewPolicy):
         return value > 0.5
 
 
+class AcceptAll(ReviewPolicy):
+    """No peer review: every writing is accepted, scored or not (the ablation that shows what
+    review buys). The statistic is the mean of the counted scores, for the report."""
+
+    def statistic(self, scores: list[int]) -> float:
+        return fmean(scores)
+
+    def decide(self, scores) -> tuple[bool, float | None]:
+        return True, super().decide(scores)[1]
+
+
 POLICIES: dict[str, type[ReviewPolicy]] = {
-    "mean": Mean, "median": Median, "min": Min, "majority": Majority, "trimmed-mean": TrimmedMean}
+    "mean": Mean, "median": Median, "min": Min, "majority": Majority, "trimmed-mean": TrimmedMean,
+    "accept-all": AcceptAll}

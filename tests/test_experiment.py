@@ -1,0 +1,141 @@
+"""`fair experiment`: variants of one config share one committee, resume, and compare on the same items."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from committee_setup import paper_mistakes
+from conftest import PAPER
+from fair_core import config as cfg
+from fair_core import experiment
+from fair_core.errors import FairError
+from fair_core.testing.tiny import make_tiny_student
+from helpers import REPO, fair
+
+needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
+
+VARIANTS = """
+[experiment]
+base = "fair"
+
+[[variants]]
+name = "fair"
+
+[[variants]]
+name = "no-review"
+ablation = "no-review"
+
+[[variants]]
+name = "no-feedback"
+ablation = "no-feedback"
+seeds = [1, 2]
+
+[[variants]]
+name = "t0-only"
+ablation = "single-teacher"
+teacher = "t0"
+"""
+
+
+def experiment_config(tmp_path, url, extra: str = VARIANTS):
+    student = make_tiny_student(tmp_path / "student")
+    data = {
+        "task": {"name": "svamp", "mistakes_file": str(paper_mistakes(PAPER, tmp_path, 8)), "test_limit": 12},
+        "teachers": [{"name": f"t{i}", "backend": "litellm", "model": f"openai/{m}", "api_base": url,
+                      "timeout_s": 5, "max_retries": 2, "retry_base_s": 0.01}
+                     for i, m in enumerate(("solver", "noisy-0.3", "solver"))],
+        "student": {"model": str(student), "max_new_tokens": 8, "batch_size": 16},
+        "train": {"max_length": 256, "batch_size": 8, "target_modules": ["q_proj", "v_proj"], "max_steps": 2},
+    }
+    path = tmp_path / "ablation.toml"
+    path.write_text(cfg.dump(cfg.validate(data)) + extra)
+    return path
+
+
+def started(path):
+    """(round, stage) -> when it last started, for every run directory under ``path``."""
+    out = {}
+    for db in sorted(path.glob("*/run.sqlite")):
+        with sqlite3.connect(db) as con:
+            out.update({(db.parent.name, r, s): t for r, s, t in con.execute("SELECT round, stage, started FROM stages")})
+    return out
+
+
+def evaluated(db):
+    if not db.exists():
+        return False
+    with sqlite3.connect(db) as con:
+        return bool(con.execute("SELECT 1 FROM stages WHERE stage = 'evaluate' AND status = 'done'").fetchall())
+
+
+@needs_data
+def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, server):
+    config, root = experiment_config(tmp_path, server.url), tmp_path / "exp"
+    # killed once the committee and the first variant are done
+    proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "experiment", str(config), "--dir", str(root),
+                             "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not evaluated(root / "fair" / "run.sqlite") and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert evaluated(root / "fair" / "run.sqlite")
+    committee_calls = server.stats()["requests"]
+    with sqlite3.connect(root / "committee" / "run.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == committee_calls > 0
+    before = started(root)
+
+    out = fair("experiment", config, "--dir", root, "--json", "--quiet", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    # what the kill left done was not done again; the variants made no teacher call of their own
+    assert all(started(root)[k] == t for k, t in before.items() if k[0] in ("committee", "fair"))
+    assert server.stats()["requests"] == committee_calls
+    rows = {r["variant"]: r for r in result["variants"]}
+    assert list(rows) == ["fair", "no-review", "no-feedback", "t0-only"]
+    assert all(r["new_calls"] == 0 and r["items"] == result["items"] == 12 for r in rows.values())
+    assert rows["no-feedback"]["seeds"] == [1, 2] and rows["no-feedback"]["vs_reference"]["test"] == "paired permutation"
+    assert rows["no-review"]["vs_reference"]["test"] == "McNemar" and rows["fair"]["vs_reference"] is None
+    for r in rows.values():
+        low, high = r["ci95"]
+        assert low <= r["accuracy"] <= high
+    assert result["committee"]["calls"] == committee_calls and result["before"]["n"] == 12
+    assert (root / "experiment.png").stat().st_size > 1000
+    # each variant is what it says: no-review kept every rationale, t0-only only t0's writings
+    with sqlite3.connect(root / "no-review" / "run.sqlite") as con:
+        assert con.execute("SELECT MIN(accepted) FROM verdicts").fetchone()[0] == 1
+    pairs = [json.loads(x) for x in (root / "t0-only" / "rounds" / "0" / "train.jsonl").read_text().splitlines()]
+    with sqlite3.connect(root / "t0-only" / "run.sqlite") as con:
+        t0 = {t for (t,) in con.execute("SELECT text FROM writings WHERE teacher = 't0'")}
+    assert pairs and all(p["rationale"]["response"] in t0 and p["feedback"]["response"] in t0 for p in pairs)
+
+    # a third invocation reruns nothing and prints the same table
+    after = started(root)
+    again = fair("experiment", config, "--dir", root, "--quiet", timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert started(root) == after and server.stats()["requests"] == committee_calls
+    assert "no-review" in again.stdout and "McNemar p=" in again.stdout and "permutation p=" in again.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("", "has no [[variants]]"),
+    ('[[variants]]\nname = "x"\nablation = "no-peers"\n', "unknown ablation 'no-peers'"),
+    ('[[variants]]\nname = "x"\nablation = "single-teacher"\n', "teacher = \"NAME\" goes with"),
+    ('[[variants]]\nname = "x"\nset = {"committee.distil_from" = ["nobody"]}\n', "'nobody', which is not a teacher"),
+    ('[[variants]]\nname = "x"\nset = {"task.test_limit" = 5}\n', "changes task.test_limit, which the shared"),
+    ('[[variants]]\nname = "x"\n\n[[variants]]\nname = "x"\n', "used twice"),
+    ('[experiment]\nbase = "y"\n\n[[variants]]\nname = "x"\n', "experiment.base names 'y'"),
+    ('[[variants]]\nname = "x"\ncolour = 1\n', "unknown key 'colour'"),
+])
+def test_a_bad_experiment_is_one_line(tmp_path, extra, message):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[teachers]]\nname = "t0"\nmodel = "m"\n\n' + extra)
+    with pytest.raises(FairError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        experiment.load(path)
+    out = fair("experiment", path, "--dir", tmp_path / "exp")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and not (tmp_path / "exp").exists()
