@@ -315,6 +315,11 @@ def write(result: dict, root: Path) -> list[Path]:
     return [path, plot(result, root / "experiment.png")]
 
 
+def is_experiment(folder: Path) -> bool:
+    """Whether ``folder`` holds an experiment: its shared committee's run, and one per variant."""
+    return (folder / "committee" / "run.sqlite").is_file()
+
+
 def read_result(folder: Path) -> dict | None:
     """The comparison an experiment in ``folder`` last wrote, if any."""
     path = folder / "experiment.json"

@@ -1,5 +1,6 @@
 """`fair experiment`: variants of one config share one committee, resume, and compare on the same items."""
 
+import asyncio
 import json
 import signal
 import sqlite3
@@ -15,7 +16,9 @@ from fair_core import config as cfg
 from fair_core import experiment
 from fair_core.errors import FairError
 from fair_core.testing.tiny import make_tiny_student
+from fair_tui.app import FairApp
 from helpers import REPO, fair
+from test_tui import shown, until
 
 needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
 
@@ -120,6 +123,22 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     assert again.returncode == 0, again.stderr[-2000:]
     assert started(root) == after and server.stats()["requests"] == committee_calls
     assert "no-review" in again.stdout and "McNemar p=" in again.stdout and "permutation p=" in again.stdout
+
+    # the UI lists every run of the experiment, and a variant's Results screen shows the comparison
+    async def scenario():
+        app = FairApp(str(root))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: app.screen.query_one("#runs").row_count == 6)
+        app = FairApp(str(root / "no-review"))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "pipeline")
+            await pilot.press("6")
+            await until(pilot, lambda: "Experiment" in shown(app, "#report"))
+            report = shown(app, "#report")
+            assert "no-feedback" in report and "McNemar p=" in report and "12 test items, the same" in report
+            await pilot.press("q")
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize("extra, message", [

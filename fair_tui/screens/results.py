@@ -1,4 +1,5 @@
-"""Results: accuracy per round, acceptance per teacher, reviewer agreement and cost (report.build)."""
+"""Results: accuracy per round, acceptance per teacher, reviewer agreement and cost (report.build),
+and, for a run that is a variant of an experiment, the experiment's comparison."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from fair_core import experiment
 from fair_core.report import build, test_set_line
 from fair_core.stats import describe, describe_test
 
@@ -60,6 +62,14 @@ def render(report: dict, budget: float | None) -> Group:
                       f"{report['failures']} failed calls · cost {cost}"))
 
 
+def render_experiment(result: dict) -> Group:
+    """The comparison `fair experiment` printed, for a run that is one of its variants."""
+    table = Table(*experiment.HEADERS, **{**TABLE, "title": "Experiment: the variants of this run's config"})
+    for row in experiment.table_rows(result):
+        table.add_row(*row)
+    return Group(table, Text(experiment.summary_line(result), style="dim"))
+
+
 class ResultsScreen(RunView):
     NAME = "results"
     BINDINGS = [Binding("g", "reload", "Refresh")]
@@ -78,6 +88,9 @@ class ResultsScreen(RunView):
     @work(thread=True, exclusive=True, group="report")
     def load(self, session: Session) -> None:
         report = render(build(session.path), session.config.committee.budget_usd)
+        compared = experiment.read_result(session.path.parent)
+        if compared is not None:
+            report = Group(report, Text(""), render_experiment(compared))
         self.app.call_from_thread(self.show_report, report)
 
     def show_report(self, report: Group) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 
 from fair_core import config as cfg
 from fair_core.errors import FairError
+from fair_core.experiment import is_experiment
 from fair_core.store import Store
 
 from ..session import is_run_dir
@@ -22,12 +23,14 @@ from .base import View
 COLUMNS = ("run", "task", "stage", "done", "accepted", "accuracy", "cost $")
 
 
-def summarize(path: Path) -> tuple[str, ...]:
-    """One table row from cheap store queries (report.build is too slow for a list of runs)."""
+def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
+    """One table row from cheap store queries (report.build is too slow for a list of runs);
+    ``name``: what the first column calls the run (default: its folder's name)."""
+    name = name or path.name
     try:
         config = cfg.load(path / "config.toml")
     except FairError:
-        return (path.name, "?", "bad config.toml", "", "", "", "")
+        return (name, "?", "bad config.toml", "", "", "", "")
     store = Store(path / "run.sqlite")
     try:
         stages = store.stages()
@@ -41,7 +44,7 @@ def summarize(path: Path) -> tuple[str, ...]:
         before = store.accuracy(0, "test", "before")
         after = store.accuracy(rounds[-1], "test", "after") if rounds else None
         accuracy = " → ".join(f"{a[0]:.3f}" for a in (before, after) if a) or "-"
-        return (path.name, config.task.name, where, f"{done}/{config.rounds * len(config.stages)}",
+        return (name, config.task.name, where, f"{done}/{config.rounds * len(config.stages)}",
                 f"{accepted}/{mistakes}" if mistakes else "-", accuracy, f"{store.spent_usd():.4f}")
     finally:
         store.close()
@@ -75,13 +78,16 @@ class RunsScreen(View):
 
     @work(thread=True, exclusive=True, group="scan")
     def scan(self, root: Path) -> None:
-        dirs = sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)) if root.is_dir() else []
+        folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        # an experiment's folder holds one run per variant (and its shared committee): list those
+        dirs = [run for p in folders for run in ([p] if is_run_dir(p) else sorted(p.iterdir()) if is_experiment(p) else [])
+                if is_run_dir(run)]
         rows = []
         for p in dirs:
             try:
-                rows.append((p, summarize(p)))
+                rows.append((p, summarize(p, str(p.relative_to(root)))))
             except Exception as e:  # noqa: BLE001 - one unreadable run must not hide the others
-                rows.append((p, (p.name, "?", f"unreadable: {type(e).__name__}", "", "", "", "")))
+                rows.append((p, (str(p.relative_to(root)), "?", f"unreadable: {type(e).__name__}", "", "", "", "")))
         self.app.call_from_thread(self.fill, rows)
 
     def fill(self, rows: list[tuple[Path, tuple[str, ...]]]) -> None:
