@@ -108,6 +108,7 @@ def cmd_run(args) -> int:
         try:
             with sink:
                 runner.run()
+            code, advice = runner.outcome()
         finally:
             run.close()
     if not runner.ran:
@@ -116,25 +117,36 @@ def cmd_run(args) -> int:
 
     render(build(run.path), args.quiet)
     print(f"outputs: {run.path}")
-    return 0
+    if advice:
+        _err(advice)
+    return code
 
 
 def cmd_import_paper(args) -> int:
-    from .paper import import_files, parse_name
+    from .paper import import_files, parse_name, read
     from .report import build, render
-    from .rundir import Run
+    from .rundir import Run, RunLock
     from .stages.review import judge
 
     files = [Path(f) for f in args.files]
+    for f in files:  # every file named and readable before the run dir is touched
+        parse_name(f)
+        read(f)
     host = get_host()
     task_name = args.task or parse_name(files[0])["task"].lower()
     task = host.get("tasks", task_name)()
-    run = Run(args.run)
-    try:
-        info = import_files(run.store, files, task.extract, host.get("parsers", run.config.committee.parser))
-        judge(run.store, info["round"], run.config.committee, host, task)
-    finally:
-        run.close()
+    with RunLock(args.run):
+        run = Run(args.run)
+        try:
+            held = sorted({w.teacher for w in run.store.writings(0)})
+            before = (run.store.get_meta("paper") or {}).get("files", {})
+            if held and not args.merge and sorted(before.values()) != sorted(f.name for f in files):
+                raise FairError(f"run {args.run} already holds committee records (teachers {', '.join(held)}): "
+                                f"import into a new --run, or pass --merge to add these to them")
+            info = import_files(run.store, files, task.extract, host.get("parsers", run.config.committee.parser))
+            judge(run.store, info["round"], run.config.committee, host, task)
+        finally:
+            run.close()
     print(f"imported {info['items']} items from {', '.join(info['files'])} "
           f"(teachers: {', '.join(info['teachers'])}) into {args.run}")
     render(build(Path(args.run)), quiet=False)
@@ -167,9 +179,16 @@ def cmd_experiment(args) -> int:
     except experiment.Unfinished as e:
         _err(str(e))
         return 3
-    if args.json:
+    _print_experiment(result, root, args.json)
+    return 0
+
+
+def _print_experiment(result: dict, root: Path, as_json: bool) -> None:
+    from . import experiment
+
+    if as_json:
         print(json.dumps(result, indent=2))
-        return 0
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -179,7 +198,6 @@ def cmd_experiment(args) -> int:
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # a log keeps whole rows
     print(experiment.summary_line(result))
     print(f"outputs: {root / 'experiment.json'}, {root / 'experiment.png'}")
-    return 0
 
 
 def cmd_export(args) -> int:
@@ -191,8 +209,15 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from . import experiment
     from .report import build, render
 
+    if experiment.is_experiment(Path(args.run)):
+        result = experiment.read_result(Path(args.run))
+        if result is None:
+            raise FairError(f"experiment {args.run} has not finished yet: run `fair experiment CONFIG --dir {args.run}`")
+        _print_experiment(result, Path(args.run), args.json)
+        return 0
     report = build(Path(args.run))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -212,6 +237,13 @@ def cmd_eval(args) -> int:
 
 
 # parser ----------------------------------------------------------------------------------------
+EXIT_CODES = """exit status:
+  0    every stage asked for is done
+  2    bad input (config, data, plugin, run dir): the message names it and the fix
+  3    failed calls or a stage not done: rerun the same command to retry them
+  4    stopped by committee.budget_usd: raise it and rerun to go on
+  130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fair", description="FAIR: distil reasoning from a committee of LLMs into a small model.")
@@ -227,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=2, help="items to show per split")
     p.set_defaults(handler=cmd_data)
 
-    p = sub.add_parser("run", help="run (or resume) the FAIR pipeline from a TOML config")
+    p = sub.add_parser("run", help="run (or resume) the FAIR pipeline from a TOML config", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="the run's TOML config (see configs/)")
     p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
     p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
@@ -247,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory to fill (created when missing)")
     p.add_argument("--task", help="task name (default: read from the file names)")
     p.add_argument("files", nargs="+", help="*_false_round0.json, *_feedback_round0.json, *_rationale_round0.json")
+    p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
     p.set_defaults(handler=cmd_import_paper)
 
     p = sub.add_parser("export", help="write a run's committee data (paper JSON, JSONL, a datasets folder) "
@@ -257,8 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round", type=int, default=0)
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser("report", help="print a run's report: acceptance, agreement, cost, accuracy")
-    p.add_argument("run", help="run directory")
+    p = sub.add_parser("report", help="print a run's report (acceptance, agreement, cost, accuracy), "
+                                      "or an experiment's comparison")
+    p.add_argument("run", help="run directory, or an experiment's folder")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_report)
 

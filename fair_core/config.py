@@ -6,6 +6,7 @@ live here: a teacher names the environment variable that holds its key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,33 @@ class TeacherConfig(Strict):
     retry_base_s: float = Field(default=1.0, gt=0)  # first backoff delay; doubles each retry
     transport: Literal["auto", "litellm", "http"] = "auto"  # http: our lean OpenAI-compatible client
     options: dict[str, Any] = {}  # backend-specific (replay: file; hf: model path)
+
+    @field_validator("params", "options")
+    @classmethod
+    def _no_secrets(cls, value: dict) -> dict:
+        """A key written here would be sent, stored in run.sqlite and copied into config.toml."""
+        found = _secret_key(value)
+        if found:
+            raise ValueError(f"holds a secret ({found!r}): put it in an environment variable and name that "
+                             f"variable in api_key_env")
+        return value
+
+
+_SECRET = re.compile(r"(?:^|[_-])(?:api[_-]?key|key|token|secret|password|authorization)$", re.I)
+
+
+def _secret_key(value: Any) -> str | None:
+    """The first key-like name (api_key, token, Authorization, ...) anywhere in a mapping."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if _SECRET.search(str(k)):
+                return str(k)
+            found = _secret_key(v)
+            if found:
+                return found
+    elif isinstance(value, list):
+        return next((found for v in value if (found := _secret_key(v))), None)
+    return None
 
 
 class CommitteeConfig(Strict):

@@ -94,15 +94,25 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
             "files": sorted(files)}
 
 
+def _paper_score(raw: str | None, parsed: int | None):
+    """An imported review's score as the paper wrote it (an int, or whatever text it kept)."""
+    try:
+        return json.loads(raw) if raw else parsed
+    except ValueError:
+        return parsed
+
+
 def export_files(store: Store, out: Path, round: int = 0, teachers: list[str] | None = None,
                  names: dict[str, str] | None = None) -> list[Path]:
-    """Write the paper's three files for ``round`` from the store."""
+    """Write the paper's three files for ``round`` from the store. A live run's reviews go out as
+    their parsed scores, with the reviewers' text beside them (``<teacher>_review_text``)."""
     meta = store.get_meta("paper") or {}
     teachers = teachers or meta.get("teachers") or sorted({w.teacher for w in store.writings(round)})
     names = names or meta.get("files") or {k: f"fair_task_{k}_round{round}.json" for k in KINDS}
     writings = {(w.item_id, w.kind, w.teacher): w.text for w in store.writings(round)}
-    scores = {(r.item_id, r.author, r.reviewer): json.loads(r.raw) if r.raw else r.score
-              for r in store.reviews(round, "rationale")}
+    reviews = {(r.item_id, r.author, r.reviewer): r for r in store.reviews(round, "rationale")}
+    imported = bool(meta)  # the paper's own scores, kept as JSON; a live reviewer's are free text
+    scores = {k: _paper_score(r.raw, r.score) if imported else r.score for k, r in reviews.items()}
     accepted = {(v.item_id, v.author) for v in store.verdicts(round, "rationale") if v.accepted}
     base = [{"id": m.extra.get("id", m.item_id), "question": m.question,
              "gold_answer": m.extra.get("gold_answer", m.gold), "student_wrong_pred": m.wrong_output,
@@ -115,6 +125,9 @@ def export_files(store: Store, out: Path, round: int = 0, teachers: list[str] | 
         rat = {f"{t}_rationale": [writings.get((iid, "rationale", t), ""),
                                   *[scores.get((iid, t, r)) for r in reviewers_of(t, teachers)]]
                for t in teachers}
+        if not imported:  # the score as parsed above, the reviewer's own words beside it
+            rat.update({f"{t}_review_text": [getattr(reviews.get((iid, t, r)), "raw", None)
+                                             for r in reviewers_of(t, teachers)] for t in teachers})
         rat["correct_rationale"] = [writings[(iid, "rationale", t)] for t in teachers
                                     if (iid, t) in accepted and (iid, "rationale", t) in writings]
         docs["rationale"].append({**item, **rat})

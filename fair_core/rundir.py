@@ -13,8 +13,9 @@ from .events import Bus, Event, JsonlSink
 from .store import Store
 
 # Keys that may change between invocations of a run: nothing stored depends on them (more rounds
-# start from the last one's student, merged then if it was kept as an adapter).
-FREE_KEYS = ("stages", "rounds", "train.save_steps", "train.launcher", "train.report_to")
+# start from the last one's student, merged then if it was kept as an adapter; a raised budget
+# lets the calls it stopped go out).
+FREE_KEYS = ("stages", "rounds", "committee.budget_usd", "train.save_steps", "train.launcher", "train.report_to")
 # Keys that only later stages read, with the first stage that reads each (a section stands for
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
@@ -31,6 +32,12 @@ class Run:
         self.path = Path(path)
         config_file = self.path / "config.toml"
         saved = cfg.load(config_file) if config_file.exists() else None
+        db = self.path / "run.sqlite"
+        if saved is not None and (not db.is_file() or db.stat().st_size == 0):
+            raise FairError(f"{db} is missing or empty, but {config_file} says a run was made here: restore "
+                            f"run.sqlite from a copy, or start again in a new --run-dir")
+        if saved is not None and config is not None and _empty(self.path / "run.sqlite"):
+            saved = None  # a first start that failed before storing anything: the new config is the run's
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
         redo = _redo_stage(changed, self.path, config_file)
         self.config = config or saved or cfg.RunConfig()
@@ -98,6 +105,16 @@ class Run:
         self.store.close()
 
 
+def _empty(db: Path) -> bool:
+    """Whether a run's store holds nothing a config produced: no stage ran, no call was made,
+    no mistake was loaded."""
+    store = Store(db)
+    try:
+        return not any(store.query(f"SELECT 1 FROM {table} LIMIT 1") for table in ("stages", "calls", "mistakes"))
+    finally:
+        store.close()
+
+
 def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
     """The dotted keys (``train.alpha``; a whole section for lists such as ``teachers``) whose
     values differ, free keys left out."""
@@ -147,8 +164,12 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         import fcntl
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        f = open(self.path / ".lock", "a+", encoding="utf-8")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            f = open(self.path / ".lock", "a+", encoding="utf-8")
+        except PermissionError:
+            raise FairError(f"run dir {self.path} is not writable: fix its permissions, or pass another "
+                            f"--run-dir") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

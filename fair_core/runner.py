@@ -21,7 +21,9 @@ from .gateway.gateway import Gateway
 from .host import Host
 from .rundir import Run
 from .stages import Context, StageCancelled, compile, evaluate, examine, explain, review, solve, train
+from .splits import mistakes_path
 from .student import model_folder
+from .task import data_root
 
 COMMITTEE = ("explain", "solve", "review")
 MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": review,
@@ -158,6 +160,24 @@ class Runner:
             if self.gateway:
                 await self.gateway.aclose()
 
+    def outcome(self) -> tuple[int, str | None]:
+        """This invocation's exit status, and what to do next when it is not 0: 0 every stage
+        asked for is done; 4 the budget stopped calls; 3 failed calls or a stage not done (a rerun
+        retries them). Interruptions (130, 143) never get here."""
+        store, path = self.run_.store, self.run_.path
+        if self.gateway is not None and self.gateway.budget_reached:
+            return 4, (f"stopped by the budget (${store.spent_usd():.4f} of ${self.config.committee.budget_usd:g}): "
+                       f"raise it (--set committee.budget_usd=...) and rerun to go on; no answered call is paid again")
+        for r in range(self.config.rounds):
+            for stage in self.stages:
+                status = store.stage_status(r, stage)
+                if status != "done":
+                    failed = sum(f["stage"] == stage for f in store.failures(r))
+                    said = f", {failed} failed calls" if failed else ""
+                    return 3, (f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
+                               f"retry (`fair report {path}` lists what failed)")
+        return 0, None
+
     def _failures(self, round: int, stage: str) -> set[tuple[str, str]]:
         return {(f["item_id"], f["teacher"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
 
@@ -221,6 +241,9 @@ def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
     """Everything that can be known wrong before a call is paid for, a model is loaded or a run
     directory is written."""
     host.get("tasks", config.task.name)
+    if config.task.mistakes_file and not mistakes_path(config.task.mistakes_file).is_file():
+        raise FairError(f"task.mistakes_file {config.task.mistakes_file!r} does not exist (neither as given nor "
+                        f"under the data folder {data_root()}): fix the path")
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
     if any(s in config.stages for s in COMMITTEE):

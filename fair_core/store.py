@@ -7,6 +7,7 @@ every stage can ask what is already done and skip it on resume.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -14,8 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
+# The store's version (PRAGMA user_version): 1 added the left_out and trained tables. Older
+# stores gain what they lack from SCHEMA (CREATE ... IF NOT EXISTS); a change that needs more
+# than a new table bumps it and adds its migration step beside SCHEMA.
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS items(split TEXT, item_id TEXT, ord INTEGER, question TEXT, gold TEXT,
@@ -48,12 +54,39 @@ class Store:
     """Thread-safe access to a run's database (one connection, serialised by a lock)."""
 
     def __init__(self, path: str | Path) -> None:
+        """Opens (or creates) the store and checks it: a damaged file, or one written by a newer
+        fair, is one FairError line, never a silent fresh start. In a folder this user cannot
+        write to, it opens read-only (``fair report`` on someone else's run)."""
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        readonly = self.path.is_file() and not os.access(self.path.parent, os.W_OK)
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                           check_same_thread=False, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if not readonly:
+                self._db.executescript(SCHEMA)  # tables and indexes a later version added
+                self._db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+        except sqlite3.DatabaseError as e:
+            if hasattr(self, "_db"):
+                self._db.close()
+            if not os.access(self.path.parent, os.W_OK):
+                raise FairError(f"{self.path.parent} is not writable: fix its permissions, or use another "
+                                f"run dir") from None
+            raise FairError(f"{self.path} is damaged ({e}): restore it from a copy, or start again in a new "
+                            f"--run-dir") from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise FairError(f"{self.path} was written by a newer fair (store version {version}; this one reads "
+                            f"up to {SCHEMA_VERSION}): upgrade fair")
 
     def close(self) -> None:
         with self._lock:

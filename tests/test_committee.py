@@ -114,6 +114,11 @@ def test_secrets_never_written(tmp_path, paper_dir):
             assert secret not in out.stdout + out.stderr
             for fmt in ("paper", "jsonl", "hf"):
                 assert fair("export", run, "--format", fmt, "--out", tmp_path / "export" / transport / fmt).returncode == 0
+            # a live run's paper export: the scores as parsed, the reviewers' words beside them
+            rationales = json.loads((tmp_path / "export" / transport / "paper" / "fair_task_rationale_round0.json")
+                                    .read_text())
+            assert {type(s) for x in rationales for s in x["t0_rationale"][1:]} == {int}
+            assert {t for x in rationales for t in x["t0_review_text"]} <= {"[5]", "[2]"}
         assert server.stats()["answered"]  # the key was accepted: the server answered
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) > 10
@@ -130,14 +135,25 @@ def test_budget_stops_new_calls(tmp_path, paper_dir):
                                   teacher={"concurrency": 1}, committee={"budget_usd": 0.001})
         out = fair("run", config, "--run-dir", tmp_path / "run")
         sent = server.requests
-    assert out.returncode == 0
+        report = json.loads(fair("report", tmp_path / "run", "--json").stdout)
+        db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+        answered = {k for (k,) in db.execute("SELECT key FROM calls WHERE error IS NULL")}
+        # the budget is a limit, not a result: raising it goes on, and pays no answered call again
+        more = fair("run", config, "--run-dir", tmp_path / "run", "--set", "committee.budget_usd=1")
+        assert more.returncode == 0, more.stderr[-2000:]
+        asked_again = server.requests - sent
+    assert out.returncode == 4  # stopped by the budget, and the last line says how to go on
     assert "budget reached" in out.stderr
-    report = json.loads(fair("report", tmp_path / "run", "--json").stdout)
-    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
-    most = db.execute("SELECT MAX(cost_usd) FROM calls").fetchone()[0]
+    assert "stopped by the budget" in out.stderr.strip().splitlines()[-1]
+    most = db.execute("SELECT MAX(cost_usd) FROM calls WHERE key IN (%s)" % ",".join("?" * len(answered)),
+                      list(answered)).fetchone()[0]
     # stopped at the budget, give or take the calls in flight (one per teacher)
     assert 0.001 <= report["cost_usd"] <= 0.001 + 2 * most
     assert sent < 80 and report["failures"] > 0
+    done = json.loads(fair("report", tmp_path / "run", "--json").stdout)
+    assert {s["status"] for s in done["stages"]} == {"done"} and done["failures"] == 0
+    every = db.execute("SELECT COUNT(*) FROM calls WHERE error IS NULL").fetchone()[0]
+    assert every > 100 and asked_again == every - len(answered)  # each unanswered request once, no answered one
 
 
 def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):

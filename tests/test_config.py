@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from fair_core import config as cfg
+from fair_core import experiment
 from fair_core.errors import ConfigError
 from fair_core.host import get_host
 
@@ -13,7 +14,12 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate_and_round_trip(path, tmp_path):
-    config = cfg.load(path)
+    if "variants" in cfg.read(path):  # an experiment: its base config, and every variant's
+        exp = experiment.load(path)
+        assert exp.arms and all(a.config.task == exp.base.task for a in exp.arms)
+        config = exp.base
+    else:
+        config = cfg.load(path)
     assert config.task.name in get_host().names("tasks")
     assert all(t.backend in get_host().names("teachers") for t in config.teachers)
     again = tmp_path / "again.toml"
@@ -28,7 +34,7 @@ def test_config_is_frozen():
 
 
 def test_overrides_win(tmp_path):
-    path = CONFIGS[0]
+    path = CONFIGS[0].parent / "demo.toml"
     config = cfg.load(path, ["train.alpha=0.25", "rounds=2", "committee.policy=median", 'task.name="gsm8k"'])
     assert (config.train.alpha, config.rounds, config.committee.policy, config.task.name) == (0.25, 2, "median", "gsm8k")
 
@@ -39,6 +45,12 @@ def test_overrides_win(tmp_path):
     ({"teachers": [{"name": "a"}, {"name": "a"}]}, "teacher name 'a' is used twice"),
     ({"stages": ["explain", "teach"]}, "unknown stage 'teach'"),
     ({"committee": {"assignment": "some"}}, "committee.assignment"),
+    ({"committee": {"distil_from": ["b"]}, "teachers": [{"name": "a"}]}, "'b', which is not a teacher"),
+    # a secret in params would be sent, stored and copied into the run's config.toml
+    ({"teachers": [{"name": "a", "params": {"api_key": "sk-1"}}]}, "teachers.0.params: holds a secret ('api_key')"),
+    ({"teachers": [{"name": "a", "params": {"extra_headers": {"Authorization": "Bearer x"}}}]},
+     "holds a secret ('Authorization')"),
+    ({"teachers": [{"name": "a", "options": {"hf_token": "x"}}]}, "teachers.0.options: holds a secret"),
 ])
 def test_errors_name_the_key(data, message):
     with pytest.raises(ConfigError) as e:

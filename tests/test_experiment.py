@@ -123,6 +123,7 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     assert again.returncode == 0, again.stderr[-2000:]
     assert started(root) == after and server.stats()["requests"] == committee_calls
     assert "no-review" in again.stdout and "McNemar p=" in again.stdout and "permutation p=" in again.stdout
+    assert json.loads(fair("report", root, "--json").stdout) == result
 
     # the UI lists every run of the experiment, and a variant's Results screen shows the comparison
     async def scenario():

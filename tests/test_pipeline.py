@@ -263,10 +263,12 @@ def test_calls_that_fail_for_good_do_not_redo_what_follows(tmp_path):
         data["task"]["train_limit"], data["task"]["test_limit"] = 4, 2
         config.write_text(cfg.dump(cfg.validate(data)))
         first = fair("run", config, "--run-dir", run, "--quiet")
-        assert first.returncode == 0, first.stderr[-2000:]
+        assert first.returncode == 3, first.stderr[-2000:]  # failed calls: not a success
+        assert first.stderr.strip().splitlines()[-1].startswith("fair: error: round 0 explain is partial, ")
+        assert "failed calls: rerun the same command to retry" in first.stderr
         sent = server.requests
         again = fair("run", config, "--run-dir", run, "--quiet")
-        assert again.returncode == 0, again.stderr[-2000:]
+        assert again.returncode == 3, again.stderr[-2000:]
         retried = server.requests - sent
     report = json.loads(fair("report", run, "--json").stdout)
     failed_calls = sqlite3.connect(run / "run.sqlite").execute(

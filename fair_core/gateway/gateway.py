@@ -41,7 +41,7 @@ class Gateway:
         self.running = asyncio.Event()
         self.running.set()
         self.cancelled = False
-        self._budget_said = False
+        self.budget_reached = False  # set once, when the first call is refused for it
         self._inflight: dict[str, asyncio.Future] = {}
         self._rng = random.Random(seed)
 
@@ -139,8 +139,8 @@ class Gateway:
         if self.cancelled:
             raise CallFailure("cancelled")
         if self.budget is not None and self.spent >= self.budget:
-            if not self._budget_said:
-                self._budget_said = True
+            if not self.budget_reached:
+                self.budget_reached = True
                 self.publish(BudgetReached(self.spent, self.budget))
             raise CallFailure(f"budget of ${self.budget:g} reached")
 

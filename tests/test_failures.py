@@ -1,0 +1,114 @@
+"""Failures that cannot hide: damaged run dirs, typos caught before anything is written, the run
+lock on import-paper, and what a failed command says."""
+
+import fcntl
+import os
+import sqlite3
+
+import pytest
+
+from conftest import PAPER
+from fair_core import config as cfg
+from fair_core.rundir import Run
+from fair_core.store import SCHEMA_VERSION
+from helpers import REPO, fair
+
+needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
+REPLAY = REPO / "configs" / "svamp-replay.toml"
+PAPER_FILES = [PAPER / f"Llama-2-7b-chat-hf_svamp_{kind}_round0.json" for kind in ("false", "feedback", "rationale")]
+
+
+def one_line_error(out, *words):
+    """Exit 2, and stderr is one line that names ``words``."""
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("fair: error: "), out.stderr[-2000:]
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+@pytest.fixture
+def replay_run(tmp_path):
+    """A small finished committee run on the recorded committee."""
+    run = tmp_path / "run"
+    out = fair("run", REPLAY, "--run-dir", run, "--stages", "explain,solve,review", "--set", "task.train_limit=3",
+               "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return run
+
+
+@needs_data
+def test_a_truncated_store_is_one_line_for_every_command(replay_run):
+    db = replay_run / "run.sqlite"
+    with sqlite3.connect(db) as con:  # fold the WAL in, so the file holds everything
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+    for args in (("report", replay_run), ("run", REPLAY, "--run-dir", replay_run, "--stages", "explain")):
+        one_line_error(fair(*args), str(db), "damaged", "new --run-dir")
+
+
+@needs_data
+def test_an_empty_store_is_never_a_silent_fresh_start(replay_run):
+    (replay_run / "run.sqlite").write_bytes(b"")
+    for name in ("run.sqlite-wal", "run.sqlite-shm"):
+        (replay_run / name).unlink(missing_ok=True)
+    out = fair("run", REPLAY, "--run-dir", replay_run, "--stages", "explain", "--set", "task.train_limit=3")
+    one_line_error(out, "run.sqlite is missing or empty", "config.toml")
+    assert (replay_run / "run.sqlite").stat().st_size == 0  # nothing was paid again into it
+
+
+@needs_data
+def test_a_store_from_a_newer_fair_is_refused(replay_run):
+    with sqlite3.connect(replay_run / "run.sqlite") as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    one_line_error(fair("report", replay_run), "newer fair", "upgrade")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: permissions cannot be tested")
+@needs_data
+def test_a_read_only_run_reports_and_refuses_to_run(replay_run):
+    os.chmod(replay_run, 0o555)
+    try:
+        out = fair("report", replay_run)
+        assert out.returncode == 0 and "accepted" in out.stdout, out.stderr[-2000:]
+        one_line_error(fair("run", REPLAY, "--run-dir", replay_run, "--stages", "explain"), "not writable")
+    finally:
+        os.chmod(replay_run, 0o755)
+
+
+@needs_data
+def test_a_missing_mistakes_file_is_caught_before_the_run_dir_exists(tmp_path):
+    out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--set", 'task.mistakes_file="fair-reference/nope.json"')
+    one_line_error(out, "task.mistakes_file 'fair-reference/nope.json' does not exist")
+    assert not (tmp_path / "run").exists()
+
+
+@needs_data
+def test_a_run_dir_a_failed_first_start_left_takes_the_corrected_config(tmp_path):
+    data = cfg.load(REPLAY).model_dump(mode="json", exclude_none=True)
+    data["task"]["train_limit"] = 2
+    Run(tmp_path / "run", cfg.validate(data)).close()  # written, then nothing stored
+    out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--stages", "explain", "--set", "task.train_limit=3",
+               "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert cfg.load(tmp_path / "run" / "config.toml").task.train_limit == 3
+
+
+@needs_data
+def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committees(tmp_path, replay_run):
+    bad = tmp_path / "Llama-2-7b-chat-hf_svamp_false_round0.json"
+    bad.write_text("{not json")
+    one_line_error(fair("import-paper", "--run", tmp_path / "new", bad), "not valid JSON")
+    assert not (tmp_path / "new").exists()
+
+    # a run another fair process is driving
+    with open(replay_run / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        one_line_error(fair("import-paper", "--run", replay_run, *PAPER_FILES), "in use by another fair process")
+    # a run with its own committee's records: only when asked for
+    one_line_error(fair("import-paper", "--run", replay_run, *PAPER_FILES), "already holds committee records",
+                   "--merge")
+    assert fair("import-paper", "--run", replay_run, *PAPER_FILES, "--merge").returncode == 0
+    # importing the same files again is what it was: allowed
+    assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
+    assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
