@@ -1,6 +1,7 @@
 """The committee against a real local HTTP server: faults, crashes, secrets, budget, bad input."""
 
 import json
+from pathlib import Path
 import signal
 import sqlite3
 import subprocess
@@ -206,3 +207,55 @@ def _drop_none(x):
     if isinstance(x, list):
         return [_drop_none(v) for v in x]
     return x
+
+
+def _two_teachers(tmp_path, mistakes, good: dict, bad: dict) -> Path:
+    data = {"stages": ["explain", "solve", "review"], "task": {"name": "svamp", "mistakes_file": str(mistakes)},
+            "teachers": [{"name": "good", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **good},
+                         {"name": "bad", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **bad}]}
+    path = tmp_path / "two.toml"
+    path.write_text(cfg.dump(cfg.validate(data)))
+    return path
+
+
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+def test_a_teacher_that_cannot_answer_is_asked_once(tmp_path, paper_dir, transport):
+    """A wrong key (401): the teacher is stopped after its first answer, its other calls fail
+    without being sent, the other teacher finishes, and the run exits 3."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 10)
+    with serve_in_thread(api_key="right") as server:
+        common = {"api_base": server.url, "transport": transport, "concurrency": 1}
+        config = _two_teachers(tmp_path, mistakes, {"model": "openai/solver", "api_key_env": "GOOD", **common},
+                               {"model": "openai/noisy-0.3", "api_key_env": "BAD", **common})
+        out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", env={"GOOD": "right", "BAD": "wrong"})
+        by_model = server.stats()["by_model"]
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert by_model["noisy-0.3"] == 1 and by_model["solver"] == 10 + 10  # feedback and rationale per item
+    assert "teacher bad stopped: HTTP 401" in out.stderr
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    reasons = {r for (r,) in db.execute("SELECT error FROM calls WHERE teacher = 'bad'")}
+    assert reasons and all("HTTP 401" in r for r in reasons)
+    assert db.execute("SELECT COUNT(*) FROM writings WHERE teacher = 'good'").fetchone()[0] == 20
+
+
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transport):
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mistakes = paper_mistakes(paper_dir, tmp_path, 20)
+    with serve_in_thread() as server:
+        config = _two_teachers(tmp_path, mistakes, {"model": "openai/solver", "api_base": server.url},
+                               {"model": "openai/solver", "api_base": f"http://127.0.0.1:{port}/v1",
+                                "max_retries": 7, "transport": transport})
+        start = time.monotonic()
+        out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet")
+        took = time.monotonic() - start
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "teacher bad stopped: cannot connect" in out.stderr
+    # 40 calls x 8 tries each would take minutes of backoff; a circuit gives up after a few probes
+    assert took < 30
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    assert db.execute("SELECT SUM(attempts) FROM calls WHERE teacher = 'bad'").fetchone()[0] < 40

@@ -32,7 +32,17 @@ class TransientError(Exception):
 
 
 class PermanentError(Exception):
-    """Retrying cannot help (400/401/403/404, no record to replay): fail the call at once."""
+    """Retrying cannot help (no record to replay for this request): fail the call at once."""
+
+
+class TeacherDown(PermanentError):
+    """The teacher itself cannot answer any call (a bad key, no permission, an unknown model, a
+    request shape it refuses: HTTP 400/401/403/404/422): its other calls are not sent."""
+
+
+class Unreachable(TransientError):
+    """The teacher's server cannot be reached (connection refused, no such host): after a few
+    in a row its calls are probed one at a time, and after more the teacher is given up."""
 
 
 class Backend(ABC):

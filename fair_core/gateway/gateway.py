@@ -14,17 +14,31 @@ import random
 import time
 from typing import Callable, Iterable
 
-from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event
+from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..store import Store
-from .backend import Backend, Completion, PermanentError, Request, TransientError
+from .backend import Backend, Completion, PermanentError, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
 
 Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
 
 
+# Unreachable in a row, per teacher: from the first number on, its calls go one at a time (each
+# a probe after its backoff); at the second, the teacher is given up for this invocation.
+PROBE_AFTER, GIVE_UP_AFTER = 3, 8
+
+
 class CallFailure(Exception):
     """A call that will not be answered in this run (its reason is the message)."""
+
+
+class Health:
+    """What one teacher's calls have shown: whether it is down, and unreachable errors in a row."""
+
+    def __init__(self) -> None:
+        self.down: str | None = None
+        self.unreachable = 0
+        self.probe = asyncio.Lock()
 
 
 class Gateway:
@@ -42,6 +56,7 @@ class Gateway:
         self.running.set()
         self.cancelled = False
         self.budget_reached = False  # set once, when the first call is refused for it
+        self.health = {name: Health() for name in teachers}
         self._inflight: dict[str, asyncio.Future] = {}
         self._rng = random.Random(seed)
 
@@ -96,27 +111,31 @@ class Gateway:
         backend = self.teachers[request.teacher]
         cfg = backend.config
         limits = self.limits[request.teacher]
+        health = self.health[request.teacher]
         attempt = 0
         while True:
             async with limits.slots:
                 await self.running.wait()  # paused: hold here, so no new call starts
                 self._check_go(request)  # checked with a slot in hand: the budget is current
-                await limits.admit(_estimate_tokens(request, cfg.params))
-                self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
-                start = time.perf_counter()
+                if health.down:  # known to fail: recorded as failed, never sent
+                    self._fail(key, body, request, health.down, attempt)
+                probing = health.unreachable >= PROBE_AFTER
+                if probing:
+                    await health.probe.acquire()
                 try:
-                    completion = await asyncio.wait_for(backend.complete(request), cfg.timeout_s)
-                    if not completion.text.strip():
-                        raise TransientError("empty answer")
+                    if health.down:
+                        self._fail(key, body, request, health.down, attempt)
+                    await limits.admit(_estimate_tokens(request, cfg.params))
+                    self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
+                    start = time.perf_counter()
+                    outcome = await self._attempt(backend, request, health)
+                finally:
+                    if probing:
+                        health.probe.release()
+                if isinstance(outcome, Completion):
+                    completion = outcome
                     break
-                except PermanentError as e:
-                    reason, retry_after, final = str(e), None, True
-                except TransientError as e:
-                    reason, retry_after, final = str(e), e.retry_after, False
-                except (asyncio.TimeoutError, TimeoutError):
-                    reason, retry_after, final = f"timeout after {cfg.timeout_s:g} s", None, False
-                except Exception as e:  # a backend bug fails this call, never the run
-                    reason, retry_after, final = f"{type(e).__name__}: {e}", None, True
+            reason, retry_after, final = outcome
             attempt += 1
             if final or attempt > cfg.max_retries:
                 if not final:
@@ -134,6 +153,39 @@ class Gateway:
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, completion.prompt_tokens,
                               completion.completion_tokens, cost or 0.0, latency))
         return completion.text
+
+    async def _attempt(self, backend: Backend, request: Request, health: Health) -> Completion | tuple:
+        """One try: its completion, or (reason, retry_after, final). A teacher that is down, or
+        unreachable too many times in a row, is marked so with the reason."""
+        try:
+            completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
+            if not completion.text.strip():
+                raise TransientError("empty answer")
+            health.unreachable = 0
+            return completion
+        except TeacherDown as e:
+            self._down(request.teacher, health, str(e))
+            return str(e), None, True
+        except PermanentError as e:
+            return str(e), None, True
+        except Unreachable as e:
+            health.unreachable += 1
+            if health.unreachable >= GIVE_UP_AFTER:
+                self._down(request.teacher, health, f"{e} ({health.unreachable} tries in a row)")
+                return health.down, None, True
+            return str(e), e.retry_after, False
+        except TransientError as e:
+            return str(e), e.retry_after, False
+        except (asyncio.TimeoutError, TimeoutError):
+            return f"timeout after {backend.config.timeout_s:g} s", None, False
+        except Exception as e:  # a backend bug fails this call, never the run
+            return f"{type(e).__name__}: {e}", None, True
+
+    def _down(self, teacher: str, health: Health, reason: str) -> None:
+        if health.down is None:
+            health.down = f"teacher {teacher} stopped: {reason}"
+            self.publish(Message("warning", f"{health.down}; its other calls fail without being sent: fix it "
+                                            f"and rerun to retry them"))
 
     def _check_go(self, request: Request) -> None:
         if self.cancelled:

@@ -6,7 +6,8 @@ an SSL context), keeps a keep-alive pool per client, and turns every failure int
 gateway's retry policy can act on:
 
 - ``HTTPError``: any non-2xx status, with ``retry_after`` (seconds) from ``retry-after-ms`` or ``Retry-After``;
-- ``ConnectionLost``: the connection could not be made, or closed before the whole response arrived;
+- ``ConnectionLost``: the connection closed before the whole response arrived (``CannotConnect``: it
+  could not be made at all);
 - ``BadResponse``: a 2xx body that is not JSON or has no ``choices[0].message.content``;
 - ``TimeoutError``: nothing complete within ``timeout`` seconds.
 
@@ -54,6 +55,10 @@ class ConnectionLost(TransportError):
 
 class BadResponse(TransportError):
     pass
+
+
+class CannotConnect(ConnectionLost):
+    """No connection could be opened: refused, no such host, no route."""
 
 
 class _Stale(Exception):
@@ -167,7 +172,7 @@ class ChatClient:
                 self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None,
                 limit=_HEAD_LIMIT)
         except OSError as e:
-            raise ConnectionLost(f"cannot connect to {self._host}:{self._port}: {e}") from None
+            raise CannotConnect(f"cannot connect to {self._host}:{self._port}: {e}") from None
         return _Conn(reader, writer), False
 
 

@@ -8,9 +8,10 @@ go through our lean HTTP client by default: litellm's own call costs ~8 ms of CP
 from __future__ import annotations
 
 import os
+import re
 
 from fair_core.errors import FairError
-from fair_core.gateway.backend import Backend, Completion, PermanentError, Request, TransientError
+from fair_core.gateway.backend import Backend, Completion, Request, TeacherDown, TransientError, Unreachable
 
 from .pricing import price
 
@@ -25,10 +26,26 @@ def import_litellm():
     return litellm
 
 
+def _chain(e: BaseException | None, depth: int = 6) -> str:
+    """An exception's message with those of its causes: where the OS's reason is kept."""
+    parts = []
+    while e is not None and depth:
+        parts.append(f"{type(e).__name__}: {e}")
+        e, depth = e.__cause__ or e.__context__, depth - 1
+    return " | ".join(parts)
+
+
 def classify(status: int | None, reason: str, retry_after: float | None = None) -> Exception:
     if status in PERMANENT:
-        return PermanentError(f"HTTP {status}: {reason}")
+        return TeacherDown(f"HTTP {status}: {reason}")
+    if status is None and _UNREACHABLE.search(reason):
+        return Unreachable(reason)
     return TransientError(f"HTTP {status}: {reason}" if status else reason, retry_after)
+
+
+# how a refused connection or an unknown host reads in litellm's and the OS's messages
+_UNREACHABLE = re.compile(r"connection refused|connect call failed|name or service not known|nodename nor servname|"
+                          r"temporary failure in name resolution|getaddrinfo failed|no route to host", re.I)
 
 
 class LiteLLMTeacher(Backend):
@@ -71,7 +88,7 @@ class LiteLLMTeacher(Backend):
         return await self._complete_litellm(request)
 
     async def _complete_http(self, request: Request) -> Completion:
-        from fair_core.gateway.http import BadResponse, ChatClient, ConnectionLost, HTTPError
+        from fair_core.gateway.http import BadResponse, CannotConnect, ChatClient, ConnectionLost, HTTPError
 
         if self._client is None:
             base = self.config.api_base or "https://api.openai.com/v1"
@@ -82,6 +99,8 @@ class LiteLLMTeacher(Backend):
                                             timeout=self.config.timeout_s)
         except HTTPError as e:
             raise classify(e.status, e.message[:200], e.retry_after) from None
+        except CannotConnect as e:
+            raise Unreachable(str(e)[:200]) from None
         except (ConnectionLost, BadResponse, OSError) as e:
             raise TransientError(f"{type(e).__name__}: {e}"[:200]) from None
         return Completion(c.text, c.prompt_tokens, c.completion_tokens)
@@ -96,8 +115,10 @@ class LiteLLMTeacher(Backend):
                                           timeout=self.config.timeout_s, num_retries=0, **self.config.params)
         except Exception as e:  # litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)
-            raise classify(status if isinstance(status, int) else None,
-                           f"{type(e).__name__}: {e}".splitlines()[0][:200], _retry_after(e)) from None
+            reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+            if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
+                raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
+            raise classify(status if isinstance(status, int) else None, reason, _retry_after(e)) from None
         usage = getattr(r, "usage", None)
         text = r.choices[0].message.content or ""
         return Completion(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
