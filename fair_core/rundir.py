@@ -20,6 +20,7 @@ FREE_KEYS = ("stages", "rounds", "committee.budget_usd", "train.save_steps", "tr
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
 REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
+             "committee.parser": "review",
              "committee.compile_mode": "compile", "committee.distil_from": "compile", "train": "train"}
 # What round 0's train stage leaves: a redone training starts without any of it.
 TRAINED = ("checkpoints", "adapter", "model", "merged")

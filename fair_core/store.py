@@ -246,6 +246,13 @@ class Store:
                            [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score)
                             for r in reviews])
 
+    def set_review_scores(self, reviews: Iterable[Review]) -> None:
+        """Update the scores of stored reviews (a parser changed: the raw text is read again)."""
+        with self.tx() as db:
+            db.executemany("UPDATE reviews SET score = ? WHERE round = ? AND item_id = ? AND kind = ? AND author = ? "
+                           "AND reviewer = ?", [(r.score, r.round, r.item_id, r.kind, r.author, r.reviewer)
+                                                for r in reviews])
+
     def reviews(self, round: int, kind: str | None = None) -> list[Review]:
         sql = "SELECT * FROM reviews WHERE round = ?" + (" AND kind = ?" if kind else "")
         rows = self.query(sql, (round, kind) if kind else (round,))

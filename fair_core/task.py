@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Mapping
 
-from .errors import DataError
+from .errors import DataError, expect
 
 # Prompt kinds every task provides, with the fields each template may use.
 PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -96,7 +96,8 @@ class Task(ABC):
         """(the answer read from ``text``, whether it is right): how examination, evaluation and
         ``fair eval`` all judge an output, so their accuracies agree."""
         got = self.extract_for(problem, text)
-        return got, self.is_correct(got, problem.gold)
+        expect(got is None or isinstance(got, str), f"task {self.name!r}", got, "an answer as a str, or None")
+        return got, bool(self.is_correct(got, problem.gold))
 
     def prompt(self, kind: str, **fields: str) -> str:
         return self.prompts[kind].format(**fields)

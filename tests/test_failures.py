@@ -2,6 +2,7 @@
 lock on import-paper, and what a failed command says."""
 
 import fcntl
+import json
 import os
 import sqlite3
 
@@ -112,3 +113,38 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
     # importing the same files again is what it was: allowed
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
+
+
+@needs_data
+def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):
+    from committee_setup import committee_config, paper_mistakes
+    from fair_core.testing.server import serve_in_thread
+    from test_host import make_dist
+
+    make_dist(tmp_path, "fair_wordy", """
+        from fair_core.hookspecs import hookimpl
+
+        @hookimpl
+        def register_reviewers(register):
+            register("wordy", lambda text: "five", kind="parser")
+    """)
+    env = {"PYTHONPATH": str(tmp_path)}
+    mistakes = paper_mistakes(paper_dir, tmp_path, 5)
+    with serve_in_thread() as server:
+        config = committee_config(tmp_path, server.url, mistakes, committee={"parser": "wordy"})
+        out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", env=env)
+        assert out.returncode == 3, out.stderr[-2000:]
+        with sqlite3.connect(tmp_path / "run" / "run.sqlite") as con:
+            reasons = {r for (r,) in con.execute("SELECT reason FROM failures")}
+        assert reasons == {"score parser 'wordy' returned 'five' (str); expected an int (1..5 counts) or None"}
+        report = fair("report", tmp_path / "run", "--json", env=env)  # the run stays readable
+        assert report.returncode == 0, report.stderr[-2000:]
+        with sqlite3.connect(tmp_path / "run" / "run.sqlite") as con:
+            failed = con.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+            assert con.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0
+        assert json.loads(report.stdout)["failures"] == failed > 0
+        sent = server.requests
+        # the parser fixed (the built-in one), the rerun reads the stored answers: nothing is asked again
+        fixed = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", "--set", 'committee.parser="paper"')
+        assert fixed.returncode == 0, fixed.stderr[-2000:]
+        assert server.requests == sent

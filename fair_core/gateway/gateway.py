@@ -14,6 +14,7 @@ import random
 import time
 from typing import Callable, Iterable
 
+from ..errors import PluginResultError, expect
 from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..store import Store
 from .backend import Backend, Completion, PermanentError, Request, TeacherDown, TransientError, Unreachable
@@ -89,9 +90,21 @@ class Gateway:
             text = cached["response"]
         else:
             text = await shared
-        self.store.record_call(key, None, outputs(text, key))
+        self._record(key, None, outputs, text)
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
         return text
+
+    def _record(self, key: str, row: dict | None, outputs: Outputs, text: str) -> None:
+        """Store a call with the records made from its answer. When a plugin makes a bad record
+        (a parser returning a string), the answer is still stored, so fixing the plugin and
+        rerunning pays nothing again, and the call fails with the plugin's fault."""
+        try:
+            rows = list(outputs(text, key))
+        except PluginResultError as e:
+            if row is not None:
+                self.store.record_call(key, row)
+            raise CallFailure(str(e)) from None
+        self.store.record_call(key, row, rows)
 
     async def _single_flight(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
         future = asyncio.get_running_loop().create_future()
@@ -148,8 +161,8 @@ class Gateway:
         latency = time.perf_counter() - start
         cost = backend.cost(completion)
         self.spent += cost or 0.0
-        self.store.record_call(key, _row(request, backend, body, completion, cost, latency, attempt + 1, None),
-                               outputs(completion.text, key))
+        self._record(key, _row(request, backend, body, completion, cost, latency, attempt + 1, None), outputs,
+                     completion.text)
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, completion.prompt_tokens,
                               completion.completion_tokens, cost or 0.0, latency))
         return completion.text
@@ -159,6 +172,8 @@ class Gateway:
         unreachable too many times in a row, is marked so with the reason."""
         try:
             completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
+            expect(isinstance(completion, Completion) and isinstance(completion.text, str),
+                   f"teacher backend {backend.config.backend!r}", completion, "a Completion whose text is a str")
             if not completion.text.strip():
                 raise TransientError("empty answer")
             health.unreachable = 0
@@ -166,7 +181,7 @@ class Gateway:
         except TeacherDown as e:
             self._down(request.teacher, health, str(e))
             return str(e), None, True
-        except PermanentError as e:
+        except (PermanentError, PluginResultError) as e:
             return str(e), None, True
         except Unreachable as e:
             health.unreachable += 1

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 
 from ..config import CommitteeConfig
+from ..errors import expect
 from ..gateway.backend import Request
 from ..host import Host
 from ..records import Verdict
@@ -35,6 +37,12 @@ def reviewers(author: str, teachers: list[str], committee: CommitteeConfig, roun
 async def run(ctx: Context) -> dict:
     committee = ctx.config.committee
     parse = ctx.host.get("parsers", committee.parser)
+
+    def score(text: str) -> int | None:
+        value = parse(text)
+        expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
+               f"score parser {committee.parser!r}", value, "an int (1..5 counts) or None")
+        return value
     names = [t.name for t in ctx.config.teachers]
     mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
     have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}
@@ -54,8 +62,12 @@ async def run(ctx: Context) -> dict:
             if (w.item_id, w.kind, w.teacher, reviewer) in have:
                 continue
             row = lambda text, key, w=w, r=reviewer: [
-                ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, r, text, parse(text), key))]
+                ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, r, text, score(text), key))]
             jobs.append((Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row))
+    if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
+        ctx.store.set_review_scores(replace(r, score=score(r.raw)) for r in ctx.store.reviews(ctx.round)
+                                    if r.raw is not None)
+    ctx.store.set_meta("parser", committee.parser)
     summary = await run_jobs(ctx, "review", jobs)
     summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task))
     return summary
@@ -73,7 +85,11 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
         if w.kind == "feedback" and not committee.review_feedback:
             continue
         got = scores.get((w.item_id, w.kind, w.teacher), [])
-        accepted, value = policy.decide(got)
+        decided = policy.decide(got)
+        expect(isinstance(decided, tuple) and len(decided) == 2 and isinstance(decided[0], bool)
+               and (decided[1] is None or isinstance(decided[1], (int, float))),
+               f"review policy {committee.policy!r}", decided, "(accepted: bool, statistic: float or None)")
+        accepted, value = decided
         reason = "" if accepted else ("no counted score" if value is None else f"{committee.policy} {value:g}")
         if accepted and w.kind == "rationale" and committee.verify_answer:
             if not task.is_correct(task.extract(w.text), golds.get(w.item_id, "")):
