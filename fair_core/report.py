@@ -52,7 +52,9 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
         "feedback": sum(w.kind == "feedback" for w in writings),
         "accepted_rationales": sum(v.accepted for v in verdicts),
         "items_with_rationale": len(accepted_items),
-        "items_without_rationale": len({m.item_id for m in mistakes} - accepted_items) if verdicts else None,
+        # known once review has run, even if every call failed (then it is every mistake)
+        "items_without_rationale": len({m.item_id for m in mistakes} - accepted_items)
+        if verdicts or store.stage_status(r, "review") else None,
         "failures": len(store.failures(r)),
         "train_accuracy": round(train[0], 4) if train else None,
         "accuracy_before": before["accuracy"] if before else None,
@@ -102,11 +104,14 @@ def _per_teacher(store: Store) -> dict:
     stats: dict[str, dict] = defaultdict(lambda: {"written": 0, "accepted": 0, "given": [], "received": [],
                                                  "calls": 0, "retries": 0, "failures": 0,
                                                  "tokens": 0, "cost_usd": 0.0})
-    for row in store.query("SELECT teacher, COUNT(*), SUM(attempts - 1), SUM(error IS NOT NULL),"
+    for row in store.query("SELECT teacher, COUNT(*), SUM(attempts - 1),"
                            " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
                            " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"):
         s = stats[row[0]]
-        s["calls"], s["retries"], s["failures"], s["tokens"], s["cost_usd"] = row[1], row[2] or 0, row[3], row[4], row[5]
+        s["calls"], s["retries"], s["tokens"], s["cost_usd"] = row[1], row[2] or 0, row[3], row[4]
+    # failures as the stages count them: one per call a stage asked for, shared requests included
+    for row in store.query("SELECT teacher, COUNT(*) FROM failures GROUP BY teacher"):
+        stats[teacher_of(row[0])]["failures"] += row[1]
     for r in store.query("SELECT DISTINCT round FROM writings"):
         for w in store.writings(r[0], "rationale"):
             stats[teacher_of(w.teacher)]["written"] += 1
@@ -145,7 +150,8 @@ def build(run_dir: Path) -> dict:
             "run": str(run_dir),
             "items": total("items"),
             "accepted_rationales": total("accepted_rationales"),
-            "items_without_rationale": total("items_without_rationale"),
+            "items_without_rationale": None if all(p["items_without_rationale"] is None for p in per_round)
+            else total("items_without_rationale"),
             "failures": total("failures"),
             "accuracy_before": per_round[0]["accuracy_before"] if per_round else None,
             "accuracy_after": last["accuracy_after"],

@@ -178,8 +178,8 @@ class Runner:
                                f"retry (`fair report {path}` lists what failed)")
         return 0, None
 
-    def _failures(self, round: int, stage: str) -> set[tuple[str, str]]:
-        return {(f["item_id"], f["teacher"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
+    def _failures(self, round: int, stage: str) -> set[tuple[str, str, str]]:
+        return {(f["item_id"], f["teacher"], f["about"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
 
     def _check_inputs(self, round: int, stage: str) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,

@@ -18,10 +18,20 @@ from typing import Any, Iterable, Iterator
 from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
-# The store's version (PRAGMA user_version): 1 added the left_out and trained tables. Older
-# stores gain what they lack from SCHEMA (CREATE ... IF NOT EXISTS); a change that needs more
-# than a new table bumps it and adds its migration step beside SCHEMA.
-SCHEMA_VERSION = 1
+# The store's version (PRAGMA user_version): 1 added the left_out and trained tables; 2 keys a
+# failure by what it was about too (a reviewer failing two authors' rationales of one item is two
+# failures). Older stores gain new tables from SCHEMA (CREATE ... IF NOT EXISTS); a change to an
+# existing table is a step in MIGRATIONS, run once, in order, for stores older than its version.
+SCHEMA_VERSION = 2
+MIGRATIONS = {
+    2: """
+CREATE TABLE failures_2(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,
+    about TEXT NOT NULL DEFAULT '', PRIMARY KEY(round, stage, item_id, teacher, about));
+INSERT INTO failures_2 SELECT round, stage, item_id, teacher, reason, '' FROM failures;
+DROP TABLE failures;
+ALTER TABLE failures_2 RENAME TO failures;
+""",
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS items(split TEXT, item_id TEXT, ord INTEGER, question TEXT, gold TEXT,
@@ -41,7 +51,7 @@ CREATE TABLE IF NOT EXISTS reviews(round INTEGER, item_id TEXT, kind TEXT, autho
 CREATE TABLE IF NOT EXISTS verdicts(round INTEGER, item_id TEXT, kind TEXT, author TEXT,
     accepted INTEGER, value REAL, reason TEXT, PRIMARY KEY(round, item_id, kind, author));
 CREATE TABLE IF NOT EXISTS failures(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT,
-    reason TEXT, PRIMARY KEY(round, stage, item_id, teacher));
+    reason TEXT, about TEXT NOT NULL DEFAULT '', PRIMARY KEY(round, stage, item_id, teacher, about));
 CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, status TEXT, started REAL,
     finished REAL, summary TEXT, PRIMARY KEY(round, stage));
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, ts REAL, type TEXT, data TEXT);
@@ -73,6 +83,7 @@ class Store:
                 raise sqlite3.DatabaseError(check)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if not readonly:
+                self._migrate(version)
                 self._db.executescript(SCHEMA)  # tables and indexes a later version added
                 self._db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
         except sqlite3.DatabaseError as e:
@@ -87,6 +98,14 @@ class Store:
             self._db.close()
             raise FairError(f"{self.path} was written by a newer fair (store version {version}; this one reads "
                             f"up to {SCHEMA_VERSION}): upgrade fair")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store made by an older fair up to this one's tables (a new store has none)."""
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            return
+        for step, script in sorted(MIGRATIONS.items()):
+            if version < step:
+                self._db.executescript(f"BEGIN IMMEDIATE; {script} COMMIT;")
 
     def close(self) -> None:
         with self._lock:
@@ -273,10 +292,11 @@ class Store:
                         r["value"], r["reason"]) for r in rows]
 
     # failures and events -------------------------------------------------------------------
-    def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str) -> None:
+    def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str, about: str = "") -> None:
+        """One failed call of a stage; ``about``: the author of a reviewed writing."""
         with self.tx() as db:
-            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                       (round, stage, item_id, teacher, reason))
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                       (round, stage, item_id, teacher, reason, about))
 
     def clear_failures(self, round: int, stage: str) -> None:
         with self.tx() as db:

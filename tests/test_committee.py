@@ -259,3 +259,25 @@ def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transpo
     assert took < 30
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     assert db.execute("SELECT SUM(attempts) FROM calls WHERE teacher = 'bad'").fetchone()[0] < 40
+
+
+def test_report_figures_agree_with_the_stage_lines(tmp_path, paper_dir):
+    """Two teachers that ask the same requests share them, so one failed request is two failed
+    calls; the report, its per-teacher table and the stage summaries all count two. A run where
+    every call failed has every mistake without a rationale, not none."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 5)
+    with serve_in_thread(api_key="right") as server:
+        teachers = [{"name": n, "model": f"openai/{m}", "api_base": server.url, "api_key_env": env}
+                    for n, m, env in (("a", "solver", "GOOD"), ("b", "solver", "GOOD"), ("c", "noisy-0.3", "BAD"))]
+        for name, env in (("mixed", {"GOOD": "right", "BAD": "wrong"}), ("dead", {"GOOD": "wrong", "BAD": "wrong"})):
+            data = {"stages": ["explain", "solve", "review"], "teachers": teachers,
+                    "task": {"name": "svamp", "mistakes_file": str(mistakes)}}
+            (tmp_path / f"{name}.toml").write_text(cfg.dump(cfg.validate(data)))
+            out = fair("run", tmp_path / f"{name}.toml", "--run-dir", tmp_path / name, "--quiet", env=env)
+            assert out.returncode == 3, out.stderr[-2000:]
+    for name in ("mixed", "dead"):
+        report = json.loads(fair("report", tmp_path / name, "--json").stdout)
+        db = sqlite3.connect(tmp_path / name / "run.sqlite")
+        stage_failed = sum(json.loads(s)["failed"] for (s,) in db.execute("SELECT summary FROM stages"))
+        assert report["failures"] == stage_failed == sum(t["failures"] for t in report["per_teacher"].values()) > 0
+    assert report["items_without_rationale"] == report["items"] == 5  # the dead run

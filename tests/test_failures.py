@@ -148,3 +148,20 @@ def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_pa
         fixed = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", "--set", 'committee.parser="paper"')
         assert fixed.returncode == 0, fixed.stderr[-2000:]
         assert server.requests == sent
+
+
+def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
+    from fair_core.store import Store
+
+    db = tmp_path / "run.sqlite"
+    with sqlite3.connect(db) as con:  # the tables as fair 0.1 made them, version 0
+        con.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                          "CREATE TABLE failures(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,"
+                          " PRIMARY KEY(round, stage, item_id, teacher));"
+                          "INSERT INTO failures VALUES (0, 'review', '7', 'gpt', 'HTTP 500');")
+    store = Store(db)
+    store.add_failure(0, "review", "7", "gpt", "HTTP 500", about="gemini")  # a second author: a second row
+    assert [tuple(r) for r in store.failures(0)] == [(0, "review", "7", "gpt", "HTTP 500", ""),
+                                                    (0, "review", "7", "gpt", "HTTP 500", "gemini")]
+    assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION and store.left_out() == {}
+    store.close()

@@ -27,7 +27,8 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
             await gateway.call(request, outputs)
         except CallFailure as e:
             failed += 1
-            ctx.store.add_failure(ctx.round, stage, request.item_id, request.teacher, str(e))
+            ctx.store.add_failure(ctx.round, stage, request.item_id, request.teacher, str(e),
+                                  request.meta.get("author", ""))
         done += 1
         ctx.run.publish(StageProgress(stage, ctx.round, done, total))
 
