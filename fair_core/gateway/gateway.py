@@ -53,6 +53,7 @@ class Gateway:
         self.identity = {name: json.dumps(b.identity(), sort_keys=True) for name, b in teachers.items()}
         self.budget = budget_usd
         self.spent = store.spent_usd()
+        self.reserved = 0.0  # the worst-case cost of the calls in flight
         self.running = asyncio.Event()
         self.running.set()
         self.cancelled = False
@@ -129,22 +130,27 @@ class Gateway:
         while True:
             async with limits.slots:
                 await self.running.wait()  # paused: hold here, so no new call starts
-                self._check_go(request)  # checked with a slot in hand: the budget is current
-                if health.down:  # known to fail: recorded as failed, never sent
-                    self._fail(key, body, request, health.down, attempt)
-                probing = health.unreachable >= PROBE_AFTER
-                if probing:
-                    await health.probe.acquire()
+                worst = _worst_cost(backend, request)
+                self._check_go(request, worst)  # checked with a slot in hand: the budget is current
+                self.reserved += worst  # held until its real cost is known: the budget is never overshot
                 try:
-                    if health.down:
+                    if health.down:  # known to fail: recorded as failed, never sent
                         self._fail(key, body, request, health.down, attempt)
-                    await limits.admit(_estimate_tokens(request, cfg.params))
-                    self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
-                    start = time.perf_counter()
-                    outcome = await self._attempt(backend, request, health)
-                finally:
+                    probing = health.unreachable >= PROBE_AFTER
                     if probing:
-                        health.probe.release()
+                        await health.probe.acquire()
+                    try:
+                        if health.down:
+                            self._fail(key, body, request, health.down, attempt)
+                        await limits.admit(_estimate_tokens(request, cfg.params))
+                        self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
+                        start = time.perf_counter()
+                        outcome = await self._attempt(backend, request, health)
+                    finally:
+                        if probing:
+                            health.probe.release()
+                finally:
+                    self.reserved -= worst
                 if isinstance(outcome, Completion):
                     completion = outcome
                     break
@@ -202,10 +208,12 @@ class Gateway:
             self.publish(Message("warning", f"{health.down}; its other calls fail without being sent: fix it "
                                             f"and rerun to retry them"))
 
-    def _check_go(self, request: Request) -> None:
+    def _check_go(self, request: Request, worst: float = 0.0) -> None:
+        """Refuse a call when cancelled, or when what is spent, what the calls in flight may still
+        cost and this call's worst case would pass the budget."""
         if self.cancelled:
             raise CallFailure("cancelled")
-        if self.budget is not None and self.spent >= self.budget:
+        if self.budget is not None and self.spent + self.reserved + worst > self.budget:
             if not self.budget_reached:
                 self.budget_reached = True
                 self.publish(BudgetReached(self.spent, self.budget))
@@ -220,6 +228,13 @@ class Gateway:
     async def aclose(self) -> None:
         for backend in self.teachers.values():
             await backend.aclose()
+
+
+def _worst_cost(backend: Backend, request: Request) -> float:
+    """What a call may cost at most: its prompt (a token per 3 characters, generously) and all of
+    ``max_tokens`` at the teacher's price; 0 where the price is not known."""
+    prompt = sum(len(m.get("content") or "") for m in request.messages) // 3 + 16
+    return backend.cost(Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
 
 
 def _estimate_tokens(request: Request, params: dict) -> int:
