@@ -162,6 +162,8 @@ def build(run_dir: Path) -> dict:
             "per_teacher": _per_teacher(store),
             "agreement": last["agreement"],
             "cost_usd": round(store.spent_usd(), 6),
+            # calls the budget refused are failures until a rerun with a raised budget makes them
+            "budget_reached": bool(store.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1")),
             "stages": [_stage(row, runner_alive) for row in store.stages()],
             "rounds": per_round,
         }
@@ -216,7 +218,8 @@ def render(report: dict, quiet: bool = False) -> None:
     console.print(f"reviewer agreement: Krippendorff's alpha {fmt(a['krippendorff_alpha_interval'], '.3f')} "
                   f"(interval), {fmt(a['krippendorff_alpha_ordinal'], '.3f')} (ordinal); Fleiss' kappa "
                   f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}")
-    console.print(f"cost: ${report['cost_usd']:.4f}")
+    console.print(f"cost: ${report['cost_usd']:.4f}" + (" (stopped by the budget: raise committee.budget_usd and "
+                                                        "rerun to go on)" if report["budget_reached"] else ""))
     for r in sorted({s["round"] for s in report["stages"]}):
         said = [f"{s['stage']} {s['status']}" + (f" ({s['error']})" if s.get("error") else "")
                 for s in report["stages"] if s["round"] == r]
