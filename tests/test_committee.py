@@ -102,6 +102,59 @@ def test_crash_in_review_then_resume(tmp_path, paper_dir):
     assert results(crashed) == results(clean)
 
 
+def _results(run):
+    db = sqlite3.connect(run / "run.sqlite")
+    return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
+            sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
+            sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
+            (run / "rounds" / "0" / "train.jsonl").read_text())
+
+
+def _stored(run) -> set:
+    db = sqlite3.connect(run / "run.sqlite")
+    return {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
+            for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+
+
+def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
+    """All three teachers behind 20% injected faults; the run is killed (-9) twice at different
+    points, then resumed: it ends with the verdicts of a run nobody killed, and no call that was
+    answered and stored before a kill is asked again."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 40)
+    faults = {"500": 0.05, "malformed": 0.05, "empty": 0.05, "drop": 0.05}
+    with serve_in_thread(faults=faults, seed=11, latency=0.02) as server:
+        config = committee_config(tmp_path, server.url, mistakes,
+                                  teacher={"concurrency": 3, "max_retries": 10, "retry_base_s": 0.01})
+        clean = tmp_path / "clean"
+        assert fair("run", config, "--run-dir", clean, "--quiet").returncode == 0
+        crashed = tmp_path / "crashed"
+        repaid = set()
+        for table, at_least in (("writings", 90), ("reviews", 120)):  # mid explain/solve, then mid review
+            stored = _stored(crashed) if (crashed / "run.sqlite").exists() else set()
+            server.reset_counts()
+            proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir",
+                                     str(crashed), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    with sqlite3.connect(crashed / "run.sqlite") as db:
+                        if db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] >= at_least:
+                            break
+                except sqlite3.OperationalError:
+                    pass
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait() == -signal.SIGKILL  # killed mid-way, not finished
+            repaid |= set(server.received) & stored
+        stored = _stored(crashed)
+        server.reset_counts()
+        out = fair("run", config, "--run-dir", crashed, "--quiet")
+        assert out.returncode == 0, out.stderr[-2000:]
+        asked = set(server.received)
+    assert stored and not asked & stored and not repaid  # nothing answered and stored before a kill asked again
+    assert _results(crashed) == _results(clean)
+
+
 def test_secrets_never_written(tmp_path, paper_dir):
     secret = "sk-test-9f8e7d6c5b4a39281706"
     mistakes = paper_mistakes(paper_dir, tmp_path, 5)
