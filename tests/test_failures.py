@@ -165,3 +165,9 @@ def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
                                                     (0, "review", "7", "gpt", "HTTP 500", "gemini")]
     assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION and store.left_out() == {}
     store.close()
+
+
+def test_missing_data_is_caught_before_the_run_dir_exists(tmp_path):
+    out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--set", f'task.data_dir="{tmp_path / "nothing"}"')
+    one_line_error(out, "nothing")
+    assert not (tmp_path / "run").exists()
