@@ -12,7 +12,6 @@ from collections import Counter, defaultdict
 from itertools import accumulate
 from typing import Hashable, Iterable, Sequence
 
-from .records import Review
 from .review import SCALE, counted
 
 METRICS = ("nominal", "ordinal", "interval")
@@ -22,13 +21,19 @@ def _present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def units_of(reviews: Iterable[Review]) -> list[list[int | None]]:
-    """One unit per reviewed writing (round, item, kind, author), in first-seen order, holding its
-    reviewers' scores; a reply that did not parse stays in as None (a missing value)."""
-    units: dict[tuple, list[int | None]] = {}
-    for r in reviews:
-        units.setdefault((r.round, r.item_id, r.kind, r.author), []).append(r.score)
+def units_of(scores: Iterable[tuple[Hashable, int | None]]) -> list[list[int | None]]:
+    """One unit per reviewed writing, from (the writing's key, a reviewer's score) pairs, in
+    first-seen order; a reply that did not parse stays in as None (a missing value)."""
+    units: dict[Hashable, list[int | None]] = {}
+    for key, score in scores:
+        units.setdefault(key, []).append(score)
     return list(units.values())
+
+
+def _patterns(units: Iterable[Sequence]) -> Counter:
+    """How many units hold each multiset of present values (as a canonically ordered tuple):
+    units alike contribute alike, so the statistics run over the few distinct patterns."""
+    return Counter(tuple(sorted((v for v in unit if _present(v)), key=repr)) for unit in units)
 
 
 def _squared_distances(metric: str, totals: dict) -> dict:
@@ -58,8 +63,9 @@ def krippendorff_alpha(units: Iterable[Sequence[Hashable | None]],
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
     coincidences: dict[tuple, float] = defaultdict(float)
-    for unit in units:
-        seen = Counter(v for v in unit if _present(v))
+    # units with the same values contribute alike: each distinct pattern is counted once, weighted
+    for pattern, weight in _patterns(units).items():
+        seen = Counter(pattern)
         m = sum(seen.values())
         if m < 2:
             continue
@@ -67,7 +73,7 @@ def krippendorff_alpha(units: Iterable[Sequence[Hashable | None]],
             for k, nk in seen.items():
                 pairs = nc * (nk - 1) if c == k else nc * nk
                 if pairs:
-                    coincidences[c, k] += pairs / (m - 1)
+                    coincidences[c, k] += weight * pairs / (m - 1)
     totals: dict = defaultdict(float)
     for (c, _), o in coincidences.items():
         totals[c] += o
@@ -97,12 +103,13 @@ def fleiss_kappa(units: Iterable[Sequence[Hashable]]) -> float | None:
     if any(not _present(v) for r in rows for v in r):
         raise ValueError("Fleiss' kappa needs complete data: a rating is missing")
     (n,) = sizes
-    counts = [Counter(r) for r in rows]
-    observed = sum((sum(c * c for c in row.values()) - n) / (n * (n - 1)) for row in counts)
+    patterns = [(Counter(p), w) for p, w in _patterns(rows).items()]  # alike rows counted once, weighted
+    observed = sum(w * (sum(c * c for c in p.values()) - n) / (n * (n - 1)) for p, w in patterns)
     observed /= len(rows)
     shares = Counter()
-    for row in counts:
-        shares.update(row)
+    for p, w in patterns:
+        for value, c in p.items():
+            shares[value] += w * c
     expected = sum((t / (len(rows) * n)) ** 2 for t in shares.values())
     if expected == 1:
         return None

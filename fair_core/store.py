@@ -57,16 +57,26 @@ CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, status TEXT, starte
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, ts REAL, type TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS left_out(item_id TEXT PRIMARY KEY, reason TEXT);
 CREATE TABLE IF NOT EXISTS trained(round INTEGER, item_id TEXT, question TEXT, PRIMARY KEY(round, item_id));
+-- covering indexes for the report's counts: they never read a text column's pages
+CREATE INDEX IF NOT EXISTS calls_by_teacher ON calls(teacher, attempts, prompt_tokens, completion_tokens, cost_usd);
+CREATE INDEX IF NOT EXISTS writings_by_kind ON writings(round, kind, teacher);
+CREATE INDEX IF NOT EXISTS reviews_by_writing ON reviews(round, kind, item_id, author, reviewer, score);
 """
+
+
+def damaged(path: Path, error: Exception) -> FairError:
+    return FairError(f"{path} is damaged ({error}): restore it from a copy, or start again in a new --run-dir")
 
 
 class Store:
     """Thread-safe access to a run's database (one connection, serialised by a lock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, check: bool = True) -> None:
         """Opens (or creates) the store and checks it: a damaged file, or one written by a newer
         fair, is one FairError line, never a silent fresh start. In a folder this user cannot
-        write to, it opens read-only (``fair report`` on someone else's run)."""
+        write to, it opens read-only (``fair report`` on someone else's run). ``check=False``
+        skips the full integrity scan (linear in the file's size) for a reader that turns a
+        damaged page into the same FairError itself (see :func:`damaged`)."""
         self.path = Path(path)
         self._lock = threading.RLock()
         readonly = self.path.is_file() and not os.access(self.path.parent, os.W_OK)
@@ -78,9 +88,9 @@ class Store:
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
+            verdict = self._db.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if not readonly:
                 self._migrate(version)
@@ -92,8 +102,7 @@ class Store:
             if not os.access(self.path.parent, os.W_OK):
                 raise FairError(f"{self.path.parent} is not writable: fix its permissions, or use another "
                                 f"run dir") from None
-            raise FairError(f"{self.path} is damaged ({e}): restore it from a copy, or start again in a new "
-                            f"--run-dir") from None
+            raise damaged(self.path, e) from None
         if version > SCHEMA_VERSION:
             self._db.close()
             raise FairError(f"{self.path} was written by a newer fair (store version {version}; this one reads "
@@ -221,8 +230,22 @@ class Store:
                            [(m.round, m.item_id, i, m.question, m.gold, m.wrong_output,
                              m.wrong_answer, json.dumps(m.extra)) for i, m in enumerate(mistakes)])
 
-    def mistakes(self, round: int) -> list[Mistake]:
-        rows = self.query("SELECT * FROM mistakes WHERE round = ? ORDER BY ord", (round,))
+    def _select(self, table: str, round: int, kind: str | None = None, item_id: str | None = None,
+                order: str = "") -> list[sqlite3.Row]:
+        """A round's rows of ``table``, narrowed to one kind and/or one item (a key prefix: fast)."""
+        where = [("round = ?", round), ("item_id = ?", item_id), ("kind = ?", kind)]
+        used = [(sql, arg) for sql, arg in where if arg is not None or sql == "round = ?"]
+        return self.query(f"SELECT * FROM {table} WHERE {' AND '.join(sql for sql, _ in used)}{order}",
+                          [arg for _, arg in used])
+
+    def mistake_heads(self, round: int) -> list[Mistake]:
+        """The round's mistakes without the student's whole output: what a list of them shows."""
+        rows = self.query("SELECT round, item_id, question, gold, wrong_answer FROM mistakes WHERE round = ? "
+                          "ORDER BY ord", (round,))
+        return [Mistake(r[0], r[1], r[2], r[3], "", r[4], {}) for r in rows]
+
+    def mistakes(self, round: int, item_id: str | None = None) -> list[Mistake]:
+        rows = self._select("mistakes", round, item_id=item_id, order=" ORDER BY ord")
         return [Mistake(r["round"], r["item_id"], r["question"], r["gold"], r["wrong_output"],
                         r["wrong_answer"], json.loads(r["extra"])) for r in rows]
 
@@ -254,9 +277,8 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
                            [(w.round, w.item_id, w.kind, w.teacher, w.text) for w in writings])
 
-    def writings(self, round: int, kind: str | None = None) -> list[Writing]:
-        sql = "SELECT * FROM writings WHERE round = ?" + (" AND kind = ?" if kind else "")
-        rows = self.query(sql, (round, kind) if kind else (round,))
+    def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:
+        rows = self._select("writings", round, kind, item_id)
         return [Writing(r["round"], r["item_id"], r["kind"], r["teacher"], r["text"]) for r in rows]
 
     def add_reviews(self, reviews: Iterable[Review]) -> None:
@@ -272,9 +294,8 @@ class Store:
                            "AND reviewer = ?", [(r.score, r.round, r.item_id, r.kind, r.author, r.reviewer)
                                                 for r in reviews])
 
-    def reviews(self, round: int, kind: str | None = None) -> list[Review]:
-        sql = "SELECT * FROM reviews WHERE round = ?" + (" AND kind = ?" if kind else "")
-        rows = self.query(sql, (round, kind) if kind else (round,))
+    def reviews(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Review]:
+        rows = self._select("reviews", round, kind, item_id)
         return [Review(r["round"], r["item_id"], r["kind"], r["author"], r["reviewer"], r["raw"],
                        r["score"]) for r in rows]
 
@@ -285,9 +306,8 @@ class Store:
                            [(v.round, v.item_id, v.kind, v.author, int(v.accepted), v.value, v.reason)
                             for v in verdicts])
 
-    def verdicts(self, round: int, kind: str | None = None) -> list[Verdict]:
-        sql = "SELECT * FROM verdicts WHERE round = ?" + (" AND kind = ?" if kind else "")
-        rows = self.query(sql, (round, kind) if kind else (round,))
+    def verdicts(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Verdict]:
+        rows = self._select("verdicts", round, kind, item_id)
         return [Verdict(r["round"], r["item_id"], r["kind"], r["author"], bool(r["accepted"]),
                         r["value"], r["reason"]) for r in rows]
 

@@ -246,4 +246,4 @@ def test_histogram_and_units():
     reviews = [Review(0, "7", "rationale", a, r, raw="", score=s)
                for a, r, s in [("gpt", "gemini", 4), ("gpt", "mistral", None),
                                ("gemini", "gpt", 2), ("gemini", "mistral", 3)]]
-    assert units_of(reviews) == [[4, None], [2, 3]]
+    assert units_of(((r.item_id, r.author), r.score) for r in reviews) == [[4, None], [2, 3]]

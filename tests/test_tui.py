@@ -29,7 +29,7 @@ from fair_core.runner import Runner
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
-from fair_tui.screens.committee import detail
+from fair_tui.screens.committee import detail, load_item
 from fair_tui.screens.setup import Field, TeacherForm, error_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,7 +229,7 @@ def test_run_from_the_ui_then_browse_committee_and_results(tmp_path, monkeypatch
             committee.query_one("#mistakes").focus()
             await pilot.press("down")
             await pilot.pause(0.1)
-            item = list(committee.shown_items.values())[1]
+            item = load_item(s.run.store, 0, list(committee.shown_items)[1])  # the second row, in full
             text = shown(app, "#detail")
             assert text == text_of(detail(item, ["gpt", "gemini", "mistral"]))
             assert " ".join(item.mistake.question.split()[:4]) in " ".join(text.split())

@@ -41,17 +41,22 @@ class Item:
 
 
 def load_round(store: Store, round: int) -> list[Item]:
-    items = {m.item_id: Item(m) for m in store.mistakes(round)}
-    for w in store.writings(round):
-        if w.item_id in items:
-            items[w.item_id].writings[(w.kind, w.teacher)] = w.text
-    for r in store.reviews(round):
-        if r.item_id in items:
-            items[r.item_id].reviews[(r.kind, r.author, r.reviewer)] = r
-    for v in store.verdicts(round):
+    """The round's mistakes with their verdicts: what the list and its filters need. Texts and
+    reviews wait for :func:`load_item`, so a round of 16k mistakes opens in a moment."""
+    items = {m.item_id: Item(m) for m in store.mistake_heads(round)}
+    for v in store.verdicts(round, "rationale"):
         if v.item_id in items:
             items[v.item_id].verdicts[(v.kind, v.author)] = v
     return list(items.values())
+
+
+def load_item(store: Store, round: int, item_id: str) -> Item:
+    """One mistake with everything the committee wrote about it, for its detail pane."""
+    item = Item(store.mistakes(round, item_id)[0])
+    item.writings = {(w.kind, w.teacher): w.text for w in store.writings(round, item_id=item_id)}
+    item.reviews = {(r.kind, r.author, r.reviewer): r for r in store.reviews(round, item_id=item_id)}
+    item.verdicts = {(v.kind, v.author): v for v in store.verdicts(round, item_id=item_id)}
+    return item
 
 
 def keep(item: Item, how: str) -> bool:
@@ -140,12 +145,17 @@ def review_matrix(item: Item, kind: str, teachers: list[str]) -> Table | None:
     return table
 
 
+PAGE = 500  # rows in the table at once
+
+
 class CommitteeScreen(RunView):
     NAME = "committee"
     BINDINGS = [
         Binding("f", "focus_filter", "Filter"),
         Binding("[", "round(-1)", "Prev round", show=False),
         Binding("]", "round(1)", "Next round", show=False),
+        Binding("<", "page(-1)", "Prev rows", show=False),
+        Binding(">", "page(1)", "Next rows", show=False),
         Binding("g", "reload", "Refresh"),
     ]
 
@@ -153,7 +163,9 @@ class CommitteeScreen(RunView):
         super().__init__()
         self.round = 0
         self.items: list[Item] = []
-        self.shown_items: dict[str, Item] = {}
+        self.matching: list[Item] = []  # the items that pass the filter
+        self.page = 0
+        self.shown_items: dict[str, Item] = {}  # the page of them in the table
 
     def run_body(self, session: Session) -> ComposeResult:
         teachers = [t.name for t in session.config.teachers]
@@ -200,20 +212,30 @@ class CommitteeScreen(RunView):
         self.show_items()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        self.page = 0
         self.show_items()
 
-    def show_items(self) -> None:
+    def action_page(self, step: int) -> None:
+        if 0 <= (self.page + step) * PAGE < len(self.matching):
+            self.page += step
+            self.show_items(refilter=False)
+
+    def show_items(self, refilter: bool = True) -> None:
+        """The page of items that pass the filter: a table holds PAGE rows at most, since it
+        measures every cell it is given, and a round may have 16k mistakes."""
         s = self.shown
         if s is None:
             return
-        how = str(self.query_one("#filter", Select).value)
+        if refilter:
+            how = str(self.query_one("#filter", Select).value)
+            self.matching = [item for item in self.items if keep(item, how)]
+            self.page = min(self.page, max(0, (len(self.matching) - 1) // PAGE))
         teachers = [t.name for t in s.config.teachers]
         table = self.query_one("#mistakes", DataTable)
         table.clear()
         self.shown_items = {}
-        for item in self.items:
-            if not keep(item, how):
-                continue
+        first = self.page * PAGE
+        for item in self.matching[first:first + PAGE]:
             m = item.mistake
             by_teacher = [mark([v for v in item.rationale_verdicts() if teacher_of(v.author) == t]) for t in teachers]
             verdicts = item.rationale_verdicts()
@@ -222,8 +244,10 @@ class CommitteeScreen(RunView):
             table.add_row(*(Text(t) for t in (m.item_id, clip(m.gold, 10), clip(str(m.wrong_answer or "-"), 10))),
                           ok, *by_teacher, Text(clip(" ".join(m.question.split()), 60)), key=m.item_id)
             self.shown_items[m.item_id] = item
+        paged = (f" · rows {first + 1}-{first + len(self.shown_items)} (< > for more)"
+                 if len(self.matching) > PAGE else "")
         self.query_one("#committee-title", Static).update(
-            f"round {self.round} · {len(self.shown_items)} of {len(self.items)} mistakes")
+            f"round {self.round} · {len(self.matching)} of {len(self.items)} mistakes{paged}")
         if self.shown_items:
             self.show_detail(next(iter(self.shown_items)))
         else:
@@ -236,6 +260,9 @@ class CommitteeScreen(RunView):
             self.show_detail(event.row_key.value)
 
     def show_detail(self, item_id: str) -> None:
-        teachers = [t.name for t in self.shown.config.teachers] if self.shown else []
-        self.query_one("#detail", Static).update(detail(self.shown_items[item_id], teachers))
+        if self.shown is None:
+            return
+        teachers = [t.name for t in self.shown.config.teachers]
+        item = load_item(self.shown.run.store, self.round, item_id)
+        self.query_one("#detail", Static).update(detail(item, teachers))
         self.query_one("#detail-scroll").scroll_home(animate=False)
