@@ -395,6 +395,33 @@ def test_every_screen_fits(replay_root, monkeypatch, size):
     asyncio.run(scenario())
 
 
+def test_the_committee_list_turns_pages(replay_root, monkeypatch):
+    """A round of thousands of mistakes shows a page of them at a time; the filter counts all."""
+    import fair_tui.screens.committee as committee_screen
+
+    monkeypatch.chdir(replay_root)
+    monkeypatch.setattr(committee_screen, "PAGE", 100)
+
+    async def scenario():
+        app = FairApp("runs/replay")
+        async with app.run_test(size=WIDE) as pilot:
+            await pilot.press("4")
+            await until(pilot, lambda: app.screen.NAME == "committee" and app.screen.shown_items)
+            screen = app.screen
+            assert len(screen.shown_items) == 100 and "387 of 387 mistakes · rows 1-100" in shown(app, "#committee-title")
+            first = list(screen.shown_items)
+            screen.query_one("#mistakes").focus()
+            for _ in range(4):
+                await pilot.press(">")  # the fourth page is the last: a fifth press stays there
+            await until(pilot, lambda: "rows 301-387" in shown(app, "#committee-title"))
+            assert len(screen.shown_items) == 87 and not set(screen.shown_items) & set(first)
+            screen.query_one("#filter").value = "no rationale"
+            await until(pilot, lambda: "22 of 387 mistakes" in shown(app, "#committee-title"))
+            assert len(screen.shown_items) == 22 and "rows" not in shown(app, "#committee-title")
+
+    asyncio.run(scenario())
+
+
 def _screen(key: str):
     async def go(pilot):
         await pilot.pause(0.2)
