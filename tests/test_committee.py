@@ -43,7 +43,7 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     assert max(a for (a,) in db.execute("SELECT attempts FROM calls")) <= 4
     assert max(received.values()) <= 4  # no request sent past its retry limit
-    failed = {(item, teacher, stage): reason for _, stage, item, teacher, reason in
+    failed = {(item, teacher, stage): reason for _, stage, item, teacher, reason, _about in
               db.execute("SELECT * FROM failures")}
     assert all(reason for reason in failed.values())
     writings = Counter((i, k) for i, k in db.execute("SELECT item_id, kind FROM writings"))

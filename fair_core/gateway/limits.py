@@ -33,6 +33,7 @@ class Limits:
     """Concurrency, requests-per-minute and tokens-per-minute of one teacher."""
 
     def __init__(self, concurrency: int, rpm: int | None, tpm: int | None) -> None:
+        self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.rpm = Bucket(rpm) if rpm else None
         self.tpm = Bucket(tpm) if tpm else None

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections import defaultdict, deque
+from typing import Callable, Iterable
 
 from ..events import StageProgress
 from ..gateway.backend import Request
 from ..gateway.gateway import CallFailure, Gateway, Outputs
 from . import Context
 
-Job = tuple[Request, Outputs]
+# (teacher, make): ``make`` builds the request and its records only when a worker takes the job,
+# so a stage of 200k calls never holds 200k prompts at once
+Job = tuple[str, Callable[[], tuple[Request, Outputs]]]
 
 
 async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
@@ -32,7 +35,18 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
         done += 1
         ctx.run.publish(StageProgress(stage, ctx.round, done, total))
 
-    await asyncio.gather(*(one(r, o) for r, o in jobs))
+    # a few workers per teacher, not a coroutine per job: 200k jobs must not mean 200k frames held
+    # at once, and a slow teacher's queue never holds up the others'
+    queues: dict[str, deque] = defaultdict(deque)
+    for teacher, make in jobs:
+        queues[teacher].append(make)
+
+    async def worker(queue: deque) -> None:
+        while queue:
+            await one(*queue.popleft()())
+
+    await asyncio.gather(*(worker(queue) for teacher, queue in queues.items()
+                           for _ in range(2 * gateway.limits[teacher].concurrency)))
     return {"calls": total, "failed": failed}
 
 

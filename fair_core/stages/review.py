@@ -47,10 +47,8 @@ async def run(ctx: Context) -> dict:
     mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
     have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}
     kinds = ("rationale", "feedback") if committee.review_feedback else ("rationale",)
-    jobs = []
-    for w in ctx.store.writings(ctx.round):
-        if w.kind not in kinds or w.item_id not in mistakes:
-            continue
+
+    def job(w, reviewer):
         m = mistakes[w.item_id]
         if w.kind == "rationale":
             prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold, hint=m.hint)
@@ -58,12 +56,14 @@ async def run(ctx: Context) -> dict:
             prompt = ctx.task.prompt("review_feedback", question=m.question, student_answer=m.wrong_output,
                                      feedback=w.text, gold=m.gold, hint=m.hint)
         purpose = "review" if w.kind == "rationale" else "review_feedback"
-        for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind):
-            if (w.item_id, w.kind, w.teacher, reviewer) in have:
-                continue
-            row = lambda text, key, w=w, r=reviewer: [
-                ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, r, text, score(text), key))]
-            jobs.append((Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row))
+        row = lambda text, key: [  # noqa: E731
+            ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, reviewer, text, score(text), key))]
+        return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row
+
+    writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
+    jobs = [(reviewer, lambda w=w, r=reviewer: job(w, r)) for w in writings
+            for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
+            if (w.item_id, w.kind, w.teacher, reviewer) not in have]
     if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
         ctx.store.set_review_scores(replace(r, score=score(r.raw)) for r in ctx.store.reviews(ctx.round)
                                     if r.raw is not None)

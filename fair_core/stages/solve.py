@@ -18,14 +18,12 @@ def teacher_of(author: str) -> str:
 
 async def run(ctx: Context) -> dict:
     have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "rationale")}
-    jobs = []
-    for m in ctx.store.mistakes(ctx.round):
-        prompt = ctx.task.prompt("solve", question=m.question)
-        for t in ctx.config.teachers:
-            for s in range(ctx.config.committee.samples):
-                author = author_name(t.name, s)
-                if (m.item_id, author) in have:
-                    continue
-                row = lambda text, key, m=m, a=author: [("writings", (ctx.round, m.item_id, "rationale", a, text, key))]
-                jobs.append((Request(t.name, "solve", m.item_id, user(prompt), sample=s), row))
+    def job(m, t, s):
+        row = lambda text, key: [  # noqa: E731
+            ("writings", (ctx.round, m.item_id, "rationale", author_name(t.name, s), text, key))]
+        return Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s), row
+
+    jobs = [(t.name, lambda m=m, t=t, s=s: job(m, t, s)) for m in ctx.store.mistakes(ctx.round)
+            for t in ctx.config.teachers for s in range(ctx.config.committee.samples)
+            if (m.item_id, author_name(t.name, s)) not in have]
     return await run_jobs(ctx, "solve", jobs)
