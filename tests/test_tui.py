@@ -428,8 +428,8 @@ def _screen(key: str):
         pilot.app.screen.set_focus(None)  # no blinking cursor in the picture
         await pilot.press(key)
         await pilot.pause(0.5)
-        if key == "4":
-            await until(pilot, lambda: pilot.app.screen.shown_items)
+        if key == "4":  # the list, then the first item's detail
+            await until(pilot, lambda: pilot.app.screen.shown_items and "reviews" in shown(pilot.app, "#detail"))
         if key == "6":
             await until(pilot, lambda: "Committee" in shown(pilot.app, "#report"))
         pilot.app.screen.set_focus(None)
