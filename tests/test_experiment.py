@@ -30,10 +30,6 @@ base = "fair"
 name = "fair"
 
 [[variants]]
-name = "no-review"
-ablation = "no-review"
-
-[[variants]]
 name = "no-feedback"
 ablation = "no-feedback"
 seeds = [1, 2]
@@ -48,12 +44,12 @@ teacher = "t0"
 def experiment_config(tmp_path, url, extra: str = VARIANTS):
     student = make_tiny_student(tmp_path / "student")
     data = {
-        "task": {"name": "svamp", "mistakes_file": str(paper_mistakes(PAPER, tmp_path, 8)), "test_limit": 12},
+        "task": {"name": "svamp", "mistakes_file": str(paper_mistakes(PAPER, tmp_path, 8)), "test_limit": 8},
         "teachers": [{"name": f"t{i}", "backend": "litellm", "model": f"openai/{m}", "api_base": url,
                       "timeout_s": 5, "max_retries": 2, "retry_base_s": 0.01}
                      for i, m in enumerate(("solver", "noisy-0.3", "solver"))],
         "student": {"model": str(student), "max_new_tokens": 8, "batch_size": 16},
-        "train": {"max_length": 256, "batch_size": 8, "target_modules": ["q_proj", "v_proj"], "max_steps": 2},
+        "train": {"max_length": 256, "batch_size": 8, "target_modules": ["q_proj", "v_proj"], "max_steps": 1},
     }
     path = tmp_path / "ablation.toml"
     path.write_text(cfg.dump(cfg.validate(data)) + extra)
@@ -100,17 +96,17 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     assert all(started(root)[k] == t for k, t in before.items() if k[0] in ("committee", "fair"))
     assert server.stats()["requests"] == committee_calls
     rows = {r["variant"]: r for r in result["variants"]}
-    assert list(rows) == ["fair", "no-review", "no-feedback", "t0-only"]
-    assert all(r["new_calls"] == 0 and r["items"] == result["items"] == 12 for r in rows.values())
+    assert list(rows) == ["fair", "no-feedback", "t0-only"]
+    assert all(r["new_calls"] == 0 and r["items"] == result["items"] == 8 for r in rows.values())
     assert rows["no-feedback"]["seeds"] == [1, 2] and rows["no-feedback"]["vs_reference"]["test"] == "paired permutation"
-    assert rows["no-review"]["vs_reference"]["test"] == "McNemar" and rows["fair"]["vs_reference"] is None
+    assert rows["t0-only"]["vs_reference"]["test"] == "McNemar" and rows["fair"]["vs_reference"] is None
     for r in rows.values():
         low, high = r["ci95"]
         assert low <= r["accuracy"] <= high
-    assert result["committee"]["calls"] == committee_calls and result["before"]["n"] == 12
+    assert result["committee"]["calls"] == committee_calls and result["before"]["n"] == 8
     assert (root / "experiment.png").stat().st_size > 1000
-    # each variant is what it says: no-review kept every rationale, t0-only only t0's writings
-    with sqlite3.connect(root / "no-review" / "run.sqlite") as con:
+    # each variant is what it says: t0-only kept every rationale (no review) and only t0's writings
+    with sqlite3.connect(root / "t0-only" / "run.sqlite") as con:
         assert con.execute("SELECT MIN(accepted) FROM verdicts").fetchone()[0] == 1
     pairs = [json.loads(x) for x in (root / "t0-only" / "rounds" / "0" / "train.jsonl").read_text().splitlines()]
     with sqlite3.connect(root / "t0-only" / "run.sqlite") as con:
@@ -122,21 +118,21 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     again = fair("experiment", config, "--dir", root, "--quiet", timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert started(root) == after and server.stats()["requests"] == committee_calls
-    assert "no-review" in again.stdout and "McNemar p=" in again.stdout and "permutation p=" in again.stdout
+    assert "t0-only" in again.stdout and "McNemar p=" in again.stdout and "permutation p=" in again.stdout
     assert json.loads(fair("report", root, "--json").stdout) == result
 
     # the UI lists every run of the experiment, and a variant's Results screen shows the comparison
     async def scenario():
         app = FairApp(str(root))
         async with app.run_test(size=(120, 36)) as pilot:
-            await until(pilot, lambda: app.screen.query_one("#runs").row_count == 6)
-        app = FairApp(str(root / "no-review"))
+            await until(pilot, lambda: app.screen.query_one("#runs").row_count == 5)
+        app = FairApp(str(root / "t0-only"))
         async with app.run_test(size=(120, 36)) as pilot:
             await until(pilot, lambda: app.screen.NAME == "pipeline")
             await pilot.press("6")
             await until(pilot, lambda: "Experiment" in shown(app, "#report"))
             report = shown(app, "#report")
-            assert "no-feedback" in report and "McNemar p=" in report and "12 test items, the same" in report
+            assert "no-feedback" in report and "McNemar p=" in report and "8 test items, the same" in report
             await pilot.press("q")
 
     asyncio.run(scenario())

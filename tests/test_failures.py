@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -26,14 +27,22 @@ def one_line_error(out, *words):
     assert all(w in lines[0] for w in words), lines[0]
 
 
-@pytest.fixture
-def replay_run(tmp_path):
-    """A small finished committee run on the recorded committee."""
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A small finished committee run on the recorded committee, made once."""
+    run = tmp_path_factory.mktemp("failures") / "run"
     out = fair("run", REPLAY, "--run-dir", run, "--stages", "explain,solve,review", "--set", "task.train_limit=3",
                "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
     return run
+
+
+@pytest.fixture
+def replay_run(finished_run, tmp_path):
+    """This test's own copy of it, to damage as it likes."""
+    import shutil
+
+    return Path(shutil.copytree(finished_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
 
 
 @needs_data
