@@ -43,12 +43,12 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     assert max(a for (a,) in db.execute("SELECT attempts FROM calls")) <= 4
     assert max(received.values()) <= 4  # no request sent past its retry limit
-    failed = {(item, teacher, stage): reason for _, stage, item, teacher, reason, _about in
+    failed = {(item, teacher, stage, about): reason for _, stage, item, teacher, reason, about in
               db.execute("SELECT * FROM failures")}
     assert all(reason for reason in failed.values())
     writings = Counter((i, k) for i, k in db.execute("SELECT item_id, kind FROM writings"))
     reviews = Counter(i for (i,) in db.execute("SELECT item_id FROM reviews"))
-    failed_items = {item for item, _, _ in failed}
+    failed_items = {item for item, _, _, _ in failed}
     for m in range(100):
         item = str(json.loads(mistakes.read_text())[m]["id"])
         complete = writings[(item, "feedback")] == 3 and writings[(item, "rationale")] == 3 and reviews[item] == 6
