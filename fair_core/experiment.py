@@ -25,9 +25,9 @@ from pydantic import Field
 from . import config as cfg
 from .config import STAGES, RunConfig, Strict
 from .errors import FairError
-from .rundir import REDO_FROM, changed_keys, redo_from
+from .rundir import REDO_FROM, changed_keys, redo_from, write_atomic
 from .splits import fingerprint
-from .stats import accuracy, bootstrap_ci, mcnemar, paired_permutation
+from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation
 from .store import Store
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
@@ -156,7 +156,7 @@ def seed(committee: Path, path: Path) -> None:
         target.close()
     store = Store(path / "run.sqlite")
     try:
-        calls, cost = store.query("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls")[0]
+        calls, cost = store.calls_made()
         store.set_meta(SEEDED, {"calls": calls, "cost_usd": cost})
     finally:
         store.close()
@@ -216,7 +216,7 @@ def compare(exp: Experiment, root: Path) -> dict:
             last = arm.config.rounds - 1
             scored[arm.folder] = {a.item_id: a.correct for a in store.attempts(last, "test", "after")}
             before = before or {a.item_id: a.correct for a in store.attempts(0, "test", "before")}
-            calls, cost = store.query("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls")[0]
+            calls, cost = store.calls_made()
             start = store.get_meta(SEEDED) or {"calls": 0, "cost_usd": 0}
             spend[arm.folder] = (calls - start["calls"], cost - start["cost_usd"])
         finally:
@@ -242,7 +242,7 @@ def compare(exp: Experiment, root: Path) -> dict:
                      "new_cost_usd": round(sum(spend[a.folder][1] for a in arms), 6)})
     committee = Store(root / "committee" / "run.sqlite")
     try:
-        calls, cost = committee.query("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls")[0]
+        calls, cost = committee.calls_made()
     finally:
         committee.close()
     untrained = [before[i] for i in items if i in before]
@@ -255,8 +255,7 @@ def table_rows(result: dict) -> list[list[str]]:
     """The comparison as text cells, in the order of HEADERS."""
     out = []
     for row in result["variants"]:
-        acc = "-" if row["accuracy"] is None else \
-            f"{row['accuracy']:.1%} [{row['ci95'][0] * 100:.1f}, {row['ci95'][1] * 100:.1f}]"
+        acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%} {interval(row['ci95'])}"
         test = row["vs_reference"]
         if test is None:
             versus, p = "reference", ""
@@ -274,8 +273,7 @@ HEADERS = ["variant", "seeds", "accuracy [95% CI]", "vs. reference", "paired tes
 
 def summary_line(result: dict) -> str:
     before = result["before"]
-    said = "" if not before else (f"; untrained student {before['accuracy']:.1%} "
-                                  f"[{before['ci95'][0] * 100:.1f}, {before['ci95'][1] * 100:.1f}]")
+    said = f"; untrained student {before['accuracy']:.1%} {interval(before['ci95'])}" if before else ""
     c = result["committee"]
     return (f"{result['items']} test items, the same for every variant (test set {result['test_set']}){said}; "
             f"shared committee: {c['calls']} calls, ${c['cost_usd']:.4f}")
@@ -308,11 +306,8 @@ def plot(result: dict, path: Path) -> Path:
 
 def write(result: dict, root: Path) -> list[Path]:
     """experiment.json and experiment.png in the experiment's folder."""
-    path = root / "experiment.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
-    return [path, plot(result, root / "experiment.png")]
+    return [write_atomic(root / "experiment.json", json.dumps(result, indent=2) + "\n"),
+            plot(result, root / "experiment.png")]
 
 
 def is_experiment(folder: Path) -> bool:

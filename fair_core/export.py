@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import FairError
 from .paper import export_files
+from .rundir import write_atomic
 from .splits import fingerprint
 from .store import Store
 
@@ -41,18 +42,6 @@ def split(store: Store) -> dict:
     return {"test_set": fingerprint(ids["test"]) if ids["test"] else None, **ids, "left_out": store.left_out()}
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def _write_json(path: Path, data: dict) -> Path:
-    return _write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-
-
 def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     db = run_dir / "run.sqlite"
     if not db.exists():
@@ -60,7 +49,7 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     store = Store(db)
     try:
         if fmt == "split":
-            return [_write_json(out / "split.json", split(store))]
+            return [write_atomic(out / "split.json", json.dumps(split(store), indent=1, ensure_ascii=False) + "\n")]
         if not store.mistakes(round):
             raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
         if fmt == "paper":
@@ -70,7 +59,7 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
-        return [_write(out / f"round{round}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))]
+        return [write_atomic(out / f"round{round}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))]
     import datasets
 
     datasets.disable_progress_bars()

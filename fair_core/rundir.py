@@ -37,9 +37,9 @@ class Run:
         if saved is not None and (not db.is_file() or db.stat().st_size == 0):
             raise FairError(f"{db} is missing or empty, but {config_file} says a run was made here: restore "
                             f"run.sqlite from a copy, or start again in a new --run-dir")
-        if saved is not None and config is not None and _empty(self.path / "run.sqlite"):
-            saved = None  # a first start that failed before storing anything: the new config is the run's
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
+        if changed and _empty(db):
+            changed = []  # a first start that failed before storing anything: the new config is the run's
         redo = _redo_stage(changed, self.path, config_file)
         self.config = config or saved or cfg.RunConfig()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ class Run:
         if redo:
             self._redo(redo, changed, config_file)
         if saved is None or config is not None:
-            _write_atomic(config_file, cfg.dump(self.config))
+            write_atomic(config_file, cfg.dump(self.config))
         self.bus = Bus()
         self._log = JsonlSink(self.path / "events.jsonl")
         self.bus.subscribe(self._log)
@@ -109,7 +109,7 @@ class Run:
 def _empty(db: Path) -> bool:
     """Whether a run's store holds nothing a config produced: no stage ran, no call was made,
     no mistake was loaded."""
-    store = Store(db)
+    store = Store(db, check=False)  # Run opens it again, checked
     try:
         return not any(store.query(f"SELECT 1 FROM {table} LIMIT 1") for table in ("stages", "calls", "mistakes"))
     finally:
@@ -148,10 +148,14 @@ def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None
     return min(stages, key=STAGES.index) if stages else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (its folder made) so that a reader sees the old file or the new one,
+    never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return path
 
 
 class RunLock:

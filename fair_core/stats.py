@@ -80,8 +80,12 @@ def describe(acc: dict | None) -> str:
     """``"10.0% of 50 [3.3, 21.8]"``, or ``"-"`` when nothing was scored."""
     if not acc or not acc.get("n"):
         return "-"
-    low, high = acc["ci95"]
-    return f"{acc['accuracy']:.1%} of {acc['n']} [{low * 100:.1f}, {high * 100:.1f}]"
+    return f"{acc['accuracy']:.1%} of {acc['n']} {interval(acc['ci95'])}"
+
+
+def interval(ci: list[float]) -> str:
+    """``"[3.3, 21.8]"``: a 95% interval of a share, in percent."""
+    return f"[{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]"
 
 
 def describe_test(test: dict | None) -> str:

@@ -233,10 +233,9 @@ class Store:
     def _select(self, table: str, round: int, kind: str | None = None, item_id: str | None = None,
                 order: str = "") -> list[sqlite3.Row]:
         """A round's rows of ``table``, narrowed to one kind and/or one item (a key prefix: fast)."""
-        where = [("round = ?", round), ("item_id = ?", item_id), ("kind = ?", kind)]
-        used = [(sql, arg) for sql, arg in where if arg is not None or sql == "round = ?"]
-        return self.query(f"SELECT * FROM {table} WHERE {' AND '.join(sql for sql, _ in used)}{order}",
-                          [arg for _, arg in used])
+        used = {k: v for k, v in (("round", round), ("item_id", item_id), ("kind", kind)) if v is not None}
+        return self.query(f"SELECT * FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in used)}{order}",
+                          list(used.values()))
 
     def mistake_heads(self, round: int) -> list[Mistake]:
         """The round's mistakes without the student's whole output: what a list of them shows."""
@@ -267,6 +266,11 @@ class Store:
                            {**call, "key": key})
             for table, row in outputs:
                 db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+
+    def calls_made(self) -> tuple[int, float]:
+        """(calls stored, their cost in USD)."""
+        calls, cost = self.query("SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls")[0]
+        return calls, cost
 
     def spent_usd(self) -> float:
         return self.query("SELECT COALESCE(SUM(cost_usd), 0) FROM calls")[0][0]

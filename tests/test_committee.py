@@ -57,6 +57,20 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
     assert report["per_teacher"]["t0"]["retries"] > 0
 
 
+def _results(run):
+    db = sqlite3.connect(run / "run.sqlite")
+    return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
+            sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
+            sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
+            (run / "rounds" / "0" / "train.jsonl").read_text())
+
+
+def _stored(run) -> set:
+    db = sqlite3.connect(run / "run.sqlite")
+    return {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
+            for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+
+
 def test_crash_in_review_then_resume(tmp_path, paper_dir):
     """SIGKILL during review, resume: same results as an uninterrupted run, and nothing that was
     answered and stored before the kill is asked again."""
@@ -83,37 +97,14 @@ def test_crash_in_review_then_resume(tmp_path, paper_dir):
         answered_before = set(server.answered)
         db = sqlite3.connect(crashed / "run.sqlite")
         assert 100 <= db.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] < 360
-        stored = {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
-                  for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+        stored = _stored(crashed)
         server.reset_counts()
         out = fair("run", config, "--run-dir", crashed, "--quiet")
         assert out.returncode == 0, out.stderr
         resent = set(server.received) & answered_before
     assert not resent & stored  # nothing stored before the kill was asked again
     assert len(resent) <= 6  # only the calls in flight at the kill (3 teachers x concurrency 2)
-
-    def results(run):
-        db = sqlite3.connect(run / "run.sqlite")
-        return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
-                sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
-                sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
-                (run / "rounds" / "0" / "train.jsonl").read_text())
-
-    assert results(crashed) == results(clean)
-
-
-def _results(run):
-    db = sqlite3.connect(run / "run.sqlite")
-    return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
-            sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
-            sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
-            (run / "rounds" / "0" / "train.jsonl").read_text())
-
-
-def _stored(run) -> set:
-    db = sqlite3.connect(run / "run.sqlite")
-    return {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
-            for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+    assert _results(crashed) == _results(clean)
 
 
 def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):

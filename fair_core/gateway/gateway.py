@@ -134,13 +134,11 @@ class Gateway:
                 self._check_go(request, worst)  # checked with a slot in hand: the budget is current
                 self.reserved += worst  # held until its real cost is known: the budget is never overshot
                 try:
-                    if health.down:  # known to fail: recorded as failed, never sent
-                        self._fail(key, body, request, health.down, attempt)
                     probing = health.unreachable >= PROBE_AFTER
                     if probing:
                         await health.probe.acquire()
                     try:
-                        if health.down:
+                        if health.down:  # known to fail (checked after the probe's wait): never sent
                             self._fail(key, body, request, health.down, attempt)
                         await limits.admit(_estimate_tokens(request, cfg.params))
                         self.publish(CallStarted(request.teacher, request.purpose, request.item_id))
@@ -233,13 +231,16 @@ class Gateway:
 def _worst_cost(backend: Backend, request: Request) -> float:
     """What a call may cost at most: its prompt (a token per 3 characters, generously) and all of
     ``max_tokens`` at the teacher's price; 0 where the price is not known."""
-    prompt = sum(len(m.get("content") or "") for m in request.messages) // 3 + 16
+    prompt = _prompt_chars(request) // 3 + 16
     return backend.cost(Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
 
 
 def _estimate_tokens(request: Request, params: dict) -> int:
-    chars = sum(len(m.get("content") or "") for m in request.messages)
-    return chars // 4 + int(params.get("max_tokens", 512))
+    return _prompt_chars(request) // 4 + int(params.get("max_tokens", 512))
+
+
+def _prompt_chars(request: Request) -> int:
+    return sum(len(m.get("content") or "") for m in request.messages)
 
 
 def _row(request: Request, backend: Backend, body: str, completion: Completion | None,

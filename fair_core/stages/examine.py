@@ -33,8 +33,8 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
         outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick,
                                    stop=ctx.cancelled)
         ctx.check_cancelled()  # answers cut short by the interruption are not stored
-        expect(isinstance(outputs, (list, tuple)) and len(outputs) == len(chunk) and all(isinstance(o, str) for o in outputs),
-               f"student backend {ctx.config.student.backend!r}", outputs, f"a list of {len(chunk)} str")
+        expect(isinstance(outputs, (list, tuple)) and len(outputs) == len(chunk)
+               and all(isinstance(o, str) for o in outputs), f"student backend {ctx.config.student.backend!r}", outputs, f"a list of {len(chunk)} str")
         attempts = [Attempt(ctx.round, split, p.id, out, *ctx.task.grade(p, out)) for p, out in zip(chunk, outputs)]
         ctx.store.add_attempts(phase, attempts)
         done.update((a.item_id, a) for a in attempts)

@@ -43,6 +43,7 @@ async def run(ctx: Context) -> dict:
         expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
                f"score parser {committee.parser!r}", value, "an int (1..5 counts) or None")
         return value
+
     names = [t.name for t in ctx.config.teachers]
     mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
     have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}

@@ -50,6 +50,18 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
         store.close()
 
 
+def runs_in(root: Path) -> list[Path]:
+    """The run directories in ``root``, and those in an experiment's folder there (its shared
+    committee and one per variant)."""
+    runs = []
+    for p in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if is_run_dir(p):
+            runs.append(p)
+        elif is_experiment(p):
+            runs += [run for run in sorted(p.iterdir()) if is_run_dir(run)]
+    return runs
+
+
 class RunsScreen(View):
     NAME = "runs"
     BINDINGS = [
@@ -78,10 +90,7 @@ class RunsScreen(View):
 
     @work(thread=True, exclusive=True, group="scan")
     def scan(self, root: Path) -> None:
-        folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        # an experiment's folder holds one run per variant (and its shared committee): list those
-        dirs = [run for p in folders for run in ([p] if is_run_dir(p) else sorted(p.iterdir()) if is_experiment(p) else [])
-                if is_run_dir(run)]
+        dirs = runs_in(root)
         rows = []
         for p in dirs:
             try:

@@ -38,8 +38,6 @@ def _chain(e: BaseException | None, depth: int = 6) -> str:
 def classify(status: int | None, reason: str, retry_after: float | None = None) -> Exception:
     if status in PERMANENT:
         return TeacherDown(f"HTTP {status}: {reason}")
-    if status is None and _UNREACHABLE.search(reason):
-        return Unreachable(reason)
     return TransientError(f"HTTP {status}: {reason}" if status else reason, retry_after)
 
 
