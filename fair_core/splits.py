@@ -4,8 +4,8 @@ An accuracy means something only on items the student never trained on. A task's
 split is not enough: a ``mistakes_file`` recorded on another split of the same data (the
 paper's SVAMP mistakes fall partly in our test split) and questions that appear in both splits
 would be scored after being trained on. So a test item is left out, with its reason, when its
-normalised question is a mistakes-file question (it moves to train: it is trained on), a train
-question, or, at evaluation, a question some round trained on (compile records those).
+normalised question is one of the mistakes-file questions the run trains on (it moves to train),
+a train question, or, at evaluation, a question some round trained on (compile records those).
 """
 
 from __future__ import annotations

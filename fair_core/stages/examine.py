@@ -42,10 +42,12 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
 
 
 def run_split(ctx: Context) -> Split:
-    """The run's split (see fair_core.splits), worked out once per round."""
+    """The run's split (see fair_core.splits), worked out once per round. Only the mistakes-file
+    items round 0 uses (the first ``train_limit``) are trained on, so only they leave the test
+    split: the file's other items are scored like any item the student never saw."""
     if "split" not in ctx.extras:
         t = ctx.config.task
-        questions = [x["question"] for x in read(mistakes_path(t.mistakes_file))] if t.mistakes_file else []
+        questions = [x["question"] for x in paper_items(ctx)] if t.mistakes_file else []
         ctx.extras["split"] = plan(ctx.task, questions, t.train_limit, t.test_limit)
     return ctx.extras["split"]
 
@@ -76,11 +78,15 @@ def score(ctx: Context, student, stage: str, phase: str, problems: list[Problem]
     return {f"test_accuracy_{phase}": round(acc, 4), "test_items": len(attempts)}
 
 
+def paper_items(ctx: Context) -> list[dict]:
+    """The items of ``task.mistakes_file`` that round 0 trains on: the first ``train_limit``."""
+    return read(mistakes_path(ctx.config.task.mistakes_file))[: ctx.config.task.train_limit]
+
+
 def load_paper_mistakes(ctx: Context) -> int:
     """Round 0's mistakes from ``task.mistakes_file``, once; returns how many there are."""
     if not ctx.store.mistakes(0):
-        items = read(mistakes_path(ctx.config.task.mistakes_file))[: ctx.config.task.train_limit]
-        ctx.store.add_mistakes(mistakes_from(items, 0, ctx.task.extract))
+        ctx.store.add_mistakes(mistakes_from(paper_items(ctx), 0, ctx.task.extract))
     return len(ctx.store.mistakes(0))
 
 
