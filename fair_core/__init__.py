@@ -1,3 +1,23 @@
-"""fair: Fault-Aware dIstillation via peer-Review (the engine)."""
+"""fair: Fault-Aware dIstillation via peer-Review (the engine).
 
-__version__ = "0.1.0"
+The Python API (``load_config``, ``run``, ``open_run``; see :mod:`fair_core.api`) is importable
+from here, and loaded on first use: ``import fair_core`` stays as light as ``fair --help``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # pyproject.toml's version is the one source; the installed metadata carries it
+    __version__ = version("fair-distill")
+except PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
+
+_API = ("load_config", "run", "open_run", "Outcome", "Results")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -153,9 +153,14 @@ def build(run_dir: Path) -> dict:
         store.close()
 
 
-def _build(run_dir: Path, store: Store) -> dict:
-    rounds = [row[0] for row in store.query(
+def rounds_of(store: Store) -> list[int]:
+    """The rounds a run holds anything of (mistakes, attempts, stages), in order."""
+    return [row[0] for row in store.query(
         "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
+
+
+def _build(run_dir: Path, store: Store) -> dict:
+    rounds = rounds_of(store)
     scored = [row["item_id"] for row in store.items("test")]
     per_round = [_round(store, r, set(scored)) for r in rounds]
     runner_alive = _alive(store.get_meta("runner"))

@@ -62,9 +62,18 @@ class Backend(ABC):
         """Dollars for one completion; None when no price is known."""
         return None
 
+    def count_tokens(self, messages: tuple[dict, ...]) -> int | None:
+        """The prompt tokens of ``messages`` as this teacher's model counts them, for ``fair
+        estimate``; None when the backend cannot tell (the estimate then counts 4 characters a token)."""
+        return None
+
     def identity(self) -> dict:
-        """What makes two answers interchangeable: the cache key is built from it."""
-        return {"backend": self.config.backend, "model": self.config.model, "params": self.config.params}
+        """What makes two answers interchangeable: the cache key is built from it and the
+        request's messages. Teachers that differ in ``options`` may answer differently, so they
+        get separate cache entries; a backend that overrides this keeps every option that can
+        change an answer (and never a secret)."""
+        return {"backend": self.config.backend, "model": self.config.model, "params": self.config.params,
+                "options": self.config.options}
 
     async def aclose(self) -> None:
         pass

@@ -63,7 +63,8 @@ class HFTeacher(Backend):
                     fut.set_result(text)
 
     def identity(self) -> dict:
-        return {"backend": "hf", "model": self.config.model, "params": self.config.params}
+        return {"backend": "hf", "model": self.config.model, "params": self.config.params,
+                "options": self.config.options}  # chat_template changes the answers
 
     async def aclose(self) -> None:
         if self._worker is not None:
