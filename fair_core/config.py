@@ -6,8 +6,10 @@ live here: a teacher names the environment variable that holds its key.
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +31,7 @@ class TaskConfig(Strict):
     train_limit: int | None = Field(default=None, ge=1)
     test_limit: int | None = Field(default=None, ge=1)
     prompts: dict[str, str] | str = {}  # a preset name ("paper"), or templates per kind
+    hub_id: str | None = None  # read the splits from this hub dataset (a mirror of the upstream one)
     # A paper *_false_round0.json whose items (the first train_limit of them) become round 0's
     # mistakes instead of examining the student.
     mistakes_file: str | None = None
@@ -97,6 +100,9 @@ class StudentConfig(Strict):
     backend: str = "auto"  # vllm where installed and a GPU is visible, else hf
     model: str = ""
     gguf_file: str | None = None
+    # A LoRA adapter (a folder, or a pushed adapter's hub id) that round 0's student starts from:
+    # it answers with it, and LoRA training goes on from it.
+    adapter: str | None = None
     chat_template: bool = True
     max_new_tokens: int = Field(default=256, ge=1)
     sampling: bool = False
@@ -183,14 +189,46 @@ def validate(data: dict, model: type[BaseModel] = RunConfig, where: str = "") ->
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:
-    """Apply one CLI override ``a.b.c=value`` to the raw config mapping."""
+    """Apply one CLI override ``a.b.c=value`` to the raw config mapping. A list of tables is
+    entered by an entry's name, as a TOML file names its teachers: ``teachers.gpt.params.temperature=0.2``."""
     *path, last = dotted.split(".")
-    node = data
-    for part in path:
-        node = node.setdefault(part, {})
+    parts = iter(path)
+    node, model = data, RunConfig
+    for part in parts:
+        start, model = _start(model, part)
+        node = node.setdefault(part, start)
+        if isinstance(node, list) and all(isinstance(entry, dict) for entry in node):
+            node = _named_entry(node, next(parts, None), part, dotted)
         if not isinstance(node, dict):
             raise ConfigError(f"config error: cannot set {dotted!r}: {part!r} is not a table")
     node[last] = value
+
+
+def _start(model: type[BaseModel] | None, part: str) -> tuple[Any, type[BaseModel] | None]:
+    """What an absent key ``part`` of ``model`` starts as when an override sets a key under it: its
+    default (so that ``params.temperature=0.2`` keeps the default ``max_tokens``), else an empty
+    table; and the model of what it holds (of each entry, for a list of tables such as teachers)."""
+    info = model.model_fields.get(part) if model else None
+    if info is None:
+        return {}, None
+    inner = typing.get_args(info.annotation)[0] if typing.get_origin(info.annotation) is list else info.annotation
+    inner = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    default = info.default if isinstance(info.default, (dict, list)) else {}
+    return copy.deepcopy(default), inner
+
+
+def _named_entry(entries: list[dict], name: str | None, section: str, dotted: str) -> dict:
+    """The entry of a list of tables whose ``name`` is ``name``; a missing or unknown name is one
+    line that lists the names there are."""
+    names = ", ".join(str(e.get("name")) for e in entries) or "(none configured)"
+    if name is None:
+        raise ConfigError(f"config error: cannot set {dotted!r}: name one of the {section} and a key, as "
+                          f"{section}.NAME.KEY=VALUE (names: {names})")
+    for entry in entries:
+        if entry.get("name") == name:
+            return entry
+    raise ConfigError(f"config error: cannot set {dotted!r}: no entry of {section} is named {name!r}: "
+                      f"use one of {names}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TextIO
 
 
 @dataclass
@@ -181,16 +181,20 @@ class Bus:
 
 
 class JsonlSink:
-    """Appends every event to a JSONL file, one flushed line each."""
+    """Writes every event as one flushed JSON line: appended to a file (the run's events.jsonl,
+    ``fair run --events PATH``), or to an open stream (stdout, for ``--events -``) that it leaves open."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._file = open(path, "a", encoding="utf-8", buffering=1)
+    def __init__(self, target: str | Path | TextIO) -> None:
+        self._owned = isinstance(target, (str, Path))
+        self._file = open(target, "a", encoding="utf-8") if self._owned else target
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), ensure_ascii=False)
         with self._lock:
             self._file.write(line + "\n")
+            self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()

@@ -61,3 +61,30 @@ def test_errors_name_the_key(data, message):
 def test_bad_override():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         cfg.load(None, ["alpha"])
+
+
+def test_override_reaches_a_teacher_by_name():
+    path = CONFIGS[0].parent / "demo.toml"
+    config = cfg.load(path, ["teachers.gemini.model=gemini/gemini-2.5-pro", "teachers.gpt.params.temperature=0.2",
+                             "teachers.mistral.rpm=30"])
+    by_name = {t.name: t for t in config.teachers}
+    assert by_name["gemini"].model == "gemini/gemini-2.5-pro"
+    assert by_name["gpt"].params["temperature"] == 0.2
+    assert by_name["gpt"].params["max_tokens"] == cfg.load(path).teachers[0].params["max_tokens"]  # kept
+    assert by_name["mistral"].rpm == 30
+
+
+@pytest.mark.parametrize("override, message", [
+    ("teachers.claude.model=x", "no entry of teachers is named 'claude': use one of gpt, gemini, mistral"),
+    ("teachers.gpt=x", "as teachers.NAME.KEY=VALUE (names: gpt, gemini, mistral)"),
+    ("train.alpha.x=1", "'alpha' is not a table"),
+])
+def test_bad_teacher_override_is_one_line(override, message):
+    with pytest.raises(ConfigError) as e:
+        cfg.load(CONFIGS[0].parent / "demo.toml", [override])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_teacher_override_without_teachers():
+    with pytest.raises(ConfigError, match=r"use one of \(none configured\)"):
+        cfg.load(None, ["teachers.gpt.model=x"])

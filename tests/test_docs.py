@@ -1,0 +1,58 @@
+"""docs/events.md against the code: every event, every record and field, the exit codes."""
+
+import ast
+from dataclasses import fields
+
+from fair_core.cli import EXIT_CODES
+from fair_core.events import EVENT_TYPES
+
+from helpers import REPO, fair
+
+DOC = (REPO / "docs" / "events.md").read_text()
+
+
+def progress_records() -> dict[str, set[str]]:
+    """The keys of each progress.jsonl record type, read from the code that writes them: the dict
+    literals with a "type" in the trainer; the rates they spread in come from Meter.rates."""
+    rates = set()
+    for node in ast.walk(ast.parse((REPO / "fair_core" / "training" / "progress.py").read_text())):
+        if isinstance(node, ast.Dict):
+            rates |= {k.value for k in node.keys if isinstance(k, ast.Constant)}
+    records = {}
+    for node in ast.walk(ast.parse((REPO / "fair_core" / "training" / "trainer.py").read_text())):
+        if isinstance(node, ast.Dict):
+            keys = dict(zip([k.value if isinstance(k, ast.Constant) else None for k in node.keys], node.values))
+            if "type" in keys:
+                spreads = None in keys  # **meter.rates(...)
+                records[keys["type"].value] = {k for k in keys if k} | (rates if spreads else set())
+    return records
+
+
+def test_every_event_and_field_is_documented():
+    assert len(EVENT_TYPES) >= 11
+    for name, cls in EVENT_TYPES.items():
+        assert f"### `{name}`" in DOC, name
+        for f in ["type", *(f.name for f in fields(cls))]:
+            assert f"`{f}`" in DOC, (name, f)
+
+
+def test_every_progress_record_and_key_is_documented():
+    records = progress_records()
+    assert set(records) == {"train_step", "train_resumed", "train_done"}
+    assert "tokens_per_second" in records["train_step"] and "merged" in records["train_done"]
+    section = DOC.split("## Training progress")[1].split("\n## ")[0]
+    for name, keys in records.items():
+        assert f"### `{name}`" in section, name
+        part = section.split(f"### `{name}`")[1].split("\n### ")[0]
+        for key in keys:
+            assert f"`{key}`" in part, (name, key)
+
+
+def test_exit_codes_match_the_help():
+    assert EXIT_CODES in DOC
+    assert EXIT_CODES in fair("run", "--help").stdout
+
+
+def test_readme_links_the_scripting_doc():
+    readme = (REPO / "README.md").read_text()
+    assert "docs/events.md" in readme and "fair completion" in readme and "--events -" in readme
