@@ -1,18 +1,24 @@
-"""Export a run's committee data (the paper's JSON, JSONL records, a `datasets` folder) or the
-split it scored on."""
+"""Export a run: its committee data (the paper's JSON, JSONL records), its compiled training data
+in the layouts other trainers read (see fair_core.formats), or the split it scored on. Every
+dataset export carries a card, README.md (see fair_core.card)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
+from . import formats
+from .card import Facts, dataset_card
 from .errors import FairError
 from .paper import export_files
 from .rundir import write_atomic
 from .splits import fingerprint
 from .store import Store
+
+FORMATS = ("paper", "jsonl", *formats.FORMATS, "split")
 
 
 def records(store: Store, round: int) -> list[dict]:
@@ -42,6 +48,16 @@ def split(store: Store) -> dict:
     return {"test_set": fingerprint(ids["test"]) if ids["test"] else None, **ids, "left_out": store.left_out()}
 
 
+def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
+    """The pairs the compile stage wrote for ``round``: exactly what the train stage reads."""
+    from .training.data import read_pairs
+
+    if store.stage_status(round, "compile") != "done":
+        raise FairError(f"run {run_dir} has no compiled training data for round {round}: run its compile stage "
+                        f"first (fair run CONFIG --run-dir {run_dir} --stages compile)")
+    return read_pairs(run_dir / "rounds" / str(round) / "train.jsonl")
+
+
 def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     db = run_dir / "run.sqlite"
     if not db.exists():
@@ -50,23 +66,59 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     try:
         if fmt == "split":
             return [write_atomic(out / "split.json", json.dumps(split(store), indent=1, ensure_ascii=False) + "\n")]
-        if not store.mistakes(round):
+        if fmt in formats.FORMATS:
+            pairs = compiled(store, run_dir, round)
+        elif not store.mistakes(round):
             raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
-        if fmt == "paper":
-            return export_files(store, out, round)
-        rows = records(store, round)
+        elif fmt == "paper":
+            written = export_files(store, out, round)
+        else:
+            rows = records(store, round)
     finally:
         store.close()
-    out.mkdir(parents=True, exist_ok=True)
+    facts = Facts(run_dir, round)
+    if fmt == "paper":
+        return [*written, write_atomic(out / "README.md", dataset_card(facts, fmt, None, {}))]
     if fmt == "jsonl":
-        return [write_atomic(out / f"round{round}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))]
-    import datasets
+        name = f"round{round}.jsonl"
+        return [write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+                write_atomic(out / "README.md", dataset_card(facts, fmt, None, {"train": name}))]
+    return trainable(pairs, fmt, facts, out)
 
-    datasets.disable_progress_bars()
-    path = out / f"round{round}"
-    staging = out / f".round{round}.tmp"
+
+def trainable(pairs: list[dict], fmt: str, facts: Facts, out: Path) -> list[Path]:
+    """The compiled examples in ``fmt``, split into train and validation, with the card (and
+    LLaMA-Factory's dataset_info.json), built aside and then moved into ``out``."""
+    parts = formats.split(formats.examples(pairs), facts.config.train.seed)
+    chat = facts.config.student.chat_template
+    counts = {s: dict(Counter(r["kind"] for r in rows)) for s, rows in parts.items()}
+    staging = out / f".{fmt}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    datasets.Dataset.from_list(rows).save_to_disk(str(staging))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(staging, path)
-    return [path]
+    if fmt == "hf":
+        import datasets
+
+        datasets.disable_progress_bars()
+        shaped = {s: formats.shape(fmt, rows, chat) for s, rows in parts.items()}
+        features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
+        datasets.DatasetDict({s: datasets.Dataset.from_list(rows, features=features)
+                              for s, rows in shaped.items()}).save_to_disk(str(staging))
+        files = {s: f"{s}/*.arrow" for s in parts}
+    else:
+        staging.mkdir(parents=True)
+        files = {s: f"{s}.jsonl" for s, rows in parts.items() if rows}
+        for s, name in files.items():
+            (staging / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                for r in formats.shape(fmt, parts[s], chat)), encoding="utf-8")
+        if fmt in formats.LLAMA_FACTORY:
+            info = formats.dataset_info(fmt, f"fair_{facts.task}_r{facts.round}", files)
+            (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    (staging / "README.md").write_text(dataset_card(facts, fmt, counts, files), encoding="utf-8")
+    written = []
+    for entry in sorted(staging.iterdir()):  # each part replaces its older copy whole
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+        written.append(target)
+    staging.rmdir()
+    return written

@@ -65,7 +65,8 @@ class Runner:
     # setup -----------------------------------------------------------------------------------
     def _task(self):
         t = self.config.task
-        return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed)
+        hub = {"hub_id": t.hub_id} if t.hub_id else {}  # only tasks that read the hub take it
+        return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed, **hub)
 
     def check(self) -> None:
         check(self.config, self.host, self.backends)
@@ -80,10 +81,22 @@ class Runner:
         """The student that round 0 starts from, as the backend resolves it (aliases, hub ids)."""
         return model_folder(self.host, self.config.student)
 
+    @cached_property
+    def start_adapter(self) -> str | None:
+        """``student.adapter`` as a local folder (a hub id fetched once), checked to be an adapter."""
+        if not self.config.student.adapter:
+            return None
+        from .hub import local_adapter
+        from .student import adapter_config
+
+        folder = local_adapter(self.config.student.adapter)
+        adapter_config(folder)
+        return folder
+
     def student_source(self, round: int) -> tuple[str, str | None]:
         """(base model folder, adapter or None) of the student that starts ``round``."""
         if round == 0:
-            return self.base_model(), None
+            return self.base_model(), self.start_adapter
         prev = self.run_.round_dir(round - 1)
         if (prev / "adapter").is_dir() and not (prev / "merged").is_dir() and not (prev / "model").is_dir():
             # a run extended with more rounds: what was its last round kept only the adapter

@@ -84,21 +84,48 @@ def test_sampling_returns_one_answer_per_prompt(tiny, questions):
     assert len(out) == len(questions) and all(isinstance(a, str) for a in out)
 
 
-def test_lora_adapter_is_loaded(tiny, questions, tmp_path):
+def random_adapter(model_dir, folder):
+    """A LoRA adapter with random (not zero) B matrices, so it really changes what the model writes."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny)
-    # Random (not zero) B matrices, so the adapter really changes what the model writes.
     lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora).save_pretrained(folder)
+    return folder
 
-    tuned = HFStudent(StudentConfig(model=str(tiny), max_new_tokens=NEW, batch_size=4), adapter=tmp_path / "adapter")
+
+def test_lora_adapter_is_loaded(tiny, questions, tmp_path):
+    adapter = random_adapter(tiny, tmp_path / "adapter")
+    tuned = HFStudent(StudentConfig(model=str(tiny), max_new_tokens=NEW, batch_size=4), adapter=adapter)
     got = tuned.generate(questions)
-    assert got == reference(tiny, chat(tiny, questions), adapter=tmp_path / "adapter")
+    assert got == reference(tiny, chat(tiny, questions), adapter=adapter)
     assert got != student(tiny, batch_size=4).generate(questions)
+
+
+def test_a_run_starts_from_student_adapter(tiny, questions, tmp_path):
+    """``student.adapter``: round 0 answers with it, and its train stage goes on from it."""
+    from fair_core.config import RunConfig
+    from fair_core.host import get_host
+    from fair_core.rundir import Run
+    from fair_core.runner import Runner
+
+    adapter = random_adapter(tiny, tmp_path / "pushed")
+    config = RunConfig.model_validate({"task": {"name": "svamp"}, "student": {
+        "backend": "hf", "model": str(tiny), "adapter": str(adapter), "max_new_tokens": NEW, "batch_size": 4}})
+    run = Run(tmp_path / "run", config)
+    try:
+        runner = Runner(run, get_host())
+        assert runner.student_source(0) == (str(tiny), str(adapter))
+        assert runner.load_student(0).generate(questions) == reference(tiny, chat(tiny, questions), adapter=adapter)
+        runner.release_student()
+        bad = Runner(Run(tmp_path / "bad", config.model_copy(update={"student": config.student.model_copy(
+            update={"adapter": str(tmp_path)})})), get_host())
+        with pytest.raises(FairError, match="is not a LoRA adapter folder"):
+            bad.student_source(0)
+    finally:
+        run.close()
 
 
 @pytest.mark.parametrize("name", ["{tmp}/missing", "./no/such/model", "~/nowhere/model", "{tmp}/model.gguf"])

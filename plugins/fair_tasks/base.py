@@ -18,14 +18,21 @@ Record = tuple[str, dict]  # (where it came from, for errors; the upstream recor
 
 class LocalTask(Task):
     """A task read from ``<data_dir>/<folder>/<files>`` when they are all there, else from
-    ``hub_id`` through ``datasets.load_dataset``. Subclasses turn records into problems."""
+    ``hub_id`` through ``datasets.load_dataset``. Subclasses turn records into problems.
+
+    ``hub_id`` given (``task.hub_id``) names another hub dataset with the upstream one's columns
+    and splits (a mirror, a fork with fixes): it is read instead of any local files, without the
+    upstream repo's load options (a config name, a revision)."""
 
     folder: ClassVar[str]
     files: ClassVar[tuple[str, ...]]
     hub_options: ClassVar[dict[str, str]] = {}  # keyword arguments for load_dataset
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hub_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.hub_only = bool(hub_id)
+        if hub_id:
+            self.hub_id, self.hub_options = hub_id, {}
         self._splits: dict[str, list[Problem]] | None = None
         self._questions: dict[str, Problem] | None = None
 
@@ -42,7 +49,7 @@ class LocalTask(Task):
         if split not in SPLITS:
             raise DataError(f"task {self.name}: unknown split {split!r}: use train or test")
         if self._splits is None:
-            folder = self.local_folder()
+            folder = None if self.hub_only else self.local_folder()
             self._splits = self.read_local(folder) if folder else self.read_hub(self._hub())
         return list(self._splits[split])
 
@@ -69,12 +76,15 @@ class LocalTask(Task):
 
             return load_dataset(self.hub_id, **self.hub_options)
         except Exception as e:  # offline, missing package, hub error: all the same fix
+            reason = (str(e).splitlines() or [""])[0][:160]
+            failed = f"the hub dataset {self.hub_id} could not be loaded ({type(e).__name__}: {reason})"
+            if self.hub_only:
+                raise DataError(f"task {self.name}: {failed}; check task.hub_id, and that the hub can be "
+                                f"reached") from None
             local = (f"no {', '.join(self.files)} in {self.data_dir / self.folder}" if self.data_dir
                      else "no data folder (FAIR_DATA_DIR is unset)")
-            reason = (str(e).splitlines() or [""])[0][:160]
             raise DataError(
-                f"task {self.name}: {local}, and the hub dataset {self.hub_id} could not be loaded "
-                f"({type(e).__name__}: {reason}); set FAIR_DATA_DIR or task.data_dir to a folder "
+                f"task {self.name}: {local}, and {failed}; set FAIR_DATA_DIR or task.data_dir to a folder "
                 f"that holds {self.folder}/") from None
 
 
