@@ -18,7 +18,7 @@ from ..records import Verdict
 from ..store import Store
 from ..task import Task
 from . import Context
-from .committee import run_jobs, user
+from .committee import Job, run_jobs, user
 from .solve import teacher_of
 
 
@@ -34,15 +34,15 @@ def reviewers(author: str, teachers: list[str], committee: CommitteeConfig, roun
     return peers
 
 
-async def run(ctx: Context) -> dict:
+def jobs(ctx: Context) -> list[Job]:
+    """The calls review still has to make: each stored writing (rationales; feedback too with
+    review_feedback) to each of its reviewers who has not scored it yet (``fair estimate``
+    counts these very requests)."""
     committee = ctx.config.committee
     parse = ctx.host.get("parsers", committee.parser)
 
     def score(text: str) -> int | None:
-        value = parse(text)
-        expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
-               f"score parser {committee.parser!r}", value, "an int (1..5 counts) or None")
-        return value
+        return _checked(parse(text), committee.parser)
 
     names = [t.name for t in ctx.config.teachers]
     mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
@@ -62,16 +62,29 @@ async def run(ctx: Context) -> dict:
         return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row
 
     writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
-    jobs = [(reviewer, lambda w=w, r=reviewer: job(w, r)) for w in writings
+    return [(reviewer, lambda w=w, r=reviewer: job(w, r)) for w in writings
             for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
             if (w.item_id, w.kind, w.teacher, reviewer) not in have]
+
+
+async def run(ctx: Context) -> dict:
+    committee = ctx.config.committee
+    todo = jobs(ctx)
     if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
-        ctx.store.set_review_scores(replace(r, score=score(r.raw)) for r in ctx.store.reviews(ctx.round)
-                                    if r.raw is not None)
+        parse = ctx.host.get("parsers", committee.parser)
+        ctx.store.set_review_scores(replace(r, score=_checked(parse(r.raw), committee.parser))
+                                    for r in ctx.store.reviews(ctx.round) if r.raw is not None)
     ctx.store.set_meta("parser", committee.parser)
-    summary = await run_jobs(ctx, "review", jobs)
+    summary = await run_jobs(ctx, "review", todo)
     summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task))
     return summary
+
+
+def _checked(value, parser: str) -> int | None:
+    """A parser's score, or PluginResultError when it is not an int or None."""
+    expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
+           f"score parser {parser!r}", value, "an int (1..5 counts) or None")
+    return value
 
 
 def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task: Task) -> dict:

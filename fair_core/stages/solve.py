@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..gateway.backend import Request
 from . import Context
-from .committee import run_jobs, user
+from .committee import Job, run_jobs, user
 
 
 def author_name(teacher: str, sample: int) -> str:
@@ -16,14 +16,19 @@ def teacher_of(author: str) -> str:
     return author.split("#", 1)[0]
 
 
-async def run(ctx: Context) -> dict:
+def jobs(ctx: Context) -> list[Job]:
+    """The calls solve still has to make: one per mistake, teacher and sample without a rationale
+    yet (``fair estimate`` counts these very requests)."""
     have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "rationale")}
     def job(m, t, s):
         row = lambda text, key: [  # noqa: E731
             ("writings", (ctx.round, m.item_id, "rationale", author_name(t.name, s), text, key))]
         return Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s), row
 
-    jobs = [(t.name, lambda m=m, t=t, s=s: job(m, t, s)) for m in ctx.store.mistakes(ctx.round)
+    return [(t.name, lambda m=m, t=t, s=s: job(m, t, s)) for m in ctx.store.mistakes(ctx.round)
             for t in ctx.config.teachers for s in range(ctx.config.committee.samples)
             if (m.item_id, author_name(t.name, s)) not in have]
-    return await run_jobs(ctx, "solve", jobs)
+
+
+async def run(ctx: Context) -> dict:
+    return await run_jobs(ctx, "solve", jobs(ctx))

@@ -13,7 +13,7 @@ import re
 from fair_core.errors import FairError
 from fair_core.gateway.backend import Backend, Completion, Request, TeacherDown, TransientError, Unreachable
 
-from .pricing import price
+from .pricing import known, price
 
 PERMANENT = {400, 401, 403, 404, 422}
 
@@ -125,6 +125,12 @@ class LiteLLMTeacher(Backend):
         if self._price is None:
             return None
         return completion.prompt_tokens * self._price[0] + completion.completion_tokens * self._price[1]
+
+    def count_tokens(self, messages: tuple[dict, ...]) -> int | None:
+        """litellm's count with the model's own tokenizer where it has one (tiktoken otherwise),
+        for a model its price map lists; None for others, whose tokenizer it would only guess."""
+        name = known(self.config.model)
+        return None if name is None else import_litellm().token_counter(model=name, messages=list(messages))
 
     def identity(self) -> dict:
         return {"backend": "litellm", "model": self.config.model, "api_base": self.config.api_base,

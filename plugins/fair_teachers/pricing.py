@@ -17,11 +17,22 @@ def cost_map() -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def known(model: str) -> str | None:
+    """The name litellm's price map lists ``model`` under: the model string itself, or it less its
+    leading provider parts ("anthropic/claude-haiku-4-5" -> "claude-haiku-4-5"; an OpenRouter
+    "openrouter/openai/gpt-4o-mini" is priced as "gpt-4o-mini"); None when it has no price there."""
+    table = cost_map()
+    parts = model.split("/")
+    for name in ("/".join(parts[i:]) for i in range(len(parts))):
+        if "input_cost_per_token" in table.get(name, {}):
+            return name
+    return None
+
+
 def price(model: str) -> tuple[float, float] | None:
     """(input, output) dollars per token for a litellm model string, or None when unknown."""
-    table = cost_map()
-    for name in (model, model.split("/", 1)[-1]):
-        entry = table.get(name)
-        if entry and "input_cost_per_token" in entry:
-            return entry["input_cost_per_token"], entry.get("output_cost_per_token", 0.0)
-    return None
+    name = known(model)
+    if name is None:
+        return None
+    entry = cost_map()[name]
+    return entry["input_cost_per_token"], entry.get("output_cost_per_token", 0.0)

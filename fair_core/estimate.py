@@ -1,0 +1,321 @@
+"""``fair estimate``: what a committee will cost, before anything is paid.
+
+The calls counted are the very requests the committee stages would send: ``explain.jobs``,
+``solve.jobs`` and ``review.jobs`` run against a scratch copy of the run's store (the run dir is
+only read). The writings that explain and solve are still to write are added to the copy, empty,
+as they would be, so review's requests follow the configured assignment, samples and
+review_feedback exactly; the tokens of those unwritten texts are added to the review prompts.
+
+Per teacher and purpose: prompt tokens are counted on the rendered prompts by the teacher's
+backend (litellm's tokenizer for a model in its price map), else at 4 characters a token;
+completion tokens are the mean measured on calls the run dir already answered, else a typical
+length, never above the teacher's ``max_tokens``; and the cost is the backend's own price (the
+one the gateway charges during a run). The range runs from that estimate (low) to every answer
+running to ``max_tokens`` (high), which is also what the gateway reserves against the budget.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections import defaultdict
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from . import config as cfg
+from .config import RunConfig
+from .errors import ConfigError, FairError
+from .gateway.backend import Completion
+from .host import Host
+from .records import Mistake, Writing
+from .rundir import Run, changed_keys, redo_from
+from .stages import Context, examine, explain, review, solve
+from .stages.solve import author_name
+
+PURPOSES = ("explain", "solve", "review", "review_feedback")
+JOBS = {"explain": explain.jobs, "solve": solve.jobs, "review": review.jobs}
+# Tokens an answer is assumed to take when the run has not measured any: about what the paper's
+# recorded SVAMP committee writes (feedback 120-160 tokens); a review reasons before its score.
+TYPICAL = {"explain": 150, "solve": 200, "review": 150, "review_feedback": 150}
+DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
+ASSUMED_ACCURACY = 0.5
+# what a purpose's prompt quotes that is not written yet: (writing kind, the student's answer?)
+UNWRITTEN = {"explain": (None, True), "review": ("rationale", False), "review_feedback": ("feedback", True)}
+
+
+def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistakes: int | None = None,
+             accuracy: float | None = None) -> dict:
+    """The estimate as a plain dict (what ``--json`` prints). ``run_dir``: this config's run (only
+    the calls it still has to make are counted) or a pilot run of another config (its answered
+    calls only measure answer lengths). ``mistakes`` / ``accuracy`` replace the assumed mistake
+    count when the mistakes are not known (no task.mistakes_file, no examined round 0)."""
+    from .runner import Runner
+
+    store = Path(run_dir) / "run.sqlite" if run_dir else None
+    assumptions: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="fair-estimate-") as tmp, ExitStack() as stack, \
+            _env("LITELLM_OFFLINE_MODE", "true"):  # count with bundled tokenizers: never download one
+        snapshot = None
+        if store is not None and store.is_file():
+            snapshot = Path(tmp) / "snapshot.sqlite"
+            _copy(store, snapshot)
+        measured = _measure(snapshot, config) if snapshot else {"completion": {}, "accuracy": None}
+        resumed = snapshot is not None and _same_run(Path(run_dir), config)
+        if resumed:
+            (Path(tmp) / "run").mkdir()
+            os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
+            assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
+        elif snapshot is not None:
+            assumptions.append(f"{run_dir} is a run of another config: its answered calls only measure "
+                               f"how long the answers are")
+
+        def scratch(name: str) -> Context:
+            run = Run(Path(tmp) / name, config)
+            stack.callback(run.close)
+            runner = Runner(run, host)
+            return Context(run, host, runner.task, 0, {"backends": runner.backends})
+
+        ctx = scratch("run")
+        assumed = _mistakes(ctx, mistakes, accuracy, measured["accuracy"], assumptions)
+        expected = _expected(config, measured["completion"], assumptions)
+        student = config.student.max_new_tokens // 2  # an assumed mistake's wrong answer, in tokens
+        counted: dict[str, str] = {}
+        lines = _project(ctx, expected, assumed, student, counted)
+        if config.rounds > 1:
+            full = lines
+            if resumed:  # a later round is a whole round: count round 0 again from its mistakes alone
+                fresh = scratch("full")
+                fresh.store.add_mistakes(ctx.store.mistakes(0))
+                full = _project(fresh, expected, assumed, student, counted)
+            later = config.rounds - 1
+            lines = {key: (lines.get(key, (0, 0))[0] + later * full.get(key, (0, 0))[0],
+                           lines.get(key, (0, 0))[1] + later * full.get(key, (0, 0))[1])
+                     for key in lines.keys() | full.keys()}
+            assumptions.append(f"rounds = {config.rounds}: each round after the first is assumed to have as "
+                               f"many mistakes as round 0 (the trained student likely makes fewer)")
+        if not any(s in config.stages for s in JOBS):
+            assumptions.append("stages include no committee stage (explain, solve, review): no teacher is called")
+        backends = ctx.extras["backends"]
+        count = len(ctx.store.mistakes(0))
+    return _result(config, backends, lines, expected, counted, count, assumptions)
+
+
+@contextmanager
+def _env(name: str, value: str):
+    """``name`` set to ``value`` unless the user set it, for the block only."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _copy(path: Path, to: Path) -> None:
+    """A consistent snapshot of a store, read only (a live run may be writing it)."""
+    try:
+        src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        dst = sqlite3.connect(to)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+    except sqlite3.DatabaseError as e:
+        raise FairError(f"{path} cannot be read ({e}): estimate without --run-dir, or fix the run dir") from None
+
+
+def _measure(db: Path, config: RunConfig) -> dict:
+    """From a run's answered calls: mean completion tokens per (teacher, purpose), for teachers
+    of the same name and model here; and round 0's train accuracy if the student was examined."""
+    models = {t.name: t.model for t in config.teachers}
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
+                           "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose")
+        completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
+        acc, n = con.execute("SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' "
+                             "AND phase = 'before'").fetchone()
+    finally:
+        con.close()
+    return {"completion": completion, "accuracy": (acc, n) if n else None}
+
+
+def _same_run(run_dir: Path, config: RunConfig) -> bool:
+    """Whether ``fair run`` of ``config`` would resume ``run_dir`` with the requests stored there
+    (a changed threshold or policy redoes a later stage, but asks no teacher anything new)."""
+    saved = run_dir / "config.toml"
+    try:
+        return not saved.is_file() or all(redo_from(k) for k in changed_keys(cfg.load(saved), config))
+    except ConfigError:
+        return False
+
+
+def _mistakes(ctx: Context, count: int | None, accuracy: float | None, measured: tuple | None,
+              assumptions: list[str]) -> set[str]:
+    """Put round 0's mistakes in the scratch store, as the run would have them. Returns the ids of
+    assumed ones (stand-ins with no student answer yet): none when they are the real ones."""
+    config, store = ctx.config, ctx.store
+    if store.mistakes(0):
+        assumptions.append(f"mistakes: the {len(store.mistakes(0))} round 0 mistakes the run dir holds")
+        return set()
+    if config.task.mistakes_file:
+        n = examine.load_paper_mistakes(ctx)
+        limit = f" (the first task.train_limit = {config.task.train_limit})" if config.task.train_limit else ""
+        assumptions.append(f"mistakes: {n} from task.mistakes_file{limit}")
+        return set()
+    train = examine.train_items(ctx)
+    if count is None:
+        if accuracy is not None:
+            acc, said = accuracy, "--accuracy"
+        elif measured is not None:
+            acc, said = measured[0], f"measured on {measured[1]} examined train items"
+        else:
+            acc, said = ASSUMED_ACCURACY, "assumed; --accuracy A or --mistakes N to change it"
+        count = round(len(train) * (1 - acc))
+        assumptions.append(f"ASSUMED mistakes: {count} = {len(train)} train items x (1 - student accuracy "
+                           f"{acc:.2f}, {said})")
+    elif count > len(train):
+        raise FairError(f"--mistakes {count} is more than the {len(train)} train items: give at most {len(train)}")
+    else:
+        assumptions.append(f"ASSUMED mistakes: {count} (--mistakes)")
+    picked = [train[i * len(train) // count] for i in range(count)]  # spread over the split
+    store.add_mistakes(Mistake(0, p.id, p.question, p.gold, "", None, {"hint": ctx.task.hint(p)}) for p in picked)
+    assumptions.append(f"ASSUMED each wrong student answer is {config.student.max_new_tokens // 2} tokens (half "
+                       f"student.max_new_tokens), on questions like {count} spread over the train items")
+    return {p.id for p in picked}
+
+
+def max_tokens(teacher) -> int:
+    return int(teacher.params.get("max_tokens", DEFAULT_MAX_TOKENS))
+
+
+def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict[tuple[str, str], float]:
+    """Completion tokens per call, per (teacher, purpose): measured, else typical, capped at max_tokens."""
+    expected = {(t.name, p): measured[(t.name, p)][0] if (t.name, p) in measured else min(TYPICAL[p], max_tokens(t))
+                for t in config.teachers for p in PURPOSES}
+    for t in config.teachers:
+        if "max_tokens" not in t.params:
+            assumptions.append(f"teacher {t.name} sets no params.max_tokens: {DEFAULT_MAX_TOKENS} assumed for the "
+                               f"high end (the provider's own limit may be higher)")
+    if measured:
+        said = ", ".join(f"{t} {p} {mean:.0f} ({n} calls)" for (t, p), (mean, n) in sorted(measured.items()))
+        assumptions.append(f"completion tokens measured on the run dir's answered calls: {said}")
+    if len(measured) < len(expected):
+        assumptions.append("completion tokens not measured are typical lengths: " +
+                           ", ".join(f"{p} {n}" for p, n in TYPICAL.items()) + " (capped at max_tokens)")
+    return expected
+
+
+def _project(ctx: Context, expected: dict, assumed: set[str], student: int,
+             counted: dict[str, str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
+    in order; each stage's writings are added to the scratch store, empty, before review."""
+    backends = ctx.extras["backends"]
+    lines: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
+    unwritten: dict[tuple[str, str, str], float] = {}  # (item, kind, author) -> its tokens
+    for stage in (s for s in JOBS if s in ctx.config.stages):
+        written = []
+        for teacher, make in JOBS[stage](ctx):
+            request, _ = make()
+            kind, quotes_student = UNWRITTEN.get(request.purpose, (None, False))
+            extra = (student if quotes_student and request.item_id in assumed else 0) + \
+                unwritten.get((request.item_id, kind, request.meta.get("author")), 0)
+            calls, tokens = lines[(teacher, request.purpose)]
+            lines[(teacher, request.purpose)] = calls + 1, tokens + _tokens(backends[teacher], request.messages,
+                                                                             counted) + round(extra)
+            if stage != "review":
+                author = teacher if stage == "explain" else author_name(teacher, request.sample)
+                kind = "feedback" if stage == "explain" else "rationale"
+                written.append(Writing(0, request.item_id, kind, author, ""))
+                unwritten[(request.item_id, kind, author)] = expected[(teacher, request.purpose)]
+        ctx.store.add_writings(written)
+    return lines
+
+
+def _tokens(backend, messages: tuple[dict, ...], counted: dict[str, str]) -> int:
+    """The backend's count of the prompt, else 4 characters a token (and 4 a message, for its role)."""
+    n = backend.count_tokens(messages)
+    counted[backend.config.name] = "chars/4" if n is None else "tokenizer"
+    return n if n is not None else sum(len(m.get("content") or "") + 16 for m in messages) // 4
+
+
+def _result(config: RunConfig, backends: dict, lines: dict, expected: dict, counted: dict, mistakes: int,
+            assumptions: list[str]) -> dict:
+    """Per teacher and in total: calls, tokens, and dollars as each backend prices them."""
+    per_teacher = {}
+    for t in config.teachers:
+        mine = {p: lines[(t.name, p)] for p in PURPOSES if lines.get((t.name, p), (0, 0))[0]}
+        prompt = sum(tokens for _, tokens in mine.values())
+        completion = round(sum(calls * expected[(t.name, p)] for p, (calls, _) in mine.items()))
+        completion_high = sum(calls for calls, _ in mine.values()) * max_tokens(t)
+        backend = backends[t.name]
+        low = backend.cost(Completion("", prompt, completion))
+        high = backend.cost(Completion("", prompt, completion_high))
+        per_teacher[t.name] = {
+            "backend": t.backend, "model": t.model, "calls": {p: calls for p, (calls, _) in mine.items()},
+            "prompt_tokens": prompt, "completion_tokens": completion, "completion_tokens_high": completion_high,
+            "usd": round(low or 0.0, 6), "usd_low": round(low or 0.0, 6), "usd_high": round(high or 0.0, 6),
+            "priced": low is not None, "tokens_counted_by": counted.get(t.name, "-"), "note": _note(t, low),
+        }
+    total = lambda key: round(sum(x[key] for x in per_teacher.values()), 6)  # noqa: E731
+    result = {
+        "total_usd": total("usd"), "total_usd_low": total("usd_low"), "total_usd_high": total("usd_high"),
+        "calls": sum(sum(x["calls"].values()) for x in per_teacher.values()),
+        "prompt_tokens": total("prompt_tokens"), "completion_tokens": total("completion_tokens"),
+        "mistakes": mistakes, "rounds": config.rounds, "per_teacher": per_teacher,
+        "budget_usd": config.committee.budget_usd, "assumptions": assumptions,
+    }
+    if config.committee.budget_usd is not None:
+        result["fits_budget"] = result["total_usd"] <= config.committee.budget_usd
+        result["fits_budget_high"] = result["total_usd_high"] <= config.committee.budget_usd
+    return result
+
+
+def _note(teacher, usd: float | None) -> str:
+    """Why a teacher costs nothing, when it does."""
+    if usd is None:
+        if teacher.backend != "litellm":
+            return f"{teacher.backend} backend: no cost"
+        return f"no price for {teacher.model} in litellm's price map: counted as $0 (right for a local server)"
+    if usd == 0:
+        return "priced at $0 (a local server)"
+    return ""
+
+
+def render(est: dict) -> None:
+    """The estimate as a table, a total line, the budget's verdict, and what it assumed."""
+    import sys
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps whole rows
+    teachers = est["per_teacher"]
+    purposes = [p for p in PURPOSES if any(p in t["calls"] for t in teachers.values())]
+    table = Table("teacher", "model", *purposes, "prompt tok", "completion tok", "$ estimate", "$ high",
+                  title="Estimated committee cost (calls per purpose)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name, t in teachers.items():
+        table.add_row(name, t["model"], *(str(t["calls"].get(p, 0)) for p in purposes), f"{t['prompt_tokens']:,}",
+                      f"{t['completion_tokens']:,}", f"{t['usd']:.4f}", f"{t['usd_high']:.4f}")
+    console.print(table)
+    say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+    say(f"total: {est['calls']:,} calls on {est['mistakes']} mistakes x {est['rounds']} round(s): "
+        f"${est['total_usd']:.4f} (range ${est['total_usd_low']:.4f} - ${est['total_usd_high']:.4f}; the high "
+        f"end if every answer runs to max_tokens)")
+    budget = est["budget_usd"]
+    if budget is not None:
+        say(f"committee.budget_usd ${budget:g}: " + (
+            "fits, even at the high end" if est["fits_budget_high"] else
+            "fits at the estimate, not at the high end" if est["fits_budget"] else
+            "does not fit: the run would stop at it (exit 4)"))
+    for name, t in teachers.items():
+        if t["note"]:
+            say(f"  {name}: {t['note']}")
+    say("assumptions:")
+    for line in est["assumptions"]:
+        say(f"  - {line}")
