@@ -7,15 +7,16 @@ inside the command that needs it, so ``fair --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
 
+from . import __version__
 from .errors import FairError
 from .host import get_host
 
@@ -72,10 +73,39 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import config as cfg
+    with _event_stream(args.events) as stream:
+        return _run(args, stream)
+
+
+@contextlib.contextmanager
+def _event_stream(target: str | None):
+    """The JSONL sink ``--events`` asks for, if any: ``-`` is stdout, which then carries the events
+    alone (the report and any print go to stderr, so a CI step can pipe it); a path is appended to."""
+    from .events import JsonlSink
+
+    if target is None:
+        yield None
+    elif target == "-":
+        stream = JsonlSink(sys.stdout)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield stream
+    else:
+        try:
+            stream = JsonlSink(target)
+        except OSError as e:
+            raise FairError(f"--events {target}: cannot write it ({e.strerror}): pass a writable file, "
+                            f"or - for stdout") from None
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+
+def _run(args, stream) -> int:
+    from . import api
     from .console import ConsoleSink
-    from .runner import Runner, check
-    from .rundir import Run, RunLock, default_run_dir
+    from .report import build, render
+    from .rundir import default_run_dir
 
     overrides = list(args.set or [])
     if args.stages is not None:
@@ -85,41 +115,54 @@ def cmd_run(args) -> int:
     if Path(args.config, "config.toml").is_file():
         raise FairError(f"{args.config} is a run directory: resume it with "
                         f"`fair run {Path(args.config, 'config.toml')} --run-dir {args.config}`")
-    config = cfg.load(args.config, overrides)
-    host = get_host()
-    check(config, host)  # before the run directory is written
+    config = api.load_config(args.config, overrides)
     path = Path(args.run_dir or default_run_dir(args.config))
-    fresh = not path.exists()
-    with RunLock(path):
-        run = Run(path, config)
-        for line in run.changes:
-            print(f"fair: {line}", file=sys.stderr)
-        try:
-            runner = Runner(run, host)
-        except FairError:
-            run.close()
-            if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
-                shutil.rmtree(path, ignore_errors=True)
-            raise
-        if threading.current_thread() is threading.main_thread():  # a job scheduler's stop: as Ctrl-C
-            signal.signal(signal.SIGTERM, _terminate)
-        sink = ConsoleSink(quiet=args.quiet)
-        run.bus.subscribe(sink)
-        try:
-            with sink:
-                runner.run()
-            code, advice = runner.outcome()
-        finally:
-            run.close()
-    if not runner.ran:
+    if args.dry_run:  # the estimate alone: no key needed, nothing written, no call made
+        return _estimate(config, get_host(), path)
+    if threading.current_thread() is threading.main_thread():  # a job scheduler's stop: as Ctrl-C
+        signal.signal(signal.SIGTERM, _terminate)
+    sinks = [s for s in (ConsoleSink(quiet=args.quiet), stream) if s]
+    with sinks[0]:
+        outcome = api.run(config, path, on_event=lambda e: [sink(e) for sink in sinks])
+    if not outcome.ran:
         print("fair: nothing to run: every stage asked for is done", file=sys.stderr)
-    from .report import build, render
+    render(build(path), args.quiet)
+    print(f"outputs: {path}")
+    if outcome.advice:
+        _err(outcome.advice)
+    return outcome.code
 
-    render(build(run.path), args.quiet)
-    print(f"outputs: {run.path}")
-    if advice:
-        _err(advice)
-    return code
+
+def cmd_estimate(args) -> int:
+    from . import config as cfg
+    from .rundir import default_run_dir
+
+    config = cfg.load(args.config, list(args.set or []))
+    return _estimate(config, get_host(), Path(args.run_dir or default_run_dir(args.config)), args.mistakes,
+                     args.accuracy, args.json)
+
+
+def _estimate(config, host, run_dir: Path, mistakes: int | None = None, accuracy: float | None = None,
+              as_json: bool = False) -> int:
+    from .estimate import estimate, render
+
+    est = estimate(config, host, run_dir, mistakes, accuracy)
+    if as_json:
+        print(json.dumps(est, indent=2))
+    else:
+        render(est)
+    return 0
+
+
+def _share(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
 
 
 def cmd_import_paper(args) -> int:
@@ -208,6 +251,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from .hub import push
+
+    print(push(Path(args.run), args.repo, args.what, args.public, args.round))
+    return 0
+
+
 def cmd_report(args) -> int:
     from . import experiment
     from .report import build, render
@@ -228,15 +278,42 @@ def cmd_report(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_model
+    from .hub import local_adapter
     from .stats import describe
 
+    adapter = local_adapter(args.adapter) if args.adapter else None  # a folder, or a pushed adapter's repo id
     acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,
-                         args.adapter, args.max_new_tokens)
+                         adapter, args.max_new_tokens)
     print(f"accuracy {describe(acc)} {args.task} {args.split} items (95% CI), {acc['correct']} correct")
     return 0
 
 
+def cmd_completion(args) -> int:
+    import shtab
+
+    parser = build_parser()  # plugins' commands included
+    kinds = {"FILE": shtab.FILE, "DIRECTORY": shtab.DIRECTORY}
+    for action in _actions(parser):
+        if action.dest in PATH_ARGS:
+            action.complete = kinds[PATH_ARGS[action.dest]]
+    print(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _actions(parser: argparse.ArgumentParser):
+    """Every argument of ``parser`` and of its subcommands."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action.choices, dict):  # the subcommands' parsers, by name
+            for command in action.choices.values():
+                yield from _actions(command)
+
+
 # parser ----------------------------------------------------------------------------------------
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+# Arguments (by dest) that name a path: completion offers files or folders for them.
+PATH_ARGS = {"config": "FILE", "files": "FILE", "run": "DIRECTORY", "run_dir": "DIRECTORY", "dir": "DIRECTORY",
+             "out": "DIRECTORY", "data_dir": "DIRECTORY", "adapter": "DIRECTORY", "events": "FILE"}
 EXIT_CODES = """exit status:
   0    every stage asked for is done
   2    bad input (config, data, plugin, run dir): the message names it and the fix
@@ -247,6 +324,7 @@ EXIT_CODES = """exit status:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fair", description="FAIR: distil reasoning from a committee of LLMs into a small model.")
+    parser.add_argument("--version", action="version", version=f"fair {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list the loaded plugins and what they register")
@@ -267,7 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=_positive, help="number of FAIR rounds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--events", metavar="PATH", help="also write every event as a JSON line to PATH; '-' for "
+                                                    "stdout, which then holds nothing else (see docs/events.md)")
+    p.add_argument("--dry-run", action="store_true", help="print the committee's cost estimate (as `fair estimate` "
+                                                          "does) and run nothing")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("estimate", help="estimate the committee's calls, tokens and cost before paying "
+                                        "(see docs/estimate.md)")
+    p.add_argument("config", help="the run's TOML config (see configs/)")
+    p.add_argument("--run-dir", help="this config's run, to count only what it has left, or a pilot run whose "
+                                     "answered calls measure answer lengths (default: runs/<config name>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, as `fair run` does")
+    p.add_argument("--mistakes", type=_positive, metavar="N", help="assume N mistakes (when neither "
+                   "task.mistakes_file nor an examined run says how many)")
+    p.add_argument("--accuracy", type=_share, metavar="A", help="assume the student gets a share A of the train "
+                   "items right (default: measured in --run-dir if it examined, else 0.5)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_estimate)
 
     p = sub.add_parser("experiment", help="run (or resume) the variants of an experiment config and compare them")
     p.add_argument("config", help="a run config with [[variants]] (see configs/ablation-svamp.toml)")
@@ -283,13 +378,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
     p.set_defaults(handler=cmd_import_paper)
 
-    p = sub.add_parser("export", help="write a run's committee data (paper JSON, JSONL, a datasets folder) "
-                                      "or its split (item ids per split, and what the test left out)")
+    from .formats import FORMATS as TRAINABLE
+
+    p = sub.add_parser("export", help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
+                                      "its committee data (paper JSON, JSONL) or its split (see docs/exports.md)")
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=["paper", "jsonl", "hf", "split"], default="paper")
+    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split"], default="paper")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--round", type=int, default=0)
     p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("push", help="upload a run's dataset, LoRA adapter or merged model to the Hugging Face "
+                                    "hub, with its card (needs network and a token: HF_TOKEN or `hf auth login`)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the hub repo (created when missing)")
+    p.add_argument("--what", choices=["dataset", "adapter", "model"], default="dataset",
+                   help="dataset: the hf export; adapter: rounds/N/adapter; model: rounds/N/merged")
+    p.add_argument("--round", type=int, help="which round's (default: the last that has it)")
+    p.add_argument("--public", action="store_true", help="make a new repo public (default: private)")
+    p.set_defaults(handler=cmd_push)
 
     p = sub.add_parser("report", help="print a run's report (acceptance, agreement, cost, accuracy), "
                                       "or an experiment's comparison")
@@ -305,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
     p.add_argument("--max-new-tokens", type=_positive, default=256)
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("completion", help="print the shell completion script for bash, zsh or fish",
+                       description="Print a completion script; install it with e.g. "
+                                   "`fair completion bash > ~/.local/share/bash-completion/completions/fair` "
+                                   "(see README.md for zsh and fish).")
+    p.add_argument("shell", choices=COMPLETION_SHELLS)
+    p.set_defaults(handler=cmd_completion)
 
     for name, entry in get_host().registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)

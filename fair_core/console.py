@@ -80,7 +80,7 @@ class ConsoleSink:
         elif isinstance(e, BudgetReached):
             self.console.print(f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls")
         elif isinstance(e, Message):
-            self.console.print(f"[yellow]{e.level}[/]: {e.text}")
+            self.console.print(f"[yellow]{e.level}[/]: {e.text}", soft_wrap=True)
 
     def _calls_info(self) -> str:
         c = self.calls

@@ -112,3 +112,64 @@ def test_a_run_dir_in_use(tmp_path):
     assert f"is in use by another fair process (pid {os.getpid()})" in line
     out = fair("run", cfg, "--run-dir", tmp_path / "run", "--quiet")  # released: it runs
     assert out.returncode == 0, out.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+
+    import fair_core
+
+    out = fair("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"fair {version('fair-distill')}"
+    assert fair_core.__version__ == version("fair-distill")  # one source: pyproject.toml
+
+
+def test_completion_scripts(tmp_path):
+    import subprocess
+
+    from fair_core.cli import _actions, build_parser
+
+    commands = next(a.choices for a in _actions(build_parser()) if isinstance(a.choices, dict))
+    for shell in ("bash", "zsh", "fish"):
+        out = fair("completion", shell)
+        assert out.returncode == 0 and out.stdout.strip(), out.stderr
+        assert all(c in out.stdout for c in commands), shell
+    script = tmp_path / "fair.bash"
+    script.write_text(fair("completion", "bash").stdout)
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    # what bash offers after `fair r<TAB>` and `fair run --ev<TAB>`
+    probe = (f'source {script}; COMP_WORDS=(fair r); COMP_CWORD=1; _shtab_fair; echo "${{COMPREPLY[@]}}"; '
+             f'COMP_WORDS=(fair run --ev); COMP_CWORD=2; _shtab_fair; echo "${{COMPREPLY[@]}}"')
+    offered = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
+    assert offered == ["run report", "--events"]
+
+
+def test_events_to_stdout_are_pure_jsonl(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=3",
+               "--events", "-")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events and all("type" in e and "ts" in e for e in events)
+    types = {e["type"] for e in events}
+    assert {"stage_started", "stage_progress", "stage_finished", "call_started", "call_done"} <= types
+    assert out.stdout == (run / "events.jsonl").read_text()  # the same records as the run's log
+    assert f"outputs: {run}" in out.stderr  # the report moved to stderr
+
+
+def test_events_to_a_file(tmp_path):
+    run, log = tmp_path / "run", tmp_path / "events.jsonl"
+    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=2",
+               "--stages", "explain", "--events", log, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert log.read_text() == (run / "events.jsonl").read_text() != ""
+    assert f"outputs: {run}" in out.stdout
+
+
+def test_events_to_a_file_that_cannot_be_written(tmp_path):
+    line = one_line_error(fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", tmp_path / "run",
+                               "--events", tmp_path / "no" / "such" / "dir" / "e.jsonl"))
+    assert "--events" in line and "No such file or directory" in line
+    assert not (tmp_path / "run").exists()
