@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-STAGES = ("examine", "explain", "solve", "review", "compile", "train", "evaluate")
+
+def stage_names() -> list[str]:
+    """Every stage, in order. Read from the pipeline when asked, not when this module loads:
+    the stages import the config, and a stage added to the pipeline counts from then on."""
+    from .stages import PIPELINE
+
+    return PIPELINE.names()
 
 
 class Strict(BaseModel):
@@ -143,16 +149,17 @@ class RunConfig(Strict):
     student: StudentConfig = StudentConfig()
     train: TrainConfig = TrainConfig()
     rounds: int = Field(default=1, ge=1)
-    stages: list[str] = list(STAGES)
+    stages: list[str] = Field(default_factory=stage_names)
 
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
+        known = stage_names()
         if not stages:
-            raise ValueError(f"names no stage: use one or more of {', '.join(STAGES)}")
+            raise ValueError(f"names no stage: use one or more of {', '.join(known)}")
         for s in stages:
-            if s not in STAGES:
-                raise ValueError(f"unknown stage {s!r}: use {', '.join(STAGES)}")
+            if s not in known:
+                raise ValueError(f"unknown stage {s!r}: use {', '.join(known)}")
         return stages
 
     @model_validator(mode="after")

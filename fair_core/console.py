@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResult, Event, Message,
                      StageFinished, StageProgress, StageStarted, TrainStep, facts)
+from .stages import PIPELINE, Need
 
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
@@ -42,7 +43,8 @@ class ConsoleSink:
     def _bar(self, round: int, stage: str) -> int:
         key = (round, stage)
         if key not in self.bars:
-            self.bars[key] = self.progress.add_task(f"round {round} {stage:8}", total=None, info="")
+            width = max(map(len, PIPELINE.names()))
+            self.bars[key] = self.progress.add_task(f"round {round} {stage:{width}}", total=None, info="")
         return self.bars[key]
 
     def __call__(self, e: Event) -> None:
@@ -51,7 +53,7 @@ class ConsoleSink:
             self.calls = dict(NO_CALLS)
         elif isinstance(e, StageProgress):
             self.progress.update(self._bar(e.round, e.stage), completed=e.done, total=e.total,
-                                 info=self._calls_info() if e.stage in ("explain", "solve", "review") else "")
+                                 info=self._calls_info() if e.stage in PIPELINE.needing(Need.COMMITTEE) else "")
         elif isinstance(e, TrainStep):
             info = f"loss {e.loss:.3f}" if e.loss is not None else ""
             if e.tokens_per_second:

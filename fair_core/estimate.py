@@ -70,24 +70,24 @@ def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistake
             assumptions.append(f"{run_dir} is a run of another config: its answered calls only measure "
                                f"how long the answers are")
 
-        def scratch(name: str) -> Context:
+        def scratch(name: str) -> Runner:
             run = Run(Path(tmp) / name, config)
             stack.callback(run.close)
-            runner = Runner(run, host)
-            return Context(run, host, runner.task, 0, {"backends": runner.backends})
+            return Runner(run, host)
 
-        ctx = scratch("run")
+        runner = scratch("run")
+        ctx, backends = runner.context(0), runner.backends
         assumed = _mistakes(ctx, mistakes, accuracy, measured["accuracy"], assumptions)
         expected = _expected(config, measured["completion"], assumptions)
         student = config.student.max_new_tokens // 2  # an assumed mistake's wrong answer, in tokens
         counted: dict[str, str] = {}
-        lines = _project(ctx, expected, assumed, student, counted)
+        lines = _project(ctx, backends, expected, assumed, student, counted)
         if config.rounds > 1:
             full = lines
             if resumed:  # a later round is a whole round: count round 0 again from its mistakes alone
-                fresh = scratch("full")
+                fresh = scratch("full").context(0)
                 fresh.store.add_mistakes(ctx.store.mistakes(0))
-                full = _project(fresh, expected, assumed, student, counted)
+                full = _project(fresh, backends, expected, assumed, student, counted)
             later = config.rounds - 1
             lines = {key: (lines.get(key, (0, 0))[0] + later * full.get(key, (0, 0))[0],
                            lines.get(key, (0, 0))[1] + later * full.get(key, (0, 0))[1])
@@ -96,7 +96,6 @@ def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistake
                                f"many mistakes as round 0 (the trained student likely makes fewer)")
         if not any(s in config.stages for s in JOBS):
             assumptions.append("stages include no committee stage (explain, solve, review): no teacher is called")
-        backends = ctx.extras["backends"]
         count = len(ctx.store.mistakes(0))
     return _result(config, backends, lines, expected, counted, count, assumptions)
 
@@ -210,11 +209,10 @@ def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict
     return expected
 
 
-def _project(ctx: Context, expected: dict, assumed: set[str], student: int,
+def _project(ctx: Context, backends: dict, expected: dict, assumed: set[str], student: int,
              counted: dict[str, str]) -> dict[tuple[str, str], tuple[int, int]]:
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
     in order; each stage's writings are added to the scratch store, empty, before review."""
-    backends = ctx.extras["backends"]
     lines: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
     unwritten: dict[tuple[str, str, str], float] = {}  # (item, kind, author) -> its tokens
     for stage in (s for s in JOBS if s in ctx.config.stages):

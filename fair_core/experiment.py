@@ -23,12 +23,13 @@ from typing import Any, Callable, ContextManager
 from pydantic import Field
 
 from . import config as cfg
-from .config import STAGES, RunConfig, Strict
+from .config import RunConfig, Strict
 from .errors import FairError
 from .rundir import REDO_FROM, changed_keys, redo_from, write_atomic
 from .splits import fingerprint
+from .stages import PIPELINE
 from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation
-from .store import Store
+from .store import StageStatus, Store
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -38,7 +39,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "feedback-only": {"train.alpha": 1.0},
     "single-teacher": {"committee.policy": "accept-all"},
 }
-COMMITTEE = STAGES[:STAGES.index("compile")]  # what every variant shares
 SEEDED = "experiment_seed"  # meta key: the calls and cost a variant's copy started with
 
 
@@ -137,7 +137,7 @@ def done(path: Path, config: RunConfig, stages: list[str]) -> bool:
         return False
     store = Store(path / "run.sqlite")
     try:
-        return all(store.stage_status(r, s) == "done" for r in range(config.rounds) for s in stages)
+        return all(store.stage_status(r, s) == StageStatus.DONE for r in range(config.rounds) for s in stages)
     finally:
         store.close()
 
@@ -165,7 +165,8 @@ def seed(committee: Path, path: Path) -> None:
 def plan(exp: Experiment, root: Path) -> list[tuple[str, Path, RunConfig, list[str]]]:
     """(label, run directory, config, stages run there) in order: the committee, then each arm."""
     committee = committee_config(exp.base)
-    steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in COMMITTEE])]
+    shared = PIPELINE.names()[:PIPELINE.rank("compile")]  # what every variant shares: all before compile
+    steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in shared])]
     return steps + [(a.variant + ("" if a.seed is None else f" (seed {a.seed})"), root / a.folder, a.config,
                      a.config.stages) for a in exp.arms]
 

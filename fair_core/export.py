@@ -16,7 +16,7 @@ from .errors import FairError
 from .paper import export_files
 from .rundir import write_atomic
 from .splits import fingerprint
-from .store import Store
+from .store import StageStatus, Store
 
 FORMATS = ("paper", "jsonl", *formats.FORMATS, "split")
 
@@ -52,7 +52,7 @@ def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
     """The pairs the compile stage wrote for ``round``: exactly what the train stage reads."""
     from .training.data import read_pairs
 
-    if store.stage_status(round, "compile") != "done":
+    if store.stage_status(round, "compile") != StageStatus.DONE:
         raise FairError(f"run {run_dir} has no compiled training data for round {round}: run its compile stage "
                         f"first (fair run CONFIG --run-dir {run_dir} --stages compile)")
     return read_pairs(run_dir / "rounds" / str(round) / "train.jsonl")

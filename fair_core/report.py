@@ -12,9 +12,10 @@ from pathlib import Path
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from .errors import FairError
 from .splits import fingerprint
-from .stats import accuracy, describe, describe_test, mcnemar
+from .stages import PIPELINE
 from .stages.solve import teacher_of
-from .store import Store, damaged
+from .stats import accuracy, describe, describe_test, mcnemar
+from .store import StageStatus, Store, damaged
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -95,9 +96,9 @@ def _alive(runner: dict | None) -> bool:
 
 
 def _stage(row, runner_alive: bool) -> dict:
-    status = row["status"]
-    if status == "running" and not runner_alive:  # killed without a chance to say so (kill -9)
-        status = "interrupted"
+    status = StageStatus(row["status"])
+    if status == StageStatus.RUNNING and not runner_alive:  # killed without a chance to say so (kill -9)
+        status = StageStatus.INTERRUPTED
     out = {"round": row["round"], "stage": row["stage"], "status": status}
     error = json.loads(row["summary"] or "{}").get("error")
     return {**out, "error": error} if error else out
@@ -184,7 +185,8 @@ def _build(run_dir: Path, store: Store) -> dict:
         "cost_usd": round(store.spent_usd(), 6),
         # calls the budget refused are failures until a rerun with a raised budget makes them
         "budget_reached": bool(store.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1")),
-        "stages": [_stage(row, runner_alive) for row in store.stages()],
+        "stages": [_stage(row, runner_alive) for row in sorted(
+            store.stages(), key=lambda row: (row["round"], PIPELINE.rank(row["stage"])))],
         "rounds": per_round,
     }
 

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from . import config as cfg
-from .config import STAGES
 from .errors import ConfigError, FairError
 from .events import Bus, Event, JsonlSink
+from .stages import PIPELINE
 from .store import Store
 
 # Keys that may change between invocations of a run: nothing stored depends on them (more rounds
@@ -63,7 +63,7 @@ class Run:
             raise ConfigError(f"run dir {self.path} has later rounds built on the old settings "
                               f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                               f"with its own config ({config_file})")
-        redone = STAGES[STAGES.index(stage):]
+        redone = PIPELINE.names()[PIPELINE.rank(stage):]
         ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
         left_out = [s for s in redone if s in ran and s not in self.config.stages]
         if left_out:  # refused before anything changes: the run stays as it was
@@ -145,7 +145,7 @@ def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None
                               f"stored depends on it): pass a new --run-dir, or run it again with its "
                               f"own config ({config_file})")
         stages.append(stage)
-    return min(stages, key=STAGES.index) if stages else None
+    return min(stages, key=PIPELINE.rank) if stages else None
 
 
 def write_atomic(path: Path, text: str) -> Path:

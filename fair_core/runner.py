@@ -1,4 +1,5 @@
-"""Rounds and stages: runs what is not done yet, in order; pause, resume and cancel.
+"""Rounds and stages: runs what is not done yet, in PIPELINE's order, giving each stage what its
+declaration says it needs (the student, the gateway, the memory); pause, resume and cancel.
 
 Each stage of each round is marked done in the store when it finishes, so rerunning a run
 resumes at the first stage not done; within a stage, every finished call or attempt is stored,
@@ -14,20 +15,17 @@ import time
 from functools import cached_property
 from pathlib import Path
 
-from .config import STAGES, RunConfig
+from .config import RunConfig
 from .errors import FairError
 from .events import Message, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .host import Host
 from .rundir import Run
-from .stages import Context, StageCancelled, compile, evaluate, examine, explain, review, solve, train
 from .splits import mistakes_path
+from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine
+from .store import StageStatus
 from .student import model_folder
 from .task import data_root
-
-COMMITTEE = ("explain", "solve", "review")
-MODULES = {"examine": examine, "explain": explain, "solve": solve, "review": review,
-           "compile": compile, "train": train, "evaluate": evaluate}
 
 
 class Runner:
@@ -37,7 +35,7 @@ class Runner:
         self.run_ = run
         self.host = host
         self.config = run.config
-        self.stages = [s for s in self.config.stages if stages is None or s in stages]
+        self.stages = PIPELINE.ordered(s for s in self.config.stages if stages is None or s in stages)
         self.task = self._task()
         self.gateway: Gateway | None = None
         self._student = None
@@ -136,6 +134,12 @@ class Runner:
             self._student[1].close()
             self._student = None
 
+    def context(self, round: int) -> Context:
+        """What the stages of ``round`` work with."""
+        return Context(self.run_, self.host, self.task, round,
+                       student=lambda trained=False: self.load_student(round, trained),
+                       student_source=self.student_source, cancelled=lambda: self.cancelled)
+
     # running ---------------------------------------------------------------------------------
     def run(self) -> None:
         self.check()
@@ -148,25 +152,23 @@ class Runner:
         store.set_meta("runner", {"host": socket.gethostname(), "pid": os.getpid()})
         try:
             for r in range(self.config.rounds):
-                ctx = Context(self.run_, self.host, self.task, r, {
-                    "student": lambda trained=False, r=r: self.load_student(r, trained),
-                    "student_source": self.student_source, "cancelled": lambda: self.cancelled})
+                ctx = self.context(r)
                 if r == 0 and self.config.task.mistakes_file:
                     await asyncio.to_thread(examine.load_paper_mistakes, ctx)
                 rerun_rest = False
-                for stage in (s for s in STAGES if s in self.stages):
+                for stage in (PIPELINE[name] for name in self.stages):
                     if self.cancelled:
                         return
-                    status = store.stage_status(r, stage)
-                    if status == "done" and not rerun_rest:
+                    status = store.stage_status(r, stage.name)
+                    if status == StageStatus.DONE and not rerun_rest:
                         continue
-                    failed = self._failures(r, stage) if status == "partial" else None
+                    failed = self._failures(r, stage.name) if status == StageStatus.PARTIAL else None
                     self._check_inputs(r, stage)
                     await self._stage(ctx, stage)
                     # what follows a re-run stage is stale, unless the stage only failed the very
                     # calls it failed before (a model that does not exist, a record not replayed)
-                    unchanged = failed is not None and store.stage_status(r, stage) == "partial" \
-                        and self._failures(r, stage) == failed
+                    unchanged = failed is not None and store.stage_status(r, stage.name) == StageStatus.PARTIAL \
+                        and self._failures(r, stage.name) == failed
                     rerun_rest = rerun_rest or not unchanged
         finally:
             self.release_student()
@@ -184,7 +186,7 @@ class Runner:
         for r in range(self.config.rounds):
             for stage in self.stages:
                 status = store.stage_status(r, stage)
-                if status != "done":
+                if status != StageStatus.DONE:
                     failed = sum(f["stage"] == stage for f in store.failures(r))
                     said = f", {failed} failed calls" if failed else ""
                     return 3, (f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
@@ -194,37 +196,36 @@ class Runner:
     def _failures(self, round: int, stage: str) -> set[tuple[str, str, str]]:
         return {(f["item_id"], f["teacher"], f["about"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
 
-    def _check_inputs(self, round: int, stage: str) -> None:
+    def _check_inputs(self, round: int, stage: Stage) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,
         failed, interrupted) would feed this one old or partial data, and the committee has
         nothing to do before examine: refuse."""
         store = self.run_.store
-        for earlier in STAGES[:STAGES.index(stage)]:
+        for earlier in PIPELINE.names()[:PIPELINE.rank(stage.name)]:
             status = store.stage_status(round, earlier)
-            if earlier not in self.config.stages and status not in (None, "done"):
-                raise FairError(f"round {round} {stage} needs {earlier} first, and {earlier} is {status}: "
+            if earlier not in self.config.stages and status not in (None, StageStatus.DONE):
+                raise FairError(f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
                                 f"add {earlier} to --stages, or run every stage")
-        if stage in COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
-            raise FairError(f"round {round} {stage} has no mistakes to work on: examine has not run; "
+        if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None \
+                and not store.mistakes(round):
+            raise FairError(f"round {round} {stage.name} has no mistakes to work on: examine has not run; "
                             f"add examine to --stages, or run every stage")
 
-    async def _stage(self, ctx: Context, stage: str) -> None:
-        store = self.run_.store
-        self.run_.publish(StageStarted(stage, ctx.round))
-        store.mark_stage(ctx.round, stage, "running")
-        self.ran.append((ctx.round, stage))
+    async def _stage(self, ctx: Context, stage: Stage) -> None:
+        store, name = self.run_.store, stage.name
+        self.run_.publish(StageStarted(name, ctx.round))
+        store.mark_stage(ctx.round, name, StageStatus.RUNNING)
+        self.ran.append((ctx.round, name))
         start = time.time()
         try:
-            if stage in COMMITTEE:
+            if stage.needs is Need.COMMITTEE:
                 if self.gateway is None:
                     self.gateway = Gateway(store, self.run_.publish, self.backends,
                                            self.config.committee.budget_usd, self.config.committee.seed)
-                ctx.extras["gateway"] = self.gateway
-                summary = await MODULES[stage].run(ctx)
-            else:
-                if stage == "train":
-                    self.release_student()  # the trainer needs the memory
-                summary = await asyncio.to_thread(MODULES[stage].run, ctx)
+                ctx.gateway = self.gateway
+            elif stage.needs is Need.TRAINER:
+                self.release_student()  # the trainer needs the memory
+            summary = await stage.run(ctx) if stage.is_async else await asyncio.to_thread(stage.run, ctx)
         except StageCancelled:
             summary = {}
         except BaseException as e:
@@ -234,19 +235,19 @@ class Runner:
             if self.gateway:
                 self.gateway.cancel()
             interrupted = not isinstance(e, Exception)  # CancelledError, KeyboardInterrupt
-            store.mark_stage(ctx.round, stage, "interrupted" if interrupted else "failed",
+            store.mark_stage(ctx.round, name, StageStatus.INTERRUPTED if interrupted else StageStatus.FAILED,
                              {} if interrupted else {"error": str(e) or type(e).__name__})
             raise
         failed = summary.get("failed", 0)
         if self.cancelled:
-            store.mark_stage(ctx.round, stage, "cancelled")
-            self.run_.publish(Message("warning", f"{stage} cancelled; rerun to resume"))
+            store.mark_stage(ctx.round, name, StageStatus.CANCELLED)
+            self.run_.publish(Message("warning", f"{name} cancelled; rerun to resume"))
             return
-        store.mark_stage(ctx.round, stage, "partial" if failed else "done", summary)
+        store.mark_stage(ctx.round, name, StageStatus.PARTIAL if failed else StageStatus.DONE, summary)
         summary["seconds"] = round(time.time() - start, 2)
-        self.run_.publish(StageFinished(stage, ctx.round, summary))
+        self.run_.publish(StageFinished(name, ctx.round, summary))
         if failed:
-            self.run_.publish(Message("warning", f"{stage}: {failed} calls failed (see `fair report`); a "
+            self.run_.publish(Message("warning", f"{name}: {failed} calls failed (see `fair report`); a "
                                                  f"rerun retries them, and redoes nothing if they fail again"))
 
 
@@ -259,16 +260,17 @@ def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
                         f"under the data folder {data_root()}): fix the path")
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
-    if any(s in config.stages for s in COMMITTEE):
+    needs = {PIPELINE[s].needs for s in config.stages}
+    if Need.COMMITTEE in needs:
         if not config.teachers:
             raise FairError("no teachers configured: add [[teachers]] tables to the config")
         if backends is None:
             backends = {t.name: host.get("teachers", t.backend)(t) for t in config.teachers}
         for backend in backends.values():
             backend.check()
-    if "train" in config.stages and config.train.method == "qlora":
+    if Need.TRAINER in needs and config.train.method == "qlora":
         check_qlora()
-    if any(s in config.stages for s in ("examine", "train", "evaluate")):
+    if needs & {Need.STUDENT, Need.TRAINER}:
         host.get("students", config.student.backend)
         if not config.student.model:
             raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -23,6 +24,20 @@ from .records import Attempt, Mistake, Review, Verdict, Writing
 # failures). Older stores gain new tables from SCHEMA (CREATE ... IF NOT EXISTS); a change to an
 # existing table is a step in MIGRATIONS, run once, in order, for stores older than its version.
 SCHEMA_VERSION = 2
+
+
+class StageStatus(StrEnum):
+    """Where a stage of a round stands. The values are the strings the stages table has always
+    held, so the run.sqlite files of earlier versions read the same; a StrEnum compares equal
+    to them and prints as them."""
+    PENDING = "pending"  # not run yet: never stored (no row), but what a reader shows for one
+    RUNNING = "running"  # or killed without a chance to say so: the report checks the runner's pid
+    DONE = "done"
+    PARTIAL = "partial"  # finished with failed calls: a rerun retries them
+    FAILED = "failed"  # raised an error, kept in the summary
+    CANCELLED = "cancelled"  # stopped by the user after the calls in flight
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    STALE = "stale"  # done with settings that have changed since: runs again
 MIGRATIONS = {
     2: """
 CREATE TABLE failures_2(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,
@@ -148,16 +163,17 @@ class Store:
         return json.loads(rows[0][0]) if rows else default
 
     # stages ------------------------------------------------------------------------------
-    def stage_status(self, round: int, stage: str) -> str | None:
+    def stage_status(self, round: int, stage: str) -> StageStatus | None:
+        """None: the stage has not run in ``round``."""
         rows = self.query("SELECT status FROM stages WHERE round = ? AND stage = ?", (round, stage))
-        return rows[0][0] if rows else None
+        return StageStatus(rows[0][0]) if rows else None
 
-    def mark_stage(self, round: int, stage: str, status: str, summary: dict | None = None) -> None:
+    def mark_stage(self, round: int, stage: str, status: StageStatus, summary: dict | None = None) -> None:
         now = time.time()
         with self.tx() as db:
             db.execute("INSERT INTO stages VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT(round, stage) "
                        "DO UPDATE SET status = excluded.status", (round, stage, status, now))
-            if status != "running":  # done, partial, failed (with its error), cancelled, interrupted
+            if status != StageStatus.RUNNING:  # done, partial, failed (with its error), cancelled, interrupted
                 db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
                            (now, json.dumps(summary or {}), round, stage))
 
@@ -165,8 +181,8 @@ class Store:
         """Mark those of ``stages`` that ran in ``round`` as stale: the next run does them again.
         How many had run."""
         with self.tx() as db:
-            return db.executemany("UPDATE stages SET status = 'stale' WHERE round = ? AND stage = ?",
-                                  [(round, s) for s in stages]).rowcount
+            return db.executemany("UPDATE stages SET status = ? WHERE round = ? AND stage = ?",
+                                  [(StageStatus.STALE, round, s) for s in stages]).rowcount
 
     def stages(self) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM stages ORDER BY round, started")

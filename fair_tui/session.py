@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from fair_core.config import STAGES
 from fair_core.errors import FairError
 from fair_core.events import (BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, EvalResult, Event,
                               Message, StageFinished, StageProgress, StageStarted, TrainStep, facts)
 from fair_core.rundir import Run, RunLock
+from fair_core.stages import PIPELINE
+from fair_core.store import StageStatus
 
 LOG_EVENTS = (StageStarted, StageFinished, CallRetried, CallFailed, BudgetReached, EvalResult, Message)
 
@@ -30,7 +31,7 @@ def is_run_dir(path: Path) -> bool:
 
 @dataclass
 class StageState:
-    status: str = "pending"  # pending | running | done | partial | cancelled | failed | interrupted
+    status: StageStatus = StageStatus.PENDING
     done: int = 0
     total: int = 0
 
@@ -39,7 +40,7 @@ class Live:
     """Counters, stage states, training steps and accuracies, as the UI shows them."""
 
     def __init__(self, stages: list[str]) -> None:
-        self.stage_names = [s for s in STAGES if s in stages]
+        self.stage_names = PIPELINE.ordered(stages)
         self.stages: dict[tuple[int, str], StageState] = {}
         self.round = 0
         self.started = self.done = self.cached = self.retried = self.failed = 0
@@ -61,9 +62,9 @@ class Live:
         """Start from what the store already holds, so an opened run shows where it stands."""
         for row in run.store.stages():
             s = self.stage(row["round"], row["stage"])
-            s.status = row["status"]
+            s.status = StageStatus(row["status"])
             summary = json.loads(row["summary"]) if row["summary"] else {}
-            if s.status == "done":  # a count where the summary has one (calls, items, pairs)
+            if s.status == StageStatus.DONE:  # a count where the summary has one (calls, items, pairs)
                 s.done = s.total = summary.get("calls", summary.get("test_items", summary.get("pairs", 0)))
             self.round = max(self.round, row["round"])
         self.cost_usd = run.store.spent_usd()
@@ -84,19 +85,19 @@ class Live:
             self.failed += 1
         elif isinstance(e, StageProgress):
             s = self.stage(e.round, e.stage)
-            s.status, s.done, s.total = "running", e.done, e.total
+            s.status, s.done, s.total = StageStatus.RUNNING, e.done, e.total
         elif isinstance(e, StageStarted):
             self.round = e.round
             s = self.stage(e.round, e.stage)
-            s.status, s.done, s.total = "running", 0, e.total
+            s.status, s.done, s.total = StageStatus.RUNNING, 0, e.total
         elif isinstance(e, StageFinished):
             s = self.stage(e.round, e.stage)
-            s.status = "partial" if e.summary.get("failed") else "done"
-            s.done = s.done if s.status == "partial" else s.total
+            s.status = StageStatus.PARTIAL if e.summary.get("failed") else StageStatus.DONE
+            s.done = s.done if s.status == StageStatus.PARTIAL else s.total
         elif isinstance(e, TrainStep):
             self.train.setdefault(e.round, {})[e.step] = e
             s = self.stage(e.round, "train")
-            s.status, s.done, s.total = "running", e.step, e.max_steps
+            s.status, s.done, s.total = StageStatus.RUNNING, e.step, e.max_steps
         elif isinstance(e, EvalResult):
             self.accuracy[(e.round, e.when)] = e.accuracy
         elif isinstance(e, BudgetReached):

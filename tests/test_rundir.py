@@ -3,10 +3,12 @@
 import pytest
 
 from fair_core import config as cfg
-from fair_core.config import STAGES
 from fair_core.errors import ConfigError
 from fair_core.records import Attempt
 from fair_core.rundir import Run
+from fair_core.stages import PIPELINE
+
+STAGES = PIPELINE.names()
 
 
 def finished_round0(path, config):

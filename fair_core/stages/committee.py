@@ -6,10 +6,11 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Callable, Iterable
 
+from ..errors import FairError
 from ..events import StageProgress
 from ..gateway.backend import Request
-from ..gateway.gateway import CallFailure, Gateway, Outputs
-from . import Context
+from ..gateway.gateway import CallFailure, Outputs
+from .base import Context
 
 # (teacher, make): ``make`` builds the request and its records only when a worker takes the job,
 # so a stage of 200k calls never holds 200k prompts at once
@@ -18,7 +19,9 @@ Job = tuple[str, Callable[[], tuple[Request, Outputs]]]
 
 async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
     """Send every job; a failed call is listed in the store with its reason, never raised."""
-    gateway: Gateway = ctx.extras["gateway"]
+    gateway = ctx.gateway
+    if gateway is None:
+        raise FairError(f"stage {stage!r} calls teachers but was given no gateway: declare it with Need.COMMITTEE")
     jobs = list(jobs)
     total, done, failed = len(jobs), 0, 0
     ctx.store.clear_failures(ctx.round, stage)

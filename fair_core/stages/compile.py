@@ -16,7 +16,7 @@ import shutil
 from collections import defaultdict
 
 from ..splits import normal
-from . import Context
+from .base import Context, Need, Stage
 from .solve import teacher_of
 
 
@@ -73,3 +73,7 @@ def run(ctx: Context) -> dict:
     shutil.rmtree(out / "dataset", ignore_errors=True)
     os.replace(staging, out / "dataset")
     return {"pairs": len(pairs), "items": len({p["item_id"] for p in pairs})}
+
+
+STAGE = Stage("compile", run, Need.NOTHING, reads="mistakes, writings, verdicts",
+              writes="trained questions; rounds/N/train.jsonl and rounds/N/dataset")

@@ -6,12 +6,16 @@ evaluate): the report's "before" must not depend on which stages ran together.
 
 from __future__ import annotations
 
-from . import Context
+from .base import Context, Need, Stage
 from .examine import score, test_items
 
 
 def run(ctx: Context) -> dict:
     summary, problems = {}, test_items(ctx)
     if ctx.round == 0 and len(ctx.store.attempts(0, "test", "before")) < len(problems):
-        summary = score(ctx, ctx.extras["student"](), "evaluate", "before", problems)
-    return {**summary, **score(ctx, ctx.extras["student"](trained=True), "evaluate", "after", problems)}
+        summary = score(ctx, ctx.student(), "evaluate", "before", problems)
+    return {**summary, **score(ctx, ctx.student(trained=True), "evaluate", "after", problems)}
+
+
+STAGE = Stage("evaluate", run, Need.STUDENT, reads="the test split less what any round trained on, the trained student",
+              writes="attempts (test 'after'; round 0: 'before' when examine did not score it), items, left_out")

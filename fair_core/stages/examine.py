@@ -13,7 +13,7 @@ from ..paper import mistakes_from, read
 from ..records import Attempt, Mistake
 from ..splits import TRAINED, Split, mistakes_path, normal, plan
 from ..task import Problem
-from . import Context
+from .base import Context, Need, Stage
 
 
 def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: list[Problem]) -> list[Attempt]:
@@ -45,11 +45,11 @@ def run_split(ctx: Context) -> Split:
     """The run's split (see fair_core.splits), worked out once per round. Only the mistakes-file
     items round 0 uses (the first ``train_limit``) are trained on, so only they leave the test
     split: the file's other items are scored like any item the student never saw."""
-    if "split" not in ctx.extras:
+    if ctx.split is None:
         t = ctx.config.task
         questions = [x["question"] for x in paper_items(ctx)] if t.mistakes_file else []
-        ctx.extras["split"] = plan(ctx.task, questions, t.train_limit, t.test_limit)
-    return ctx.extras["split"]
+        ctx.split = plan(ctx.task, questions, t.train_limit, t.test_limit)
+    return ctx.split
 
 
 def train_items(ctx: Context) -> list[Problem]:
@@ -94,9 +94,9 @@ def run(ctx: Context) -> dict:
     if ctx.round == 0 and ctx.config.task.mistakes_file:
         summary = {"mistakes": load_paper_mistakes(ctx), "source": ctx.config.task.mistakes_file}
         if "evaluate" in ctx.config.stages:
-            summary.update(score(ctx, ctx.extras["student"](), "examine", "before", test_items(ctx)))
+            summary.update(score(ctx, ctx.student(), "examine", "before", test_items(ctx)))
         return summary
-    student = ctx.extras["student"]()
+    student = ctx.student()
     problems = train_items(ctx)
     attempts = answer(ctx, student, "examine", "train", "before", problems)
     by_id = {p.id: p for p in problems}
@@ -107,3 +107,8 @@ def run(ctx: Context) -> dict:
     if ctx.round == 0 and "evaluate" in ctx.config.stages:
         summary.update(score(ctx, student, "examine", "before", test_items(ctx)))
     return summary
+
+
+STAGE = Stage("examine", run, Need.STUDENT,
+              reads="the task's train split (round 0: its test split too), or round 0's task.mistakes_file",
+              writes="attempts (train; round 0: test 'before'), mistakes, items, left_out")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..gateway.backend import Request
-from . import Context
+from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
 
 
@@ -23,3 +23,7 @@ def jobs(ctx: Context) -> list[Job]:
 
 async def run(ctx: Context) -> dict:
     return await run_jobs(ctx, "explain", jobs(ctx))
+
+
+STAGE = Stage("explain", run, Need.COMMITTEE, reads="mistakes, feedback written before",
+              writes="feedback writings, calls, failures")

@@ -17,7 +17,7 @@ from ..host import Host
 from ..records import Verdict
 from ..store import Store
 from ..task import Task
-from . import Context
+from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
 from .solve import teacher_of
 
@@ -112,3 +112,7 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
     store.set_verdicts(round, verdicts)
     return {"accepted": sum(v.accepted for v in verdicts if v.kind == "rationale"),
             "rejected": sum(not v.accepted for v in verdicts if v.kind == "rationale")}
+
+
+STAGE = Stage("review", run, Need.COMMITTEE, reads="mistakes, writings, reviews made before",
+              writes="reviews, verdicts, calls, failures")

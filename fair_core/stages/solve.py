@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..gateway.backend import Request
-from . import Context
+from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
 
 
@@ -32,3 +32,7 @@ def jobs(ctx: Context) -> list[Job]:
 
 async def run(ctx: Context) -> dict:
     return await run_jobs(ctx, "solve", jobs(ctx))
+
+
+STAGE = Stage("solve", run, Need.COMMITTEE, reads="mistakes, rationales written before",
+              writes="rationale writings, calls, failures")

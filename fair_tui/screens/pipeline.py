@@ -8,12 +8,16 @@ from textual.containers import Grid
 from textual.markup import escape
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
+from fair_core.stages import PIPELINE, Need
+from fair_core.store import StageStatus
+
 from ..session import Session, StageState, describe
 from .base import RunView
 
-COMMITTEE = ("explain", "solve", "review")
-STATUS_STYLE = {"pending": "dim", "running": "green", "done": "cyan", "partial": "yellow",
-                "cancelled": "yellow", "stopped": "yellow", "interrupted": "yellow", "failed": "red"}
+STOPPED = "stopped"  # shown for a stage still marked running when no runner works on the run
+STATUS_STYLE = {StageStatus.PENDING: "dim", StageStatus.RUNNING: "green", StageStatus.DONE: "cyan",
+                StageStatus.PARTIAL: "yellow", StageStatus.CANCELLED: "yellow", STOPPED: "yellow",
+                StageStatus.INTERRUPTED: "yellow", StageStatus.STALE: "magenta", StageStatus.FAILED: "red"}
 
 
 def tokens(n: int) -> str:
@@ -52,7 +56,8 @@ class PipelineScreen(RunView):
             return not s.active
         if action == "pause":
             live = s.live
-            in_committee = any(live.stage(live.round, st).status == "running" for st in COMMITTEE)
+            in_committee = any(live.stage(live.round, st).status == StageStatus.RUNNING
+                               for st in PIPELINE.needing(Need.COMMITTEE))
             return s.state == "running" and in_committee
         if action == "resume":
             return s.state == "paused"
@@ -100,14 +105,14 @@ class PipelineScreen(RunView):
                 log.write(line)
 
     def _stage_row(self, stage: str, st: StageState, active: bool) -> None:
-        status = "stopped" if st.status == "running" and not active else st.status
-        self._set(f"#state-{stage}", f"[{STATUS_STYLE.get(status, 'dim')}]{status}[/]")
+        status = STOPPED if st.status == StageStatus.RUNNING and not active else st.status
+        self._set(f"#state-{stage}", f"[{STATUS_STYLE[status]}]{status}[/]")
         bar = self.query_one(f"#bar-{stage}", ProgressBar)
-        if st.status == "done":
+        if st.status == StageStatus.DONE:
             bar.update(total=st.total or 1, progress=st.total or 1)
         elif st.total:
             bar.update(total=st.total, progress=st.done)
-        elif status == "running":
+        elif status == StageStatus.RUNNING:
             bar.update(total=None)  # no count yet: the bar pulses
         else:
             bar.update(total=1, progress=0)

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from fair_core import config as cfg
 from fair_core.errors import FairError
 from fair_core.experiment import is_experiment
-from fair_core.store import Store
+from fair_core.store import StageStatus, Store
 
 from ..session import is_run_dir
 from .base import View
@@ -34,7 +34,7 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
     store = Store(path / "run.sqlite")
     try:
         stages = store.stages()
-        done = sum(row["status"] == "done" for row in stages)
+        done = sum(row["status"] == StageStatus.DONE for row in stages)
         last = stages[-1] if stages else None
         where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
         mistakes = store.query("SELECT COUNT(*) FROM mistakes")[0][0]
