@@ -16,7 +16,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 from .errors import FairError
 from .host import get_host
 
@@ -46,18 +46,19 @@ def _terminate(signum, frame) -> None:
 
 # commands ------------------------------------------------------------------------------------
 def cmd_plugins(args) -> int:
-    host = get_host()
-    infos = [p.as_dict() for p in host.plugins.values()]
+    infos = [p.as_dict() for p in get_host().plugins]
     if args.json:
         print(json.dumps(infos, indent=2))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("plugin", "version", "hooks", "registered")
+    table = Table("plugin", "version", "status", "hooks", "registered, or why not")
     for p in infos:
-        table.add_row(p["name"], p["version"] or "-", ", ".join(p["hooks"]),
-                      "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items()))
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
+        status = "ok" if p["status"] == "ok" else f"[red]{p['status']}[/]"
+        table.add_row(p["name"], p["version"] or "-", status, ", ".join(p["hooks"]), what or escape(p["error"] or ""))
     Console().print(table)
     return 0
 
@@ -420,11 +421,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shell", choices=COMPLETION_SHELLS)
     p.set_defaults(handler=cmd_completion)
 
-    for name, entry in get_host().registry["commands"].items():
+    add_plugin_commands(sub)
+    return parser
+
+
+def add_plugin_commands(sub) -> None:
+    """The plugins' commands, after fair's own. A plugin whose command takes the name of one of
+    fair's, or whose ``configure`` fails, is unloaded with a warning: every other command works."""
+    host = get_host()
+    for name, entry in list(host.registry["commands"].items()):
+        if name in sub.choices:
+            host.unload(entry.plugin, "skipped", f"its command {name!r} is one of fair's own: rename it")
+            continue
+        try:  # on a scratch parser first: a failure leaves nothing half-added in fair's
+            entry.obj.configure(argparse.ArgumentParser(prog=f"fair {name}"))
+        except Exception as e:  # the plugin's own code: anything may come out
+            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {type(e).__name__}: {e}")
+    for name, entry in host.registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)
         entry.obj.configure(q)
         q.set_defaults(handler=entry.obj.handler)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,9 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' notes to their developers
     args = None
     try:
+        logs.configure()  # before the plugins load: their problems are logged as they are found
         parser = build_parser()
-        for problem in get_host().problems:
-            print(f"fair: warning: {problem}", file=sys.stderr)
         args = parser.parse_args(argv)
         if not getattr(args, "handler", None):
             parser.print_help()

@@ -7,11 +7,14 @@ dataclasses so that subscribers can match on their type.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -166,6 +169,7 @@ class Bus:
     def __init__(self) -> None:
         self._subs: list[Subscriber] = []
         self._lock = threading.Lock()
+        self._failed: set[int] = set()  # subscribers (by id) whose failure was already logged in full
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         with self._lock:
@@ -177,7 +181,11 @@ class Bus:
             try:
                 fn(event)
             except Exception:  # noqa: BLE001 - a UI glitch must not stop a paid run
-                pass
+                # a broken subscriber fails on every event: its first failure is a warning with the
+                # traceback, the rest are for debugging only
+                level = logging.DEBUG if id(fn) in self._failed else logging.WARNING
+                self._failed.add(id(fn))
+                logger.log(level, "event subscriber %r failed on %s", fn, event.type, exc_info=True)
 
 
 class JsonlSink:

@@ -1,43 +1,57 @@
 """The plugin host: loads plugins from the "fair" entry points and collects what they register.
 
-Built-in plugins load through the same entry points as a third-party package's. A plugin that
-fails to import or raises inside a hook is reported once, by name, and skipped; the host goes on.
+Built-in plugins load through the same entry points as a third-party package's, and first, so a
+built-in keeps its names. A plugin is taken whole or not at all: one that fails to import, breaks
+the hook contract (an unknown hook, a wrapper), raises in a hook, or registers a name another
+plugin already holds keeps nothing; it is listed with status "error" or "skipped" and its reason,
+logged once, and the host and every other plugin go on.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError
 
-HOOKS = ("register_tasks", "register_teachers", "register_reviewers", "register_students",
-         "register_commands")
+logger = logging.getLogger(__name__)
+
+DISTRIBUTION = "fair-distill"  # the package whose entry points are the built-in plugins
+Status = Literal["ok", "error", "skipped"]
 
 
 @dataclass
 class PluginInfo:
+    """One plugin as ``fair plugins`` shows it. ``status`` is "ok", "error" (it is broken) or
+    "skipped" (a name it takes is fair's, a built-in's or an earlier plugin's); ``error`` says why."""
+
     name: str
     version: str | None
+    builtin: bool = False
+    status: Status = "ok"
+    error: str | None = None
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "hooks": self.hooks,
-                "registered": self.registered}
+        return asdict(self)
+
+    def problem(self) -> str:
+        return f"plugin {self.name!r} {'skipped' if self.status == 'skipped' else 'not loaded'}: {self.error}"
 
 
 @dataclass(frozen=True)
 class Command:
     help: str
-    configure: Callable
-    handler: Callable
+    configure: hookspecs.Configure
+    handler: hookspecs.Handler
 
 
 @dataclass(frozen=True)
@@ -48,88 +62,198 @@ class Entry:
     meta: dict
 
 
+Pending = list[tuple[str, Entry]]  # (registry kind, entry): what one plugin registered, not yet kept
+
+
 class Host:
     """Registries of tasks, teachers, reviewers (parsers, policies), students and commands."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("fair")
         self.pm.add_hookspecs(hookspecs)
-        self.plugins: dict[str, PluginInfo] = {}
-        self.problems: list[str] = []
+        self.plugins: list[PluginInfo] = []
         self.registry: dict[str, dict[str, Entry]] = {
             "tasks": {}, "teachers": {}, "parsers": {}, "policies": {}, "students": {}, "commands": {}}
 
+    @property
+    def problems(self) -> list[str]:
+        """One line for each plugin that is not loaded, and why."""
+        return [p.problem() for p in self.plugins if p.status != "ok"]
+
     # loading -------------------------------------------------------------------------------
-    def load_entry_points(self, only: list[str] | None = None) -> "Host":
-        for ep in metadata.entry_points(group="fair"):
-            if only is not None and ep.name not in only or ep.name in self.plugins:
-                continue
+    def load_entry_points(self, only: list[str] | None = None) -> Host:
+        """Every plugin of the "fair" group (or those named in ``only``): built-ins first, then
+        the others by name, so that a clash always keeps the same one."""
+        seen = set()
+        eps = sorted(metadata.entry_points(group="fair"), key=lambda ep: (not _builtin(ep), ep.name))
+        for ep in eps:
+            if only is not None and ep.name not in only or (ep.name, ep.value) in seen:
+                continue  # not selected, or the same plugin seen twice on sys.path
+            seen.add((ep.name, ep.value))
             version = ep.dist.version if ep.dist else None
             try:
                 module = ep.load()
-            except Exception as e:  # a broken plugin must not take the host down
-                self.problems.append(f"plugin {ep.name!r} failed to import: {type(e).__name__}: {e}")
+            except Exception as e:  # its import runs the plugin's own code: anything may come out
+                info = PluginInfo(ep.name, version, _builtin(ep))
+                self.plugins.append(info)
+                self._drop(info, "error", f"failed to import: {type(e).__name__}: {e}")
                 continue
-            self.add(module, ep.name, version)
+            self.add(module, ep.name, version, _builtin(ep))
         return self
 
-    def add(self, module: ModuleType | object, name: str, version: str | None = None) -> None:
-        """Register one plugin object and run its hooks, isolating its failures."""
+    def add(self, plugin: object, name: str, version: str | None = None, builtin: bool = False) -> PluginInfo:
+        """Load one plugin (a module, or any object with ``@hookimpl`` functions) and run its hooks
+        through pluggy; keep what it registers only when all of it is valid and clashes with nothing."""
+        holder = self._loaded(name)
+        info = PluginInfo(name, version, builtin)
+        self.plugins.append(info)
+        if holder is not None:
+            return self._drop(info, "skipped", f"the name {name!r} is taken by {_who(holder)}: rename its "
+                                               f"entry point, or leave one out with FAIR_PLUGINS")
         try:
-            self.pm.register(module, name=name)
-        except Exception as e:
-            self.problems.append(f"plugin {name!r} is not a valid plugin: {type(e).__name__}: {e}")
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as e:  # a hook's arguments, or a wrapper that is no generator
+            return self._drop(info, "error", "; ".join(str(e).splitlines()))
+        except ValueError as e:  # the same object already loaded under another name
+            return self._drop(info, "error", str(e).splitlines()[0])
+        callers = self.pm.get_hookcallers(plugin) or []
+        info.hooks = sorted({c.name for c in callers})
+        try:
+            self.pm.check_pending()  # the plugins before this one passed: only this one can fail
+        except pluggy.PluginValidationError:
+            unknown = sorted(c.name for c in callers if not c.has_spec()
+                             and any(not i.optionalhook for i in c.get_hookimpls() if i.plugin is plugin))
+            return self._drop(info, "error", "; ".join(_unknown(hook) for hook in unknown), plugin)
+        wrappers = sorted({c.name for c in callers for i in c.get_hookimpls()
+                           if i.plugin is plugin and (i.wrapper or i.hookwrapper)})
+        if wrappers:
+            return self._drop(info, "error", f"{', '.join(wrappers)} is declared as a wrapper: a register hook "
+                                             f"must be a plain @hookimpl function", plugin)
+        pending: Pending = []
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        for hook in sorted(c.name for c in callers if c.name in REGISTRARS):
+            try:  # through pluggy, with only this plugin's implementations
+                self.pm.subset_hook_caller(hook, others)(register=REGISTRARS[hook](name, pending))
+            except Exception as e:  # the plugin's own code: anything may come out
+                return self._drop(info, "error", f"failed in {hook}: {type(e).__name__}: {e}", plugin)
+        return self._commit(info, pending, plugin)
+
+    def _commit(self, info: PluginInfo, pending: Pending, plugin: object) -> PluginInfo:
+        """Keep all the plugin registered, or, when one name is taken, none of it."""
+        seen = set()
+        for kind, entry in pending:
+            what = f"{_singular(kind)} {entry.name!r}"
+            if (kind, entry.name) in seen:
+                return self._drop(info, "error", f"it registers {what} twice", plugin)
+            seen.add((kind, entry.name))
+            holder = self.registry[kind].get(entry.name)
+            if holder is not None:
+                return self._drop(info, "skipped", f"its {what} is already registered by "
+                                                   f"{_who(self._loaded(holder.plugin))}: rename it, or leave "
+                                                   f"one plugin out with FAIR_PLUGINS", plugin)
+        for kind, entry in pending:
+            self.registry[kind][entry.name] = entry
+            info.registered.setdefault(kind, []).append(entry.name)
+        return info
+
+    def unload(self, name: str, status: Status, reason: str) -> None:
+        """Unload a loaded plugin and all it registered, for a problem only a layer above can see
+        (the CLI's: a command named like one of fair's own, or one whose arguments fail)."""
+        info = self._loaded(name)
+        if info is None:
             return
-        info = self.plugins[name] = PluginInfo(name, version)
-        impls = [impl for caller in self.pm.get_hookcallers(module) or []
-                 for impl in caller.get_hookimpls() if impl.plugin is module]
-        info.hooks = sorted(impl.function.__name__ for impl in impls)
-        for impl in impls:
-            hook = impl.function.__name__
-            try:
-                impl.function(register=self._registrar(hook, info))
-            except PluginError:
-                raise
-            except Exception as e:
-                self.problems.append(f"plugin {name!r} failed in {hook}: {type(e).__name__}: {e}")
+        for kind, names in info.registered.items():
+            for n in names:
+                del self.registry[kind][n]
+        info.registered = {}
+        self._drop(info, status, reason, self.pm.get_plugin(name))
 
-    def _registrar(self, hook: str, info: PluginInfo) -> Callable:
-        def add(kind: str, name: str, obj: Any, meta: dict) -> None:
-            table = self.registry[kind]
-            if name in table:
-                raise PluginError(f"{kind[:-1]} {name!r} is registered by both plugin "
-                                  f"{table[name].plugin!r} and plugin {info.name!r}: "
-                                  f"disable one with FAIR_PLUGINS")
-            table[name] = Entry(name, obj, info.name, meta)
-            info.registered.setdefault(kind, []).append(name)
+    def _drop(self, info: PluginInfo, status: Status, error: str, plugin: object = None) -> PluginInfo:
+        info.status, info.error = status, error
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        logger.warning(info.problem())
+        return info
 
-        if hook == "register_reviewers":
-            def register(name: str, obj: Any, kind: str = "policy", **meta: Any) -> None:
-                tables = {"parser": "parsers", "policy": "policies"}
-                if kind not in tables:
-                    raise ValueError(f"register_reviewers: kind must be 'parser' or 'policy', not {kind!r}")
-                add(tables[kind], name, obj, meta)
-        elif hook == "register_commands":
-            def register(name: str, help: str, configure: Callable, handler: Callable) -> None:
-                add("commands", name, Command(help, configure, handler), {})
-        else:
-            kind = hook.removeprefix("register_")
-
-            def register(name: str, obj: Any, **meta: Any) -> None:
-                add(kind, name, obj, meta)
-        return register
+    def _loaded(self, name: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.name == name and p.status == "ok"), None)
 
     # lookup --------------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Any:
         table = self.registry[kind]
         if name not in table:
             known = ", ".join(sorted(table)) or "none loaded"
-            singular = kind.removesuffix("ies") + "y" if kind.endswith("ies") else kind.removesuffix("s")
-            raise PluginError(f"unknown {singular} {name!r}: known {kind} are {known}")
+            raise PluginError(f"unknown {_singular(kind)} {name!r}: known {kind} are {known}")
         return table[name].obj
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.registry[kind])
+
+
+# the register callbacks, one per hook: each only collects; the host decides when the plugin is done
+
+def _collect(plugin: str, pending: Pending, kind: str, name: str, obj: Any, **meta: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a {_singular(kind)}'s name must be a non-empty string, not {name!r}")
+    pending.append((kind, Entry(name, obj, plugin, meta)))
+
+
+def _tasks(plugin: str, pending: Pending) -> hookspecs.RegisterTask:
+    def register(name: str, factory: hookspecs.TaskFactory) -> None:
+        _collect(plugin, pending, "tasks", name, factory)
+    return register
+
+
+def _teachers(plugin: str, pending: Pending) -> hookspecs.RegisterTeacher:
+    def register(name: str, factory: hookspecs.TeacherFactory) -> None:
+        _collect(plugin, pending, "teachers", name, factory)
+    return register
+
+
+def _reviewers(plugin: str, pending: Pending) -> hookspecs.RegisterReviewer:
+    def register(name: str, obj: Any, kind: str = "policy") -> None:
+        tables = {"parser": "parsers", "policy": "policies"}
+        if kind not in tables:
+            raise ValueError(f"kind must be 'parser' or 'policy', not {kind!r}")
+        _collect(plugin, pending, tables[kind], name, obj)
+    return register
+
+
+def _students(plugin: str, pending: Pending) -> hookspecs.RegisterStudent:
+    def register(name: str, factory: hookspecs.StudentFactory, local_path: hookspecs.LocalPath | None = None) -> None:
+        _collect(plugin, pending, "students", name, factory, **({"local_path": local_path} if local_path else {}))
+    return register
+
+
+def _commands(plugin: str, pending: Pending) -> hookspecs.RegisterCommand:
+    def register(name: str, help: str, configure: hookspecs.Configure, handler: hookspecs.Handler) -> None:
+        _collect(plugin, pending, "commands", name, Command(help, configure, handler))
+    return register
+
+
+REGISTRARS: dict[str, Callable[[str, Pending], Any]] = {
+    "register_tasks": _tasks, "register_teachers": _teachers, "register_reviewers": _reviewers,
+    "register_students": _students, "register_commands": _commands}
+
+
+def _unknown(hook: str) -> str:
+    close = difflib.get_close_matches(hook, REGISTRARS, n=1)
+    return (f"unknown hook {hook!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f": fair's hooks are {', '.join(sorted(REGISTRARS))}")
+
+
+def _singular(kind: str) -> str:
+    return kind.removesuffix("ies") + "y" if kind.endswith("ies") else kind.removesuffix("s")
+
+
+def _who(info: PluginInfo | None) -> str:
+    if info is None:
+        return "another plugin"
+    return f"the built-in plugin {info.name!r}" if info.builtin else f"plugin {info.name!r}"
+
+
+def _builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name.replace("_", "-").lower() == DISTRIBUTION
 
 
 def selected_plugins() -> list[str] | None:

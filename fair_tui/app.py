@@ -9,17 +9,20 @@ runner and waits for the calls in flight, so the run directory stays resumable b
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerError, WorkerState
 
 from fair_core.errors import FairError
 
 from .session import Session, is_run_dir
+
+logger = logging.getLogger(__name__)
 
 DRAIN_S = 0.05
 QUIT_WAIT_S = 30.0
@@ -181,8 +184,8 @@ class FairApp(App):
             self.notify("cancelling: waiting for the calls in flight to finish", timeout=QUIT_WAIT_S)
             try:
                 await asyncio.wait_for(asyncio.shield(self.runner_worker.wait()), QUIT_WAIT_S)
-            except Exception:  # noqa: BLE001 - a failed or slow runner must not keep the user here
-                pass
+            except (asyncio.TimeoutError, WorkerError):  # a slow or failed runner must not keep the user here
+                logger.debug("quitting without waiting longer for the runner", exc_info=True)
         self.exit()
 
     async def on_unmount(self) -> None:

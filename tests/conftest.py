@@ -1,4 +1,5 @@
-"""Shared fixtures: real data from ../shared/data, and offline settings for every test."""
+"""Shared fixtures: real data from ../shared/data (tests that need it skip where it is absent), and
+offline settings for every test."""
 
 import os
 import time
@@ -16,6 +17,21 @@ if "FAIR_DATA_DIR" not in os.environ:
 
 DATA = Path(os.environ.get("FAIR_DATA_DIR", "."))
 PAPER = DATA / "fair-reference"
+HAVE_DATA = all((DATA / folder).is_dir() for folder in ("fair-reference", "gsm8k", "svamp", "strategyqa", "logiqa"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(items):
+    """A test that takes the data fixtures needs the data, whether or not it says so."""
+    for item in items:
+        if {"data_dir", "paper_dir"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_data)
+
+
+def pytest_runtest_setup(item):
+    """Every test that needs the data is skipped the same way where it is absent, never failed."""
+    if item.get_closest_marker("needs_data") and not HAVE_DATA:
+        pytest.skip("needs ../shared/data: set FAIR_DATA_DIR to the folder that holds it")
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ def replayed(tmp_path_factory):
     return run_dir, outcomes, first, second
 
 
+@pytest.mark.needs_data
 def test_run_reports_its_stages_through_the_callback(replayed):
     run_dir, (first, second), first_events, second_events = replayed
     assert first.ok and first.ran == [(0, "explain"), (0, "solve")]
@@ -46,6 +47,7 @@ def test_run_reports_its_stages_through_the_callback(replayed):
     assert next(e for e in second_events if isinstance(e, StageFinished) and e.stage == "compile").summary["pairs"] > 0
 
 
+@pytest.mark.needs_data
 def test_a_changed_threshold_is_reported_and_redoes_review_without_calls(tmp_path):
     replay = REPO / "configs" / "svamp-replay.toml"
     assert run(load_config(replay, ["task.train_limit=3"]), tmp_path / "run", stages=COMMITTEE).ok
@@ -58,6 +60,7 @@ def test_a_changed_threshold_is_reported_and_redoes_review_without_calls(tmp_pat
     assert not any(isinstance(e, CallDone) for e in events)  # judged again from the stored scores
 
 
+@pytest.mark.needs_data
 def test_records_and_datasets_read_back_as_stored(replayed):
     run_dir = replayed[0]
     store = Store(run_dir / "run.sqlite")

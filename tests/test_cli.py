@@ -3,6 +3,7 @@
 import shutil
 import time
 
+import pytest
 
 from helpers import REPO, fair
 
@@ -100,6 +101,7 @@ def test_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]", out.stderr
 
 
+@pytest.mark.needs_data
 def test_a_run_dir_in_use(tmp_path):
     import os
 
@@ -144,6 +146,7 @@ def test_completion_scripts(tmp_path):
     assert offered == ["run report", "--events"]
 
 
+@pytest.mark.needs_data
 def test_events_to_stdout_are_pure_jsonl(tmp_path):
     import json
 
@@ -159,6 +162,7 @@ def test_events_to_stdout_are_pure_jsonl(tmp_path):
     assert f"outputs: {run}" in out.stderr  # the report moved to stderr
 
 
+@pytest.mark.needs_data
 def test_events_to_a_file(tmp_path):
     run, log = tmp_path / "run", tmp_path / "events.jsonl"
     out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=2",

@@ -31,6 +31,7 @@ def run_in_process(config_path, run_dir):
     return build(run_dir)
 
 
+@pytest.mark.slow
 def test_faults_cost_no_data(tmp_path, paper_dir):
     """20% injected faults of every kind: every item complete or listed as failed with its reason."""
     mistakes = paper_mistakes(paper_dir, tmp_path, 100)
@@ -71,6 +72,7 @@ def _stored(run) -> set:
             for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
 
 
+@pytest.mark.slow
 def test_crash_in_review_then_resume(tmp_path, paper_dir):
     """SIGKILL during review, resume: same results as an uninterrupted run, and nothing that was
     answered and stored before the kill is asked again."""
@@ -107,6 +109,7 @@ def test_crash_in_review_then_resume(tmp_path, paper_dir):
     assert _results(crashed) == _results(clean)
 
 
+@pytest.mark.slow
 def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
     """All three teachers behind 20% injected faults; the run is killed (-9) twice at different
     points, then resumed: it ends with the verdicts of a run nobody killed, and no call that was
@@ -146,6 +149,7 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
     assert _results(crashed) == _results(clean)
 
 
+@pytest.mark.slow
 def test_secrets_never_written(tmp_path, paper_dir):
     secret = "sk-test-9f8e7d6c5b4a39281706"
     mistakes = paper_mistakes(paper_dir, tmp_path, 5)
@@ -171,6 +175,7 @@ def test_secrets_never_written(tmp_path, paper_dir):
         assert secret.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_budget_stops_new_calls(tmp_path, paper_dir):
     from fair_core.testing.server import BEHAVIOURS
 
@@ -219,6 +224,7 @@ def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):
     assert len(pairs) >= len({p["item_id"] for p in pairs})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, needle", [
     ({"teacher": {"api_key_env": "FAIR_NO_SUCH_KEY"}}, "FAIR_NO_SUCH_KEY"),
     ({"teacher": {"api_base": None, "model": "frobnicator-9000"}}, "frobnicator-9000"),
@@ -263,6 +269,7 @@ def _two_teachers(tmp_path, mistakes, good: dict, bad: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http"])  # litellm's errors take the same path: see the unreachable test
 def test_a_teacher_that_cannot_answer_is_asked_once(tmp_path, paper_dir, transport):
     """A wrong key (401): the teacher is stopped after its first answer, its other calls fail
@@ -283,6 +290,7 @@ def test_a_teacher_that_cannot_answer_is_asked_once(tmp_path, paper_dir, transpo
     assert db.execute("SELECT COUNT(*) FROM writings WHERE teacher = 'good'").fetchone()[0] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "litellm"])
 def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transport):
     import socket

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PAPER
 from fair_core.testing.server import BEHAVIOURS, serve_in_thread
 from committee_setup import committee_config, paper_mistakes
 from helpers import REPO, fair
 
-needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
 PRICED = ("gpt-4o-mini", "gpt-4o")  # names litellm's bundled price map lists: the server answers as "solver"
 
 
@@ -21,7 +19,8 @@ def estimate(*args) -> dict:
     return json.loads(out.stdout)
 
 
-@needs_data
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_the_estimate_is_within_30_percent_of_what_the_run_spends(tmp_path, paper_dir):
     """A pilot on 5 mistakes measures how long the answers are; the estimate for 40 mistakes then
     lands within 30% of what the run of those 40 costs, call counts exact."""
@@ -50,7 +49,7 @@ def test_the_estimate_is_within_30_percent_of_what_the_run_spends(tmp_path, pape
     assert left["calls"] == 0 and left["total_usd"] == 0
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 6)
     with serve_in_thread(behaviours={m: BEHAVIOURS["solver"] for m in PRICED}) as server:
@@ -77,6 +76,7 @@ def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
     assert any("resumes" in a for a in rest["assumptions"])
 
 
+@pytest.mark.needs_data
 def test_assumed_mistakes_and_overrides(tmp_path):
     """No mistakes file and no examined run: the count is assumed from the train split and an
     assumed accuracy, both overridable, and said so."""
@@ -93,6 +93,7 @@ CONFIGS = {"teachers-ollama.toml": "free", "teachers-vllm.toml": "free", "teache
            "teachers-anthropic.toml": "priced", "teachers-gemini.toml": "priced"}
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("name", CONFIGS)
 def test_example_teacher_configs_estimate_offline(tmp_path, name):
     """Each example config estimates with no key and no network: $0 for a local server, more than

@@ -20,7 +20,6 @@ from fair_tui.app import FairApp
 from helpers import REPO, fair
 from test_tui import shown, until
 
-needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
 
 VARIANTS = """
 [experiment]
@@ -72,7 +71,8 @@ def evaluated(db):
         return bool(con.execute("SELECT 1 FROM stages WHERE stage = 'evaluate' AND status = 'done'").fetchall())
 
 
-@needs_data
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, server):
     config, root = experiment_config(tmp_path, server.url), tmp_path / "exp"
     # killed once the committee and the first variant are done

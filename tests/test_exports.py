@@ -15,9 +15,7 @@ from fair_core.cli import main
 from fair_core.errors import DataError, FairError
 from fair_core.store import Store
 from helpers import REPO, fair
-from conftest import PAPER
 
-needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
 KINDS = {"feedback", "rationale"}
 # LLaMA-Factory's dataset_info.json keys, as its data/README.md documents them
 LF_KEYS = {"hf_hub_url", "ms_hub_url", "script_url", "cloud_file_name", "file_name", "formatting", "ranking",
@@ -75,7 +73,7 @@ def check_split(splits: dict[str, list[dict]], run: Path) -> None:
 
 
 # trainable exports ------------------------------------------------------------------------------
-@needs_data
+@pytest.mark.needs_data
 def test_hf_is_a_datasetdict_with_train_and_validation(run, tmp_path):
     import datasets
 
@@ -92,7 +90,7 @@ def test_hf_is_a_datasetdict_with_train_and_validation(run, tmp_path):
     check_card(out, "hf")
 
 
-@needs_data
+@pytest.mark.needs_data
 @pytest.mark.parametrize("fmt", ["messages", "prompt-completion"])
 def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
     import datasets
@@ -122,7 +120,7 @@ def test_prompt_completion_is_plain_text_for_a_student_without_chat_template():
         {"prompt": "P2", "completion": "R2", "kind": "rationale", "item_id": "7"}]
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_trl_tokenizes_the_export_as_fair_trains(run, tmp_path):
     """TRL's SFTTrainer prepares the prompt-completion export into fair's own training sequences
     (the same prompt tokens, masked out of the loss, then the response and eos, and the chat
@@ -157,7 +155,7 @@ def test_trl_tokenizes_the_export_as_fair_trains(run, tmp_path):
     assert trainer.train().global_step == 1 and "eval_loss" in trainer.evaluate()
 
 
-@needs_data
+@pytest.mark.needs_data
 @pytest.mark.parametrize("fmt", ["alpaca", "sharegpt"])
 def test_llama_factory_formats_match_its_dataset_info_schema(run, tmp_path, fmt):
     out = export(run, fmt, tmp_path / fmt)
@@ -185,7 +183,7 @@ def test_llama_factory_formats_match_its_dataset_info_schema(run, tmp_path, fmt)
     check_card(out, fmt)
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_committee_exports_carry_a_card(run, tmp_path):
     for fmt in ("jsonl", "paper"):
         check_card(export(run, fmt, tmp_path / fmt), fmt)
@@ -193,7 +191,7 @@ def test_committee_exports_carry_a_card(run, tmp_path):
     assert len(rows) == 12 and all("writings" in r for r in rows)  # the nested per-mistake records
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_run_not_compiled_says_so_in_one_line(run, tmp_path, capsys):
     stale = tmp_path / "run"
     shutil.copytree(run, stale)
@@ -239,7 +237,7 @@ def hub(monkeypatch):
     return FakeApi
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_push_dataset_is_private_by_default_with_its_card(run, hub, capsys):
     assert main(["push", str(run), "--repo", "someone/fair-svamp"]) == 0
     assert capsys.readouterr().out.strip() == "https://huggingface.co/datasets/someone/fair-svamp"
@@ -254,7 +252,7 @@ def test_push_dataset_is_private_by_default_with_its_card(run, hub, capsys):
     assert hub.calls[0][2]["private"] is False
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_push_adapter_and_model_with_model_cards_leave_the_run_as_it_was(run, hub, tmp_path):
     trained = tmp_path / "run"
     shutil.copytree(run, trained)
@@ -289,7 +287,7 @@ def test_push_adapter_and_model_with_model_cards_leave_the_run_as_it_was(run, hu
     assert "library_name: transformers" in upload["files"]["README.md"].decode()
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_push_failures_are_one_line(run, hub, capsys):
     from huggingface_hub.errors import LocalTokenNotFoundError
 
@@ -337,7 +335,7 @@ def test_an_adapter_is_found_by_its_hub_id_in_the_hub_cache(tmp_path, monkeypatc
     assert Path(seen["adapter"]) == snapshot
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_task_reads_its_splits_from_a_hub_dataset_id(monkeypatch, data_dir):
     import datasets
 

@@ -15,7 +15,6 @@ from fair_core.rundir import Run
 from fair_core.store import SCHEMA_VERSION
 from helpers import REPO, fair
 
-needs_data = pytest.mark.skipif(not PAPER.is_dir(), reason="needs ../shared/data")
 REPLAY = REPO / "configs" / "svamp-replay.toml"
 PAPER_FILES = [PAPER / f"Llama-2-7b-chat-hf_svamp_{kind}_round0.json" for kind in ("false", "feedback", "rationale")]
 
@@ -45,7 +44,7 @@ def replay_run(finished_run, tmp_path):
     return Path(shutil.copytree(finished_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_truncated_store_is_one_line_for_every_command(replay_run):
     db = replay_run / "run.sqlite"
     with sqlite3.connect(db) as con:  # fold the WAL in, so the file holds everything
@@ -56,7 +55,7 @@ def test_a_truncated_store_is_one_line_for_every_command(replay_run):
         one_line_error(fair(*args), str(db), "damaged", "new --run-dir")
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_an_empty_store_is_never_a_silent_fresh_start(replay_run):
     (replay_run / "run.sqlite").write_bytes(b"")
     for name in ("run.sqlite-wal", "run.sqlite-shm"):
@@ -66,7 +65,7 @@ def test_an_empty_store_is_never_a_silent_fresh_start(replay_run):
     assert (replay_run / "run.sqlite").stat().st_size == 0  # nothing was paid again into it
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_store_from_a_newer_fair_is_refused(replay_run):
     with sqlite3.connect(replay_run / "run.sqlite") as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -75,7 +74,7 @@ def test_a_store_from_a_newer_fair_is_refused(replay_run):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: permissions cannot be tested")
-@needs_data
+@pytest.mark.needs_data
 def test_a_read_only_run_reports_and_refuses_to_run(replay_run):
     os.chmod(replay_run, 0o555)
     try:
@@ -86,14 +85,14 @@ def test_a_read_only_run_reports_and_refuses_to_run(replay_run):
         os.chmod(replay_run, 0o755)
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_missing_mistakes_file_is_caught_before_the_run_dir_exists(tmp_path):
     out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--set", 'task.mistakes_file="fair-reference/nope.json"')
     one_line_error(out, "task.mistakes_file 'fair-reference/nope.json' does not exist")
     assert not (tmp_path / "run").exists()
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_run_dir_a_failed_first_start_left_takes_the_corrected_config(tmp_path):
     data = cfg.load(REPLAY).model_dump(mode="json", exclude_none=True)
     data["task"]["train_limit"] = 2
@@ -104,7 +103,7 @@ def test_a_run_dir_a_failed_first_start_left_takes_the_corrected_config(tmp_path
     assert cfg.load(tmp_path / "run" / "config.toml").task.train_limit == 3
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committees(tmp_path, replay_run):
     bad = tmp_path / "Llama-2-7b-chat-hf_svamp_false_round0.json"
     bad.write_text("{not json")
@@ -124,7 +123,8 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
 
 
-@needs_data
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):
     from committee_setup import committee_config, paper_mistakes
     from fair_core.testing.server import serve_in_thread
@@ -176,6 +176,7 @@ def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
     store.close()
 
 
+@pytest.mark.needs_data
 def test_missing_data_is_caught_before_the_run_dir_exists(tmp_path):
     out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--set", f'task.data_dir="{tmp_path / "nothing"}"')
     one_line_error(out, "nothing")

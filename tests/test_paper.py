@@ -3,6 +3,7 @@
 import json
 import sqlite3
 
+import pytest
 
 from helpers import REPO, fair
 
@@ -38,6 +39,7 @@ def test_export_jsonl_and_hf(tmp_path, paper_dir):
     assert out.returncode == 2 and "run its compile stage first" in out.stderr
 
 
+@pytest.mark.slow
 def test_replay_parity(tmp_path, paper_dir):
     run = tmp_path / "run"
     out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--stages", "explain,solve,review",

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from fair_core import config as cfg
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import into_hub_cache, make_tiny_student
@@ -29,6 +31,8 @@ def pipeline_config(tmp_path, url, student, **train):
     return path
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
     student = make_tiny_student(tmp_path / "student")
     run = tmp_path / "run"
@@ -57,6 +61,8 @@ def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM attempts WHERE split = 'test'").fetchone()[0] == 12
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_a_second_round_starts_from_the_first_rounds_student(tmp_path):
     """A finished one-round run, extended with --rounds 2: round 0's adapter is merged then, and
     round 1 starts from it. The student is named by a hub id and comes from the hub cache,
@@ -81,6 +87,8 @@ def test_a_second_round_starts_from_the_first_rounds_student(tmp_path):
     assert all(r["accuracy_after"] is not None for r in report["rounds"])
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_fair_eval_any_model(tmp_path):
     student = make_tiny_student(tmp_path / "student")
     out = fair("eval", "--student", student, "--task", "svamp", "--limit", "4", "--max-new-tokens", "8")
@@ -88,11 +96,13 @@ def test_fair_eval_any_model(tmp_path):
     assert "accuracy 0.0% of 4 [0.0, 60.2] svamp test items (95% CI)" in out.stdout  # count and interval
 
 
+@pytest.mark.needs_data
 def test_student_path_that_does_not_exist(tmp_path):
     out = fair("eval", "--student", tmp_path / "nope", "--task", "svamp", "--limit", "2")
     assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.needs_data
 def test_student_folder_that_is_not_a_model(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -109,6 +119,7 @@ def test_student_folder_that_is_not_a_model(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.needs_data
 def test_the_committee_before_any_examination(tmp_path):
     with serve_in_thread() as server:
         config = pipeline_config(tmp_path, server.url, make_tiny_student(tmp_path / "student"))
@@ -156,6 +167,8 @@ def test_run_with_a_student_path_that_does_not_exist(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_empty_compiled_dataset(tmp_path):
     """Teachers that are always wrong, with verify_answer: no rationale passes, nothing to train on."""
     student = make_tiny_student(tmp_path / "student")
@@ -198,6 +211,8 @@ def _lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_path):
     """SIGINT or SIGTERM sent to the `fair` process alone (not its process group, as a job
     scheduler or `kill` does) stops the training child too, and so does a SIGKILL; the stage
@@ -251,6 +266,8 @@ def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_pat
     assert report["accuracy_before"] is not None and report["accuracy_after"] is not None
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_calls_that_fail_for_good_do_not_redo_what_follows(tmp_path):
     """A teacher whose model the server does not have (404) is stopped at its first answer. A
     rerun tries it again, it fails the same way, so nothing after its calls is redone."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
 from helpers import REPO
 
 # One file of the example: a paragraph that is only its path in backticks and a colon, then a blank
@@ -33,6 +35,7 @@ def environment(path):
     return python
 
 
+@pytest.mark.slow
 def test_the_example_plugin_installs_and_runs_headless(tmp_path):
     files = example_files()
     assert {"fair-acme/pyproject.toml", "fair-acme/fair_acme/__init__.py", "fair-acme/fair_acme/data/sums.jsonl",

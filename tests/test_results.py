@@ -23,7 +23,6 @@ from helpers import REPO, fair
 
 REF = (data_root() or Path("/nonexistent")) / "fair-reference"
 SVAMP_MISTAKES = REF / "Llama-2-7b-chat-hf_svamp_false_round0.json"
-needs_data = pytest.mark.skipif(not SVAMP_MISTAKES.is_file(), reason="needs ../shared/data")
 
 
 # intervals ------------------------------------------------------------------------------------
@@ -45,7 +44,7 @@ def test_mcnemar_counts_only_the_items_that_changed():
 
 
 # clean splits ---------------------------------------------------------------------------------
-@needs_data
+@pytest.mark.needs_data
 def test_the_papers_svamp_mistakes_never_reach_the_test_split():
     questions = [x["question"] for x in read(SVAMP_MISTAKES)]
     task = Svamp()
@@ -58,7 +57,8 @@ def test_the_papers_svamp_mistakes_never_reach_the_test_split():
     assert moved == {i for i, r in split.left_out.items() if r == IN_MISTAKES_FILE}  # they train
 
 
-@needs_data
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
     student = make_tiny_student(tmp_path / "student")
     data = cfg.load(REPO / "configs" / "demo.toml").model_dump(exclude_none=True)
@@ -98,7 +98,7 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
 AGREEMENT = {"svamp": 0.95, "strategyqa": 0.95}
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_answers_are_read_as_a_person_reads_them():
     agree, total, correct_called_wrong = {}, {}, []
     for row, task, problem, output in labelled({"svamp": Svamp(), "strategyqa": StrategyQA()}):
@@ -116,7 +116,7 @@ def test_answers_are_read_as_a_person_reads_them():
 
 
 # the paper's protocol -----------------------------------------------------------------------------
-@needs_data
+@pytest.mark.needs_data
 def test_paper_preset_gives_teachers_the_whole_gold_field():
     gsm = Gsm8k(prompts="paper")
     p = gsm.load("train")[0]
@@ -130,7 +130,7 @@ def test_paper_preset_gives_teachers_the_whole_gold_field():
         Svamp(prompts="papr")
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_paper_svamp_compiles_the_papers_training_inputs(tmp_path):
     run = tmp_path / "run"
     args = ("--run-dir", run, "--quiet", "--set", "task.train_limit=8")

@@ -128,6 +128,7 @@ def test_purpose_ignores_the_words_of_the_question(svamp):
     assert text.endswith(f"The answer is {int(about_scores['Answer'])}.")
 
 
+@pytest.mark.needs_data
 def test_scripted_committee_speaks_the_svamp_task_prompts():
     """The default templates of the built-in SVAMP task, on questions about scores included."""
     from fair_tasks.svamp import Svamp

@@ -18,8 +18,6 @@ from fair_tasks.extract import extract_letter, extract_number, extract_yes_no, m
 
 DATA = data_root()
 TASKS = (Gsm8k, Svamp, StrategyQA, LogiQA)
-needs_data = pytest.mark.skipif(DATA is None or not (DATA / "gsm8k").is_dir(),
-                                reason="no local data: set FAIR_DATA_DIR")
 
 
 def paper(name: str) -> list[dict]:
@@ -58,7 +56,7 @@ def test_prompt_presets_keep_to_the_contract_fields(cls, preset):
 
 
 # loading and splits -------------------------------------------------------------------------
-@needs_data
+@pytest.mark.needs_data
 def test_every_gsm8k_gold_solution_extracts_to_its_gold_answer():
     task = Gsm8k(data_dir=DATA)
     train, test = task.load("train"), task.load("test")
@@ -68,7 +66,7 @@ def test_every_gsm8k_gold_solution_extracts_to_its_gold_answer():
     assert wrong == []
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_svamp_split_is_700_300_deterministic_and_disjoint():
     first, again = Svamp(data_dir=DATA, seed=0), Svamp(data_dir=DATA, seed=0)
     train, test = first.load("train"), first.load("test")
@@ -83,7 +81,7 @@ def test_svamp_split_is_700_300_deterministic_and_disjoint():
     assert (chal1.id, chal1.gold) == ("chal-1", "51")
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_svamp_misread_mistakes_of_the_paper():
     """Of the 387 SVAMP "mistakes" the paper released, these are correct answers that the paper's
     extraction misread: the student's text, read by ours, gives the gold answer."""
@@ -97,7 +95,7 @@ def test_svamp_misread_mistakes_of_the_paper():
     assert len(misread) == 25
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_strategyqa_pools_train_and_dev_and_maps_the_paper_items():
     task = StrategyQA(data_dir=DATA)
     train, test = task.load("train"), task.load("test")
@@ -114,7 +112,7 @@ def test_strategyqa_pools_train_and_dev_and_maps_the_paper_items():
     assert sum(task.grade(p, item["student_wrong_pred"])[1] for p, item in zip(problems, items)) == 80
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_logiqa_reads_the_eight_line_format():
     task = LogiQA(data_dir=DATA)
     train, test = task.load("train"), task.load("test")
@@ -148,7 +146,7 @@ def hub_copy(task) -> dict[str, list[dict]]:
     return {"train": rows["train"][:5], "validation": rows["train"], "test": rows["test"]}
 
 
-@needs_data
+@pytest.mark.needs_data
 @pytest.mark.parametrize("cls", TASKS, ids=lambda c: c.name)
 def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")

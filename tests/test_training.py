@@ -304,6 +304,7 @@ def _env() -> dict:
                                                         os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, tiny, paper_dir, capsys):
     empty = make_run(tmp_path / "empty", [], "batch_size = 2")
     done = subprocess.run(command(empty, 0, tiny), capture_output=True, text=True, cwd=ROOT, env=_env())
@@ -372,6 +373,7 @@ def test_train_writes_adapter_merged_model_and_progress(uninterrupted, tiny):
     assert (out / "merged" / "tokenizer.json").is_file() and (out / "adapter" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny, paper_dir, uninterrupted):
     run = make_run(tmp_path / "run", paper_pairs(paper_dir, 25), RESUME)
     ckpts = run / "rounds" / "0" / "checkpoints"
@@ -418,7 +420,7 @@ def test_full_fine_tuning_writes_the_model_and_guards_its_checkpoints(tmp_path, 
         train(run, 0, tiny)
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, tiny, uninterrupted, capfd):
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, tiny, uninterrupted, caplog):
     from fair_core.training.trainer import train
 
     out, want = uninterrupted
@@ -429,7 +431,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, tiny, unint
     newest = run / "rounds" / "0" / "checkpoints" / "step-14" / "model.safetensors"
     newest.write_bytes(newest.read_bytes()[:100])  # truncated, as a full disk would leave it
     done = train(run, 0, tiny)
-    assert "checkpoint step-14 cannot be read" in capfd.readouterr().err
+    assert "checkpoint step-14 cannot be read" in caplog.text
     assert done["resumed_from"] == 12 and done["step"] == 14
     assert done["loss"] == pytest.approx(want["loss"], abs=1e-5)  # steps 13-14 replayed exactly
     got, expected = _adapter(run / "rounds" / "0" / "adapter"), _adapter(out / "adapter")

@@ -98,6 +98,7 @@ def test_error_key_names_the_field():
     assert error_key("config error: missing key 'teachers.0.name'") == "teachers.0.name"
 
 
+@pytest.mark.slow
 def test_setup_validates_live_and_saves_what_the_cli_reads(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
@@ -190,6 +191,8 @@ def test_setup_keeps_keys_it_does_not_show(tmp_path, monkeypatch):
 
 # -- a run started from the UI, watched, then browsed ------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_run_from_the_ui_then_browse_committee_and_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "replay.toml").write_text(cfg.dump(replay_config()))
@@ -255,6 +258,8 @@ def test_run_from_the_ui_then_browse_committee_and_results(tmp_path, monkeypatch
 
 # -- pause, resume, and quitting mid-way: `fair run` finishes the run with nothing sent twice ---------------
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with serve_in_thread(latency=0.1) as server:
@@ -317,6 +322,7 @@ def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp
             run.close()
 
 
+@pytest.mark.needs_data
 def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Run(tmp_path / "runs" / "train", replay_config()).close()
@@ -340,6 +346,7 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
     asyncio.run(scenario())
 
 
+@pytest.mark.needs_data
 def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkeypatch):
     """Training with nothing to learn (no mistakes were ever examined) fails: the UI says which
     stage failed and why, and the store agrees."""
@@ -365,6 +372,8 @@ def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkey
 
 # -- every screen renders at 80x24 and larger; snapshots ---------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 @pytest.mark.parametrize("size", [(80, 24), WIDE])
 def test_every_screen_fits(replay_root, monkeypatch, size):
     monkeypatch.chdir(replay_root)
@@ -395,6 +404,7 @@ def test_every_screen_fits(replay_root, monkeypatch, size):
     asyncio.run(scenario())
 
 
+@pytest.mark.needs_data
 def test_the_committee_list_turns_pages(replay_root, monkeypatch):
     """A round of thousands of mistakes shows a page of them at a time; the filter counts all."""
     import fair_tui.screens.committee as committee_screen
@@ -437,6 +447,7 @@ def _screen(key: str):
     return go
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("key,name", [("1", "runs"), ("3", "pipeline"), ("4", "committee"), ("5", "training"),
                                       ("6", "results")])
 def test_snapshot(replay_root, monkeypatch, snap_compare, key, name):
@@ -444,6 +455,7 @@ def test_snapshot(replay_root, monkeypatch, snap_compare, key, name):
     assert snap_compare(FairApp("runs/replay"), terminal_size=SIZE, run_before=_screen(key))
 
 
+@pytest.mark.needs_data
 def test_snapshot_setup(tmp_path, monkeypatch, snap_compare):
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPLAY, tmp_path / "svamp-replay.toml")

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from ..errors import FairError
+from ..logs import configure
 from . import stop_with_parent
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     # peft still reads a property that transformers 5 deprecated; nothing for a user to act on
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
     try:
+        configure()
         from .trainer import train
 
         train(args.run_dir, args.round, args.base, args.adapter, args.merge)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import math
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -34,9 +34,7 @@ WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate 
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 
-
-def say(msg: str) -> None:
-    print(f"[train] {msg}", file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
 
 
 def resolve_precision(name: str) -> str:
@@ -158,7 +156,7 @@ class Trainer:
         trackers = [name for name in t.report_to
                     if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
         for name in set(t.report_to) - set(trackers):
-            say(f"report_to {name!r} skipped: it is not installed")
+            logger.warning("report_to %r skipped: it is not installed", name)
         self.acc = acc = Accelerator(mixed_precision=MIXED[precision], gradient_accumulation_steps=t.grad_accum,
                                      log_with=trackers or None, project_dir=str(self.dir / "logs"))
         self.fingerprint = fingerprint(self.dir / "train.jsonl", t, self.base, self.adapter,
@@ -174,7 +172,7 @@ class Trainer:
         first = self.pairs[0]
         self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
         if not (self.sliced and self.packed):
-            say(f"this model needs the plain path: sliced head {self.sliced}, packed rows {self.packed}")
+            logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
 
         pad = self.tokenizer.pad_token_id
         collate = PairCollator(self.tokenizer.eos_token_id if pad is None else pad, self.packed,
@@ -213,10 +211,11 @@ class Trainer:
                 acc.load_state(str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
                 if acc.is_main_process:
-                    say(f"checkpoint {path.name} cannot be read ({type(e).__name__}: {e}); trying the one before")
+                    logger.warning("checkpoint %s cannot be read (%s: %s); trying the one before",
+                                   path.name, type(e).__name__, e)
                 continue
             if acc.is_main_process:
-                say(f"resumed from {path.name}")
+                logger.info("resumed from %s", path.name)
             return Checkpoints.state(path)
         raise FairError(f"no checkpoint in {self.checkpoints.folder} can be read: delete that folder to "
                         f"train this round afresh")

