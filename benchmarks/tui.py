@@ -124,7 +124,7 @@ async def latency(run_dir: Path, rate: float, seconds: float) -> dict:
             app.call_after_refresh(lambda: delays.extend(time.time() - t for t in stamps))
         return events
 
-    app.drain = timed_drain  # the app's drain timer is set up on mount, from this attribute
+    app.drain = timed_drain  # the EventsArrived handler drains through this attribute
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.3)
         last = [time.perf_counter()]

@@ -55,7 +55,9 @@ class Outcome:
 def run(config: RunConfig | str | Path, run_dir: str | Path, stages: Iterable[str] | None = None,
         rounds: int | None = None, on_event: Callable[[Event], None] | None = None) -> Outcome:
     """Run (or resume) the pipeline of ``config`` (a RunConfig, or a TOML file's path) in
-    ``run_dir``, as ``fair run`` does; ``stages`` and ``rounds`` override the config's.
+    ``run_dir``, as ``fair run`` does. ``stages``: the ones this call runs (default: the config's);
+    the run's config keeps the stages it lists, so a later call, the TUI and the report still see
+    the whole pipeline. ``rounds`` overrides the config's.
 
     ``on_event`` receives every engine event (:mod:`fair_core.events`: StageStarted,
     StageProgress, StageFinished, CallDone, TrainStep, EvalResult, Message, ...) on the
@@ -71,22 +73,22 @@ def run(config: RunConfig | str | Path, run_dir: str | Path, stages: Iterable[st
 
     if not isinstance(config, cfg.RunConfig):
         config = load_config(config)
-    asked = {k: v for k, v in (("stages", None if stages is None else list(stages)), ("rounds", rounds))
-             if v is not None}
-    if asked:  # validated as the config file's keys are: an unknown stage is one ConfigError line
-        config = cfg.validate({**config.model_dump(), **asked})
+    # validated as the config file's key is: an unknown stage is one ConfigError line
+    asked = None if stages is None else cfg.validate({**config.model_dump(), "stages": list(stages)}).stages
+    if rounds is not None:
+        config = cfg.validate({**config.model_dump(), "rounds": rounds})
     host = get_host()
-    check(config, host)  # before the run directory is written
+    check(config, host, stages=asked)  # before the run directory is written
     path = Path(run_dir)
     fresh = not path.exists()
     with RunLock(path):
-        run_ = Run(path, config)
+        run_ = Run(path, config, asked)
         if on_event is not None:
             run_.bus.subscribe(on_event)
         for line in run_.changes:
             run_.publish(Message("info", line))
         try:
-            runner = Runner(run_, host)
+            runner = Runner(run_, host, asked)
         except FairError:
             run_.close()
             if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean

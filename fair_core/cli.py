@@ -109,22 +109,23 @@ def _run(args, stream) -> int:
     from .rundir import default_run_dir
 
     overrides = list(args.set or [])
-    if args.stages is not None:
-        overrides.append("stages=" + json.dumps([s.strip() for s in args.stages.split(",") if s.strip()]))
     if args.rounds:
         overrides.append(f"rounds={args.rounds}")
+    # the stages this invocation runs: not written into the run's config, which keeps its own list
+    stages = None if args.stages is None else [s.strip() for s in args.stages.split(",") if s.strip()]
     if Path(args.config, "config.toml").is_file():
         raise FairError(f"{args.config} is a run directory: resume it with "
                         f"`fair run {Path(args.config, 'config.toml')} --run-dir {args.config}`")
-    config = api.load_config(args.config, overrides)
     path = Path(args.run_dir or default_run_dir(args.config))
-    if args.dry_run:  # the estimate alone: no key needed, nothing written, no call made
-        return _estimate(config, get_host(), path)
+    if args.dry_run:  # the estimate alone, of the stages asked for: no key needed, nothing written, no call made
+        asked = [] if stages is None else ["stages=" + json.dumps(stages)]
+        return _estimate(api.load_config(args.config, overrides + asked), get_host(), path)
+    config = api.load_config(args.config, overrides)
     if threading.current_thread() is threading.main_thread():  # a job scheduler's stop: as Ctrl-C
         signal.signal(signal.SIGTERM, _terminate)
     sinks = [s for s in (ConsoleSink(quiet=args.quiet), stream) if s]
     with sinks[0]:
-        outcome = api.run(config, path, on_event=lambda e: [sink(e) for sink in sinks])
+        outcome = api.run(config, path, stages, on_event=lambda e: [sink(e) for sink in sinks])
     if not outcome.ran:
         print("fair: nothing to run: every stage asked for is done", file=sys.stderr)
     render(build(path), args.quiet)
@@ -435,7 +436,7 @@ def add_plugin_commands(sub) -> None:
             continue
         try:  # on a scratch parser first: a failure leaves nothing half-added in fair's
             entry.obj.configure(argparse.ArgumentParser(prog=f"fair {name}"))
-        except Exception as e:  # the plugin's own code: anything may come out
+        except Exception as e:  # noqa: BLE001 - the plugin's own code: anything may come out
             host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {type(e).__name__}: {e}")
     for name, entry in host.registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)

@@ -29,7 +29,9 @@ TRAINED = ("checkpoints", "adapter", "model", "merged")
 class Run:
     """Opens (or creates) a run directory and wires its event log."""
 
-    def __init__(self, path: str | Path, config: cfg.RunConfig | None = None) -> None:
+    def __init__(self, path: str | Path, config: cfg.RunConfig | None = None, stages: list[str] | None = None) -> None:
+        """``stages``: the ones this invocation runs (default: the config's), so that a change
+        which redoes a stage they leave out is refused."""
         self.path = Path(path)
         config_file = self.path / "config.toml"
         saved = cfg.load(config_file) if config_file.exists() else None
@@ -46,7 +48,7 @@ class Run:
         self.store = Store(self.path / "run.sqlite")
         self.changes: list[str] = []  # what this invocation's config changed, for the user to read
         if redo:
-            self._redo(redo, changed, config_file)
+            self._redo(redo, changed, config_file, self.config.stages if stages is None else stages)
         if saved is None or config is not None:
             write_atomic(config_file, cfg.dump(self.config))
         self.bus = Bus()
@@ -55,7 +57,7 @@ class Run:
         self._pending: list[dict] = []
         self.bus.subscribe(self._to_store)
 
-    def _redo(self, stage: str, changed: list[str], config_file: Path) -> None:
+    def _redo(self, stage: str, changed: list[str], config_file: Path, stages: list[str]) -> None:
         """Forget round 0 from ``stage`` on: those stages run again with the new settings."""
         rows = self.store.stages()
         if any(row["round"] > 0 for row in rows):
@@ -65,7 +67,7 @@ class Run:
                               f"with its own config ({config_file})")
         redone = PIPELINE.names()[PIPELINE.rank(stage):]
         ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
-        left_out = [s for s in redone if s in ran and s not in self.config.stages]
+        left_out = [s for s in redone if s in ran and s not in stages]
         if left_out:  # refused before anything changes: the run stays as it was
             self.store.close()
             raise ConfigError(f"{', '.join(changed)} changed, which redoes round 0 from {stage}, but "
@@ -166,7 +168,7 @@ class RunLock:
         self.path = Path(path)
         self._file = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         import fcntl
 
         try:

@@ -30,12 +30,12 @@ from .task import data_root
 
 class Runner:
     def __init__(self, run: Run, host: Host, stages: list[str] | None = None) -> None:
-        """``stages``: the ones this invocation runs, when fewer than the config's (an experiment
-        runs its shared committee this way, while the config still says that evaluate follows)."""
+        """``stages``: the ones this invocation runs (default: the config's), as ``fair run --stages``
+        asks, or an experiment for its shared committee; the run's config keeps its own list."""
         self.run_ = run
         self.host = host
         self.config = run.config
-        self.stages = PIPELINE.ordered(s for s in self.config.stages if stages is None or s in stages)
+        self.stages = PIPELINE.ordered(self.config.stages if stages is None else stages)
         self.task = self._task()
         self.gateway: Gateway | None = None
         self._student = None
@@ -67,7 +67,7 @@ class Runner:
         return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed, **hub)
 
     def check(self) -> None:
-        check(self.config, self.host, self.backends)
+        check(self.config, self.host, self.backends, self.stages)
 
     @cached_property
     def backends(self) -> dict:
@@ -203,7 +203,7 @@ class Runner:
         store = self.run_.store
         for earlier in PIPELINE.names()[:PIPELINE.rank(stage.name)]:
             status = store.stage_status(round, earlier)
-            if earlier not in self.config.stages and status not in (None, StageStatus.DONE):
+            if earlier not in self.stages and status not in (None, StageStatus.DONE):
                 raise FairError(f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
                                 f"add {earlier} to --stages, or run every stage")
         if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None \
@@ -251,16 +251,16 @@ class Runner:
                                                  f"rerun retries them, and redoes nothing if they fail again"))
 
 
-def check(config: RunConfig, host: Host, backends: dict | None = None) -> None:
+def check(config: RunConfig, host: Host, backends: dict | None = None, stages: list[str] | None = None) -> None:
     """Everything that can be known wrong before a call is paid for, a model is loaded or a run
-    directory is written."""
+    directory is written, for ``stages`` (default: the config's)."""
     host.get("tasks", config.task.name)
     if config.task.mistakes_file and not mistakes_path(config.task.mistakes_file).is_file():
         raise FairError(f"task.mistakes_file {config.task.mistakes_file!r} does not exist (neither as given nor "
                         f"under the data folder {data_root()}): fix the path")
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
-    needs = {PIPELINE[s].needs for s in config.stages}
+    needs = {PIPELINE[s].needs for s in (config.stages if stages is None else stages)}
     if Need.COMMITTEE in needs:
         if not config.teachers:
             raise FairError("no teachers configured: add [[teachers]] tables to the config")

@@ -1,25 +1,33 @@
 """The FAIR terminal UI: runs, setup, the live pipeline, the committee's reviews, training and results.
 
 The app owns at most one open run (a :class:`~fair_tui.session.Session`). Its runner works on a
-Textual thread worker; engine events are buffered by the session and drained here every
-``DRAIN_S`` seconds into the live state that the screen on show redraws. Quitting cancels the
-runner and waits for the calls in flight, so the run directory stays resumable by ``fair run``.
+Textual thread worker; the first engine event of a batch posts the app an :class:`EventsArrived`
+message, whose handler drains the session's buffer into its state and log (at most once per
+``DRAIN_S``) and redraws the screen on show; the others draw from the session when shown. Quitting
+asks first when the setup form has unsaved edits, then cancels the runner and waits for the calls
+in flight, so the run directory stays resumable by ``fair run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import Worker, WorkerError, WorkerState
 
 from fair_core.errors import FairError
 
+from .screens import SCREEN_TYPES
+from .screens.base import View
+from .screens.quit import QuitScreen
 from .session import Session, is_run_dir
 
 logger = logging.getLogger(__name__)
@@ -27,6 +35,11 @@ logger = logging.getLogger(__name__)
 DRAIN_S = 0.05
 QUIT_WAIT_S = 30.0
 SCREENS = ("runs", "setup", "pipeline", "committee", "training", "results")
+
+
+class EventsArrived(Message):
+    """The open run's engine published events: posted from the engine's thread by the first event
+    of a batch; the handler folds in every event buffered by then."""
 
 
 class FairApp(App):
@@ -39,6 +52,9 @@ class FairApp(App):
         *(Binding(str(i), f"go('{name}')", name.capitalize(), show=False) for i, name in enumerate(SCREENS, 1)),
         Binding("q", "quit", "Quit"),
     ]
+    # the open run's state, round and stage statuses: the footer's keys depend on them, and
+    # redrawing it is not free, so it is redrawn only when they change
+    run_status: var[tuple] = var(())
 
     def __init__(self, target: str | None = None) -> None:
         super().__init__()
@@ -47,15 +63,12 @@ class FairApp(App):
         self.session: Session | None = None
         self.runner_worker: Worker | None = None
         self.quitting = False
-        self._bindings_state: tuple | None = None
+        self._drained_at = 0.0
 
     # screens -------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        from .screens import SCREEN_TYPES
-
         for name, cls in SCREEN_TYPES.items():
             self.install_screen(cls(), name)
-        self.set_interval(DRAIN_S, self.drain)
         first = "runs"
         target = self.target
         if target is not None and target.is_dir() and is_run_dir(target):
@@ -113,6 +126,7 @@ class FairApp(App):
         if self.session is not None:
             self.session.close()
         self.session = new
+        new.wake = lambda: self.post_message(EventsArrived())  # thread-safe
         return True
 
     def start_run(self) -> None:
@@ -153,28 +167,51 @@ class FairApp(App):
             self.refresh_view()
 
     # events ----------------------------------------------------------------------------------------
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        wait = self._drained_at + DRAIN_S - time.monotonic()
+        if wait > 0:  # a burst is drained once per DRAIN_S: events keep coming, the UI keeps up
+            self.set_timer(wait, self.drain)
+        else:
+            self.drain()
+
     def drain(self) -> list:
-        """Fold the buffered events into the live state and redraw the screen on show."""
+        """Fold the buffered events into the session and redraw the screen on show."""
+        self._drained_at = time.monotonic()
         if self.session is None:
             return []
         events = self.session.drain()
         if events:
-            self.refresh_view(events)
+            self.refresh_view()
         return events
 
-    def refresh_view(self, events: list | None = None) -> None:
-        show = getattr(self.screen, "show_live", None)
-        if show is not None:
-            show(events or [])
+    def refresh_view(self) -> None:
+        """Redraw the screen on show from the session (a hidden one redraws when shown again)."""
+        if isinstance(self.screen, View):
+            self.screen.show_live()
         s = self.session
-        state = (id(s), s.state if s else None, s.live.round if s else None,
-                 tuple(st.status for st in s.live.stages.values()) if s else ())
-        if state != self._bindings_state:  # the footer's keys depend on these; redrawing it is not free
-            self._bindings_state = state
-            self.refresh_bindings()
+        self.run_status = (id(s), s.state, s.live.round, tuple(st.status for st in s.live.stages.values())) if s else ()
+
+    def watch_run_status(self) -> None:
+        self.refresh_bindings()
 
     # quitting --------------------------------------------------------------------------------------
     async def action_quit(self) -> None:
+        """Ask first when the setup form has unsaved edits; then leave."""
+        if isinstance(self.screen, QuitScreen):
+            return
+        setup = self.get_screen("setup")
+        if setup.unsaved():
+            self.push_screen(QuitScreen(), self.quit_answered)
+        else:
+            await self.leave()
+
+    async def quit_answered(self, answer: str | None) -> None:
+        if answer == "save" and self.get_screen("setup").action_save() is None:
+            return  # the form does not validate: its error is on show, and the user stays to fix it
+        if answer in ("save", "discard"):
+            await self.leave()
+
+    async def leave(self) -> None:
         """Cancel a working run and wait for its calls in flight, then leave."""
         s = self.session
         if s is not None and s.active and self.runner_worker is not None and not self.quitting:
@@ -184,7 +221,7 @@ class FairApp(App):
             self.notify("cancelling: waiting for the calls in flight to finish", timeout=QUIT_WAIT_S)
             try:
                 await asyncio.wait_for(asyncio.shield(self.runner_worker.wait()), QUIT_WAIT_S)
-            except (asyncio.TimeoutError, WorkerError):  # a slow or failed runner must not keep the user here
+            except (TimeoutError, WorkerError):  # a slow or failed runner must not keep the user here
                 logger.debug("quitting without waiting longer for the runner", exc_info=True)
         self.exit()
 

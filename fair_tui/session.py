@@ -1,28 +1,45 @@
-"""One open run as the UI sees it: the run directory, its runner on a worker thread, and the live
-state the screens draw, folded from engine events.
+"""One open run as the UI sees it: the run directory, its runner on a worker thread, and what the
+screens draw, folded from engine events: the live state and the event log.
 
 Events arrive on the runner's thread. They go into a deque (append and popleft are atomic), and
-the app drains it on a timer on the UI thread, so a burst of events costs the UI one redraw per tick
-instead of one per event, and no widget is ever touched from another thread.
+the first event of a batch wakes the app (it posts itself a message); the app then drains the
+deque on the UI thread, so a burst of events costs the UI one redraw, not one per event, and no
+widget is ever touched from another thread. The session keeps the state and the log whichever
+screen is on show: a screen draws from it when shown, so nothing that happened while it was
+hidden is lost.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
 
 from fair_core.errors import FairError
-from fair_core.events import (BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, EvalResult, Event,
-                              Message, StageFinished, StageProgress, StageStarted, TrainStep, facts)
+from fair_core.events import (
+    BudgetReached,
+    CallDone,
+    CallFailed,
+    CallRetried,
+    CallStarted,
+    EvalResult,
+    Event,
+    Message,
+    StageFinished,
+    StageProgress,
+    StageStarted,
+    TrainStep,
+    facts,
+)
 from fair_core.rundir import Run, RunLock
 from fair_core.stages import PIPELINE
 from fair_core.store import StageStatus
 
-LOG_EVENTS = (StageStarted, StageFinished, CallRetried, CallFailed, BudgetReached, EvalResult, Message)
+LOG_LINES = 2000  # the event log keeps its last lines, as many as the pipeline screen's log shows
 
 
 def is_run_dir(path: Path) -> bool:
@@ -48,6 +65,7 @@ class Live:
         self.cost_usd = 0.0
         self.budget_reached = False
         self.train: dict[int, dict[int, TrainStep]] = {}
+        self.train_steps = 0  # TrainStep events folded in: the training screen redraws when it grows
         self.accuracy: dict[tuple[int, str], float] = {}
 
     @property
@@ -96,6 +114,7 @@ class Live:
             s.done = s.done if s.status == StageStatus.PARTIAL else s.total
         elif isinstance(e, TrainStep):
             self.train.setdefault(e.round, {})[e.step] = e
+            self.train_steps += 1
             s = self.stage(e.round, "train")
             s.status, s.done, s.total = StageStatus.RUNNING, e.step, e.max_steps
         elif isinstance(e, EvalResult):
@@ -137,13 +156,18 @@ class Session:
         self.run = run or Run(self.path)
         self.config = self.run.config
         self.name = self.path.name
-        self.live = Live(self.config.stages)
+        stored = self.run.store.stages()
+        self.live = Live([*self.config.stages, *(row["stage"] for row in stored)])  # and any that ran outside them
         self.live.seed(self.run)
-        self.earlier = [f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
-                        + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else "")
-                        for row in self.run.store.stages()]  # the log's first lines: what was done before
+        self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.logged = 0  # lines ever logged: a screen that has shown n of them shows those after
+        for row in stored:  # the log's first lines: what was done before
+            self._log(f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
+                      + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else ""))
         self.buffer: deque[Event] = deque()
-        self._unsubscribe = self.run.bus.subscribe(self.buffer.append)
+        self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events
+        self._waking = False
+        self._unsubscribe = self.run.bus.subscribe(self._receive)
         self.runner = None
         self.state = "idle"  # idle | running | paused | cancelling | finished | cancelled | failed
         self.error: str | None = None
@@ -152,8 +176,16 @@ class Session:
     def active(self) -> bool:
         return self.state in ("running", "paused", "cancelling")
 
+    def _receive(self, event: Event) -> None:
+        """On the engine's thread: buffer the event; the first one of a batch wakes the app."""
+        self.buffer.append(event)
+        if not self._waking:
+            self._waking = True
+            self.wake()
+
     def drain(self) -> list[Event]:
-        """Take every buffered event and fold it into :attr:`live` (UI thread)."""
+        """On the UI thread: take every buffered event and fold it into :attr:`live` and :attr:`log`."""
+        self._waking = False  # first: an event buffered from here on wakes the app again
         events = []
         pop = self.buffer.popleft
         try:
@@ -163,7 +195,19 @@ class Session:
             pass
         for e in events:
             self.live.apply(e)
+            line = describe(e)
+            if line is not None:
+                self._log(line)
         return events
+
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+        self.logged += 1
+
+    def log_since(self, shown: int) -> list[str]:
+        """The lines logged after the first ``shown``, as far as the log still keeps them."""
+        n = min(self.logged - shown, len(self.log))
+        return [self.log[-i] for i in range(n, 0, -1)]
 
     # the worker thread's body ------------------------------------------------------------------
     def execute(self) -> None:
@@ -191,7 +235,7 @@ class Session:
 
     def _fail(self, text: str) -> None:
         self.state, self.error = "failed", text
-        self.buffer.append(Message("error", text))
+        self._receive(Message("error", text))
 
     # control (UI thread) ---------------------------------------------------------------------
     def start(self) -> None:

@@ -13,23 +13,28 @@ import io
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from textual.content import Content
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Input
 
 from fair_core import cli
 from fair_core import config as cfg
-from fair_core.events import TrainStep
+from fair_core.events import Message, StageFinished, StageStarted, TrainStep
 from fair_core.host import get_host
 from fair_core.rundir import Run
 from fair_core.runner import Runner
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
+from fair_tui.screens import runs as runs_screen
 from fair_tui.screens.committee import detail, load_item
+from fair_tui.screens.quit import QuitScreen
 from fair_tui.screens.setup import Field, TeacherForm, error_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +194,52 @@ def test_setup_keeps_keys_it_does_not_show(tmp_path, monkeypatch):
     assert cfg.load(path) == data
 
 
+def test_esc_on_setup_leaves_the_field_so_number_keys_switch_screens(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        app = FairApp(None)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            setup = app.screen
+            file_field = setup.query_one("#f-file", Input)
+            file_field.focus()
+            await pilot.press("end", "3")  # in a field, a digit is typed
+            assert app.screen is setup and file_field.value == "run.toml3"
+            await pilot.press("backspace", "escape", "3")
+            await pilot.pause()
+            assert app.screen.NAME == "pipeline" and file_field.value == "run.toml"
+
+    asyncio.run(scenario())
+
+
+def test_quitting_with_unsaved_setup_edits_asks_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "mine.toml"
+    path.write_text(cfg.dump(cfg.validate({})))
+
+    async def quit_after_editing(answer: str) -> None:
+        app = FairApp(str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "setup" and app.screen.config is not None)
+            setup = app.screen
+            assert not setup.unsaved()
+            next(f for f in setup.query(Field) if f.key == "train.alpha").editor.value = "0.3"
+            assert setup.unsaved()
+            await pilot.press("ctrl+q")
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("escape")  # stay
+            assert app.screen is setup and app.is_running
+            await pilot.press("ctrl+q")
+            await pilot.click(f"#{answer}")
+            await until(pilot, lambda: not app.is_running)
+
+    asyncio.run(quit_after_editing("discard"))
+    assert cfg.load(path).train.alpha == cfg.RunConfig().train.alpha
+    asyncio.run(quit_after_editing("save"))
+    assert cfg.load(path).train.alpha == 0.3
+
+
 # -- a run started from the UI, watched, then browsed ------------------------------------------------------
 
 @pytest.mark.slow
@@ -341,7 +392,114 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
             assert "loss 0.2000" in shown(app, "#train-stats") and "900 tok/s" in shown(app, "#train-stats")
             plot = app.screen.query_one("#loss-plot")
             assert {k: len(v) for k, v in plot.series.items()} == {"total": 10, "feedback": 10, "rationale": 10}
-            assert "⠀" in str(plot.render())  # braille cells drawn
+            # without colour, the curves read apart by their markers: blocks, braille dots, bullets
+            drawn = plot.render().plain
+            assert all(name in drawn for name in ("total", "feedback", "rationale"))
+            assert any("\u2596" <= c <= "\u259f" for c in drawn)  # total: quadrant blocks
+            assert any("\u2801" <= c <= "\u28ff" for c in drawn)  # feedback: braille dots
+            assert "•" in drawn  # rationale: bullets
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Run(tmp_path / "runs" / "train", cfg.validate({})).close()
+
+    async def scenario():
+        app = FairApp("runs/train")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            s = app.session
+            s.state = "running"  # as if its runner were training
+            s.run.publish(TrainStep(0, 1, 20, loss=1.0, eta_s=60.0))
+            await until(pilot, lambda: shown(app, "#train-eta") == "ETA 1m00s")
+            for state in ("paused", "cancelled", "failed", "finished"):
+                s.state = state
+                app.refresh_view()  # as the app does on every change of state
+                assert shown(app, "#train-eta") == "", state
+
+    asyncio.run(scenario())
+
+
+def test_events_that_arrive_while_the_pipeline_is_hidden_reach_its_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Run(tmp_path / "runs" / "away", cfg.validate({"stages": COMMITTEE})).close()
+
+    async def scenario():
+        app = FairApp("runs/away")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "pipeline")
+            await pilot.press("1")
+            assert app.screen.NAME == "runs"
+            s = app.session
+            events = [StageStarted("explain", 0, 2), Message("warning", "rate limited while you were away"),
+                      StageFinished("explain", 0, {"calls": 2})]
+            engine = threading.Thread(target=lambda: [s.run.publish(e) for e in events])  # as the runner does
+            engine.start()
+            engine.join()
+            await until(pilot, lambda: s.logged == 3)  # folded into the session with the pipeline hidden
+            await pilot.press("3")
+            log = "\n".join(line.text for line in app.screen.query_one("#log").lines)
+            assert "round 0 explain started" in log and "rate limited while you were away" in log
+            assert "round 0 explain finished: calls 2" in log
+            assert "done" in shown(app, "#state-explain") and "2/2" in shown(app, "#count-explain")
+
+    asyncio.run(scenario())
+
+
+def test_the_runs_table_is_drawn_at_its_widths_from_the_first_frame(tmp_path, monkeypatch):
+    """The names are listed at once and each column is as wide as its cells (up to MAX_WIDTH),
+    before the runs' stores are read and after."""
+    monkeypatch.chdir(tmp_path)
+    names = ["svamp-replay-with-a-rather-long-name", "short", "x" * 60]
+    for name in names:
+        Run(tmp_path / "runs" / name, cfg.validate({})).close()
+    gate, summarize = threading.Event(), runs_screen.summarize
+    monkeypatch.setattr(runs_screen, "summarize", lambda *a: (gate.wait(30), summarize(*a))[1])
+
+    def fits(table: DataTable) -> bool:
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        return all(column.get_render_width(table) - 2 * table.cell_padding
+                   >= min(runs_screen.MAX_WIDTH, max([column.label.cell_len, *(row[i].cell_len for row in rows)]))
+                   for i, column in enumerate(table.ordered_columns))
+
+    async def scenario():
+        app = FairApp("runs")
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one("#runs", DataTable)
+            assert sorted(table.get_cell_at(Coordinate(i, 0)).plain for i in range(table.row_count)) == sorted(names)
+            assert fits(table) and table.ordered_columns[0].width == runs_screen.MAX_WIDTH
+            gate.set()
+            await until(pilot, lambda: table.get_cell_at(Coordinate(0, 1)).plain == "svamp")
+            assert fits(table)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.needs_data
+def test_a_partial_stages_run_keeps_the_runs_stages(tmp_path, monkeypatch):
+    """`fair run --stages compile` runs compile alone: the run's config keeps its stages, so the
+    pipeline lists them all and the runs table counts them all."""
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "runs" / "replay"
+    common = ["run", str(REPLAY), "--run-dir", str(run_dir), "--set", "task.train_limit=3", "--quiet"]
+    assert cli.main([*common, "--stages", "explain,solve,review"]) == 0
+    assert cli.main([*common, "--stages", "compile"]) == 0
+    stages = cfg.load(REPLAY).stages
+    assert cfg.load(run_dir / "config.toml").stages == stages == ["explain", "solve", "review", "compile"]
+
+    async def scenario():
+        app = FairApp("runs/replay")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "pipeline")
+            assert app.session.live.stage_names == stages
+            for stage in stages:
+                assert "done" in shown(app, f"#state-{stage}")
+            await pilot.press("1")
+            table = app.screen.query_one("#runs", DataTable)
+            await until(pilot, lambda: table.row_count and table.get_cell_at(Coordinate(0, 3)).plain == "4/4")
 
     asyncio.run(scenario())
 
@@ -418,7 +576,8 @@ def test_the_committee_list_turns_pages(replay_root, monkeypatch):
             await pilot.press("4")
             await until(pilot, lambda: app.screen.NAME == "committee" and app.screen.shown_items)
             screen = app.screen
-            assert len(screen.shown_items) == 100 and "387 of 387 mistakes · rows 1-100" in shown(app, "#committee-title")
+            assert len(screen.shown_items) == 100
+            assert "387 of 387 mistakes · rows 1-100" in shown(app, "#committee-title")
             first = list(screen.shown_items)
             screen.query_one("#mistakes").focus()
             for _ in range(4):

@@ -1,4 +1,5 @@
-"""What every screen shares: the nav bar, the footer, and being redrawn from the open run."""
+"""What every screen shares: the nav bar, the footer, and being drawn from the open run's session
+(when shown, and on each batch of events while on show)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class View(Screen):
     ready = False  # composed and mounted: show_live may query the widgets
 
     @property
-    def fair(self) -> "FairApp":
+    def fair(self) -> FairApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -38,13 +39,14 @@ class View(Screen):
 
     async def on_screen_resume(self) -> None:
         await self.resumed()
-        self.show_live([])
+        self.show_live()
 
     async def resumed(self) -> None:
         """Bring the screen up to date before it is drawn again."""
 
-    def show_live(self, events: list) -> None:
-        """Redraw from the open run; ``events`` are those drained since the last call."""
+    def show_live(self) -> None:
+        """Redraw from the open run's session: all a screen shows is kept there, whether or not
+        the screen was on show when the events arrived."""
         if not self.ready:
             return
         s = self.fair.session
@@ -69,7 +71,7 @@ class RunView(View):
         else:
             yield from self.run_body(self.shown)
 
-    def run_body(self, session: "Session") -> ComposeResult:
+    def run_body(self, session: Session) -> ComposeResult:
         yield from ()
 
     async def resumed(self) -> None:

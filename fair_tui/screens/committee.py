@@ -23,6 +23,7 @@ from fair_core.stages.solve import teacher_of
 from fair_core.store import Store
 
 from ..session import Session
+from ..widgets.table import fill_table
 from .base import RunView
 
 
@@ -175,9 +176,7 @@ class CommitteeScreen(RunView):
             yield Static(id="committee-title")
             yield Select([(f, f) for f in filters], value="all", allow_blank=False, compact=True, id="filter")
         with Horizontal(id="committee-main"):
-            table = DataTable(id="mistakes", cursor_type="row", zebra_stripes=True)
-            table.add_columns("item", "gold", "student", "ok", *teachers, "question")
-            yield table
+            yield DataTable(id="mistakes", cursor_type="row", zebra_stripes=True)
             with Vertical(id="detail-pane"):
                 yield VerticalScroll(Static(id="detail"), id="detail-scroll")
 
@@ -231,19 +230,19 @@ class CommitteeScreen(RunView):
             self.matching = [item for item in self.items if keep(item, how)]
             self.page = min(self.page, max(0, (len(self.matching) - 1) // PAGE))
         teachers = [t.name for t in s.config.teachers]
-        table = self.query_one("#mistakes", DataTable)
-        table.clear()
-        self.shown_items = {}
         first = self.page * PAGE
-        for item in self.matching[first:first + PAGE]:
+        self.shown_items = {item.mistake.item_id: item for item in self.matching[first:first + PAGE]}
+        rows = []
+        for item in self.shown_items.values():
             m = item.mistake
             by_teacher = [mark([v for v in item.rationale_verdicts() if teacher_of(v.author) == t]) for t in teachers]
             verdicts = item.rationale_verdicts()
             ok = Text(f"{item.accepted()}/{len(verdicts)}" if verdicts else "-",
                       style="red" if verdicts and not item.accepted() else "")
-            table.add_row(*(Text(t) for t in (m.item_id, clip(m.gold, 10), clip(str(m.wrong_answer or "-"), 10))),
-                          ok, *by_teacher, Text(clip(" ".join(m.question.split()), 60)), key=m.item_id)
-            self.shown_items[m.item_id] = item
+            texts = (m.item_id, clip(m.gold, 10), clip(str(m.wrong_answer or "-"), 10))
+            rows.append((m.item_id, [*map(Text, texts), ok, *by_teacher, Text(clip(" ".join(m.question.split()), 60))]))
+        labels = ["item", "gold", "student", "ok", *teachers, "question"]
+        fill_table(self.query_one("#mistakes", DataTable), labels, rows)
         paged = (f" · rows {first + 1}-{first + len(self.shown_items)} (< > for more)"
                  if len(self.matching) > PAGE else "")
         self.query_one("#committee-title", Static).update(

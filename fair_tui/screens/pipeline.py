@@ -1,4 +1,6 @@
-"""Pipeline: each stage with its state and progress, the live call counters, and the event log."""
+"""Pipeline: each stage with its state and progress, the live call counters, and the event log
+(the session's: the lines logged while another screen was on show are written when this one is
+shown again)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from textual.widgets import Label, ProgressBar, RichLog, Static
 from fair_core.stages import PIPELINE, Need
 from fair_core.store import StageStatus
 
-from ..session import Session, StageState, describe
+from ..session import LOG_LINES, Session, StageState
 from .base import RunView
 
 STOPPED = "stopped"  # shown for a stage still marked running when no runner works on the run
@@ -35,7 +37,7 @@ class PipelineScreen(RunView):
 
     def run_body(self, session: Session) -> ComposeResult:
         self._texts: dict[str, str] = {}
-        self._history = True  # the stages done before go into the log on the first redraw
+        self._logged = 0  # of the session's log lines, those written to this screen's log
         yield Static(id="run-title")
         with Grid(id="stages"):
             for stage in session.live.stage_names:
@@ -44,7 +46,7 @@ class PipelineScreen(RunView):
                 yield ProgressBar(total=None, show_eta=False, id=f"bar-{stage}")
                 yield Label("", id=f"count-{stage}", classes="stage-count")
         yield Static(id="counters")
-        yield RichLog(id="log", max_lines=2000, markup=True, wrap=True)
+        yield RichLog(id="log", max_lines=LOG_LINES, markup=True, wrap=True)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         s = self.fair.session
@@ -75,8 +77,8 @@ class PipelineScreen(RunView):
     def action_cancel(self) -> None:
         self.fair.cancel_run()
 
-    def show_live(self, events: list) -> None:
-        super().show_live(events)
+    def show_live(self) -> None:
+        super().show_live()
         s = self.shown
         if s is None or not self.ready:
             return
@@ -95,14 +97,9 @@ class PipelineScreen(RunView):
                                f"cached {live.cached} · retried {live.retried} · failed {live.failed} · "
                                f"tokens {tokens(live.tokens)} · cost {cost}")
         log = self.query_one(RichLog)
-        if self._history:
-            self._history = False
-            for line in s.earlier:
-                log.write(line)
-        for e in events:
-            line = describe(e)
-            if line is not None:
-                log.write(line)
+        for line in s.log_since(self._logged):
+            log.write(line)
+        self._logged = s.logged
 
     def _stage_row(self, stage: str, st: StageState, active: bool) -> None:
         status = STOPPED if st.status == StageStatus.RUNNING and not active else st.status

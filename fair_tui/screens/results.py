@@ -19,7 +19,6 @@ from fair_core.stats import describe, describe_test
 from ..session import Session
 from .base import RunView
 
-
 # borderless, one space between columns: the committee table fits 80 columns
 TABLE = {"title": "Accuracy per round", "title_justify": "left", "title_style": "bold underline", "box": None,
          "pad_edge": False, "collapse_padding": True}

@@ -1,4 +1,9 @@
-"""Runs: the run directories in a folder, where each stands, and keys to open, resume or start one."""
+"""Runs: the run directories in a folder, where each stands, and keys to open, resume or start one.
+
+Listing the folder is quick and reading each run's store is not, so the names are listed at once
+and the rest of each row follows from a worker thread; the columns are sized from the cells each
+time (widgets/table.py), so the table is drawn at its widths from its first frame.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ from fair_core.experiment import is_experiment
 from fair_core.store import StageStatus, Store
 
 from ..session import is_run_dir
+from ..widgets.table import fill_table
 from .base import View
 
 # "accepted": mistakes with at least one accepted rationale, of all the run's mistakes
 COLUMNS = ("run", "task", "stage", "done", "accepted", "accuracy", "cost $")
+MAX_WIDTH = 48  # a longer cell ends in "…"
 
 
 def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
@@ -35,6 +42,7 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
     try:
         stages = store.stages()
         done = sum(row["status"] == StageStatus.DONE for row in stages)
+        names = set(config.stages) | {row["stage"] for row in stages}  # as the pipeline screen lists them
         last = stages[-1] if stages else None
         where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
         mistakes = store.query("SELECT COUNT(*) FROM mistakes")[0][0]
@@ -44,7 +52,7 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
         before = store.accuracy(0, "test", "before")
         after = store.accuracy(rounds[-1], "test", "after") if rounds else None
         accuracy = " → ".join(f"{a[0]:.3f}" for a in (before, after) if a) or "-"
-        return (name, config.task.name, where, f"{done}/{config.rounds * len(config.stages)}",
+        return (name, config.task.name, where, f"{done}/{config.rounds * len(names)}",
                 f"{accepted}/{mistakes}" if mistakes else "-", accuracy, f"{store.spent_usd():.4f}")
     finally:
         store.close()
@@ -74,9 +82,7 @@ class RunsScreen(View):
 
     def body(self) -> ComposeResult:
         yield Static(id="runs-title")
-        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
-        yield table
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
 
     async def resumed(self) -> None:
         self.action_reload()
@@ -86,11 +92,12 @@ class RunsScreen(View):
         self.query_one("#runs-title", Static).update(
             f"runs in [b]{escape(str(root))}[/] · enter/o open · s start or resume · n new config · "
             f"c copy the highlighted run's config")
-        self.scan(root)
+        dirs = runs_in(root)
+        self.fill([(p, (str(p.relative_to(root)), "…", *[""] * (len(COLUMNS) - 2))) for p in dirs])
+        self.scan(root, dirs)
 
     @work(thread=True, exclusive=True, group="scan")
-    def scan(self, root: Path) -> None:
-        dirs = runs_in(root)
+    def scan(self, root: Path, dirs: list[Path]) -> None:
         rows = []
         for p in dirs:
             try:
@@ -102,13 +109,14 @@ class RunsScreen(View):
     def fill(self, rows: list[tuple[Path, tuple[str, ...]]]) -> None:
         table = self.query_one(DataTable)
         keep = table.cursor_row
-        table.clear()
         s = self.fair.session
+        lines = []
         for path, row in rows:
             cells = [Text(cell) for cell in row]  # plain text: a folder name is not markup
             if s is not None and s.active and path.resolve() == s.path.resolve():
                 cells[2] = Text(s.state, style="green")
-            table.add_row(*cells, key=str(path))
+            lines.append((str(path), cells))
+        fill_table(table, COLUMNS, lines, MAX_WIDTH)
         if not rows:
             self.query_one("#runs-title", Static).update(
                 f"no runs in [b]{escape(str(self.fair.runs_root))}[/] yet: press [b]n[/] for a new config")

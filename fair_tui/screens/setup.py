@@ -4,6 +4,10 @@ The form edits a copy of the config's own mapping, so keys it does not show (pro
 params, LoRA settings) are kept as they were. Every change assembles that mapping, runs
 ``fair_core.config.validate`` on it, and puts the ConfigError line under the field whose key it
 names. Saving writes ``fair_core.config.dump``, the TOML that ``fair run`` reads.
+
+Esc leaves the field being edited, so that the app's keys (1-6 for the screens, q) work again
+without the mouse. The form remembers what it last loaded or saved, so that quitting with unsaved
+edits asks first.
 """
 
 from __future__ import annotations
@@ -168,6 +172,7 @@ class SetupScreen(View):
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+r", "run", "Save and run"),
         Binding("ctrl+t", "add_teacher", "Add teacher"),
+        Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
     def __init__(self) -> None:
@@ -176,6 +181,7 @@ class SetupScreen(View):
         self.path: Path | None = None
         self.config: cfg.RunConfig | None = None
         self._timer: Timer | None = None
+        self._saved: tuple | None = None  # the form as last loaded or saved (None: never composed)
 
     # loading ---------------------------------------------------------------------------------------
     def load_file(self, path: Path) -> None:
@@ -196,6 +202,7 @@ class SetupScreen(View):
     async def _rebuild(self) -> None:
         await self.recompose()
         self.validate_form()
+        self._saved = self.edits()
 
     def _choices(self, kind: str, key: str) -> list[str]:
         if kind == "choice:literal":
@@ -221,6 +228,7 @@ class SetupScreen(View):
 
     def on_mount(self) -> None:
         self.validate_form()
+        self._saved = self.edits()
 
     async def resumed(self) -> None:
         self.validate_form()
@@ -284,6 +292,16 @@ class SetupScreen(View):
         return self.fair.runs_root / self.file_path().stem
 
     # editing ---------------------------------------------------------------------------------------
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def edits(self) -> tuple:
+        return self.file_path(), self.assemble()
+
+    def unsaved(self) -> bool:
+        """Whether the form differs from what it last loaded or saved."""
+        return self._saved is not None and self.edits() != self._saved
+
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "add-teacher":
             await self.action_add_teacher()
@@ -313,6 +331,7 @@ class SetupScreen(View):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(cfg.dump(config))
         self.path = path
+        self._saved = self.edits()
         self.app.notify(f"saved {path}")
         return path
 

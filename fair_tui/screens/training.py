@@ -2,7 +2,9 @@
 
 Steps come from the round's ``progress.jsonl`` (what the training process wrote, so a finished run
 shows its curves) and, while a run is live, from the TrainStep events the train stage republishes
-from that same file; a step seen twice (a resumed run repeats a few) keeps its latest record.
+from that same file; a step seen twice (a resumed run repeats a few) keeps its latest record. The
+ETA is shown only while the round's training runs: a paused, cancelled, failed or finished run has
+none.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Sparkline, Static
 
 from fair_core.events import TrainStep, from_dict
+from fair_core.store import StageStatus
 
 from ..session import Session
-from ..widgets.plot import LinePlot
+from ..widgets.plot import LossPlot
 from .base import RunView
 
-SERIES = {"total": "bold white", "feedback": "cyan", "rationale": "magenta"}
+# each loss curve's colour and marker (braille dots, bullets, blocks: they read apart without
+# colour), in drawing order: the total last, over the two it sums
+CURVES = {"feedback": ("cyan", "braille"), "rationale": ("magenta", "•"), "total": ("white", "hd")}
 
 
 def read_progress(path: Path) -> dict[int, TrainStep]:
@@ -58,6 +63,7 @@ class TrainingScreen(RunView):
         super().__init__()
         self.round = 0
         self.from_file: dict[int, TrainStep] = {}
+        self._drawn: tuple | None = None  # what the last redraw showed: the same again is skipped
 
     def run_body(self, session: Session) -> ComposeResult:
         yield Static(id="train-title")
@@ -66,9 +72,7 @@ class TrainingScreen(RunView):
                 yield ProgressBar(total=1, show_eta=False, id="train-bar")
                 yield Static(id="train-eta")
             yield Static(id="train-stats")
-            yield Static(" ".join(f"[{style}]━━ {name}[/]" for name, style in SERIES.items()) + "  (loss by step)",
-                         id="legend")
-            yield LinePlot(SERIES, id="loss-plot")
+            yield LossPlot(CURVES, "loss by step", id="loss-plot")
             yield Static("learning rate", id="lr-title")
             yield Sparkline([], id="lr")
 
@@ -82,19 +86,26 @@ class TrainingScreen(RunView):
     def reload(self) -> None:
         if self.shown is not None:
             self.from_file = read_progress(self.shown.path / "rounds" / str(self.round) / "progress.jsonl")
+            self._drawn = None
 
     def action_round(self, step: int) -> None:
         s = self.shown
         if s is not None and 0 <= self.round + step < s.config.rounds:
             self.round += step
             self.reload()
-            self.show_live([])
+            self.show_live()
 
-    def show_live(self, events: list) -> None:
-        super().show_live(events)
+    def show_live(self) -> None:
+        super().show_live()
         s = self.shown
-        if s is None or not self.ready or (events and not any(isinstance(e, TrainStep) for e in events)):
+        if s is None or not self.ready:
             return
+        train = s.live.stages.get((self.round, "train"))
+        training = s.state == "running" and train is not None and train.status == StageStatus.RUNNING
+        drawn = (self.round, s.live.train_steps, training)
+        if drawn == self._drawn:  # a batch of other events (the committee's calls): nothing to redraw here
+            return
+        self._drawn = drawn
         steps = {**self.from_file, **s.live.train.get(self.round, {})}
         ordered = [steps[k] for k in sorted(steps)]
         title = self.query_one("#train-title", Static)
@@ -106,7 +117,7 @@ class TrainingScreen(RunView):
         last = ordered[-1]
         title.update(f"round {self.round} · step [b]{last.step}[/] of {last.max_steps} · epoch {last.epoch:.2f}")
         self.query_one("#train-bar", ProgressBar).update(total=last.max_steps or None, progress=last.step)
-        self.query_one("#train-eta", Static).update(f"ETA {duration(last.eta_s)}")
+        self.query_one("#train-eta", Static).update(f"ETA {duration(last.eta_s)}" if training else "")
         losses = [f"loss [b]{last.loss:.4f}[/]" if last.loss is not None else "loss -"]
         for name in ("feedback", "rationale"):
             v = getattr(last, f"loss_{name}")
@@ -116,7 +127,7 @@ class TrainingScreen(RunView):
                  f"{last.tokens_per_second:,.0f} tok/s" if last.tokens_per_second else "tok/s -",
                  f"mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "mem -"]
         self.query_one("#train-stats", Static).update("  ·  ".join(facts))
-        self.query_one(LinePlot).set_series({
+        self.query_one(LossPlot).set_series({
             "total": [(t.step, t.loss) for t in ordered if t.loss is not None],
             "feedback": [(t.step, t.loss_feedback) for t in ordered if t.loss_feedback is not None],
             "rationale": [(t.step, t.loss_rationale) for t in ordered if t.loss_rationale is not None]})
