@@ -42,11 +42,16 @@ def signed(model: str, messages: list) -> str:
 
 def config(url: str, mistakes: Path) -> cfg.RunConfig:
     share = [CAPACITY // len(MODELS) + (i < CAPACITY % len(MODELS)) for i in range(len(MODELS))]
-    return cfg.validate({
-        "stages": ["explain", "solve", "review"],
-        "task": {"name": "svamp", "mistakes_file": str(mistakes)},
-        "teachers": [{"name": f"t{i}", "model": f"openai/{m}", "api_base": url, "concurrency": share[i]}
-                     for i, m in enumerate(MODELS)]})
+    return cfg.validate(
+        {
+            "stages": ["explain", "solve", "review"],
+            "task": {"name": "svamp", "mistakes_file": str(mistakes)},
+            "teachers": [
+                {"name": f"t{i}", "model": f"openai/{m}", "api_base": url, "concurrency": share[i]}
+                for i, m in enumerate(MODELS)
+            ],
+        }
+    )
 
 
 def ours(url: str, workdir: Path) -> tuple[float, float, int]:
@@ -61,8 +66,10 @@ def ours(url: str, workdir: Path) -> tuple[float, float, int]:
     calls = run.store.query("SELECT COUNT(*) FROM calls WHERE response IS NOT NULL")[0][0]
     retries = run.store.query("SELECT COALESCE(SUM(attempts - 1), 0) FROM calls")[0][0]
     run.close()
-    print(f"gateway: {calls} calls in {wall:.2f} s = {calls / wall:.1f} calls/s, {retries} retries, "
-          f"CPU {cpu:.2f} s = {1000 * cpu / calls:.2f} ms per call")
+    print(
+        f"gateway: {calls} calls in {wall:.2f} s = {calls / wall:.1f} calls/s, {retries} retries, "
+        f"CPU {cpu:.2f} s = {1000 * cpu / calls:.2f} ms per call"
+    )
     return calls / wall, 1000 * cpu / calls, calls
 
 
@@ -72,15 +79,22 @@ def sequential(url: str) -> float:
 
     task = get_host().get("tasks", "svamp")()
     items = json.loads((data_root() / "fair-reference" / "Llama-2-7b-chat-hf_svamp_false_round0.json").read_text())
-    ask = lambda model, prompt: litellm.completion(  # noqa: E731
-        model=f"openai/{model}", api_base=url, api_key="none",
-        messages=[{"role": "user", "content": prompt}]).choices[0].message.content
+
+    def ask(model: str, prompt: str) -> str:
+        messages = [{"role": "user", "content": prompt}]
+        reply = litellm.completion(model=f"openai/{model}", api_base=url, api_key="none", messages=messages)
+        return reply.choices[0].message.content
+
     calls, start = 0, time.perf_counter()
     for x in items[:LOOP_MISTAKES]:
         rationales = {}
         for m in MODELS:
-            ask(m, task.prompt("explain", question=x["question"], student_answer=x["student_wrong_pred"],
-                               gold=x["gold_answer"]))
+            ask(
+                m,
+                task.prompt(
+                    "explain", question=x["question"], student_answer=x["student_wrong_pred"], gold=x["gold_answer"]
+                ),
+            )
             rationales[m] = ask(m, task.prompt("solve", question=x["question"]))
             calls += 2
         for author, text in rationales.items():
@@ -95,7 +109,10 @@ def sequential(url: str) -> float:
 def main() -> None:
     behaviours = {m: "committee:signed" for m in MODELS}
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-    with server_process(latency=LATENCY, capacity=CAPACITY, behaviours=behaviours) as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        server_process(latency=LATENCY, capacity=CAPACITY, behaviours=behaviours) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         rate, cpu_ms, _ = ours(url, Path(tmp))
         base = sequential(url)
     print(f"speedup {rate / base:.1f}x; {rate:.1f} of a {CEILING:.0f} calls/s ceiling ({rate / CEILING:.2f})")

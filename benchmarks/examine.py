@@ -27,7 +27,7 @@ def svamp_questions(n: int) -> tuple[list[str], str]:
         task = get_host().get("tasks", "svamp")()
         problems = task.load("train")[:n]
         return [task.prompts["student"].format(question=p.question) for p in problems], "svamp task, train split"
-    except Exception as e:  # the task plugin is optional here; the timing needs only questions
+    except Exception as e:  # noqa: BLE001 - the task plugin is optional here; the timing needs only questions
         reason = f"{type(e).__name__}: {e}".splitlines()[0][:80]
     items = json.loads((data_root() / "svamp" / "SVAMP.json").read_text())
     items.sort(key=lambda it: int(it["ID"].rsplit("-", 1)[1]))
@@ -42,9 +42,16 @@ def one_at_a_time(student, prompts: list[str], new_tokens: int) -> list[str]:
     with torch.inference_mode():
         for prompt in prompts:
             ids = torch.tensor([student.encode(prompt)], device=student.device)
-            gen = student.model.generate(input_ids=ids, max_new_tokens=new_tokens, do_sample=False,
-                                         temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
-            out.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
+            gen = student.model.generate(
+                input_ids=ids,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+            )
+            out.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
     return out
 
 
@@ -67,8 +74,11 @@ def main() -> None:
     prompts, source = svamp_questions(args.n)
     config = StudentConfig(model=args.model, max_new_tokens=args.new_tokens, dtype=args.dtype)
     student = HFStudent(config)
-    print(f"model {args.model} on {student.device} ({student.model.dtype}), {torch.get_num_threads()} threads; "
-          f"{len(prompts)} questions from {source}; {args.new_tokens} new tokens, greedy", flush=True)
+    print(
+        f"model {args.model} on {student.device} ({student.model.dtype}), {torch.get_num_threads()} threads; "
+        f"{len(prompts)} questions from {source}; {args.new_tokens} new tokens, greedy",
+        flush=True,
+    )
     student.generate(prompts[:2])  # warm-up, untimed
 
     start = time.perf_counter()
@@ -83,8 +93,11 @@ def main() -> None:
         batched = student.generate(prompts)
         took = time.perf_counter() - start
         differ = sum(a != b for a, b in zip(single, batched))
-        print(f"batched (batch size {size}): {took:.1f} s, speedup {base / took:.2f}x, "
-              f"{differ} of {len(prompts)} answers differ from one at a time", flush=True)
+        print(
+            f"batched (batch size {size}): {took:.1f} s, speedup {base / took:.2f}x, "
+            f"{differ} of {len(prompts)} answers differ from one at a time",
+            flush=True,
+        )
         best = max(best or 0.0, base / took)
     print(f"RESULT speedup={best:.2f}")
 

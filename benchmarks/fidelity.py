@@ -18,6 +18,7 @@ from fair_tasks.extract import numbers_equal  # noqa: E402
 from fair_tasks.strategyqa import StrategyQA  # noqa: E402
 from fair_tasks.svamp import Svamp  # noqa: E402
 
+
 def paper_number(text: str) -> str | None:
     """The paper's reading: the first number after the first "\\nAnswer" or "Therefore, the
     answer is", else the last number in the text."""
@@ -54,8 +55,11 @@ def same(task: str, got: str | None, label: str | None) -> bool:
 
 
 def main() -> None:
-    readers = {"fair": None, "paper": {"svamp": paper_number, "strategyqa": paper_yes_no},
-               "math-verify": {"svamp": math_verify_number}}
+    readers = {
+        "fair": None,
+        "paper": {"svamp": paper_number, "strategyqa": paper_yes_no},
+        "math-verify": {"svamp": math_verify_number},
+    }
     scores: dict = {}
     for row, task, problem, output in labelled({"svamp": Svamp(), "strategyqa": StrategyQA()}):
         gold = problem.gold
@@ -66,7 +70,9 @@ def main() -> None:
             s = scores.setdefault((name, row["task"]), [0, 0, 0])
             s[0] += same(row["task"], got, row["label"])
             s[1] += 1
-            s[2] += row["label"] is not None and same(row["task"], row["label"], gold) and not same(row["task"], got, gold)
+            s[2] += (
+                row["label"] is not None and same(row["task"], row["label"], gold) and not same(row["task"], got, gold)
+            )
     print(f"{'reader':12} {'task':10} {'agreement':>10} {'correct read as mistakes':>26}")
     for (name, task), (agree, n, wrong) in scores.items():
         print(f"{name:12} {task:10} {agree / n:>9.1%} {wrong:>12} of {n}")

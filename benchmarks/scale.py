@@ -52,8 +52,15 @@ def write_mistakes(n: int, path: Path) -> Path:
     for i in range(n):
         x, copy = rows[i % len(rows)], i // len(rows)
         question = x["question"] + (f" (variant {copy})" if copy else "")
-        items.append({"id": i, "question": question, "gold_answer": x["answer"],
-                      "student_wrong_pred": "I think the answer is 3.", "student_wrong_final_answer": "3"})
+        items.append(
+            {
+                "id": i,
+                "question": question,
+                "gold_answer": x["answer"],
+                "student_wrong_pred": "I think the answer is 3.",
+                "student_wrong_final_answer": "3",
+            }
+        )
     path.write_text(json.dumps(items))
     return path
 
@@ -67,18 +74,38 @@ def child_run(size: int, url: str, workdir: str) -> None:
 
     work = Path(workdir)
     mistakes = write_mistakes(size, work / "gsm8k_false_round0.json")
-    config = cfg.validate({
-        "stages": ["explain", "solve", "review"], "task": {"name": "gsm8k", "mistakes_file": str(mistakes)},
-        "teachers": [{"name": f"t{i}", "model": f"openai/{m}", "api_base": url, "concurrency": 16,
-                      "params": {"temperature": 0, "max_tokens": 64}} for i, m in enumerate(MODELS)]})
+    config = cfg.validate(
+        {
+            "stages": ["explain", "solve", "review"],
+            "task": {"name": "gsm8k", "mistakes_file": str(mistakes)},
+            "teachers": [
+                {
+                    "name": f"t{i}",
+                    "model": f"openai/{m}",
+                    "api_base": url,
+                    "concurrency": 16,
+                    "params": {"temperature": 0, "max_tokens": 64},
+                }
+                for i, m in enumerate(MODELS)
+            ],
+        }
+    )
     run = Run(work / "run", config)
     start = time.perf_counter()
     Runner(run, get_host()).run()
     wall = time.perf_counter() - start
     calls = run.store.query("SELECT COUNT(*) FROM calls WHERE response IS NOT NULL")[0][0]
     run.close()
-    print(json.dumps({"size": size, "calls": calls, "wall_s": wall,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "calls": calls,
+                "wall_s": wall,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def child_report(run_dir: str) -> None:
@@ -127,15 +154,17 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         kind, *rest = args.child
-        {"run": lambda: child_run(int(rest[0]), rest[1], rest[2]), "report": lambda: child_report(rest[0]),
-         "tui": lambda: child_tui(rest[0])}[kind]()
+        {
+            "run": lambda: child_run(int(rest[0]), rest[1], rest[2]),
+            "report": lambda: child_report(rest[0]),
+            "tui": lambda: child_tui(rest[0]),
+        }[kind]()
         return
     from fair_core.testing.server import server_process
 
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     rows = []
-    with server_process(behaviours={m: "scale:scripted" for m in MODELS}) as url, \
-            tempfile.TemporaryDirectory() as tmp:
+    with server_process(behaviours={m: "scale:scripted" for m in MODELS}) as url, tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             work = Path(tmp) / str(size)
             work.mkdir()
@@ -144,13 +173,18 @@ def main() -> None:
             row.update(_child("tui", str(work / "run")))
             row["ms_per_call"] = 1000 * row["wall_s"] / row["calls"]
             rows.append(row)
-            print(f"{size:>6} mistakes: {row['calls']:>7} calls in {row['wall_s']:6.1f} s = {row['ms_per_call']:.2f} "
-                  f"ms/call, peak RSS {row['rss_mb']:.0f} MB, report {row['report_s']:.2f} s, "
-                  f"committee screen {row['tui_open_s']:.2f} s", flush=True)
+            print(
+                f"{size:>6} mistakes: {row['calls']:>7} calls in {row['wall_s']:6.1f} s = {row['ms_per_call']:.2f} "
+                f"ms/call, peak RSS {row['rss_mb']:.0f} MB, report {row['report_s']:.2f} s, "
+                f"committee screen {row['tui_open_s']:.2f} s",
+                flush=True,
+            )
     small, large = rows[0], rows[-1]
-    print(f"RESULT per_call_growth={large['ms_per_call'] / small['ms_per_call']:.2f} "
-          f"rss_growth_mb={large['rss_mb'] - small['rss_mb']:.0f} report_s={large['report_s']:.2f} "
-          f"tui_open_s={large['tui_open_s']:.2f}")
+    print(
+        f"RESULT per_call_growth={large['ms_per_call'] / small['ms_per_call']:.2f} "
+        f"rss_growth_mb={large['rss_mb'] - small['rss_mb']:.0f} report_s={large['report_s']:.2f} "
+        f"tui_open_s={large['tui_open_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

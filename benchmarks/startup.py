@@ -22,8 +22,10 @@ def main(runs: int = 7) -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
         bare.append(time.perf_counter() - start)
-    print(f"fair --help: median {statistics.median(times):.3f} s over {runs} runs "
-          f"(bare python start: {statistics.median(bare):.3f} s)")
+    print(
+        f"fair --help: median {statistics.median(times):.3f} s over {runs} runs "
+        f"(bare python start: {statistics.median(bare):.3f} s)"
+    )
     print(f"RESULT help_seconds={statistics.median(times):.3f}")
 
 

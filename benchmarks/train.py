@@ -47,19 +47,39 @@ PAPER_LENGTH = 512
 # Token counts of the SVAMP pairs (paper committee data, SmolLM2 tokenizer, chat template,
 # the learn prompts): mean, std, min, max; and the prompt prefix that every example of a kind
 # shares (template, system prompt, instruction). Synthetic pairs are drawn to match them.
-SVAMP = {"feedback_prompt": (175, 56, 105, 496), "feedback_response": (120, 44, 41, 281),
-         "rationale_prompt": (126, 10, 106, 158), "rationale_response": (102, 50, 2, 316)}
+SVAMP = {
+    "feedback_prompt": (175, 56, 105, 496),
+    "feedback_response": (120, 44, 41, 281),
+    "rationale_prompt": (126, 10, 106, 158),
+    "rationale_response": (102, 50, 2, 316),
+}
 SVAMP_SHARED = {"feedback": 64, "rationale": 72}
 ARCHS = {  # Llama-3.2-1B's shape; a tiny one for smoke tests
-    "llama-1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                     num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True, rope_theta=500000.0),
-    "tiny": dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True),
+    "llama-1b": dict(
+        vocab_size=128256,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+    ),
+    "tiny": dict(
+        vocab_size=4096,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        tie_word_embeddings=True,
+    ),
 }
 PEAK_BF16 = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 # -- data ----------------------------------------------------------------------------------------
+
 
 def real_pairs(tokenizer, data_dir: Path) -> list[Pair]:
     """The paper's SVAMP committee as compiled pairs: gpt's feedback, the first accepted rationale."""
@@ -68,13 +88,25 @@ def real_pairs(tokenizer, data_dir: Path) -> list[Pair]:
     feedback = json.loads((data_dir / "Llama-2-7b-chat-hf_svamp_feedback_round0.json").read_text())
     rationale = json.loads((data_dir / "Llama-2-7b-chat-hf_svamp_rationale_round0.json").read_text())
     encode = Encoder(tokenizer, chat_template=True, max_length=1024)
-    return [encode.pair({"item_id": str(f["id"]),
-                         "feedback": {"prompt": NUMBER["learn_feedback"].format(
-                             question=f["question"], student_answer=f["student_wrong_pred"]),
-                             "response": f["gpt_feedback"]},
-                         "rationale": {"prompt": NUMBER["learn_rationale"].format(question=f["question"]),
-                                       "response": r["correct_rationale"][0]}})
-            for f, r in zip(feedback, rationale) if r["correct_rationale"]]
+    return [
+        encode.pair(
+            {
+                "item_id": str(f["id"]),
+                "feedback": {
+                    "prompt": NUMBER["learn_feedback"].format(
+                        question=f["question"], student_answer=f["student_wrong_pred"]
+                    ),
+                    "response": f["gpt_feedback"],
+                },
+                "rationale": {
+                    "prompt": NUMBER["learn_rationale"].format(question=f["question"]),
+                    "response": r["correct_rationale"][0],
+                },
+            }
+        )
+        for f, r in zip(feedback, rationale)
+        if r["correct_rationale"]
+    ]
 
 
 def synthetic_pairs(n: int, vocab: int, eos: int, seed: int = 0) -> list[Pair]:
@@ -100,17 +132,23 @@ def paper_batch(pairs: list[Pair], eos: int) -> tuple[list[dict], int]:
         ids, labels = [], []
         for p in pairs:
             s = getattr(p, half)
-            lab = [-100] * s.n_prompt + s.ids[s.n_prompt:]
+            lab = [-100] * s.n_prompt + s.ids[s.n_prompt :]
             real += sum(1 for x in lab[:PAPER_LENGTH] if x != -100)
             pad = PAPER_LENGTH - len(s.ids)
             ids.append((s.ids + [eos] * pad)[:PAPER_LENGTH])
             labels.append((lab + [eos] * pad)[:PAPER_LENGTH])
-        halves.append({"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                       "attention_mask": torch.ones(len(ids), PAPER_LENGTH, dtype=torch.long)})
+        halves.append(
+            {
+                "input_ids": torch.tensor(ids),
+                "labels": torch.tensor(labels),
+                "attention_mask": torch.ones(len(ids), PAPER_LENGTH, dtype=torch.long),
+            }
+        )
     return halves, real
 
 
 # -- models ----------------------------------------------------------------------------------------
+
 
 def build_model(args, train: TrainConfig, precision: str, device: str):
     """A fresh model to train (same weights on every call)."""
@@ -120,8 +158,9 @@ def build_model(args, train: TrainConfig, precision: str, device: str):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    config = LlamaConfig(**ARCHS[args.arch], max_position_embeddings=2048,
-                         attn_implementation=attention.implementation())
+    config = LlamaConfig(
+        **ARCHS[args.arch], max_position_embeddings=2048, attn_implementation=attention.implementation()
+    )
     with torch.device(device):
         model = LlamaForCausalLM(config)
     if half is not None and train.method != "full":
@@ -133,12 +172,16 @@ def forward_flops(model, positions: int, head_positions: int, square_lengths: in
     """Forward FLOPs: 2 per weight per position in the body, the head where computed, attention."""
     c = model.config
     embed = c.vocab_size * c.hidden_size
-    body = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n
-               and "lora_" not in n)
+    body = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if "embed_tokens" not in n and "lm_head" not in n and "lora_" not in n
+    )
     return 2 * body * positions + 2 * embed * head_positions + 2 * c.hidden_size * c.num_hidden_layers * square_lengths
 
 
 # -- the run ----------------------------------------------------------------------------------------
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -149,9 +192,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="pairs per step (both sides)")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per side")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per side first")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="run every timed batch this many times per side and count the fastest run "
-                         "(filters out moments when other programs take the CPU)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run every timed batch this many times per side and count the fastest run "
+        "(filters out moments when other programs take the CPU)",
+    )
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     args = ap.parse_args()
@@ -185,7 +232,7 @@ def main() -> None:
     order = [[pool[i] for i in b] for b in LengthGroupedBatches([p.length for p in pool], args.batch, seed=0)]
     if len(order) < args.warmup + args.steps:
         raise SystemExit(f"only {len(order)} batches of {args.batch} pairs: lower --steps or --batch")
-    warm, timed = order[:args.warmup], order[args.warmup:args.warmup + args.steps]
+    warm, timed = order[: args.warmup], order[args.warmup : args.warmup + args.steps]
 
     ours_model = build_model(args, train, precision, device)
     paper_model = build_model(args, train, precision, device)
@@ -198,8 +245,9 @@ def main() -> None:
         counts = batch.pop("counts")
         loss = ours_loss(**batch)[0]
         seqs = [len(p.feedback.ids) for p in batch_pairs] + [len(p.rationale.ids) for p in batch_pairs]
-        flops = forward_flops(ours_model, batch["input_ids"].numel(), int(counts[1] + counts[2]),
-                              sum(n * n for n in seqs))
+        flops = forward_flops(
+            ours_model, batch["input_ids"].numel(), int(counts[1] + counts[2]), sum(n * n for n in seqs)
+        )
         return loss, int(counts[1] + counts[2]), flops
 
     def paper_step(batch_pairs):
@@ -210,11 +258,14 @@ def main() -> None:
         return args.alpha * losses[0] + (1 - args.alpha) * losses[1], real, flops
 
     sides = {"ours": (ours_model, ours_step), "paper": (paper_model, paper_step)}
-    optimizers = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-4)
-                  for k, (m, *_) in sides.items()}
+    optimizers = {
+        k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-4) for k, (m, *_) in sides.items()
+    }
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    stats = {k: {"time": 0.0, "cpu": 0.0, "tokens": 0, "flops": 0.0, "step_mb": 0.0, "peak_mb": 0.0, "loss": []}
-             for k in sides}
+    stats = {
+        k: {"time": 0.0, "cpu": 0.0, "tokens": 0, "flops": 0.0, "step_mb": 0.0, "peak_mb": 0.0, "loss": []}
+        for k in sides
+    }
     backward_factor = 2 if args.method == "full" else 1  # LoRA: no weight gradients for frozen weights
 
     def run_step(key: str, batch: list) -> tuple[float, float, int, float, float]:
@@ -244,10 +295,15 @@ def main() -> None:
         for r in range(args.repeats if timed_step else 1):
             for key in sides:  # interleaved, so a busy moment hits both sides alike
                 elapsed, cpu, real, flops, loss = run_step(key, batch)
-                label = f"step {i + 1}" + ("" if timed_step else " (warm-up)") + (
-                    f" run {r + 1}" if args.repeats > 1 else "")
-                print(f"  {label} {key}: {elapsed:.2f} s (process CPU {cpu:.2f} s), {real} real tokens, "
-                      f"loss {loss:.3f}", flush=True)
+                label = (
+                    f"step {i + 1}"
+                    + ("" if timed_step else " (warm-up)")
+                    + (f" run {r + 1}" if args.repeats > 1 else "")
+                )
+                print(
+                    f"  {label} {key}: {elapsed:.2f} s (process CPU {cpu:.2f} s), {real} real tokens, loss {loss:.3f}",
+                    flush=True,
+                )
                 if key not in best or elapsed < best[key][0]:
                     best[key] = (elapsed, cpu, real, flops, loss)
         if timed_step:
@@ -263,18 +319,25 @@ def main() -> None:
     if device == "cuda" and half is not None:
         gpu = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_BF16.items() if all(w in gpu for w in k.split())), None)
-    where = (torch.cuda.get_device_name() if device == "cuda" else
-             f"CPU ({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end)")
-    print(f"model {name}, {args.method}, {precision}, batch {args.batch} pairs, {args.steps} timed steps "
-          f"(fastest of {args.repeats} runs each) after {args.warmup} warm-up, on {where}; "
-          f"ours: packed rows {packed}, sliced head {sliced}")
+    where = (
+        torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end)"
+    )
+    print(
+        f"model {name}, {args.method}, {precision}, batch {args.batch} pairs, {args.steps} timed steps "
+        f"(fastest of {args.repeats} runs each) after {args.warmup} warm-up, on {where}; "
+        f"ours: packed rows {packed}, sliced head {sliced}"
+    )
     rate, cpu_rate = {}, {}
     for key, s in stats.items():
         rate[key] = s["tokens"] / s["time"]
         cpu_rate[key] = s["tokens"] / s["cpu"]
-        line = (f"{key:>5}: {rate[key]:10.1f} real tokens/s  ({s['tokens']} tokens in {s['time']:.2f} s, "
-                f"{s['time'] / args.steps:.3f} s/step; {cpu_rate[key]:.1f} per process-CPU second; "
-                f"mean loss {statistics.mean(s['loss']):.3f})")
+        line = (
+            f"{key:>5}: {rate[key]:10.1f} real tokens/s  ({s['tokens']} tokens in {s['time']:.2f} s, "
+            f"{s['time'] / args.steps:.3f} s/step; {cpu_rate[key]:.1f} per process-CPU second; "
+            f"mean loss {statistics.mean(s['loss']):.3f})"
+        )
         if device == "cuda":
             line += f", step memory {s['step_mb']:.0f} MiB (peak {s['peak_mb']:.0f} MiB, both models resident)"
         if peak:

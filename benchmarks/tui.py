@@ -40,8 +40,12 @@ TEACHERS = ("gpt", "gemini", "mistral")
 
 
 def make_run(root: Path) -> Path:
-    config = cfg.validate({"stages": ["explain", "solve", "review"],
-                           "teachers": [{"name": t, "backend": "replay", "model": t} for t in TEACHERS]})
+    config = cfg.validate(
+        {
+            "stages": ["explain", "solve", "review"],
+            "teachers": [{"name": t, "backend": "replay", "model": t} for t in TEACHERS],
+        }
+    )
     path = root / "bench"
     Run(path, config).close()
     return path
@@ -69,8 +73,13 @@ def first_paint(run_dir: Path, tries: int = 3) -> float:
     times = []
     for _ in range(tries):
         env = {**os.environ, "FAIR_BENCH_T0": repr(time.time())}
-        out = subprocess.run([sys.executable, __file__, "--first-paint-child", str(run_dir)], env=env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, __file__, "--first-paint-child", str(run_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if out.returncode != 0:
             raise SystemExit(f"first-paint child failed: {out.stderr.strip()[-2000:]}")
         times.append(float(out.stdout.strip().splitlines()[-1]))
@@ -136,8 +145,9 @@ async def latency(run_dir: Path, rate: float, seconds: float) -> dict:
 
         app.set_interval(0.01, tick)
         published = [0]
-        feeder = threading.Thread(target=lambda: published.__setitem__(
-            0, feed(app.session.run.publish, rate, seconds)), daemon=True)
+        feeder = threading.Thread(
+            target=lambda: published.__setitem__(0, feed(app.session.run.publish, rate, seconds)), daemon=True
+        )
         feeder.start()
         while feeder.is_alive():
             await pilot.pause(0.1)
@@ -160,12 +170,18 @@ def main() -> None:
         print(f"first paint (new process, pipeline screen of a run, {SIZE[0]}x{SIZE[1]}): {paint:.3f} s")
         r = asyncio.run(latency(run_dir, a.rate, a.seconds))
     d, lags = r["delays"], r["lags"]
-    print(f"published {r['events']} events in {a.seconds:g} s ({r['events'] / a.seconds:.0f}/s); "
-          f"{len(d)} of them timed on screen")
-    print(f"publish -> on screen: median {statistics.median(d) * 1e3:.1f} ms, p95 {p95(d) * 1e3:.1f} ms, "
-          f"max {max(d) * 1e3:.1f} ms")
-    print(f"UI timer lag (10 ms timer): median {statistics.median(lags) * 1e3:.1f} ms, "
-          f"p95 {p95(lags) * 1e3:.1f} ms, max {max(lags) * 1e3:.1f} ms")
+    print(
+        f"published {r['events']} events in {a.seconds:g} s ({r['events'] / a.seconds:.0f}/s); "
+        f"{len(d)} of them timed on screen"
+    )
+    print(
+        f"publish -> on screen: median {statistics.median(d) * 1e3:.1f} ms, p95 {p95(d) * 1e3:.1f} ms, "
+        f"max {max(d) * 1e3:.1f} ms"
+    )
+    print(
+        f"UI timer lag (10 ms timer): median {statistics.median(lags) * 1e3:.1f} ms, "
+        f"p95 {p95(lags) * 1e3:.1f} ms, max {max(lags) * 1e3:.1f} ms"
+    )
     print(f"counters on screen at the end: {r['counters']}")
     print(f"RESULT first_paint_s={paint:.3f} p95_latency_ms={p95(d) * 1e3:.1f}")
 

@@ -54,8 +54,7 @@ def _squared_distances(metric: str, totals: dict) -> dict:
     return delta
 
 
-def krippendorff_alpha(units: Iterable[Sequence[Hashable | None]],
-                       metric: str = "interval") -> float | None:
+def krippendorff_alpha(units: Iterable[Sequence[Hashable | None]], metric: str = "interval") -> float | None:
     """Krippendorff's alpha of reliability data given unit by unit: each unit is the sequence of
     values its coders gave, with None (or NaN) where a coder gave none, so units may differ in
     size. A unit with fewer than two values cannot be paired and drops out. Returns None when alpha
@@ -98,15 +97,14 @@ def fleiss_kappa(units: Iterable[Sequence[Hashable]]) -> float | None:
         return None
     sizes = {len(r) for r in rows}
     if len(sizes) != 1 or min(sizes) < 2:
-        raise ValueError(f"Fleiss' kappa needs the same number (>= 2) of ratings per unit, "
-                         f"got {sorted(sizes)}")
+        raise ValueError(f"Fleiss' kappa needs the same number (>= 2) of ratings per unit, got {sorted(sizes)}")
     if any(not _present(v) for r in rows for v in r):
         raise ValueError("Fleiss' kappa needs complete data: a rating is missing")
     (n,) = sizes
     patterns = [(Counter(p), w) for p, w in _patterns(rows).items()]  # alike rows counted once, weighted
     observed = sum(w * (sum(c * c for c in p.values()) - n) / (n * (n - 1)) for p, w in patterns)
     observed /= len(rows)
-    shares = Counter()
+    shares: Counter = Counter()
     for p, w in patterns:
         for value, c in p.items():
             shares[value] += w * c

@@ -38,6 +38,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 @dataclass(frozen=True)
 class Outcome:
     """What one :func:`run` did."""
+
     run_dir: Path
     code: int  # as `fair run` exits: 0 all asked for is done, 3 failed calls or a stage not done, 4 budget
     advice: str | None  # what to do next when code is not 0
@@ -52,8 +53,13 @@ class Outcome:
         return open_run(self.run_dir)
 
 
-def run(config: RunConfig | str | Path, run_dir: str | Path, stages: Iterable[str] | None = None,
-        rounds: int | None = None, on_event: Callable[[Event], None] | None = None) -> Outcome:
+def run(
+    config: RunConfig | str | Path,
+    run_dir: str | Path,
+    stages: Iterable[str] | None = None,
+    rounds: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Outcome:
     """Run (or resume) the pipeline of ``config`` (a RunConfig, or a TOML file's path) in
     ``run_dir``, as ``fair run`` does. ``stages``: the ones this call runs (default: the config's);
     the run's config keeps the stages it lists, so a later call, the TUI and the report still see
@@ -184,8 +190,12 @@ class Results:
     def to_dataset(self, kind: str, round: int | None = None) -> datasets.Dataset:
         """``kind`` ("mistakes", "writings", "reviews" or "verdicts") as a ``datasets.Dataset``,
         one row per record with the record's fields as columns (a mistake's ``extra`` as JSON text)."""
-        readers = {"mistakes": (Mistake, self.mistakes), "writings": (Writing, self.writings),
-                   "reviews": (Review, self.reviews), "verdicts": (Verdict, self.verdicts)}
+        readers = {
+            "mistakes": (Mistake, self.mistakes),
+            "writings": (Writing, self.writings),
+            "reviews": (Review, self.reviews),
+            "verdicts": (Verdict, self.verdicts),
+        }
         if kind not in readers:
             raise FairError(f"unknown kind {kind!r}: use one of {', '.join(readers)}")
         import datasets
@@ -195,6 +205,7 @@ class Results:
         columns = {f.name: [getattr(r, f.name) for r in rows] for f in fields(record)}
         if "extra" in columns:
             columns["extra"] = [json.dumps(x, ensure_ascii=False) for x in columns["extra"]]
-        features = datasets.Features({f.name: datasets.Value(_COLUMN.get(f.type.split("|")[0].strip(), "string"))
-                                      for f in fields(record)})
+        features = datasets.Features(
+            {f.name: datasets.Value(_COLUMN.get(f.type.split("|")[0].strip(), "string")) for f in fields(record)}
+        )
         return datasets.Dataset.from_dict(columns, features=features)

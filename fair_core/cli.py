@@ -94,8 +94,9 @@ def _event_stream(target: str | None):
         try:
             stream = JsonlSink(target)
         except OSError as e:
-            raise FairError(f"--events {target}: cannot write it ({e.strerror}): pass a writable file, "
-                            f"or - for stdout") from None
+            raise FairError(
+                f"--events {target}: cannot write it ({e.strerror}): pass a writable file, or - for stdout"
+            ) from None
         try:
             yield stream
         finally:
@@ -114,8 +115,10 @@ def _run(args, stream) -> int:
     # the stages this invocation runs: not written into the run's config, which keeps its own list
     stages = None if args.stages is None else [s.strip() for s in args.stages.split(",") if s.strip()]
     if Path(args.config, "config.toml").is_file():
-        raise FairError(f"{args.config} is a run directory: resume it with "
-                        f"`fair run {Path(args.config, 'config.toml')} --run-dir {args.config}`")
+        raise FairError(
+            f"{args.config} is a run directory: resume it with "
+            f"`fair run {Path(args.config, 'config.toml')} --run-dir {args.config}`"
+        )
     path = Path(args.run_dir or default_run_dir(args.config))
     if args.dry_run:  # the estimate alone, of the stages asked for: no key needed, nothing written, no call made
         asked = [] if stages is None else ["stages=" + json.dumps(stages)]
@@ -140,12 +143,14 @@ def cmd_estimate(args) -> int:
     from .rundir import default_run_dir
 
     config = cfg.load(args.config, list(args.set or []))
-    return _estimate(config, get_host(), Path(args.run_dir or default_run_dir(args.config)), args.mistakes,
-                     args.accuracy, args.json)
+    return _estimate(
+        config, get_host(), Path(args.run_dir or default_run_dir(args.config)), args.mistakes, args.accuracy, args.json
+    )
 
 
-def _estimate(config, host, run_dir: Path, mistakes: int | None = None, accuracy: float | None = None,
-              as_json: bool = False) -> int:
+def _estimate(
+    config, host, run_dir: Path, mistakes: int | None = None, accuracy: float | None = None, as_json: bool = False
+) -> int:
     from .estimate import estimate, render
 
     est = estimate(config, host, run_dir, mistakes, accuracy)
@@ -186,14 +191,18 @@ def cmd_import_paper(args) -> int:
             held = sorted({w.teacher for w in run.store.writings(0)})
             before = (run.store.get_meta("paper") or {}).get("files", {})
             if held and not args.merge and sorted(before.values()) != sorted(f.name for f in files):
-                raise FairError(f"run {args.run} already holds committee records (teachers {', '.join(held)}): "
-                                f"import into a new --run, or pass --merge to add these to them")
+                raise FairError(
+                    f"run {args.run} already holds committee records (teachers {', '.join(held)}): "
+                    f"import into a new --run, or pass --merge to add these to them"
+                )
             info = import_files(run.store, files, task.extract, host.get("parsers", run.config.committee.parser))
             judge(run.store, info["round"], run.config.committee, host, task)
         finally:
             run.close()
-    print(f"imported {info['items']} items from {', '.join(info['files'])} "
-          f"(teachers: {', '.join(info['teachers'])}) into {args.run}")
+    print(
+        f"imported {info['items']} items from {', '.join(info['files'])} "
+        f"(teachers: {', '.join(info['teachers'])}) into {args.run}"
+    )
     render(build(Path(args.run)), quiet=False)
     return 0
 
@@ -267,7 +276,9 @@ def cmd_report(args) -> int:
     if experiment.is_experiment(Path(args.run)):
         result = experiment.read_result(Path(args.run))
         if result is None:
-            raise FairError(f"experiment {args.run} has not finished yet: run `fair experiment CONFIG --dir {args.run}`")
+            raise FairError(
+                f"experiment {args.run} has not finished yet: run `fair experiment CONFIG --dir {args.run}`"
+            )
         _print_experiment(result, Path(args.run), args.json)
         return 0
     report = build(Path(args.run))
@@ -284,8 +295,7 @@ def cmd_eval(args) -> int:
     from .stats import describe
 
     adapter = local_adapter(args.adapter) if args.adapter else None  # a folder, or a pushed adapter's repo id
-    acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit,
-                         adapter, args.max_new_tokens)
+    acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit, adapter, args.max_new_tokens)
     print(f"accuracy {describe(acc)} {args.task} {args.split} items (95% CI), {acc['correct']} correct")
     return 0
 
@@ -314,8 +324,17 @@ def _actions(parser: argparse.ArgumentParser):
 # parser ----------------------------------------------------------------------------------------
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 # Arguments (by dest) that name a path: completion offers files or folders for them.
-PATH_ARGS = {"config": "FILE", "files": "FILE", "run": "DIRECTORY", "run_dir": "DIRECTORY", "dir": "DIRECTORY",
-             "out": "DIRECTORY", "data_dir": "DIRECTORY", "adapter": "DIRECTORY", "events": "FILE"}
+PATH_ARGS = {
+    "config": "FILE",
+    "files": "FILE",
+    "run": "DIRECTORY",
+    "run_dir": "DIRECTORY",
+    "dir": "DIRECTORY",
+    "out": "DIRECTORY",
+    "data_dir": "DIRECTORY",
+    "adapter": "DIRECTORY",
+    "events": "FILE",
+}
 EXIT_CODES = """exit status:
   0    every stage asked for is done
   2    bad input (config, data, plugin, run dir): the message names it and the fix
@@ -323,9 +342,11 @@ EXIT_CODES = """exit status:
   4    stopped by committee.budget_usd: raise it and rerun to go on
   130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fair", description="FAIR: distil reasoning from a committee of LLMs into a small model.")
+        prog="fair", description="FAIR: distil reasoning from a committee of LLMs into a small model."
+    )
     parser.add_argument("--version", action="version", version=f"fair {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -339,30 +360,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=2, help="items to show per split")
     p.set_defaults(handler=cmd_data)
 
-    p = sub.add_parser("run", help="run (or resume) the FAIR pipeline from a TOML config", epilog=EXIT_CODES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="run (or resume) the FAIR pipeline from a TOML config",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="the run's TOML config (see configs/)")
     p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
     p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
     p.add_argument("--rounds", type=_positive, help="number of FAIR rounds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--events", metavar="PATH", help="also write every event as a JSON line to PATH; '-' for "
-                                                    "stdout, which then holds nothing else (see docs/events.md)")
-    p.add_argument("--dry-run", action="store_true", help="print the committee's cost estimate (as `fair estimate` "
-                                                          "does) and run nothing")
+    p.add_argument(
+        "--events",
+        metavar="PATH",
+        help="also write every event as a JSON line to PATH; '-' for "
+        "stdout, which then holds nothing else (see docs/events.md)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the committee's cost estimate (as `fair estimate` does) and run nothing",
+    )
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("estimate", help="estimate the committee's calls, tokens and cost before paying "
-                                        "(see docs/estimate.md)")
+    p = sub.add_parser(
+        "estimate", help="estimate the committee's calls, tokens and cost before paying (see docs/estimate.md)"
+    )
     p.add_argument("config", help="the run's TOML config (see configs/)")
-    p.add_argument("--run-dir", help="this config's run, to count only what it has left, or a pilot run whose "
-                                     "answered calls measure answer lengths (default: runs/<config name>)")
+    p.add_argument(
+        "--run-dir",
+        help="this config's run, to count only what it has left, or a pilot run whose "
+        "answered calls measure answer lengths (default: runs/<config name>)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, as `fair run` does")
-    p.add_argument("--mistakes", type=_positive, metavar="N", help="assume N mistakes (when neither "
-                   "task.mistakes_file nor an examined run says how many)")
-    p.add_argument("--accuracy", type=_share, metavar="A", help="assume the student gets a share A of the train "
-                   "items right (default: measured in --run-dir if it examined, else 0.5)")
+    p.add_argument(
+        "--mistakes",
+        type=_positive,
+        metavar="N",
+        help="assume N mistakes (when neither task.mistakes_file nor an examined run says how many)",
+    )
+    p.add_argument(
+        "--accuracy",
+        type=_share,
+        metavar="A",
+        help="assume the student gets a share A of the train "
+        "items right (default: measured in --run-dir if it examined, else 0.5)",
+    )
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_estimate)
 
@@ -382,26 +427,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .formats import FORMATS as TRAINABLE
 
-    p = sub.add_parser("export", help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
-                                      "its committee data (paper JSON, JSONL) or its split (see docs/exports.md)")
+    p = sub.add_parser(
+        "export",
+        help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
+        "its committee data (paper JSON, JSONL) or its split (see docs/exports.md)",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split"], default="paper")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--round", type=int, default=0)
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser("push", help="upload a run's dataset, LoRA adapter or merged model to the Hugging Face "
-                                    "hub, with its card (needs network and a token: HF_TOKEN or `hf auth login`)")
+    p = sub.add_parser(
+        "push",
+        help="upload a run's dataset, LoRA adapter or merged model to the Hugging Face "
+        "hub, with its card (needs network and a token: HF_TOKEN or `hf auth login`)",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the hub repo (created when missing)")
-    p.add_argument("--what", choices=["dataset", "adapter", "model"], default="dataset",
-                   help="dataset: the hf export; adapter: rounds/N/adapter; model: rounds/N/merged")
+    p.add_argument(
+        "--what",
+        choices=["dataset", "adapter", "model"],
+        default="dataset",
+        help="dataset: the hf export; adapter: rounds/N/adapter; model: rounds/N/merged",
+    )
     p.add_argument("--round", type=int, help="which round's (default: the last that has it)")
     p.add_argument("--public", action="store_true", help="make a new repo public (default: private)")
     p.set_defaults(handler=cmd_push)
 
-    p = sub.add_parser("report", help="print a run's report (acceptance, agreement, cost, accuracy), "
-                                      "or an experiment's comparison")
+    p = sub.add_parser(
+        "report", help="print a run's report (acceptance, agreement, cost, accuracy), or an experiment's comparison"
+    )
     p.add_argument("run", help="run directory, or an experiment's folder")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_report)
@@ -415,10 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=_positive, default=256)
     p.set_defaults(handler=cmd_eval)
 
-    p = sub.add_parser("completion", help="print the shell completion script for bash, zsh or fish",
-                       description="Print a completion script; install it with e.g. "
-                                   "`fair completion bash > ~/.local/share/bash-completion/completions/fair` "
-                                   "(see README.md for zsh and fish).")
+    p = sub.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print a completion script; install it with e.g. "
+        "`fair completion bash > ~/.local/share/bash-completion/completions/fair` "
+        "(see README.md for zsh and fish).",
+    )
     p.add_argument("shell", choices=COMPLETION_SHELLS)
     p.set_defaults(handler=cmd_completion)
 

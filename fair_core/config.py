@@ -65,8 +65,9 @@ class TeacherConfig(Strict):
         """A key written here would be sent, stored in run.sqlite and copied into config.toml."""
         found = _secret_key(value)
         if found:
-            raise ValueError(f"holds a secret ({found!r}): put it in an environment variable and name that "
-                             f"variable in api_key_env")
+            raise ValueError(
+                f"holds a secret ({found!r}): put it in an environment variable and name that variable in api_key_env"
+            )
         return value
 
 
@@ -163,15 +164,17 @@ class RunConfig(Strict):
         return stages
 
     @model_validator(mode="after")
-    def _unique_teachers(self) -> "RunConfig":
+    def _unique_teachers(self) -> RunConfig:
         names = [t.name for t in self.teachers]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"teacher name {sorted(dup)[0]!r} is used twice: give each teacher its own name")
         unknown = [n for n in self.committee.distil_from if n not in names]
         if unknown:
-            raise ValueError(f"committee.distil_from names {unknown[0]!r}, which is not a teacher: use one of "
-                             f"{', '.join(names) or '(none configured)'}")
+            raise ValueError(
+                f"committee.distil_from names {unknown[0]!r}, which is not a teacher: use one of "
+                f"{', '.join(names) or '(none configured)'}"
+            )
         return self
 
 
@@ -229,13 +232,16 @@ def _named_entry(entries: list[dict], name: str | None, section: str, dotted: st
     line that lists the names there are."""
     names = ", ".join(str(e.get("name")) for e in entries) or "(none configured)"
     if name is None:
-        raise ConfigError(f"config error: cannot set {dotted!r}: name one of the {section} and a key, as "
-                          f"{section}.NAME.KEY=VALUE (names: {names})")
+        raise ConfigError(
+            f"config error: cannot set {dotted!r}: name one of the {section} and a key, as "
+            f"{section}.NAME.KEY=VALUE (names: {names})"
+        )
     for entry in entries:
         if entry.get("name") == name:
             return entry
-    raise ConfigError(f"config error: cannot set {dotted!r}: no entry of {section} is named {name!r}: "
-                      f"use one of {names}")
+    raise ConfigError(
+        f"config error: cannot set {dotted!r}: no entry of {section} is named {name!r}: use one of {names}"
+    )
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
-from .events import (BudgetReached, CallDone, CallFailed, CallRetried, EvalResult, Event, Message,
-                     StageFinished, StageProgress, StageStarted, TrainStep, facts)
+from .events import (
+    BudgetReached,
+    CallDone,
+    CallFailed,
+    CallRetried,
+    EvalResult,
+    Event,
+    Message,
+    StageFinished,
+    StageProgress,
+    StageStarted,
+    TrainStep,
+    facts,
+)
 from .stages import PIPELINE, Need
-
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
 SHOWN_FAILURES = 5  # per stage; a teacher failing every call must not flood the terminal
@@ -22,18 +33,19 @@ class ConsoleSink:
         self.console = Console(stderr=True)
         self.quiet = quiet
         fixed = {"no_wrap": True}  # only the info column gives way on a narrow terminal
-        self.progress = Progress(TextColumn("{task.description}", table_column=Column(**fixed, min_width=16)),
-                                 BarColumn(bar_width=16, table_column=Column(**fixed, min_width=16)),
-                                 MofNCompleteColumn(table_column=Column(**fixed, min_width=11)),
-                                 TimeRemainingColumn(elapsed_when_finished=True,
-                                                     table_column=Column(**fixed, min_width=7)),
-                                 TextColumn("{task.fields[info]}",
-                                            table_column=Column(overflow="ellipsis", no_wrap=True, ratio=1)),
-                                 console=self.console, disable=quiet)
+        self.progress = Progress(
+            TextColumn("{task.description}", table_column=Column(**fixed, min_width=16)),
+            BarColumn(bar_width=16, table_column=Column(**fixed, min_width=16)),
+            MofNCompleteColumn(table_column=Column(**fixed, min_width=11)),
+            TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(**fixed, min_width=7)),
+            TextColumn("{task.fields[info]}", table_column=Column(overflow="ellipsis", no_wrap=True, ratio=1)),
+            console=self.console,
+            disable=quiet,
+        )
         self.bars: dict[tuple[int, str], int] = {}
         self.calls = dict(NO_CALLS)  # the current stage's
 
-    def __enter__(self) -> "ConsoleSink":
+    def __enter__(self) -> ConsoleSink:
         self.progress.start()
         return self
 
@@ -52,8 +64,12 @@ class ConsoleSink:
             self._bar(e.round, e.stage)
             self.calls = dict(NO_CALLS)
         elif isinstance(e, StageProgress):
-            self.progress.update(self._bar(e.round, e.stage), completed=e.done, total=e.total,
-                                 info=self._calls_info() if e.stage in PIPELINE.needing(Need.COMMITTEE) else "")
+            self.progress.update(
+                self._bar(e.round, e.stage),
+                completed=e.done,
+                total=e.total,
+                info=self._calls_info() if e.stage in PIPELINE.needing(Need.COMMITTEE) else "",
+            )
         elif isinstance(e, TrainStep):
             info = f"loss {e.loss:.3f}" if e.loss is not None else ""
             if e.tokens_per_second:

@@ -44,8 +44,13 @@ ASSUMED_ACCURACY = 0.5
 UNWRITTEN = {"explain": (None, True), "review": ("rationale", False), "review_feedback": ("feedback", True)}
 
 
-def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistakes: int | None = None,
-             accuracy: float | None = None) -> dict:
+def estimate(
+    config: RunConfig,
+    host: Host,
+    run_dir: Path | None = None,
+    mistakes: int | None = None,
+    accuracy: float | None = None,
+) -> dict:
     """The estimate as a plain dict (what ``--json`` prints). ``run_dir``: this config's run (only
     the calls it still has to make are counted) or a pilot run of another config (its answered
     calls only measure answer lengths). ``mistakes`` / ``accuracy`` replace the assumed mistake
@@ -54,8 +59,11 @@ def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistake
 
     store = Path(run_dir) / "run.sqlite" if run_dir else None
     assumptions: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="fair-estimate-") as tmp, ExitStack() as stack, \
-            _env("LITELLM_OFFLINE_MODE", "true"):  # count with bundled tokenizers: never download one
+    with (
+        tempfile.TemporaryDirectory(prefix="fair-estimate-") as tmp,
+        ExitStack() as stack,
+        _env("LITELLM_OFFLINE_MODE", "true"),
+    ):  # count with bundled tokenizers: never download one
         snapshot = None
         if store is not None and store.is_file():
             snapshot = Path(tmp) / "snapshot.sqlite"
@@ -67,8 +75,9 @@ def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistake
             os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
             assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
         elif snapshot is not None:
-            assumptions.append(f"{run_dir} is a run of another config: its answered calls only measure "
-                               f"how long the answers are")
+            assumptions.append(
+                f"{run_dir} is a run of another config: its answered calls only measure how long the answers are"
+            )
 
         def scratch(name: str) -> Runner:
             run = Run(Path(tmp) / name, config)
@@ -89,11 +98,17 @@ def estimate(config: RunConfig, host: Host, run_dir: Path | None = None, mistake
                 fresh.store.add_mistakes(ctx.store.mistakes(0))
                 full = _project(fresh, backends, expected, assumed, student, counted)
             later = config.rounds - 1
-            lines = {key: (lines.get(key, (0, 0))[0] + later * full.get(key, (0, 0))[0],
-                           lines.get(key, (0, 0))[1] + later * full.get(key, (0, 0))[1])
-                     for key in lines.keys() | full.keys()}
-            assumptions.append(f"rounds = {config.rounds}: each round after the first is assumed to have as "
-                               f"many mistakes as round 0 (the trained student likely makes fewer)")
+            lines = {
+                key: (
+                    lines.get(key, (0, 0))[0] + later * full.get(key, (0, 0))[0],
+                    lines.get(key, (0, 0))[1] + later * full.get(key, (0, 0))[1],
+                )
+                for key in lines.keys() | full.keys()
+            }
+            assumptions.append(
+                f"rounds = {config.rounds}: each round after the first is assumed to have as "
+                f"many mistakes as round 0 (the trained student likely makes fewer)"
+            )
         if not any(s in config.stages for s in JOBS):
             assumptions.append("stages include no committee stage (explain, solve, review): no teacher is called")
         count = len(ctx.store.mistakes(0))
@@ -133,11 +148,14 @@ def _measure(db: Path, config: RunConfig) -> dict:
     models = {t.name: t.model for t in config.teachers}
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
-                           "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose")
+        rows = con.execute(
+            "SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
+            "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
+        )
         completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
-        acc, n = con.execute("SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' "
-                             "AND phase = 'before'").fetchone()
+        acc, n = con.execute(
+            "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' AND phase = 'before'"
+        ).fetchone()
     finally:
         con.close()
     return {"completion": completion, "accuracy": (acc, n) if n else None}
@@ -153,8 +171,9 @@ def _same_run(run_dir: Path, config: RunConfig) -> bool:
         return False
 
 
-def _mistakes(ctx: Context, count: int | None, accuracy: float | None, measured: tuple | None,
-              assumptions: list[str]) -> set[str]:
+def _mistakes(
+    ctx: Context, count: int | None, accuracy: float | None, measured: tuple | None, assumptions: list[str]
+) -> set[str]:
     """Put round 0's mistakes in the scratch store, as the run would have them. Returns the ids of
     assumed ones (stand-ins with no student answer yet): none when they are the real ones."""
     config, store = ctx.config, ctx.store
@@ -175,16 +194,19 @@ def _mistakes(ctx: Context, count: int | None, accuracy: float | None, measured:
         else:
             acc, said = ASSUMED_ACCURACY, "assumed; --accuracy A or --mistakes N to change it"
         count = round(len(train) * (1 - acc))
-        assumptions.append(f"ASSUMED mistakes: {count} = {len(train)} train items x (1 - student accuracy "
-                           f"{acc:.2f}, {said})")
+        assumptions.append(
+            f"ASSUMED mistakes: {count} = {len(train)} train items x (1 - student accuracy {acc:.2f}, {said})"
+        )
     elif count > len(train):
         raise FairError(f"--mistakes {count} is more than the {len(train)} train items: give at most {len(train)}")
     else:
         assumptions.append(f"ASSUMED mistakes: {count} (--mistakes)")
     picked = [train[i * len(train) // count] for i in range(count)]  # spread over the split
     store.add_mistakes(Mistake(0, p.id, p.question, p.gold, "", None, {"hint": ctx.task.hint(p)}) for p in picked)
-    assumptions.append(f"ASSUMED each wrong student answer is {config.student.max_new_tokens // 2} tokens (half "
-                       f"student.max_new_tokens), on questions like {count} spread over the train items")
+    assumptions.append(
+        f"ASSUMED each wrong student answer is {config.student.max_new_tokens // 2} tokens (half "
+        f"student.max_new_tokens), on questions like {count} spread over the train items"
+    )
     return {p.id for p in picked}
 
 
@@ -194,23 +216,32 @@ def max_tokens(teacher) -> int:
 
 def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict[tuple[str, str], float]:
     """Completion tokens per call, per (teacher, purpose): measured, else typical, capped at max_tokens."""
-    expected = {(t.name, p): measured[(t.name, p)][0] if (t.name, p) in measured else min(TYPICAL[p], max_tokens(t))
-                for t in config.teachers for p in PURPOSES}
+    expected = {
+        (t.name, p): measured[(t.name, p)][0] if (t.name, p) in measured else min(TYPICAL[p], max_tokens(t))
+        for t in config.teachers
+        for p in PURPOSES
+    }
     for t in config.teachers:
         if "max_tokens" not in t.params:
-            assumptions.append(f"teacher {t.name} sets no params.max_tokens: {DEFAULT_MAX_TOKENS} assumed for the "
-                               f"high end (the provider's own limit may be higher)")
+            assumptions.append(
+                f"teacher {t.name} sets no params.max_tokens: {DEFAULT_MAX_TOKENS} assumed for the "
+                f"high end (the provider's own limit may be higher)"
+            )
     if measured:
         said = ", ".join(f"{t} {p} {mean:.0f} ({n} calls)" for (t, p), (mean, n) in sorted(measured.items()))
         assumptions.append(f"completion tokens measured on the run dir's answered calls: {said}")
     if len(measured) < len(expected):
-        assumptions.append("completion tokens not measured are typical lengths: " +
-                           ", ".join(f"{p} {n}" for p, n in TYPICAL.items()) + " (capped at max_tokens)")
+        assumptions.append(
+            "completion tokens not measured are typical lengths: "
+            + ", ".join(f"{p} {n}" for p, n in TYPICAL.items())
+            + " (capped at max_tokens)"
+        )
     return expected
 
 
-def _project(ctx: Context, backends: dict, expected: dict, assumed: set[str], student: int,
-             counted: dict[str, str]) -> dict[tuple[str, str], tuple[int, int]]:
+def _project(
+    ctx: Context, backends: dict, expected: dict, assumed: set[str], student: int, counted: dict[str, str]
+) -> dict[tuple[str, str], tuple[int, int]]:
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
     in order; each stage's writings are added to the scratch store, empty, before review."""
     lines: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
@@ -220,11 +251,14 @@ def _project(ctx: Context, backends: dict, expected: dict, assumed: set[str], st
         for teacher, make in JOBS[stage](ctx):
             request, _ = make()
             kind, quotes_student = UNWRITTEN.get(request.purpose, (None, False))
-            extra = (student if quotes_student and request.item_id in assumed else 0) + \
-                unwritten.get((request.item_id, kind, request.meta.get("author")), 0)
+            extra = (student if quotes_student and request.item_id in assumed else 0) + unwritten.get(
+                (request.item_id, kind, request.meta.get("author")), 0
+            )
             calls, tokens = lines[(teacher, request.purpose)]
-            lines[(teacher, request.purpose)] = calls + 1, tokens + _tokens(backends[teacher], request.messages,
-                                                                             counted) + round(extra)
+            lines[(teacher, request.purpose)] = (
+                calls + 1,
+                tokens + _tokens(backends[teacher], request.messages, counted) + round(extra),
+            )
             if stage != "review":
                 author = teacher if stage == "explain" else author_name(teacher, request.sample)
                 kind = "feedback" if stage == "explain" else "rationale"
@@ -241,8 +275,9 @@ def _tokens(backend, messages: tuple[dict, ...], counted: dict[str, str]) -> int
     return n if n is not None else sum(len(m.get("content") or "") + 16 for m in messages) // 4
 
 
-def _result(config: RunConfig, backends: dict, lines: dict, expected: dict, counted: dict, mistakes: int,
-            assumptions: list[str]) -> dict:
+def _result(
+    config: RunConfig, backends: dict, lines: dict, expected: dict, counted: dict, mistakes: int, assumptions: list[str]
+) -> dict:
     """Per teacher and in total: calls, tokens, and dollars as each backend prices them."""
     per_teacher = {}
     for t in config.teachers:
@@ -254,18 +289,32 @@ def _result(config: RunConfig, backends: dict, lines: dict, expected: dict, coun
         low = backend.cost(Completion("", prompt, completion))
         high = backend.cost(Completion("", prompt, completion_high))
         per_teacher[t.name] = {
-            "backend": t.backend, "model": t.model, "calls": {p: calls for p, (calls, _) in mine.items()},
-            "prompt_tokens": prompt, "completion_tokens": completion, "completion_tokens_high": completion_high,
-            "usd": round(low or 0.0, 6), "usd_low": round(low or 0.0, 6), "usd_high": round(high or 0.0, 6),
-            "priced": low is not None, "tokens_counted_by": counted.get(t.name, "-"), "note": _note(t, low),
+            "backend": t.backend,
+            "model": t.model,
+            "calls": {p: calls for p, (calls, _) in mine.items()},
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "completion_tokens_high": completion_high,
+            "usd": round(low or 0.0, 6),
+            "usd_low": round(low or 0.0, 6),
+            "usd_high": round(high or 0.0, 6),
+            "priced": low is not None,
+            "tokens_counted_by": counted.get(t.name, "-"),
+            "note": _note(t, low),
         }
     total = lambda key: round(sum(x[key] for x in per_teacher.values()), 6)  # noqa: E731
     result = {
-        "total_usd": total("usd"), "total_usd_low": total("usd_low"), "total_usd_high": total("usd_high"),
+        "total_usd": total("usd"),
+        "total_usd_low": total("usd_low"),
+        "total_usd_high": total("usd_high"),
         "calls": sum(sum(x["calls"].values()) for x in per_teacher.values()),
-        "prompt_tokens": total("prompt_tokens"), "completion_tokens": total("completion_tokens"),
-        "mistakes": mistakes, "rounds": config.rounds, "per_teacher": per_teacher,
-        "budget_usd": config.committee.budget_usd, "assumptions": assumptions,
+        "prompt_tokens": total("prompt_tokens"),
+        "completion_tokens": total("completion_tokens"),
+        "mistakes": mistakes,
+        "rounds": config.rounds,
+        "per_teacher": per_teacher,
+        "budget_usd": config.committee.budget_usd,
+        "assumptions": assumptions,
     }
     if config.committee.budget_usd is not None:
         result["fits_budget"] = result["total_usd"] <= config.committee.budget_usd
@@ -295,22 +344,47 @@ def render(est: dict) -> None:
     console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps whole rows
     teachers = est["per_teacher"]
     purposes = [p for p in PURPOSES if any(p in t["calls"] for t in teachers.values())]
-    table = Table("teacher", "model", *purposes, "prompt tok", "completion tok", "$ estimate", "$ high",
-                  title="Estimated committee cost (calls per purpose)", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        "teacher",
+        "model",
+        *purposes,
+        "prompt tok",
+        "completion tok",
+        "$ estimate",
+        "$ high",
+        title="Estimated committee cost (calls per purpose)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     for name, t in teachers.items():
-        table.add_row(name, t["model"], *(str(t["calls"].get(p, 0)) for p in purposes), f"{t['prompt_tokens']:,}",
-                      f"{t['completion_tokens']:,}", f"{t['usd']:.4f}", f"{t['usd_high']:.4f}")
+        table.add_row(
+            name,
+            t["model"],
+            *(str(t["calls"].get(p, 0)) for p in purposes),
+            f"{t['prompt_tokens']:,}",
+            f"{t['completion_tokens']:,}",
+            f"{t['usd']:.4f}",
+            f"{t['usd_high']:.4f}",
+        )
     console.print(table)
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731
-    say(f"total: {est['calls']:,} calls on {est['mistakes']} mistakes x {est['rounds']} round(s): "
+    say(
+        f"total: {est['calls']:,} calls on {est['mistakes']} mistakes x {est['rounds']} round(s): "
         f"${est['total_usd']:.4f} (range ${est['total_usd_low']:.4f} - ${est['total_usd_high']:.4f}; the high "
-        f"end if every answer runs to max_tokens)")
+        f"end if every answer runs to max_tokens)"
+    )
     budget = est["budget_usd"]
     if budget is not None:
-        say(f"committee.budget_usd ${budget:g}: " + (
-            "fits, even at the high end" if est["fits_budget_high"] else
-            "fits at the estimate, not at the high end" if est["fits_budget"] else
-            "does not fit: the run would stop at it (exit 4)"))
+        say(
+            f"committee.budget_usd ${budget:g}: "
+            + (
+                "fits, even at the high end"
+                if est["fits_budget_high"]
+                else "fits at the estimate, not at the high end"
+                if est["fits_budget"]
+                else "does not fit: the run would stop at it (exit 4)"
+            )
+        )
     for name, t in teachers.items():
         if t["note"]:
             say(f"  {name}: {t['note']}")

@@ -9,8 +9,15 @@ from .stats import accuracy
 from .student import model_folder
 
 
-def evaluate_model(host: Host, model: str, task_name: str, split: str = "test", limit: int | None = None,
-                   adapter: str | None = None, max_new_tokens: int = 256) -> dict:
+def evaluate_model(
+    host: Host,
+    model: str,
+    task_name: str,
+    split: str = "test",
+    limit: int | None = None,
+    adapter: str | None = None,
+    max_new_tokens: int = 256,
+) -> dict:
     """The student's accuracy (see fair_core.stats.accuracy) on ``split``, its answers read as a
     run reads them (Task.grade)."""
     task = host.get("tasks", task_name)()

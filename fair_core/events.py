@@ -53,6 +53,7 @@ class StageFinished(Event):
 
 def facts(summary: dict) -> str:
     """A stage summary as "calls 1161, failed 0" (timings and empty values left out)."""
+
     def value(v) -> str:
         if isinstance(v, float):
             return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
@@ -139,8 +140,10 @@ class EvalResult(Event):
         """``round 0 accuracy after training: 10.0% of 50 [3.3, 21.8] test items (95% CI)``."""
         from .stats import accuracy, describe
 
-        return (f"round {self.round} accuracy {self.when} training: "
-                f"{describe(accuracy(round(self.accuracy * self.n), self.n))} {self.split} items (95% CI)")
+        return (
+            f"round {self.round} accuracy {self.when} training: "
+            f"{describe(accuracy(round(self.accuracy * self.n), self.n))} {self.split} items (95% CI)"
+        )
 
 
 @dataclass
@@ -194,7 +197,7 @@ class JsonlSink:
 
     def __init__(self, target: str | Path | TextIO) -> None:
         self._owned = isinstance(target, (str, Path))
-        self._file = open(target, "a", encoding="utf-8") if self._owned else target
+        self._file: TextIO = open(target, "a", encoding="utf-8") if isinstance(target, (str, Path)) else target
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:

@@ -82,8 +82,10 @@ def load(path: str | Path) -> Experiment:
     options = cfg.validate(data.pop("experiment", {}), ExperimentConfig, "experiment.")
     raw_variants = data.pop("variants", None)
     if not isinstance(raw_variants, list) or not raw_variants:
-        raise FairError(f"{path} has no [[variants]]: add one table per variant, e.g. name = \"fair\" "
-                        f"and name = \"no-review\" with ablation = \"no-review\"")
+        raise FairError(
+            f'{path} has no [[variants]]: add one table per variant, e.g. name = "fair" '
+            f'and name = "no-review" with ablation = "no-review"'
+        )
     base = cfg.validate(data)
     arms, names = [], []
     for i, raw in enumerate(raw_variants):
@@ -105,8 +107,10 @@ def load(path: str | Path) -> Experiment:
     for arm in arms:
         reaches = [k for k in changed_keys(shared, arm.config) if redo_from(k) is None]
         if reaches:
-            raise FairError(f"variant {arm.variant!r} changes {reaches[0]}, which the shared committee depends on: "
-                            f"variants may differ only in {', '.join(REDO_FROM)}, stages and rounds")
+            raise FairError(
+                f"variant {arm.variant!r} changes {reaches[0]}, which the shared committee depends on: "
+                f"variants may differ only in {', '.join(REDO_FROM)}, stages and rounds"
+            )
     reference = options.base or names[0]
     if reference not in names:
         raise FairError(f"experiment.base names {reference!r}, which is not a variant: use one of {', '.join(names)}")
@@ -119,7 +123,7 @@ def _ablation(v: VariantConfig) -> dict[str, Any]:
     if v.ablation not in ABLATIONS:
         raise FairError(f"variant {v.name!r}: unknown ablation {v.ablation!r}: use one of {', '.join(ABLATIONS)}")
     if (v.ablation == "single-teacher") != (v.teacher is not None):
-        raise FairError(f"variant {v.name!r}: teacher = \"NAME\" goes with ablation = \"single-teacher\", and only there")
+        raise FairError(f'variant {v.name!r}: teacher = "NAME" goes with ablation = "single-teacher", and only there')
     extra = {"committee.distil_from": [v.teacher]} if v.teacher else {}
     return {**ABLATIONS[v.ablation], **extra}
 
@@ -165,10 +169,12 @@ def seed(committee: Path, path: Path) -> None:
 def plan(exp: Experiment, root: Path) -> list[tuple[str, Path, RunConfig, list[str]]]:
     """(label, run directory, config, stages run there) in order: the committee, then each arm."""
     committee = committee_config(exp.base)
-    shared = PIPELINE.names()[:PIPELINE.rank("compile")]  # what every variant shares: all before compile
+    shared = PIPELINE.names()[: PIPELINE.rank("compile")]  # what every variant shares: all before compile
     steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in shared])]
-    return steps + [(a.variant + ("" if a.seed is None else f" (seed {a.seed})"), root / a.folder, a.config,
-                     a.config.stages) for a in exp.arms]
+    return steps + [
+        (a.variant + ("" if a.seed is None else f" (seed {a.seed})"), root / a.folder, a.config, a.config.stages)
+        for a in exp.arms
+    ]
 
 
 def run(exp: Experiment, root: Path, host, watch: Callable[[str, Any], ContextManager]) -> dict:
@@ -232,24 +238,39 @@ def compare(exp: Experiment, root: Path) -> dict:
         test = None
         if v != exp.reference and items:
             if len(per_item[v][0]) == len(per_item[exp.reference][0]) == 1:  # one seed each
-                test = {**mcnemar([x[0] for x in per_item[exp.reference]], [x[0] for x in per_item[v]]),
-                        "test": "McNemar"}
+                test = {
+                    **mcnemar([x[0] for x in per_item[exp.reference]], [x[0] for x in per_item[v]]),
+                    "test": "McNemar",
+                }
             else:
                 test = {**paired_permutation(reference, means[v]), "test": "paired permutation"}
         acc = sum(means[v]) / len(items) if items else None
-        rows.append({"variant": v, "seeds": [a.seed for a in arms], "items": len(items),
-                     "accuracy": None if acc is None else round(acc, 4), "ci95": bootstrap_ci(means[v]),
-                     "vs_reference": test, "new_calls": sum(spend[a.folder][0] for a in arms),
-                     "new_cost_usd": round(sum(spend[a.folder][1] for a in arms), 6)})
+        rows.append(
+            {
+                "variant": v,
+                "seeds": [a.seed for a in arms],
+                "items": len(items),
+                "accuracy": None if acc is None else round(acc, 4),
+                "ci95": bootstrap_ci(means[v]),
+                "vs_reference": test,
+                "new_calls": sum(spend[a.folder][0] for a in arms),
+                "new_cost_usd": round(sum(spend[a.folder][1] for a in arms), 6),
+            }
+        )
     committee = Store(root / "committee" / "run.sqlite")
     try:
         calls, cost = committee.calls_made()
     finally:
         committee.close()
     untrained = [before[i] for i in items if i in before]
-    return {"reference": exp.reference, "items": len(items), "test_set": fingerprint(items) if items else None,
-            "before": accuracy(sum(untrained), len(untrained)) if len(untrained) == len(items) else None,
-            "committee": {"calls": calls, "cost_usd": round(cost, 6)}, "variants": rows}
+    return {
+        "reference": exp.reference,
+        "items": len(items),
+        "test_set": fingerprint(items) if items else None,
+        "before": accuracy(sum(untrained), len(untrained)) if len(untrained) == len(items) else None,
+        "committee": {"calls": calls, "cost_usd": round(cost, 6)},
+        "variants": rows,
+    }
 
 
 def table_rows(result: dict) -> list[list[str]]:
@@ -276,8 +297,10 @@ def summary_line(result: dict) -> str:
     before = result["before"]
     said = f"; untrained student {before['accuracy']:.1%} {interval(before['ci95'])}" if before else ""
     c = result["committee"]
-    return (f"{result['items']} test items, the same for every variant (test set {result['test_set']}){said}; "
-            f"shared committee: {c['calls']} calls, ${c['cost_usd']:.4f}")
+    return (
+        f"{result['items']} test items, the same for every variant (test set {result['test_set']}){said}; "
+        f"shared committee: {c['calls']} calls, ${c['cost_usd']:.4f}"
+    )
 
 
 def plot(result: dict, path: Path) -> Path:
@@ -307,8 +330,10 @@ def plot(result: dict, path: Path) -> Path:
 
 def write(result: dict, root: Path) -> list[Path]:
     """experiment.json and experiment.png in the experiment's folder."""
-    return [write_atomic(root / "experiment.json", json.dumps(result, indent=2) + "\n"),
-            plot(result, root / "experiment.png")]
+    return [
+        write_atomic(root / "experiment.json", json.dumps(result, indent=2) + "\n"),
+        plot(result, root / "experiment.png"),
+    ]
 
 
 def is_experiment(folder: Path) -> bool:
@@ -320,4 +345,3 @@ def read_result(folder: Path) -> dict | None:
     """The comparison an experiment in ``folder`` last wrote, if any."""
     path = folder / "experiment.json"
     return json.loads(path.read_text()) if path.is_file() else None
-

@@ -29,13 +29,33 @@ def records(store: Store, round: int) -> list[dict]:
     for m in store.mistakes(round):
         items = []
         for w in (w for w in writings if w.item_id == m.item_id):
-            v = next((v for v in verdicts if v.item_id == w.item_id and v.kind == w.kind and v.author == w.teacher), None)
-            items.append({"kind": w.kind, "teacher": w.teacher, "text": w.text,
-                          "reviews": [{"reviewer": r.reviewer, "score": r.score, "raw": r.raw} for r in reviews
-                                      if r.item_id == w.item_id and r.kind == w.kind and r.author == w.teacher],
-                          "accepted": v.accepted if v else None})
-        out.append({"round": round, "item_id": m.item_id, "question": m.question, "gold": m.gold,
-                    "student_output": m.wrong_output, "student_answer": m.wrong_answer, "writings": items})
+            v = next(
+                (v for v in verdicts if v.item_id == w.item_id and v.kind == w.kind and v.author == w.teacher), None
+            )
+            items.append(
+                {
+                    "kind": w.kind,
+                    "teacher": w.teacher,
+                    "text": w.text,
+                    "reviews": [
+                        {"reviewer": r.reviewer, "score": r.score, "raw": r.raw}
+                        for r in reviews
+                        if r.item_id == w.item_id and r.kind == w.kind and r.author == w.teacher
+                    ],
+                    "accepted": v.accepted if v else None,
+                }
+            )
+        out.append(
+            {
+                "round": round,
+                "item_id": m.item_id,
+                "question": m.question,
+                "gold": m.gold,
+                "student_output": m.wrong_output,
+                "student_answer": m.wrong_answer,
+                "writings": items,
+            }
+        )
     return out
 
 
@@ -53,8 +73,10 @@ def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
     from .training.data import read_pairs
 
     if store.stage_status(round, "compile") != StageStatus.DONE:
-        raise FairError(f"run {run_dir} has no compiled training data for round {round}: run its compile stage "
-                        f"first (fair run CONFIG --run-dir {run_dir} --stages compile)")
+        raise FairError(
+            f"run {run_dir} has no compiled training data for round {round}: run its compile stage "
+            f"first (fair run CONFIG --run-dir {run_dir} --stages compile)"
+        )
     return read_pairs(run_dir / "rounds" / str(round) / "train.jsonl")
 
 
@@ -81,8 +103,10 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
         return [*written, write_atomic(out / "README.md", dataset_card(facts, fmt, None, {}))]
     if fmt == "jsonl":
         name = f"round{round}.jsonl"
-        return [write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
-                write_atomic(out / "README.md", dataset_card(facts, fmt, None, {"train": name}))]
+        return [
+            write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+            write_atomic(out / "README.md", dataset_card(facts, fmt, None, {"train": name})),
+        ]
     return trainable(pairs, fmt, facts, out)
 
 
@@ -100,15 +124,18 @@ def trainable(pairs: list[dict], fmt: str, facts: Facts, out: Path) -> list[Path
         datasets.disable_progress_bars()
         shaped = {s: formats.shape(fmt, rows, chat) for s, rows in parts.items()}
         features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
-        datasets.DatasetDict({s: datasets.Dataset.from_list(rows, features=features)
-                              for s, rows in shaped.items()}).save_to_disk(str(staging))
+        datasets.DatasetDict(
+            {s: datasets.Dataset.from_list(rows, features=features) for s, rows in shaped.items()}
+        ).save_to_disk(str(staging))
         files = {s: f"{s}/*.arrow" for s in parts}
     else:
         staging.mkdir(parents=True)
         files = {s: f"{s}.jsonl" for s, rows in parts.items() if rows}
         for s, name in files.items():
-            (staging / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
-                                                for r in formats.shape(fmt, parts[s], chat)), encoding="utf-8")
+            (staging / name).write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in formats.shape(fmt, parts[s], chat)),
+                encoding="utf-8",
+            )
         if fmt in formats.LLAMA_FACTORY:
             info = formats.dataset_info(fmt, f"fair_{facts.task}_r{facts.round}", files)
             (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")

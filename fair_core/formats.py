@@ -29,8 +29,11 @@ VALIDATION_SHARE = 0.1
 
 def examples(pairs: list[dict]) -> list[dict]:
     """One row per compiled example, in compile's order: each pair's feedback, then its rationale."""
-    return [{"item_id": pair["item_id"], "kind": kind, "prompt": pair[kind]["prompt"],
-             "response": pair[kind]["response"]} for pair in pairs for kind in KINDS]
+    return [
+        {"item_id": pair["item_id"], "kind": kind, "prompt": pair[kind]["prompt"], "response": pair[kind]["response"]}
+        for pair in pairs
+        for kind in KINDS
+    ]
 
 
 def split(rows: list[dict], seed: int) -> dict[str, list[dict]]:
@@ -39,8 +42,10 @@ def split(rows: list[dict], seed: int) -> dict[str, list[dict]]:
     items = list(dict.fromkeys(row["item_id"] for row in rows))
     size = min(max(1, round(len(items) * VALIDATION_SHARE)), len(items) - 1)
     held = set(sorted(items, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())[:size])
-    return {"train": [r for r in rows if r["item_id"] not in held],
-            "validation": [r for r in rows if r["item_id"] in held]}
+    return {
+        "train": [r for r in rows if r["item_id"] not in held],
+        "validation": [r for r in rows if r["item_id"] in held],
+    }
 
 
 def _turns(row: dict) -> list[dict]:
@@ -53,8 +58,10 @@ SHAPERS: dict[str, Callable[[dict, bool], dict]] = {
     "hf": lambda row, chat: {"prompt": row["prompt"], "completion": row["response"]},
     "messages": lambda row, chat: {"messages": _turns(row)},
     "prompt-completion": lambda row, chat: (
-        {"prompt": _turns(row)[:1], "completion": _turns(row)[1:]} if chat
-        else {"prompt": row["prompt"], "completion": row["response"]}),
+        {"prompt": _turns(row)[:1], "completion": _turns(row)[1:]}
+        if chat
+        else {"prompt": row["prompt"], "completion": row["response"]}
+    ),
     "alpaca": lambda row, chat: {"instruction": row["prompt"], "input": "", "output": row["response"]},
     "sharegpt": lambda row, chat: {"messages": _turns(row)},
 }
@@ -64,9 +71,17 @@ FORMATS = tuple(SHAPERS)
 # whole prompt goes in the instruction, so its template wraps the same text fair trained on.
 LLAMA_FACTORY = {
     "alpaca": {"formatting": "alpaca", "columns": {"prompt": "instruction", "query": "input", "response": "output"}},
-    "sharegpt": {"formatting": "sharegpt", "columns": {"messages": "messages"},
-                 "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                          "assistant_tag": "assistant", "system_tag": "system"}},
+    "sharegpt": {
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages"},
+        "tags": {
+            "role_tag": "role",
+            "content_tag": "content",
+            "user_tag": "user",
+            "assistant_tag": "assistant",
+            "system_tag": "system",
+        },
+    },
 }
 
 

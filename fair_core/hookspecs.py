@@ -31,8 +31,9 @@ hookimpl = pluggy.HookimplMarker("fair")
 
 # what plugins register ---------------------------------------------------------------------------
 class TaskFactory(Protocol):
-    def __call__(self, *, data_dir: str | Path | None = None, prompts: str | Mapping[str, str] | None = None,
-                 seed: int = 0) -> Task: ...
+    def __call__(
+        self, *, data_dir: str | Path | None = None, prompts: str | Mapping[str, str] | None = None, seed: int = 0
+    ) -> Task: ...
 
 
 class TeacherFactory(Protocol):
@@ -69,8 +70,9 @@ class RegisterTeacher(Protocol):
 
 
 class RegisterReviewer(Protocol):
-    def __call__(self, name: str, obj: ScoreParser | PolicyFactory,
-                 kind: Literal["parser", "policy"] = "policy") -> None: ...
+    def __call__(
+        self, name: str, obj: ScoreParser | PolicyFactory, kind: Literal["parser", "policy"] = "policy"
+    ) -> None: ...
 
 
 class RegisterStudent(Protocol):

@@ -73,7 +73,13 @@ class Host:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.registry: dict[str, dict[str, Entry]] = {
-            "tasks": {}, "teachers": {}, "parsers": {}, "policies": {}, "students": {}, "commands": {}}
+            "tasks": {},
+            "teachers": {},
+            "parsers": {},
+            "policies": {},
+            "students": {},
+            "commands": {},
+        }
 
     @property
     def problems(self) -> list[str]:
@@ -93,7 +99,7 @@ class Host:
             version = ep.dist.version if ep.dist else None
             try:
                 module = ep.load()
-            except Exception as e:  # its import runs the plugin's own code: anything may come out
+            except Exception as e:  # noqa: BLE001 - its import runs the plugin's own code: anything may come out
                 info = PluginInfo(ep.name, version, _builtin(ep))
                 self.plugins.append(info)
                 self._drop(info, "error", f"failed to import: {type(e).__name__}: {e}")
@@ -108,8 +114,12 @@ class Host:
         info = PluginInfo(name, version, builtin)
         self.plugins.append(info)
         if holder is not None:
-            return self._drop(info, "skipped", f"the name {name!r} is taken by {_who(holder)}: rename its "
-                                               f"entry point, or leave one out with FAIR_PLUGINS")
+            return self._drop(
+                info,
+                "skipped",
+                f"the name {name!r} is taken by {_who(holder)}: rename its "
+                f"entry point, or leave one out with FAIR_PLUGINS",
+            )
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as e:  # a hook's arguments, or a wrapper that is no generator
@@ -121,20 +131,28 @@ class Host:
         try:
             self.pm.check_pending()  # the plugins before this one passed: only this one can fail
         except pluggy.PluginValidationError:
-            unknown = sorted(c.name for c in callers if not c.has_spec()
-                             and any(not i.optionalhook for i in c.get_hookimpls() if i.plugin is plugin))
+            unknown = sorted(
+                c.name
+                for c in callers
+                if not c.has_spec() and any(not i.optionalhook for i in c.get_hookimpls() if i.plugin is plugin)
+            )
             return self._drop(info, "error", "; ".join(_unknown(hook) for hook in unknown), plugin)
-        wrappers = sorted({c.name for c in callers for i in c.get_hookimpls()
-                           if i.plugin is plugin and (i.wrapper or i.hookwrapper)})
+        wrappers = sorted(
+            {c.name for c in callers for i in c.get_hookimpls() if i.plugin is plugin and (i.wrapper or i.hookwrapper)}
+        )
         if wrappers:
-            return self._drop(info, "error", f"{', '.join(wrappers)} is declared as a wrapper: a register hook "
-                                             f"must be a plain @hookimpl function", plugin)
+            return self._drop(
+                info,
+                "error",
+                f"{', '.join(wrappers)} is declared as a wrapper: a register hook must be a plain @hookimpl function",
+                plugin,
+            )
         pending: Pending = []
         others = [p for p in self.pm.get_plugins() if p is not plugin]
         for hook in sorted(c.name for c in callers if c.name in REGISTRARS):
             try:  # through pluggy, with only this plugin's implementations
                 self.pm.subset_hook_caller(hook, others)(register=REGISTRARS[hook](name, pending))
-            except Exception as e:  # the plugin's own code: anything may come out
+            except Exception as e:  # noqa: BLE001 - the plugin's own code: anything may come out
                 return self._drop(info, "error", f"failed in {hook}: {type(e).__name__}: {e}", plugin)
         return self._commit(info, pending, plugin)
 
@@ -148,9 +166,14 @@ class Host:
             seen.add((kind, entry.name))
             holder = self.registry[kind].get(entry.name)
             if holder is not None:
-                return self._drop(info, "skipped", f"its {what} is already registered by "
-                                                   f"{_who(self._loaded(holder.plugin))}: rename it, or leave "
-                                                   f"one plugin out with FAIR_PLUGINS", plugin)
+                return self._drop(
+                    info,
+                    "skipped",
+                    f"its {what} is already registered by "
+                    f"{_who(self._loaded(holder.plugin))}: rename it, or leave "
+                    f"one plugin out with FAIR_PLUGINS",
+                    plugin,
+                )
         for kind, entry in pending:
             self.registry[kind][entry.name] = entry
             info.registered.setdefault(kind, []).append(entry.name)
@@ -192,6 +215,7 @@ class Host:
 
 # the register callbacks, one per hook: each only collects; the host decides when the plugin is done
 
+
 def _collect(plugin: str, pending: Pending, kind: str, name: str, obj: Any, **meta: Any) -> None:
     if not isinstance(name, str) or not name:
         raise TypeError(f"a {_singular(kind)}'s name must be a non-empty string, not {name!r}")
@@ -201,12 +225,14 @@ def _collect(plugin: str, pending: Pending, kind: str, name: str, obj: Any, **me
 def _tasks(plugin: str, pending: Pending) -> hookspecs.RegisterTask:
     def register(name: str, factory: hookspecs.TaskFactory) -> None:
         _collect(plugin, pending, "tasks", name, factory)
+
     return register
 
 
 def _teachers(plugin: str, pending: Pending) -> hookspecs.RegisterTeacher:
     def register(name: str, factory: hookspecs.TeacherFactory) -> None:
         _collect(plugin, pending, "teachers", name, factory)
+
     return register
 
 
@@ -216,30 +242,40 @@ def _reviewers(plugin: str, pending: Pending) -> hookspecs.RegisterReviewer:
         if kind not in tables:
             raise ValueError(f"kind must be 'parser' or 'policy', not {kind!r}")
         _collect(plugin, pending, tables[kind], name, obj)
+
     return register
 
 
 def _students(plugin: str, pending: Pending) -> hookspecs.RegisterStudent:
     def register(name: str, factory: hookspecs.StudentFactory, local_path: hookspecs.LocalPath | None = None) -> None:
         _collect(plugin, pending, "students", name, factory, **({"local_path": local_path} if local_path else {}))
+
     return register
 
 
 def _commands(plugin: str, pending: Pending) -> hookspecs.RegisterCommand:
     def register(name: str, help: str, configure: hookspecs.Configure, handler: hookspecs.Handler) -> None:
         _collect(plugin, pending, "commands", name, Command(help, configure, handler))
+
     return register
 
 
 REGISTRARS: dict[str, Callable[[str, Pending], Any]] = {
-    "register_tasks": _tasks, "register_teachers": _teachers, "register_reviewers": _reviewers,
-    "register_students": _students, "register_commands": _commands}
+    "register_tasks": _tasks,
+    "register_teachers": _teachers,
+    "register_reviewers": _reviewers,
+    "register_students": _students,
+    "register_commands": _commands,
+}
 
 
 def _unknown(hook: str) -> str:
     close = difflib.get_close_matches(hook, REGISTRARS, n=1)
-    return (f"unknown hook {hook!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-            + f": fair's hooks are {', '.join(sorted(REGISTRARS))}")
+    return (
+        f"unknown hook {hook!r}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+        + f": fair's hooks are {', '.join(sorted(REGISTRARS))}"
+    )
 
 
 def _singular(kind: str) -> str:

@@ -20,16 +20,22 @@ from .errors import FairError
 SOURCES = {"dataset": ("train.jsonl",), "adapter": ("adapter",), "model": ("merged", "model")}
 MISSING = {
     "dataset": "no compiled training data: run its compile stage first",
-    "adapter": "no trained LoRA adapter (rounds/N/adapter): run its train stage with train.method = \"lora\"",
+    "adapter": 'no trained LoRA adapter (rounds/N/adapter): run its train stage with train.method = "lora"',
     "model": "no merged model (rounds/N/merged): rerun its train stage with --set train.merge=true, "
-             "or push the adapter with --what adapter",
+    "or push the adapter with --what adapter",
 }
 
 
 def latest_round(run_dir: Path, what: str) -> int:
     """The last round whose folder holds what ``what`` pushes."""
-    rounds = sorted((int(d.name) for d in (run_dir / "rounds").glob("*")
-                     if d.name.isdigit() and any((d / name).exists() for name in SOURCES[what])), reverse=True)
+    rounds = sorted(
+        (
+            int(d.name)
+            for d in (run_dir / "rounds").glob("*")
+            if d.name.isdigit() and any((d / name).exists() for name in SOURCES[what])
+        ),
+        reverse=True,
+    )
     if not rounds:
         raise FairError(f"run {run_dir} has {MISSING[what]}")
     return rounds[0]
@@ -56,8 +62,10 @@ def stage(run_dir: Path, round: int, what: str, folder: Path, repo: str) -> None
 
         export(run_dir, "hf", folder, round)
         return
-    source = next((run_dir / "rounds" / str(round) / n for n in SOURCES[what]
-                   if (run_dir / "rounds" / str(round) / n).is_dir()), None)
+    source = next(
+        (run_dir / "rounds" / str(round) / n for n in SOURCES[what] if (run_dir / "rounds" / str(round) / n).is_dir()),
+        None,
+    )
     if source is None:
         raise FairError(f"run {run_dir} has {MISSING[what].replace('rounds/N', f'rounds/{round}')}")
     facts = Facts(run_dir, round)
@@ -91,8 +99,9 @@ def push(run_dir: Path, repo: str, what: str = "dataset", public: bool = False, 
         api = HfApi()
         try:
             url = api.create_repo(repo, repo_type=repo_type, private=not public, exist_ok=True)
-            api.upload_folder(repo_id=repo, folder_path=tmp, repo_type=repo_type,
-                              commit_message=f"fair push: {what} of round {round}")
+            api.upload_folder(
+                repo_id=repo, folder_path=tmp, repo_type=repo_type, commit_message=f"fair push: {what} of round {round}"
+            )
         except Exception as e:  # noqa: BLE001 - network, auth, hub: one line that says which
             raise FairError(failure(e, repo)) from None
     return str(url)
@@ -103,8 +112,10 @@ def failure(e: Exception, repo: str) -> str:
     why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     status = getattr(getattr(e, "response", None), "status_code", None)
     if status in (401, 403) or "token" in type(e).__name__.lower():
-        return (f"the hub refused the push to {repo} ({why}): set HF_TOKEN to a token with write access, "
-                f"or run `hf auth login`")
+        return (
+            f"the hub refused the push to {repo} ({why}): set HF_TOKEN to a token with write access, "
+            f"or run `hf auth login`"
+        )
     return f"the push to {repo} failed ({type(e).__name__}: {why}): check the network and the repo id"
 
 
@@ -119,5 +130,7 @@ def local_adapter(ref: str) -> str:
         return snapshot_download(ref)
     except Exception as e:  # noqa: BLE001 - offline, unknown repo, network: the first line says which
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise FairError(f"adapter {ref} is not a local folder, and the hub repo {ref} could not be fetched "
-                        f"({type(e).__name__}: {why}): check the id, or pass a folder") from None
+        raise FairError(
+            f"adapter {ref} is not a local folder, and the hub repo {ref} could not be fetched "
+            f"({type(e).__name__}: {why}): check the id, or pass a folder"
+        ) from None

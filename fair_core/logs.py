@@ -28,7 +28,7 @@ class StderrHandler(logging.Handler):
             if record.exc_info:
                 text += "\n" + logging.Formatter().formatException(record.exc_info)
             print(text, file=sys.stderr, flush=True)
-        except Exception:  # logging's own contract: a failed record is reported by handleError, never raised
+        except Exception:  # noqa: BLE001 - logging's own contract: a failed record is reported by handleError, never raised
             self.handleError(record)
 
 

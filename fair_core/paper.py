@@ -19,14 +19,17 @@ from .store import Store
 
 COMMON = ("id", "question", "gold_answer", "student_wrong_pred", "student_wrong_final_answer")
 KINDS = ("false", "feedback", "rationale")
-_NAME = re.compile(r"^(?P<student>.+)_(?P<task>[A-Za-z0-9]+)_(?P<kind>false|feedback|rationale)_round(?P<round>\d+)\.json$")
+_NAME = re.compile(
+    r"^(?P<student>.+)_(?P<task>[A-Za-z0-9]+)_(?P<kind>false|feedback|rationale)_round(?P<round>\d+)\.json$"
+)
 
 
 def parse_name(path: Path) -> dict:
     m = _NAME.match(path.name)
     if not m:
-        raise DataError(f"{path.name} is not a paper file: expected <student>_<task>_"
-                        f"false|feedback|rationale_round<N>.json")
+        raise DataError(
+            f"{path.name} is not a paper file: expected <student>_<task>_false|feedback|rationale_round<N>.json"
+        )
     return m.groupdict()
 
 
@@ -54,9 +57,18 @@ def reviewers_of(author: str, teachers: list[str]) -> list[str]:
 
 
 def mistakes_from(items: list[dict], round: int, extract) -> list[Mistake]:
-    return [Mistake(round, str(x["id"]), x["question"], extract(x["gold_answer"]) or x["gold_answer"],
-                    x["student_wrong_pred"], x["student_wrong_final_answer"],
-                    {"id": x["id"], "gold_answer": x["gold_answer"]}) for x in items]
+    return [
+        Mistake(
+            round,
+            str(x["id"]),
+            x["question"],
+            extract(x["gold_answer"]) or x["gold_answer"],
+            x["student_wrong_pred"],
+            x["student_wrong_final_answer"],
+            {"id": x["id"], "gold_answer": x["gold_answer"]},
+        )
+        for x in items
+    ]
 
 
 def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
@@ -71,27 +83,39 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
         raise DataError("paper files of several rounds given: import one round at a time")
     round = rounds.pop()
     teachers: list[str] = []
-    for kind, (path, info) in files.items():
+    for kind, (path, _info) in files.items():
         items = read(path)
         if kind == "false" or not store.mistakes(round):
             store.add_mistakes(mistakes_from(items, round, extract))
         if kind == "feedback":
             teachers = teachers or teachers_of(items, "_feedback")
-            store.add_writings(Writing(round, str(x["id"]), "feedback", t, x[f"{t}_feedback"])
-                               for x in items for t in teachers_of(items, "_feedback"))
+            store.add_writings(
+                Writing(round, str(x["id"]), "feedback", t, x[f"{t}_feedback"])
+                for x in items
+                for t in teachers_of(items, "_feedback")
+            )
         if kind == "rationale":
             names = teachers_of(items, "_rationale")
             teachers = teachers or names
-            store.add_writings(Writing(round, str(x["id"]), "rationale", t, x[f"{t}_rationale"][0])
-                               for x in items for t in names)
-            store.add_reviews(Review(round, str(x["id"]), "rationale", t, reviewer, json.dumps(score),
-                                     parse_score(str(score)) if isinstance(score, int) else None)
-                              for x in items for t in names
-                              for reviewer, score in zip(reviewers_of(t, names), x[f"{t}_rationale"][1:]))
-    store.set_meta("paper", {"round": round, "teachers": teachers,
-                             "files": {k: p.name for k, (p, _) in files.items()}})
-    return {"round": round, "teachers": teachers, "items": len(store.mistakes(round)),
-            "files": sorted(files)}
+            store.add_writings(
+                Writing(round, str(x["id"]), "rationale", t, x[f"{t}_rationale"][0]) for x in items for t in names
+            )
+            store.add_reviews(
+                Review(
+                    round,
+                    str(x["id"]),
+                    "rationale",
+                    t,
+                    reviewer,
+                    json.dumps(score),
+                    parse_score(str(score)) if isinstance(score, int) else None,
+                )
+                for x in items
+                for t in names
+                for reviewer, score in zip(reviewers_of(t, names), x[f"{t}_rationale"][1:])
+            )
+    store.set_meta("paper", {"round": round, "teachers": teachers, "files": {k: p.name for k, (p, _) in files.items()}})
+    return {"round": round, "teachers": teachers, "items": len(store.mistakes(round)), "files": sorted(files)}
 
 
 def _paper_score(raw: str | None, parsed: int | None):
@@ -102,8 +126,9 @@ def _paper_score(raw: str | None, parsed: int | None):
         return parsed
 
 
-def export_files(store: Store, out: Path, round: int = 0, teachers: list[str] | None = None,
-                 names: dict[str, str] | None = None) -> list[Path]:
+def export_files(
+    store: Store, out: Path, round: int = 0, teachers: list[str] | None = None, names: dict[str, str] | None = None
+) -> list[Path]:
     """Write the paper's three files for ``round`` from the store. A live run's reviews go out as
     their parsed scores, with the reviewers' text beside them (``<teacher>_review_text``)."""
     meta = store.get_meta("paper") or {}
@@ -114,22 +139,41 @@ def export_files(store: Store, out: Path, round: int = 0, teachers: list[str] | 
     imported = bool(meta)  # the paper's own scores, kept as JSON; a live reviewer's are free text
     scores = {k: _paper_score(r.raw, r.score) if imported else r.score for k, r in reviews.items()}
     accepted = {(v.item_id, v.author) for v in store.verdicts(round, "rationale") if v.accepted}
-    base = [{"id": m.extra.get("id", m.item_id), "question": m.question,
-             "gold_answer": m.extra.get("gold_answer", m.gold), "student_wrong_pred": m.wrong_output,
-             "student_wrong_final_answer": m.wrong_answer} for m in store.mistakes(round)]
+    base = [
+        {
+            "id": m.extra.get("id", m.item_id),
+            "question": m.question,
+            "gold_answer": m.extra.get("gold_answer", m.gold),
+            "student_wrong_pred": m.wrong_output,
+            "student_wrong_final_answer": m.wrong_answer,
+        }
+        for m in store.mistakes(round)
+    ]
     docs: dict[str, list[dict]] = {"false": base, "feedback": [], "rationale": []}
     for item in base:
         iid = str(item["id"])
-        docs["feedback"].append({**item, **{f"{t}_feedback": writings.get((iid, "feedback", t), "")
-                                            for t in teachers}})
-        rat = {f"{t}_rationale": [writings.get((iid, "rationale", t), ""),
-                                  *[scores.get((iid, t, r)) for r in reviewers_of(t, teachers)]]
-               for t in teachers}
+        docs["feedback"].append({**item, **{f"{t}_feedback": writings.get((iid, "feedback", t), "") for t in teachers}})
+        rat = {
+            f"{t}_rationale": [
+                writings.get((iid, "rationale", t), ""),
+                *[scores.get((iid, t, r)) for r in reviewers_of(t, teachers)],
+            ]
+            for t in teachers
+        }
         if not imported:  # the score as parsed above, the reviewer's own words beside it
-            rat.update({f"{t}_review_text": [getattr(reviews.get((iid, t, r)), "raw", None)
-                                             for r in reviewers_of(t, teachers)] for t in teachers})
-        rat["correct_rationale"] = [writings[(iid, "rationale", t)] for t in teachers
-                                    if (iid, t) in accepted and (iid, "rationale", t) in writings]
+            rat.update(
+                {
+                    f"{t}_review_text": [
+                        getattr(reviews.get((iid, t, r)), "raw", None) for r in reviewers_of(t, teachers)
+                    ]
+                    for t in teachers
+                }
+            )
+        rat["correct_rationale"] = [
+            writings[(iid, "rationale", t)]
+            for t in teachers
+            if (iid, t) in accepted and (iid, "rationale", t) in writings
+        ]
         docs["rationale"].append({**item, **rat})
     out.mkdir(parents=True, exist_ok=True)
     written = []

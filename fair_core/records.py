@@ -11,6 +11,7 @@ Kind = Literal["feedback", "rationale"]
 @dataclass(frozen=True)
 class Attempt:
     """The student's answer to one question."""
+
     round: int
     split: str
     item_id: str
@@ -22,6 +23,7 @@ class Attempt:
 @dataclass(frozen=True)
 class Mistake:
     """A train question the student got wrong in a round: what the committee works on."""
+
     round: int
     item_id: str
     question: str
@@ -39,6 +41,7 @@ class Mistake:
 @dataclass(frozen=True)
 class Writing:
     """A teacher's feedback on a mistake or its own rationale for the question."""
+
     round: int
     item_id: str
     kind: Kind
@@ -49,6 +52,7 @@ class Writing:
 @dataclass(frozen=True)
 class Review:
     """One reviewer's score of one writing; ``score`` is None when it did not parse to 1..5."""
+
     round: int
     item_id: str
     kind: Kind
@@ -67,4 +71,3 @@ class Verdict:
     accepted: bool
     value: float | None  # the policy's statistic (mean, median, ...)
     reason: str = ""
-

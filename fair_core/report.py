@@ -37,14 +37,22 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
     one = lambda sql: store.query(sql, (r,))[0][0]  # noqa: E731
     mistakes = one("SELECT COUNT(*) FROM mistakes WHERE round = ?")
     kinds = dict(store.query("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (r,)))
-    verdicts, accepted = store.query("SELECT COUNT(*), COALESCE(SUM(accepted), 0) FROM verdicts "
-                                     "WHERE round = ? AND kind = 'rationale'", (r,))[0]
-    with_rationale = one("SELECT COUNT(DISTINCT item_id) FROM verdicts WHERE round = ? AND kind = 'rationale' "
-                         "AND accepted")
-    without = one("SELECT COUNT(*) FROM mistakes m WHERE round = ? AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE "
-                  "v.round = m.round AND v.item_id = m.item_id AND v.kind = 'rationale' AND v.accepted)")
-    units = units_of(((item_id, author), score) for item_id, author, score in store.query(
-        "SELECT item_id, author, score FROM reviews WHERE round = ? AND kind = 'rationale'", (r,)))
+    verdicts, accepted = store.query(
+        "SELECT COUNT(*), COALESCE(SUM(accepted), 0) FROM verdicts WHERE round = ? AND kind = 'rationale'", (r,)
+    )[0]
+    with_rationale = one(
+        "SELECT COUNT(DISTINCT item_id) FROM verdicts WHERE round = ? AND kind = 'rationale' AND accepted"
+    )
+    without = one(
+        "SELECT COUNT(*) FROM mistakes m WHERE round = ? AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE "
+        "v.round = m.round AND v.item_id = m.item_id AND v.kind = 'rationale' AND v.accepted)"
+    )
+    units = units_of(
+        ((item_id, author), score)
+        for item_id, author, score in store.query(
+            "SELECT item_id, author, score FROM reviews WHERE round = ? AND kind = 'rationale'", (r,)
+        )
+    )
     start = _scores(store, 0, "before", scored)  # the untrained student: every round's baseline
     before = _accuracy(start if r == 0 else _scores(store, r, "before", scored))
     after_scores = _scores(store, r, "after", scored)
@@ -109,12 +117,24 @@ def _r(x: float | None) -> float | None:
 
 
 def _per_teacher(store: Store) -> dict:
-    stats: dict[str, dict] = defaultdict(lambda: {"written": 0, "accepted": 0, "given": [0, 0], "received": [0, 0],
-                                                 "calls": 0, "retries": 0, "failures": 0,
-                                                 "tokens": 0, "cost_usd": 0.0})
-    for row in store.query("SELECT teacher, COUNT(*), SUM(attempts - 1),"
-                           " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
-                           " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"):
+    stats: dict[str, dict] = defaultdict(
+        lambda: {
+            "written": 0,
+            "accepted": 0,
+            "given": [0, 0],
+            "received": [0, 0],
+            "calls": 0,
+            "retries": 0,
+            "failures": 0,
+            "tokens": 0,
+            "cost_usd": 0.0,
+        }
+    )
+    for row in store.query(
+        "SELECT teacher, COUNT(*), SUM(attempts - 1),"
+        " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
+        " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"
+    ):
         s = stats[row[0]]
         s["calls"], s["retries"], s["tokens"], s["cost_usd"] = row[1], row[2] or 0, row[3], row[4]
     # failures as the stages count them: one per call a stage asked for, shared requests included
@@ -125,16 +145,21 @@ def _per_teacher(store: Store) -> dict:
     for author, n in store.query("SELECT author, SUM(accepted) FROM verdicts WHERE kind = 'rationale' GROUP BY author"):
         stats[teacher_of(author)]["accepted"] += n
     for who, key in (("reviewer", "given"), ("author", "received")):  # score sums and counts, for means
-        for name, total, n in store.query(f"SELECT {who}, SUM(score), COUNT(score) FROM reviews "
-                                          f"WHERE kind = 'rationale' AND score IS NOT NULL GROUP BY {who}"):
+        for name, total, n in store.query(
+            f"SELECT {who}, SUM(score), COUNT(score) FROM reviews "
+            f"WHERE kind = 'rationale' AND score IS NOT NULL GROUP BY {who}"
+        ):
             pair = stats[teacher_of(name)][key]
             pair[0], pair[1] = pair[0] + total, pair[1] + n
     out = {}
     for name, s in sorted(stats.items()):
-        out[name] = {**{k: v for k, v in s.items() if k not in ("given", "received")},
-                     "acceptance": round(s["accepted"] / s["written"], 4) if s["written"] else None,
-                     "mean_score_given": _mean(*s["given"]), "mean_score_received": _mean(*s["received"]),
-                     "cost_usd": round(s["cost_usd"], 6)}
+        out[name] = {
+            **{k: v for k, v in s.items() if k not in ("given", "received")},
+            "acceptance": round(s["accepted"] / s["written"], 4) if s["written"] else None,
+            "mean_score_given": _mean(*s["given"]),
+            "mean_score_received": _mean(*s["received"]),
+            "cost_usd": round(s["cost_usd"], 6),
+        }
     return out
 
 
@@ -156,8 +181,12 @@ def build(run_dir: Path) -> dict:
 
 def rounds_of(store: Store) -> list[int]:
     """The rounds a run holds anything of (mistakes, attempts, stages), in order."""
-    return [row[0] for row in store.query(
-        "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1")]
+    return [
+        row[0]
+        for row in store.query(
+            "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1"
+        )
+    ]
 
 
 def _build(run_dir: Path, store: Store) -> dict:
@@ -171,22 +200,29 @@ def _build(run_dir: Path, store: Store) -> dict:
         "run": str(run_dir),
         "items": total("items"),
         "accepted_rationales": total("accepted_rationales"),
-        "items_without_rationale": None if all(p["items_without_rationale"] is None for p in per_round)
+        "items_without_rationale": None
+        if all(p["items_without_rationale"] is None for p in per_round)
         else total("items_without_rationale"),
         "failures": total("failures"),
         "accuracy_before": per_round[0]["accuracy_before"] if per_round else None,
         "accuracy_after": last["accuracy_after"],
-        "test": {"items": len(scored), "set": fingerprint(scored) if scored else None,
-                 "left_out": dict(Counter(store.left_out().values())),
-                 "before": per_round[0]["test_before"] if per_round else None,
-                 "after": last["test_after"], "paired_test": last["paired_test"]},
+        "test": {
+            "items": len(scored),
+            "set": fingerprint(scored) if scored else None,
+            "left_out": dict(Counter(store.left_out().values())),
+            "before": per_round[0]["test_before"] if per_round else None,
+            "after": last["test_after"],
+            "paired_test": last["paired_test"],
+        },
         "per_teacher": _per_teacher(store),
         "agreement": last["agreement"],
         "cost_usd": round(store.spent_usd(), 6),
         # calls the budget refused are failures until a rerun with a raised budget makes them
         "budget_reached": bool(store.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1")),
-        "stages": [_stage(row, runner_alive) for row in sorted(
-            store.stages(), key=lambda row: (row["round"], PIPELINE.rank(row["stage"])))],
+        "stages": [
+            _stage(row, runner_alive)
+            for row in sorted(store.stages(), key=lambda row: (row["round"], PIPELINE.rank(row["stage"])))
+        ],
         "rounds": per_round,
     }
 
@@ -213,34 +249,84 @@ def render(report: dict, quiet: bool = False) -> None:
     console = Console()
     fmt = lambda x, spec="": "-" if x is None else format(x, spec)  # noqa: E731
     if quiet:
-        console.print(f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
-                      f"items without rationale {report['items_without_rationale']}, "
-                      f"accuracy {describe(report['test']['before'])} -> {describe(report['test']['after'])}, "
-                      f"cost ${report['cost_usd']:.4f}; {test_set_line(report['test'])}", soft_wrap=True,
-                      markup=False)
+        console.print(
+            f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
+            f"items without rationale {report['items_without_rationale']}, "
+            f"accuracy {describe(report['test']['before'])} -> {describe(report['test']['after'])}, "
+            f"cost ${report['cost_usd']:.4f}; {test_set_line(report['test'])}",
+            soft_wrap=True,
+            markup=False,
+        )
         return
-    rounds = Table("round", "mistakes", "accepted", "no rationale", "failed", "test acc. before [95% CI]",
-                   "after [95% CI]", "vs. untrained", title="Rounds")
+    rounds = Table(
+        "round",
+        "mistakes",
+        "accepted",
+        "no rationale",
+        "failed",
+        "test acc. before [95% CI]",
+        "after [95% CI]",
+        "vs. untrained",
+        title="Rounds",
+    )
     for p in report["rounds"]:
-        rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
-                       fmt(p["items_without_rationale"]), str(p["failures"]), describe(p["test_before"]),
-                       describe(p["test_after"]), describe_test(p["paired_test"]))
+        rounds.add_row(
+            str(p["round"]),
+            str(p["items"]),
+            str(p["accepted_rationales"]),
+            fmt(p["items_without_rationale"]),
+            str(p["failures"]),
+            describe(p["test_before"]),
+            describe(p["test_after"]),
+            describe_test(p["paired_test"]),
+        )
     console.print(rounds)
     console.print(test_set_line(report["test"]), markup=False)
-    teachers = Table("teacher", "accepted", "rate", "gives", "gets", "calls", "retry", "fail", "tokens", "$",
-                     title="Committee (scores: mean given to peers / received from peers)")
+    teachers = Table(
+        "teacher",
+        "accepted",
+        "rate",
+        "gives",
+        "gets",
+        "calls",
+        "retry",
+        "fail",
+        "tokens",
+        "$",
+        title="Committee (scores: mean given to peers / received from peers)",
+    )
     for name, s in report["per_teacher"].items():
-        teachers.add_row(name, f"{s['accepted']}/{s['written']}", fmt(s["acceptance"], ".0%"),
-                         fmt(s["mean_score_given"], ".2f"), fmt(s["mean_score_received"], ".2f"), str(s["calls"]),
-                         str(s["retries"]), str(s["failures"]), str(s["tokens"]), f"{s['cost_usd']:.2f}")
+        teachers.add_row(
+            name,
+            f"{s['accepted']}/{s['written']}",
+            fmt(s["acceptance"], ".0%"),
+            fmt(s["mean_score_given"], ".2f"),
+            fmt(s["mean_score_received"], ".2f"),
+            str(s["calls"]),
+            str(s["retries"]),
+            str(s["failures"]),
+            str(s["tokens"]),
+            f"{s['cost_usd']:.2f}",
+        )
     console.print(teachers)
     a = report["agreement"]
-    console.print(f"reviewer agreement: Krippendorff's alpha {fmt(a['krippendorff_alpha_interval'], '.3f')} "
-                  f"(interval), {fmt(a['krippendorff_alpha_ordinal'], '.3f')} (ordinal); Fleiss' kappa "
-                  f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}")
-    console.print(f"cost: ${report['cost_usd']:.4f}" + (" (stopped by the budget: raise committee.budget_usd and "
-                                                        "rerun to go on)" if report["budget_reached"] else ""))
+    console.print(
+        f"reviewer agreement: Krippendorff's alpha {fmt(a['krippendorff_alpha_interval'], '.3f')} "
+        f"(interval), {fmt(a['krippendorff_alpha_ordinal'], '.3f')} (ordinal); Fleiss' kappa "
+        f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}"
+    )
+    console.print(
+        f"cost: ${report['cost_usd']:.4f}"
+        + (
+            " (stopped by the budget: raise committee.budget_usd and rerun to go on)"
+            if report["budget_reached"]
+            else ""
+        )
+    )
     for r in sorted({s["round"] for s in report["stages"]}):
-        said = [f"{s['stage']} {s['status']}" + (f" ({s['error']})" if s.get("error") else "")
-                for s in report["stages"] if s["round"] == r]
+        said = [
+            f"{s['stage']} {s['status']}" + (f" ({s['error']})" if s.get("error") else "")
+            for s in report["stages"]
+            if s["round"] == r
+        ]
         console.print(f"round {r} stages: {', '.join(said)}", markup=False)

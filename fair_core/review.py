@@ -27,8 +27,7 @@ class ScoreParser(Protocol):
 def counted(scores: Iterable[object]) -> list[int]:
     """The scores that count, in order: integers in 1..5. None, bools, floats and numbers out of
     range are dropped, as the paper keeps a score only when it parsed to an int with 0 < s < 6."""
-    return [int(s) for s in scores
-            if isinstance(s, Integral) and not isinstance(s, bool) and 1 <= s <= 5]
+    return [int(s) for s in scores if isinstance(s, Integral) and not isinstance(s, bool) and 1 <= int(s) <= 5]
 
 
 class ReviewPolicy(ABC):

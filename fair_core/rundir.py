@@ -19,9 +19,15 @@ FREE_KEYS = ("stages", "rounds", "committee.budget_usd", "train.save_steps", "tr
 # Keys that only later stages read, with the first stage that reads each (a section stands for
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.
-REDO_FROM = {"committee.threshold": "review", "committee.policy": "review", "committee.verify_answer": "review",
-             "committee.parser": "review",
-             "committee.compile_mode": "compile", "committee.distil_from": "compile", "train": "train"}
+REDO_FROM = {
+    "committee.threshold": "review",
+    "committee.policy": "review",
+    "committee.verify_answer": "review",
+    "committee.parser": "review",
+    "committee.compile_mode": "compile",
+    "committee.distil_from": "compile",
+    "train": "train",
+}
 # What round 0's train stage leaves: a redone training starts without any of it.
 TRAINED = ("checkpoints", "adapter", "model", "merged")
 
@@ -37,8 +43,10 @@ class Run:
         saved = cfg.load(config_file) if config_file.exists() else None
         db = self.path / "run.sqlite"
         if saved is not None and (not db.is_file() or db.stat().st_size == 0):
-            raise FairError(f"{db} is missing or empty, but {config_file} says a run was made here: restore "
-                            f"run.sqlite from a copy, or start again in a new --run-dir")
+            raise FairError(
+                f"{db} is missing or empty, but {config_file} says a run was made here: restore "
+                f"run.sqlite from a copy, or start again in a new --run-dir"
+            )
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
         if changed and _empty(db):
             changed = []  # a first start that failed before storing anything: the new config is the run's
@@ -62,17 +70,21 @@ class Run:
         rows = self.store.stages()
         if any(row["round"] > 0 for row in rows):
             self.store.close()
-            raise ConfigError(f"run dir {self.path} has later rounds built on the old settings "
-                              f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
-                              f"with its own config ({config_file})")
-        redone = PIPELINE.names()[PIPELINE.rank(stage):]
+            raise ConfigError(
+                f"run dir {self.path} has later rounds built on the old settings "
+                f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
+                f"with its own config ({config_file})"
+            )
+        redone = PIPELINE.names()[PIPELINE.rank(stage) :]
         ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
         left_out = [s for s in redone if s in ran and s not in stages]
         if left_out:  # refused before anything changes: the run stays as it was
             self.store.close()
-            raise ConfigError(f"{', '.join(changed)} changed, which redoes round 0 from {stage}, but "
-                              f"--stages leaves out {', '.join(left_out)}: add {'them' if left_out[1:] else 'it'}, or "
-                              f"run every stage")
+            raise ConfigError(
+                f"{', '.join(changed)} changed, which redoes round 0 from {stage}, but "
+                f"--stages leaves out {', '.join(left_out)}: add {'them' if left_out[1:] else 'it'}, or "
+                f"run every stage"
+            )
         if not self.store.mark_stale(0, redone):
             return  # none of them ran yet: they will run with the new settings anyway
         if "train" in redone:  # its checkpoints and outputs come from the old data or settings
@@ -80,8 +92,9 @@ class Run:
                 shutil.rmtree(self.path / "rounds" / "0" / name, ignore_errors=True)
         if "evaluate" in redone:
             self.store.delete_attempts(0, "test", "after")
-        self.changes.append(f"{', '.join(changed)} changed: round 0 is redone from {stage} "
-                            f"(what came before it is kept)")
+        self.changes.append(
+            f"{', '.join(changed)} changed: round 0 is redone from {stage} (what came before it is kept)"
+        )
 
     def round_dir(self, round: int) -> Path:
         d = self.path / "rounds" / str(round)
@@ -143,9 +156,11 @@ def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None
     for key in changed:
         stage = redo_from(key)
         if stage is None:
-            raise ConfigError(f"run dir {path} was made with another config ({key} differs, and what is "
-                              f"stored depends on it): pass a new --run-dir, or run it again with its "
-                              f"own config ({config_file})")
+            raise ConfigError(
+                f"run dir {path} was made with another config ({key} differs, and what is "
+                f"stored depends on it): pass a new --run-dir, or run it again with its "
+                f"own config ({config_file})"
+            )
         stages.append(stage)
     return min(stages, key=PIPELINE.rank) if stages else None
 
@@ -175,16 +190,18 @@ class RunLock:
             self.path.mkdir(parents=True, exist_ok=True)
             f = open(self.path / ".lock", "a+", encoding="utf-8")
         except PermissionError:
-            raise FairError(f"run dir {self.path} is not writable: fix its permissions, or pass another "
-                            f"--run-dir") from None
+            raise FairError(
+                f"run dir {self.path} is not writable: fix its permissions, or pass another --run-dir"
+            ) from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
-            raise FairError(f"run dir {self.path} is in use by another fair process (pid {holder}): "
-                            f"wait for it to end, or stop it") from None
+            raise FairError(
+                f"run dir {self.path} is in use by another fair process (pid {holder}): wait for it to end, or stop it"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

@@ -100,8 +100,9 @@ class Runner:
             # a run extended with more rounds: what was its last round kept only the adapter
             from .training.trainer import merge_adapter
 
-            self.run_.publish(Message("info", f"merging round {round - 1}'s adapter into its base to start "
-                                              f"round {round}"))
+            self.run_.publish(
+                Message("info", f"merging round {round - 1}'s adapter into its base to start round {round}")
+            )
             merge_adapter(Path(self.student_source(round - 1)[0]), prev / "adapter", prev / "merged")
         if (prev / "merged").is_dir():
             return str(prev / "merged"), None
@@ -136,9 +137,15 @@ class Runner:
 
     def context(self, round: int) -> Context:
         """What the stages of ``round`` work with."""
-        return Context(self.run_, self.host, self.task, round,
-                       student=lambda trained=False: self.load_student(round, trained),
-                       student_source=self.student_source, cancelled=lambda: self.cancelled)
+        return Context(
+            self.run_,
+            self.host,
+            self.task,
+            round,
+            student=lambda trained=False: self.load_student(round, trained),
+            student_source=self.student_source,
+            cancelled=lambda: self.cancelled,
+        )
 
     # running ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -167,8 +174,11 @@ class Runner:
                     await self._stage(ctx, stage)
                     # what follows a re-run stage is stale, unless the stage only failed the very
                     # calls it failed before (a model that does not exist, a record not replayed)
-                    unchanged = failed is not None and store.stage_status(r, stage.name) == StageStatus.PARTIAL \
+                    unchanged = (
+                        failed is not None
+                        and store.stage_status(r, stage.name) == StageStatus.PARTIAL
                         and self._failures(r, stage.name) == failed
+                    )
                     rerun_rest = rerun_rest or not unchanged
         finally:
             self.release_student()
@@ -181,35 +191,44 @@ class Runner:
         retries them). Interruptions (130, 143) never get here."""
         store, path = self.run_.store, self.run_.path
         if self.gateway is not None and self.gateway.budget_reached:
-            return 4, (f"stopped by the budget (${store.spent_usd():.4f} of ${self.config.committee.budget_usd:g}): "
-                       f"raise it (--set committee.budget_usd=...) and rerun to go on; no answered call is paid again")
+            return 4, (
+                f"stopped by the budget (${store.spent_usd():.4f} of ${self.config.committee.budget_usd:g}): "
+                f"raise it (--set committee.budget_usd=...) and rerun to go on; no answered call is paid again"
+            )
         for r in range(self.config.rounds):
             for stage in self.stages:
                 status = store.stage_status(r, stage)
                 if status != StageStatus.DONE:
                     failed = sum(f["stage"] == stage for f in store.failures(r))
                     said = f", {failed} failed calls" if failed else ""
-                    return 3, (f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
-                               f"retry (`fair report {path}` lists what failed)")
+                    return 3, (
+                        f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
+                        f"retry (`fair report {path}` lists what failed)"
+                    )
         return 0, None
 
     def _failures(self, round: int, stage: str) -> set[tuple[str, str, str]]:
-        return {(f["item_id"], f["teacher"], f["about"]) for f in self.run_.store.failures(round) if f["stage"] == stage}
+        return {
+            (f["item_id"], f["teacher"], f["about"]) for f in self.run_.store.failures(round) if f["stage"] == stage
+        }
 
     def _check_inputs(self, round: int, stage: Stage) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,
         failed, interrupted) would feed this one old or partial data, and the committee has
         nothing to do before examine: refuse."""
         store = self.run_.store
-        for earlier in PIPELINE.names()[:PIPELINE.rank(stage.name)]:
+        for earlier in PIPELINE.names()[: PIPELINE.rank(stage.name)]:
             status = store.stage_status(round, earlier)
             if earlier not in self.stages and status not in (None, StageStatus.DONE):
-                raise FairError(f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
-                                f"add {earlier} to --stages, or run every stage")
-        if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None \
-                and not store.mistakes(round):
-            raise FairError(f"round {round} {stage.name} has no mistakes to work on: examine has not run; "
-                            f"add examine to --stages, or run every stage")
+                raise FairError(
+                    f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
+                    f"add {earlier} to --stages, or run every stage"
+                )
+        if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
+            raise FairError(
+                f"round {round} {stage.name} has no mistakes to work on: examine has not run; "
+                f"add examine to --stages, or run every stage"
+            )
 
     async def _stage(self, ctx: Context, stage: Stage) -> None:
         store, name = self.run_.store, stage.name
@@ -220,8 +239,13 @@ class Runner:
         try:
             if stage.needs is Need.COMMITTEE:
                 if self.gateway is None:
-                    self.gateway = Gateway(store, self.run_.publish, self.backends,
-                                           self.config.committee.budget_usd, self.config.committee.seed)
+                    self.gateway = Gateway(
+                        store,
+                        self.run_.publish,
+                        self.backends,
+                        self.config.committee.budget_usd,
+                        self.config.committee.seed,
+                    )
                 ctx.gateway = self.gateway
             elif stage.needs is Need.TRAINER:
                 self.release_student()  # the trainer needs the memory
@@ -235,8 +259,12 @@ class Runner:
             if self.gateway:
                 self.gateway.cancel()
             interrupted = not isinstance(e, Exception)  # CancelledError, KeyboardInterrupt
-            store.mark_stage(ctx.round, name, StageStatus.INTERRUPTED if interrupted else StageStatus.FAILED,
-                             {} if interrupted else {"error": str(e) or type(e).__name__})
+            store.mark_stage(
+                ctx.round,
+                name,
+                StageStatus.INTERRUPTED if interrupted else StageStatus.FAILED,
+                {} if interrupted else {"error": str(e) or type(e).__name__},
+            )
             raise
         failed = summary.get("failed", 0)
         if self.cancelled:
@@ -247,8 +275,13 @@ class Runner:
         summary["seconds"] = round(time.time() - start, 2)
         self.run_.publish(StageFinished(name, ctx.round, summary))
         if failed:
-            self.run_.publish(Message("warning", f"{name}: {failed} calls failed (see `fair report`); a "
-                                                 f"rerun retries them, and redoes nothing if they fail again"))
+            self.run_.publish(
+                Message(
+                    "warning",
+                    f"{name}: {failed} calls failed (see `fair report`); a "
+                    f"rerun retries them, and redoes nothing if they fail again",
+                )
+            )
 
 
 def check(config: RunConfig, host: Host, backends: dict | None = None, stages: list[str] | None = None) -> None:
@@ -256,8 +289,10 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
     directory is written, for ``stages`` (default: the config's)."""
     host.get("tasks", config.task.name)
     if config.task.mistakes_file and not mistakes_path(config.task.mistakes_file).is_file():
-        raise FairError(f"task.mistakes_file {config.task.mistakes_file!r} does not exist (neither as given nor "
-                        f"under the data folder {data_root()}): fix the path")
+        raise FairError(
+            f"task.mistakes_file {config.task.mistakes_file!r} does not exist (neither as given nor "
+            f"under the data folder {data_root()}): fix the path"
+        )
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
     needs = {PIPELINE[s].needs for s in (config.stages if stages is None else stages)}
@@ -273,7 +308,7 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
     if needs & {Need.STUDENT, Need.TRAINER}:
         host.get("students", config.student.backend)
         if not config.student.model:
-            raise FairError("student.model is empty: name a hub id, a local folder, or \"smollm2\"")
+            raise FairError('student.model is empty: name a hub id, a local folder, or "smollm2"')
         model_folder(host, config.student)  # a missing folder or unknown hub id fails here, not after the committee
 
 
@@ -284,7 +319,6 @@ def check_qlora() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise FairError("train.method = \"qlora\" needs a CUDA GPU and none is visible: use method = \"lora\" on CPU")
+        raise FairError('train.method = "qlora" needs a CUDA GPU and none is visible: use method = "lora" on CPU')
     if find_spec("bitsandbytes") is None:
-        raise FairError("train.method = \"qlora\" needs bitsandbytes: pip install bitsandbytes, or use method = \"lora\"")
-
+        raise FairError('train.method = "qlora" needs bitsandbytes: pip install bitsandbytes, or use method = "lora"')

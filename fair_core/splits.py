@@ -15,6 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from .task import Problem, Task, data_root
 
@@ -39,14 +40,15 @@ class Split:
 
 def mistakes_path(configured: str) -> Path:
     """``task.mistakes_file`` as given, else under the data folder (``fair-reference/...``)."""
-    path = Path(configured)
-    if not path.exists() and data_root():
-        return data_root() / path
+    path, root = Path(configured), data_root()
+    if not path.exists() and root:
+        return root / path
     return path
 
 
-def plan(task: Task, mistake_questions: list[str] = (), train_limit: int | None = None,
-         test_limit: int | None = None) -> Split:
+def plan(
+    task: Task, mistake_questions: Iterable[str] = (), train_limit: int | None = None, test_limit: int | None = None
+) -> Split:
     """The run's split: the task's, with mistakes-file items moved from test to train and test
     items that share a question with train left out; the limits apply to what remains, so a
     ``test_limit`` of 50 scores 50 clean items."""
@@ -63,8 +65,7 @@ def plan(task: Task, mistake_questions: list[str] = (), train_limit: int | None 
             left_out[p.id] = IN_TRAIN
         else:
             test.append(p)
-    return Split(train[:train_limit] if train_limit else train,
-                 test[:test_limit] if test_limit else test, left_out)
+    return Split(train[:train_limit] if train_limit else train, test[:test_limit] if test_limit else test, left_out)
 
 
 def fingerprint(item_ids: list[str]) -> str:

@@ -21,8 +21,12 @@ def accuracy(correct: int, n: int) -> dict:
     from scipy.stats import binomtest
 
     ci = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="exact")
-    return {"correct": correct, "n": n, "accuracy": round(correct / n, 4),
-            "ci95": [round(ci.low, 4), round(ci.high, 4)]}
+    return {
+        "correct": correct,
+        "n": n,
+        "accuracy": round(correct / n, 4),
+        "ci95": [round(ci.low, 4), round(ci.high, 4)],
+    }
 
 
 def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
@@ -71,8 +75,13 @@ def paired_permutation(base: Sequence[float], other: Sequence[float]) -> dict:
     if np.array_equal(a, b):
         p = 1.0
     else:
-        p = permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
-                             vectorized=True, rng=np.random.default_rng(0)).pvalue
+        p = permutation_test(
+            (a, b),
+            lambda x, y, axis: np.mean(y - x, axis=axis),
+            permutation_type="samples",
+            vectorized=True,
+            rng=np.random.default_rng(0),
+        ).pvalue
     return {"items": len(a), "difference": round(float(np.mean(b - a)), 4), "p_value": round(min(1.0, float(p)), 4)}
 
 

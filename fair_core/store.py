@@ -30,6 +30,7 @@ class StageStatus(StrEnum):
     """Where a stage of a round stands. The values are the strings the stages table has always
     held, so the run.sqlite files of earlier versions read the same; a StrEnum compares equal
     to them and prints as them."""
+
     PENDING = "pending"  # not run yet: never stored (no row), but what a reader shows for one
     RUNNING = "running"  # or killed without a chance to say so: the report checks the runner's pid
     DONE = "done"
@@ -38,6 +39,8 @@ class StageStatus(StrEnum):
     CANCELLED = "cancelled"  # stopped by the user after the calls in flight
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
     STALE = "stale"  # done with settings that have changed since: runs again
+
+
 MIGRATIONS = {
     2: """
 CREATE TABLE failures_2(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,
@@ -97,8 +100,12 @@ class Store:
         readonly = self.path.is_file() and not os.access(self.path.parent, os.W_OK)
         try:
             if readonly:
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
-                                           check_same_thread=False, isolation_level=None)
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
             else:
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -115,13 +122,16 @@ class Store:
             if hasattr(self, "_db"):
                 self._db.close()
             if not os.access(self.path.parent, os.W_OK):
-                raise FairError(f"{self.path.parent} is not writable: fix its permissions, or use another "
-                                f"run dir") from None
+                raise FairError(
+                    f"{self.path.parent} is not writable: fix its permissions, or use another run dir"
+                ) from None
             raise damaged(self.path, e) from None
         if version > SCHEMA_VERSION:
             self._db.close()
-            raise FairError(f"{self.path} was written by a newer fair (store version {version}; this one reads "
-                            f"up to {SCHEMA_VERSION}): upgrade fair")
+            raise FairError(
+                f"{self.path} was written by a newer fair (store version {version}; this one reads "
+                f"up to {SCHEMA_VERSION}): upgrade fair"
+            )
 
     def _migrate(self, version: int) -> None:
         """Bring a store made by an older fair up to this one's tables (a new store has none)."""
@@ -171,18 +181,25 @@ class Store:
     def mark_stage(self, round: int, stage: str, status: StageStatus, summary: dict | None = None) -> None:
         now = time.time()
         with self.tx() as db:
-            db.execute("INSERT INTO stages VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT(round, stage) "
-                       "DO UPDATE SET status = excluded.status", (round, stage, status, now))
+            db.execute(
+                "INSERT INTO stages VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT(round, stage) "
+                "DO UPDATE SET status = excluded.status",
+                (round, stage, status, now),
+            )
             if status != StageStatus.RUNNING:  # done, partial, failed (with its error), cancelled, interrupted
-                db.execute("UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
-                           (now, json.dumps(summary or {}), round, stage))
+                db.execute(
+                    "UPDATE stages SET finished = ?, summary = ? WHERE round = ? AND stage = ?",
+                    (now, json.dumps(summary or {}), round, stage),
+                )
 
     def mark_stale(self, round: int, stages: Iterable[str]) -> int:
         """Mark those of ``stages`` that ran in ``round`` as stale: the next run does them again.
         How many had run."""
         with self.tx() as db:
-            return db.executemany("UPDATE stages SET status = ? WHERE round = ? AND stage = ?",
-                                  [(StageStatus.STALE, round, s) for s in stages]).rowcount
+            return db.executemany(
+                "UPDATE stages SET status = ? WHERE round = ? AND stage = ?",
+                [(StageStatus.STALE, round, s) for s in stages],
+            ).rowcount
 
     def stages(self) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM stages ORDER BY round, started")
@@ -192,9 +209,10 @@ class Store:
         """The items of ``split`` this run uses, in order (replacing those stored before)."""
         with self.tx() as db:
             db.execute("DELETE FROM items WHERE split = ?", (split,))
-            db.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)",
-                           [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta)))
-                            for i, p in enumerate(problems)])
+            db.executemany(
+                "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)",
+                [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta))) for i, p in enumerate(problems)],
+            )
 
     def items(self, split: str) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM items WHERE split = ? ORDER BY ord", (split,))
@@ -220,49 +238,69 @@ class Store:
 
     def add_attempts(self, phase: str, attempts: Iterable[Attempt]) -> None:
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(a.round, a.split, phase, a.item_id, a.output, a.answer, int(a.correct))
-                            for a in attempts])
+            db.executemany(
+                "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.round, a.split, phase, a.item_id, a.output, a.answer, int(a.correct)) for a in attempts],
+            )
 
     def attempts(self, round: int, split: str, phase: str) -> list[Attempt]:
-        rows = self.query("SELECT * FROM attempts WHERE round = ? AND split = ? AND phase = ?",
-                          (round, split, phase))
-        return [Attempt(r["round"], r["split"], r["item_id"], r["output"], r["answer"],
-                        bool(r["correct"])) for r in rows]
+        rows = self.query("SELECT * FROM attempts WHERE round = ? AND split = ? AND phase = ?", (round, split, phase))
+        return [
+            Attempt(r["round"], r["split"], r["item_id"], r["output"], r["answer"], bool(r["correct"])) for r in rows
+        ]
 
     def delete_attempts(self, round: int, split: str, phase: str) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM attempts WHERE round = ? AND split = ? AND phase = ?", (round, split, phase))
 
     def accuracy(self, round: int, split: str, phase: str) -> tuple[float, int] | None:
-        row = self.query("SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = ? AND split = ? "
-                         "AND phase = ?", (round, split, phase))[0]
+        row = self.query(
+            "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = ? AND split = ? AND phase = ?",
+            (round, split, phase),
+        )[0]
         return (row[0], row[1]) if row[1] else None
 
     # mistakes ----------------------------------------------------------------------------
     def add_mistakes(self, mistakes: Iterable[Mistake]) -> None:
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO mistakes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(m.round, m.item_id, i, m.question, m.gold, m.wrong_output,
-                             m.wrong_answer, json.dumps(m.extra)) for i, m in enumerate(mistakes)])
+            db.executemany(
+                "INSERT OR REPLACE INTO mistakes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (m.round, m.item_id, i, m.question, m.gold, m.wrong_output, m.wrong_answer, json.dumps(m.extra))
+                    for i, m in enumerate(mistakes)
+                ],
+            )
 
-    def _select(self, table: str, round: int, kind: str | None = None, item_id: str | None = None,
-                order: str = "") -> list[sqlite3.Row]:
+    def _select(
+        self, table: str, round: int, kind: str | None = None, item_id: str | None = None, order: str = ""
+    ) -> list[sqlite3.Row]:
         """A round's rows of ``table``, narrowed to one kind and/or one item (a key prefix: fast)."""
         used = {k: v for k, v in (("round", round), ("item_id", item_id), ("kind", kind)) if v is not None}
-        return self.query(f"SELECT * FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in used)}{order}",
-                          list(used.values()))
+        return self.query(
+            f"SELECT * FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in used)}{order}", list(used.values())
+        )
 
     def mistake_heads(self, round: int) -> list[Mistake]:
         """The round's mistakes without the student's whole output: what a list of them shows."""
-        rows = self.query("SELECT round, item_id, question, gold, wrong_answer FROM mistakes WHERE round = ? "
-                          "ORDER BY ord", (round,))
+        rows = self.query(
+            "SELECT round, item_id, question, gold, wrong_answer FROM mistakes WHERE round = ? ORDER BY ord", (round,)
+        )
         return [Mistake(r[0], r[1], r[2], r[3], "", r[4], {}) for r in rows]
 
     def mistakes(self, round: int, item_id: str | None = None) -> list[Mistake]:
         rows = self._select("mistakes", round, item_id=item_id, order=" ORDER BY ord")
-        return [Mistake(r["round"], r["item_id"], r["question"], r["gold"], r["wrong_output"],
-                        r["wrong_answer"], json.loads(r["extra"])) for r in rows]
+        return [
+            Mistake(
+                r["round"],
+                r["item_id"],
+                r["question"],
+                r["gold"],
+                r["wrong_output"],
+                r["wrong_answer"],
+                json.loads(r["extra"]),
+            )
+            for r in rows
+        ]
 
     # teacher calls: the cache --------------------------------------------------------------
     def cached_call(self, key: str) -> sqlite3.Row | None:
@@ -276,10 +314,12 @@ class Store:
         call and its records cannot happen. ``call`` None writes the records of a cached call."""
         with self.tx() as db:
             if call is not None:
-                db.execute("INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
-                           " :purpose, :item_id, :request, :response, :prompt_tokens,"
-                           " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
-                           {**call, "key": key})
+                db.execute(
+                    "INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
+                    " :purpose, :item_id, :request, :response, :prompt_tokens,"
+                    " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
+                    {**call, "key": key},
+                )
             for table, row in outputs:
                 db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
 
@@ -294,8 +334,10 @@ class Store:
     # writings, reviews, verdicts ---------------------------------------------------------
     def add_writings(self, writings: Iterable[Writing]) -> None:
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
-                           [(w.round, w.item_id, w.kind, w.teacher, w.text) for w in writings])
+            db.executemany(
+                "INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
+                [(w.round, w.item_id, w.kind, w.teacher, w.text) for w in writings],
+            )
 
     def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:
         rows = self._select("writings", round, kind, item_id)
@@ -303,40 +345,49 @@ class Store:
 
     def add_reviews(self, reviews: Iterable[Review]) -> None:
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                           [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score)
-                            for r in reviews])
+            db.executemany(
+                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score) for r in reviews],
+            )
 
     def set_review_scores(self, reviews: Iterable[Review]) -> None:
         """Update the scores of stored reviews (a parser changed: the raw text is read again)."""
         with self.tx() as db:
-            db.executemany("UPDATE reviews SET score = ? WHERE round = ? AND item_id = ? AND kind = ? AND author = ? "
-                           "AND reviewer = ?", [(r.score, r.round, r.item_id, r.kind, r.author, r.reviewer)
-                                                for r in reviews])
+            db.executemany(
+                "UPDATE reviews SET score = ? WHERE round = ? AND item_id = ? AND kind = ? AND author = ? "
+                "AND reviewer = ?",
+                [(r.score, r.round, r.item_id, r.kind, r.author, r.reviewer) for r in reviews],
+            )
 
     def reviews(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Review]:
         rows = self._select("reviews", round, kind, item_id)
-        return [Review(r["round"], r["item_id"], r["kind"], r["author"], r["reviewer"], r["raw"],
-                       r["score"]) for r in rows]
+        return [
+            Review(r["round"], r["item_id"], r["kind"], r["author"], r["reviewer"], r["raw"], r["score"]) for r in rows
+        ]
 
     def set_verdicts(self, round: int, verdicts: Iterable[Verdict]) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM verdicts WHERE round = ?", (round,))
-            db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(v.round, v.item_id, v.kind, v.author, int(v.accepted), v.value, v.reason)
-                            for v in verdicts])
+            db.executemany(
+                "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(v.round, v.item_id, v.kind, v.author, int(v.accepted), v.value, v.reason) for v in verdicts],
+            )
 
     def verdicts(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Verdict]:
         rows = self._select("verdicts", round, kind, item_id)
-        return [Verdict(r["round"], r["item_id"], r["kind"], r["author"], bool(r["accepted"]),
-                        r["value"], r["reason"]) for r in rows]
+        return [
+            Verdict(r["round"], r["item_id"], r["kind"], r["author"], bool(r["accepted"]), r["value"], r["reason"])
+            for r in rows
+        ]
 
     # failures and events -------------------------------------------------------------------
     def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str, about: str = "") -> None:
         """One failed call of a stage; ``about``: the author of a reviewed writing."""
         with self.tx() as db:
-            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                       (round, stage, item_id, teacher, reason, about))
+            db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                (round, stage, item_id, teacher, reason, about),
+            )
 
     def clear_failures(self, round: int, stage: str) -> None:
         with self.tx() as db:
@@ -349,5 +400,7 @@ class Store:
 
     def add_events(self, events: list[dict]) -> None:
         with self.tx() as db:
-            db.executemany("INSERT INTO events(ts, type, data) VALUES (?, ?, ?)",
-                           [(e["ts"], e["type"], json.dumps(e)) for e in events])
+            db.executemany(
+                "INSERT INTO events(ts, type, data) VALUES (?, ?, ?)",
+                [(e["ts"], e["type"], json.dumps(e)) for e in events],
+            )

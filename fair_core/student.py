@@ -18,8 +18,9 @@ def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
     else plain. Generation and training both call this, so the student is trained in exactly
     the format it is prompted in."""
     if chat_template and tokenizer.chat_template:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(prompt)["input_ids"]
 
@@ -30,8 +31,10 @@ def adapter_config(adapter: str | Path) -> dict:
         return json.loads((Path(adapter) / "adapter_config.json").read_text())
     except (OSError, ValueError) as e:
         reason = "no adapter_config.json in it" if isinstance(e, FileNotFoundError) else str(e).splitlines()[0]
-        raise FairError(f"adapter {adapter} is not a LoRA adapter folder ({reason}): pass a folder that "
-                        f"peft saved, such as a run's rounds/N/adapter") from None
+        raise FairError(
+            f"adapter {adapter} is not a LoRA adapter folder ({reason}): pass a folder that "
+            f"peft saved, such as a run's rounds/N/adapter"
+        ) from None
 
 
 def model_folder(host, student) -> str:
@@ -45,8 +48,7 @@ class Student(ABC):
     """A loaded student model. Backends come from plugins (``register_students``)."""
 
     @abstractmethod
-    def generate(self, prompts: list[str], on_progress: Progress | None = None,
-                 stop: Stop | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None, stop: Stop | None = None) -> list[str]:
         """One completion per prompt, in the prompts' order. ``prompts`` are raw user messages;
         the backend applies the chat template (or the paper's plain prompt) itself. Once
         ``stop()`` is true (the run was interrupted) the backend may end early and return

@@ -53,12 +53,15 @@ class Task(ABC):
     default_prompts: ClassVar[Mapping[str, str]]
     presets: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # named prompt sets besides the default
 
-    def __init__(self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | str | None = None,
-                 seed: int = 0):
+    def __init__(
+        self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | str | None = None, seed: int = 0
+    ):
         self.data_dir = data_root(data_dir)
-        if (data_dir or os.environ.get("FAIR_DATA_DIR")) and not self.data_dir.is_dir():
-            raise DataError(f"data dir {self.data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR "
-                            f"at the folder that holds {self.name}/")
+        if (data_dir or os.environ.get("FAIR_DATA_DIR")) and not (self.data_dir and self.data_dir.is_dir()):
+            raise DataError(
+                f"data dir {self.data_dir} does not exist: point task.data_dir or FAIR_DATA_DIR "
+                f"at the folder that holds {self.name}/"
+            )
         if isinstance(prompts, str):
             named = {"default": self.default_prompts, **self.presets}
             if prompts not in named:
@@ -66,8 +69,10 @@ class Task(ABC):
             prompts = named[prompts]
         unknown = set(prompts or {}) - set(PROMPT_FIELDS)
         if unknown:
-            raise DataError(f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
-                            f"use one of {', '.join(PROMPT_FIELDS)}")
+            raise DataError(
+                f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
+                f"use one of {', '.join(PROMPT_FIELDS)}"
+            )
         self.prompts = {**self.default_prompts, **(prompts or {})}
         self.seed = seed
 

@@ -94,16 +94,15 @@ class FairApp(App):
         if self.session is not None:
             s = self.session
             if not s.active:
-                yield SystemCommand("Start run", f"run or resume {s.name}",
-                                    lambda: (self.action_go("pipeline"), self.start_run()))
+                yield SystemCommand(
+                    "Start run", f"run or resume {s.name}", lambda: (self.action_go("pipeline"), self.start_run())
+                )
             if s.state == "running":
-                yield SystemCommand("Pause run", "stop starting teacher calls; those in flight finish",
-                                    self.pause_run)
+                yield SystemCommand("Pause run", "stop starting teacher calls; those in flight finish", self.pause_run)
             if s.state == "paused":
                 yield SystemCommand("Resume run", "start teacher calls again", self.resume_run)
             if s.active:
-                yield SystemCommand("Cancel run", "stop after the calls in flight; resumable later",
-                                    self.cancel_run)
+                yield SystemCommand("Cancel run", "stop after the calls in flight; resumable later", self.cancel_run)
 
     def new_config(self) -> None:
         self.get_screen("setup").load_config(None, None)
@@ -115,8 +114,9 @@ class FairApp(App):
         if self.session is not None and self.session.path.resolve() == path.resolve() and session is None:
             return True
         if self.session is not None and self.session.active:
-            self.notify(f"{self.session.name} is still running: cancel it first (x on the pipeline)",
-                        severity="warning")
+            self.notify(
+                f"{self.session.name} is still running: cancel it first (x on the pipeline)", severity="warning"
+            )
             return False
         try:
             new = session or Session(path)
@@ -134,8 +134,7 @@ class FairApp(App):
         if s is None or s.active:
             return
         s.start()
-        self.runner_worker = self.run_worker(s.execute, name="runner", group="runner", thread=True,
-                                             exit_on_error=False)
+        self.runner_worker = self.run_worker(s.execute, name="runner", group="runner", thread=True, exit_on_error=False)
         self.refresh_view()
 
     def pause_run(self) -> None:
@@ -154,8 +153,11 @@ class FairApp(App):
             self.refresh_view()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is self.runner_worker and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                                  WorkerState.CANCELLED):
+        if event.worker is self.runner_worker and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
             s = self.session
             if s is not None:
                 self.drain()

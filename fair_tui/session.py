@@ -162,8 +162,10 @@ class Session:
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.logged = 0  # lines ever logged: a screen that has shown n of them shows those after
         for row in stored:  # the log's first lines: what was done before
-            self._log(f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
-                      + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else ""))
+            self._log(
+                f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
+                + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else "")
+            )
         self.buffer: deque[Event] = deque()
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events
         self._waking = False

@@ -14,14 +14,31 @@ def paper_mistakes(paper_dir: Path, out: Path, n: int) -> Path:
     return path
 
 
-def committee_config(tmp: Path, url: str, mistakes: Path, models=("solver", "noisy-0.3", "solver"),
-                     teacher: dict | None = None, committee: dict | None = None) -> Path:
+def committee_config(
+    tmp: Path,
+    url: str,
+    mistakes: Path,
+    models=("solver", "noisy-0.3", "solver"),
+    teacher: dict | None = None,
+    committee: dict | None = None,
+) -> Path:
     data = {
         "stages": ["explain", "solve", "review", "compile"],
         "task": {"name": "svamp", "mistakes_file": str(mistakes)},
-        "teachers": [{"name": f"t{i}", "backend": "litellm", "model": f"openai/{m}", "api_base": url,
-                      "timeout_s": 2, "max_retries": 3, "retry_base_s": 0.01, "concurrency": 16,
-                      **(teacher or {})} for i, m in enumerate(models)],
+        "teachers": [
+            {
+                "name": f"t{i}",
+                "backend": "litellm",
+                "model": f"openai/{m}",
+                "api_base": url,
+                "timeout_s": 2,
+                "max_retries": 3,
+                "retry_base_s": 0.01,
+                "concurrency": 16,
+                **(teacher or {}),
+            }
+            for i, m in enumerate(models)
+        ],
         "committee": committee or {},
     }
     path = tmp / "committee.toml"

@@ -10,5 +10,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fair(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
     """Run `fair ARGS` as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "fair_core.cli", *map(str, args)], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, cwd=cwd or REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fair_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )

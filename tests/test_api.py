@@ -6,6 +6,7 @@ import sys
 from dataclasses import asdict
 
 import pytest
+from helpers import REPO
 
 from fair_core import load_config, open_run, run
 from fair_core.errors import ConfigError, FairError
@@ -14,8 +15,6 @@ from fair_core.records import Attempt
 from fair_core.stats import accuracy
 from fair_core.store import Store
 from fair_core.task import Problem
-
-from helpers import REPO
 
 COMMITTEE = ["explain", "solve", "review", "compile"]
 
@@ -27,8 +26,10 @@ def replayed(tmp_path_factory):
     config = load_config(REPO / "configs" / "svamp-replay.toml", ["task.train_limit=8"])
     run_dir = tmp_path_factory.mktemp("api") / "run"
     first, second = [], []
-    outcomes = (run(config, run_dir, stages=["explain", "solve"], on_event=first.append),
-                run(config, run_dir, stages=COMMITTEE, on_event=second.append))
+    outcomes = (
+        run(config, run_dir, stages=["explain", "solve"], on_event=first.append),
+        run(config, run_dir, stages=COMMITTEE, on_event=second.append),
+    )
     return run_dir, outcomes, first, second
 
 
@@ -52,8 +53,12 @@ def test_a_changed_threshold_is_reported_and_redoes_review_without_calls(tmp_pat
     replay = REPO / "configs" / "svamp-replay.toml"
     assert run(load_config(replay, ["task.train_limit=3"]), tmp_path / "run", stages=COMMITTEE).ok
     events = []
-    outcome = run(load_config(replay, ["task.train_limit=3", "committee.threshold=4"]), tmp_path / "run",
-                  stages=COMMITTEE, on_event=events.append)
+    outcome = run(
+        load_config(replay, ["task.train_limit=3", "committee.threshold=4"]),
+        tmp_path / "run",
+        stages=COMMITTEE,
+        on_event=events.append,
+    )
     said = "committee.threshold changed: round 0 is redone from review (what came before it is kept)"
     assert outcome.ok and outcome.changes == [said] and outcome.ran == [(0, "review"), (0, "compile")]
     assert [e.text for e in events if e.type == "message"] == [said]
@@ -65,14 +70,22 @@ def test_records_and_datasets_read_back_as_stored(replayed):
     run_dir = replayed[0]
     store = Store(run_dir / "run.sqlite")
     try:
-        stored = {"mistakes": store.mistakes(0), "writings": store.writings(0), "reviews": store.reviews(0),
-                  "verdicts": store.verdicts(0)}
+        stored = {
+            "mistakes": store.mistakes(0),
+            "writings": store.writings(0),
+            "reviews": store.reviews(0),
+            "verdicts": store.verdicts(0),
+        }
     finally:
         store.close()
     with open_run(run_dir) as results:
         assert results.rounds == [0] and results.config.task.train_limit == 8
-        got = {"mistakes": results.mistakes(), "writings": results.writings(), "reviews": results.reviews(),
-               "verdicts": results.verdicts()}
+        got = {
+            "mistakes": results.mistakes(),
+            "writings": results.writings(),
+            "reviews": results.reviews(),
+            "verdicts": results.verdicts(),
+        }
         assert got == stored and len(got["mistakes"]) == 8 and len(got["verdicts"]) == 8 * 3
         assert results.writings(0, "feedback") == [w for w in stored["writings"] if w.kind == "feedback"]
         for kind, records in stored.items():
@@ -122,7 +135,9 @@ def test_mistakes_the_user_can_fix_raise_before_anything_is_written(tmp_path):
 
 def test_import_fair_core_stays_light():
     """The API is re-exported lazily: importing the package loads none of the engine."""
-    code = ("import sys, fair_core; assert 'fair_core.api' not in sys.modules and 'pydantic' not in sys.modules; "
-            "from fair_core import open_run, Outcome; assert open_run.__module__ == 'fair_core.api'")
+    code = (
+        "import sys, fair_core; assert 'fair_core.api' not in sys.modules and 'pydantic' not in sys.modules; "
+        "from fair_core import open_run, Outcome; assert open_run.__module__ == 'fair_core.api'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -4,7 +4,6 @@ import shutil
 import time
 
 import pytest
-
 from helpers import REPO, fair
 
 
@@ -30,14 +29,14 @@ def test_unknown_task(tmp_path):
 
 def test_misspelled_config_key(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[committee]\nthreshhold = 3\n')
+    cfg.write_text("[committee]\nthreshhold = 3\n")
     line = one_line_error(fair("run", cfg))
     assert "committee.threshhold" in line
 
 
 def test_wrong_type_and_range(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[committee]\nthreshold = 7\n')
+    cfg.write_text("[committee]\nthreshold = 7\n")
     assert "committee.threshold" in one_line_error(fair("run", cfg))
     cfg.write_text('[train]\nalpha = "half"\n')
     assert "train.alpha" in one_line_error(fair("run", cfg))
@@ -94,9 +93,13 @@ def test_help_is_fast():
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys; from fair_core.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'transformers', 'litellm', 'datasets', 'textual') if m in sys.modules))")
-    import subprocess, sys
+    code = (
+        "import sys; from fair_core.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'litellm', 'datasets', 'textual') if m in sys.modules))"
+    )
+    import subprocess
+    import sys
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr
 
@@ -140,8 +143,10 @@ def test_completion_scripts(tmp_path):
     script.write_text(fair("completion", "bash").stdout)
     assert subprocess.run(["bash", "-n", script]).returncode == 0
     # what bash offers after `fair r<TAB>` and `fair run --ev<TAB>`
-    probe = (f'source {script}; COMP_WORDS=(fair r); COMP_CWORD=1; _shtab_fair; echo "${{COMPREPLY[@]}}"; '
-             f'COMP_WORDS=(fair run --ev); COMP_CWORD=2; _shtab_fair; echo "${{COMPREPLY[@]}}"')
+    probe = (
+        f'source {script}; COMP_WORDS=(fair r); COMP_CWORD=1; _shtab_fair; echo "${{COMPREPLY[@]}}"; '
+        f'COMP_WORDS=(fair run --ev); COMP_CWORD=2; _shtab_fair; echo "${{COMPREPLY[@]}}"'
+    )
     offered = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
     assert offered == ["run report", "--events"]
 
@@ -151,8 +156,9 @@ def test_events_to_stdout_are_pure_jsonl(tmp_path):
     import json
 
     run = tmp_path / "run"
-    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=3",
-               "--events", "-")
+    out = fair(
+        "run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=3", "--events", "-"
+    )
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events and all("type" in e and "ts" in e for e in events)
@@ -165,15 +171,34 @@ def test_events_to_stdout_are_pure_jsonl(tmp_path):
 @pytest.mark.needs_data
 def test_events_to_a_file(tmp_path):
     run, log = tmp_path / "run", tmp_path / "events.jsonl"
-    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=2",
-               "--stages", "explain", "--events", log, "--quiet")
+    out = fair(
+        "run",
+        REPO / "configs" / "svamp-replay.toml",
+        "--run-dir",
+        run,
+        "--set",
+        "task.train_limit=2",
+        "--stages",
+        "explain",
+        "--events",
+        log,
+        "--quiet",
+    )
     assert out.returncode == 0, out.stderr
     assert log.read_text() == (run / "events.jsonl").read_text() != ""
     assert f"outputs: {run}" in out.stdout
 
 
 def test_events_to_a_file_that_cannot_be_written(tmp_path):
-    line = one_line_error(fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", tmp_path / "run",
-                               "--events", tmp_path / "no" / "such" / "dir" / "e.jsonl"))
+    line = one_line_error(
+        fair(
+            "run",
+            REPO / "configs" / "svamp-replay.toml",
+            "--run-dir",
+            tmp_path / "run",
+            "--events",
+            tmp_path / "no" / "such" / "dir" / "e.jsonl",
+        )
+    )
     assert "--events" in line and "No such file or directory" in line
     assert not (tmp_path / "run").exists()

@@ -1,15 +1,17 @@
 """The committee against a real local HTTP server: faults, crashes, secrets, budget, bad input."""
 
 import json
-from pathlib import Path
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from committee_setup import committee_config, paper_mistakes
+from helpers import fair
 
 from fair_core import config as cfg
 from fair_core.host import get_host
@@ -17,9 +19,6 @@ from fair_core.report import build
 from fair_core.rundir import Run
 from fair_core.runner import Runner
 from fair_core.testing.server import fingerprint, serve_in_thread
-
-from committee_setup import committee_config, paper_mistakes
-from helpers import fair
 
 
 def run_in_process(config_path, run_dir):
@@ -44,8 +43,10 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     assert max(a for (a,) in db.execute("SELECT attempts FROM calls")) <= 4
     assert max(received.values()) <= 4  # no request sent past its retry limit
-    failed = {(item, teacher, stage, about): reason for _, stage, item, teacher, reason, about in
-              db.execute("SELECT * FROM failures")}
+    failed = {
+        (item, teacher, stage, about): reason
+        for _, stage, item, teacher, reason, about in db.execute("SELECT * FROM failures")
+    }
     assert all(reason for reason in failed.values())
     writings = Counter((i, k) for i, k in db.execute("SELECT item_id, kind FROM writings"))
     reviews = Counter(i for (i,) in db.execute("SELECT item_id FROM reviews"))
@@ -60,16 +61,20 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
 
 def _results(run):
     db = sqlite3.connect(run / "run.sqlite")
-    return (sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
-            sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
-            sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
-            (run / "rounds" / "0" / "train.jsonl").read_text())
+    return (
+        sorted(db.execute("SELECT round, item_id, kind, teacher, text FROM writings")),
+        sorted(db.execute("SELECT round, item_id, kind, author, reviewer, raw, score FROM reviews")),
+        sorted(db.execute("SELECT round, item_id, kind, author, accepted, value FROM verdicts")),
+        (run / "rounds" / "0" / "train.jsonl").read_text(),
+    )
 
 
 def _stored(run) -> set:
     db = sqlite3.connect(run / "run.sqlite")
-    return {fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
-            for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")}
+    return {
+        fingerprint(model.removeprefix("openai/"), json.loads(request)[1])
+        for model, request in db.execute("SELECT model, request FROM calls WHERE response IS NOT NULL")
+    }
 
 
 @pytest.mark.slow
@@ -83,8 +88,11 @@ def test_crash_in_review_then_resume(tmp_path, paper_dir):
         assert fair("run", config, "--run-dir", clean, "--quiet").returncode == 0
         server.reset_counts()
         crashed = tmp_path / "crashed"
-        proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir",
-                                 str(crashed), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(crashed), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -117,8 +125,9 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 40)
     faults = {"500": 0.05, "malformed": 0.05, "empty": 0.05, "drop": 0.05}
     with serve_in_thread(faults=faults, seed=11, latency=0.02) as server:
-        config = committee_config(tmp_path, server.url, mistakes,
-                                  teacher={"concurrency": 3, "max_retries": 10, "retry_base_s": 0.01})
+        config = committee_config(
+            tmp_path, server.url, mistakes, teacher={"concurrency": 3, "max_retries": 10, "retry_base_s": 0.01}
+        )
         clean = tmp_path / "clean"
         assert fair("run", config, "--run-dir", clean, "--quiet").returncode == 0
         crashed = tmp_path / "crashed"
@@ -126,8 +135,11 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
         for table, at_least in (("writings", 90), ("reviews", 120)):  # mid explain/solve, then mid review
             stored = _stored(crashed) if (crashed / "run.sqlite").exists() else set()
             server.reset_counts()
-            proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir",
-                                     str(crashed), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(crashed), "--quiet"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             deadline = time.time() + 60
             while time.time() < deadline and proc.poll() is None:
                 try:
@@ -155,17 +167,21 @@ def test_secrets_never_written(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 5)
     with serve_in_thread(api_key=secret) as server:
         for transport in ("http", "litellm"):
-            config = committee_config(tmp_path, server.url, mistakes,
-                                      teacher={"api_key_env": "FAIR_TEST_KEY", "transport": transport})
+            config = committee_config(
+                tmp_path, server.url, mistakes, teacher={"api_key_env": "FAIR_TEST_KEY", "transport": transport}
+            )
             run = tmp_path / f"run-{transport}"
             out = fair("run", config, "--run-dir", run, env={"FAIR_TEST_KEY": secret})
             assert out.returncode == 0, out.stderr
             assert secret not in out.stdout + out.stderr
             for fmt in ("paper", "jsonl", "hf"):
-                assert fair("export", run, "--format", fmt, "--out", tmp_path / "export" / transport / fmt).returncode == 0
+                assert (
+                    fair("export", run, "--format", fmt, "--out", tmp_path / "export" / transport / fmt).returncode == 0
+                )
             # a live run's paper export: the scores as parsed, the reviewers' words beside them
-            rationales = json.loads((tmp_path / "export" / transport / "paper" / "fair_task_rationale_round0.json")
-                                    .read_text())
+            rationales = json.loads(
+                (tmp_path / "export" / transport / "paper" / "fair_task_rationale_round0.json").read_text()
+            )
             assert {type(s) for x in rationales for s in x["t0_rationale"][1:]} == {int}
             assert {t for x in rationales for t in x["t0_review_text"]} <= {"[5]", "[2]"}
         assert server.stats()["answered"]  # the key was accepted: the server answered
@@ -181,8 +197,14 @@ def test_budget_stops_new_calls(tmp_path, paper_dir):
 
     mistakes = paper_mistakes(paper_dir, tmp_path, 40)
     with serve_in_thread(behaviours={"gpt-4o": BEHAVIOURS["solver"]}) as server:
-        config = committee_config(tmp_path, server.url, mistakes, models=("gpt-4o", "gpt-4o"),
-                                  teacher={"concurrency": 1}, committee={"budget_usd": 0.02})
+        config = committee_config(
+            tmp_path,
+            server.url,
+            mistakes,
+            models=("gpt-4o", "gpt-4o"),
+            teacher={"concurrency": 1},
+            committee={"budget_usd": 0.02},
+        )
         out = fair("run", config, "--run-dir", tmp_path / "run")
         sent = server.requests
         report = json.loads(fair("report", tmp_path / "run", "--json").stdout)
@@ -195,8 +217,9 @@ def test_budget_stops_new_calls(tmp_path, paper_dir):
     assert out.returncode == 4  # stopped by the budget, and the last line says how to go on
     assert "budget reached" in out.stderr
     assert "stopped by the budget" in out.stderr.strip().splitlines()[-1]
-    most = db.execute("SELECT MAX(cost_usd) FROM calls WHERE key IN (%s)" % ",".join("?" * len(answered)),
-                      list(answered)).fetchone()[0]
+    most = db.execute(
+        f"SELECT MAX(cost_usd) FROM calls WHERE key IN ({','.join('?' * len(answered))})", list(answered)
+    ).fetchone()[0]
     # stopped before the budget (each call's worst case, 512 tokens out, is reserved before it is
     # sent), and not long before: within the worst case of the two calls in flight
     assert 0.02 / 2 <= report["cost_usd"] <= 0.02 and most < 0.02 / 10
@@ -210,9 +233,19 @@ def test_budget_stops_new_calls(tmp_path, paper_dir):
 def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 12)
     with serve_in_thread() as server:
-        config = committee_config(tmp_path, server.url, mistakes, models=("solver", "noisy-0.5", "noisy-1.0"),
-                                  committee={"review_feedback": True, "verify_answer": True, "assignment": "k",
-                                             "k": 1, "compile_mode": "all"})
+        config = committee_config(
+            tmp_path,
+            server.url,
+            mistakes,
+            models=("solver", "noisy-0.5", "noisy-1.0"),
+            committee={
+                "review_feedback": True,
+                "verify_answer": True,
+                "assignment": "k",
+                "k": 1,
+                "compile_mode": "all",
+            },
+        )
         assert fair("run", config, "--run-dir", tmp_path / "run").returncode == 0
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     per_writing = Counter((i, k, a) for i, k, a in db.execute("SELECT item_id, kind, author FROM reviews"))
@@ -225,12 +258,15 @@ def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("change, needle", [
-    ({"teacher": {"api_key_env": "FAIR_NO_SUCH_KEY"}}, "FAIR_NO_SUCH_KEY"),
-    ({"teacher": {"api_base": None, "model": "frobnicator-9000"}}, "frobnicator-9000"),
-    ({"replay": "fair-reference/nope.json"}, "nope.json"),
-    ({"committee": {"threshold": 6}}, "committee.threshold"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"teacher": {"api_key_env": "FAIR_NO_SUCH_KEY"}}, "FAIR_NO_SUCH_KEY"),
+        ({"teacher": {"api_base": None, "model": "frobnicator-9000"}}, "frobnicator-9000"),
+        ({"replay": "fair-reference/nope.json"}, "nope.json"),
+        ({"committee": {"threshold": 6}}, "committee.threshold"),
+    ],
+)
 def test_bad_committee_input_fails_before_any_call(tmp_path, paper_dir, change, needle):
     mistakes = paper_mistakes(paper_dir, tmp_path, 3)
     with serve_in_thread() as server:
@@ -261,9 +297,14 @@ def _drop_none(x):
 
 
 def _two_teachers(tmp_path, mistakes, good: dict, bad: dict) -> Path:
-    data = {"stages": ["explain", "solve", "review"], "task": {"name": "svamp", "mistakes_file": str(mistakes)},
-            "teachers": [{"name": "good", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **good},
-                         {"name": "bad", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **bad}]}
+    data = {
+        "stages": ["explain", "solve", "review"],
+        "task": {"name": "svamp", "mistakes_file": str(mistakes)},
+        "teachers": [
+            {"name": "good", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **good},
+            {"name": "bad", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **bad},
+        ],
+    }
     path = tmp_path / "two.toml"
     path.write_text(cfg.dump(cfg.validate(data)))
     return path
@@ -277,8 +318,12 @@ def test_a_teacher_that_cannot_answer_is_asked_once(tmp_path, paper_dir, transpo
     mistakes = paper_mistakes(paper_dir, tmp_path, 10)
     with serve_in_thread(api_key="right") as server:
         common = {"api_base": server.url, "transport": transport, "concurrency": 1}
-        config = _two_teachers(tmp_path, mistakes, {"model": "openai/solver", "api_key_env": "GOOD", **common},
-                               {"model": "openai/noisy-0.3", "api_key_env": "BAD", **common})
+        config = _two_teachers(
+            tmp_path,
+            mistakes,
+            {"model": "openai/solver", "api_key_env": "GOOD", **common},
+            {"model": "openai/noisy-0.3", "api_key_env": "BAD", **common},
+        )
         out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", env={"GOOD": "right", "BAD": "wrong"})
         by_model = server.stats()["by_model"]
     assert out.returncode == 3, out.stderr[-2000:]
@@ -300,9 +345,17 @@ def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transpo
         port = s.getsockname()[1]
     mistakes = paper_mistakes(paper_dir, tmp_path, 20)
     with serve_in_thread() as server:
-        config = _two_teachers(tmp_path, mistakes, {"model": "openai/solver", "api_base": server.url},
-                               {"model": "openai/solver", "api_base": f"http://127.0.0.1:{port}/v1",
-                                "max_retries": 7, "transport": transport})
+        config = _two_teachers(
+            tmp_path,
+            mistakes,
+            {"model": "openai/solver", "api_base": server.url},
+            {
+                "model": "openai/solver",
+                "api_base": f"http://127.0.0.1:{port}/v1",
+                "max_retries": 7,
+                "transport": transport,
+            },
+        )
         start = time.monotonic()
         out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet")
         took = time.monotonic() - start
@@ -320,11 +373,16 @@ def test_report_figures_agree_with_the_stage_lines(tmp_path, paper_dir):
     every call failed has every mistake without a rationale, not none."""
     mistakes = paper_mistakes(paper_dir, tmp_path, 5)
     with serve_in_thread(api_key="right") as server:
-        teachers = [{"name": n, "model": f"openai/{m}", "api_base": server.url, "api_key_env": env}
-                    for n, m, env in (("a", "solver", "GOOD"), ("b", "solver", "GOOD"), ("c", "noisy-0.3", "BAD"))]
+        teachers = [
+            {"name": n, "model": f"openai/{m}", "api_base": server.url, "api_key_env": env}
+            for n, m, env in (("a", "solver", "GOOD"), ("b", "solver", "GOOD"), ("c", "noisy-0.3", "BAD"))
+        ]
         for name, env in (("mixed", {"GOOD": "right", "BAD": "wrong"}), ("dead", {"GOOD": "wrong", "BAD": "wrong"})):
-            data = {"stages": ["explain", "solve", "review"], "teachers": teachers,
-                    "task": {"name": "svamp", "mistakes_file": str(mistakes)}}
+            data = {
+                "stages": ["explain", "solve", "review"],
+                "teachers": teachers,
+                "task": {"name": "svamp", "mistakes_file": str(mistakes)},
+            }
             (tmp_path / f"{name}.toml").write_text(cfg.dump(cfg.validate(data)))
             out = fair("run", tmp_path / f"{name}.toml", "--run-dir", tmp_path / name, "--quiet", env=env)
             assert out.returncode == 3, out.stderr[-2000:]

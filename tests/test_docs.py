@@ -3,10 +3,10 @@
 import ast
 from dataclasses import fields
 
+from helpers import REPO, fair
+
 from fair_core.cli import EXIT_CODES
 from fair_core.events import EVENT_TYPES
-
-from helpers import REPO, fair
 
 DOC = (REPO / "docs" / "events.md").read_text()
 

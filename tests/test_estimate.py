@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from fair_core.testing.server import BEHAVIOURS, serve_in_thread
 from committee_setup import committee_config, paper_mistakes
 from helpers import REPO, fair
+
+from fair_core.testing.server import BEHAVIOURS, serve_in_thread
 
 PRICED = ("gpt-4o-mini", "gpt-4o")  # names litellm's bundled price map lists: the server answers as "solver"
 
@@ -42,7 +42,8 @@ def test_the_estimate_is_within_30_percent_of_what_the_run_spends(tmp_path, pape
     print(f"estimate ${est['total_usd']:.6f} (high ${est['total_usd_high']:.6f}) vs actual ${actual:.6f}")
     assert est["calls"] == server.requests == 40 * (2 + 2 + 2)  # explain, solve, review by the other one
     assert {t: x["calls"] for t, x in est["per_teacher"].items()} == {
-        t: {"explain": 40, "solve": 40, "review": 40} for t in ("t0", "t1")}
+        t: {"explain": 40, "solve": 40, "review": 40} for t in ("t0", "t1")
+    }
     assert actual > 0 and abs(est["total_usd"] - actual) <= 0.3 * actual
     assert est["total_usd_low"] <= actual * 1.3 and est["total_usd_high"] >= actual
     assert any("measure" in line for line in est["assumptions"])
@@ -53,8 +54,14 @@ def test_the_estimate_is_within_30_percent_of_what_the_run_spends(tmp_path, pape
 def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 6)
     with serve_in_thread(behaviours={m: BEHAVIOURS["solver"] for m in PRICED}) as server:
-        config = committee_config(tmp_path, server.url, mistakes, models=PRICED,
-                                  teacher={"params": {"max_tokens": 100}}, committee={"budget_usd": 0.5})
+        config = committee_config(
+            tmp_path,
+            server.url,
+            mistakes,
+            models=PRICED,
+            teacher={"params": {"max_tokens": 100}},
+            committee={"budget_usd": 0.5},
+        )
         est = estimate(config, "--run-dir", tmp_path / "none")
         dry = fair("run", config, "--run-dir", tmp_path / "dry", "--dry-run")
         assert server.requests == 0
@@ -64,8 +71,17 @@ def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "total:" in dry.stdout and "fits" in dry.stdout
     assert not (tmp_path / "dry").exists() and not (tmp_path / "none").exists()  # nothing written
-    assert {"total_usd", "total_usd_low", "total_usd_high", "per_teacher", "assumptions", "calls", "mistakes",
-            "fits_budget", "fits_budget_high"} <= est.keys()
+    assert {
+        "total_usd",
+        "total_usd_low",
+        "total_usd_high",
+        "per_teacher",
+        "assumptions",
+        "calls",
+        "mistakes",
+        "fits_budget",
+        "fits_budget_high",
+    } <= est.keys()
     t0 = est["per_teacher"]["t0"]
     assert {"calls", "prompt_tokens", "completion_tokens", "usd", "usd_low", "usd_high"} <= t0.keys()
     assert t0["calls"] == {"explain": 6, "solve": 6, "review": 6} and t0["tokens_counted_by"] == "tokenizer"
@@ -83,14 +99,23 @@ def test_assumed_mistakes_and_overrides(tmp_path):
     config = REPO / "configs" / "teachers-gemini.toml"
     base = estimate(config, "--run-dir", tmp_path / "none", "--set", "task.train_limit=40")
     assert base["mistakes"] == 20 and any("ASSUMED mistakes" in a for a in base["assumptions"])
-    assert estimate(config, "--run-dir", tmp_path / "none", "--set", "task.train_limit=40",
-                    "--accuracy", "0.75")["mistakes"] == 10
+    assert (
+        estimate(config, "--run-dir", tmp_path / "none", "--set", "task.train_limit=40", "--accuracy", "0.75")[
+            "mistakes"
+        ]
+        == 10
+    )
     fixed = estimate(config, "--run-dir", tmp_path / "none", "--set", "task.train_limit=40", "--mistakes", "5")
     assert fixed["mistakes"] == 5 and fixed["total_usd"] < base["total_usd"]
 
 
-CONFIGS = {"teachers-ollama.toml": "free", "teachers-vllm.toml": "free", "teachers-openrouter.toml": "priced",
-           "teachers-anthropic.toml": "priced", "teachers-gemini.toml": "priced"}
+CONFIGS = {
+    "teachers-ollama.toml": "free",
+    "teachers-vllm.toml": "free",
+    "teachers-openrouter.toml": "priced",
+    "teachers-anthropic.toml": "priced",
+    "teachers-gemini.toml": "priced",
+}
 
 
 @pytest.mark.needs_data

@@ -9,17 +9,16 @@ import sys
 import time
 
 import pytest
-
 from committee_setup import paper_mistakes
 from conftest import PAPER
+from helpers import REPO, fair
+from test_tui import shown, until
+
 from fair_core import config as cfg
 from fair_core import experiment
 from fair_core.errors import FairError
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
-from helpers import REPO, fair
-from test_tui import shown, until
-
 
 VARIANTS = """
 [experiment]
@@ -44,9 +43,18 @@ def experiment_config(tmp_path, url, extra: str = VARIANTS):
     student = make_tiny_student(tmp_path / "student")
     data = {
         "task": {"name": "svamp", "mistakes_file": str(paper_mistakes(PAPER, tmp_path, 8)), "test_limit": 8},
-        "teachers": [{"name": f"t{i}", "backend": "litellm", "model": f"openai/{m}", "api_base": url,
-                      "timeout_s": 5, "max_retries": 2, "retry_base_s": 0.01}
-                     for i, m in enumerate(("solver", "noisy-0.3", "solver"))],
+        "teachers": [
+            {
+                "name": f"t{i}",
+                "backend": "litellm",
+                "model": f"openai/{m}",
+                "api_base": url,
+                "timeout_s": 5,
+                "max_retries": 2,
+                "retry_base_s": 0.01,
+            }
+            for i, m in enumerate(("solver", "noisy-0.3", "solver"))
+        ],
         "student": {"model": str(student), "max_new_tokens": 8, "batch_size": 16},
         "train": {"max_length": 256, "batch_size": 8, "target_modules": ["q_proj", "v_proj"], "max_steps": 1},
     }
@@ -60,7 +68,9 @@ def started(path):
     out = {}
     for db in sorted(path.glob("*/run.sqlite")):
         with sqlite3.connect(db) as con:
-            out.update({(db.parent.name, r, s): t for r, s, t in con.execute("SELECT round, stage, started FROM stages")})
+            out.update(
+                {(db.parent.name, r, s): t for r, s, t in con.execute("SELECT round, stage, started FROM stages")}
+            )
     return out
 
 
@@ -76,8 +86,12 @@ def evaluated(db):
 def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, server):
     config, root = experiment_config(tmp_path, server.url), tmp_path / "exp"
     # killed once the committee and the first variant are done
-    proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "experiment", str(config), "--dir", str(root),
-                             "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fair_core.cli", "experiment", str(config), "--dir", str(root), "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not evaluated(root / "fair" / "run.sqlite") and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -98,7 +112,9 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     rows = {r["variant"]: r for r in result["variants"]}
     assert list(rows) == ["fair", "no-feedback", "t0-only"]
     assert all(r["new_calls"] == 0 and r["items"] == result["items"] == 8 for r in rows.values())
-    assert rows["no-feedback"]["seeds"] == [1, 2] and rows["no-feedback"]["vs_reference"]["test"] == "paired permutation"
+    assert (
+        rows["no-feedback"]["seeds"] == [1, 2] and rows["no-feedback"]["vs_reference"]["test"] == "paired permutation"
+    )
     assert rows["t0-only"]["vs_reference"]["test"] == "McNemar" and rows["fair"]["vs_reference"] is None
     for r in rows.values():
         low, high = r["ci95"]
@@ -138,16 +154,22 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("extra, message", [
-    ("", "has no [[variants]]"),
-    ('[[variants]]\nname = "x"\nablation = "no-peers"\n', "unknown ablation 'no-peers'"),
-    ('[[variants]]\nname = "x"\nablation = "single-teacher"\n', "teacher = \"NAME\" goes with"),
-    ('[[variants]]\nname = "x"\nset = {"committee.distil_from" = ["nobody"]}\n', "'nobody', which is not a teacher"),
-    ('[[variants]]\nname = "x"\nset = {"task.test_limit" = 5}\n', "changes task.test_limit, which the shared"),
-    ('[[variants]]\nname = "x"\n\n[[variants]]\nname = "x"\n', "used twice"),
-    ('[experiment]\nbase = "y"\n\n[[variants]]\nname = "x"\n', "experiment.base names 'y'"),
-    ('[[variants]]\nname = "x"\ncolour = 1\n', "unknown key 'colour'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("", "has no [[variants]]"),
+        ('[[variants]]\nname = "x"\nablation = "no-peers"\n', "unknown ablation 'no-peers'"),
+        ('[[variants]]\nname = "x"\nablation = "single-teacher"\n', 'teacher = "NAME" goes with'),
+        (
+            '[[variants]]\nname = "x"\nset = {"committee.distil_from" = ["nobody"]}\n',
+            "'nobody', which is not a teacher",
+        ),
+        ('[[variants]]\nname = "x"\nset = {"task.test_limit" = 5}\n', "changes task.test_limit, which the shared"),
+        ('[[variants]]\nname = "x"\n\n[[variants]]\nname = "x"\n', "used twice"),
+        ('[experiment]\nbase = "y"\n\n[[variants]]\nname = "x"\n', "experiment.base names 'y'"),
+        ('[[variants]]\nname = "x"\ncolour = 1\n', "unknown key 'colour'"),
+    ],
+)
 def test_a_bad_experiment_is_one_line(tmp_path, extra, message):
     path = tmp_path / "bad.toml"
     path.write_text('[[teachers]]\nname = "t0"\nmodel = "m"\n\n' + extra)

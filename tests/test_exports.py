@@ -8,20 +8,35 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import REPO, fair
 
 from fair_core import __version__
 from fair_core import config as cfg
 from fair_core.cli import main
 from fair_core.errors import DataError, FairError
 from fair_core.store import Store
-from helpers import REPO, fair
 
 KINDS = {"feedback", "rationale"}
 # LLaMA-Factory's dataset_info.json keys, as its data/README.md documents them
-LF_KEYS = {"hf_hub_url", "ms_hub_url", "script_url", "cloud_file_name", "file_name", "formatting", "ranking",
-           "subset", "split", "folder", "num_samples", "columns", "tags"}
-LF_COLUMNS = {"alpaca": {"prompt", "query", "response", "system", "history"},
-              "sharegpt": {"messages", "system", "tools"}}
+LF_KEYS = {
+    "hf_hub_url",
+    "ms_hub_url",
+    "script_url",
+    "cloud_file_name",
+    "file_name",
+    "formatting",
+    "ranking",
+    "subset",
+    "split",
+    "folder",
+    "num_samples",
+    "columns",
+    "tags",
+}
+LF_COLUMNS = {
+    "alpaca": {"prompt", "query", "response", "system", "history"},
+    "sharegpt": {"messages", "system", "tools"},
+}
 LF_TAGS = {"role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag"}
 
 
@@ -29,8 +44,9 @@ LF_TAGS = {"role_tag", "content_tag", "user_tag", "assistant_tag", "observation_
 def run(tmp_path_factory):
     """Round 0 compiled from the paper's recorded committee (replay: no key, a few seconds)."""
     path = tmp_path_factory.mktemp("exports") / "run"
-    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", path, "--set", "task.train_limit=12",
-               "--quiet")
+    out = fair(
+        "run", REPO / "configs" / "svamp-replay.toml", "--run-dir", path, "--set", "task.train_limit=12", "--quiet"
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return path
 
@@ -56,9 +72,18 @@ def check_card(folder: Path, fmt: str) -> None:
     card = DatasetCard.load(folder / "README.md")
     assert card.data.license == "mit" and card.data.task_categories == ["text-generation"]
     assert {"fair", "svamp"} <= set(card.data.tags)
-    for text in ("gpt-3.5-turbo (recorded)", "gemini-1.0-pro (recorded)", "mixtral-8x7b (recorded)",
-                 "policy `mean`, threshold 3", "Krippendorff's alpha", "Fleiss' kappa", f"fair {__version__}",
-                 "licence MIT", "cost of the whole run's teacher calls: $0.0000", f"Format `{fmt}`"):
+    for text in (
+        "gpt-3.5-turbo (recorded)",
+        "gemini-1.0-pro (recorded)",
+        "mixtral-8x7b (recorded)",
+        "policy `mean`, threshold 3",
+        "Krippendorff's alpha",
+        "Fleiss' kappa",
+        f"fair {__version__}",
+        "licence MIT",
+        "cost of the whole run's teacher calls: $0.0000",
+        f"Format `{fmt}`",
+    ):
         assert text in card.text, text
 
 
@@ -96,8 +121,11 @@ def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
     import datasets
 
     out = export(run, fmt, tmp_path / fmt)
-    ds = datasets.load_dataset("json", data_files={s: str(out / f"{s}.jsonl") for s in ("train", "validation")},
-                               cache_dir=str(tmp_path / "cache"))
+    ds = datasets.load_dataset(
+        "json",
+        data_files={s: str(out / f"{s}.jsonl") for s in ("train", "validation")},
+        cache_dir=str(tmp_path / "cache"),
+    )
     check_split({name: list(split) for name, split in ds.items()}, run)
     rows = [r for split in ds.values() for r in split]
     if fmt == "messages":
@@ -113,11 +141,19 @@ def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
 def test_prompt_completion_is_plain_text_for_a_student_without_chat_template():
     from fair_core.formats import examples, shape
 
-    rows = examples([{"item_id": "7", "feedback": {"prompt": "P1", "response": "R1"},
-                      "rationale": {"prompt": "P2", "response": "R2"}}])
+    rows = examples(
+        [
+            {
+                "item_id": "7",
+                "feedback": {"prompt": "P1", "response": "R1"},
+                "rationale": {"prompt": "P2", "response": "R2"},
+            }
+        ]
+    )
     assert shape("prompt-completion", rows, chat=False) == [
         {"prompt": "P1", "completion": "R1", "kind": "feedback", "item_id": "7"},
-        {"prompt": "P2", "completion": "R2", "kind": "rationale", "item_id": "7"}]
+        {"prompt": "P2", "completion": "R2", "kind": "rationale", "item_id": "7"},
+    ]
 
 
 @pytest.mark.needs_data
@@ -139,18 +175,33 @@ def test_trl_tokenizes_the_export_as_fair_trains(run, tmp_path):
     for fmt in ("messages", "prompt-completion"):
         row = json.loads((export(run, fmt, tmp_path / fmt) / "train.jsonl").read_text().splitlines()[0])
         assert is_conversational(row)
-    data = datasets.load_dataset("json", data_files={s: str(tmp_path / "prompt-completion" / f"{s}.jsonl")
-                                                     for s in ("train", "validation")},
-                                 cache_dir=str(tmp_path / "cache"))
-    trainer = SFTTrainer(model=str(student), train_dataset=data["train"], eval_dataset=data["validation"],
-                         processing_class=tok,
-                         args=SFTConfig(output_dir=str(tmp_path / "trl"), report_to=[], use_cpu=True, bf16=False,
-                                        max_length=None, max_steps=1, eval_strategy="steps", eval_steps=1,
-                                        save_strategy="no", disable_tqdm=True))
+    data = datasets.load_dataset(
+        "json",
+        data_files={s: str(tmp_path / "prompt-completion" / f"{s}.jsonl") for s in ("train", "validation")},
+        cache_dir=str(tmp_path / "cache"),
+    )
+    trainer = SFTTrainer(
+        model=str(student),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tok,
+        args=SFTConfig(
+            output_dir=str(tmp_path / "trl"),
+            report_to=[],
+            use_cpu=True,
+            bf16=False,
+            max_length=None,
+            max_steps=1,
+            eval_strategy="steps",
+            eval_steps=1,
+            save_strategy="no",
+            disable_tqdm=True,
+        ),
+    )
     encode = Encoder(tok, chat_template=True, max_length=100_000)
     for prepared, row in zip(trainer.train_dataset, data["train"]):
         ours = encode(row["prompt"][0]["content"], row["completion"][0]["content"])
-        assert prepared["input_ids"][:len(ours.ids)] == ours.ids
+        assert prepared["input_ids"][: len(ours.ids)] == ours.ids
         assert next(i for i, label in enumerate(prepared["labels"]) if label != -100) == ours.n_prompt
     assert trainer.train().global_step == 1 and "eval_loss" in trainer.evaluate()
 
@@ -264,8 +315,9 @@ def test_push_adapter_and_model_with_model_cards_leave_the_run_as_it_was(run, hu
     (adapter / "README.md").write_text("peft's own card")
     config = cfg.load(trained / "config.toml")
     base = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    (trained / "config.toml").write_text(cfg.dump(config.model_copy(update={
-        "student": config.student.model_copy(update={"model": base})})))
+    (trained / "config.toml").write_text(
+        cfg.dump(config.model_copy(update={"student": config.student.model_copy(update={"model": base})}))
+    )
     assert main(["push", str(trained), "--repo", "someone/fair-adapter", "--what", "adapter"]) == 0
     (_, _, create), (_, _, upload) = hub.calls
     assert create["repo_type"] == "model" and create["private"] is True
@@ -291,15 +343,20 @@ def test_push_adapter_and_model_with_model_cards_leave_the_run_as_it_was(run, hu
 def test_push_failures_are_one_line(run, hub, capsys):
     from huggingface_hub.errors import LocalTokenNotFoundError
 
-    cases = [(["--what", "model"], "train.merge=true"), (["--what", "adapter"], "no trained LoRA adapter"),
-             (["--repo", "not a repo"], "not a hub repo id")]
+    cases = [
+        (["--what", "model"], "train.merge=true"),
+        (["--what", "adapter"], "no trained LoRA adapter"),
+        (["--repo", "not a repo"], "not a hub repo id"),
+    ]
     for extra, words in cases:
         args = ["push", str(run), "--repo", "someone/x", *extra]
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
-    for error, words in ((LocalTokenNotFoundError("Token is required"), "HF_TOKEN"),
-                         (ConnectionError("Name or service not known"), "check the network")):
+    for error, words in (
+        (LocalTokenNotFoundError("Token is required"), "HF_TOKEN"),
+        (ConnectionError("Name or service not known"), "check the network"),
+    ):
         hub.fail = error
         assert main(["push", str(run), "--repo", "someone/x"]) == 2
         err = capsys.readouterr().err
@@ -344,8 +401,9 @@ def test_a_task_reads_its_splits_from_a_hub_dataset_id(monkeypatch, data_dir):
     from fair_tasks.svamp import Svamp
 
     records = json.loads((data_dir / "svamp" / "SVAMP.json").read_text())
-    mirror = datasets.DatasetDict({"train": datasets.Dataset.from_list(records[:700]),
-                                   "test": datasets.Dataset.from_list(records[700:])})
+    mirror = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(records[:700]), "test": datasets.Dataset.from_list(records[700:])}
+    )
     asked = []
 
     def load_dataset(name, **options):

@@ -8,12 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import PAPER
+from helpers import REPO, fair
+
 from fair_core import config as cfg
 from fair_core.rundir import Run
 from fair_core.store import SCHEMA_VERSION
-from helpers import REPO, fair
 
 REPLAY = REPO / "configs" / "svamp-replay.toml"
 PAPER_FILES = [PAPER / f"Llama-2-7b-chat-hf_svamp_{kind}_round0.json" for kind in ("false", "feedback", "rationale")]
@@ -30,8 +30,9 @@ def one_line_error(out, *words):
 def finished_run(tmp_path_factory):
     """A small finished committee run on the recorded committee, made once."""
     run = tmp_path_factory.mktemp("failures") / "run"
-    out = fair("run", REPLAY, "--run-dir", run, "--stages", "explain,solve,review", "--set", "task.train_limit=3",
-               "--quiet")
+    out = fair(
+        "run", REPLAY, "--run-dir", run, "--stages", "explain,solve,review", "--set", "task.train_limit=3", "--quiet"
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return run
 
@@ -97,8 +98,9 @@ def test_a_run_dir_a_failed_first_start_left_takes_the_corrected_config(tmp_path
     data = cfg.load(REPLAY).model_dump(mode="json", exclude_none=True)
     data["task"]["train_limit"] = 2
     Run(tmp_path / "run", cfg.validate(data)).close()  # written, then nothing stored
-    out = fair("run", REPLAY, "--run-dir", tmp_path / "run", "--stages", "explain", "--set", "task.train_limit=3",
-               "--quiet")
+    out = fair(
+        "run", REPLAY, "--run-dir", tmp_path / "run", "--stages", "explain", "--set", "task.train_limit=3", "--quiet"
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert cfg.load(tmp_path / "run" / "config.toml").task.train_limit == 3
 
@@ -115,8 +117,9 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         one_line_error(fair("import-paper", "--run", replay_run, *PAPER_FILES), "in use by another fair process")
     # a run with its own committee's records: only when asked for
-    one_line_error(fair("import-paper", "--run", replay_run, *PAPER_FILES), "already holds committee records",
-                   "--merge")
+    one_line_error(
+        fair("import-paper", "--run", replay_run, *PAPER_FILES), "already holds committee records", "--merge"
+    )
     assert fair("import-paper", "--run", replay_run, *PAPER_FILES, "--merge").returncode == 0
     # importing the same files again is what it was: allowed
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
@@ -127,16 +130,21 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
 @pytest.mark.needs_data
 def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):
     from committee_setup import committee_config, paper_mistakes
-    from fair_core.testing.server import serve_in_thread
     from test_host import make_dist
 
-    make_dist(tmp_path, "fair_wordy", """
+    from fair_core.testing.server import serve_in_thread
+
+    make_dist(
+        tmp_path,
+        "fair_wordy",
+        """
         from fair_core.hookspecs import hookimpl
 
         @hookimpl
         def register_reviewers(register):
             register("wordy", lambda text: "five", kind="parser")
-    """)
+    """,
+    )
     env = {"PYTHONPATH": str(tmp_path)}
     mistakes = paper_mistakes(paper_dir, tmp_path, 5)
     with serve_in_thread() as server:
@@ -164,14 +172,18 @@ def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
 
     db = tmp_path / "run.sqlite"
     with sqlite3.connect(db) as con:  # the tables as fair 0.1 made them, version 0
-        con.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
-                          "CREATE TABLE failures(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,"
-                          " PRIMARY KEY(round, stage, item_id, teacher));"
-                          "INSERT INTO failures VALUES (0, 'review', '7', 'gpt', 'HTTP 500');")
+        con.executescript(
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE failures(round INTEGER, stage TEXT, item_id TEXT, teacher TEXT, reason TEXT,"
+            " PRIMARY KEY(round, stage, item_id, teacher));"
+            "INSERT INTO failures VALUES (0, 'review', '7', 'gpt', 'HTTP 500');"
+        )
     store = Store(db)
     store.add_failure(0, "review", "7", "gpt", "HTTP 500", about="gemini")  # a second author: a second row
-    assert [tuple(r) for r in store.failures(0)] == [(0, "review", "7", "gpt", "HTTP 500", ""),
-                                                    (0, "review", "7", "gpt", "HTTP 500", "gemini")]
+    assert [tuple(r) for r in store.failures(0)] == [
+        (0, "review", "7", "gpt", "HTTP 500", ""),
+        (0, "review", "7", "gpt", "HTTP 500", "gemini"),
+    ]
     assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION and store.left_out() == {}
     store.close()
 

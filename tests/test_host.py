@@ -4,11 +4,10 @@ import json
 import textwrap
 
 import pytest
+from helpers import fair
 
 from fair_core.hookspecs import hookimpl
 from fair_core.host import Host
-
-from helpers import fair
 
 
 def make_dist(root, name, module_source, plugin=None):
@@ -36,7 +35,10 @@ def test_builtins_load_through_entry_points():
 
 
 def test_third_party_plugin_loads_and_broken_one_is_skipped(tmp_path):
-    make_dist(tmp_path, "fair_arith", """
+    make_dist(
+        tmp_path,
+        "fair_arith",
+        """
         from fair_core.hookspecs import hookimpl
         from fair_core.task import Problem, Task
 
@@ -58,7 +60,8 @@ def test_third_party_plugin_loads_and_broken_one_is_skipped(tmp_path):
             def configure(parser):
                 parser.add_argument("--n", type=int, default=1)
             register("hello", "say hello", configure, lambda args: print("hello" * args.n) or 0)
-    """)
+    """,
+    )
     make_dist(tmp_path, "fair_broken", "raise ImportError('missing dependency frobnicate')\n")
     env = {"PYTHONPATH": str(tmp_path)}
     out = fair("plugins", "--json", env=env)
@@ -86,51 +89,83 @@ def test_fair_plugins_env_selects(tmp_path):
 # Plugins that break the contract, each installed with a real entry point. Each is reported as its
 # own problem, keeps nothing it registered, and leaves fair (--help, the built-ins, the others) working.
 BAD = {
-    "fair_misspelt": ("""
+    "fair_misspelt": (
+        """
         @hookimpl
         def register_teacher(register):
             register("calc", object)
-    """, "error", "unknown hook 'register_teacher' (did you mean 'register_teachers'?): fair's hooks are "
-                  "register_commands, register_reviewers, register_students, register_tasks, register_teachers"),
-    "fair_wrapper": ("""
+    """,
+        "error",
+        "unknown hook 'register_teacher' (did you mean 'register_teachers'?): fair's hooks are "
+        "register_commands, register_reviewers, register_students, register_tasks, register_teachers",
+    ),
+    "fair_wrapper": (
+        """
         @hookimpl(wrapper=True)
         def register_tasks(register):
             register("wrapped", object)
             return (yield)
-    """, "error", "register_tasks is declared as a wrapper: a register hook must be a plain @hookimpl function"),
-    "fair_task_clash": ("""
+    """,
+        "error",
+        "register_tasks is declared as a wrapper: a register hook must be a plain @hookimpl function",
+    ),
+    "fair_task_clash": (
+        """
         @hookimpl
         def register_tasks(register):
             register("mine", object)
             register("svamp", object)
-    """, "skipped", "its task 'svamp' is already registered by the built-in plugin 'tasks'"),
-    "fair_command_clash": ("""
+    """,
+        "skipped",
+        "its task 'svamp' is already registered by the built-in plugin 'tasks'",
+    ),
+    "fair_command_clash": (
+        """
         @hookimpl
         def register_commands(register):
             register("hi", "say hi", lambda parser: None, lambda args: 0)
             register("run", "not fair's run", lambda parser: None, lambda args: 0)
-    """, "skipped", "its command 'run' is one of fair's own"),
-    "fair_configure_fails": ("""
+    """,
+        "skipped",
+        "its command 'run' is one of fair's own",
+    ),
+    "fair_configure_fails": (
+        """
         @hookimpl
         def register_commands(register):
             register("twice", "adds -h again", lambda parser: parser.add_argument("-h"), lambda args: 0)
-    """, "error", "its command 'twice' failed to configure: ArgumentError: argument -h: conflicting option string: -h"),
-    "fair_raises": ("""
+    """,
+        "error",
+        "its command 'twice' failed to configure: ArgumentError: argument -h: conflicting option string: -h",
+    ),
+    "fair_raises": (
+        """
         @hookimpl
         def register_teachers(register):
             register("early", object)
             raise RuntimeError("boom")
-    """, "error", "failed in register_teachers: RuntimeError: boom"),
-    "fair_z_second": ("""
+    """,
+        "error",
+        "failed in register_teachers: RuntimeError: boom",
+    ),
+    "fair_z_second": (
+        """
         @hookimpl
         def register_tasks(register):
             register("mine", object)
-    """, "ok", None),  # "mine" is free: the clashing plugin above kept nothing
-    "fair_zz_third": ("""
+    """,
+        "ok",
+        None,
+    ),  # "mine" is free: the clashing plugin above kept nothing
+    "fair_zz_third": (
+        """
         @hookimpl
         def register_tasks(register):
             register("mine", object)
-    """, "skipped", "its task 'mine' is already registered by plugin 'fair_z_second'"),  # the first loaded wins
+    """,
+        "skipped",
+        "its task 'mine' is already registered by plugin 'fair_z_second'",
+    ),  # the first loaded wins
 }
 
 
@@ -153,7 +188,7 @@ def test_a_bad_plugin_is_its_own_problem(installed, name):
     plugins = json.loads(listed.stdout)
     mine = next(p for p in plugins if p["name"] == name)
     _, status, error = BAD[name]
-    assert (mine["status"], mine["error"] and mine["error"][:len(error)]) == (status, error)
+    assert (mine["status"], mine["error"] and mine["error"][: len(error)]) == (status, error)
     if status != "ok":
         assert mine["registered"] == {}
         warned = [line for line in listed.stderr.splitlines() if f"plugin {name!r}" in line]
@@ -168,7 +203,9 @@ def test_a_plugin_named_like_a_builtin_is_skipped_and_fairs_run_stays(installed)
     assert [(p["builtin"], p["status"]) for p in named] == [(True, "ok"), (False, "skipped")]
     assert named[1]["error"].startswith("the name 'tasks' is taken by the built-in plugin 'tasks'")
     assert run_help.returncode == 0 and "the run's TOML config" in run_help.stdout
-    assert not any("hi" in p["registered"].get("commands", []) for p in json.loads(listed.stdout))  # nothing of it stays
+    assert not any(
+        "hi" in p["registered"].get("commands", []) for p in json.loads(listed.stdout)
+    )  # nothing of it stays
 
 
 class Clash:

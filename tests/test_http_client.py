@@ -26,8 +26,10 @@ async def call(url, *texts, model="echo", timeout=5.0, **kw):
 
 
 def test_completion_carries_text_usage_and_the_raw_body(server):
-    question = ("Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
-                "How much do you have to pay to buy each pack?")
+    question = (
+        "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
+        "How much do you have to pay to buy each pack?"
+    )
     [c] = run(call(server.url, question, model="solver"))
     assert isinstance(c, Completion)
     assert c.text == BEHAVIOURS["solver"]("solver", user(question)) and c.text.endswith("The answer is 51.")
@@ -35,8 +37,9 @@ def test_completion_carries_text_usage_and_the_raw_body(server):
     assert c.finish_reason == "stop" and c.raw["object"] == "chat.completion"
 
 
-@pytest.mark.parametrize("fault, error", [("500", HTTPError), ("malformed", BadResponse), ("drop", ConnectionLost),
-                                          ("hang", TimeoutError)])
+@pytest.mark.parametrize(
+    "fault, error", [("500", HTTPError), ("malformed", BadResponse), ("drop", ConnectionLost), ("hang", TimeoutError)]
+)
 def test_each_fault_raises_its_error_and_the_pool_stays_sound(server, fault, error):
     async def scenario():
         async with ChatClient(server.url, max_connections=2) as client:
@@ -144,9 +147,11 @@ async def _one_shot_server(responses):
 
 def _chunked(body: bytes) -> bytes:
     half = len(body) // 2
-    return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + b"%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (half, body[:half], len(body) - half,
-                                                                            body[half:]))
+    return (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        % (half, body[:half], len(body) - half, body[half:])
+    )
 
 
 def test_stale_pooled_connection_is_replaced_and_chunked_bodies_read():
@@ -194,9 +199,30 @@ def test_retry_after_forms():
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_https(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     with serve_in_thread(ssl=server_ctx) as server:

@@ -5,21 +5,22 @@ import logging
 import textwrap
 
 import pytest
+from helpers import fair
+from test_host import BAD, make_dist
 
 from fair_core import logs
 from fair_core.errors import FairError
 from fair_core.events import Bus, Message
 
-from helpers import fair
-from test_host import BAD, make_dist
-
 
 @pytest.fixture
 def level(monkeypatch):
     """Configure fair's logging at a level, and leave it at the default afterwards."""
+
     def configure(name: str) -> None:
         monkeypatch.setenv("FAIR_LOG_LEVEL", name)
         logs.configure()
+
     yield configure
     monkeypatch.delenv("FAIR_LOG_LEVEL", raising=False)
     logs.configure()
@@ -38,7 +39,9 @@ def test_records_reach_stderr_from_the_level_asked(level, capsys):
 def test_the_cli_takes_its_level_from_the_environment(tmp_path):
     bad = fair("plugins", env={"FAIR_LOG_LEVEL": "loud"})
     assert bad.returncode == 2 and bad.stderr.startswith("fair: error: FAIR_LOG_LEVEL='loud' is no log level")
-    make_dist(tmp_path, "fair_raises", "from fair_core.hookspecs import hookimpl\n" + textwrap.dedent(BAD["fair_raises"][0]))
+    make_dist(
+        tmp_path, "fair_raises", "from fair_core.hookspecs import hookimpl\n" + textwrap.dedent(BAD["fair_raises"][0])
+    )
     warned = fair("--help", env={"PYTHONPATH": str(tmp_path)})
     assert warned.returncode == 0 and warned.stderr.startswith("fair: warning: plugin 'fair_raises' not loaded")
     quiet = fair("--help", env={"PYTHONPATH": str(tmp_path), "FAIR_LOG_LEVEL": "ERROR"})

@@ -4,11 +4,13 @@ import json
 import sqlite3
 
 import pytest
-
 from helpers import REPO, fair
 
-SVAMP = ["Llama-2-7b-chat-hf_svamp_false_round0.json", "Llama-2-7b-chat-hf_svamp_feedback_round0.json",
-         "Llama-2-7b-chat-hf_svamp_rationale_round0.json"]
+SVAMP = [
+    "Llama-2-7b-chat-hf_svamp_false_round0.json",
+    "Llama-2-7b-chat-hf_svamp_feedback_round0.json",
+    "Llama-2-7b-chat-hf_svamp_rationale_round0.json",
+]
 
 
 def test_import_then_export_gives_the_originals(tmp_path, paper_dir):
@@ -42,22 +44,26 @@ def test_export_jsonl_and_hf(tmp_path, paper_dir):
 @pytest.mark.slow
 def test_replay_parity(tmp_path, paper_dir):
     run = tmp_path / "run"
-    out = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--stages", "explain,solve,review",
-               "--quiet")
+    out = fair(
+        "run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--stages", "explain,solve,review", "--quiet"
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(fair("report", run, "--json").stdout)
     assert report["accepted_rationales"] == 826 and report["items_without_rationale"] == 22
     assert report["items"] == 387 and report["failures"] == 0
     db = sqlite3.connect(run / "run.sqlite")
     accepted = {}
-    for item, text in db.execute("SELECT v.item_id, w.text FROM verdicts v JOIN writings w ON v.round = w.round "
-                                 "AND v.item_id = w.item_id AND v.kind = w.kind AND v.author = w.teacher "
-                                 "WHERE v.accepted AND v.kind = 'rationale'"):
+    for item, text in db.execute(
+        "SELECT v.item_id, w.text FROM verdicts v JOIN writings w ON v.round = w.round "
+        "AND v.item_id = w.item_id AND v.kind = w.kind AND v.author = w.teacher "
+        "WHERE v.accepted AND v.kind = 'rationale'"
+    ):
         accepted.setdefault(item, set()).add(text)
     for x in json.loads((paper_dir / SVAMP[2]).read_text()):
         assert accepted.get(str(x["id"]), set()) == set(x["correct_rationale"]), x["id"]
     # a rerun resumes: nothing is asked again
-    again = fair("run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--stages",
-                 "explain,solve,review", "--quiet")
+    again = fair(
+        "run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--stages", "explain,solve,review", "--quiet"
+    )
     assert again.returncode == 0
     assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 387 * 3 * 4

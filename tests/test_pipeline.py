@@ -19,11 +19,20 @@ from fair_core.testing.tiny import into_hub_cache, make_tiny_student
 def pipeline_config(tmp_path, url, student, **train):
     data = {
         "task": {"name": "svamp", "train_limit": 12, "test_limit": 6},
-        "teachers": [{"name": f"t{i}", "model": f"openai/{m}", "api_base": url}
-                     for i, m in enumerate(("solver", "noisy-0.3", "noisy-0.6"))],
+        "teachers": [
+            {"name": f"t{i}", "model": f"openai/{m}", "api_base": url}
+            for i, m in enumerate(("solver", "noisy-0.3", "noisy-0.6"))
+        ],
         "student": {"model": str(student), "max_new_tokens": 12, "batch_size": 8},
-        "train": {"epochs": 1, "batch_size": 4, "max_length": 256, "save_steps": 2, "learning_rate": 1e-3,
-                  "target_modules": ["q_proj", "v_proj"], **train},
+        "train": {
+            "epochs": 1,
+            "batch_size": 4,
+            "max_length": 256,
+            "save_steps": 2,
+            "learning_rate": 1e-3,
+            "target_modules": ["q_proj", "v_proj"],
+            **train,
+        },
     }
     path = tmp_path / "pipeline.toml"
     path.write_text(cfg.dump(cfg.validate(data)))
@@ -72,13 +81,26 @@ def test_a_second_round_starts_from_the_first_rounds_student(tmp_path):
     with serve_in_thread() as server:
         config = pipeline_config(tmp_path, server.url, "fair-tests/tiny")
         for rounds in ("1", "2"):
-            out = fair("run", config, "--run-dir", run, "--rounds", rounds, "--quiet", "--set", "task.train_limit=6",
-                       "--set", "task.test_limit=3", env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+            out = fair(
+                "run",
+                config,
+                "--run-dir",
+                run,
+                "--rounds",
+                rounds,
+                "--quiet",
+                "--set",
+                "task.train_limit=6",
+                "--set",
+                "task.test_limit=3",
+                env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
+            )
             assert out.returncode == 0, out.stderr[-2000:]
     assert "merging round 0's adapter into its base to start round 1" in out.stderr
     assert (run / "rounds" / "0" / "merged" / "config.json").exists()  # round 1 started from it
     assert json.loads((run / "rounds" / "1" / "adapter" / "adapter_config.json").read_text())[
-        "base_model_name_or_path"] == str(run / "rounds" / "0" / "merged")
+        "base_model_name_or_path"
+    ] == str(run / "rounds" / "0" / "merged")
     round0 = json.loads((run / "rounds" / "0" / "adapter" / "adapter_config.json").read_text())
     assert round0["base_model_name_or_path"] == str(snapshot)  # trained on the cached folder
     report = json.loads(fair("report", run, "--json").stdout)
@@ -232,12 +254,20 @@ def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_pat
         types = [r["type"] for r in _lines(progress)[start:]]
         return "train_resumed" in types and types[-1] == "train_step"
 
-    for sig, started, code in ((signal.SIGINT, checkpointed, 130), (signal.SIGTERM, resumed, 143),
-                               (signal.SIGKILL, resumed, -signal.SIGKILL)):
+    for sig, started, code in (
+        (signal.SIGINT, checkpointed, 130),
+        (signal.SIGTERM, resumed, 143),
+        (signal.SIGKILL, resumed, -signal.SIGKILL),
+    ):
         start = len(_lines(progress))
-        proc = subprocess.Popen([sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(run),
-                                 "--stages", "train"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(run), "--stages", "train"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while not started(start) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -287,14 +317,24 @@ def test_calls_that_fail_for_good_do_not_redo_what_follows(tmp_path):
         assert again.returncode == 3, again.stderr[-2000:]
         retried = server.requests - sent
     report = json.loads(fair("report", run, "--json").stdout)
-    failed_calls = sqlite3.connect(run / "run.sqlite").execute(
-        "SELECT COUNT(*) FROM calls WHERE error IS NOT NULL").fetchone()[0]
+    failed_calls = (
+        sqlite3.connect(run / "run.sqlite").execute("SELECT COUNT(*) FROM calls WHERE error IS NOT NULL").fetchone()[0]
+    )
     # the rerun asks the stopped teacher again, but stops it at its first 404 (the calls already in
     # flight then, at most its concurrency of 8), and asks no one else anything
     assert report["failures"] > 0 and 0 < retried <= 8 < failed_calls
     assert {s["stage"]: s["status"] for s in report["stages"]} == {
-        "examine": "done", "explain": "partial", "solve": "partial", "review": "partial",
-        "compile": "done", "train": "done", "evaluate": "done"}
-    started = [e["stage"] for e in map(json.loads, (run / "events.jsonl").read_text().splitlines())
-               if e["type"] == "stage_started"]
+        "examine": "done",
+        "explain": "partial",
+        "solve": "partial",
+        "review": "partial",
+        "compile": "done",
+        "train": "done",
+        "evaluate": "done",
+    }
+    started = [
+        e["stage"]
+        for e in map(json.loads, (run / "events.jsonl").read_text().splitlines())
+        if e["type"] == "stage_started"
+    ]
     assert [started.count(s) for s in ("explain", "compile", "train", "evaluate")] == [2, 1, 1, 1]

@@ -10,7 +10,6 @@ import sys
 import sysconfig
 
 import pytest
-
 from helpers import REPO
 
 # One file of the example: a paragraph that is only its path in backticks and a colon, then a blank
@@ -28,8 +27,12 @@ def environment(path):
     packages, not those of the environment the tests run in, so a .pth file adds them."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     parent = sysconfig.get_paths()["purelib"]
     (path / site / "fair_parent.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
     return python
@@ -38,8 +41,14 @@ def environment(path):
 @pytest.mark.slow
 def test_the_example_plugin_installs_and_runs_headless(tmp_path):
     files = example_files()
-    assert {"fair-acme/pyproject.toml", "fair-acme/fair_acme/__init__.py", "fair-acme/fair_acme/data/sums.jsonl",
-            "fair-acme/tests/test_acme.py", "acme.toml", "mistakes.json"} <= set(files)
+    assert {
+        "fair-acme/pyproject.toml",
+        "fair-acme/fair_acme/__init__.py",
+        "fair-acme/fair_acme/data/sums.jsonl",
+        "fair-acme/tests/test_acme.py",
+        "acme.toml",
+        "mistakes.json",
+    } <= set(files)
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -47,8 +56,9 @@ def test_the_example_plugin_installs_and_runs_headless(tmp_path):
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
     def run(*args):
-        out = subprocess.run([str(python), *map(str, args)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                             timeout=120)
+        out = subprocess.run(
+            [str(python), *map(str, args)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
         assert out.returncode == 0, f"{args}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
         return out
 
@@ -58,8 +68,11 @@ def test_the_example_plugin_installs_and_runs_headless(tmp_path):
     plugins = run("-m", "fair_core.cli", "plugins", "--json")
     acme = next(p for p in json.loads(plugins.stdout) if p["name"] == "acme")
     assert acme["version"] == "0.1.0" and "warning" not in plugins.stderr
-    assert acme["registered"] == {"tasks": ["acme-sums"], "teachers": ["acme-calculator"],
-                                  "policies": ["acme-mean-at-least"]}
+    assert acme["registered"] == {
+        "tasks": ["acme-sums"],
+        "teachers": ["acme-calculator"],
+        "policies": ["acme-mean-at-least"],
+    }
     run("-m", "pytest", "-q", "-p", "no:cacheprovider", "fair-acme/tests")
     data = run("-m", "fair_core.cli", "data", "acme-sums").stdout
     assert "acme-sums train: 4 items" in data and "acme-sums test: 2 items" in data
@@ -89,11 +102,13 @@ def test_the_page_and_the_hookspecs_state_the_same_calls():
         if line.startswith("| `register_"):
             hook = line.split("|")[1].strip(" `")
             rows[hook] = rows.get(hook, "") + line.replace("\\|", "|")
-    calls = {"register_tasks": ["factory(data_dir=None, prompts=None, seed=0)"],
-             "register_teachers": ["factory(config)"],
-             "register_reviewers": ["parse(text) -> int | None", "policy(threshold)"],
-             "register_students": ["factory(config, adapter=None)", "local_path(config)"],
-             "register_commands": ["configure(parser)", "handler(args) -> int"]}
+    calls = {
+        "register_tasks": ["factory(data_dir=None, prompts=None, seed=0)"],
+        "register_teachers": ["factory(config)"],
+        "register_reviewers": ["parse(text) -> int | None", "policy(threshold)"],
+        "register_students": ["factory(config, adapter=None)", "local_path(config)"],
+        "register_commands": ["configure(parser)", "handler(args) -> int"],
+    }
     for hook, said in calls.items():
         spec = " ".join(getattr(hookspecs, hook).__doc__.split())
         for text in said:

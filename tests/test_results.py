@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import REPO, fair
 
 from fair_core import config as cfg
 from fair_core.paper import read
@@ -18,8 +19,6 @@ from fair_core.testing.tiny import make_tiny_student
 from fair_tasks.gsm8k import Gsm8k
 from fair_tasks.strategyqa import StrategyQA
 from fair_tasks.svamp import Svamp
-
-from helpers import REPO, fair
 
 REF = (data_root() or Path("/nonexistent")) / "fair-reference"
 SVAMP_MISTAKES = REF / "Llama-2-7b-chat-hf_svamp_false_round0.json"
@@ -75,9 +74,14 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
     assert trained  # compile recorded what round 0 trains on
     used = {normal(x["question"]) for x in read(SVAMP_MISTAKES)[:30]}  # train_limit: what round 0 trains on
     for phase in ("before", "after"):
-        scored = {normal(q) for (q,) in db.execute(
-            "SELECT i.question FROM attempts a JOIN items i ON i.split = 'test' AND i.item_id = a.item_id "
-            "WHERE a.split = 'test' AND a.phase = ?", (phase,))}
+        scored = {
+            normal(q)
+            for (q,) in db.execute(
+                "SELECT i.question FROM attempts a JOIN items i ON i.split = 'test' AND i.item_id = a.item_id "
+                "WHERE a.split = 'test' AND a.phase = ?",
+                (phase,),
+            )
+        }
         assert len(scored) == 30 and not scored & (trained | used), phase
     report = json.loads(fair("report", run, "--json").stdout)
     # only the file's items it trains on leave the test split; the rest of the file is never seen
@@ -90,7 +94,9 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
     split = json.loads((tmp_path / "split" / "split.json").read_text())
     assert split["test_set"] == report["test"]["set"] and len(split["test"]) == 30
     assert not set(split["test"]) & set(split["left_out"]) and not set(split["test"]) & set(split["train"])
-    assert sum(r == IN_MISTAKES_FILE for r in split["left_out"].values()) == report["test"]["left_out"][IN_MISTAKES_FILE]
+    assert (
+        sum(r == IN_MISTAKES_FILE for r in split["left_out"].values()) == report["test"]["left_out"][IN_MISTAKES_FILE]
+    )
 
 
 # answer reading -----------------------------------------------------------------------------------
@@ -145,11 +151,15 @@ def test_paper_svamp_compiles_the_papers_training_inputs(tmp_path):
     for pair in pairs:
         x, f = paper[pair["item_id"]], feedback[pair["item_id"]]
         # the paper's feedback input: Instruction / Input (Question, Student's Answer, Hint) / Response
-        layout = (r"### Instruction:\n[^\n]+\n### Input:\nQuestion: (.*)\nStudent's Answer: (.*)\n"
-                  r"Hint: The correct answer should be (.*)\.\n\n### Response:\n")
+        layout = (
+            r"### Instruction:\n[^\n]+\n### Input:\nQuestion: (.*)\nStudent's Answer: (.*)\n"
+            r"Hint: The correct answer should be (.*)\.\n\n### Response:\n"
+        )
         m = re.fullmatch(layout, pair["feedback"]["prompt"], re.S)
         assert m and m[1] == x["question"] and m[2] == x["student_wrong_pred"] and m[3] == x["gold_answer"]
         assert pair["feedback"]["response"] in {f[f"{t}_feedback"] for t in ("gpt", "gemini", "mistral")}
-        m = re.fullmatch(r"### Instruction:\n[^\n]+\n### Input:\n(.*)\n### Response:\n", pair["rationale"]["prompt"], re.S)
+        m = re.fullmatch(
+            r"### Instruction:\n[^\n]+\n### Input:\n(.*)\n### Response:\n", pair["rationale"]["prompt"], re.S
+        )
         assert m and m[1] == x["question"] and "Hint" not in pair["rationale"]["prompt"]
         assert pair["rationale"]["response"] in x["correct_rationale"]

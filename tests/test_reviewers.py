@@ -8,7 +8,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fair_reviewers
 from fair_core.agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
@@ -22,45 +23,71 @@ TEACHERS = ("gpt", "gemini", "mistral")
 
 
 # parsers ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, score", [
-    ("The rationale is correct. Score: [4]", 4),
-    ("[4/5]", 4),
-    ("[ 4 / 5 ]", 4),
-    ("I'd give it 4 out of 5", 5),  # no bracket: the paper takes the last number in the reply
-    ("[3.5]", 5),  # the paper reads the last digits inside the bracket
-    ("[4.5/5]", None),  # the part before "/" must be an integer
-    ("[Score: 3]", 3),
-    ("The answer [145] is right, so [5]", 5),
-    ("[4] overall, see [notes]", None),  # the last bracket decides, and it has no number
-    ("Rating: 2", 2),
-    ("[\n4]", 4),  # brackets on different lines do not pair; the last number counts
-    ("[7]", None),
-    ("[0]", None),
-    ("no score", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ("The rationale is correct. Score: [4]", 4),
+        ("[4/5]", 4),
+        ("[ 4 / 5 ]", 4),
+        ("I'd give it 4 out of 5", 5),  # no bracket: the paper takes the last number in the reply
+        ("[3.5]", 5),  # the paper reads the last digits inside the bracket
+        ("[4.5/5]", None),  # the part before "/" must be an integer
+        ("[Score: 3]", 3),
+        ("The answer [145] is right, so [5]", 5),
+        ("[4] overall, see [notes]", None),  # the last bracket decides, and it has no number
+        ("Rating: 2", 2),
+        ("[\n4]", 4),  # brackets on different lines do not pair; the last number counts
+        ("[7]", None),
+        ("[0]", None),
+        ("no score", None),
+        ("", None),
+    ],
+)
 def test_paper_parser_reads_typical_replies(text, score):
     assert paper(text) == score
 
 
-@pytest.mark.parametrize("text, score", [
-    ("Score: [4]", 4),
-    ("[ 5 ]", 5),
-    ("The answer [145] is right, so [2]", 2),
-    ("[4/5]", None),
-    ("[3.5]", None),
-    ("I'd give it 4 out of 5", None),
-    ("[4] overall, see [notes]", None),
-    ("[05]", None),
-    ("[7]", None),
-    ("no score", None),
-])
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ("Score: [4]", 4),
+        ("[ 5 ]", 5),
+        ("The answer [145] is right, so [2]", 2),
+        ("[4/5]", None),
+        ("[3.5]", None),
+        ("I'd give it 4 out of 5", None),
+        ("[4] overall, see [notes]", None),
+        ("[05]", None),
+        ("[7]", None),
+        ("no score", None),
+    ],
+)
 def test_strict_parser_reads_only_a_bracketed_integer(text, score):
     assert strict(text) == score
 
 
-_pieces = st.sampled_from(["[", "]", "/", " ", "\n", "4", "7", "0", "05", "3.5", "Score:",
-                           "out of", "\u0664", "\u00b2", "-", "+", "_", "9" * 5000])
+_pieces = st.sampled_from(
+    [
+        "[",
+        "]",
+        "/",
+        " ",
+        "\n",
+        "4",
+        "7",
+        "0",
+        "05",
+        "3.5",
+        "Score:",
+        "out of",
+        "\u0664",
+        "\u00b2",
+        "-",
+        "+",
+        "_",
+        "9" * 5000,
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -82,33 +109,36 @@ def test_counted_keeps_only_integers_on_the_scale():
     assert counted([1, 5, 0, 6, True, False, None, 4.0, "4", np.int64(3), -2]) == [1, 5, 3]
 
 
-@pytest.mark.parametrize("policy, threshold, scores, expected", [
-    ("mean", 3, [4, 3], (True, 3.5)),
-    ("mean", 3, [3, 3], (False, 3.0)),
-    ("mean", 3, [4, None], (True, 4.0)),
-    ("mean", 3, [4, 83], (True, 4.0)),
-    ("mean", 3, [2, 0], (False, 2.0)),
-    ("mean", 4, [5, 4], (True, 4.5)),
-    ("mean", 4, [4, 4], (False, 4.0)),
-    ("median", 3, [1, 5, 5], (True, 5.0)),
-    ("median", 3, [1, 1, 5], (False, 1.0)),
-    ("median", 3, [3, 4], (True, 3.5)),
-    ("median", 3, [3, 3, 4], (False, 3.0)),
-    ("min", 3, [5, 4], (True, 4.0)),
-    ("min", 3, [5, 3], (False, 3.0)),
-    ("min", 3, [5, 0], (True, 5.0)),
-    ("majority", 3, [4, 5, 1], (True, 2 / 3)),
-    ("majority", 3, [4, 1], (False, 0.5)),  # a tie rejects
-    ("majority", 3, [3, 3], (False, 0.0)),
-    ("majority", 3, [5], (True, 1.0)),
-    ("majority", 4, [4, 4, 5], (False, 1 / 3)),  # a vote for needs a score above the threshold
-    ("majority", 4, [4, 5, 5], (True, 2 / 3)),
-    ("trimmed-mean", 3, [1, 5, 5], (True, 5.0)),
-    ("trimmed-mean", 3, [1, 1, 5], (False, 1.0)),
-    ("trimmed-mean", 3, [5, 5, 1, 1, 4], (True, 10 / 3)),
-    ("trimmed-mean", 3, [3, 4], (True, 3.5)),  # fewer than three: nothing is dropped
-    ("trimmed-mean", 3, [2], (False, 2.0)),
-])
+@pytest.mark.parametrize(
+    "policy, threshold, scores, expected",
+    [
+        ("mean", 3, [4, 3], (True, 3.5)),
+        ("mean", 3, [3, 3], (False, 3.0)),
+        ("mean", 3, [4, None], (True, 4.0)),
+        ("mean", 3, [4, 83], (True, 4.0)),
+        ("mean", 3, [2, 0], (False, 2.0)),
+        ("mean", 4, [5, 4], (True, 4.5)),
+        ("mean", 4, [4, 4], (False, 4.0)),
+        ("median", 3, [1, 5, 5], (True, 5.0)),
+        ("median", 3, [1, 1, 5], (False, 1.0)),
+        ("median", 3, [3, 4], (True, 3.5)),
+        ("median", 3, [3, 3, 4], (False, 3.0)),
+        ("min", 3, [5, 4], (True, 4.0)),
+        ("min", 3, [5, 3], (False, 3.0)),
+        ("min", 3, [5, 0], (True, 5.0)),
+        ("majority", 3, [4, 5, 1], (True, 2 / 3)),
+        ("majority", 3, [4, 1], (False, 0.5)),  # a tie rejects
+        ("majority", 3, [3, 3], (False, 0.0)),
+        ("majority", 3, [5], (True, 1.0)),
+        ("majority", 4, [4, 4, 5], (False, 1 / 3)),  # a vote for needs a score above the threshold
+        ("majority", 4, [4, 5, 5], (True, 2 / 3)),
+        ("trimmed-mean", 3, [1, 5, 5], (True, 5.0)),
+        ("trimmed-mean", 3, [1, 1, 5], (False, 1.0)),
+        ("trimmed-mean", 3, [5, 5, 1, 1, 4], (True, 10 / 3)),
+        ("trimmed-mean", 3, [3, 4], (True, 3.5)),  # fewer than three: nothing is dropped
+        ("trimmed-mean", 3, [2], (False, 2.0)),
+    ],
+)
 def test_policy_decisions(policy, threshold, scores, expected):
     accepted, value = POLICIES[policy](threshold).decide(scores)
     assert accepted == expected[0]
@@ -154,8 +184,7 @@ def test_mean_policy_reproduces_the_papers_accepted_rationales(svamp_rationales)
     mean = POLICIES["mean"](3)
     accepted_total = items_with_none = 0
     for item in svamp_rationales:
-        accepted = [item[f"{t}_rationale"][0] for t in TEACHERS
-                    if mean.decide(item[f"{t}_rationale"][1:])[0]]
+        accepted = [item[f"{t}_rationale"][0] for t in TEACHERS if mean.decide(item[f"{t}_rationale"][1:])[0]]
         assert accepted == item["correct_rationale"], item["id"]
         accepted_total += len(accepted)
         items_with_none += not accepted
@@ -181,12 +210,14 @@ def test_agreement_on_the_papers_reviews_is_consistent(svamp_rationales):
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 coders,
 # 12 units, missing values. Published: nominal 0.743, ordinal 0.815, interval 0.849.
 NA = None
-KRIPPENDORFF_2011 = list(zip(
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, NA, NA, NA],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NA, 3],
-    [NA, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NA],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NA],
-))
+KRIPPENDORFF_2011 = list(
+    zip(
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, NA, NA, NA],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NA, 3],
+        [NA, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NA],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NA],
+    )
+)
 
 
 def test_krippendorff_alpha_on_krippendorffs_example():
@@ -216,8 +247,16 @@ def test_krippendorff_alpha_edge_cases():
 # Fleiss' kappa's standard worked example (Wikipedia, "Fleiss' kappa"): 10 subjects, 14 raters,
 # 5 categories; each row counts the raters per category. Published: kappa = 0.210.
 FLEISS_TABLE = [
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
 ]
 
 
@@ -243,7 +282,8 @@ def test_fleiss_kappa_edge_cases():
 
 def test_histogram_and_units():
     assert histogram([5, 5, 1, 0, 83, None, True]) == {1: 1, 2: 0, 3: 0, 4: 0, 5: 2}
-    reviews = [Review(0, "7", "rationale", a, r, raw="", score=s)
-               for a, r, s in [("gpt", "gemini", 4), ("gpt", "mistral", None),
-                               ("gemini", "gpt", 2), ("gemini", "mistral", 3)]]
+    reviews = [
+        Review(0, "7", "rationale", a, r, raw="", score=s)
+        for a, r, s in [("gpt", "gemini", 4), ("gpt", "mistral", None), ("gemini", "gpt", 2), ("gemini", "mistral", 3)]
+    ]
     assert units_of(((r.item_id, r.author), r.score) for r in reviews) == [[4, None], [2, 3]]

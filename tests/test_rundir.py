@@ -39,8 +39,10 @@ def test_a_training_setting_redoes_train_and_evaluate_only(tmp_path):
 
 def test_free_keys_change_nothing(tmp_path):
     finished_round0(tmp_path, cfg.validate({})).close()
-    run = Run(tmp_path, cfg.validate({"stages": ["train"], "rounds": 3,
-                                      "train": {"save_steps": 7, "report_to": ["tensorboard"]}}))
+    run = Run(
+        tmp_path,
+        cfg.validate({"stages": ["train"], "rounds": 3, "train": {"save_steps": 7, "report_to": ["tensorboard"]}}),
+    )
     assert run.changes == [] and set(statuses(run).values()) == {"done"}
     assert (tmp_path / "rounds" / "0" / "checkpoints").exists()
     run.close()
@@ -48,8 +50,12 @@ def test_free_keys_change_nothing(tmp_path):
 
 def test_changes_that_stored_results_depend_on_are_refused(tmp_path):
     finished_round0(tmp_path, cfg.validate({})).close()
-    for changed in ({"student": {"max_new_tokens": 5}}, {"task": {"train_limit": 3}},
-                    {"teachers": [{"name": "t", "model": "x"}]}, {"committee": {"samples": 2}}):
+    for changed in (
+        {"student": {"max_new_tokens": 5}},
+        {"task": {"train_limit": 3}},
+        {"teachers": [{"name": "t", "model": "x"}]},
+        {"committee": {"samples": 2}},
+    ):
         with pytest.raises(ConfigError, match="differs, and what is stored depends on it"):
             Run(tmp_path, cfg.validate(changed))
     run = Run(tmp_path)  # untouched: still the original config, every stage done

@@ -11,7 +11,16 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from fair_core.testing.server import (  # noqa: E402
-    BEHAVIOURS, FakeOpenAI, feedback, find_svamp, fingerprint, purpose, review, serve_in_thread, server_process)
+    BEHAVIOURS,
+    FakeOpenAI,
+    feedback,
+    find_svamp,
+    fingerprint,
+    purpose,
+    review,
+    serve_in_thread,
+    server_process,
+)
 
 # The FAIR paper's own review and feedback prompts (github.com/zhuochunli/Learn-from-Committee).
 PAPER_REVIEW = (
@@ -19,11 +28,13 @@ PAPER_REVIEW = (
     "simulate the peer-review process by evaluating the rationale based on its correctness and soundness. Let's "
     "think step by step, but your final answer should only be one number, ranging from 1-5 (the higher the score "
     "is, the more possible you think the rationale is correct). The score should be wrapped by square brackets, "
-    "such as: [5].\nQuestion: {question}\nRationale: {rationale}\nHint: The correct answer should be {gold}.\n")
+    "such as: [5].\nQuestion: {question}\nRationale: {rationale}\nHint: The correct answer should be {gold}.\n"
+)
 PAPER_FEEDBACK = (
     "Imagine you are a teacher, I will give you one student's incorrect answer to a question. You should point "
     "out the mistakes in the student's answer.\nQuestion: {question}\nStudent's Answer: {answer}\n"
-    "Hint: The correct answer should be {gold}.\n")
+    "Hint: The correct answer should be {gold}.\n"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,8 +75,11 @@ def ask(server, model, messages, **kw):
     import litellm
 
     kw.setdefault("timeout", 10)
-    return run(litellm.acompletion(model=f"openai/{model}", api_base=server.url, api_key="x",
-                                   messages=messages, max_retries=0, **kw))
+    return run(
+        litellm.acompletion(
+            model=f"openai/{model}", api_base=server.url, api_key="x", messages=messages, max_retries=0, **kw
+        )
+    )
 
 
 def test_solver_answers_svamp_by_its_equation_through_litellm(server, svamp):
@@ -98,8 +112,10 @@ def test_review_scores_by_whether_the_rationale_reaches_the_gold(server, svamp):
     q, gold = question(item), int(item["Answer"])
     right = BEHAVIOURS["solver"]("solver", user(q))
     wrong = right.replace(f"The answer is {gold}.", f"The answer is {gold + 1}.")
-    scores = [ask(server, "solver", user(PAPER_REVIEW.format(question=q, rationale=r, gold=gold)))
-              .choices[0].message.content for r in (right, wrong)]
+    scores = [
+        ask(server, "solver", user(PAPER_REVIEW.format(question=q, rationale=r, gold=gold))).choices[0].message.content
+        for r in (right, wrong)
+    ]
     assert scores == ["[5]", "[2]"]
     # other phrasings of the hint, before or after the rationale, and a rationale with no stated answer
     assert review(f"Score this 1-5.\nGold answer: {gold}\nQuestion: {q}\nRationale: {right}", item) == "[5]"
@@ -144,18 +160,31 @@ def test_scripted_committee_speaks_the_svamp_task_prompts():
         student = "She scored 3 points in the game, so the score is 3. The answer is 3."
         fb = solver("solver", user(task.prompt("explain", question=p.question, student_answer=student, gold=p.gold)))
         assert "mistake" in fb and task.is_correct(task.extract(fb), p.gold)
-        scores = [solver("solver", user(task.prompt("review", question=p.question, rationale=r, gold=p.gold)))
-                  for r in (rationale, wrong)]
+        scores = [
+            solver("solver", user(task.prompt("review", question=p.question, rationale=r, gold=p.gold)))
+            for r in (rationale, wrong)
+        ]
         assert scores == ["[5]", "[2]"]
-        assert solver("solver", user(task.prompt("review_feedback", question=p.question, student_answer=student,
-                                                 feedback=fb, gold=p.gold))) == "[5]"
+        assert (
+            solver(
+                "solver",
+                user(
+                    task.prompt(
+                        "review_feedback", question=p.question, student_answer=student, feedback=fb, gold=p.gold
+                    )
+                ),
+            )
+            == "[5]"
+        )
 
 
 def test_echo_and_registered_behaviours():
     shout = lambda model, messages: messages[-1]["content"].upper()  # noqa: E731
     with serve_in_thread(behaviours={"shout": shout}) as server:
-        assert ask(server, "echo", [{"role": "system", "content": "s"}, *user("hello")]
-                   ).choices[0].message.content == "hello"
+        assert (
+            ask(server, "echo", [{"role": "system", "content": "s"}, *user("hello")]).choices[0].message.content
+            == "hello"
+        )
         assert ask(server, "shout", user("hi")).choices[0].message.content == "HI"
         with urllib.request.urlopen(server.url + "/models") as r:
             names = {m["id"] for m in json.load(r)["data"]}
@@ -168,8 +197,15 @@ def test_streaming_sends_chunks_then_usage_then_done(server, svamp):
     messages = user(question(svamp[0]))
 
     async def stream():
-        r = await litellm.acompletion(model="openai/solver", api_base=server.url, api_key="x", messages=messages,
-                                      stream=True, stream_options={"include_usage": True}, max_retries=0)
+        r = await litellm.acompletion(
+            model="openai/solver",
+            api_base=server.url,
+            api_key="x",
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            max_retries=0,
+        )
         pieces, usage = [], None
         async for chunk in r:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -183,8 +219,7 @@ def test_streaming_sends_chunks_then_usage_then_done(server, svamp):
     assert usage.completion_tokens == len(expected.split())
     # the wire format itself: SSE frames, the last data line is [DONE]
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("POST", "/v1/chat/completions", json.dumps({"model": "echo", "messages": user("a b"),
-                                                             "stream": True}))
+    conn.request("POST", "/v1/chat/completions", json.dumps({"model": "echo", "messages": user("a b"), "stream": True}))
     resp = conn.getresponse()
     events = [line for line in resp.read().decode().split("\n\n") if line]
     assert resp.getheader("Content-Type") == "text/event-stream"
@@ -198,9 +233,20 @@ def test_capacity_answers_429_with_retry_after(server):
     server.latency, server.capacity = 0.5, 2
 
     async def burst():
-        return await asyncio.gather(*[
-            litellm.acompletion(model="openai/echo", api_base=server.url, api_key="x", messages=user(str(i)),
-                                max_retries=0, timeout=5) for i in range(5)], return_exceptions=True)
+        return await asyncio.gather(
+            *[
+                litellm.acompletion(
+                    model="openai/echo",
+                    api_base=server.url,
+                    api_key="x",
+                    messages=user(str(i)),
+                    max_retries=0,
+                    timeout=5,
+                )
+                for i in range(5)
+            ],
+            return_exceptions=True,
+        )
 
     results = run(burst())
     limited = [r for r in results if isinstance(r, Exception)]
@@ -215,9 +261,15 @@ def test_capacity_answers_429_with_retry_after(server):
     conn.close()
 
 
-@pytest.mark.parametrize("fault, error, says", [
-    ("500", "InternalServerError", "injected server error"), ("hang", "Timeout", ""),
-    ("malformed", "InternalServerError", "Unterminated string"), ("drop", "InternalServerError", "Connection error")])
+@pytest.mark.parametrize(
+    "fault, error, says",
+    [
+        ("500", "InternalServerError", "injected server error"),
+        ("hang", "Timeout", ""),
+        ("malformed", "InternalServerError", "Unterminated string"),
+        ("drop", "InternalServerError", "Connection error"),
+    ],
+)
 def test_faults_reach_litellm_as_errors(server, fault, error, says):
     import litellm
 
@@ -251,7 +303,7 @@ def test_counters_track_requests_by_model_and_fingerprint(server):
     ask(server, "echo", user("two"))
     ask(server, "echo", user("two"))
     server.faults = {"500": 1.0}
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="500|[Ii]nternal"):  # noqa: B017 - litellm's type for a 500 varies by version
         ask(server, "echo", user("three"))
     assert server.requests == 4
     assert server.by_model == {"solver": 1, "echo": 3}
@@ -268,8 +320,11 @@ def test_errors_for_unknown_models_keys_and_bodies():
         with pytest.raises(litellm.AuthenticationError):
             ask(server, "echo", user("hi"))
         with pytest.raises(litellm.NotFoundError):
-            run(litellm.acompletion(model="openai/gpt-9", api_base=server.url, api_key="secret",
-                                    messages=user("hi"), max_retries=0))
+            run(
+                litellm.acompletion(
+                    model="openai/gpt-9", api_base=server.url, api_key="secret", messages=user("hi"), max_retries=0
+                )
+            )
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         conn.request("POST", "/v1/chat/completions", b"{not json", {"Authorization": "Bearer secret"})
         assert conn.getresponse().status == 400

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import pytest
+from helpers import REPO
 
 from fair_core import cli, load_config, run
 from fair_core.errors import ConfigError, FairError
@@ -16,8 +17,6 @@ from fair_core.stages import PIPELINE, Context, Need, Stage
 from fair_core.store import StageStatus
 from fair_tui.app import FairApp
 from fair_tui.screens.pipeline import STATUS_STYLE
-
-from helpers import REPO
 
 STAGES = ["explain", "solve", "review", "compile", "summarise"]
 summarised: list[int] = []  # the rounds summarise ran in
@@ -42,8 +41,16 @@ def with_summarise(monkeypatch):
 
 
 def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summarise, tmp_path, capsys):
-    assert load_config(None).stages == ["examine", "explain", "solve", "review", "compile", "summarise", "train",
-                                        "evaluate"]  # the config's default and its check read the pipeline
+    assert load_config(None).stages == [
+        "examine",
+        "explain",
+        "solve",
+        "review",
+        "compile",
+        "summarise",
+        "train",
+        "evaluate",
+    ]  # the config's default and its check read the pipeline
     with pytest.raises(FairError, match="exists already"):
         PIPELINE.add(SUMMARISE, after="review")
 
@@ -68,11 +75,16 @@ def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summa
         async with app.run_test(size=(100, 30)) as pilot:
             for _ in range(200):  # the screen draws the run's state on its next refresh
                 await pilot.pause(0.05)
-                if app.screen.NAME == "pipeline" and app.screen.query("#state-summarise") \
-                        and "done" in str(app.screen.query_one("#state-summarise").content):
+                if (
+                    app.screen.NAME == "pipeline"
+                    and app.screen.query("#state-summarise")
+                    and "done" in str(app.screen.query_one("#state-summarise").content)
+                ):
                     break
-            return ([str(label.content) for label in app.screen.query(".stage-name")],
-                    str(app.screen.query_one("#state-summarise").content))
+            return (
+                [str(label.content) for label in app.screen.query(".stage-name")],
+                str(app.screen.query_one("#state-summarise").content),
+            )
 
     names, state = asyncio.run(pipeline_screen())
     assert names == STAGES and "done" in state
@@ -85,8 +97,16 @@ def test_the_config_refuses_a_stage_the_pipeline_lacks():
 
 def test_statuses_read_as_stored_and_each_has_a_style():
     # the strings the stages table has always held: older run.sqlite files read the same
-    assert {str(s) for s in StageStatus} == {"pending", "running", "done", "partial", "failed", "cancelled",
-                                             "interrupted", "stale"}
+    assert {str(s) for s in StageStatus} == {
+        "pending",
+        "running",
+        "done",
+        "partial",
+        "failed",
+        "cancelled",
+        "interrupted",
+        "stale",
+    }
     assert set(StageStatus) <= STATUS_STYLE.keys()
     assert set(REDO_FROM.values()) <= set(PIPELINE.names())
 

@@ -46,7 +46,7 @@ def reference(model_dir, texts, adapter=None):
         for text in texts:
             ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
             gen = model.generate(input_ids=ids, max_new_tokens=NEW, do_sample=False, pad_token_id=tok.pad_token_id)
-            out.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
+            out.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
     return out
 
 
@@ -54,8 +54,10 @@ def chat(model_dir, prompts):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    return [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-            for p in prompts]
+    return [
+        tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
 
 
 def test_batched_equals_one_at_a_time_in_order(tiny, questions):
@@ -112,16 +114,31 @@ def test_a_run_starts_from_student_adapter(tiny, questions, tmp_path):
     from fair_core.runner import Runner
 
     adapter = random_adapter(tiny, tmp_path / "pushed")
-    config = RunConfig.model_validate({"task": {"name": "svamp"}, "student": {
-        "backend": "hf", "model": str(tiny), "adapter": str(adapter), "max_new_tokens": NEW, "batch_size": 4}})
+    config = RunConfig.model_validate(
+        {
+            "task": {"name": "svamp"},
+            "student": {
+                "backend": "hf",
+                "model": str(tiny),
+                "adapter": str(adapter),
+                "max_new_tokens": NEW,
+                "batch_size": 4,
+            },
+        }
+    )
     run = Run(tmp_path / "run", config)
     try:
         runner = Runner(run, get_host())
         assert runner.student_source(0) == (str(tiny), str(adapter))
         assert runner.load_student(0).generate(questions) == reference(tiny, chat(tiny, questions), adapter=adapter)
         runner.release_student()
-        bad = Runner(Run(tmp_path / "bad", config.model_copy(update={"student": config.student.model_copy(
-            update={"adapter": str(tmp_path)})})), get_host())
+        bad = Runner(
+            Run(
+                tmp_path / "bad",
+                config.model_copy(update={"student": config.student.model_copy(update={"adapter": str(tmp_path)})}),
+            ),
+            get_host(),
+        )
         with pytest.raises(FairError, match="is not a LoRA adapter folder"):
             bad.student_source(0)
     finally:
@@ -140,9 +157,11 @@ def test_missing_adapter_is_a_clear_error(tiny, tmp_path):
 
 
 def test_plugin_registers_backends_without_importing_torch():
-    code = ("import sys, fair_students; names = []; "
-            "fair_students.register_students(lambda n, f, **meta: names.append(n)); "
-            "print(names, 'torch' in sys.modules)")
+    code = (
+        "import sys, fair_students; names = []; "
+        "fair_students.register_students(lambda n, f, **meta: names.append(n)); "
+        "print(names, 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['auto', 'hf', 'vllm'] False"
 
@@ -158,8 +177,9 @@ def test_auto_backend_takes_vllm_only_where_installed_with_a_gpu(tiny, monkeypat
     assert config.backend == "auto"
     assert isinstance(fair_students._auto(config), HFStudent)  # no vLLM here
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm"
-                        else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real_find_spec(name, *a)
+    )
     assert isinstance(fair_students._auto(config), HFStudent)  # vLLM, but no GPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(FairError, match="needs vLLM"):  # routed to the vllm backend, which imports vllm

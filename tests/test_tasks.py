@@ -7,7 +7,8 @@ import json
 import string
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fair_tasks
 from fair_core.errors import DataError
@@ -76,8 +77,10 @@ def test_svamp_split_is_700_300_deterministic_and_disjoint():
     assert len(ids) == 1000 and not {p.id for p in train} & {p.id for p in test}
     other = {p.id for p in Svamp(data_dir=DATA, seed=1).load("test")}
     assert other != {p.id for p in test}
-    chal1 = first.by_question("Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars "
-                              "on each pack How much do you have to pay to buy each pack?")
+    chal1 = first.by_question(
+        "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars "
+        "on each pack How much do you have to pay to buy each pack?"
+    )
     assert (chal1.id, chal1.gold) == ("chal-1", "51")
 
 
@@ -130,19 +133,42 @@ def hub_copy(task) -> dict[str, list[dict]]:
     """The task's data in its hub dataset's schema (as the paper's code reads it), split the hub's way."""
     problems = task.load("train") + task.load("test")
     if isinstance(task, Gsm8k):
-        return {split: [{"question": p.question, "answer": p.meta["solution"]} for p in task.load(split)]
-                for split in ("train", "test")}
+        return {
+            split: [{"question": p.question, "answer": p.meta["solution"]} for p in task.load(split)]
+            for split in ("train", "test")
+        }
     if isinstance(task, Svamp):
-        rows = [{"ID": p.id, "Body": p.meta["body"], "Question": p.meta["query"],
-                 "Equation": p.meta["equation"], "Answer": p.gold, "Type": p.meta["type"],
-                 "question_concat": p.question} for p in problems]
+        rows = [
+            {
+                "ID": p.id,
+                "Body": p.meta["body"],
+                "Question": p.meta["query"],
+                "Equation": p.meta["equation"],
+                "Answer": p.gold,
+                "Type": p.meta["type"],
+                "question_concat": p.question,
+            }
+            for p in problems
+        ]
         return {"train": rows[::2], "test": rows[1::2]}
     if isinstance(task, StrategyQA):
-        rows = [{"qid": p.id, "question": p.question, "answer": p.gold == "yes",
-                 "facts": " ".join(p.meta["facts"])} for p in problems]
+        rows = [
+            {"qid": p.id, "question": p.question, "answer": p.gold == "yes", "facts": " ".join(p.meta["facts"])}
+            for p in problems
+        ]
         return {"train": rows[::3], "test": [r for i, r in enumerate(rows) if i % 3]}
-    rows = {split: [{"context": p.meta["context"], "query": p.meta["query"], "options": p.meta["options"],
-                     "correct_option": "ABCD".index(p.gold)} for p in task.load(split)] for split in ("train", "test")}
+    rows = {
+        split: [
+            {
+                "context": p.meta["context"],
+                "query": p.meta["query"],
+                "options": p.meta["options"],
+                "correct_option": "ABCD".index(p.gold),
+            }
+            for p in task.load(split)
+        ]
+        for split in ("train", "test")
+    }
     return {"train": rows["train"][:5], "validation": rows["train"], "test": rows["test"]}
 
 
@@ -163,97 +189,125 @@ def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypa
 
 
 # extraction ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, answer", [
-    ("The answer is 1,234.", "1234"),
-    ("It costs $1,234.50 in total.", "1234.5"),
-    ("The temperature fell to -7 degrees.", "-7"),
-    ("The answer is 3/4.", "0.75"),
-    ("That is 1/3 of it.", "0.333333"),
-        ("Melissa scored 12", None),                     # cut off: no answer stated
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("The answer is 1,234.", "1234"),
+        ("It costs $1,234.50 in total.", "1234.5"),
+        ("The temperature fell to -7 degrees.", "-7"),
+        ("The answer is 3/4.", "0.75"),
+        ("That is 1/3 of it.", "0.333333"),
+        ("Melissa scored 12", None),  # cut off: no answer stated
         ("Answer: Julia played with 5 kids on Monday and 15", None),
         ("Answer: 63\n\nExplanation: he sold 154 - 42 = 112", "63"),  # stated, then working
         ("Answer:\nThey bought 290 / 2 = 145 apples.\nThen they ate", "145"),
-    ("The discount is 25%.", "25"),
-    ("Answer: 51.0", "51"),
-    ("#### 72", "72"),
-    ("x = 3 and 4. Final answer: 12", "12"),
-    ("The answer is 5. Then 5 + 3 = 8", "5"),          # the marker wins over the last number
-    ("The answer is 9. Check: the answer is 7", "7"),   # its last occurrence counts
-    ("Answer: 412 - 90 = 322\n\nExplanation: he lost 412 - 20 = 392", "322"),
-    ("The answer is 8 because 5 + 3 = 8", "8"),
-    ("The answer is 5 since 10 = 2 * 5", "5"),
-    ("\\boxed{42}", "42"),
-    ("5 - 3 = 2", "2"),
-    ("no number here", None),
-    ("", None),
-])
+        ("The discount is 25%.", "25"),
+        ("Answer: 51.0", "51"),
+        ("#### 72", "72"),
+        ("x = 3 and 4. Final answer: 12", "12"),
+        ("The answer is 5. Then 5 + 3 = 8", "5"),  # the marker wins over the last number
+        ("The answer is 9. Check: the answer is 7", "7"),  # its last occurrence counts
+        ("Answer: 412 - 90 = 322\n\nExplanation: he lost 412 - 20 = 392", "322"),
+        ("The answer is 8 because 5 + 3 = 8", "8"),
+        ("The answer is 5 since 10 = 2 * 5", "5"),
+        ("\\boxed{42}", "42"),
+        ("5 - 3 = 2", "2"),
+        ("no number here", None),
+        ("", None),
+    ],
+)
 def test_extract_number(text, answer):
     assert extract_number(text) == answer
 
 
-@pytest.mark.parametrize("question, text, answer", [
-    # cut off inside a number the question gives: a restatement, no answer
-    ("Tom fits 10 cars on each shelf. How many shelves?", "Answer:\nLet's see.\n\nTom fits 1", None),
-    # cut off restating, after a result that names what is asked: that result
-    ("There are 30 girls and 31 boys and 3 teachers. How many pupils are there?",
-     "There are 30 girls + 31 boys = 61 pupils.\n\nThere are 3", "61"),
-    # ... but not after an intermediate that names something else
-    ("Ann has 13 pears and 52 plums. Bo has 10 fewer pears. How many pears does Bo have?",
-     "Ann has 13 pears and 52 plums, so she has a total of 65 fruit.\nBo has 10", None),
-    # a conclusion about the thing not asked for, judged with the sentence before it
-    ("He has 27 books and 80 magazines on each of 23 shelves. How many books does he have?",
-     "Therefore, he has 23 x 27 = 621 books.\n\nEach shelf has 80 magazines. Therefore, he has 23 x 80 = 1840",
-     "621"),
-])
+@pytest.mark.parametrize(
+    "question, text, answer",
+    [
+        # cut off inside a number the question gives: a restatement, no answer
+        ("Tom fits 10 cars on each shelf. How many shelves?", "Answer:\nLet's see.\n\nTom fits 1", None),
+        # cut off restating, after a result that names what is asked: that result
+        (
+            "There are 30 girls and 31 boys and 3 teachers. How many pupils are there?",
+            "There are 30 girls + 31 boys = 61 pupils.\n\nThere are 3",
+            "61",
+        ),
+        # ... but not after an intermediate that names something else
+        (
+            "Ann has 13 pears and 52 plums. Bo has 10 fewer pears. How many pears does Bo have?",
+            "Ann has 13 pears and 52 plums, so she has a total of 65 fruit.\nBo has 10",
+            None,
+        ),
+        # a conclusion about the thing not asked for, judged with the sentence before it
+        (
+            "He has 27 books and 80 magazines on each of 23 shelves. How many books does he have?",
+            "Therefore, he has 23 x 27 = 621 books.\n\nEach shelf has 80 magazines. Therefore, he has 23 x 80 = 1840",
+            "621",
+        ),
+    ],
+)
 def test_extract_number_knowing_the_question(question, text, answer):
     assert extract_number(text, question) == answer
 
 
 def test_a_denied_qualifier_is_a_no():
-    """"Were they directly responsible?" answered "while it is impossible to directly attribute
+    """ "Were they directly responsible?" answered "while it is impossible to directly attribute
     it to them, they contributed": the conclusion denies what the question hangs on."""
     task = StrategyQA(data_dir=None)
-    text = ("True or False: They directly caused it.\n\nExplanation:\nThey were always around. While it is "
-            "impossible to directly attribute it to them, they certainly contributed to it.")
+    text = (
+        "True or False: They directly caused it.\n\nExplanation:\nThey were always around. While it is "
+        "impossible to directly attribute it to them, they certainly contributed to it."
+    )
     assert task.extract_for(Problem("1", "Were they directly responsible for it?", "no"), text) == "no"
     assert task.extract_for(Problem("1", "Were they responsible for it?", "no"), text) == "yes"
 
 
 def test_canonical_gold_and_tolerant_comparison():
-    assert [parse_number(s) for s in ("51.0", "1,000", "-0", "3/4", "2.50", "abc")] == \
-        ["51", "1000", "0", "0.75", "2.5", None]
+    assert [parse_number(s) for s in ("51.0", "1,000", "-0", "3/4", "2.50", "abc")] == [
+        "51",
+        "1000",
+        "0",
+        "0.75",
+        "2.5",
+        None,
+    ]
     task = Svamp(data_dir=None)
     assert task.is_correct("51.0000001", "51") and task.is_correct("0.3333333", "0.333333")
     assert not task.is_correct("52", "51") and not task.is_correct(None, "51")
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("True. Genghis Khan had more children.", "yes"),
-    ("No, it is not.", "no"),
-    ("The answer is no. Yes, it is true that he lived.", "no"),
-    ("It is true that it rains, but the answer is false.", "no"),
-    ("True or False: X is Y.\nExplanation: not true.", "no"),  # an echoed "True or False" is no answer
-    ("There is no evidence for it, so true.", "yes"),         # "no evidence" is not an answer
-    ("Answer: No because the dates differ, though it is true that", "no"),
-    ("the answer to the question is \"true\", but there is no proof", "yes"),
-    ("Answer: not false", "yes"),
-    ("I cannot tell.", None),
-])
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("True. Genghis Khan had more children.", "yes"),
+        ("No, it is not.", "no"),
+        ("The answer is no. Yes, it is true that he lived.", "no"),
+        ("It is true that it rains, but the answer is false.", "no"),
+        ("True or False: X is Y.\nExplanation: not true.", "no"),  # an echoed "True or False" is no answer
+        ("There is no evidence for it, so true.", "yes"),  # "no evidence" is not an answer
+        ("Answer: No because the dates differ, though it is true that", "no"),
+        ('the answer to the question is "true", but there is no proof', "yes"),
+        ("Answer: not false", "yes"),
+        ("I cannot tell.", None),
+    ],
+)
 def test_extract_yes_no(text, answer):
     assert extract_yes_no(text) == answer
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("B", "B"),
-    ("(b) because the context says so", "B"),
-    ("I pick option C.", "C"),
-    ("Answer: B", "B"),
-    ("A. The blood pressure is high", "A"),
-    ("The correct option is D, since", "D"),
-    ("Option A fails. The answer is (c).", "C"),
-    ("Option A fails and option C holds", None),  # two options named, no marker: undecided
-    ("A man said nothing useful", None),
-])
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("B", "B"),
+        ("(b) because the context says so", "B"),
+        ("I pick option C.", "C"),
+        ("Answer: B", "B"),
+        ("A. The blood pressure is high", "A"),
+        ("The correct option is D, since", "D"),
+        ("Option A fails. The answer is (c).", "C"),
+        ("Option A fails and option C holds", None),  # two options named, no marker: undecided
+        ("A man said nothing useful", None),
+    ],
+)
 def test_extract_letter(text, answer):
     assert extract_letter(text) == answer
 
@@ -276,8 +330,10 @@ def test_extractors_never_raise(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(-10**12, 10**12), st.sampled_from(["The answer is {}.", "#### {}", "Answer: ${}",
-                                                       "so in total {} apples"]))
+@given(
+    st.integers(-(10**12), 10**12),
+    st.sampled_from(["The answer is {}.", "#### {}", "Answer: ${}", "so in total {} apples"]),
+)
 def test_integers_round_trip(n, template):
     assert extract_number(template.format(f"{n:,}")) == str(n)
 

@@ -40,12 +40,21 @@ def paper_pairs(paper_dir: Path, n: int) -> list[dict]:
     pairs = []
     for f, r in zip(feedback, rationale):
         if r["correct_rationale"]:
-            pairs.append({"item_id": str(f["id"]),
-                          "feedback": {"prompt": NUMBER["learn_feedback"].format(
-                              question=f["question"], student_answer=f["student_wrong_pred"]),
-                              "response": f["gpt_feedback"]},
-                          "rationale": {"prompt": NUMBER["learn_rationale"].format(question=f["question"]),
-                                        "response": r["correct_rationale"][0]}})
+            pairs.append(
+                {
+                    "item_id": str(f["id"]),
+                    "feedback": {
+                        "prompt": NUMBER["learn_feedback"].format(
+                            question=f["question"], student_answer=f["student_wrong_pred"]
+                        ),
+                        "response": f["gpt_feedback"],
+                    },
+                    "rationale": {
+                        "prompt": NUMBER["learn_rationale"].format(question=f["question"]),
+                        "response": r["correct_rationale"][0],
+                    },
+                }
+            )
     return pairs[:n]
 
 
@@ -66,8 +75,9 @@ def loaded(tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32,
-                                                 attn_implementation=attention.implementation()).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny, dtype=torch.float32, attn_implementation=attention.implementation()
+    ).eval()
     return tok, model
 
 
@@ -175,8 +185,10 @@ def test_fused_head_loss_matches_the_plain_head(monkeypatch, mixed):
     target = torch.randint(0, 300, (50,))
     weights = torch.rand(50)
     results = []
-    for loss_of in (lambda: head_loss.head_cross_entropy(head, hidden, target),
-                    lambda: torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none")):
+    for loss_of in (
+        lambda: head_loss.head_cross_entropy(head, hidden, target),
+        lambda: torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="none"),
+    ):
         head.zero_grad()
         hidden.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
@@ -220,8 +232,9 @@ def test_lora_with_gradient_checkpointing_under_bf16_autocast(tiny, pairs):
     grads = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.bfloat16,
-                                                     attn_implementation=attention.implementation())
+        model = AutoModelForCausalLM.from_pretrained(
+            tiny, dtype=torch.bfloat16, attn_implementation=attention.implementation()
+        )
         model = adapt(model, TrainConfig(gradient_checkpointing=checkpointing))
         model.train()
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -264,10 +277,10 @@ def test_truncation_cuts_the_prompt_and_keeps_the_response(loaded, paper_dir):
     full = Encoder(tok, True, 4096)(row["prompt"], row["response"])
     cut = Encoder(tok, True, full.n_response + 5)(row["prompt"], row["response"])
     assert len(cut.ids) == full.n_response + 5 and cut.n_prompt == 5
-    assert cut.ids == full.ids[-len(cut.ids):] and cut.ids[-1] == tok.eos_token_id
+    assert cut.ids == full.ids[-len(cut.ids) :] and cut.ids[-1] == tok.eos_token_id
     plain = Encoder(tok, False, 4096)(row["prompt"], row["response"])
     assert plain.n_prompt < full.n_prompt  # no chat markers
-    assert plain.ids[plain.n_prompt:] == full.ids[full.n_prompt:]
+    assert plain.ids[plain.n_prompt :] == full.ids[full.n_prompt :]
 
 
 def test_batches_cover_every_pair_once_and_replay(pairs):
@@ -285,8 +298,17 @@ def test_batches_cover_every_pair_once_and_replay(pairs):
 def test_command_line():
     argv = command("/runs/a", 1, "/m/base", "/runs/a/rounds/0/adapter", merge=True, launcher="accelerate")
     assert argv[:5] == [sys.executable, "-m", "fair_core.training.launch", "--module", "fair_core.training"]
-    assert argv[5:] == ["--run-dir", "/runs/a", "--round", "1", "--base", "/m/base",
-                        "--adapter", "/runs/a/rounds/0/adapter", "--merge"]
+    assert argv[5:] == [
+        "--run-dir",
+        "/runs/a",
+        "--round",
+        "1",
+        "--base",
+        "/m/base",
+        "--adapter",
+        "/runs/a/rounds/0/adapter",
+        "--merge",
+    ]
     assert command("r", 0, "b")[:3] == [sys.executable, "-m", "fair_core.training"]
 
 
@@ -300,8 +322,10 @@ def test_several_visible_gpus_go_through_accelerate(monkeypatch):
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"),
-                                                        os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 @pytest.mark.slow
@@ -357,8 +381,19 @@ def test_train_writes_adapter_merged_model_and_progress(uninterrupted, tiny):
     steps = [x for x in lines if x["type"] == "train_step"]
     assert [x["step"] for x in steps] == list(range(1, 15)) and lines[-1] == done
     assert done["step"] == done["max_steps"] == 14 and done["epoch"] == 2.0 and done["packed"]
-    keys = {"step", "max_steps", "epoch", "loss", "loss_feedback", "loss_rationale", "learning_rate",
-            "tokens_per_second", "samples_per_second", "memory_mb", "eta_s"}
+    keys = {
+        "step",
+        "max_steps",
+        "epoch",
+        "loss",
+        "loss_feedback",
+        "loss_rationale",
+        "learning_rate",
+        "tokens_per_second",
+        "samples_per_second",
+        "memory_mb",
+        "eta_s",
+    }
     assert keys <= set(steps[0]) and steps[-1]["tokens_per_second"] > 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-12", "step-14"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -377,8 +412,9 @@ def test_train_writes_adapter_merged_model_and_progress(uninterrupted, tiny):
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny, paper_dir, uninterrupted):
     run = make_run(tmp_path / "run", paper_pairs(paper_dir, 25), RESUME)
     ckpts = run / "rounds" / "0" / "checkpoints"
-    proc = subprocess.Popen(command(run, 0, tiny), cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(run, 0, tiny), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 60
         while not (ckpts / "step-4").is_dir() and proc.poll() is None and time.monotonic() < deadline:

@@ -84,11 +84,23 @@ def replay_root(tmp_path_factory) -> Path:
         Runner(run, get_host()).run()
     finally:
         run.close()
-    steps = [{"type": "train_step", "step": s, "max_steps": 40, "epoch": round(s / 20, 4),
-              "loss": round(2.4 * 0.93 ** s + 0.3, 5), "loss_feedback": round(2.1 * 0.94 ** s + 0.35, 5),
-              "loss_rationale": round(2.7 * 0.92 ** s + 0.25, 5), "learning_rate": 2e-4 * (1 - s / 40),
-              "tokens_per_second": 1850.0, "samples_per_second": 3.2, "memory_mb": 2150.0,
-              "eta_s": float(40 - s) * 1.5} for s in range(1, 31)]
+    steps = [
+        {
+            "type": "train_step",
+            "step": s,
+            "max_steps": 40,
+            "epoch": round(s / 20, 4),
+            "loss": round(2.4 * 0.93**s + 0.3, 5),
+            "loss_feedback": round(2.1 * 0.94**s + 0.35, 5),
+            "loss_rationale": round(2.7 * 0.92**s + 0.25, 5),
+            "learning_rate": 2e-4 * (1 - s / 40),
+            "tokens_per_second": 1850.0,
+            "samples_per_second": 3.2,
+            "memory_mb": 2150.0,
+            "eta_s": float(40 - s) * 1.5,
+        }
+        for s in range(1, 31)
+    ]
     progress = root / "runs" / "replay" / "rounds" / "0" / "progress.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     progress.write_text("".join(json.dumps(s) + "\n" for s in steps))
@@ -96,6 +108,7 @@ def replay_root(tmp_path_factory) -> Path:
 
 
 # -- setup --------------------------------------------------------------------------------------------
+
 
 def test_error_key_names_the_field():
     assert error_key("config error: committee.threshold: Input should be <= 5 (got 7)") == "committee.threshold"
@@ -166,7 +179,12 @@ def test_setup_validates_live_and_saves_what_the_cli_reads(tmp_path, monkeypatch
     assert loaded == config
     t = loaded.teachers[0]
     assert (t.name, t.model, t.api_key_env, t.rpm, t.concurrency) == (
-        "teacher1", "openai/gpt-4o-mini", "OPENAI_API_KEY", 60, 4)
+        "teacher1",
+        "openai/gpt-4o-mini",
+        "OPENAI_API_KEY",
+        60,
+        4,
+    )
     c = loaded.committee
     assert (c.threshold, c.policy, c.review_feedback, c.budget_usd) == (3.5, "median", True, 5)
     assert (loaded.train.alpha, loaded.train.epochs, loaded.rounds) == (0.3, 2, 2)
@@ -176,10 +194,13 @@ def test_setup_validates_live_and_saves_what_the_cli_reads(tmp_path, monkeypatch
 
 def test_setup_keeps_keys_it_does_not_show(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = cfg.RunConfig.model_validate({
-        "task": {"prompts": {"solve": "Solve: {question}"}},
-        "teachers": [{"name": "a", "model": "openai/x", "params": {"temperature": 0.2}, "options": {"k": 1}}],
-        "train": {"lora_r": 4}})
+    data = cfg.RunConfig.model_validate(
+        {
+            "task": {"prompts": {"solve": "Solve: {question}"}},
+            "teachers": [{"name": "a", "model": "openai/x", "params": {"temperature": 0.2}, "options": {"k": 1}}],
+            "train": {"lora_r": 4},
+        }
+    )
     path = tmp_path / "in.toml"
     path.write_text(cfg.dump(data))
 
@@ -241,6 +262,7 @@ def test_quitting_with_unsaved_setup_edits_asks_first(tmp_path, monkeypatch):
 
 
 # -- a run started from the UI, watched, then browsed ------------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.needs_data
@@ -309,17 +331,30 @@ def test_run_from_the_ui_then_browse_committee_and_results(tmp_path, monkeypatch
 
 # -- pause, resume, and quitting mid-way: `fair run` finishes the run with nothing sent twice ---------------
 
+
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with serve_in_thread(latency=0.1) as server:
         models = ("solver", "noisy-0.3", "noisy-0.6")
-        config = cfg.validate({
-            "stages": COMMITTEE,
-            "task": {"name": "svamp", "train_limit": 20, "mistakes_file": replay_config().task.mistakes_file},
-            "teachers": [{"name": m.replace("-0.", "-"), "backend": "litellm", "model": f"openai/{m}",
-                          "api_base": server.url, "concurrency": 2, "params": {"temperature": 0}} for m in models]})
+        config = cfg.validate(
+            {
+                "stages": COMMITTEE,
+                "task": {"name": "svamp", "train_limit": 20, "mistakes_file": replay_config().task.mistakes_file},
+                "teachers": [
+                    {
+                        "name": m.replace("-0.", "-"),
+                        "backend": "litellm",
+                        "model": f"openai/{m}",
+                        "api_base": server.url,
+                        "concurrency": 2,
+                        "params": {"temperature": 0},
+                    }
+                    for m in models
+                ],
+            }
+        )
         (tmp_path / "local.toml").write_text(cfg.dump(config))
         run_dir = tmp_path / "runs" / "local"
         Run(run_dir, config).close()
@@ -384,10 +419,21 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
             await pilot.press("5")
             await until(pilot, lambda: "no training steps yet" in shown(app, "#train-title"))
             for step in range(1, 11):  # as the train stage republishes them from the child's progress
-                app.session.run.publish(TrainStep(0, step, 20, epoch=step / 10, loss=2.0 / step,
-                                                  loss_feedback=1.8 / step, loss_rationale=2.2 / step,
-                                                  learning_rate=1e-4, tokens_per_second=900.0,
-                                                  memory_mb=1024.0, eta_s=30.0))
+                app.session.run.publish(
+                    TrainStep(
+                        0,
+                        step,
+                        20,
+                        epoch=step / 10,
+                        loss=2.0 / step,
+                        loss_feedback=1.8 / step,
+                        loss_rationale=2.2 / step,
+                        learning_rate=1e-4,
+                        tokens_per_second=900.0,
+                        memory_mb=1024.0,
+                        eta_s=30.0,
+                    )
+                )
             await until(pilot, lambda: "step 10 of 20" in shown(app, "#train-title"))
             assert "loss 0.2000" in shown(app, "#train-stats") and "900 tok/s" in shown(app, "#train-stats")
             plot = app.screen.query_one("#loss-plot")
@@ -433,8 +479,11 @@ def test_events_that_arrive_while_the_pipeline_is_hidden_reach_its_log(tmp_path,
             await pilot.press("1")
             assert app.screen.NAME == "runs"
             s = app.session
-            events = [StageStarted("explain", 0, 2), Message("warning", "rate limited while you were away"),
-                      StageFinished("explain", 0, {"calls": 2})]
+            events = [
+                StageStarted("explain", 0, 2),
+                Message("warning", "rate limited while you were away"),
+                StageFinished("explain", 0, {"calls": 2}),
+            ]
             engine = threading.Thread(target=lambda: [s.run.publish(e) for e in events])  # as the runner does
             engine.start()
             engine.join()
@@ -460,9 +509,11 @@ def test_the_runs_table_is_drawn_at_its_widths_from_the_first_frame(tmp_path, mo
 
     def fits(table: DataTable) -> bool:
         rows = [table.get_row_at(i) for i in range(table.row_count)]
-        return all(column.get_render_width(table) - 2 * table.cell_padding
-                   >= min(runs_screen.MAX_WIDTH, max([column.label.cell_len, *(row[i].cell_len for row in rows)]))
-                   for i, column in enumerate(table.ordered_columns))
+        return all(
+            column.get_render_width(table) - 2 * table.cell_padding
+            >= min(runs_screen.MAX_WIDTH, max([column.label.cell_len, *(row[i].cell_len for row in rows)]))
+            for i, column in enumerate(table.ordered_columns)
+        )
 
     async def scenario():
         app = FairApp("runs")
@@ -510,8 +561,9 @@ def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkey
     stage failed and why, and the store agrees."""
     monkeypatch.chdir(tmp_path)
     student = make_tiny_student(tmp_path / "student")
-    Run(tmp_path / "runs" / "empty", cfg.validate({"stages": ["compile", "train"],
-                                                   "student": {"model": str(student)}})).close()
+    Run(
+        tmp_path / "runs" / "empty", cfg.validate({"stages": ["compile", "train"], "student": {"model": str(student)}})
+    ).close()
 
     async def scenario():
         app = FairApp("runs/empty")
@@ -529,6 +581,7 @@ def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkey
 
 
 # -- every screen renders at 80x24 and larger; snapshots ---------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.needs_data
@@ -603,12 +656,14 @@ def _screen(key: str):
             await until(pilot, lambda: "Committee" in shown(pilot.app, "#report"))
         pilot.app.screen.set_focus(None)
         await pilot.pause(0.2)
+
     return go
 
 
 @pytest.mark.needs_data
-@pytest.mark.parametrize("key,name", [("1", "runs"), ("3", "pipeline"), ("4", "committee"), ("5", "training"),
-                                      ("6", "results")])
+@pytest.mark.parametrize(
+    "key,name", [("1", "runs"), ("3", "pipeline"), ("4", "committee"), ("5", "training"), ("6", "results")]
+)
 def test_snapshot(replay_root, monkeypatch, snap_compare, key, name):
     monkeypatch.chdir(replay_root)
     assert snap_compare(FairApp("runs/replay"), terminal_size=SIZE, run_before=_screen(key))

@@ -72,8 +72,12 @@ class Backend(ABC):
         request's messages. Teachers that differ in ``options`` may answer differently, so they
         get separate cache entries; a backend that overrides this keeps every option that can
         change an answer (and never a secret)."""
-        return {"backend": self.config.backend, "model": self.config.model, "params": self.config.params,
-                "options": self.config.options}
+        return {
+            "backend": self.config.backend,
+            "model": self.config.model,
+            "params": self.config.params,
+            "options": self.config.options,
+        }
 
     async def aclose(self) -> None:
         pass

@@ -43,13 +43,18 @@ class Health:
 
 
 class Gateway:
-    def __init__(self, store: Store, publish: Callable[[Event], None],
-                 teachers: dict[str, Backend], budget_usd: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publish: Callable[[Event], None],
+        teachers: dict[str, Backend],
+        budget_usd: float | None = None,
+        seed: int = 0,
+    ) -> None:
         self.store = store
         self.publish = publish
         self.teachers = teachers
-        self.limits = {name: Limits(b.config.concurrency, b.config.rpm, b.config.tpm)
-                       for name, b in teachers.items()}
+        self.limits = {name: Limits(b.config.concurrency, b.config.rpm, b.config.tpm) for name, b in teachers.items()}
         self.identity = {name: json.dumps(b.identity(), sort_keys=True) for name, b in teachers.items()}
         self.budget = budget_usd
         self.spent = store.spent_usd()
@@ -76,7 +81,7 @@ class Gateway:
 
     # calls -----------------------------------------------------------------------------------
     def key(self, request: Request) -> tuple[str, str]:
-        body = f'[{self.identity[request.teacher]},{json.dumps(request.messages, sort_keys=True)},{request.sample}]'
+        body = f"[{self.identity[request.teacher]},{json.dumps(request.messages, sort_keys=True)},{request.sample}]"
         return hashlib.sha256(body.encode()).hexdigest(), body
 
     async def call(self, request: Request, outputs: Outputs) -> str:
@@ -158,17 +163,29 @@ class Gateway:
                 if not final:
                     reason = f"{reason} (gave up after {attempt} tries)"
                 self._fail(key, body, request, reason, attempt)
-            delay = max(retry_after or 0.0,
-                        min(MAX_DELAY_S, cfg.retry_base_s * 2 ** (attempt - 1)) * self._rng.uniform(0.5, 1.5))
+            delay = max(
+                retry_after or 0.0,
+                min(MAX_DELAY_S, cfg.retry_base_s * 2 ** (attempt - 1)) * self._rng.uniform(0.5, 1.5),
+            )
             self.publish(CallRetried(request.teacher, request.purpose, request.item_id, attempt, reason, delay))
             await asyncio.sleep(delay)
         latency = time.perf_counter() - start
         cost = backend.cost(completion)
         self.spent += cost or 0.0
-        self._record(key, _row(request, backend, body, completion, cost, latency, attempt + 1, None), outputs,
-                     completion.text)
-        self.publish(CallDone(request.teacher, request.purpose, request.item_id, completion.prompt_tokens,
-                              completion.completion_tokens, cost or 0.0, latency))
+        self._record(
+            key, _row(request, backend, body, completion, cost, latency, attempt + 1, None), outputs, completion.text
+        )
+        self.publish(
+            CallDone(
+                request.teacher,
+                request.purpose,
+                request.item_id,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                cost or 0.0,
+                latency,
+            )
+        )
         return completion.text
 
     async def _attempt(self, backend: Backend, request: Request, health: Health) -> Completion | tuple:
@@ -176,8 +193,12 @@ class Gateway:
         unreachable too many times in a row, is marked so with the reason."""
         try:
             completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
-            expect(isinstance(completion, Completion) and isinstance(completion.text, str),
-                   f"teacher backend {backend.config.backend!r}", completion, "a Completion whose text is a str")
+            expect(
+                isinstance(completion, Completion) and isinstance(completion.text, str),
+                f"teacher backend {backend.config.backend!r}",
+                completion,
+                "a Completion whose text is a str",
+            )
             if not completion.text.strip():
                 raise TransientError("empty answer")
             health.unreachable = 0
@@ -195,16 +216,19 @@ class Gateway:
             return str(e), e.retry_after, False
         except TransientError as e:
             return str(e), e.retry_after, False
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return f"timeout after {backend.config.timeout_s:g} s", None, False
-        except Exception as e:  # a backend bug fails this call, never the run
+        except Exception as e:  # noqa: BLE001 - a backend bug fails this call, never the run
             return f"{type(e).__name__}: {e}", None, True
 
     def _down(self, teacher: str, health: Health, reason: str) -> None:
         if health.down is None:
             health.down = f"teacher {teacher} stopped: {reason}"
-            self.publish(Message("warning", f"{health.down}; its other calls fail without being sent: fix it "
-                                            f"and rerun to retry them"))
+            self.publish(
+                Message(
+                    "warning", f"{health.down}; its other calls fail without being sent: fix it and rerun to retry them"
+                )
+            )
 
     def _check_go(self, request: Request, worst: float = 0.0) -> None:
         """Refuse a call when cancelled, or when what is spent, what the calls in flight may still
@@ -243,12 +267,29 @@ def _prompt_chars(request: Request) -> int:
     return sum(len(m.get("content") or "") for m in request.messages)
 
 
-def _row(request: Request, backend: Backend, body: str, completion: Completion | None,
-         cost: float | None, latency: float | None, attempts: int, error: str | None) -> dict:
-    return {"teacher": request.teacher, "backend": backend.config.backend, "model": backend.config.model,
-            "purpose": request.purpose, "item_id": request.item_id, "request": body,
-            "response": completion.text if completion else None,
-            "prompt_tokens": completion.prompt_tokens if completion else None,
-            "completion_tokens": completion.completion_tokens if completion else None,
-            "cost_usd": cost, "latency_s": latency, "attempts": attempts, "error": error,
-            "created": time.time()}
+def _row(
+    request: Request,
+    backend: Backend,
+    body: str,
+    completion: Completion | None,
+    cost: float | None,
+    latency: float | None,
+    attempts: int,
+    error: str | None,
+) -> dict:
+    return {
+        "teacher": request.teacher,
+        "backend": backend.config.backend,
+        "model": backend.config.model,
+        "purpose": request.purpose,
+        "item_id": request.item_id,
+        "request": body,
+        "response": completion.text if completion else None,
+        "prompt_tokens": completion.prompt_tokens if completion else None,
+        "completion_tokens": completion.completion_tokens if completion else None,
+        "cost_usd": cost,
+        "latency_s": latency,
+        "attempts": attempts,
+        "error": error,
+        "created": time.time(),
+    }

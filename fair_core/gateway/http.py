@@ -82,8 +82,14 @@ class ChatClient:
     """``POST {base_url}/chat/completions`` over at most ``max_connections`` keep-alive connections.
     One client serves one event loop; ``ssl_context`` replaces the system's trust for https."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, max_connections: int = 32,
-                 headers: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        max_connections: int = 32,
+        headers: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
@@ -93,10 +99,14 @@ class ChatClient:
         self._ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
         default_port = self._port == (443 if url.scheme == "https" else 80)
         host = f"[{self._host}]" if ":" in self._host else self._host
-        lines = [f"POST {url.path.rstrip('/')}/chat/completions HTTP/1.1",
-                 f"Host: {host if default_port else f'{host}:{self._port}'}",
-                 "User-Agent: fair-core", "Accept: application/json", "Accept-Encoding: identity",
-                 "Content-Type: application/json"]
+        lines = [
+            f"POST {url.path.rstrip('/')}/chat/completions HTTP/1.1",
+            f"Host: {host if default_port else f'{host}:{self._port}'}",
+            "User-Agent: fair-core",
+            "Accept: application/json",
+            "Accept-Encoding: identity",
+            "Content-Type: application/json",
+        ]
         if api_key:
             lines.append(f"Authorization: Bearer {api_key}")
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -105,14 +115,15 @@ class ChatClient:
         self._idle: list[_Conn] = []
         self._closed = False
 
-    async def __aenter__(self) -> "ChatClient":
+    async def __aenter__(self) -> ChatClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
 
-    async def complete(self, model: str, messages: list, params: dict | None = None,
-                       timeout: float | None = 60.0) -> Completion:
+    async def complete(
+        self, model: str, messages: list, params: dict | None = None, timeout: float | None = 60.0
+    ) -> Completion:
         """One chat completion. ``params`` (temperature, max_tokens, ...) go into the body as they are;
         ``timeout`` bounds the exchange once a connection slot is free (None: no bound)."""
         if self._closed:
@@ -169,8 +180,12 @@ class ChatClient:
             conn.close()
         try:
             reader, writer = await asyncio.open_connection(
-                self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None,
-                limit=_HEAD_LIMIT)
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                server_hostname=self._host if self._ssl else None,
+                limit=_HEAD_LIMIT,
+            )
         except OSError as e:
             raise CannotConnect(f"cannot connect to {self._host}:{self._port}: {e}") from None
         return _Conn(reader, writer), False
@@ -215,7 +230,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict, bytes
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         line = await reader.readuntil(b"\r\n")
         try:
@@ -246,8 +261,9 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
     elif not isinstance(text, str):
         raise BadResponse(f"message content is not a string: {data[:200]!r}")
     usage = obj.get("usage") or {}
-    return Completion(text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
-                      choice.get("finish_reason"), obj)
+    return Completion(
+        text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, choice.get("finish_reason"), obj
+    )
 
 
 def _retry_after(headers: dict) -> float | None:

@@ -27,6 +27,7 @@ class StageCancelled(Exception):
 class Need(StrEnum):
     """What a stage needs from the runner besides the store and the task; the runner prepares
     it before the stage runs, and ``check`` makes sure of it before anything runs."""
+
     NOTHING = "nothing"
     STUDENT = "student"  # the student, loaded in this process (Context.student)
     TRAINER = "trainer"  # the student's files for a child process, and the memory a loaded student holds
@@ -40,6 +41,7 @@ class Stage:
     UI); it must be idempotent: what a run stored before is not done again. ``reads`` and
     ``writes`` say in a few words what it takes from and leaves in the store and the run
     directory, for the docs and for whoever adds the next stage."""
+
     name: str
     run: Callable[[Context], dict] | Callable[[Context], Awaitable[dict]]
     needs: Need
@@ -57,6 +59,7 @@ class Stage:
 class Context:
     """What a stage works with: the run, the plugins, the task, the round, and what the runner
     provides (see Need)."""
+
     run: Run
     host: Host
     task: Task

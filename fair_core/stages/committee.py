@@ -33,8 +33,9 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
             await gateway.call(request, outputs)
         except CallFailure as e:
             failed += 1
-            ctx.store.add_failure(ctx.round, stage, request.item_id, request.teacher, str(e),
-                                  request.meta.get("author", ""))
+            ctx.store.add_failure(
+                ctx.round, stage, request.item_id, request.teacher, str(e), request.meta.get("author", "")
+            )
         done += 1
         ctx.run.publish(StageProgress(stage, ctx.round, done, total))
 
@@ -48,8 +49,9 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
         while queue:
             await one(*queue.popleft()())
 
-    await asyncio.gather(*(worker(queue) for teacher, queue in queues.items()
-                           for _ in range(2 * gateway.limits[teacher].concurrency)))
+    await asyncio.gather(
+        *(worker(queue) for teacher, queue in queues.items() for _ in range(2 * gateway.limits[teacher].concurrency))
+    )
     return {"calls": total, "failed": failed}
 
 

@@ -36,18 +36,25 @@ def build_pairs(ctx: Context) -> list[dict]:
         got = by_item.get(m.item_id)
         if not got or not got["rationale"] or not got["feedback"]:
             continue
-        fb_prompt = ctx.task.prompt("learn_feedback", question=m.question, student_answer=m.wrong_output,
-                                    gold=m.gold)
+        fb_prompt = ctx.task.prompt("learn_feedback", question=m.question, student_answer=m.wrong_output, gold=m.gold)
         ra_prompt = ctx.task.prompt("learn_rationale", question=m.question)
         if committee.compile_mode == "paper":
             rng = random.Random(f"{committee.seed}:{ctx.round}:{m.item_id}")
             chosen = [(rng.choice(got["feedback"]), rng.choice(got["rationale"]))]
         else:
             n = max(len(got["feedback"]), len(got["rationale"]))
-            chosen = [(got["feedback"][i % len(got["feedback"])], got["rationale"][i % len(got["rationale"])])
-                      for i in range(n)]
-        pairs += [{"item_id": m.item_id, "feedback": {"prompt": fb_prompt, "response": fb},
-                   "rationale": {"prompt": ra_prompt, "response": ra}} for fb, ra in chosen]
+            chosen = [
+                (got["feedback"][i % len(got["feedback"])], got["rationale"][i % len(got["rationale"])])
+                for i in range(n)
+            ]
+        pairs += [
+            {
+                "item_id": m.item_id,
+                "feedback": {"prompt": fb_prompt, "response": fb},
+                "rationale": {"prompt": ra_prompt, "response": ra},
+            }
+            for fb, ra in chosen
+        ]
     return pairs
 
 
@@ -67,13 +74,19 @@ def run(ctx: Context) -> dict:
 
     staging = out / "dataset.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    datasets.Dataset.from_list(pairs or [{"item_id": "", "feedback": {"prompt": "", "response": ""},
-                                 "rationale": {"prompt": "", "response": ""}}]).select(
-        range(len(pairs))).save_to_disk(str(staging))
+    datasets.Dataset.from_list(
+        pairs
+        or [{"item_id": "", "feedback": {"prompt": "", "response": ""}, "rationale": {"prompt": "", "response": ""}}]
+    ).select(range(len(pairs))).save_to_disk(str(staging))
     shutil.rmtree(out / "dataset", ignore_errors=True)
     os.replace(staging, out / "dataset")
     return {"pairs": len(pairs), "items": len({p["item_id"] for p in pairs})}
 
 
-STAGE = Stage("compile", run, Need.NOTHING, reads="mistakes, writings, verdicts",
-              writes="trained questions; rounds/N/train.jsonl and rounds/N/dataset")
+STAGE = Stage(
+    "compile",
+    run,
+    Need.NOTHING,
+    reads="mistakes, writings, verdicts",
+    writes="trained questions; rounds/N/train.jsonl and rounds/N/dataset",
+)

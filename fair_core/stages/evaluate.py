@@ -17,5 +17,10 @@ def run(ctx: Context) -> dict:
     return {**summary, **score(ctx, ctx.student(trained=True), "evaluate", "after", problems)}
 
 
-STAGE = Stage("evaluate", run, Need.STUDENT, reads="the test split less what any round trained on, the trained student",
-              writes="attempts (test 'after'; round 0: 'before' when examine did not score it), items, left_out")
+STAGE = Stage(
+    "evaluate",
+    run,
+    Need.STUDENT,
+    reads="the test split less what any round trained on, the trained student",
+    writes="attempts (test 'after'; round 0: 'before' when examine did not score it), items, left_out",
+)

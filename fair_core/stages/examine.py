@@ -29,12 +29,19 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
     batch = ctx.config.student.batch_size  # stored batch by batch: a kill loses one batch at most
     for start in range(0, len(todo), batch):
         ctx.check_cancelled()
-        chunk = todo[start:start + batch]
-        outputs = student.generate([ctx.task.prompt("student", question=p.question) for p in chunk], tick,
-                                   stop=ctx.cancelled)
+        chunk = todo[start : start + batch]
+        outputs = student.generate(
+            [ctx.task.prompt("student", question=p.question) for p in chunk], tick, stop=ctx.cancelled
+        )
         ctx.check_cancelled()  # answers cut short by the interruption are not stored
-        expect(isinstance(outputs, (list, tuple)) and len(outputs) == len(chunk)
-               and all(isinstance(o, str) for o in outputs), f"student backend {ctx.config.student.backend!r}", outputs, f"a list of {len(chunk)} str")
+        expect(
+            isinstance(outputs, (list, tuple))
+            and len(outputs) == len(chunk)
+            and all(isinstance(o, str) for o in outputs),
+            f"student backend {ctx.config.student.backend!r}",
+            outputs,
+            f"a list of {len(chunk)} str",
+        )
         attempts = [Attempt(ctx.round, split, p.id, out, *ctx.task.grade(p, out)) for p, out in zip(chunk, outputs)]
         ctx.store.add_attempts(phase, attempts)
         done.update((a.item_id, a) for a in attempts)
@@ -100,8 +107,19 @@ def run(ctx: Context) -> dict:
     problems = train_items(ctx)
     attempts = answer(ctx, student, "examine", "train", "before", problems)
     by_id = {p.id: p for p in problems}
-    mistakes = [Mistake(ctx.round, a.item_id, by_id[a.item_id].question, by_id[a.item_id].gold, a.output,
-                        a.answer, {"hint": ctx.task.hint(by_id[a.item_id])}) for a in attempts if not a.correct]
+    mistakes = [
+        Mistake(
+            ctx.round,
+            a.item_id,
+            by_id[a.item_id].question,
+            by_id[a.item_id].gold,
+            a.output,
+            a.answer,
+            {"hint": ctx.task.hint(by_id[a.item_id])},
+        )
+        for a in attempts
+        if not a.correct
+    ]
     ctx.store.add_mistakes(mistakes)
     summary = {"train_accuracy": 1 - len(mistakes) / max(1, len(attempts)), "mistakes": len(mistakes)}
     if ctx.round == 0 and "evaluate" in ctx.config.stages:
@@ -109,6 +127,10 @@ def run(ctx: Context) -> dict:
     return summary
 
 
-STAGE = Stage("examine", run, Need.STUDENT,
-              reads="the task's train split (round 0: its test split too), or round 0's task.mistakes_file",
-              writes="attempts (train; round 0: test 'before'), mistakes, items, left_out")
+STAGE = Stage(
+    "examine",
+    run,
+    Need.STUDENT,
+    reads="the task's train split (round 0: its test split too), or round 0's task.mistakes_file",
+    writes="attempts (train; round 0: test 'before'), mistakes, items, left_out",
+)

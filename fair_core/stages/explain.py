@@ -11,19 +11,30 @@ def jobs(ctx: Context) -> list[Job]:
     """The calls explain still has to make: one per mistake and teacher without feedback yet
     (``fair estimate`` counts these very requests)."""
     have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "feedback")}
+
     def job(m, t):
-        prompt = ctx.task.prompt("explain", question=m.question, student_answer=m.wrong_output, gold=m.gold,
-                                 hint=m.hint)
+        prompt = ctx.task.prompt(
+            "explain", question=m.question, student_answer=m.wrong_output, gold=m.gold, hint=m.hint
+        )
         row = lambda text, key: [("writings", (ctx.round, m.item_id, "feedback", t.name, text, key))]  # noqa: E731
         return Request(t.name, "explain", m.item_id, user(prompt)), row
 
-    return [(t.name, lambda m=m, t=t: job(m, t)) for m in ctx.store.mistakes(ctx.round)
-            for t in ctx.config.teachers if (m.item_id, t.name) not in have]
+    return [
+        (t.name, lambda m=m, t=t: job(m, t))
+        for m in ctx.store.mistakes(ctx.round)
+        for t in ctx.config.teachers
+        if (m.item_id, t.name) not in have
+    ]
 
 
 async def run(ctx: Context) -> dict:
     return await run_jobs(ctx, "explain", jobs(ctx))
 
 
-STAGE = Stage("explain", run, Need.COMMITTEE, reads="mistakes, feedback written before",
-              writes="feedback writings, calls, failures")
+STAGE = Stage(
+    "explain",
+    run,
+    Need.COMMITTEE,
+    reads="mistakes, feedback written before",
+    writes="feedback writings, calls, failures",
+)

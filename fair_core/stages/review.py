@@ -22,8 +22,9 @@ from .committee import Job, run_jobs, user
 from .solve import teacher_of
 
 
-def reviewers(author: str, teachers: list[str], committee: CommitteeConfig, round: int,
-              item_id: str, kind: str) -> list[str]:
+def reviewers(
+    author: str, teachers: list[str], committee: CommitteeConfig, round: int, item_id: str, kind: str
+) -> list[str]:
     own = teacher_of(author)
     if committee.assignment == "all":
         return list(teachers)
@@ -54,17 +55,27 @@ def jobs(ctx: Context) -> list[Job]:
         if w.kind == "rationale":
             prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold, hint=m.hint)
         else:
-            prompt = ctx.task.prompt("review_feedback", question=m.question, student_answer=m.wrong_output,
-                                     feedback=w.text, gold=m.gold, hint=m.hint)
+            prompt = ctx.task.prompt(
+                "review_feedback",
+                question=m.question,
+                student_answer=m.wrong_output,
+                feedback=w.text,
+                gold=m.gold,
+                hint=m.hint,
+            )
         purpose = "review" if w.kind == "rationale" else "review_feedback"
         row = lambda text, key: [  # noqa: E731
-            ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, reviewer, text, score(text), key))]
+            ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, reviewer, text, score(text), key))
+        ]
         return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row
 
     writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
-    return [(reviewer, lambda w=w, r=reviewer: job(w, r)) for w in writings
-            for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
-            if (w.item_id, w.kind, w.teacher, reviewer) not in have]
+    return [
+        (reviewer, lambda w=w, r=reviewer: job(w, r))
+        for w in writings
+        for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
+        if (w.item_id, w.kind, w.teacher, reviewer) not in have
+    ]
 
 
 async def run(ctx: Context) -> dict:
@@ -72,8 +83,11 @@ async def run(ctx: Context) -> dict:
     todo = jobs(ctx)
     if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
         parse = ctx.host.get("parsers", committee.parser)
-        ctx.store.set_review_scores(replace(r, score=_checked(parse(r.raw), committee.parser))
-                                    for r in ctx.store.reviews(ctx.round) if r.raw is not None)
+        ctx.store.set_review_scores(
+            replace(r, score=_checked(parse(r.raw), committee.parser))
+            for r in ctx.store.reviews(ctx.round)
+            if r.raw is not None
+        )
     ctx.store.set_meta("parser", committee.parser)
     summary = await run_jobs(ctx, "review", todo)
     summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task))
@@ -82,8 +96,12 @@ async def run(ctx: Context) -> dict:
 
 def _checked(value, parser: str) -> int | None:
     """A parser's score, or PluginResultError when it is not an int or None."""
-    expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
-           f"score parser {parser!r}", value, "an int (1..5 counts) or None")
+    expect(
+        value is None or (isinstance(value, int) and not isinstance(value, bool)),
+        f"score parser {parser!r}",
+        value,
+        "an int (1..5 counts) or None",
+    )
     return value
 
 
@@ -100,9 +118,15 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
             continue
         got = scores.get((w.item_id, w.kind, w.teacher), [])
         decided = policy.decide(got)
-        expect(isinstance(decided, tuple) and len(decided) == 2 and isinstance(decided[0], bool)
-               and (decided[1] is None or isinstance(decided[1], (int, float))),
-               f"review policy {committee.policy!r}", decided, "(accepted: bool, statistic: float or None)")
+        expect(
+            isinstance(decided, tuple)
+            and len(decided) == 2
+            and isinstance(decided[0], bool)
+            and (decided[1] is None or isinstance(decided[1], (int, float))),
+            f"review policy {committee.policy!r}",
+            decided,
+            "(accepted: bool, statistic: float or None)",
+        )
         accepted, value = decided
         reason = "" if accepted else ("no counted score" if value is None else f"{committee.policy} {value:g}")
         if accepted and w.kind == "rationale" and committee.verify_answer:
@@ -110,9 +134,16 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
                 accepted, reason = False, "does not reach the gold answer"
         verdicts.append(Verdict(round, w.item_id, w.kind, w.teacher, accepted, value, reason))
     store.set_verdicts(round, verdicts)
-    return {"accepted": sum(v.accepted for v in verdicts if v.kind == "rationale"),
-            "rejected": sum(not v.accepted for v in verdicts if v.kind == "rationale")}
+    return {
+        "accepted": sum(v.accepted for v in verdicts if v.kind == "rationale"),
+        "rejected": sum(not v.accepted for v in verdicts if v.kind == "rationale"),
+    }
 
 
-STAGE = Stage("review", run, Need.COMMITTEE, reads="mistakes, writings, reviews made before",
-              writes="reviews, verdicts, calls, failures")
+STAGE = Stage(
+    "review",
+    run,
+    Need.COMMITTEE,
+    reads="mistakes, writings, reviews made before",
+    writes="reviews, verdicts, calls, failures",
+)

@@ -20,19 +20,30 @@ def jobs(ctx: Context) -> list[Job]:
     """The calls solve still has to make: one per mistake, teacher and sample without a rationale
     yet (``fair estimate`` counts these very requests)."""
     have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "rationale")}
+
     def job(m, t, s):
         row = lambda text, key: [  # noqa: E731
-            ("writings", (ctx.round, m.item_id, "rationale", author_name(t.name, s), text, key))]
+            ("writings", (ctx.round, m.item_id, "rationale", author_name(t.name, s), text, key))
+        ]
         return Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s), row
 
-    return [(t.name, lambda m=m, t=t, s=s: job(m, t, s)) for m in ctx.store.mistakes(ctx.round)
-            for t in ctx.config.teachers for s in range(ctx.config.committee.samples)
-            if (m.item_id, author_name(t.name, s)) not in have]
+    return [
+        (t.name, lambda m=m, t=t, s=s: job(m, t, s))
+        for m in ctx.store.mistakes(ctx.round)
+        for t in ctx.config.teachers
+        for s in range(ctx.config.committee.samples)
+        if (m.item_id, author_name(t.name, s)) not in have
+    ]
 
 
 async def run(ctx: Context) -> dict:
     return await run_jobs(ctx, "solve", jobs(ctx))
 
 
-STAGE = Stage("solve", run, Need.COMMITTEE, reads="mistakes, rationales written before",
-              writes="rationale writings, calls, failures")
+STAGE = Stage(
+    "solve",
+    run,
+    Need.COMMITTEE,
+    reads="mistakes, rationales written before",
+    writes="rationale writings, calls, failures",
+)

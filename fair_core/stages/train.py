@@ -23,12 +23,16 @@ def run(ctx: Context) -> dict:
     out = ctx.run.round_dir(ctx.round)
     data = out / "train.jsonl"
     if ctx.store.stage_status(ctx.round, "compile") != StageStatus.DONE:
-        raise FairError(f"round {ctx.round} has nothing to train on yet: its compile stage has not run; "
-                        f"run the stages before train first")
+        raise FairError(
+            f"round {ctx.round} has nothing to train on yet: its compile stage has not run; "
+            f"run the stages before train first"
+        )
     if not data.exists() or data.stat().st_size == 0:
-        raise FairError(f"round {ctx.round} has no training data ({data}): no item got an accepted "
-                        f"rationale; rerun with a lower committee.threshold (review is judged again "
-                        f"from the stored scores) or check the teachers' failures (`fair report`)")
+        raise FairError(
+            f"round {ctx.round} has no training data ({data}): no item got an accepted "
+            f"rationale; rerun with a lower committee.threshold (review is judged again "
+            f"from the stored scores) or check the teachers' failures (`fair report`)"
+        )
     base, adapter = ctx.student_source(ctx.round)
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
     from ..training import PARENT, command
@@ -92,11 +96,21 @@ class Tail:
                 if data.get("type") == "train_step":
                     ctx.run.publish(from_dict({**data, "type": TrainStep.type, "round": ctx.round}))
                 elif data.get("type") == "train_resumed":
-                    ctx.run.publish(Message("info", f"round {ctx.round} train resumed from its checkpoint at "
-                                                    f"step {data['step']} of {data['max_steps']}"))
+                    ctx.run.publish(
+                        Message(
+                            "info",
+                            f"round {ctx.round} train resumed from its checkpoint at "
+                            f"step {data['step']} of {data['max_steps']}",
+                        )
+                    )
                 last = data
         return last
 
 
-STAGE = Stage("train", run, Need.TRAINER, reads="rounds/N/train.jsonl, the student that starts the round",
-              writes="rounds/N: checkpoints, adapter or model (merged when a round follows), progress.jsonl")
+STAGE = Stage(
+    "train",
+    run,
+    Need.TRAINER,
+    reads="rounds/N/train.jsonl, the student that starts the round",
+    writes="rounds/N: checkpoints, adapter or model (merged when a round follows), progress.jsonl",
+)

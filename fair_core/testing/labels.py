@@ -15,16 +15,21 @@ from ..paper import read
 from ..task import Problem, Task, data_root
 
 LABELS = Path(__file__).resolve().parents[2] / "tests" / "data" / "answer_labels.jsonl"
-FILES = {"svamp": "Llama-2-7b-chat-hf_svamp_false_round0.json",
-         "strategyqa": "Llama-2-7b-chat-hf_strategyQA_false_round0.json"}
+FILES = {
+    "svamp": "Llama-2-7b-chat-hf_svamp_false_round0.json",
+    "strategyqa": "Llama-2-7b-chat-hf_strategyQA_false_round0.json",
+}
 
 
 def labelled(tasks: Mapping[str, Task]) -> Iterator[tuple[dict, Task, Problem, str]]:
     """(label row, its task, the problem with its gold, the model's output), in file order."""
-    ref = data_root() / "fair-reference"
+    root = data_root()
+    if root is None:
+        raise FileNotFoundError("the labelled outputs need the data folder: set FAIR_DATA_DIR")
+    ref = root / "fair-reference"
     items = {name: {x["id"]: x for x in read(ref / FILES[name])} for name in tasks}
     for line in LABELS.read_text().splitlines():
         row = json.loads(line)
         x, task = items[row["task"]][row["id"]], tasks[row["task"]]
         gold = task.extract(x["gold_answer"].split("\t")[0])  # StrategyQA's: "true.<TAB>facts"
-        yield row, task, Problem(str(x["id"]), x["question"], gold), x["student_wrong_pred"]
+        yield row, task, Problem(str(x["id"]), x["question"], gold or ""), x["student_wrong_pred"]

@@ -51,6 +51,7 @@ try:
 
     _loads = orjson.loads
 except ImportError:  # orjson is optional: the stdlib is fast enough for a few hundred calls a second
+
     def _dumps(obj) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -58,17 +59,30 @@ except ImportError:  # orjson is optional: the stdlib is fast enough for a few h
 
 Behaviour = Callable[[str, list], str]
 FAULTS = ("500", "hang", "malformed", "empty", "drop")
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 # -- scripted teachers -----------------------------------------------------------------------------
 
+
 def fingerprint(model: str, messages: list) -> str:
     """What identifies a request in the counters: sha256 of the canonical JSON of model + messages
     (the model without its "openai/" prefix), so a test can compute it for the requests it sent."""
-    body = json.dumps({"model": model.removeprefix("openai/"), "messages": messages},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body = json.dumps(
+        {"model": model.removeprefix("openai/"), "messages": messages},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -125,8 +139,11 @@ def find_svamp(text: str) -> tuple[str, dict] | tuple[None, None]:
 _NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
 # The gold answer a review or feedback prompt gives: the paper writes "Hint: The correct answer should
 # be 145."; "gold", "reference answer" and "correct answer is" read the same. The last one counts.
-_GOLD = re.compile(r"\b(?:hint|correct answer|right answer|gold(?:en)?(?: answer)?|reference answer|"
-                   r"expected answer)\b[^\d\n]{0,40}?" + _NUMBER, re.I)
+_GOLD = re.compile(
+    r"\b(?:hint|correct answer|right answer|gold(?:en)?(?: answer)?|reference answer|"
+    r"expected answer)\b[^\d\n]{0,40}?" + _NUMBER,
+    re.I,
+)
 # A rationale's own conclusion, as the scripted solvers (and most CoT prompts) phrase it.
 _STATED = re.compile(r"\bthe answer is\s*:?\s*\$?\s*" + _NUMBER, re.I)
 
@@ -144,7 +161,7 @@ def _gold(prompt: str, item: dict | None) -> tuple[float | None, tuple[int, int]
 
 
 def purpose(prompt: str, question: str | None = None) -> str:
-    """"review" when the prompt asks for a score, "explain" when it speaks of mistakes, else "solve".
+    """ "review" when the prompt asks for a score, "explain" when it speaks of mistakes, else "solve".
     The instruction before the question decides (a student's answer quoted after it may well say
     "score"); when it names neither, the whole prompt does. The question's own words never count."""
     flat = " ".join(prompt.split())
@@ -158,7 +175,7 @@ def purpose(prompt: str, question: str | None = None) -> str:
 
 
 def review(prompt: str, item: dict | None) -> str:
-    """"[5]" when the rationale's stated answer (the last "The answer is N" outside the hint) equals
+    """ "[5]" when the rationale's stated answer (the last "The answer is N" outside the hint) equals
     the gold of the prompt, else "[2]". A rationale that states no answer gets "[2]"."""
     gold, (start, end) = _gold(prompt, item)
     stated = [m for m in _STATED.finditer(prompt) if not (start <= m.start() < end)]
@@ -170,10 +187,11 @@ def review(prompt: str, item: dict | None) -> str:
 def feedback(prompt: str, item: dict | None) -> str:
     gold, _ = _gold(prompt, item)
     answer = _num(gold) if gold is not None else "unknown"
-    how = (f" The question asks for {_equation(item['Equation'])}, which the student did not compute."
-           if item else "")
-    return (f"The mistake is in the student's calculation: the final answer does not follow from the "
-            f"numbers in the question.{how} The correct answer is {answer}. The answer is {answer}.")
+    how = f" The question asks for {_equation(item['Equation'])}, which the student did not compute." if item else ""
+    return (
+        f"The mistake is in the student's calculation: the final answer does not follow from the "
+        f"numbers in the question.{how} The correct answer is {answer}. The answer is {answer}."
+    )
 
 
 def _solve(item: dict | None, wrong: bool) -> str:
@@ -181,13 +199,16 @@ def _solve(item: dict | None, wrong: bool) -> str:
         return "I cannot find a way to relate the numbers in this problem, so I will guess. The answer is 0."
     answer = float(item["Answer"]) + (1 if wrong else 0)
     eq = _equation(item["Equation"])
-    return (f"To answer \"{item['Question'].strip()}\", we combine the numbers from the problem: "
-            f"{eq} = {_num(answer)}. The answer is {_num(answer)}.")
+    return (
+        f'To answer "{item["Question"].strip()}", we combine the numbers from the problem: '
+        f"{eq} = {_num(answer)}. The answer is {_num(answer)}."
+    )
 
 
 def _teacher(error_share: float) -> Behaviour:
     """A scripted SVAMP teacher that solves, explains and reviews; wrong on ``error_share`` of the
     questions when solving (chosen by a hash of the question, so the same ones every run)."""
+
     def behave(model: str, messages: list) -> str:
         prompt = last_user(messages)
         question, item = find_svamp(prompt)
@@ -196,8 +217,9 @@ def _teacher(error_share: float) -> Behaviour:
             return review(prompt, item)
         if kind == "explain":
             return feedback(prompt, item)
-        share = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2 ** 64 if question else 1.0
+        share = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2**64 if question else 1.0
         return _solve(item, share < error_share)
+
     return behave
 
 
@@ -211,6 +233,7 @@ _NOISY = re.compile(r"noisy-(0(?:\.\d+)?|1(?:\.0+)?)")
 
 # -- the server -------------------------------------------------------------------------------------
 
+
 class FakeOpenAI:
     """The server. Counters are plain attributes, safe to read from another thread:
     ``requests`` (chat requests received, 429s included), ``by_model`` (Counter by model name),
@@ -218,10 +241,21 @@ class FakeOpenAI:
     answers, no faulted ones), ``rejected`` (429s), ``faulted`` (Counter by fault kind),
     ``in_flight``, ``peak_in_flight`` and ``connections`` (TCP connections accepted)."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
-                 capacity: int | None = None, retry_after: float = 0.05, faults: Mapping[str, float] | None = None,
-                 seed: int = 0, behaviours: Mapping[str, Behaviour] | None = None, api_key: str | None = None,
-                 hang_seconds: float = 3600.0, ssl: SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        capacity: int | None = None,
+        retry_after: float = 0.05,
+        faults: Mapping[str, float] | None = None,
+        seed: int = 0,
+        behaviours: Mapping[str, Behaviour] | None = None,
+        api_key: str | None = None,
+        hang_seconds: float = 3600.0,
+        ssl: SSLContext | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.ssl = ssl
         self.latency = latency
@@ -264,17 +298,26 @@ class FakeOpenAI:
         self.connections = 0
 
     def stats(self) -> dict:
-        return {"requests": self.requests, "rejected": self.rejected, "by_model": dict(self.by_model),
-                "received": dict(self.received), "answered": dict(self.answered), "faulted": dict(self.faulted),
-                "in_flight": self.in_flight, "peak_in_flight": self.peak_in_flight, "connections": self.connections}
+        return {
+            "requests": self.requests,
+            "rejected": self.rejected,
+            "by_model": dict(self.by_model),
+            "received": dict(self.received),
+            "answered": dict(self.answered),
+            "faulted": dict(self.faulted),
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "connections": self.connections,
+        }
 
     @property
     def url(self) -> str:
         return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}/v1"
 
-    async def start(self) -> "FakeOpenAI":
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=1 << 22, backlog=1024,
-                                                  ssl=self.ssl)
+    async def start(self) -> FakeOpenAI:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=1 << 22, backlog=1024, ssl=self.ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -298,6 +341,7 @@ class FakeOpenAI:
     # connection handling ------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # a connection is served inside its own task
         self._connections.add(task)
         self.connections += 1
         try:
@@ -328,11 +372,15 @@ class FakeOpenAI:
             self._connections.discard(task)
             writer.close()
 
-    def _send(self, writer, status: int, body: bytes, *, close: bool = False, headers: str = "",
-              length: int | None = None) -> None:
-        writer.write(f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(body) if length is None else length}\r\n{headers}"
-                     f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n".encode() + body)
+    def _send(
+        self, writer, status: int, body: bytes, *, close: bool = False, headers: str = "", length: int | None = None
+    ) -> None:
+        writer.write(
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n{headers}"
+            f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n".encode()
+            + body
+        )
 
     async def _route(self, method, path, headers, body, reader, writer, close) -> bool:
         """Answer one request; False when the connection must close afterwards."""
@@ -342,8 +390,9 @@ class FakeOpenAI:
                 return True
             return await self._chat(headers, body, reader, writer, close)
         if method == "GET" and path.endswith("/models"):
-            data = [{"id": name, "object": "model", "created": 0, "owned_by": "fair-testing"}
-                    for name in self.behaviours]
+            data = [
+                {"id": name, "object": "model", "created": 0, "owned_by": "fair-testing"} for name in self.behaviours
+            ]
             self._send(writer, 200, _dumps({"object": "list", "data": data}), close=close)
         elif method == "GET" and path == "/_stats":  # counters for a server in another process
             self._send(writer, 200, _dumps(self.stats()), close=close)
@@ -364,8 +413,9 @@ class FakeOpenAI:
             if not isinstance(model, str) or not isinstance(messages, list):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            self._send(writer, 400, _error("the body must be JSON with a string model and a list of messages"),
-                       close=close)
+            self._send(
+                writer, 400, _error("the body must be JSON with a string model and a list of messages"), close=close
+            )
             return True
         name = model.removeprefix("openai/")
         self.by_model[name] += 1
@@ -380,9 +430,13 @@ class FakeOpenAI:
             return True
         if self.capacity is not None and self.in_flight >= self.capacity:
             self.rejected += 1
-            self._send(writer, 429, _error("too many requests in flight", "rate_limit_exceeded"), close=close,
-                       headers=f"Retry-After: {self.retry_after:g}\r\n"
-                               f"retry-after-ms: {self.retry_after * 1000:g}\r\n")
+            self._send(
+                writer,
+                429,
+                _error("too many requests in flight", "rate_limit_exceeded"),
+                close=close,
+                headers=f"Retry-After: {self.retry_after:g}\r\nretry-after-ms: {self.retry_after * 1000:g}\r\n",
+            )
             return True
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -399,7 +453,7 @@ class FakeOpenAI:
             elif fault != "empty":
                 try:
                     text = behave(name, messages)
-                except Exception as e:  # a broken scripted behaviour shows up as a 500 naming it
+                except Exception as e:  # noqa: BLE001 - a broken scripted behaviour shows up as a 500 naming it
                     status, error = 500, _error(f"behaviour {name!r} failed: {e!r}", "server_error")
             wait = deadline - loop.time()  # latency counts from arrival: the work above is part of it
             if wait > 0:
@@ -409,21 +463,30 @@ class FakeOpenAI:
                 return True
             # "tokens" are whitespace-separated words: deterministic, and cheap to count
             prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                     "total_tokens": prompt_tokens + len(text.split())}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(text.split()),
+                "total_tokens": prompt_tokens + len(text.split()),
+            }
             if payload.get("stream"):
                 return await self._stream(writer, model, text, usage, fault, fp, close)
             if fault == "malformed":
-                self._send(writer, 200, b'{"id": "chatcmpl-broken", "choices": [{"message": {"content": "',
-                           close=close)
+                self._send(writer, 200, b'{"id": "chatcmpl-broken", "choices": [{"message": {"content": "', close=close)
                 return True
-            response = _dumps({"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion",
-                               "created": int(time.time()), "model": model,
-                               "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                            "finish_reason": "stop"}],
-                               "usage": usage})
+            response = _dumps(
+                {
+                    "id": f"chatcmpl-{next(self._ids)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": usage,
+                }
+            )
             if fault == "drop":  # promise the whole body, send half, hang up
-                self._send(writer, 200, response[:len(response) // 2], length=len(response))
+                self._send(writer, 200, response[: len(response) // 2], length=len(response))
                 return False
             if fault is None:  # counted before the client can see it, so a test never reads a stale count
                 self.answered[fp] += 1
@@ -434,20 +497,35 @@ class FakeOpenAI:
 
     async def _stream(self, writer, model, text, usage, fault, fp, close) -> bool:
         """Server-sent events over chunked encoding; usage rides on the last chunk, then [DONE]."""
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Transfer-Encoding: chunked\r\nConnection: " + (b"close" if close else b"keep-alive")
-                     + b"\r\n\r\n")
-        base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": model}
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: " + (b"close" if close else b"keep-alive") + b"\r\n\r\n"
+        )
+        base = {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
         words = re.findall(r"\S+\s*", text)
-        pieces = ["".join(words[i:i + 4]) for i in range(0, len(words), 4)] or [""]
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece} if i == 0
-                                        else {"content": piece}, "finish_reason": None}]}
-                  for i, piece in enumerate(pieces)]
+        pieces = ["".join(words[i : i + 4]) for i in range(0, len(words), 4)] or [""]
+        events = [
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": piece} if i == 0 else {"content": piece},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+            for i, piece in enumerate(pieces)
+        ]
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
         frames = [b"data: " + _dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
         if fault == "malformed":
-            frames = [b"data: {\"choices\": [{\"delta\": \n\n", b"data: [DONE]\n\n"]
+            frames = [b'data: {"choices": [{"delta": \n\n', b"data: [DONE]\n\n"]
         if fault is None:
             self.answered[fp] += 1
         for i, frame in enumerate(frames):
@@ -484,6 +562,7 @@ def _error(message: str, code: str = "invalid_request_error") -> bytes:
 
 # -- running it ------------------------------------------------------------------------------------
 
+
 @contextmanager
 def serve_in_thread(**opts) -> Iterator[FakeOpenAI]:
     """A server on its own event-loop thread, for synchronous tests and for async tests whose own loop
@@ -497,7 +576,7 @@ def serve_in_thread(**opts) -> Iterator[FakeOpenAI]:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(server.start())
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, which raises it
             started["error"] = e
             ready.set()
             return
@@ -541,8 +620,14 @@ def server_process(**opts) -> Iterator[str]:
     Yields the base URL; counters are at ``GET <host>/_stats``."""
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "fair_core.testing.server", *_argv({"port": 0, **opts})],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fair_core.testing.server", *_argv({"port": 0, **opts})],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None  # both piped above
     killer = threading.Timer(60, proc.kill)  # never wait forever for READY
     killer.start()
     try:
@@ -594,10 +679,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--behaviour", action="append", default=[], metavar="NAME=MODULE:FUNCTION")
     a = p.parse_args(argv)
     try:
-        server = FakeOpenAI(host=a.host, port=a.port, latency=a.latency, capacity=a.capacity,
-                            retry_after=a.retry_after, faults=_pairs(a.fault, float), seed=a.seed,
-                            behaviours=_pairs(a.behaviour, _load), api_key=a.api_key,
-                            hang_seconds=a.hang_seconds)
+        server = FakeOpenAI(
+            host=a.host,
+            port=a.port,
+            latency=a.latency,
+            capacity=a.capacity,
+            retry_after=a.retry_after,
+            faults=_pairs(a.fault, float),
+            seed=a.seed,
+            behaviours=_pairs(a.behaviour, _load),
+            api_key=a.api_key,
+            hang_seconds=a.hang_seconds,
+        )
     except (ValueError, ImportError, AttributeError) as e:
         p.error(str(e))
 

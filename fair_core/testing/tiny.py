@@ -53,20 +53,33 @@ def _tokenizer(texts: list[str], vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
         additional_special_tokens=SPECIALS[3:],
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def make_tiny_student(path, texts: list[str] | None = None, *, hidden: int = 64, layers: int = 2,
-                      heads: int = 4, vocab_size: int = 512, seed: int = 0) -> Path:
+def make_tiny_student(
+    path,
+    texts: list[str] | None = None,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    vocab_size: int = 512,
+    seed: int = 0,
+) -> Path:
     """Build (once) a tiny causal LM + tokenizer in ``path`` and return the path.
 
     The folder is written to a temporary sibling and renamed into place, so a crash or a
@@ -81,20 +94,28 @@ def make_tiny_student(path, texts: list[str] | None = None, *, hidden: int = 64,
 
     tokenizer = _tokenizer(texts if texts is not None else default_texts(), vocab_size)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=1024, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
         # Wider than Llama's 0.02 so an untrained model writes varied text, not one token
         # repeated: tests that compare generations then compare something.
         initializer_range=0.1,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, do_sample=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
     )
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,10 +150,17 @@ def into_hub_cache(model: Path, cache: Path, repo_id: str) -> Path:
 
 # llama.cpp's names for a Llama checkpoint's tensors: whole-model ones, then per-layer ones.
 _GGUF_NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
-_GGUF_LAYER = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-               "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-               "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-               "mlp.down_proj": "ffn_down"}
+_GGUF_LAYER = {
+    "input_layernorm": "attn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
 
 
 def _rope_order(w, heads: int):
@@ -152,7 +180,7 @@ def tiny_gguf(model: Path, out: Path) -> Path:
     tok = json.loads((model / "tokenizer.json").read_text())
     added = {t["content"]: t["id"] for t in tok["added_tokens"]}
     ids = {**tok["model"]["vocab"], **added}
-    tokens = sorted(ids, key=ids.get)
+    tokens = sorted(ids, key=lambda t: ids[t])
     w = gguf.GGUFWriter(str(out), "llama")
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])

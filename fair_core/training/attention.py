@@ -23,17 +23,28 @@ import torch
 NAME = "fair_segments"
 
 
-def segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
-                      fair_segments: tuple | None = None, **kwargs):
+def segment_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    dropout: float = 0.0,
+    scaling=None,
+    fair_segments: tuple | None = None,
+    **kwargs,
+):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     def attend(q, k, v, mask=None):
-        return sdpa_attention_forward(module, q, k, v, mask, dropout=dropout, scaling=scaling,
-                                      is_causal=mask is None)[0]
+        return sdpa_attention_forward(module, q, k, v, mask, dropout=dropout, scaling=scaling, is_causal=mask is None)[
+            0
+        ]
 
     if fair_segments is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     sizes = [n for prefix, lengths in fair_segments for n in (prefix, *lengths)]
     # split (not slicing): its backward is one concatenation, not a zero-filled copy per slice
     parts = zip(*(t.split(sizes, dim=2) for t in (query, key, value)))

@@ -53,8 +53,11 @@ class Checkpoints:
     def complete(self) -> list[tuple[int, Path]]:
         if not self.folder.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.folder.iterdir()
-                 if (m := _STEP.fullmatch(p.name)) and (p / STATE).is_file()]
+        found = [
+            (int(m.group(1)), p)
+            for p in self.folder.iterdir()
+            if (m := _STEP.fullmatch(p.name)) and (p / STATE).is_file()
+        ]
         return sorted(found)
 
     def latest(self) -> Path | None:
@@ -68,7 +71,7 @@ class Checkpoints:
         """Write the trainer state into ``tmp``, publish it as ``step-N`` and prune old ones."""
         (tmp / STATE).write_text(json.dumps(state))
         publish(tmp, self.folder / f"step-{step}")
-        for _, old in self.complete()[:-self.keep]:
+        for _, old in self.complete()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod

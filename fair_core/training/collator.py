@@ -17,6 +17,7 @@ prompt token and no label is ever predicted across a group boundary.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .data import Encoded, Pair
 
@@ -61,8 +62,8 @@ class PairCollator:
         for i, row in enumerate(rows):
             at = 0
             for prefix, members in row:
-                input_ids[i, at:at + prefix] = torch.tensor(members[0][0].ids[:prefix], dtype=torch.long)
-                position_ids[i, at:at + prefix] = torch.arange(prefix)
+                input_ids[i, at : at + prefix] = torch.tensor(members[0][0].ids[:prefix], dtype=torch.long)
+                position_ids[i, at : at + prefix] = torch.arange(prefix)
                 at += prefix
                 for seq, kind in members:
                     ids = torch.tensor(seq.ids[prefix:], dtype=torch.long)
@@ -76,8 +77,13 @@ class PairCollator:
             position_ids[i, at:] = torch.arange(width - at)  # padding: a sequence of its own
         n_feedback = sum(p.feedback.n_response for p in pairs)
         n_rationale = sum(p.rationale.n_response for p in pairs)
-        batch = {"input_ids": input_ids, "labels": labels, "kinds": kinds, "position_ids": position_ids,
-                 "counts": torch.tensor([len(pairs), n_feedback, n_rationale, sum(used)], dtype=torch.long)}
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "labels": labels,
+            "kinds": kinds,
+            "position_ids": position_ids,
+            "counts": torch.tensor([len(pairs), n_feedback, n_rationale, sum(used)], dtype=torch.long),
+        }
         if self.packed:
             layout = tuple((p, tuple(len(s.ids) - p for s, _ in members)) for p, members in groups)
             batch["segments"] = layout + (((0, (width - used[0],)),) if width > used[0] else ())

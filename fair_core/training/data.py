@@ -53,12 +53,16 @@ def read_pairs(path: Path) -> list[dict]:
                 if not isinstance(row[half]["prompt"], str) or not isinstance(row[half]["response"], str):
                     raise TypeError(half)
         except (ValueError, KeyError, TypeError):
-            raise DataError(f"{path} line {n} is not a pair of {{prompt, response}} examples "
-                            "(feedback and rationale): recompile the round") from None
+            raise DataError(
+                f"{path} line {n} is not a pair of {{prompt, response}} examples "
+                "(feedback and rationale): recompile the round"
+            ) from None
         rows.append(row)
     if not rows:
-        raise DataError(f"compiled dataset {path} is empty: this round has no mistake with an accepted "
-                        "rationale, so there is nothing to train on")
+        raise DataError(
+            f"compiled dataset {path} is empty: this round has no mistake with an accepted "
+            "rationale, so there is nothing to train on"
+        )
     return rows
 
 
@@ -86,7 +90,7 @@ class Encoder:
         # Over budget: cut the prompt from the left (its end holds the question and the turn
         # marker the response follows); a response alone over budget keeps its start.
         r = r[: self.max_length - 1]
-        p = p[-(self.max_length - len(r)):]
+        p = p[-(self.max_length - len(r)) :]
         return Encoded(p + r, len(p))
 
     def pair(self, row: dict) -> Pair:
@@ -123,7 +127,7 @@ class LengthGroupedBatches:
         span = self.batch_size * self.group
         batches = []
         for start in range(0, len(order), span):
-            chunk = sorted(order[start:start + span], key=self.lengths.__getitem__, reverse=True)
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(order[start : start + span], key=self.lengths.__getitem__, reverse=True)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         rng.shuffle(batches)
         return iter(batches)

@@ -27,15 +27,18 @@ def _checkpointed(model) -> bool:
     return getattr(model, "is_gradient_checkpointing", False) if flag is None else flag
 
 
-def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, segments=None,
-              sliced: bool = True):
+def token_nll(model, input_ids, labels, position_ids=None, attention_mask=None, segments=None, sliced: bool = True):
     """Per-token cross-entropy at every labelled position, and the boolean mask of those positions
     (aligned with ``labels[:, 1:]``). ``segments``: the lengths of the sequences packed in the
     row (see :mod:`.attention`); ``sliced``: apply the output head only where needed."""
     target = labels[:, 1:]
     keep = target != IGNORE
-    inputs = {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": attention_mask,
-              "use_cache": False}
+    inputs = {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "attention_mask": attention_mask,
+        "use_cache": False,
+    }
     if segments is not None:
         inputs["fair_segments"] = tuple(segments)
     # Under autocast, peft would copy each LoRA layer's input to the adapter's fp32 only for
@@ -83,7 +86,7 @@ def probe(model, first: list[int], second: list[int]) -> tuple[bool, bool]:
     model.eval()
     device = next(model.parameters()).device
     a = torch.tensor([first], device=device)
-    b = torch.tensor([first[:len(first) // 2] + second], device=device)
+    b = torch.tensor([first[: len(first) // 2] + second], device=device)
     full_a, _ = token_nll(model, a, a, sliced=False)
     full_b, _ = token_nll(model, b, b, sliced=False)
     sliced_a, _ = token_nll(model, a, a, sliced=True)

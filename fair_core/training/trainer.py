@@ -79,8 +79,11 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=half or torch.bfloat16)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=half or torch.bfloat16,
+        )
     return adapt(AutoModelForCausalLM.from_pretrained(base, **kwargs), train, adapter)
 
 
@@ -92,8 +95,9 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
     model.config.use_cache = False
     checkpointing = {"use_reentrant": False}
     if train.method == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs=checkpointing)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=train.gradient_checkpointing, gradient_checkpointing_kwargs=checkpointing
+        )
     elif train.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
             model.activation_checkpointing_enable(checkpointing)
@@ -103,13 +107,19 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
         return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
     if adapter is not None:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    lora = LoraConfig(task_type="CAUSAL_LM", r=train.lora_r, lora_alpha=train.lora_alpha,
-                      lora_dropout=train.lora_dropout, target_modules=train.target_modules)
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=train.lora_r,
+        lora_alpha=train.lora_alpha,
+        lora_dropout=train.lora_dropout,
+        target_modules=train.target_modules,
+    )
     try:
         return get_peft_model(model, lora)
     except ValueError as e:
-        raise FairError(f"LoRA cannot be set up for this model: {str(e).splitlines()[0]} "
-                        "(set train.target_modules)") from None
+        raise FairError(
+            f"LoRA cannot be set up for this model: {str(e).splitlines()[0]} (set train.target_modules)"
+        ) from None
 
 
 def _trainable_only(models, weights, output_dir) -> None:
@@ -119,22 +129,28 @@ def _trainable_only(models, weights, output_dir) -> None:
         weights[i] = OrderedDict((k, v) for k, v in state.items() if k in names)
 
 
-def fingerprint(data: Path, train: TrainConfig, base: Path, adapter: Path | None, chat_template: bool,
-                processes: int) -> str:
+def fingerprint(
+    data: Path, train: TrainConfig, base: Path, adapter: Path | None, chat_template: bool, processes: int
+) -> str:
     """What a checkpoint must share with this run to be resumed by it (the number of processes
     too: it decides which batches make a step)."""
     settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to"})
     h = hashlib.sha256(data.read_bytes())
-    h.update(json.dumps([settings, str(base.resolve()), str(adapter and adapter.resolve()), chat_template,
-                         processes], sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            [settings, str(base.resolve()), str(adapter and adapter.resolve()), chat_template, processes],
+            sort_keys=True,
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
 class Trainer:
     """Set up from a run folder, then :meth:`run`: resume, train, write the outputs."""
 
-    def __init__(self, run_dir: str | Path, round_: int, base: str | Path,
-                 adapter: str | Path | None = None, merge: bool = False):
+    def __init__(
+        self, run_dir: str | Path, round_: int, base: str | Path, adapter: str | Path | None = None, merge: bool = False
+    ):
         from accelerate import Accelerator
         from accelerate.utils import DistributedType
         from torch.utils.data import DataLoader
@@ -153,14 +169,20 @@ class Trainer:
         check_inputs(t, self.base, self.adapter)
 
         precision = resolve_precision(t.precision)
-        trackers = [name for name in t.report_to
-                    if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
+        trackers = [
+            name for name in t.report_to if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))
+        ]
         for name in set(t.report_to) - set(trackers):
             logger.warning("report_to %r skipped: it is not installed", name)
-        self.acc = acc = Accelerator(mixed_precision=MIXED[precision], gradient_accumulation_steps=t.grad_accum,
-                                     log_with=trackers or None, project_dir=str(self.dir / "logs"))
-        self.fingerprint = fingerprint(self.dir / "train.jsonl", t, self.base, self.adapter,
-                                       config.student.chat_template, acc.num_processes)
+        self.acc = acc = Accelerator(
+            mixed_precision=MIXED[precision],
+            gradient_accumulation_steps=t.grad_accum,
+            log_with=trackers or None,
+            project_dir=str(self.dir / "logs"),
+        )
+        self.fingerprint = fingerprint(
+            self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(self.base)
         encode = Encoder(self.tokenizer, config.student.chat_template, t.max_length)
         self.pairs = [encode.pair(row) for row in rows]
@@ -175,8 +197,11 @@ class Trainer:
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
 
         pad = self.tokenizer.pad_token_id
-        collate = PairCollator(self.tokenizer.eos_token_id if pad is None else pad, self.packed,
-                               multiple_of=8 if acc.device.type == "cuda" else 1)
+        collate = PairCollator(
+            self.tokenizer.eos_token_id if pad is None else pad,
+            self.packed,
+            multiple_of=8 if acc.device.type == "cuda" else 1,
+        )
         self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
         loader = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
@@ -204,21 +229,25 @@ class Trainer:
         if not complete:
             return {"step": 0}
         if Checkpoints.state(complete[0]).get("fingerprint") != self.fingerprint:
-            raise FairError(f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
-                            "delete that folder to train this round afresh")
+            raise FairError(
+                f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
+                "delete that folder to train this round afresh"
+            )
         for path in complete:  # newest first: a damaged one (a disk error, say) falls back
             try:
                 acc.load_state(str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
                 if acc.is_main_process:
-                    logger.warning("checkpoint %s cannot be read (%s: %s); trying the one before",
-                                   path.name, type(e).__name__, e)
+                    logger.warning(
+                        "checkpoint %s cannot be read (%s: %s); trying the one before", path.name, type(e).__name__, e
+                    )
                 continue
             if acc.is_main_process:
                 logger.info("resumed from %s", path.name)
             return Checkpoints.state(path)
-        raise FairError(f"no checkpoint in {self.checkpoints.folder} can be read: delete that folder to "
-                        f"train this round afresh")
+        raise FairError(
+            f"no checkpoint in {self.checkpoints.folder} can be read: delete that folder to train this round afresh"
+        )
 
     def save_checkpoint(self, step: int, loss: float) -> None:
         acc = self.acc
@@ -226,8 +255,9 @@ class Trainer:
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self.checkpoints.commit(tmp, step, {"step": step, "max_steps": self.max_steps, "loss": loss,
-                                                "fingerprint": self.fingerprint})
+            self.checkpoints.commit(
+                tmp, step, {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
+            )
         acc.wait_for_everyone()
 
     # -- training ----------------------------------------------------------------------------
@@ -255,8 +285,9 @@ class Trainer:
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 k += 1
-                sums += torch.cat([torch.stack([loss.detach(), loss_f, loss_r, torch.ones_like(loss_f)]).float(),
-                                   counts.float()])
+                sums += torch.cat(
+                    [torch.stack([loss.detach(), loss_f, loss_r, torch.ones_like(loss_f)]).float(), counts.float()]
+                )
                 if not acc.sync_gradients:
                     continue
                 lr = self.scheduler.get_last_lr()[0]
@@ -276,10 +307,17 @@ class Trainer:
     def _record(self, step: int, lr: float, sums, meter: Meter) -> dict:
         loss, loss_f, loss_r, micro, pairs, n_f, n_r, inputs = sums.tolist()
         meter.add(int(pairs), int(n_f + n_r), int(inputs))
-        record = {"type": "train_step", "step": step, "max_steps": self.max_steps,
-                  "epoch": round(step / self.steps_per_epoch, 4), "loss": round(loss / micro, 5),
-                  "loss_feedback": round(loss_f / micro, 5), "loss_rationale": round(loss_r / micro, 5),
-                  "learning_rate": lr, **meter.rates(step)}
+        record = {
+            "type": "train_step",
+            "step": step,
+            "max_steps": self.max_steps,
+            "epoch": round(step / self.steps_per_epoch, 4),
+            "loss": round(loss / micro, 5),
+            "loss_feedback": round(loss_f / micro, 5),
+            "loss_rationale": round(loss_r / micro, 5),
+            "learning_rate": lr,
+            **meter.rates(step),
+        }
         meter.losses.append(record["loss"])
         if self.acc.trackers:
             self.acc.log({k: v for k, v in record.items() if isinstance(v, float)}, step=step)
@@ -318,13 +356,23 @@ class Trainer:
             if acc.is_main_process:
                 merged = merge_adapter(self.base, output, self.dir / "merged")
             acc.wait_for_everyone()
-        done = {"type": "train_done", "step": self.max_steps, "max_steps": self.max_steps,
-                "resumed_from": start, "epoch": round(self.max_steps / self.steps_per_epoch, 4),
-                "loss": last["loss"] if last else state.get("loss"),
-                "mean_loss": round(sum(meter.losses) / len(meter.losses), 5) if meter.losses else None,
-                "runtime_s": round(meter.elapsed, 2), **meter.rates(self.max_steps),
-                "pairs": len(self.pairs), "method": self.train_cfg.method, "packed": self.packed,
-                "sliced_head": self.sliced, "output": str(output), "merged": str(merged) if merged else None}
+        done = {
+            "type": "train_done",
+            "step": self.max_steps,
+            "max_steps": self.max_steps,
+            "resumed_from": start,
+            "epoch": round(self.max_steps / self.steps_per_epoch, 4),
+            "loss": last["loss"] if last else state.get("loss"),
+            "mean_loss": round(sum(meter.losses) / len(meter.losses), 5) if meter.losses else None,
+            "runtime_s": round(meter.elapsed, 2),
+            **meter.rates(self.max_steps),
+            "pairs": len(self.pairs),
+            "method": self.train_cfg.method,
+            "packed": self.packed,
+            "sliced_head": self.sliced,
+            "output": str(output),
+            "merged": str(merged) if merged else None,
+        }
         if log:
             log.write(done)
             log.close()

@@ -7,5 +7,11 @@ from .runs import RunsScreen
 from .setup import SetupScreen
 from .training import TrainingScreen
 
-SCREEN_TYPES = {"runs": RunsScreen, "setup": SetupScreen, "pipeline": PipelineScreen,
-                "committee": CommitteeScreen, "training": TrainingScreen, "results": ResultsScreen}
+SCREEN_TYPES = {
+    "runs": RunsScreen,
+    "setup": SetupScreen,
+    "pipeline": PipelineScreen,
+    "committee": CommitteeScreen,
+    "training": TrainingScreen,
+    "results": ResultsScreen,
+}

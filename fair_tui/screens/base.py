@@ -66,8 +66,11 @@ class RunView(View):
 
     def body(self) -> ComposeResult:
         if self.shown is None:
-            yield Static("No run is open. Press [b]1[/] to pick one from the runs folder, or open the "
-                         "command palette (ctrl+p) for a new config.", classes="empty")
+            yield Static(
+                "No run is open. Press [b]1[/] to pick one from the runs folder, or open the "
+                "command palette (ctrl+p) for a new config.",
+                classes="empty",
+            )
         else:
             yield from self.run_body(self.shown)
 

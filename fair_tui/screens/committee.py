@@ -92,10 +92,18 @@ def mark(verdicts: list[Verdict]) -> Text:
 def detail(item: Item, teachers: list[str]) -> Group:
     m = item.mistake
     parts: list = [
-        Text.assemble(("item ", "dim"), (m.item_id, "bold"), ("  gold ", "dim"), (m.gold, "bold green"),
-                      ("  student ", "dim"), (str(m.wrong_answer or "-"), "bold red")),
-        Text("Question", style="bold underline"), Text(m.question),
-        Text("Student's wrong answer", style="bold underline"), Text(m.wrong_output.strip()),
+        Text.assemble(
+            ("item ", "dim"),
+            (m.item_id, "bold"),
+            ("  gold ", "dim"),
+            (m.gold, "bold green"),
+            ("  student ", "dim"),
+            (str(m.wrong_answer or "-"), "bold red"),
+        ),
+        Text("Question", style="bold underline"),
+        Text(m.question),
+        Text("Student's wrong answer", style="bold underline"),
+        Text(m.wrong_output.strip()),
     ]
     for kind in ("rationale", "feedback"):
         matrix = review_matrix(item, kind, teachers)
@@ -121,13 +129,20 @@ def _order(author: str, teachers: list[str]) -> tuple[int, str]:
 
 def review_matrix(item: Item, kind: str, teachers: list[str]) -> Table | None:
     """Rows: authors; columns: reviewers; cells: the parsed score ("?" when it did not parse)."""
-    authors = sorted({a for (k, a, _) in item.reviews if k == kind} | {a for (k, a) in item.verdicts if k == kind},
-                     key=lambda a: _order(a, teachers))
+    authors = sorted(
+        {a for (k, a, _) in item.reviews if k == kind} | {a for (k, a) in item.verdicts if k == kind},
+        key=lambda a: _order(a, teachers),
+    )
     if not authors:
         return None
     reviewers = sorted({r for (k, _, r) in item.reviews if k == kind}, key=lambda r: _order(r, teachers))
-    table = Table(title=f"{kind} reviews (author × reviewer)", title_justify="left", title_style="bold",
-                  show_edge=False, pad_edge=False)
+    table = Table(
+        title=f"{kind} reviews (author × reviewer)",
+        title_justify="left",
+        title_style="bold",
+        show_edge=False,
+        pad_edge=False,
+    )
     table.add_column("author")
     for r in reviewers:
         table.add_column(r, justify="center")
@@ -136,8 +151,9 @@ def review_matrix(item: Item, kind: str, teachers: list[str]) -> Table | None:
         cells = []
         for r in reviewers:
             rv = item.reviews.get((kind, a, r))
-            cells.append(Text("") if rv is None else Text(str(rv.score)) if rv.score is not None
-                         else Text("?", style="yellow"))
+            cells.append(
+                Text("") if rv is None else Text(str(rv.score)) if rv.score is not None else Text("?", style="yellow")
+            )
         v = item.verdicts.get((kind, a))
         verdict = Text("-", style="dim") if v is None else mark([v])
         if v is not None and v.reason and not v.accepted:
@@ -170,8 +186,14 @@ class CommitteeScreen(RunView):
 
     def run_body(self, session: Session) -> ComposeResult:
         teachers = [t.name for t in session.config.teachers]
-        filters = ["all", "accepted", "rejected", "no rationale",
-                   *(f"accepted from {t}" for t in teachers), *(f"rejected from {t}" for t in teachers)]
+        filters = [
+            "all",
+            "accepted",
+            "rejected",
+            "no rationale",
+            *(f"accepted from {t}" for t in teachers),
+            *(f"rejected from {t}" for t in teachers),
+        ]
         with Horizontal(id="committee-bar"):
             yield Static(id="committee-title")
             yield Select([(f, f) for f in filters], value="all", allow_blank=False, compact=True, id="filter")
@@ -231,28 +253,32 @@ class CommitteeScreen(RunView):
             self.page = min(self.page, max(0, (len(self.matching) - 1) // PAGE))
         teachers = [t.name for t in s.config.teachers]
         first = self.page * PAGE
-        self.shown_items = {item.mistake.item_id: item for item in self.matching[first:first + PAGE]}
+        self.shown_items = {item.mistake.item_id: item for item in self.matching[first : first + PAGE]}
         rows = []
         for item in self.shown_items.values():
             m = item.mistake
             by_teacher = [mark([v for v in item.rationale_verdicts() if teacher_of(v.author) == t]) for t in teachers]
             verdicts = item.rationale_verdicts()
-            ok = Text(f"{item.accepted()}/{len(verdicts)}" if verdicts else "-",
-                      style="red" if verdicts and not item.accepted() else "")
+            ok = Text(
+                f"{item.accepted()}/{len(verdicts)}" if verdicts else "-",
+                style="red" if verdicts and not item.accepted() else "",
+            )
             texts = (m.item_id, clip(m.gold, 10), clip(str(m.wrong_answer or "-"), 10))
             rows.append((m.item_id, [*map(Text, texts), ok, *by_teacher, Text(clip(" ".join(m.question.split()), 60))]))
         labels = ["item", "gold", "student", "ok", *teachers, "question"]
         fill_table(self.query_one("#mistakes", DataTable), labels, rows)
-        paged = (f" · rows {first + 1}-{first + len(self.shown_items)} (< > for more)"
-                 if len(self.matching) > PAGE else "")
+        paged = (
+            f" · rows {first + 1}-{first + len(self.shown_items)} (< > for more)" if len(self.matching) > PAGE else ""
+        )
         self.query_one("#committee-title", Static).update(
-            f"round {self.round} · {len(self.matching)} of {len(self.items)} mistakes{paged}")
+            f"round {self.round} · {len(self.matching)} of {len(self.items)} mistakes{paged}"
+        )
         if self.shown_items:
             self.show_detail(next(iter(self.shown_items)))
         else:
             self.query_one("#detail", Static).update(
-                Text("no mistakes in this round yet" if not self.items else "no item matches the filter",
-                     style="dim"))
+                Text("no mistakes in this round yet" if not self.items else "no item matches the filter", style="dim")
+            )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value in self.shown_items:

@@ -17,9 +17,17 @@ from ..session import LOG_LINES, Session, StageState
 from .base import RunView
 
 STOPPED = "stopped"  # shown for a stage still marked running when no runner works on the run
-STATUS_STYLE = {StageStatus.PENDING: "dim", StageStatus.RUNNING: "green", StageStatus.DONE: "cyan",
-                StageStatus.PARTIAL: "yellow", StageStatus.CANCELLED: "yellow", STOPPED: "yellow",
-                StageStatus.INTERRUPTED: "yellow", StageStatus.STALE: "magenta", StageStatus.FAILED: "red"}
+STATUS_STYLE = {
+    StageStatus.PENDING: "dim",
+    StageStatus.RUNNING: "green",
+    StageStatus.DONE: "cyan",
+    StageStatus.PARTIAL: "yellow",
+    StageStatus.CANCELLED: "yellow",
+    STOPPED: "yellow",
+    StageStatus.INTERRUPTED: "yellow",
+    StageStatus.STALE: "magenta",
+    StageStatus.FAILED: "red",
+}
 
 
 def tokens(n: int) -> str:
@@ -58,8 +66,9 @@ class PipelineScreen(RunView):
             return not s.active
         if action == "pause":
             live = s.live
-            in_committee = any(live.stage(live.round, st).status == StageStatus.RUNNING
-                               for st in PIPELINE.needing(Need.COMMITTEE))
+            in_committee = any(
+                live.stage(live.round, st).status == StageStatus.RUNNING for st in PIPELINE.needing(Need.COMMITTEE)
+            )
             return s.state == "running" and in_committee
         if action == "resume":
             return s.state == "paused"
@@ -93,9 +102,12 @@ class PipelineScreen(RunView):
         if live.budget_reached:
             cost = f"[red]{cost} (budget reached)[/]"
         paused = " [yellow](paused: no new calls)[/]" if s.state == "paused" else ""
-        self._set("#counters", f"calls in flight [b]{live.in_flight}[/]{paused} · done [b]{live.done}[/] · "
-                               f"cached {live.cached} · retried {live.retried} · failed {live.failed} · "
-                               f"tokens {tokens(live.tokens)} · cost {cost}")
+        self._set(
+            "#counters",
+            f"calls in flight [b]{live.in_flight}[/]{paused} · done [b]{live.done}[/] · "
+            f"cached {live.cached} · retried {live.retried} · failed {live.failed} · "
+            f"tokens {tokens(live.tokens)} · cost {cost}",
+        )
         log = self.query_one(RichLog)
         for line in s.log_since(self._logged):
             log.write(line)

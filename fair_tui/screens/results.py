@@ -20,8 +20,14 @@ from ..session import Session
 from .base import RunView
 
 # borderless, one space between columns: the committee table fits 80 columns
-TABLE = {"title": "Accuracy per round", "title_justify": "left", "title_style": "bold underline", "box": None,
-         "pad_edge": False, "collapse_padding": True}
+TABLE = {
+    "title": "Accuracy per round",
+    "title_justify": "left",
+    "title_style": "bold underline",
+    "box": None,
+    "pad_edge": False,
+    "collapse_padding": True,
+}
 
 
 def _v(x, fmt: str = "{}") -> str:
@@ -29,20 +35,58 @@ def _v(x, fmt: str = "{}") -> str:
 
 
 def render(report: dict, budget: float | None) -> Group:
-    rounds = Table("round", "mistakes", "accepted", "no rat.", "failed", "test acc. before [95% CI]",
-                   "after [95% CI]", "vs. untrained", **TABLE)
+    rounds = Table(
+        "round",
+        "mistakes",
+        "accepted",
+        "no rat.",
+        "failed",
+        "test acc. before [95% CI]",
+        "after [95% CI]",
+        "vs. untrained",
+        **TABLE,
+    )
     for p in report["rounds"]:
-        rounds.add_row(str(p["round"]), str(p["items"]), str(p["accepted_rationales"]),
-                       _v(p["items_without_rationale"]), str(p["failures"]), describe(p["test_before"]),
-                       describe(p["test_after"]), describe_test(p["paired_test"]))
-    teachers = Table("teacher", "accepted", "rate", "", "gives", "gets", "calls", "retry", "fail", "tokens", "cost $",
-                     **{**TABLE, "title": "Committee (mean review score given to peers / received from peers)"})
+        rounds.add_row(
+            str(p["round"]),
+            str(p["items"]),
+            str(p["accepted_rationales"]),
+            _v(p["items_without_rationale"]),
+            str(p["failures"]),
+            describe(p["test_before"]),
+            describe(p["test_after"]),
+            describe_test(p["paired_test"]),
+        )
+    teachers = Table(
+        "teacher",
+        "accepted",
+        "rate",
+        "",
+        "gives",
+        "gets",
+        "calls",
+        "retry",
+        "fail",
+        "tokens",
+        "cost $",
+        **{**TABLE, "title": "Committee (mean review score given to peers / received from peers)"},
+    )
     for name, s in report["per_teacher"].items():
         acceptance = s["acceptance"]
         bar = Text("█" * round((acceptance or 0) * 8), style="green")
-        teachers.add_row(name, f"{s['accepted']}/{s['written']}", _v(acceptance, "{:.1%}"), bar,
-                         _v(s["mean_score_given"], "{:.2f}"), _v(s["mean_score_received"], "{:.2f}"), str(s["calls"]),
-                         str(s["retries"]), str(s["failures"]), f"{s['tokens']:,}", f"{s['cost_usd']:.4f}")
+        teachers.add_row(
+            name,
+            f"{s['accepted']}/{s['written']}",
+            _v(acceptance, "{:.1%}"),
+            bar,
+            _v(s["mean_score_given"], "{:.2f}"),
+            _v(s["mean_score_received"], "{:.2f}"),
+            str(s["calls"]),
+            str(s["retries"]),
+            str(s["failures"]),
+            f"{s['tokens']:,}",
+            f"{s['cost_usd']:.4f}",
+        )
     a = report["agreement"]
     hist = a["histogram"] or {}
     top = max(hist.values(), default=0) or 1
@@ -51,14 +95,25 @@ def render(report: dict, budget: float | None) -> Group:
         scores.add_row(f"score {score}", Text("█" * max(1, round(n / top * 30)) if n else "", style="cyan"), str(n))
     cost = f"${report['cost_usd']:.4f}" + (f" of a ${budget:g} budget" if budget else "")
     return Group(
-        rounds, Text(test_set_line(report["test"]), style="dim"), Text(""), teachers, Text(""),
-        Text.assemble(("Reviewer agreement  ", "bold"),
-                      f"Krippendorff's alpha interval {_v(a['krippendorff_alpha_interval'])}, "
-                      f"ordinal {_v(a['krippendorff_alpha_ordinal'])} · Fleiss' kappa {_v(a['fleiss_kappa'])}"),
-        scores, Text(""),
-        Text.assemble(("Totals  ", "bold"), f"{report['items']} mistakes · {report['accepted_rationales']} "
-                      f"accepted rationales · {_v(report['items_without_rationale'])} items without one · "
-                      f"{report['failures']} failed calls · cost {cost}"))
+        rounds,
+        Text(test_set_line(report["test"]), style="dim"),
+        Text(""),
+        teachers,
+        Text(""),
+        Text.assemble(
+            ("Reviewer agreement  ", "bold"),
+            f"Krippendorff's alpha interval {_v(a['krippendorff_alpha_interval'])}, "
+            f"ordinal {_v(a['krippendorff_alpha_ordinal'])} · Fleiss' kappa {_v(a['fleiss_kappa'])}",
+        ),
+        scores,
+        Text(""),
+        Text.assemble(
+            ("Totals  ", "bold"),
+            f"{report['items']} mistakes · {report['accepted_rationales']} "
+            f"accepted rationales · {_v(report['items_without_rationale'])} items without one · "
+            f"{report['failures']} failed calls · cost {cost}",
+        ),
+    )
 
 
 def render_experiment(result: dict) -> Group:

@@ -46,14 +46,22 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
         last = stages[-1] if stages else None
         where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
         mistakes = store.query("SELECT COUNT(*) FROM mistakes")[0][0]
-        accepted = store.query("SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts "
-                               "WHERE kind = 'rationale' AND accepted")[0][0]
+        accepted = store.query(
+            "SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts WHERE kind = 'rationale' AND accepted"
+        )[0][0]
         rounds = [row[0] for row in store.query("SELECT DISTINCT round FROM attempts ORDER BY 1")]
         before = store.accuracy(0, "test", "before")
         after = store.accuracy(rounds[-1], "test", "after") if rounds else None
         accuracy = " → ".join(f"{a[0]:.3f}" for a in (before, after) if a) or "-"
-        return (name, config.task.name, where, f"{done}/{config.rounds * len(names)}",
-                f"{accepted}/{mistakes}" if mistakes else "-", accuracy, f"{store.spent_usd():.4f}")
+        return (
+            name,
+            config.task.name,
+            where,
+            f"{done}/{config.rounds * len(names)}",
+            f"{accepted}/{mistakes}" if mistakes else "-",
+            accuracy,
+            f"{store.spent_usd():.4f}",
+        )
     finally:
         store.close()
 
@@ -91,7 +99,8 @@ class RunsScreen(View):
         root = self.fair.runs_root
         self.query_one("#runs-title", Static).update(
             f"runs in [b]{escape(str(root))}[/] · enter/o open · s start or resume · n new config · "
-            f"c copy the highlighted run's config")
+            f"c copy the highlighted run's config"
+        )
         dirs = runs_in(root)
         self.fill([(p, (str(p.relative_to(root)), "…", *[""] * (len(COLUMNS) - 2))) for p in dirs])
         self.scan(root, dirs)
@@ -119,7 +128,8 @@ class RunsScreen(View):
         fill_table(table, COLUMNS, lines, MAX_WIDTH)
         if not rows:
             self.query_one("#runs-title", Static).update(
-                f"no runs in [b]{escape(str(self.fair.runs_root))}[/] yet: press [b]n[/] for a new config")
+                f"no runs in [b]{escape(str(self.fair.runs_root))}[/] yet: press [b]n[/] for a new config"
+            )
         elif keep < len(rows):
             table.move_cursor(row=keep)
 

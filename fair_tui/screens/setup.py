@@ -36,29 +36,64 @@ MISSING = object()  # a field left empty: its key is removed, so the config's de
 
 # (key, label, kind): kind is text | number | bool | list, or choice:<registry> / choice:literal.
 SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
-    ("Task", [("task.name", "task", "choice:tasks"), ("task.train_limit", "train limit", "number"),
-              ("task.test_limit", "test limit", "number"), ("task.mistakes_file", "mistakes file", "text"),
-              ("task.data_dir", "data dir", "text")]),
-    ("Student", [("student.backend", "backend", "choice:students"), ("student.model", "model", "text"),
-                 ("student.batch_size", "batch size", "number"),
-                 ("student.max_new_tokens", "max new tokens", "number")]),
-    ("Committee", [("committee.assignment", "reviewers", "choice:literal"), ("committee.k", "k reviewers", "number"),
-                   ("committee.parser", "score parser", "choice:parsers"),
-                   ("committee.policy", "review policy", "choice:policies"),
-                   ("committee.threshold", "threshold", "number"),
-                   ("committee.review_feedback", "review feedback", "bool"),
-                   ("committee.verify_answer", "verify answer", "bool"),
-                   ("committee.samples", "samples", "number"), ("committee.budget_usd", "budget $", "number")]),
-    ("Training", [("train.alpha", "alpha", "number"), ("train.epochs", "epochs", "number"),
-                  ("train.method", "method", "choice:literal"), ("train.learning_rate", "learning rate", "number"),
-                  ("train.batch_size", "batch size", "number"), ("train.max_steps", "max steps", "number")]),
+    (
+        "Task",
+        [
+            ("task.name", "task", "choice:tasks"),
+            ("task.train_limit", "train limit", "number"),
+            ("task.test_limit", "test limit", "number"),
+            ("task.mistakes_file", "mistakes file", "text"),
+            ("task.data_dir", "data dir", "text"),
+        ],
+    ),
+    (
+        "Student",
+        [
+            ("student.backend", "backend", "choice:students"),
+            ("student.model", "model", "text"),
+            ("student.batch_size", "batch size", "number"),
+            ("student.max_new_tokens", "max new tokens", "number"),
+        ],
+    ),
+    (
+        "Committee",
+        [
+            ("committee.assignment", "reviewers", "choice:literal"),
+            ("committee.k", "k reviewers", "number"),
+            ("committee.parser", "score parser", "choice:parsers"),
+            ("committee.policy", "review policy", "choice:policies"),
+            ("committee.threshold", "threshold", "number"),
+            ("committee.review_feedback", "review feedback", "bool"),
+            ("committee.verify_answer", "verify answer", "bool"),
+            ("committee.samples", "samples", "number"),
+            ("committee.budget_usd", "budget $", "number"),
+        ],
+    ),
+    (
+        "Training",
+        [
+            ("train.alpha", "alpha", "number"),
+            ("train.epochs", "epochs", "number"),
+            ("train.method", "method", "choice:literal"),
+            ("train.learning_rate", "learning rate", "number"),
+            ("train.batch_size", "batch size", "number"),
+            ("train.max_steps", "max steps", "number"),
+        ],
+    ),
     ("Run", [("rounds", "rounds", "number"), ("stages", "stages", "list")]),
 ]
-TEACHER_FIELDS = [("name", "name", "text"), ("backend", "backend", "choice:teachers"), ("model", "model", "text"),
-                  ("api_key_env", "key env var", "text"), ("api_base", "api base", "text"),
-                  ("concurrency", "concurrency", "number"), ("rpm", "requests/min", "number"),
-                  ("tpm", "tokens/min", "number"), ("timeout_s", "timeout s", "number"),
-                  ("max_retries", "max retries", "number")]
+TEACHER_FIELDS = [
+    ("name", "name", "text"),
+    ("backend", "backend", "choice:teachers"),
+    ("model", "model", "text"),
+    ("api_key_env", "key env var", "text"),
+    ("api_base", "api base", "text"),
+    ("concurrency", "concurrency", "number"),
+    ("rpm", "requests/min", "number"),
+    ("tpm", "tokens/min", "number"),
+    ("timeout_s", "timeout s", "number"),
+    ("max_retries", "max retries", "number"),
+]
 _LONG_INPUT = re.compile(r" \(got .{60,}\)$", re.S)
 _ERROR_KEY = re.compile(r"config error: (?:(?:unknown|missing) key '([^']+)'|([\w.]+): )")
 
@@ -100,8 +135,9 @@ def put(data: dict, dotted: str, value) -> None:
 class Field(Vertical):
     """A label and an editor on one line, and under them the error that names this field's key."""
 
-    def __init__(self, key: str, label: str, kind: str, value, choices: list[str] | None = None,
-                 named: bool = True) -> None:
+    def __init__(
+        self, key: str, label: str, kind: str, value, choices: list[str] | None = None, named: bool = True
+    ) -> None:
         super().__init__(classes="field")
         self.key, self.label, self.kind = key, label, kind
         self.error = ""
@@ -110,8 +146,9 @@ class Field(Vertical):
             self.editor: Widget = Checkbox(value=bool(value), compact=True, id=wid)
         elif kind.startswith("choice"):
             options = list(dict.fromkeys([*(choices or []), *([str(value)] if value else [])]))
-            self.editor = Select([(c, c) for c in options], value=str(value) if value else Select.NULL,
-                                 compact=True, id=wid)
+            self.editor = Select(
+                [(c, c) for c in options], value=str(value) if value else Select.NULL, compact=True, id=wid
+            )
         else:
             text = ",".join(value) if kind == "list" else "" if value is None else str(value)
             self.editor = Input(text, compact=True, id=wid)
@@ -217,8 +254,13 @@ class SetupScreen(View):
             for title, fields in SECTIONS:
                 yield Label(title, classes="section")
                 for key, label, kind in fields:
-                    yield Field(key, label, kind, get(self.base, key),
-                                self._choices(kind, key) if kind.startswith("choice") else None)
+                    yield Field(
+                        key,
+                        label,
+                        kind,
+                        get(self.base, key),
+                        self._choices(kind, key) if kind.startswith("choice") else None,
+                    )
                 if title == "Task":
                     yield Label("Teachers", classes="section")
                     for t in self.base.get("teachers", []):
@@ -272,8 +314,10 @@ class SetupScreen(View):
                 field.show_error(message.removeprefix("config error: "))
             status.update(f"[red]{escape(message)}[/]")
             return None
-        status.update(f"[green]valid[/] · ctrl+s saves to {escape(self.file_path().as_posix())} · "
-                      f"ctrl+r saves and runs in {escape(self.run_dir().as_posix())}")
+        status.update(
+            f"[green]valid[/] · ctrl+s saves to {escape(self.file_path().as_posix())} · "
+            f"ctrl+r saves and runs in {escape(self.run_dir().as_posix())}"
+        )
         return self.config
 
     def _field(self, key: str) -> Field | None:
@@ -315,8 +359,9 @@ class SetupScreen(View):
         n = 1 + len(names)
         while f"teacher{n}" in names:
             n += 1
-        form = TeacherForm({"name": f"teacher{n}", "backend": "litellm", "model": ""},
-                           self._choices("choice:teachers", ""))
+        form = TeacherForm(
+            {"name": f"teacher{n}", "backend": "litellm", "model": ""}, self._choices("choice:teachers", "")
+        )
         await self.query_one("#form").mount(form, before=self.query_one("#add-teacher"))
         form.fields[2].editor.focus()  # the model: the one field a new teacher always needs
         self.validate_form()

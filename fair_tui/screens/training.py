@@ -111,8 +111,10 @@ class TrainingScreen(RunView):
         title = self.query_one("#train-title", Static)
         self.query_one("#train-body").display = bool(ordered)
         if not ordered:
-            title.update(f"round {self.round}: no training steps yet"
-                         + (" ([ and ] change round)" if s.config.rounds > 1 else ""))
+            title.update(
+                f"round {self.round}: no training steps yet"
+                + (" ([ and ] change round)" if s.config.rounds > 1 else "")
+            )
             return
         last = ordered[-1]
         title.update(f"round {self.round} · step [b]{last.step}[/] of {last.max_steps} · epoch {last.epoch:.2f}")
@@ -122,13 +124,18 @@ class TrainingScreen(RunView):
         for name in ("feedback", "rationale"):
             v = getattr(last, f"loss_{name}")
             losses.append(f"{name} {v:.4f}" if v is not None else f"{name} -")
-        facts = [" · ".join(losses),
-                 f"lr {last.learning_rate:.2e}" if last.learning_rate is not None else "lr -",
-                 f"{last.tokens_per_second:,.0f} tok/s" if last.tokens_per_second else "tok/s -",
-                 f"mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "mem -"]
+        facts = [
+            " · ".join(losses),
+            f"lr {last.learning_rate:.2e}" if last.learning_rate is not None else "lr -",
+            f"{last.tokens_per_second:,.0f} tok/s" if last.tokens_per_second else "tok/s -",
+            f"mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "mem -",
+        ]
         self.query_one("#train-stats", Static).update("  ·  ".join(facts))
-        self.query_one(LossPlot).set_series({
-            "total": [(t.step, t.loss) for t in ordered if t.loss is not None],
-            "feedback": [(t.step, t.loss_feedback) for t in ordered if t.loss_feedback is not None],
-            "rationale": [(t.step, t.loss_rationale) for t in ordered if t.loss_rationale is not None]})
+        self.query_one(LossPlot).set_series(
+            {
+                "total": [(t.step, t.loss) for t in ordered if t.loss is not None],
+                "feedback": [(t.step, t.loss_feedback) for t in ordered if t.loss_feedback is not None],
+                "rationale": [(t.step, t.loss_rationale) for t in ordered if t.loss_rationale is not None],
+            }
+        )
         self.query_one("#lr", Sparkline).data = [t.learning_rate or 0.0 for t in ordered]

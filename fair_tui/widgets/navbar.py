@@ -6,8 +6,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-STATE_STYLE = {"running": "green", "paused": "yellow", "cancelling": "yellow", "finished": "cyan",
-               "cancelled": "yellow", "failed": "red", "idle": "dim"}
+STATE_STYLE = {
+    "running": "green",
+    "paused": "yellow",
+    "cancelling": "yellow",
+    "finished": "cyan",
+    "cancelled": "yellow",
+    "failed": "red",
+    "idle": "dim",
+}
 
 
 class NavBar(Horizontal):
@@ -20,8 +27,7 @@ class NavBar(Horizontal):
         parts = []
         for i, name in enumerate(self.screens, 1):
             label = f" {i} {name.capitalize()} "
-            parts.append(f"[reverse]{label}[/]" if name == self.current
-                         else f"[@click=app.go('{name}')]{label}[/]")
+            parts.append(f"[reverse]{label}[/]" if name == self.current else f"[@click=app.go('{name}')]{label}[/]")
         yield Static("[b]FAIR[/] " + "".join(parts), id="nav-links")
         yield Static("", id="nav-run")
 

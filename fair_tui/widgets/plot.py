@@ -21,7 +21,7 @@ def thin(points: Points, most: int) -> Points:
     if len(points) <= most:
         return points
     size = -(-len(points) // most)  # rounded up
-    runs = [points[i:i + size] for i in range(0, len(points), size)]
+    runs = [points[i : i + size] for i in range(0, len(points), size)]
     return [(sum(x for x, _ in run) / len(run), sum(y for _, y in run) / len(run)) for run in runs]
 
 

@@ -14,8 +14,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 
-def fill_table(table: DataTable, labels: Sequence[str], rows: Sequence[tuple[str, Sequence[Text]]],
-               max_width: int = 60) -> None:
+def fill_table(
+    table: DataTable, labels: Sequence[str], rows: Sequence[tuple[str, Sequence[Text]]], max_width: int = 60
+) -> None:
     """Replace the table's columns and rows (key, cells): each column as wide as its widest cell,
     up to ``max_width`` (a longer cell ends in "…")."""
     table.clear(columns=True)

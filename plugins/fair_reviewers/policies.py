@@ -62,5 +62,10 @@ class AcceptAll(ReviewPolicy):
 
 
 POLICIES: dict[str, type[ReviewPolicy]] = {
-    "mean": Mean, "median": Median, "min": Min, "majority": Majority, "trimmed-mean": TrimmedMean,
-    "accept-all": AcceptAll}
+    "mean": Mean,
+    "median": Median,
+    "min": Min,
+    "majority": Majority,
+    "trimmed-mean": TrimmedMean,
+    "accept-all": AcceptAll,
+}

@@ -47,8 +47,9 @@ def convert(gguf: Path, target: Path) -> Path:
     start = time.monotonic()
     logger.info("converting %s into a transformers folder, once", gguf.name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32",
-                                                     **dequantize_kwargs())
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype="float32", **dequantize_kwargs()
+        )
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as e:  # noqa: BLE001 - a corrupt file or an architecture transformers cannot read
         raise FairError(f"student model {gguf} could not be read as a GGUF model: {unreadable(e)}") from None

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import gc
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
 from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
 
-DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-          "fp16": "float16", "float16": "float16"}
+DTYPES = {
+    "fp32": "float32",
+    "float32": "float32",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+}
 
 
 def dequantize_kwargs() -> dict:
@@ -35,8 +41,7 @@ def dequantize_kwargs() -> dict:
 def _looks_like_path(model: str) -> bool:
     # A hub id is "name" or "org/name"; anything else with a separator, a leading dot or
     # tilde, or a .gguf suffix is meant as a local path and must never go to the hub.
-    return (model.startswith((".", "~", os.sep)) or model.count("/") > 1 or "\\" in model
-            or model.endswith(".gguf"))
+    return model.startswith((".", "~", os.sep)) or model.count("/") > 1 or "\\" in model or model.endswith(".gguf")
 
 
 def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
@@ -67,17 +72,21 @@ def resolve_model(config: StudentConfig) -> tuple[str, str | None, bool]:
 
 
 # What a folder written by save_pretrained holds, by the globs that find it.
-MODEL_PARTS = {"config.json": ("config.json",),
-               "tokenizer files": ("tokenizer.json", "tokenizer.model", "*.model", "vocab.json", "vocab.txt"),
-               "weights (*.safetensors or pytorch_model*.bin)": ("*.safetensors", "pytorch_model*.bin")}
+MODEL_PARTS = {
+    "config.json": ("config.json",),
+    "tokenizer files": ("tokenizer.json", "tokenizer.model", "*.model", "vocab.json", "vocab.txt"),
+    "weights (*.safetensors or pytorch_model*.bin)": ("*.safetensors", "pytorch_model*.bin"),
+}
 
 
 def check_folder(path: Path, model: str) -> None:
     """A local student folder must hold a whole model: say what is missing before loading it."""
     missing = [part for part, globs in MODEL_PARTS.items() if not any(any(path.glob(g)) for g in globs)]
     if missing:
-        raise FairError(f"student model {model} is not a complete model folder: no {', no '.join(missing)} "
-                        f"in it; name a folder written by save_pretrained")
+        raise FairError(
+            f"student model {model} is not a complete model folder: no {', no '.join(missing)} "
+            f"in it; name a folder written by save_pretrained"
+        )
 
 
 # What a transformers model needs from a hub repo: config, tokenizer, weights (not the ONNX,
@@ -86,7 +95,7 @@ HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 HUB_SKIP = ["consolidated*", "original/*"]  # the same weights in the authors' own format
 
 
-@lru_cache(maxsize=None)  # one hub request per process, not one per round and stage
+@cache  # one hub request per process, not one per round and stage
 def from_hub(model_id: str, filename: str | None = None) -> Path:
     """A hub model's copy in the hub cache, downloaded once: its GGUF ``filename``, or else the
     folder of what a transformers model needs. The trainer reads local files only."""
@@ -97,15 +106,16 @@ def from_hub(model_id: str, filename: str | None = None) -> Path:
             return Path(hf_hub_download(model_id, filename))
         path = Path(snapshot_download(model_id, allow_patterns=HUB_FILES, ignore_patterns=HUB_SKIP))
         if not any(path.glob("*.safetensors")):  # an older repo: PyTorch pickles only
-            path = Path(snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"],
-                                          ignore_patterns=HUB_SKIP))
+            path = Path(
+                snapshot_download(model_id, allow_patterns=[*HUB_FILES, "pytorch_model*.bin"], ignore_patterns=HUB_SKIP)
+            )
     except Exception as e:  # noqa: BLE001 - network or disk: the library's first line says which
         raise FairError(f"student model {model_id} could not be downloaded: {unreadable(e)}") from None
     check_folder(path, model_id)
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def check_hub(model_id: str, filename: str = "config.json") -> None:
     """A hub id must be in the local cache or on a reachable hub: a wrong one fails in a second,
     not after a minute of download retries."""
@@ -116,8 +126,7 @@ def check_hub(model_id: str, filename: str = "config.json") -> None:
         return
     where = f"student model {model_id} is not a local folder and not in the hub cache"
     if constants.HF_HUB_OFFLINE:
-        raise FairError(f"{where}, and HF_HUB_OFFLINE is set: download it while online, or name a "
-                        f"local folder")
+        raise FairError(f"{where}, and HF_HUB_OFFLINE is set: download it while online, or name a local folder")
     try:
         model_info(model_id, timeout=10)
     except GatedRepoError:
@@ -127,8 +136,10 @@ def check_hub(model_id: str, filename: str = "config.json") -> None:
     except HfHubHTTPError:
         return  # the hub answered with something else: let the download say what
     except Exception as e:  # noqa: BLE001 - no answer at all: refused, name not resolved, timeout
-        raise FairError(f"{where}, and the hub cannot be reached ({type(e).__name__}): download it "
-                        f"while online, or name a local folder") from None
+        raise FairError(
+            f"{where}, and the hub cannot be reached ({type(e).__name__}): download it "
+            f"while online, or name a local folder"
+        ) from None
 
 
 def unreadable(e: Exception) -> str:
@@ -185,8 +196,8 @@ class HFStudent(Student):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
             model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=pick_dtype(config.dtype, self.device),
-                **extra, **(dequantize_kwargs() if gguf else {}))
+                source, dtype=pick_dtype(config.dtype, self.device), **extra, **(dequantize_kwargs() if gguf else {})
+            )
         except Exception as e:  # noqa: BLE001 - a corrupt, truncated or mismatched file: the library says which
             raise FairError(f"student model {config.model} could not be loaded: {unreadable(e)}") from None
         if adapter is not None:
@@ -216,8 +227,7 @@ class HFStudent(Student):
             return {**kwargs, "do_sample": True, "temperature": c.temperature, "top_p": c.top_p, "top_k": 0}
         return {**kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
 
-    def generate(self, prompts: list[str], on_progress: Progress | None = None,
-                 stop: Stop | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None, stop: Stop | None = None) -> list[str]:
         import torch
 
         encoded = [self.encode(p) for p in prompts]
@@ -232,7 +242,7 @@ class HFStudent(Student):
             for start in range(0, len(order), size):
                 if stop is not None and stop():
                     break
-                batch = order[start:start + size]
+                batch = order[start : start + size]
                 width = max(len(encoded[i]) for i in batch)
                 ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
                 mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])

@@ -25,8 +25,9 @@ def lora_rank(adapter: Path) -> int:
     try:
         r = int(adapter_config(adapter)["r"])
     except (KeyError, TypeError, ValueError):
-        raise FairError(f"adapter {adapter} has no LoRA rank (r) in adapter_config.json: pass a folder "
-                        f"that peft saved") from None
+        raise FairError(
+            f"adapter {adapter} has no LoRA rank (r) in adapter_config.json: pass a folder that peft saved"
+        ) from None
     return max(8, 1 << (r - 1).bit_length())
 
 
@@ -37,7 +38,9 @@ class VLLMStudent(Student):
         except ImportError:
             raise FairError('student.backend "vllm" needs vLLM: pip install vllm, or use backend "hf"') from None
         if config.device not in ("auto", "cuda"):
-            raise FairError(f'student.backend "vllm" runs on a GPU: set student.device to "auto" (got {config.device!r})')
+            raise FairError(
+                f'student.backend "vllm" runs on a GPU: set student.device to "auto" (got {config.device!r})'
+            )
         if config.dtype != "auto" and config.dtype not in DTYPES:
             raise FairError(f"student.dtype {config.dtype!r} is unknown: use auto, fp32, bf16 or fp16")
         self.config = config
@@ -57,10 +60,10 @@ class VLLMStudent(Student):
         if self.tokenizer is None:
             return prompt
         return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
 
-    def generate(self, prompts: list[str], on_progress: Progress | None = None,
-                 stop: Stop | None = None) -> list[str]:
+    def generate(self, prompts: list[str], on_progress: Progress | None = None, stop: Stop | None = None) -> list[str]:
         from vllm import SamplingParams
 
         c = self.config
@@ -72,7 +75,7 @@ class VLLMStudent(Student):
         for start in range(0, len(prompts), CHUNK):
             if stop is not None and stop():  # between chunks: vLLM's engine is not interrupted mid-way
                 break
-            chunk = [self._text(p) for p in prompts[start:start + CHUNK]]
+            chunk = [self._text(p) for p in prompts[start : start + CHUNK]]
             outputs = self.llm.generate(chunk, params, lora_request=self.lora, use_tqdm=False)
             answers += [o.outputs[0].text.strip() for o in outputs]
             if on_progress:

@@ -75,17 +75,22 @@ class LocalTask(Task):
             from datasets import load_dataset
 
             return load_dataset(self.hub_id, **self.hub_options)
-        except Exception as e:  # offline, missing package, hub error: all the same fix
+        except Exception as e:  # noqa: BLE001 - offline, missing package, hub error: all the same fix
             reason = (str(e).splitlines() or [""])[0][:160]
             failed = f"the hub dataset {self.hub_id} could not be loaded ({type(e).__name__}: {reason})"
             if self.hub_only:
-                raise DataError(f"task {self.name}: {failed}; check task.hub_id, and that the hub can be "
-                                f"reached") from None
-            local = (f"no {', '.join(self.files)} in {self.data_dir / self.folder}" if self.data_dir
-                     else "no data folder (FAIR_DATA_DIR is unset)")
+                raise DataError(
+                    f"task {self.name}: {failed}; check task.hub_id, and that the hub can be reached"
+                ) from None
+            local = (
+                f"no {', '.join(self.files)} in {self.data_dir / self.folder}"
+                if self.data_dir
+                else "no data folder (FAIR_DATA_DIR is unset)"
+            )
             raise DataError(
                 f"task {self.name}: {local}, and {failed}; set FAIR_DATA_DIR or task.data_dir to a folder "
-                f"that holds {self.folder}/") from None
+                f"that holds {self.folder}/"
+            ) from None
 
 
 # readers: every failure is a DataError naming the file (and the line when there is one) ----
@@ -139,9 +144,9 @@ def seeded_split(problems: list[Problem], test_size: int, seed: int) -> dict[str
     """A deterministic split that depends only on the ids and the seed (not on file order or
     the Python version): the ``test_size`` ids with the smallest seeded hash are the test set.
     Both splits keep the source order."""
+
     def rank(problem: Problem) -> str:
         return hashlib.sha256(f"{seed}:{problem.id}".encode()).hexdigest()
 
     test_ids = {p.id for p in sorted(problems, key=rank)[:test_size]}
-    return {"train": [p for p in problems if p.id not in test_ids],
-            "test": [p for p in problems if p.id in test_ids]}
+    return {"train": [p for p in problems if p.id not in test_ids], "test": [p for p in problems if p.id in test_ids]}

@@ -23,7 +23,8 @@ MARKER = re.compile(rf"(?:{_ANSWER_IS}|{_NAMED})", re.I)
 # the explicit ones, which name the answer itself, never a heading over working
 STRONG = re.compile(rf"(?:{_ANSWER}\s+is\b|{_NAMED})", re.I)
 
-_NUMBER = re.compile(r"""
+_NUMBER = re.compile(
+    r"""
     (?<![\w./])                               # not the tail of a word, a number or a date
     (?P<neg>[-\u2212])?                       # a minus sign glued to the number ("5 - 3" is not -3)
     (?:[$\u20ac\u00a3\u00a5\u20b9]\s?)?       # currency: $ EUR GBP JPY INR
@@ -31,7 +32,9 @@ _NUMBER = re.compile(r"""
     (?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)
     (?:/(?P<den>\d+)(?![\d/]))?               # a simple fraction "3/4" (no spaces: "6 / 2" is a division)
     (?P<pct>\s?%)?
-""", re.X | re.ASCII)
+""",
+    re.X | re.ASCII,
+)
 _OPERATOR = re.compile(r"\s*(?:[-+*/\u00d7\u00f7^]|x(?=\s))")
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|[;!?]")
 _DECIMALS = Decimal("0.000001")
@@ -85,7 +88,7 @@ def _number_in(segment: str) -> str | None:
     """The number a marker announces: the first one, or, when that one starts an expression,
     the result after the clause's last "="."""
     end = _CLAUSE_END.search(segment)
-    clause = segment[:end.start()] if end else segment
+    clause = segment[: end.start()] if end else segment
     matches = list(_NUMBER.finditer(clause))
     if not matches:
         clause, matches = segment, list(_NUMBER.finditer(segment))
@@ -100,16 +103,22 @@ def _number_in(segment: str) -> str | None:
 
 
 # What a sentence may conclude with: its result, or what follows "so", "therefore" and the like.
-_CUE = re.compile(r"=|\b(?:so(?!\s+that)|therefore|thus|hence|altogether|in\s+total|in\s+all|which\s+means|"
-                  r"that\s+means|(?:a|the)\s+total\s+of)\b", re.I)
+_CUE = re.compile(
+    r"=|\b(?:so(?!\s+that)|therefore|thus|hence|altogether|in\s+total|in\s+all|which\s+means|"
+    r"that\s+means|(?:a|the)\s+total\s+of)\b",
+    re.I,
+)
 # where an output stops without a result: "x = 4" (it never says what x is), "63 - 14" (unworked)
 _OPENS = re.compile(r"\W*(?:so|therefore|thus|hence|altogether|in\s+total|in\s+all)\b", re.I)
-_UNRESOLVED = re.compile(r"^\s*[A-Za-z](?:\s*[-+*/]\s*\d+)?\s*=\s*[-\d.,]+\s*\.?\s*$|^[^=]*\d\s+[-+*/\u00d7\u00f7x]\s+\$?\d[^=]*$")
+_UNRESOLVED = re.compile(
+    r"^\s*[A-Za-z](?:\s*[-+*/]\s*\d+)?\s*=\s*[-\d.,]+\s*\.?\s*$|^[^=]*\d\s+[-+*/\u00d7\u00f7x]\s+\$?\d[^=]*$"
+)
 # a heading that may be followed by working ("Answer:\n\nLet's ..."), not by the answer alone
 _HEADING = re.compile(r"\banswer\s*[:=]", re.I)
 # where the working after a heading starts: what came before it is the answer the model states
-_SECTION = re.compile(r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:",
-                      re.I | re.M)
+_SECTION = re.compile(
+    r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:", re.I | re.M
+)
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?=\s|$)|$)", re.M)
 _BARE = re.compile(r"\s*[$\u20ac\u00a3]?\s*-?[\d.,/]+\s*%?\s*(?:[A-Za-z]+\s*){0,3}[.!]?\s*$")
 
@@ -134,8 +143,29 @@ def _bare(sentence: str) -> str:
     return re.sub(r"\([^)]*(?:\)|$)", " ", sentence)  # "9 (action figures) - 1", "2,190 (53 x 41"
 
 
-_NOT_OBJECTS = {"more", "fewer", "less", "than", "times", "each", "per", "the", "and", "for", "with", "from", "are",
-                "was", "were", "have", "had", "left", "days", "hours", "minutes"}
+_NOT_OBJECTS = {
+    "more",
+    "fewer",
+    "less",
+    "than",
+    "times",
+    "each",
+    "per",
+    "the",
+    "and",
+    "for",
+    "with",
+    "from",
+    "are",
+    "was",
+    "were",
+    "have",
+    "had",
+    "left",
+    "days",
+    "hours",
+    "minutes",
+}
 
 
 def _concludes(sentence: str, before: str, question: str) -> bool:
@@ -146,8 +176,11 @@ def _concludes(sentence: str, before: str, question: str) -> bool:
     prior = re.split(r"(?<=[.!?])\s+", before.rstrip().rsplit("\n", 1)[-1])[-1]
     asked = re.findall(r"\bhow\s+(?:many|much)\s+(?:more\s+|fewer\s+|less\s+)?([A-Za-z]+)", question, re.I)
     cues = list(_CUE.finditer(sentence))
-    return bool(_OPENS.match(sentence) or (prior.endswith(":") and _OPENS.match(prior))
-                or (cues and _words(sentence[cues[-1].start():]) & {w.lower() for w in asked}))
+    return bool(
+        _OPENS.match(sentence)
+        or (prior.endswith(":") and _OPENS.match(prior))
+        or (cues and _words(sentence[cues[-1].start() :]) & {w.lower() for w in asked})
+    )
 
 
 def _off_topic(sentence: str, question: str | None, before: str = "") -> bool:
@@ -166,10 +199,12 @@ def _off_topic(sentence: str, question: str | None, before: str = "") -> bool:
 
 def _objects(question: str) -> tuple[set, set]:
     """(what the question counts: "27 books" gives "books", what it asks about of those)."""
-    objects = {w.lower() for w in re.findall(r"\d[\d,.]*\s+(?:(?:more|fewer|less|extra|other)\s+)?([A-Za-z]{3,})",
-                                             question, re.I)} - _NOT_OBJECTS
+    objects = {
+        w.lower()
+        for w in re.findall(r"\d[\d,.]*\s+(?:(?:more|fewer|less|extra|other)\s+)?([A-Za-z]{3,})", question, re.I)
+    } - _NOT_OBJECTS
     wh = list(re.finditer(r"\b(?:how|what|which|who)\b", question, re.I))
-    return objects, objects & _words(question[wh[-1].start():] if wh else "")
+    return objects, objects & _words(question[wh[-1].start() :] if wh else "")
 
 
 def _words(text: str) -> set:
@@ -202,18 +237,23 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
         sentence = m[0]
         if i == 0 and _UNRESOLVED.match(_bare(sentence)):
             return None
-        line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+        line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
         if _off_topic(sentence, question, line):
             continue
-        whole = i > 0 or ended or text[m.end():].strip() != ""
+        whole = i > 0 or ended or text[m.end() :].strip() != ""
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
         elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
             restated = _restates(sentence, question, given)
             found = None if restated else _result(sentence, given)
-        elif _concludes(sentence, text[:m.start()], question) if restated else (
-                _CUE.search(sentence) or (i == 0 and stated and "\n" not in text[:m.start()]
-                                          and len(_NUMBER.findall(sentence)) == 1)):
+        elif (
+            _concludes(sentence, text[: m.start()], question)
+            if restated
+            else (
+                _CUE.search(sentence)
+                or (i == 0 and stated and "\n" not in text[: m.start()] and len(_NUMBER.findall(sentence)) == 1)
+            )
+        ):
             found = _result(sentence, given)
         else:
             continue
@@ -231,8 +271,8 @@ _OPTION = re.compile(r"^\s*\(?([A-D])\)?[.:)]?(?:\s+|$)")
 
 
 def _option_value(text: str, stated: str, letter: re.Match) -> str | None:
-    """"Answer: B)" after a list of options the model wrote itself ("B) 1,052 sacks"): B's number."""
-    rest = stated[letter.end():]
+    """ "Answer: B)" after a list of options the model wrote itself ("B) 1,052 sacks"): B's number."""
+    rest = stated[letter.end() :]
     if _NUMBER.search(rest):
         return _conclusion(rest, stated=True)
     line = re.search(rf"^\s*\(?{letter[1]}[.:)]\s*([^\n]*)", text, re.M)
@@ -252,16 +292,16 @@ def extract_number(text: str, question: str | None = None) -> str | None:
             return found
     headings = list(_HEADING.finditer(text))
     if headings:
-        region = text[headings[-1].end():]
+        region = text[headings[-1].end() :]
         working = _SECTION.search(region)
-        stated = region[:working.start()] if working else region
+        stated = region[: working.start()] if working else region
         letter = _OPTION.match(stated)
         if letter:
             return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
             return _conclusion(stated, stated=True, complete=working is not None, question=question)
         if working:  # "Answer: more files than apps" then working that ends in a number
-            return _conclusion(region[working.end():], stated=False, question=question)
+            return _conclusion(region[working.end() :], stated=False, question=question)
     return _conclusion(text, stated=False, question=question)
 
 
@@ -278,21 +318,29 @@ def numbers_equal(predicted: str | None, gold: str) -> bool:
 # yes/true/false anywhere ("not true", "not entirely false" are negated); "no" only where it
 # stands as an answer, before punctuation or the end of a line ("No, ...", "is no."), never in
 # "no evidence".
-_YES_NO = re.compile(r"""\b(?:(not)\s+(?:\w+ly\s+)?)?(true|false|yes)\b|\b(no)(?=[ \t]*(?:[.,;:!?)"'*]|$))""", re.I | re.M)
+_YES_NO = re.compile(
+    r"""\b(?:(not)\s+(?:\w+ly\s+)?)?(true|false|yes)\b|\b(no)(?=[ \t]*(?:[.,;:!?)"'*]|$))""", re.I | re.M
+)
 # right after a marker, the first word decides, "no" included ("Answer: No because ...").
 _LEAD = re.compile(r"""[\s"'*(\[]*(?:(not)\s+(?:\w+ly\s+)?)?(yes|no|true|false)\b""", re.I)
 # "true or false", quoted or not: an echo of the instruction, never an answer
 _EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*,?\s+or\s+["'*]*(?:true|false|yes|no)\b""", re.I)
 # a sentence that draws the conclusion, where the model states none in so many words
-_CONCLUDES = re.compile(r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
+_CONCLUDES = re.compile(
+    r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
     based\s+on\b[^,]*,|for\s+(?:these|this|all\s+these)\s+reasons?,)|,\s*so\s|\bI\s+(?:believe|think|conclude)\b|
     \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|not\s+possible))\b""",
-                        re.I | re.X)
-_CONCESSION = re.compile(r"^\W*(?:(?:overall|therefore|thus|so|however),?\s+)?(?:while|although|though|even\s+though|whereas)\b[^,]*,",
-                         re.I)
+    re.I | re.X,
+)
+_CONCESSION = re.compile(
+    r"^\W*(?:(?:overall|therefore|thus|so|however),?\s+)?(?:while|although|though|even\s+though|whereas)\b[^,]*,", re.I
+)
 _NEGATION = re.compile(r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none)\b|n't\b", re.I)
-_UNDECIDED = re.compile(r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\s+to\s+say|cannot\s+be\s+determined|"
-                        r"impossible\s+to\s+(?:say|determine|know))\b", re.I)
+_UNDECIDED = re.compile(
+    r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\s+to\s+say|cannot\s+be\s+determined|"
+    r"impossible\s+to\s+(?:say|determine|know))\b",
+    re.I,
+)
 _ASKS = re.compile(r"\W*(?:please|justify|explain|provide|answer|give|explanation\s*:|reasoning\s*:)", re.I)
 _STATEMENT_ECHO = re.compile(r"\btrue\s+or\s+false\s*:", re.I)
 _CLAUSE = re.compile(r"[^.!?\n]+[.!?]?")
@@ -307,7 +355,7 @@ def _yes_no(match: re.Match) -> str:
 
 
 def extract_yes_no(text: str, question: str | None = None) -> str | None:
-    """"yes"/"no": the first decisive word after the last answer marker that has one, else the
+    """ "yes"/"no": the first decisive word after the last answer marker that has one, else the
     first one in the text, else the polarity of its conclusion (see _polarity, which reads
     the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive."""
     original = str(text)
@@ -334,27 +382,31 @@ def _polarity(text: str, question: str | None = None) -> str | None:
     or False: <statement>", of its last sentence. Otherwise none: a hint or a list of facts
     asserts nothing."""
     echo = list(_STATEMENT_ECHO.finditer(text))
-    after = text[text.find("\n", echo[-1].end()) + 1:] if echo and "\n" in text[echo[-1].end():] else ""
+    after = text[text.find("\n", echo[-1].end()) + 1 :] if echo and "\n" in text[echo[-1].end() :] else ""
     text = _EITHER.sub(" ", text)
     sentences = [m[0].strip() for m in _CLAUSE.finditer(text) if m[0].strip()]
     concluding = [s for s in sentences if _CONCLUDES.search(s)]
     said = [m[0].strip() for m in _CLAUSE.finditer(after) if m[0].strip() and not _ASKS.match(m[0])]
     chosen = (concluding or said)[-1:]
-    if not chosen or _UNDECIDED.search(text[text.rfind(chosen[0]):]):
+    if not chosen or _UNDECIDED.search(text[text.rfind(chosen[0]) :]):
         return None
-    if question and any(re.search(rf"{_NEGATION.pattern}\W+(?:\w+\W+){{0,3}}{re.escape(q[0])}\b", chosen[0], re.I)
-                        for q in _QUALIFIER.finditer(question)):
+    if question and any(
+        re.search(rf"{_NEGATION.pattern}\W+(?:\w+\W+){{0,3}}{re.escape(q[0])}\b", chosen[0], re.I)
+        for q in _QUALIFIER.finditer(question)
+    ):
         return "no"
     main = _CONCESSION.sub("", chosen[0])
     return "no" if _NEGATION.search(main) else "yes"
 
 
 _LETTER_MARKER = re.compile(
-    rf"(?:{_ANSWER_IS}|\bfinal\s+answer\b|\bcorrect\s+(?:option|choice)\s+is\b|####|\\boxed\s*\{{)", re.I)
+    rf"(?:{_ANSWER_IS}|\bfinal\s+answer\b|\bcorrect\s+(?:option|choice)\s+is\b|####|\\boxed\s*\{{)", re.I
+)
 _LETTER = re.compile(
-    r"\(([A-Da-d])\)"                                   # (b)
-    r"|\b(?i:option|choice)\s*\(?([A-Da-d])\b"          # option B, Choice (c)
-    r"|(?<![\w'])([A-D])(?![\w'])")                     # a bare capital letter
+    r"\(([A-Da-d])\)"  # (b)
+    r"|\b(?i:option|choice)\s*\(?([A-Da-d])\b"  # option B, Choice (c)
+    r"|(?<![\w'])([A-D])(?![\w'])"
+)  # a bare capital letter
 _LEADING_LETTER = re.compile(r"\s*\(?([A-Da-d])(?:\)|[.:](?!\w)|\s*$)")
 
 
@@ -386,6 +438,6 @@ def match_option(text: str, options: list[str]) -> str | None:
     there is one, else anywhere); None when none or several match."""
     text = str(text)
     markers = list(_LETTER_MARKER.finditer(text))
-    where = _normal(text[markers[-1].end():] if markers else text)
+    where = _normal(text[markers[-1].end() :] if markers else text)
     hits = [i for i, option in enumerate(options) if _normal(option) and _normal(option) in where]
     return "ABCD"[hits[0]] if len(hits) == 1 and hits[0] < 4 else None

@@ -40,6 +40,7 @@ class Gsm8k(NumericAnswers, LocalTask):
             gold = parse_number(solution.rpartition("####")[2]) if "####" in solution else None
             if gold is None:
                 raise DataError(f"{where}: the answer does not end with '#### <number>'")
-            problems.append(Problem(f"{split}-{index}", need(record, "question", where, str).strip(),
-                                    gold, {"solution": solution}))
+            problems.append(
+                Problem(f"{split}-{index}", need(record, "question", where, str).strip(), gold, {"solution": solution})
+            )
         return problems

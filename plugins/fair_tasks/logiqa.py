@@ -52,8 +52,15 @@ class LogiQA(LocalTask):
                 choice = need(row, "correct_option", where, int)
                 if len(options) != 4 or not 0 <= choice < 4:
                     raise DataError(f"{where}: expected 4 options and a correct_option in 0..3")
-                splits[split].append(_problem(f"{stem}-{index}", need(row, "context", where, str),
-                                              need(row, "query", where, str), options, LETTERS[choice]))
+                splits[split].append(
+                    _problem(
+                        f"{stem}-{index}",
+                        need(row, "context", where, str),
+                        need(row, "query", where, str),
+                        options,
+                        LETTERS[choice],
+                    )
+                )
         return splits
 
     def extract(self, text: str) -> str | None:
@@ -79,12 +86,15 @@ def _read_items(path: Path) -> list[Problem]:
         raise DataError(f"{path}:{len(lines)}: the file ends inside an item (8 lines an item)")
     problems = []
     for start in range(0, len(lines), 8):
-        blank, letter, context, query, *options = lines[start:start + 8]
+        blank, letter, context, query, *options = lines[start : start + 8]
         if blank.strip() or letter.strip().lower() not in ("a", "b", "c", "d"):
             bad = start + 1 if blank.strip() else start + 2
             raise DataError(f"{path}:{bad}: expected a blank line, then the answer letter a-d")
-        options = [re.sub(rf"^[{expected}{expected.lower()}][.?\s]\s*", "", option.strip())
-                   for expected, option in zip(LETTERS, options)]
-        problems.append(_problem(f"{path.stem}-{start // 8}", context.strip(), query.strip(), options,
-                                 letter.strip().upper()))
+        options = [
+            re.sub(rf"^[{expected}{expected.lower()}][.?\s]\s*", "", option.strip())
+            for expected, option in zip(LETTERS, options)
+        ]
+        problems.append(
+            _problem(f"{path.stem}-{start // 8}", context.strip(), query.strip(), options, letter.strip().upper())
+        )
     return problems

@@ -20,50 +20,73 @@ feedback prompts say "mistake"; solve and student prompts say neither.
 
 from __future__ import annotations
 
-_TEACHER = ("Imagine you are a teacher. I will give you one student's incorrect answer to a "
-            "question. Point out the mistakes in the student's answer.")
-_SCORE = ("Think step by step, but end with one integer score from 1 to 5 (the higher, the more "
-          "likely you judge it correct), wrapped in square brackets, such as [4].")
+_TEACHER = (
+    "Imagine you are a teacher. I will give you one student's incorrect answer to a "
+    "question. Point out the mistakes in the student's answer."
+)
+_SCORE = (
+    "Think step by step, but end with one integer score from 1 to 5 (the higher, the more "
+    "likely you judge it correct), wrapped in square brackets, such as [4]."
+)
 
 
 def build(answer: str, rationale_intro: str = "Answer the following question.") -> dict[str, str]:
     """All prompt kinds for a task whose final answer is ``answer`` ("the final number"); the
     result has exactly the fields of PROMPT_FIELDS."""
     closing = f'End with the sentence "The answer is <answer>." where <answer> is {answer}.'
-    learn = ("### Instruction:\n" + rationale_intro + " Let's think step by step. " + closing +
-             "\n### Input:\n{question}\n### Response:\n")
+    learn = (
+        "### Instruction:\n"
+        + rationale_intro
+        + " Let's think step by step. "
+        + closing
+        + "\n### Input:\n{question}\n### Response:\n"
+    )
     return {
         "student": learn,
         "learn_rationale": learn,
         "solve": rationale_intro + " Let's think step by step. " + closing + "\nQuestion: {question}\n",
-        "explain": (_TEACHER + "\nQuestion: {question}\nStudent's answer: {student_answer}\n"
-                    "Hint: the correct answer is {gold}.\n"),
-        "learn_feedback": ("### Instruction:\n" + _TEACHER + "\n### Input:\nQuestion: {question}\n"
-                           "Student's answer: {student_answer}\n### Response:\n"),
-        "review": ("Imagine you are a reviewer. I will give you one submission: a rationale for a "
-                   "question. Simulate peer review and judge the rationale for correctness and "
-                   "soundness. " + _SCORE + "\nQuestion: {question}\nRationale: {rationale}\n"
-                   "Hint: the correct answer is {gold}.\n"),
-        "review_feedback": ("Imagine you are a reviewer. I will give you a teacher's feedback on a "
-                            "student's incorrect answer. Simulate peer review and judge whether the "
-                            "feedback finds the student's real errors and leads to the correct "
-                            "answer. " + _SCORE + "\nQuestion: {question}\nStudent's answer: "
-                            "{student_answer}\nFeedback: {feedback}\nHint: the correct answer is {gold}.\n"),
+        "explain": (
+            _TEACHER + "\nQuestion: {question}\nStudent's answer: {student_answer}\n"
+            "Hint: the correct answer is {gold}.\n"
+        ),
+        "learn_feedback": (
+            "### Instruction:\n" + _TEACHER + "\n### Input:\nQuestion: {question}\n"
+            "Student's answer: {student_answer}\n### Response:\n"
+        ),
+        "review": (
+            "Imagine you are a reviewer. I will give you one submission: a rationale for a "
+            "question. Simulate peer review and judge the rationale for correctness and "
+            "soundness. " + _SCORE + "\nQuestion: {question}\nRationale: {rationale}\n"
+            "Hint: the correct answer is {gold}.\n"
+        ),
+        "review_feedback": (
+            "Imagine you are a reviewer. I will give you a teacher's feedback on a "
+            "student's incorrect answer. Simulate peer review and judge whether the "
+            "feedback finds the student's real errors and leads to the correct "
+            "answer. " + _SCORE + "\nQuestion: {question}\nStudent's answer: "
+            "{student_answer}\nFeedback: {feedback}\nHint: the correct answer is {gold}.\n"
+        ),
     }
 
 
 NUMBER = build("the final number (digits only, no units)")
 YES_NO = build('"yes" or "no"', "Answer the following yes/no question, which needs several reasoning steps.")
-LETTER = build("the letter of the correct option (A, B, C or D)",
-               "Answer the following question based on the given context, query and options.")
+LETTER = build(
+    "the letter of the correct option (A, B, C or D)",
+    "Answer the following question based on the given context, query and options.",
+)
 
 
-_PAPER_TEACHER = ("Imagine that you are a teacher and I give you a student's incorrect answer to a question. "
-                  "Point out the mistakes in the student's answer.")
-_PAPER_REVIEW = ("Imagine that you are a reviewer and I give you one submission: a rationale for a question. "
-                 "Simulate peer review and evaluate the rationale for its correctness and soundness. Think step "
-                 "by step, but give as your final answer a single score from 1 to 5 (the higher, the more likely "
-                 "you find the rationale correct), in square brackets, such as [4].")
+_PAPER_TEACHER = (
+    "Imagine that you are a teacher and I give you a student's incorrect answer to a question. "
+    "Point out the mistakes in the student's answer."
+)
+_PAPER_REVIEW = (
+    "Imagine that you are a reviewer and I give you one submission: a rationale for a question. "
+    "Simulate peer review and evaluate the rationale for its correctness and soundness. Think step "
+    "by step, but give as your final answer a single score from 1 to 5 (the higher, the more likely "
+    "you find the rationale correct), in square brackets, such as [4]."
+)
 
 
 def paper(instruction: str, solve: str = "{question}") -> dict[str, str]:
@@ -75,24 +98,34 @@ def paper(instruction: str, solve: str = "{question}") -> dict[str, str]:
         "student": learn,
         "learn_rationale": learn,
         "solve": solve,
-        "explain": (_PAPER_TEACHER + "\nQuestion: {question}\nStudent's Answer: {student_answer}\n"
-                    "Hint: The correct answer should be {hint}.\n"),
-        "learn_feedback": ("### Instruction:\n" + _PAPER_TEACHER + "\n### Input:\nQuestion: {question}\n"
-                           "Student's Answer: {student_answer}\nHint: The correct answer should be {gold}.\n\n"
-                           "### Response:\n"),
-        "review": _PAPER_REVIEW + "\nQuestion: {question}\nRationale: {rationale}\nHint: The correct answer should be {hint}.\n",
-        "review_feedback": ("Imagine that you are a reviewer and I give you a teacher's feedback on a student's "
-                            "incorrect answer. Simulate peer review and evaluate whether the feedback finds the "
-                            "student's real errors. Think step by step, but give as your final answer a single "
-                            "score from 1 to 5, in square brackets, such as [4].\nQuestion: {question}\n"
-                            "Student's Answer: {student_answer}\nFeedback: {feedback}\n"
-                            "Hint: The correct answer should be {hint}.\n"),
+        "explain": (
+            _PAPER_TEACHER + "\nQuestion: {question}\nStudent's Answer: {student_answer}\n"
+            "Hint: The correct answer should be {hint}.\n"
+        ),
+        "learn_feedback": (
+            "### Instruction:\n" + _PAPER_TEACHER + "\n### Input:\nQuestion: {question}\n"
+            "Student's Answer: {student_answer}\nHint: The correct answer should be {gold}.\n\n"
+            "### Response:\n"
+        ),
+        "review": _PAPER_REVIEW
+        + "\nQuestion: {question}\nRationale: {rationale}\nHint: The correct answer should be {hint}.\n",
+        "review_feedback": (
+            "Imagine that you are a reviewer and I give you a teacher's feedback on a student's "
+            "incorrect answer. Simulate peer review and evaluate whether the feedback finds the "
+            "student's real errors. Think step by step, but give as your final answer a single "
+            "score from 1 to 5, in square brackets, such as [4].\nQuestion: {question}\n"
+            "Student's Answer: {student_answer}\nFeedback: {feedback}\n"
+            "Hint: The correct answer should be {hint}.\n"
+        ),
     }
 
 
-_TRUE_FALSE = ("Let's think step by step. Begin by answering \"true\" or \"false\", then explain how you "
-               "reached that conclusion.")
+_TRUE_FALSE = (
+    'Let\'s think step by step. Begin by answering "true" or "false", then explain how you reached that conclusion.'
+)
 PAPER_NUMBER = paper("Answer the following question. Let's think step by step.")
 PAPER_YES_NO = paper("Answer the following question. " + _TRUE_FALSE, "Question: {question}\n" + _TRUE_FALSE + "\n")
-PAPER_LETTER = paper("Answer the following question based on the given context, query and options.",
-                     "{question}\nGive the letter of the correct option, then explain your reasoning.\n")
+PAPER_LETTER = paper(
+    "Answer the following question based on the given context, query and options.",
+    "{question}\nGive the letter of the correct option, then explain your reasoning.\n",
+)

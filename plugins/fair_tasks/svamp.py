@@ -45,11 +45,15 @@ def _problem(where: str, record: dict) -> Problem:
     if gold is None:
         raise DataError(f"{where}: Answer {record['Answer']!r} is not a number")
     body, query = need(record, "Body", where, str), need(record, "Question", where, str)
-    return Problem(need(record, "ID", where, str), body + " " + query, gold,
-                   {"body": body, "query": query, "equation": record.get("Equation"), "type": record.get("Type")})
+    return Problem(
+        need(record, "ID", where, str),
+        body + " " + query,
+        gold,
+        {"body": body, "query": query, "equation": record.get("Equation"), "type": record.get("Type")},
+    )
 
 
 def _id_order(problem_id: str) -> tuple[str, int]:
-    """"chal-12" sorts after "chal-2", as in SVAMP.json."""
+    """ "chal-12" sorts after "chal-2", as in SVAMP.json."""
     prefix, _, number = problem_id.rpartition("-")
     return (prefix, int(number)) if number.isdigit() else (problem_id, -1)

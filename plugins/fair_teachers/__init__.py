@@ -5,16 +5,19 @@ from fair_core.hookspecs import hookimpl
 
 def _litellm(config):
     from .litellm_backend import LiteLLMTeacher
+
     return LiteLLMTeacher(config)
 
 
 def _replay(config):
     from .replay import ReplayTeacher
+
     return ReplayTeacher(config)
 
 
 def _hf(config):
     from .hf import HFTeacher
+
     return HFTeacher(config)
 
 

@@ -19,11 +19,14 @@ class HFTeacher(Backend):
         opts = config.options
         self.batch_size = int(opts.get("batch_size", 8))
         self.student_config = StudentConfig(
-            model=config.model, batch_size=self.batch_size,
+            model=config.model,
+            batch_size=self.batch_size,
             max_new_tokens=int(config.params.get("max_tokens", 512)),
             sampling=float(config.params.get("temperature", 0)) > 0,
             temperature=float(config.params.get("temperature", 0.8)) or 0.8,
-            chat_template=bool(opts.get("chat_template", True)), device=opts.get("device", "auto"))
+            chat_template=bool(opts.get("chat_template", True)),
+            device=opts.get("device", "auto"),
+        )
         self._model = None
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -63,8 +66,12 @@ class HFTeacher(Backend):
                     fut.set_result(text)
 
     def identity(self) -> dict:
-        return {"backend": "hf", "model": self.config.model, "params": self.config.params,
-                "options": self.config.options}  # chat_template changes the answers
+        return {
+            "backend": "hf",
+            "model": self.config.model,
+            "params": self.config.params,
+            "options": self.config.options,
+        }  # chat_template changes the answers
 
     async def aclose(self) -> None:
         if self._worker is not None:

@@ -42,16 +42,21 @@ def classify(status: int | None, reason: str, retry_after: float | None = None) 
 
 
 # how a refused connection or an unknown host reads in litellm's and the OS's messages
-_UNREACHABLE = re.compile(r"connection refused|connect call failed|name or service not known|nodename nor servname|"
-                          r"temporary failure in name resolution|getaddrinfo failed|no route to host", re.I)
+_UNREACHABLE = re.compile(
+    r"connection refused|connect call failed|name or service not known|nodename nor servname|"
+    r"temporary failure in name resolution|getaddrinfo failed|no route to host",
+    re.I,
+)
 
 
 class LiteLLMTeacher(Backend):
     def __init__(self, config) -> None:
         super().__init__(config)
         self.direct = config.transport == "http" or (
-            config.transport == "auto" and config.api_base is not None
-            and (config.model.startswith("openai/") or "/" not in config.model))
+            config.transport == "auto"
+            and config.api_base is not None
+            and (config.model.startswith("openai/") or "/" not in config.model)
+        )
         self._client = None
         self._price = price(config.model)
 
@@ -62,23 +67,28 @@ class LiteLLMTeacher(Backend):
     def check(self) -> None:
         name, env = self.config.name, self.config.api_key_env
         if not self.config.model:
-            raise FairError(f"teacher {name!r} has no model: set model, e.g. \"openai/gpt-4o-mini\"")
+            raise FairError(f'teacher {name!r} has no model: set model, e.g. "openai/gpt-4o-mini"')
         if env and not os.environ.get(env):
-            raise FairError(f"teacher {name!r}: environment variable {env} is not set: export it with "
-                            f"the provider's API key")
+            raise FairError(
+                f"teacher {name!r}: environment variable {env} is not set: export it with the provider's API key"
+            )
         if self.direct:
             return
         litellm = import_litellm()
         try:
             litellm.get_llm_provider(self.config.model, api_base=self.config.api_base)
-        except Exception:
-            raise FairError(f"teacher {name!r}: litellm does not know model {self.config.model!r}: use a "
-                            f"provider-prefixed name such as openai/gpt-4o-mini") from None
+        except Exception:  # noqa: BLE001 - whatever litellm raises, the model is unknown to it
+            raise FairError(
+                f"teacher {name!r}: litellm does not know model {self.config.model!r}: use a "
+                f"provider-prefixed name such as openai/gpt-4o-mini"
+            ) from None
         if not env and not self.config.api_base:
             missing = litellm.validate_environment(self.config.model).get("missing_keys") or []
             if missing:
-                raise FairError(f"teacher {name!r}: environment variable {missing[0]} is not set: export "
-                                f"it, or name another one with api_key_env")
+                raise FairError(
+                    f"teacher {name!r}: environment variable {missing[0]} is not set: export "
+                    f"it, or name another one with api_key_env"
+                )
 
     async def complete(self, request: Request) -> Completion:
         if self.direct:
@@ -93,8 +103,9 @@ class LiteLLMTeacher(Backend):
             self._client = ChatClient(base, api_key=self._key(), max_connections=self.config.concurrency)
         model = self.config.model.removeprefix("openai/")
         try:
-            c = await self._client.complete(model, list(request.messages), self.config.params,
-                                            timeout=self.config.timeout_s)
+            c = await self._client.complete(
+                model, list(request.messages), self.config.params, timeout=self.config.timeout_s
+            )
         except HTTPError as e:
             raise classify(e.status, e.message[:200], e.retry_after) from None
         except CannotConnect as e:
@@ -106,12 +117,17 @@ class LiteLLMTeacher(Backend):
     async def _complete_litellm(self, request: Request) -> Completion:
         litellm = import_litellm()
         try:
-            r = await litellm.acompletion(model=self.config.model, messages=list(request.messages),
-                                          api_base=self.config.api_base,
-                                          # a keyless local server still needs some key for the openai client
-                                          api_key=self._key() or ("none" if self.config.api_base else None),
-                                          timeout=self.config.timeout_s, num_retries=0, **self.config.params)
-        except Exception as e:  # litellm maps every provider error onto openai's exception types
+            r = await litellm.acompletion(
+                model=self.config.model,
+                messages=list(request.messages),
+                api_base=self.config.api_base,
+                # a keyless local server still needs some key for the openai client
+                api_key=self._key() or ("none" if self.config.api_base else None),
+                timeout=self.config.timeout_s,
+                num_retries=0,
+                **self.config.params,
+            )
+        except Exception as e:  # noqa: BLE001 - litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)
             reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
             if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
@@ -133,8 +149,12 @@ class LiteLLMTeacher(Backend):
         return None if name is None else import_litellm().token_counter(model=name, messages=list(messages))
 
     def identity(self) -> dict:
-        return {"backend": "litellm", "model": self.config.model, "api_base": self.config.api_base,
-                "params": self.config.params}
+        return {
+            "backend": "litellm",
+            "model": self.config.model,
+            "api_base": self.config.api_base,
+            "params": self.config.params,
+        }
 
     async def aclose(self) -> None:
         if self._client is not None:

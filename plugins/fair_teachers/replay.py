@@ -15,8 +15,10 @@ from fair_core.gateway.backend import Backend, Completion, PermanentError, Reque
 from fair_core.paper import read, reviewers_of, teachers_of
 from fair_core.task import data_root
 
-DEFAULT_FILES = ("fair-reference/Llama-2-7b-chat-hf_svamp_feedback_round0.json",
-                 "fair-reference/Llama-2-7b-chat-hf_svamp_rationale_round0.json")
+DEFAULT_FILES = (
+    "fair-reference/Llama-2-7b-chat-hf_svamp_feedback_round0.json",
+    "fair-reference/Llama-2-7b-chat-hf_svamp_rationale_round0.json",
+)
 
 
 def resolve(path: str) -> Path:
@@ -24,10 +26,15 @@ def resolve(path: str) -> Path:
     if not p.exists() and not p.is_absolute() and data_root() is not None:
         p = data_root() / path
     if not p.is_file():
-        where = (f"the data dir {data_root()}" if data_root() is not None
-                 else "the data dir, which was not found (set FAIR_DATA_DIR)")
-        raise FairError(f"replay file {path} does not exist: give a path to a paper *_round0.json file "
-                        f"(absolute, or relative to {where})")
+        where = (
+            f"the data dir {data_root()}"
+            if data_root() is not None
+            else "the data dir, which was not found (set FAIR_DATA_DIR)"
+        )
+        raise FairError(
+            f"replay file {path} does not exist: give a path to a paper *_round0.json file "
+            f"(absolute, or relative to {where})"
+        )
     return p
 
 
@@ -55,8 +62,10 @@ class ReplayTeacher(Backend):
         items, _ = _index(paths)
         first = next(iter(items.values()), {})
         if not any(k.startswith(self.column + "_") for k in first):
-            raise FairError(f"teacher {self.config.name!r}: the replay files have no records of "
-                            f"{self.column!r}: set options.column to one of their teachers")
+            raise FairError(
+                f"teacher {self.config.name!r}: the replay files have no records of "
+                f"{self.column!r}: set options.column to one of their teachers"
+            )
 
     def _record(self, prompt: str) -> dict:
         items, _ = _index(tuple(resolve(f) for f in self.files))
@@ -83,8 +92,13 @@ class ReplayTeacher(Backend):
 
     def _score(self, record: dict, prompt: str, hint: str | None) -> str:
         _, teachers = _index(tuple(resolve(f) for f in self.files))
-        quoted = [t for t in teachers if f"{t}_rationale" in record and record[f"{t}_rationale"][0].strip()
-                  and record[f"{t}_rationale"][0].strip() in prompt]
+        quoted = [
+            t
+            for t in teachers
+            if f"{t}_rationale" in record
+            and record[f"{t}_rationale"][0].strip()
+            and record[f"{t}_rationale"][0].strip() in prompt
+        ]
         if not quoted:
             raise PermanentError("replay: the reviewed rationale is not a recorded one")
         # identical rationales are told apart by the author the engine names, if any
