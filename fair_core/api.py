@@ -12,13 +12,14 @@ import json
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import FairError
 from .records import Mistake, Review, Verdict, Writing
 
 if TYPE_CHECKING:
     import datasets
+    from _typeshed import DataclassInstance
 
     from .config import RunConfig
     from .events import Event
@@ -77,18 +78,17 @@ def run(
     from .rundir import Run, RunLock
     from .runner import Runner, check
 
-    if not isinstance(config, cfg.RunConfig):
-        config = load_config(config)
+    run_config = config if isinstance(config, cfg.RunConfig) else load_config(config)
     # validated as the config file's key is: an unknown stage is one ConfigError line
-    asked = None if stages is None else cfg.validate({**config.model_dump(), "stages": list(stages)}).stages
+    asked = None if stages is None else cfg.validate({**run_config.model_dump(), "stages": list(stages)}).stages
     if rounds is not None:
-        config = cfg.validate({**config.model_dump(), "rounds": rounds})
+        run_config = cfg.validate({**run_config.model_dump(), "rounds": rounds})
     host = get_host()
-    check(config, host, stages=asked)  # before the run directory is written
+    check(run_config, host, stages=asked)  # before the run directory is written
     path = Path(run_dir)
     fresh = not path.exists()
     with RunLock(path):
-        run_ = Run(path, config, asked)
+        run_ = Run(path, run_config, asked)
         if on_event is not None:
             run_.bus.subscribe(on_event)
         for line in run_.changes:
@@ -190,7 +190,7 @@ class Results:
     def to_dataset(self, kind: str, round: int | None = None) -> datasets.Dataset:
         """``kind`` ("mistakes", "writings", "reviews" or "verdicts") as a ``datasets.Dataset``,
         one row per record with the record's fields as columns (a mistake's ``extra`` as JSON text)."""
-        readers = {
+        readers: dict[str, tuple[type[DataclassInstance], Callable[[int | None], Sequence[DataclassInstance]]]] = {
             "mistakes": (Mistake, self.mistakes),
             "writings": (Writing, self.writings),
             "reviews": (Review, self.reviews),

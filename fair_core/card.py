@@ -12,7 +12,7 @@ from .report import build
 
 PAPER = "Li, Ji, Meng, He: Learning from Committee, ACL Findings 2025, arXiv 2410.03663"
 # The built-in tasks' source data: hub licence id and upstream. LogiQA's repository states no licence.
-SOURCES = {
+SOURCES: dict[str, tuple[str, str | None]] = {  # task -> (licence, upstream: None where unknown)
     "gsm8k": ("mit", "https://github.com/openai/grade-school-math"),
     "svamp": ("mit", "https://github.com/arkilpatel/SVAMP"),
     "strategyqa": ("mit", "https://github.com/allenai/strategyqa"),
@@ -55,7 +55,7 @@ class Facts:
         self.config = cfg.load(path) if path.is_file() else cfg.RunConfig()
         self.report = build(run_dir)
         self.round = round
-        self.figures = next((r for r in self.report["rounds"] if r["round"] == round), {})
+        self.figures: dict = next((r for r in self.report["rounds"] if r["round"] == round), {})
         self.task = self.config.task.name
         self.licence, self.upstream = SOURCES.get(self.task, ("unknown", None))
 

@@ -106,6 +106,7 @@ def _event_stream(target: str | None):
 def _run(args, stream) -> int:
     from . import api
     from .console import ConsoleSink
+    from .events import Event
     from .report import build, render
     from .rundir import default_run_dir
 
@@ -127,8 +128,13 @@ def _run(args, stream) -> int:
     if threading.current_thread() is threading.main_thread():  # a job scheduler's stop: as Ctrl-C
         signal.signal(signal.SIGTERM, _terminate)
     sinks = [s for s in (ConsoleSink(quiet=args.quiet), stream) if s]
+
+    def on_event(e: Event) -> None:
+        for sink in sinks:
+            sink(e)
+
     with sinks[0]:
-        outcome = api.run(config, path, stages, on_event=lambda e: [sink(e) for sink in sinks])
+        outcome = api.run(config, path, stages, on_event=on_event)
     if not outcome.ran:
         print("fair: nothing to run: every stage asked for is done", file=sys.stderr)
     render(build(path), args.quiet)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
 
@@ -178,7 +179,7 @@ class RunConfig(Strict):
         return self
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
         return f"unknown key {key!r}: check its spelling against the example configs"
@@ -203,7 +204,8 @@ def set_key(data: dict, dotted: str, value: Any) -> None:
     entered by an entry's name, as a TOML file names its teachers: ``teachers.gpt.params.temperature=0.2``."""
     *path, last = dotted.split(".")
     parts = iter(path)
-    node, model = data, RunConfig
+    node = data
+    model: type[BaseModel] | None = RunConfig
     for part in parts:
         start, model = _start(model, part)
         node = node.setdefault(part, start)
@@ -221,8 +223,8 @@ def _start(model: type[BaseModel] | None, part: str) -> tuple[Any, type[BaseMode
     info = model.model_fields.get(part) if model else None
     if info is None:
         return {}, None
-    inner = typing.get_args(info.annotation)[0] if typing.get_origin(info.annotation) is list else info.annotation
-    inner = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    held = typing.get_args(info.annotation)[0] if typing.get_origin(info.annotation) is list else info.annotation
+    inner = held if isinstance(held, type) and issubclass(held, BaseModel) else None
     default = info.default if isinstance(info.default, (dict, list)) else {}
     return copy.deepcopy(default), inner
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Column
 
 from .events import (
@@ -32,17 +32,17 @@ class ConsoleSink:
     def __init__(self, quiet: bool = False) -> None:
         self.console = Console(stderr=True)
         self.quiet = quiet
-        fixed = {"no_wrap": True}  # only the info column gives way on a narrow terminal
+        # no_wrap: only the info column gives way on a narrow terminal
         self.progress = Progress(
-            TextColumn("{task.description}", table_column=Column(**fixed, min_width=16)),
-            BarColumn(bar_width=16, table_column=Column(**fixed, min_width=16)),
-            MofNCompleteColumn(table_column=Column(**fixed, min_width=11)),
-            TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(**fixed, min_width=7)),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
+            BarColumn(bar_width=16, table_column=Column(no_wrap=True, min_width=16)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=11)),
+            TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(no_wrap=True, min_width=7)),
             TextColumn("{task.fields[info]}", table_column=Column(overflow="ellipsis", no_wrap=True, ratio=1)),
             console=self.console,
             disable=quiet,
         )
-        self.bars: dict[tuple[int, str], int] = {}
+        self.bars: dict[tuple[int, str], TaskID] = {}
         self.calls = dict(NO_CALLS)  # the current stage's
 
     def __enter__(self) -> ConsoleSink:
@@ -52,7 +52,7 @@ class ConsoleSink:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def _bar(self, round: int, stage: str) -> int:
+    def _bar(self, round: int, stage: str) -> TaskID:
         key = (round, stage)
         if key not in self.bars:
             width = max(map(len, PIPELINE.names()))

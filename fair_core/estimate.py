@@ -28,7 +28,7 @@ from .config import RunConfig
 from .errors import ConfigError, FairError
 from .gateway.backend import Completion
 from .host import Host
-from .records import Mistake, Writing
+from .records import Kind, Mistake, Writing
 from .rundir import Run, changed_keys, redo_from
 from .stages import Context, examine, explain, review, solve
 from .stages.solve import author_name
@@ -64,20 +64,21 @@ def estimate(
         ExitStack() as stack,
         _env("LITELLM_OFFLINE_MODE", "true"),
     ):  # count with bundled tokenizers: never download one
-        snapshot = None
+        measured: dict = {"completion": {}, "accuracy": None}
+        resumed = False
         if store is not None and store.is_file():
             snapshot = Path(tmp) / "snapshot.sqlite"
             _copy(store, snapshot)
-        measured = _measure(snapshot, config) if snapshot else {"completion": {}, "accuracy": None}
-        resumed = snapshot is not None and _same_run(Path(run_dir), config)
-        if resumed:
-            (Path(tmp) / "run").mkdir()
-            os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
-            assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
-        elif snapshot is not None:
-            assumptions.append(
-                f"{run_dir} is a run of another config: its answered calls only measure how long the answers are"
-            )
+            measured = _measure(snapshot, config)
+            resumed = _same_run(store.parent, config)
+            if resumed:
+                (Path(tmp) / "run").mkdir()
+                os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
+                assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
+            else:
+                assumptions.append(
+                    f"{run_dir} is a run of another config: its answered calls only measure how long the answers are"
+                )
 
         def scratch(name: str) -> Runner:
             run = Run(Path(tmp) / name, config)
@@ -245,14 +246,15 @@ def _project(
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
     in order; each stage's writings are added to the scratch store, empty, before review."""
     lines: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
-    unwritten: dict[tuple[str, str, str], float] = {}  # (item, kind, author) -> its tokens
+    # (item, kind, author) -> its tokens; a request that quotes no writing looks up kind None
+    unwritten: dict[tuple[str, str | None, str | None], float] = {}
     for stage in (s for s in JOBS if s in ctx.config.stages):
         written = []
         for teacher, make in JOBS[stage](ctx):
             request, _ = make()
-            kind, quotes_student = UNWRITTEN.get(request.purpose, (None, False))
+            quoted, quotes_student = UNWRITTEN.get(request.purpose, (None, False))
             extra = (student if quotes_student and request.item_id in assumed else 0) + unwritten.get(
-                (request.item_id, kind, request.meta.get("author")), 0
+                (request.item_id, quoted, request.meta.get("author")), 0
             )
             calls, tokens = lines[(teacher, request.purpose)]
             lines[(teacher, request.purpose)] = (
@@ -261,7 +263,7 @@ def _project(
             )
             if stage != "review":
                 author = teacher if stage == "explain" else author_name(teacher, request.sample)
-                kind = "feedback" if stage == "explain" else "rationale"
+                kind: Kind = "feedback" if stage == "explain" else "rationale"
                 written.append(Writing(0, request.item_id, kind, author, ""))
                 unwritten[(request.item_id, kind, author)] = expected[(teacher, request.purpose)]
         ctx.store.add_writings(written)

@@ -36,7 +36,9 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
     loads their texts."""
     one = lambda sql: store.query(sql, (r,))[0][0]  # noqa: E731
     mistakes = one("SELECT COUNT(*) FROM mistakes WHERE round = ?")
-    kinds = dict(store.query("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (r,)))
+    kinds = {
+        kind: n for kind, n in store.query("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (r,))
+    }
     verdicts, accepted = store.query(
         "SELECT COUNT(*), COALESCE(SUM(accepted), 0) FROM verdicts WHERE round = ? AND kind = 'rationale'", (r,)
     )[0]
@@ -236,6 +238,24 @@ def test_set_line(test: dict) -> str:
     return f"test set {test['set']}: {test['items']} items scored, {sum(left.values())} left out{why}"
 
 
+def round_rows(report: dict) -> list[list[str]]:
+    """The rounds table's cells (round, mistakes, accepted, without a rationale, failed, accuracy
+    before and after, the paired test), as `fair report` and the Results screen both show them."""
+    return [
+        [
+            str(p["round"]),
+            str(p["items"]),
+            str(p["accepted_rationales"]),
+            "-" if p["items_without_rationale"] is None else str(p["items_without_rationale"]),
+            str(p["failures"]),
+            describe(p["test_before"]),
+            describe(p["test_after"]),
+            describe_test(p["paired_test"]),
+        ]
+        for p in report["rounds"]
+    ]
+
+
 def render(report: dict, quiet: bool = False) -> None:
     """Print the report as rich tables."""
     from functools import partial
@@ -269,17 +289,8 @@ def render(report: dict, quiet: bool = False) -> None:
         "vs. untrained",
         title="Rounds",
     )
-    for p in report["rounds"]:
-        rounds.add_row(
-            str(p["round"]),
-            str(p["items"]),
-            str(p["accepted_rationales"]),
-            fmt(p["items_without_rationale"]),
-            str(p["failures"]),
-            describe(p["test_before"]),
-            describe(p["test_after"]),
-            describe_test(p["paired_test"]),
-        )
+    for row in round_rows(report):
+        rounds.add_row(*row)
     console.print(rounds)
     console.print(test_set_line(report["test"]), markup=False)
     teachers = Table(

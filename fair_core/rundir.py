@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TextIO
 
 from . import config as cfg
 from .errors import ConfigError, FairError
@@ -181,7 +182,7 @@ class RunLock:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file = None
+        self._file: TextIO | None = None  # the lock file, open while held
 
     def __enter__(self) -> RunLock:
         import fcntl
@@ -210,6 +211,7 @@ class RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
+        assert self._file is not None  # __enter__ opened it
         self._file.close()  # closing releases the lock
 
 

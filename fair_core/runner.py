@@ -22,9 +22,9 @@ from .gateway.gateway import Gateway
 from .host import Host
 from .rundir import Run
 from .splits import mistakes_path
-from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine
+from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine, runs_async
 from .store import StageStatus
-from .student import model_folder
+from .student import Student, model_folder
 from .task import data_root
 
 
@@ -38,7 +38,7 @@ class Runner:
         self.stages = PIPELINE.ordered(self.config.stages if stages is None else stages)
         self.task = self._task()
         self.gateway: Gateway | None = None
-        self._student = None
+        self._student: tuple[tuple[str, str | None], Student] | None = None  # (source, loaded student)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.cancelled = False
         self.ran: list[tuple[int, str]] = []  # (round, stage) of the stages this invocation ran
@@ -46,15 +46,15 @@ class Runner:
     # control: safe to call from any thread (the TUI runs the pipeline in a worker thread) -------
     def pause(self) -> None:
         """Stop starting teacher calls; those in flight finish."""
-        self._on_loop(lambda: self.gateway and self.gateway.pause())
+        self._on_loop(lambda: self.gateway.pause() if self.gateway else None)
 
     def resume(self) -> None:
-        self._on_loop(lambda: self.gateway and self.gateway.resume())
+        self._on_loop(lambda: self.gateway.resume() if self.gateway else None)
 
     def cancel(self) -> None:
         """Stop after the calls in flight; the run stays resumable."""
         self.cancelled = True
-        self._on_loop(lambda: self.gateway and self.gateway.cancel())
+        self._on_loop(lambda: self.gateway.cancel() if self.gateway else None)
 
     def _on_loop(self, fn) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -249,7 +249,7 @@ class Runner:
                 ctx.gateway = self.gateway
             elif stage.needs is Need.TRAINER:
                 self.release_student()  # the trainer needs the memory
-            summary = await stage.run(ctx) if stage.is_async else await asyncio.to_thread(stage.run, ctx)
+            summary = await stage.run(ctx) if runs_async(stage.run) else await asyncio.to_thread(stage.run, ctx)
         except StageCancelled:
             summary = {}
         except BaseException as e:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import Context, Need, Pipeline, Stage, StageCancelled
+from .base import Context, Need, Pipeline, Stage, StageCancelled, runs_async
 
 ORDER = ("examine", "explain", "solve", "review", "compile", "train", "evaluate")
 PIPELINE = Pipeline(import_module(f"{__name__}.{name}").STAGE for name in ORDER)
 
-__all__ = ["PIPELINE", "Context", "Need", "Pipeline", "Stage", "StageCancelled"]
+__all__ = ["PIPELINE", "Context", "Need", "Pipeline", "Stage", "StageCancelled", "runs_async"]

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 from ..errors import FairError
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
     from ..config import RunConfig
     from ..gateway.gateway import Gateway
     from ..host import Host
@@ -52,7 +54,14 @@ class Stage:
     def is_async(self) -> bool:
         """An async stage runs on the runner's event loop, where its teacher calls overlap; any
         other runs on a worker thread, so that the loop stays free for pause and cancel."""
-        return inspect.iscoroutinefunction(self.run)
+        return runs_async(self.run)
+
+
+def runs_async(
+    run: Callable[[Context], dict] | Callable[[Context], Awaitable[dict]],
+) -> TypeIs[Callable[[Context], Awaitable[dict]]]:
+    """Whether a stage's ``run`` is async (see Stage.is_async), as the type checker can follow."""
+    return inspect.iscoroutinefunction(run)
 
 
 @dataclass

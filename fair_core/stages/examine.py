@@ -87,7 +87,9 @@ def score(ctx: Context, student, stage: str, phase: str, problems: list[Problem]
 
 def paper_items(ctx: Context) -> list[dict]:
     """The items of ``task.mistakes_file`` that round 0 trains on: the first ``train_limit``."""
-    return read(mistakes_path(ctx.config.task.mistakes_file))[: ctx.config.task.train_limit]
+    configured = ctx.config.task.mistakes_file
+    assert configured is not None  # every caller checks that the task names one
+    return read(mistakes_path(configured))[: ctx.config.task.train_limit]
 
 
 def load_paper_mistakes(ctx: Context) -> int:

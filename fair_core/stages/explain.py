@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..gateway.backend import Request
 from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
@@ -20,7 +22,7 @@ def jobs(ctx: Context) -> list[Job]:
         return Request(t.name, "explain", m.item_id, user(prompt)), row
 
     return [
-        (t.name, lambda m=m, t=t: job(m, t))
+        (t.name, partial(job, m, t))
         for m in ctx.store.mistakes(ctx.round)
         for t in ctx.config.teachers
         if (m.item_id, t.name) not in have

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import replace
+from functools import partial
 
 from ..config import CommitteeConfig
 from ..errors import expect
@@ -71,7 +72,7 @@ def jobs(ctx: Context) -> list[Job]:
 
     writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
     return [
-        (reviewer, lambda w=w, r=reviewer: job(w, r))
+        (reviewer, partial(job, w, reviewer))
         for w in writings
         for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
         if (w.item_id, w.kind, w.teacher, reviewer) not in have

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..gateway.backend import Request
 from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
@@ -28,7 +30,7 @@ def jobs(ctx: Context) -> list[Job]:
         return Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s), row
 
     return [
-        (t.name, lambda m=m, t=t, s=s: job(m, t, s))
+        (t.name, partial(job, m, t, s))
         for m in ctx.store.mistakes(ctx.round)
         for t in ctx.config.teachers
         for s in range(ctx.config.committee.samples)

@@ -46,7 +46,9 @@ def run(ctx: Context) -> dict:
         errors: deque[str] = deque(maxlen=20)
         import threading
 
-        reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+        stderr = proc.stderr
+        assert stderr is not None  # stderr=PIPE
+        reader = threading.Thread(target=lambda: errors.extend(stderr), daemon=True)
         reader.start()
         try:
             while proc.poll() is None:

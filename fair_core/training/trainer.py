@@ -26,7 +26,7 @@ from ..student import adapter_config
 from . import attention
 from .checkpoint import Checkpoints, clean_leftovers, publish, staging
 from .collator import PairCollator
-from .data import Encoder, LengthGroupedBatches, read_pairs
+from .data import Encoder, LengthGroupedBatches, Pair, read_pairs
 from .loss import JointLoss, probe
 from .progress import Meter, ProgressLog
 
@@ -203,12 +203,14 @@ class Trainer:
             multiple_of=8 if acc.device.type == "cuda" else 1,
         )
         self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
-        loader = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)
+        # a list is a map-style dataset to torch; its stubs only take Dataset
+        loader: DataLoader[Pair] = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)  # type: ignore[arg-type]
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
         self.loss, self.optimizer, self.loader = acc.prepare(JointLoss(model, t.alpha, self.sliced), optimizer, loader)
         self.steps_per_epoch = math.ceil(len(self.loader) / t.grad_accum)
         self.max_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
         warm = max(1, round(WARMUP * self.max_steps))
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None  # None once run() has no more use for it
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
         acc.register_for_checkpointing(self.scheduler)
         acc.register_save_state_pre_hook(_trainable_only)
@@ -266,6 +268,8 @@ class Trainer:
         acc, t = self.acc, self.train_cfg
         meter = Meter(start, self.max_steps)
         step, last = start, None
+        scheduler = self.scheduler
+        assert scheduler is not None  # dropped only at the end of run(), after fit
         self.loss.train()
         while step < self.max_steps:
             epoch, done = divmod(step, self.steps_per_epoch)
@@ -290,9 +294,9 @@ class Trainer:
                 )
                 if not acc.sync_gradients:
                     continue
-                lr = self.scheduler.get_last_lr()[0]
+                lr = float(scheduler.get_last_lr()[0])  # typed float | Tensor; LambdaLR's are floats
                 if not acc.optimizer_step_was_skipped:
-                    self.scheduler.step()
+                    scheduler.step()
                 step += 1
                 last = self._record(step, lr, acc.reduce(sums, "sum"), meter)
                 if log:

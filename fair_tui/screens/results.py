@@ -13,8 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from fair_core import experiment
-from fair_core.report import build, test_set_line
-from fair_core.stats import describe, describe_test
+from fair_core.report import build, round_rows, test_set_line
 
 from ..session import Session
 from .base import RunView
@@ -46,17 +45,8 @@ def render(report: dict, budget: float | None) -> Group:
         "vs. untrained",
         **TABLE,
     )
-    for p in report["rounds"]:
-        rounds.add_row(
-            str(p["round"]),
-            str(p["items"]),
-            str(p["accepted_rationales"]),
-            _v(p["items_without_rationale"]),
-            str(p["failures"]),
-            describe(p["test_before"]),
-            describe(p["test_after"]),
-            describe_test(p["paired_test"]),
-        )
+    for row in round_rows(report):
+        rounds.add_row(*row)
     teachers = Table(
         "teacher",
         "accepted",
