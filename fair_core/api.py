@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
     from .config import RunConfig
     from .events import Event
+    from .runner import Runner
 
-__all__ = ["load_config", "run", "open_run", "Outcome", "Results"]
+__all__ = ["load_config", "run", "open_run", "Control", "Outcome", "Results"]
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
@@ -54,12 +55,42 @@ class Outcome:
         return open_run(self.run_dir)
 
 
+class Control:
+    """Pause, resume or cancel a :func:`run` from another thread, such as a UI's. A cancel asked
+    before the run has started stops it as it starts; a cancelled run stays resumable."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._runner: Runner | None = None
+
+    def pause(self) -> None:
+        """Stop starting teacher calls; those in flight finish."""
+        if self._runner is not None:
+            self._runner.pause()
+
+    def resume(self) -> None:
+        if self._runner is not None:
+            self._runner.resume()
+
+    def cancel(self) -> None:
+        """Stop after the calls in flight, as Ctrl-C would."""
+        self.cancelled = True
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def _attach(self, runner: Runner | None) -> None:
+        self._runner = runner
+        if runner is not None and self.cancelled:
+            runner.cancel()
+
+
 def run(
     config: RunConfig | str | Path,
     run_dir: str | Path,
     stages: Iterable[str] | None = None,
     rounds: int | None = None,
     on_event: Callable[[Event], None] | None = None,
+    control: Control | None = None,
 ) -> Outcome:
     """Run (or resume) the pipeline of ``config`` (a RunConfig, or a TOML file's path) in
     ``run_dir``, as ``fair run`` does. ``stages``: the ones this call runs (default: the config's);
@@ -71,7 +102,8 @@ def run(
     engine's threads, so it should be quick; an exception it raises is ignored, as any
     subscriber's is, so that a display glitch never stops a paid run. Mistakes the user can fix
     (config, data, plugins, a run directory in use) raise :class:`~fair_core.errors.FairError`
-    before anything is written; failed calls do not raise: they show in the outcome's code."""
+    before anything is written; failed calls do not raise: they show in the outcome's code.
+    ``control`` pauses, resumes or cancels the run from another thread (see :class:`Control`)."""
     from . import config as cfg
     from .events import Message
     from .host import get_host
@@ -100,10 +132,14 @@ def run(
             if fresh:  # a bad config leaves no run dir behind: rerunning with it fixed starts clean
                 shutil.rmtree(path, ignore_errors=True)
             raise
+        if control is not None:
+            control._attach(runner)
         try:
             runner.run()
             code, advice = runner.outcome()
         finally:
+            if control is not None:
+                control._attach(None)
             run_.close()
     return Outcome(path, code, advice, list(runner.ran), list(run_.changes))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from fair_core import api
 from fair_core.errors import FairError
 from fair_core.events import (
     BudgetReached,
@@ -35,7 +36,7 @@ from fair_core.events import (
     TrainStep,
     facts,
 )
-from fair_core.rundir import Run, RunLock
+from fair_core.rundir import Run
 from fair_core.stages import PIPELINE
 from fair_core.store import StageStatus
 
@@ -170,7 +171,7 @@ class Session:
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events
         self._waking = False
         self._unsubscribe = self.run.bus.subscribe(self._receive)
-        self.runner = None
+        self.control = api.Control()  # pause, resume and cancel reach the run through it
         self.state = "idle"  # idle | running | paused | cancelling | finished | cancelled | failed
         self.error: str | None = None
 
@@ -215,16 +216,9 @@ class Session:
     def execute(self) -> None:
         """Run (or resume) the pipeline until it ends, fails or is cancelled. Blocks: call it on a
         worker thread."""
-        from fair_core.host import get_host
-        from fair_core.runner import Runner
-
         try:
-            self.runner = Runner(self.run, get_host())
-            if self.state == "cancelling":  # cancelled while the runner was being built
-                return
-            with RunLock(self.path):
-                self.runner.run()
-            self.state = "cancelled" if self.runner.cancelled else "finished"
+            api.run(self.config, self.path, on_event=self._receive, control=self.control)
+            self.state = "cancelled" if self.control.cancelled else "finished"
         except FairError as e:
             self._fail(str(e))
         except Exception as e:  # noqa: BLE001 - the UI must show it, not die of it
@@ -232,8 +226,7 @@ class Session:
         finally:
             if self.state in ("running", "paused", "cancelling"):
                 self.state = "cancelled"
-            self.runner = None
-            self.run.flush_events()
+            self.control = api.Control()  # the next start begins uncancelled
 
     def _fail(self, text: str) -> None:
         self.state, self.error = "failed", text
@@ -244,20 +237,19 @@ class Session:
         self.state, self.error = "running", None
 
     def pause(self) -> None:
-        if self.state == "running" and self.runner is not None:
-            self.runner.pause()
+        if self.state == "running":
+            self.control.pause()
             self.state = "paused"
 
     def resume(self) -> None:
-        if self.state == "paused" and self.runner is not None:
-            self.runner.resume()
+        if self.state == "paused":
+            self.control.resume()
             self.state = "running"
 
     def cancel(self) -> None:
         if self.active:
             self.state = "cancelling"
-            if self.runner is not None:
-                self.runner.cancel()
+            self.control.cancel()
 
     def close(self) -> None:
         self._unsubscribe()

@@ -141,3 +141,28 @@ def test_import_fair_core_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.needs_data
+def test_a_control_cancels_a_run_from_outside_and_the_run_resumes(tmp_path):
+    """What the TUI does with a Control: a cancel stops the run after what is in flight; the run
+    stays resumable, and a fresh Control carries on where it stopped."""
+    from fair_core.api import Control
+
+    config = load_config(REPO / "configs" / "svamp-replay.toml", ["task.train_limit=3"])
+    control = Control()
+    control.cancel()  # before the run starts: it stops as it starts
+    stopped = run(config, tmp_path / "run", stages=COMMITTEE, control=control)
+    assert stopped.ran == [] and not stopped.ok and "rerun" in stopped.advice
+
+    control, seen = Control(), []
+
+    def cancel_after_explain(e):
+        seen.append(e)
+        if isinstance(e, StageFinished) and e.stage == "explain":
+            control.cancel()
+
+    cancelled = run(config, tmp_path / "run", stages=COMMITTEE, on_event=cancel_after_explain, control=control)
+    assert cancelled.ran == [(0, "explain")] and not cancelled.ok
+    resumed = run(config, tmp_path / "run", stages=COMMITTEE, control=Control())
+    assert resumed.ok and resumed.ran == [(0, "solve"), (0, "review"), (0, "compile")]
