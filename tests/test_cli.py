@@ -105,6 +105,7 @@ def test_help_imports_nothing_heavy():
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_a_run_dir_in_use(tmp_path):
     import os
 
@@ -152,6 +153,7 @@ def test_completion_scripts(tmp_path):
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_events_to_stdout_are_pure_jsonl(tmp_path):
     import json
 

@@ -230,6 +230,7 @@ def test_budget_stops_new_calls(tmp_path, paper_dir):
     assert every > 100 and asked_again == every - len(answered)  # each unanswered request once, no answered one
 
 
+@pytest.mark.slow
 def test_options_review_feedback_verify_k_and_all(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 12)
     with serve_in_thread() as server:
@@ -367,6 +368,7 @@ def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transpo
     assert db.execute("SELECT SUM(attempts) FROM calls WHERE teacher = 'bad'").fetchone()[0] < 40
 
 
+@pytest.mark.slow
 def test_report_figures_agree_with_the_stage_lines(tmp_path, paper_dir):
     """Two teachers that ask the same requests share them, so one failed request is two failed
     calls; the report, its per-teacher table and the stage summaries all count two. A run where

@@ -51,6 +51,7 @@ def test_the_estimate_is_within_30_percent_of_what_the_run_spends(tmp_path, pape
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 6)
     with serve_in_thread(behaviours={m: BEHAVIOURS["solver"] for m in PRICED}) as server:
@@ -93,6 +94,7 @@ def test_json_keys_and_a_dry_run_makes_no_call(tmp_path, paper_dir):
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_assumed_mistakes_and_overrides(tmp_path):
     """No mistakes file and no examined run: the count is assumed from the train split and an
     assumed accuracy, both overridable, and said so."""
@@ -120,6 +122,7 @@ CONFIGS = {
 
 @pytest.mark.needs_data
 @pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.slow
 def test_example_teacher_configs_estimate_offline(tmp_path, name):
     """Each example config estimates with no key and no network: $0 for a local server, more than
     $0 for a hosted model litellm's bundled price map lists."""

@@ -106,6 +106,7 @@ def test_a_run_dir_a_failed_first_start_left_takes_the_corrected_config(tmp_path
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committees(tmp_path, replay_run):
     bad = tmp_path / "Llama-2-7b-chat-hf_svamp_false_round0.json"
     bad.write_text("{not json")

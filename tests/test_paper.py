@@ -29,6 +29,7 @@ def test_import_then_export_gives_the_originals(tmp_path, paper_dir):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.slow
 def test_export_jsonl_and_hf(tmp_path, paper_dir):
     run = tmp_path / "run"
     fair("import-paper", "--run", run, *[paper_dir / f for f in SVAMP])

@@ -169,6 +169,7 @@ def one_line(out):
     return errors[0]
 
 
+@pytest.mark.slow
 def test_qlora_without_gpu_fails_before_anything(tmp_path):
     student = make_tiny_student(tmp_path / "student")
     with serve_in_thread() as server:

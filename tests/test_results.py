@@ -137,6 +137,7 @@ def test_paper_preset_gives_teachers_the_whole_gold_field():
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_paper_svamp_compiles_the_papers_training_inputs(tmp_path):
     run = tmp_path / "run"
     args = ("--run-dir", run, "--quiet", "--set", "task.train_limit=8")

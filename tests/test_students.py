@@ -69,12 +69,14 @@ def test_batched_equals_one_at_a_time_in_order(tiny, questions):
     assert len(set(got)) > 1  # the tiny model writes different text for different prompts
 
 
+@pytest.mark.slow
 def test_plain_prompt_without_chat_template(tiny, questions):
     plain = student(tiny, chat_template=False, batch_size=4).generate(questions)
     assert plain == reference(tiny, questions)
     assert plain != student(tiny, batch_size=4).generate(questions)
 
 
+@pytest.mark.slow
 def test_progress_is_reported_per_batch(tiny, questions):
     seen = []
     student(tiny, batch_size=3).generate(questions, on_progress=seen.append)
@@ -200,6 +202,7 @@ def test_vllm_reserves_the_adapters_rank(tiny, tmp_path, r, reserved):
         lora_rank(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_gguf_student_writes_what_its_source_folder_writes(tiny, tmp_path, questions, monkeypatch):
     """A GGUF file loads directly, and converts once into a folder (what the trainer reads)
     that answers exactly as the file does."""

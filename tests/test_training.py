@@ -121,6 +121,7 @@ def test_joint_loss_equals_hand_computation(loaded, pairs):
     assert batch_loss(model, pairs, alpha=0.0)[0] == pytest.approx(want[2], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_prompt_and_padding_never_count(loaded, pairs):
     _, model = loaded
     batch = PairCollator(pad_id=0, multiple_of=64)(pairs)
@@ -146,6 +147,7 @@ def test_prompt_and_padding_never_count(loaded, pairs):
     assert mask.sum(1).tolist() == lengths and all((m[:n] == 1).all() for m, n in zip(mask, lengths))
 
 
+@pytest.mark.slow
 def test_sliced_head_and_shared_prefixes_give_the_same_loss_and_gradients(loaded, pairs):
     """The head only at response positions vs full logits, and the packed row (shared prompt
     prefixes computed once) vs one padded row per example: same loss, same LoRA gradients."""
@@ -218,6 +220,7 @@ def test_a_sharded_head_goes_through_its_own_forward():
     assert torch.allclose(nll, torch.nn.functional.cross_entropy(head(hidden), target, reduction="none"))
 
 
+@pytest.mark.slow
 def test_lora_with_gradient_checkpointing_under_bf16_autocast(tiny, pairs):
     """Checkpointing recomputes the forward in backward; the LoRA layers must see the same
     dtypes there as in the forward (the dropout path casts them), and the gradients equal those
@@ -372,6 +375,7 @@ def uninterrupted(tmp_path_factory, tiny, paper_dir):
     return run / "rounds" / "0", train(run, 0, tiny, merge=True)
 
 
+@pytest.mark.slow
 def test_train_writes_adapter_merged_model_and_progress(uninterrupted, tiny):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -438,6 +442,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny, pap
     assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in got)
 
 
+@pytest.mark.slow
 def test_full_fine_tuning_writes_the_model_and_guards_its_checkpoints(tmp_path, tiny, paper_dir):
     from safetensors.torch import load_file
 
@@ -456,6 +461,7 @@ def test_full_fine_tuning_writes_the_model_and_guards_its_checkpoints(tmp_path, 
         train(run, 0, tiny)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, tiny, uninterrupted, caplog):
     from fair_core.training.trainer import train
 

@@ -192,6 +192,7 @@ def test_setup_validates_live_and_saves_what_the_cli_reads(tmp_path, monkeypatch
     assert "OPENAI_API_KEY" in saved.read_text() and "sk-" not in saved.read_text()
 
 
+@pytest.mark.slow
 def test_setup_keeps_keys_it_does_not_show(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = cfg.RunConfig.model_validate(
@@ -215,6 +216,7 @@ def test_setup_keeps_keys_it_does_not_show(tmp_path, monkeypatch):
     assert cfg.load(path) == data
 
 
+@pytest.mark.slow
 def test_esc_on_setup_leaves_the_field_so_number_keys_switch_screens(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
@@ -234,6 +236,7 @@ def test_esc_on_setup_leaves_the_field_so_number_keys_switch_screens(tmp_path, m
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_quitting_with_unsaved_setup_edits_asks_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "mine.toml"
@@ -616,6 +619,7 @@ def test_every_screen_fits(replay_root, monkeypatch, size):
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_the_committee_list_turns_pages(replay_root, monkeypatch):
     """A round of thousands of mistakes shows a page of them at a time; the filter counts all."""
     import fair_tui.screens.committee as committee_screen
@@ -664,12 +668,14 @@ def _screen(key: str):
 @pytest.mark.parametrize(
     "key,name", [("1", "runs"), ("3", "pipeline"), ("4", "committee"), ("5", "training"), ("6", "results")]
 )
+@pytest.mark.slow
 def test_snapshot(replay_root, monkeypatch, snap_compare, key, name):
     monkeypatch.chdir(replay_root)
     assert snap_compare(FairApp("runs/replay"), terminal_size=SIZE, run_before=_screen(key))
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_snapshot_setup(tmp_path, monkeypatch, snap_compare):
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPLAY, tmp_path / "svamp-replay.toml")
