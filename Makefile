@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# The editable install filters setuptools' note, printed for any editable install from two source
+# roots (. and plugins), that same-named folders in the working directory could shadow the
+# packages: there are none.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	# setuptools notes, for any editable install from two source roots (. and plugins), that
-	# same-named folders in the working directory could shadow the packages; there are none
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
