@@ -32,6 +32,7 @@ from .records import Kind, Mistake, Writing
 from .rundir import Run, changed_keys, redo_from
 from .stages import Context, examine, explain, review, solve
 from .stages.solve import author_name
+from .store import copy_store
 
 PURPOSES = ("explain", "solve", "review", "review_feedback")
 JOBS = {"explain": explain.jobs, "solve": solve.jobs, "review": review.jobs}
@@ -130,15 +131,9 @@ def _env(name: str, value: str):
 
 
 def _copy(path: Path, to: Path) -> None:
-    """A consistent snapshot of a store, read only (a live run may be writing it)."""
+    """A snapshot of a store (a live run may be writing it); a damaged one is one line."""
     try:
-        src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        dst = sqlite3.connect(to)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
+        copy_store(path, to)
     except sqlite3.DatabaseError as e:
         raise FairError(f"{path} cannot be read ({e}): estimate without --run-dir, or fix the run dir") from None
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
@@ -29,7 +28,7 @@ from .rundir import REDO_FROM, changed_keys, redo_from, write_atomic
 from .splits import fingerprint
 from .stages import PIPELINE
 from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation
-from .store import StageStatus, Store
+from .store import StageStatus, Store, copy_store
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -151,13 +150,7 @@ def seed(committee: Path, path: Path) -> None:
     backup, consistent even with a WAL), with the calls and cost it starts from noted."""
     path.mkdir(parents=True)
     (path / "config.toml").write_text((committee / "config.toml").read_text())
-    source = sqlite3.connect(committee / "run.sqlite")
-    target = sqlite3.connect(path / "run.sqlite")
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
+    copy_store(committee / "run.sqlite", path / "run.sqlite")
     store = Store(path / "run.sqlite")
     try:
         calls, cost = store.calls_made()

@@ -82,6 +82,18 @@ CREATE INDEX IF NOT EXISTS reviews_by_writing ON reviews(round, kind, item_id, a
 """
 
 
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of the store at ``source`` in ``target``: SQLite's backup, whole even
+    while a run writes to the source (its WAL included), read through a read-only connection."""
+    src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 def damaged(path: Path, error: Exception) -> FairError:
     return FairError(f"{path} is damaged ({error}): restore it from a copy, or start again in a new --run-dir")
 

@@ -170,7 +170,6 @@ class Session:
         self.buffer: deque[Event] = deque()
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events
         self._waking = False
-        self._unsubscribe = self.run.bus.subscribe(self._receive)
         self.control = api.Control()  # pause, resume and cancel reach the run through it
         self.state = "idle"  # idle | running | paused | cancelling | finished | cancelled | failed
         self.error: str | None = None
@@ -179,8 +178,9 @@ class Session:
     def active(self) -> bool:
         return self.state in ("running", "paused", "cancelling")
 
-    def _receive(self, event: Event) -> None:
-        """On the engine's thread: buffer the event; the first one of a batch wakes the app."""
+    def receive(self, event: Event) -> None:
+        """The run's ``on_event``, on the engine's thread: buffer the event; the first one of a
+        batch wakes the app."""
         self.buffer.append(event)
         if not self._waking:
             self._waking = True
@@ -217,7 +217,7 @@ class Session:
         """Run (or resume) the pipeline until it ends, fails or is cancelled. Blocks: call it on a
         worker thread."""
         try:
-            api.run(self.config, self.path, on_event=self._receive, control=self.control)
+            api.run(self.config, self.path, on_event=self.receive, control=self.control)
             self.state = "cancelled" if self.control.cancelled else "finished"
         except FairError as e:
             self._fail(str(e))
@@ -230,7 +230,7 @@ class Session:
 
     def _fail(self, text: str) -> None:
         self.state, self.error = "failed", text
-        self._receive(Message("error", text))
+        self.receive(Message("error", text))
 
     # control (UI thread) ---------------------------------------------------------------------
     def start(self) -> None:
@@ -252,5 +252,4 @@ class Session:
             self.control.cancel()
 
     def close(self) -> None:
-        self._unsubscribe()
         self.run.close()

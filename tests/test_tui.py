@@ -422,7 +422,7 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
             await pilot.press("5")
             await until(pilot, lambda: "no training steps yet" in shown(app, "#train-title"))
             for step in range(1, 11):  # as the train stage republishes them from the child's progress
-                app.session.run.publish(
+                app.session.receive(
                     TrainStep(
                         0,
                         step,
@@ -461,7 +461,7 @@ def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
             await pilot.press("5")
             s = app.session
             s.state = "running"  # as if its runner were training
-            s.run.publish(TrainStep(0, 1, 20, loss=1.0, eta_s=60.0))
+            s.receive(TrainStep(0, 1, 20, loss=1.0, eta_s=60.0))
             await until(pilot, lambda: shown(app, "#train-eta") == "ETA 1m00s")
             for state in ("paused", "cancelled", "failed", "finished"):
                 s.state = state
@@ -487,7 +487,7 @@ def test_events_that_arrive_while_the_pipeline_is_hidden_reach_its_log(tmp_path,
                 Message("warning", "rate limited while you were away"),
                 StageFinished("explain", 0, {"calls": 2}),
             ]
-            engine = threading.Thread(target=lambda: [s.run.publish(e) for e in events])  # as the runner does
+            engine = threading.Thread(target=lambda: [s.receive(e) for e in events])  # as api.run's on_event does
             engine.start()
             engine.join()
             await until(pilot, lambda: s.logged == 3)  # folded into the session with the pipeline hidden
