@@ -135,6 +135,9 @@ class TrainConfig(Strict):
     batch_size: int = Field(default=8, ge=1)
     grad_accum: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=8)
+    # Tokens of one forward pass: a longer batch is split into passes whose gradients add up to
+    # the batch's, which bounds activation memory. None: 512 on a CPU, 16384 on a GPU.
+    pass_tokens: int | None = Field(default=None, ge=16)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     save_steps: int = Field(default=50, ge=1)

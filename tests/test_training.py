@@ -26,7 +26,7 @@ from fair_core.training import attention, command
 from fair_core.training.__main__ import main
 from fair_core.training.collator import FEEDBACK, IGNORE, PairCollator
 from fair_core.training.data import Encoder, LengthGroupedBatches, read_pairs
-from fair_core.training.loss import JointLoss, probe
+from fair_core.training.loss import JointLoss, batch_backward, probe
 from fair_tasks.prompts import NUMBER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +107,8 @@ def hand_loss(model, pairs, alpha):
 
 def batch_loss(model, pairs, alpha=0.3, sliced=True, **collate):
     batch = PairCollator(**{"pad_id": 0, **collate})(pairs)
-    batch.pop("counts")
     with torch.no_grad():
-        return [x.item() for x in JointLoss(model, alpha, sliced)(**batch)]
+        return batch_backward(JointLoss(model, alpha, sliced), batch, backward=lambda loss: None).tolist()
 
 
 def test_joint_loss_equals_hand_computation(loaded, pairs):
@@ -117,6 +116,7 @@ def test_joint_loss_equals_hand_computation(loaded, pairs):
     want = hand_loss(model, pairs, 0.3)
     for packed in (True, False):
         assert batch_loss(model, pairs, packed=packed) == pytest.approx(want, abs=1e-4)
+        assert batch_loss(model, pairs, packed=packed, pass_tokens=100) == pytest.approx(want, abs=1e-4)
     assert batch_loss(model, pairs, alpha=1.0)[0] == pytest.approx(want[1], abs=1e-4)
     assert batch_loss(model, pairs, alpha=0.0)[0] == pytest.approx(want[2], abs=1e-4)
 
@@ -125,32 +125,35 @@ def test_joint_loss_equals_hand_computation(loaded, pairs):
 def test_prompt_and_padding_never_count(loaded, pairs):
     _, model = loaded
     batch = PairCollator(pad_id=0, multiple_of=64)(pairs)
-    labelled = batch["labels"] != IGNORE
+    (row,) = batch["passes"]
+    labelled = row["labels"] != IGNORE
     # exactly the response tokens carry labels, each tagged with its half
     assert labelled.sum() == sum(p.feedback.n_response + p.rationale.n_response for p in pairs)
-    assert (batch["kinds"] == FEEDBACK).sum() == sum(p.feedback.n_response for p in pairs)
-    assert torch.equal(batch["labels"][labelled], batch["input_ids"][labelled])
+    assert (row["kinds"] == FEEDBACK).sum() == sum(p.feedback.n_response for p in pairs)
+    assert torch.equal(row["labels"][labelled], row["input_ids"][labelled])
     # the loss ignores the pad id, the amount of padding, and the layout of the rows
     base = batch_loss(model, pairs, pad_id=0)
     assert batch_loss(model, pairs, pad_id=7, multiple_of=64) == pytest.approx(base, abs=1e-5)
     assert batch_loss(model, pairs, pad_id=3, packed=False) == pytest.approx(base, abs=1e-5)
     # packed: one row, the prompt prefix shared by each half stored once, padded at its end only
     lengths = [len(p.feedback.ids) for p in pairs] + [len(p.rationale.ids) for p in pairs]
-    (shared_f, rest_f), (shared_r, rest_r) = batch["segments"][:2]
+    (shared_f, rest_f, _), (shared_r, rest_r, _) = row["segments"][:2]
     assert shared_f > 0 and shared_r > 0  # chat template and instruction
     assert [shared_f + n for n in rest_f] + [shared_r + n for n in rest_r] == lengths
     used = int(batch["counts"][3])
     assert used == sum(lengths) - (len(pairs) - 1) * (shared_f + shared_r)
-    assert batch["input_ids"].shape == (1, -(-used // 64) * 64)
+    assert row["input_ids"].shape == (1, -(-used // 64) * 64)
     # unpacked: right padding after every real token
-    mask = PairCollator(pad_id=0, packed=False)(pairs)["attention_mask"]
+    (unpacked,) = PairCollator(pad_id=0, packed=False)(pairs)["passes"]
+    mask = unpacked["attention_mask"]
     assert mask.sum(1).tolist() == lengths and all((m[:n] == 1).all() for m, n in zip(mask, lengths))
 
 
 @pytest.mark.slow
-def test_sliced_head_and_shared_prefixes_give_the_same_loss_and_gradients(loaded, pairs):
-    """The head only at response positions vs full logits, and the packed row (shared prompt
-    prefixes computed once) vs one padded row per example: same loss, same LoRA gradients."""
+def test_sliced_head_shared_prefixes_and_passes_give_the_same_loss_and_gradients(loaded, pairs):
+    """The head only at response positions vs full logits, the packed row (shared prompt
+    prefixes computed once) vs one padded row per example, and one pass vs several (the
+    prefixes in a pass of their own, read by the others): same loss, same LoRA gradients."""
     from peft import LoraConfig, get_peft_model
 
     _, model = loaded
@@ -158,12 +161,18 @@ def test_sliced_head_and_shared_prefixes_give_the_same_loss_and_gradients(loaded
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False))
     try:
         results = []
-        for sliced, packed in ((True, True), (False, True), (True, False)):
-            batch = PairCollator(pad_id=0, packed=packed)(pairs)
-            batch.pop("counts")
+        for sliced, packed, pass_tokens in (
+            (True, True, None),
+            (False, True, None),
+            (True, False, None),
+            (True, True, 90),
+            (True, False, 90),
+        ):
+            batch = PairCollator(pad_id=0, packed=packed, pass_tokens=pass_tokens)(pairs)
+            assert (len(batch["passes"]) > 2) == bool(pass_tokens)
+            assert (batch["prefix"] is not None) == bool(pass_tokens and packed)
             lora.zero_grad()
-            loss = JointLoss(lora, 0.5, sliced)(**batch)[0]
-            loss.backward()
+            loss = batch_backward(JointLoss(lora, 0.5, sliced), batch)[0]
             results.append((loss.item(), [p.grad.clone() for p in lora.parameters() if p.requires_grad]))
         (want, want_grads), *others = results
         for got, grads in others:
@@ -230,8 +239,7 @@ def test_lora_with_gradient_checkpointing_under_bf16_autocast(tiny, pairs):
     from fair_core.config import TrainConfig
     from fair_core.training.trainer import adapt
 
-    batch = PairCollator(pad_id=0)(pairs[:2])
-    batch.pop("counts")
+    (batch,) = PairCollator(pad_id=0)(pairs[:2])["passes"]
     grads = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
@@ -248,6 +256,30 @@ def test_lora_with_gradient_checkpointing_under_bf16_autocast(tiny, pairs):
     assert plain.keys() == checkpointed.keys() and plain
     for name in plain:
         assert torch.allclose(plain[name], checkpointed[name], atol=1e-3, rtol=1e-2), name
+
+
+def test_lora_dropout_keeps_a_boolean_mask_with_dropouts_numbers(tiny):
+    """The LoRA layers' dropout keeps one byte an element for its backward (nn.Dropout keeps the
+    input's dtype) and is a dropout: kept with probability 1 - p, scaled by 1 / (1 - p)."""
+    from transformers import AutoModelForCausalLM
+
+    from fair_core.config import TrainConfig
+    from fair_core.training.dropout import MaskDropout
+    from fair_core.training.trainer import adapt
+
+    model = adapt(AutoModelForCausalLM.from_pretrained(tiny), TrainConfig(lora_dropout=0.2))
+    dropouts = [m for n, m in model.named_modules() if ".lora_dropout." in n]
+    assert dropouts and all(type(m) is MaskDropout and m.p == 0.2 for m in dropouts)
+    torch.manual_seed(0)
+    x = torch.ones(100_000, requires_grad=True)
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.dtype) or t, lambda t: t):
+        y = dropouts[0].train()(x)
+    assert kept == [torch.bool]
+    assert set(y.unique().tolist()) == {0.0, 1.25} and (y > 0).float().mean().item() == pytest.approx(0.8, abs=0.01)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    assert dropouts[0].eval()(x) is x
 
 
 def test_probe_notices_a_post_processed_head(loaded, pairs):

@@ -1,4 +1,4 @@
-"""Batches of pairs laid out for one forward pass, with (next to) no padding.
+"""Batches of pairs laid out for as few forward passes as memory allows, with (next to) no padding.
 
 Packed layout (the default): the whole batch in one row. The feedback examples come as one
 group: the prompt prefix they all share (chat template, system prompt, instruction), once,
@@ -8,6 +8,11 @@ each example (continuing after the prefix), and ``segments`` describes the group
 The row is padded only up to ``multiple_of``. Unpacked layout (for models whose attention
 cannot do this): one example per row, right-padded to the longest.
 
+Activation memory grows with the tokens of a pass, so a batch longer than ``pass_tokens`` is
+cut into several passes, whole examples each, whose gradients add up to the batch's: the
+shared prefixes then go first in a pass of their own, and every later pass reads their keys
+and values (see :class:`.attention.PrefixKV`), so they are still computed once.
+
 Labels are the token ids on response positions and -100 everywhere else (prompt, padding);
 ``kinds`` marks which half (feedback or rationale) each response token belongs to. A shared
 prefix always stops short of every example's response, so the first token after it is a
@@ -16,9 +21,11 @@ prompt token and no label is ever predicted across a group boundary.
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
+from .attention import Group
 from .data import Encoded, Pair
 
 IGNORE = -100
@@ -34,59 +41,136 @@ def shared_prefix(seqs: list[Encoded]) -> int:
     return max(0, min(common, min(s.n_prompt for s in seqs) - 1))
 
 
+class _Piece(NamedTuple):
+    """Tokens to place in a row: the first is at position ``start``; the first ``n_prompt`` carry
+    no label, the rest are labelled as half ``kind``; ``group``: the batch's group they belong to."""
+
+    ids: list[int]
+    start: int
+    n_prompt: int
+    kind: int
+    group: int = 0
+
+    def write(self, tensors: dict, row: int, at: int) -> int:
+        """Write into ``row`` of the batch's tensors from column ``at``; the column after."""
+        import torch
+
+        end = at + len(self.ids)
+        tensors["input_ids"][row, at:end] = torch.tensor(self.ids, dtype=torch.long)
+        labelled = at + self.n_prompt
+        tensors["labels"][row, labelled:end] = tensors["input_ids"][row, labelled:end]
+        tensors["kinds"][row, labelled:end] = self.kind
+        tensors["position_ids"][row, at:end] = torch.arange(self.start, self.start + len(self.ids))
+        return end
+
+
 class PairCollator:
-    def __init__(self, pad_id: int, packed: bool = True, multiple_of: int = 1):
+    def __init__(self, pad_id: int, packed: bool = True, multiple_of: int = 1, pass_tokens: int | None = None):
         self.pad_id = pad_id
         self.packed = packed
         self.multiple_of = multiple_of
+        self.pass_tokens = pass_tokens
 
     def groups(self, pairs: list[Pair]) -> list[tuple[int, list[tuple[Encoded, int]]]]:
-        """(shared prefix length, [(example, kind)]) per group; a row holds its groups in order."""
+        """(shared prefix length, [(example, kind)]) per half of the batch."""
         halves = [[(p.feedback, FEEDBACK) for p in pairs], [(p.rationale, RATIONALE) for p in pairs]]
-        if not self.packed:
-            return [(0, [s]) for half in halves for s in half]
-        return [(shared_prefix([s for s, _ in half]), half) for half in halves]
+        return [(shared_prefix([s for s, _ in half]) if self.packed else 0, half) for half in halves]
 
     def __call__(self, pairs: list[Pair]) -> dict:
         import torch
 
         groups = self.groups(pairs)
-        rows = [groups] if self.packed else [[g] for g in groups]
-        used = [sum(p + sum(len(s.ids) - p for s, _ in members) for p, members in row) for row in rows]
-        width = -(-max(used) // self.multiple_of) * self.multiple_of
-        shape = (len(rows), width)
-        input_ids = torch.full(shape, self.pad_id, dtype=torch.long)
-        labels = torch.full(shape, IGNORE, dtype=torch.long)
-        kinds = torch.zeros(shape, dtype=torch.int8)
-        position_ids = torch.zeros(shape, dtype=torch.long)
-        for i, row in enumerate(rows):
-            at = 0
-            for prefix, members in row:
-                input_ids[i, at : at + prefix] = torch.tensor(members[0][0].ids[:prefix], dtype=torch.long)
-                position_ids[i, at : at + prefix] = torch.arange(prefix)
-                at += prefix
-                for seq, kind in members:
-                    ids = torch.tensor(seq.ids[prefix:], dtype=torch.long)
-                    end = at + len(ids)
-                    response = at + seq.n_prompt - prefix
-                    input_ids[i, at:end] = ids
-                    labels[i, response:end] = input_ids[i, response:end]
-                    kinds[i, response:end] = kind
-                    position_ids[i, at:end] = torch.arange(prefix, len(seq.ids))
-                    at = end
-            position_ids[i, at:] = torch.arange(width - at)  # padding: a sequence of its own
+        used = sum(p + sum(len(s.ids) - p for s, _ in members) for p, members in groups)
         n_feedback = sum(p.feedback.n_response for p in pairs)
         n_rationale = sum(p.rationale.n_response for p in pairs)
         batch: dict[str, Any] = {
-            "input_ids": input_ids,
-            "labels": labels,
-            "kinds": kinds,
-            "position_ids": position_ids,
-            "counts": torch.tensor([len(pairs), n_feedback, n_rationale, sum(used)], dtype=torch.long),
+            "counts": torch.tensor([len(pairs), n_feedback, n_rationale, used], dtype=torch.long),
+            "prefix": None,
         }
-        if self.packed:
-            layout = tuple((p, tuple(len(s.ids) - p for s, _ in members)) for p, members in groups)
-            batch["segments"] = layout + (((0, (width - used[0],)),) if width > used[0] else ())
+        if not self.packed:
+            pieces = [_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members]
+            batch["passes"] = [self._unpacked(run) for run in self._split(pieces)]
+        elif self.pass_tokens is None or used <= self.pass_tokens:  # one pass, each prefix before its group
+            row = [
+                (Group(p, tuple(len(s.ids) - p for s, _ in members)), self._pieces(g, p, members, inline=True))
+                for g, (p, members) in enumerate(groups)
+            ]
+            batch["passes"] = [self._packed(row)]
         else:
-            batch["attention_mask"] = (torch.arange(width)[None, :] < torch.tensor(used)[:, None]).long()
+            batch["prefix"], batch["passes"] = self._cut(groups)
         return batch
+
+    @staticmethod
+    def _pieces(group: int, prefix: int, members: list[tuple[Encoded, int]], inline: bool) -> list[_Piece]:
+        head = [_Piece(members[0][0].ids[:prefix], 0, prefix, 0, group)] if inline and prefix else []
+        return head + [_Piece(s.ids[prefix:], prefix, s.n_prompt - prefix, kind, group) for s, kind in members]
+
+    def _split(self, pieces: list[_Piece]) -> list[list[_Piece]]:
+        """Consecutive runs of ``pieces`` of at most ``pass_tokens`` tokens each (a longer piece
+        alone); one run when there is no limit."""
+        if self.pass_tokens is None:
+            return [pieces]
+        runs: list[list[_Piece]] = [[]]
+        size = 0
+        for piece in pieces:
+            if runs[-1] and size + len(piece.ids) > self.pass_tokens:
+                runs.append([])
+                size = 0
+            runs[-1].append(piece)
+            size += len(piece.ids)
+        return runs
+
+    def _cut(self, groups) -> tuple[dict | None, list[dict]]:
+        """The prefix pass (each group's shared prefix as a sequence of its own) and the passes of
+        the examples, which read the prefixes' keys and values by their place in the prefix pass."""
+        shared = [(g, p, members[0][0].ids[:p]) for g, (p, members) in enumerate(groups) if p]
+        cached = {g: i for i, (g, _, _) in enumerate(shared)}
+        prefix_pass = shared and self._packed(
+            [(Group(0, tuple(p for _, p, _ in shared)), [_Piece(ids, 0, p, 0) for _, p, ids in shared])]
+        )
+        pieces = [piece for g, (p, members) in enumerate(groups) for piece in self._pieces(g, p, members, False)]
+        passes = []
+        for run in self._split(pieces):
+            row = []
+            for g, same in itertools.groupby(run, key=lambda piece: piece.group):
+                mine = list(same)
+                row.append((Group(0, tuple(len(piece.ids) for piece in mine), cached.get(g)), mine))
+            passes.append(self._packed(row))
+        return prefix_pass or None, passes
+
+    def _packed(self, row: list[tuple[Group, list[_Piece]]]) -> dict:
+        import torch
+
+        used = sum(len(piece.ids) for _, pieces in row for piece in pieces)
+        width = -(-used // self.multiple_of) * self.multiple_of
+        tensors = self._tensors(1, width)
+        at = 0
+        for _, pieces in row:
+            for piece in pieces:
+                at = piece.write(tensors, 0, at)
+        tensors["position_ids"][0, at:] = torch.arange(width - at)  # padding: a sequence of its own
+        segments = tuple(group for group, _ in row)
+        tensors["segments"] = segments + ((Group(0, (width - used,)),) if width > used else ())
+        return tensors
+
+    def _unpacked(self, rows: list[_Piece]) -> dict:
+        import torch
+
+        lengths = [len(piece.ids) for piece in rows]
+        width = -(-max(lengths) // self.multiple_of) * self.multiple_of
+        tensors = self._tensors(len(rows), width)
+        for i, piece in enumerate(rows):
+            piece.write(tensors, i, 0)
+        tensors["attention_mask"] = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+        return tensors
+
+    def _tensors(self, n_rows: int, width: int) -> dict:
+        import torch
+
+        shape = (n_rows, width)
+        return {
+            "input_ids": torch.full(shape, self.pad_id, dtype=torch.long),
+            "labels": torch.full(shape, IGNORE, dtype=torch.long),
+            "kinds": torch.zeros(shape, dtype=torch.int8),
+            "position_ids": torch.zeros(shape, dtype=torch.long),
+        }

@@ -27,9 +27,14 @@ from . import attention
 from .checkpoint import Checkpoints, clean_leftovers, publish, staging
 from .collator import PairCollator
 from .data import Encoder, LengthGroupedBatches, Pair, read_pairs
-from .loss import JointLoss, probe
+from .dropout import lean_lora_dropout
+from .loss import JointLoss, batch_backward, probe
 from .progress import Meter, ProgressLog
 
+# Tokens per forward pass by default. On a CPU, passes of 512 tokens held a SmolLM2-135M LoRA
+# step to 2.2 GiB (one pass of the whole batch: 5 to 7 GiB) at the same speed (see
+# benchmarks/memory.py); a GPU wants long passes and has the memory for them.
+PASS_TOKENS = {"cpu": 512, "cuda": 16384}
 WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (as the paper)
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
@@ -106,20 +111,23 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
     if train.method == "full":
         return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
     if adapter is not None:
-        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    lora = LoraConfig(
-        task_type="CAUSAL_LM",
-        r=train.lora_r,
-        lora_alpha=train.lora_alpha,
-        lora_dropout=train.lora_dropout,
-        target_modules=train.target_modules,
-    )
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as e:
-        raise FairError(
-            f"LoRA cannot be set up for this model: {str(e).splitlines()[0]} (set train.target_modules)"
-        ) from None
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    else:
+        lora = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=train.lora_r,
+            lora_alpha=train.lora_alpha,
+            lora_dropout=train.lora_dropout,
+            target_modules=train.target_modules,
+        )
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as e:
+            raise FairError(
+                f"LoRA cannot be set up for this model: {str(e).splitlines()[0]} (set train.target_modules)"
+            ) from None
+    lean_lora_dropout(model)
+    return model
 
 
 def _trainable_only(models, weights, output_dir) -> None:
@@ -134,7 +142,7 @@ def fingerprint(
 ) -> str:
     """What a checkpoint must share with this run to be resumed by it (the number of processes
     too: it decides which batches make a step)."""
-    settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to"})
+    settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to", "pass_tokens"})
     h = hashlib.sha256(data.read_bytes())
     h.update(
         json.dumps(
@@ -201,6 +209,11 @@ class Trainer:
             self.tokenizer.eos_token_id if pad is None else pad,
             self.packed,
             multiple_of=8 if acc.device.type == "cuda" else 1,
+            # several passes per batch in one process only: DDP, FSDP and DeepSpeed expect one
+            # backward per forward
+            pass_tokens=(t.pass_tokens or PASS_TOKENS.get(acc.device.type))
+            if local and acc.num_processes == 1
+            else None,
         )
         self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
         # a list is a map-style dataset to torch; its stubs only take Dataset
@@ -277,21 +290,18 @@ class Trainer:
             loader = acc.skip_first_batches(self.loader, done * t.grad_accum) if done else self.loader
             sums, k = torch.zeros(8, device=acc.device), 0
             for batch in loader:
-                counts = batch.pop("counts")
+                counts = batch["counts"]
                 # Dropout draws depend on the position in training only, so a resumed run
                 # replays exactly what an uninterrupted one would have drawn.
                 torch.manual_seed(hash((t.seed, step, k, acc.process_index)) & (2**63 - 1))
                 with acc.accumulate(self.loss):
-                    loss, loss_f, loss_r = self.loss(**batch)
-                    acc.backward(loss)
+                    losses = batch_backward(self.loss, batch, acc.backward)
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(self.loss.parameters(), t.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 k += 1
-                sums += torch.cat(
-                    [torch.stack([loss.detach(), loss_f, loss_r, torch.ones_like(loss_f)]).float(), counts.float()]
-                )
+                sums += torch.cat([losses.float(), torch.ones(1, device=acc.device), counts.float()])
                 if not acc.sync_gradients:
                     continue
                 lr = float(scheduler.get_last_lr()[0])  # typed float | Tensor; LambdaLR's are floats
