@@ -233,3 +233,25 @@ def test_generation_ends_early_once_stop_is_true(tiny, questions):
     assert 3 < len(polls) < NEW  # polled while generating, not once per batch
     assert sum(a == "" for a in cut) == 4  # the second batch of four never started
     assert sum(map(len, cut)) < sum(map(len, full)) // 2
+
+
+def test_rows_that_end_leave_the_batch_without_changing_answers(tiny, questions, tmp_path, monkeypatch):
+    """With a frequent token made an end token, rows end at different chunks and leave the batch
+    (and the cache) early; the others must still write what they write alone."""
+    import shutil
+    from collections import Counter
+
+    import fair_students.hf as hf
+
+    ended = tmp_path / "tiny"
+    shutil.copytree(tiny, ended)
+    s = student(ended, batch_size=4)
+    first = s.generate(questions[:4])
+    word = Counter(w for a in first for w in s.tokenizer(a)["input_ids"][1:]).most_common(1)[0][0]
+    config = json.loads((ended / "generation_config.json").read_text())
+    config["eos_token_id"] = [s.tokenizer.eos_token_id, word]
+    (ended / "generation_config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(hf, "CHUNK", 2)
+    got = student(ended, batch_size=4).generate(questions)
+    assert got == reference(ended, chat(ended, questions))
+    assert len({len(a) for a in got}) > 2

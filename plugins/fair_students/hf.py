@@ -1,12 +1,15 @@
 """The default student backend: a transformers causal LM, generating in left-padded batches.
 
-Prompts are sorted by token length before batching so a batch carries little padding, and
-``generate`` stops a batch as soon as every row has ended; answers come back in the caller's order.
+Prompts are sorted by token length before batching so a batch carries little padding, and a
+batch is generated a chunk of tokens at a time, the rows that have ended leaving it between chunks;
+answers come back in the caller's order. (Prefilling the instruction that every prompt shares
+once per call was tried and measured no faster: 128 decode steps dwarf one batched prefill.)
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 from functools import cache
 from pathlib import Path
@@ -168,6 +171,10 @@ def pick_dtype(name: str, device: str):
     return getattr(torch, DTYPES[name])
 
 
+# New tokens per ``generate`` call: between calls, the rows that have ended leave the batch.
+CHUNK = 16
+
+
 def stop_when(stop: Stop):
     """Transformers stopping criteria that end every row of a batch once ``stop()`` is true, so
     an interrupted run does not wait for a batch to finish its tokens."""
@@ -244,15 +251,52 @@ class HFStudent(Student):
                     break
                 batch = order[start : start + size]
                 width = max(len(encoded[i]) for i in batch)
-                ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
-                mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
-                out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
-                texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+                ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch], device=self.device)
+                mask = torch.tensor(
+                    [[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch], device=self.device
+                )
+                texts = self.tokenizer.batch_decode(self._decode(ids, mask, kwargs), skip_special_tokens=True)
                 for i, text in zip(batch, texts):
                     answers[i] = text.strip()
                 if on_progress:
                     on_progress(len(batch))
         return answers
+
+    def _decode(self, ids, mask, kwargs) -> list:
+        """Each row's new tokens, generated ``CHUNK`` at a time: the rows that have ended leave the
+        batch between chunks (with their cache rows), so the batch shrinks instead of decoding padding."""
+        import torch
+
+        config = self.model.generation_config
+        eos = torch.tensor([] if config.eos_token_id is None else config.eos_token_id, device=self.device).reshape(-1)
+        width, left = ids.shape[1], kwargs["max_new_tokens"]
+        chunk = CHUNK if config.cache_implementation is None else left  # a cache of its own kind: one go
+        rows, done, cache = torch.arange(len(ids)), [None] * len(ids), None
+        while True:
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                **{**kwargs, "max_new_tokens": min(chunk, left), self._cache_arg: cache},
+                return_dict_in_generate=True,
+            )
+            seqs, cache = out.sequences, out[self._cache_arg]
+            left -= seqs.shape[1] - ids.shape[1]
+            ended = torch.isin(seqs[:, ids.shape[1] :], eos).any(1)
+            if left <= 0 or seqs.shape[1] - ids.shape[1] < chunk:  # out of tokens, or stopped
+                ended[:] = True
+            for row, seq in zip(rows[ended].tolist(), seqs[ended]):
+                done[row] = seq[width:]
+            if ended.all():
+                return done
+            keep = (~ended).nonzero()[:, 0]
+            mask = torch.cat([mask, mask.new_ones(len(mask), seqs.shape[1] - mask.shape[1])], 1)[keep]
+            ids, rows = seqs[keep], rows[keep.cpu()]
+            cache.batch_select_indices(keep)
+
+    @property
+    def _cache_arg(self) -> str:
+        """Transformers 5 renamed the forward's and generate's ``past_key_values`` to ``cache``."""
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def close(self) -> None:
         import torch
