@@ -1,9 +1,9 @@
 """Examination speed: the student answering train questions in batches vs one at a time.
 
 The paper's code examines the student with one ``model.generate`` call per question. This runs
-that loop and the "hf" student backend (left-padded, length-sorted batches whose rows leave as they
-end) on the same model, questions and greedy settings,
-and prints both times, how many answers differ, and ``RESULT speedup=<x>`` last.
+that loop and the "hf" student backend (left-padded, length-sorted batches whose rows leave as
+they end) on the same model, questions and greedy settings, and prints both times, how many
+answers differ, and ``RESULT speedup=<x>`` last.
 
     python benchmarks/examine.py                      # SmolLM2-135M-Instruct, 64 SVAMP questions
     python benchmarks/examine.py --batch-size 16,32,64 --threads 2

@@ -9,24 +9,56 @@
 #    LoRA + merge), SIGKILL after the first checkpoint, rerun resumes to the same step count;
 #    QLoRA too when bitsandbytes is installed;
 # 2. throughput: a Llama-3.2-1B-shaped model, LoRA then full fine-tuning, our trainer's step
-#    against the paper's padded layout: real tokens/s, MFU, step and peak memory, speedup.
-# Prints "GPU CHECK OK" at the end when every part passed.
+#    against the paper's padded layout: real tokens/s, MFU, step and peak memory, speedup;
+#    after each, the targets (memory_ratio <= 0.6 for both, MFU >= 40% for full fine-tuning;
+#    not with --tiny): a miss prints "TARGET MISSED: ..." and does not fail the check;
+# 3. the "vllm" student backend against "hf" on a tiny local model: greedy answers, time,
+#    agreement (skipped where vllm is not installed);
+# 4. two processes under `accelerate launch` with FSDP through train.launcher = "accelerate"
+#    (skipped unless two GPUs are visible);
+# 5. a summary of the figures, to paste into docs/benchmarks.md.
+# The parts in Python live in benchmarks/gpu_parts.py. Optional parts (3, 4) are skipped, with a
+# line that says so, once the time left of the 8-minute budget cannot hold them.
+# Prints "GPU CHECK OK" at the end when every part passed (a missed target is no failure).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 TINY=""
 [ "${1:-}" = "--tiny" ] && TINY="--tiny"
-export PYTHONPATH="$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 failed=0
 
-part() {  # part TITLE SECONDS CMD...: run with a time limit, remember a failure, go on
-  local title=$1 limit=$2; shift 2
+BUDGET=450  # seconds for the whole check on the GPU machine (8 minutes, less a margin)
+[ -n "$TINY" ] && BUDGET=1800  # a CPU is slower; the smoke test has no budget to keep
+LOG="$WORK/part.log"
+rc=0
+
+part() {  # part TITLE SECONDS CMD...: run with a time limit (output also in $LOG, exit status in
+  local title=$1 limit=$2; shift 2  # $rc), remember a failure, go on
   echo "== $title"
   local t0=$SECONDS
-  if timeout "$limit" "$@"; then echo "-- ok ($((SECONDS - t0)) s)"; else echo "!! FAILED: $title"; failed=1; fi
+  timeout -k 10 "$limit" "$@" 2>&1 | tee "$LOG"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" = 0 ]; then echo "-- ok ($((SECONDS - t0)) s)"
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "!! FAILED: $title (timed out after $limit s)"; failed=1
+  else echo "!! FAILED: $title (exit $rc)"; failed=1; fi
+}
+
+optional() {  # optional TITLE SECONDS NEEDED CMD...: part, with its limit cut to the budget left,
+  local title=$1 limit=$2 needed=$3; shift 3  # or skipped when less than NEEDED seconds are left
+  local left=$((BUDGET - SECONDS))
+  if [ "$left" -lt "$needed" ]; then
+    echo "== $title"; echo "-- skipped: $left s of the ${BUDGET}-second budget left, it needs about $needed"; return
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
+  part "$title" "$limit" "$@"
+}
+
+targets() {  # targets NAME: check the throughput part just run against the targets
+  "$PY" benchmarks/gpu_parts.py targets "$LOG" "$1" "$rc" $TINY || failed=1
 }
 
 part "environment" 60 "$PY" - <<'EOF'
@@ -34,7 +66,8 @@ import importlib.util, torch, transformers, peft, accelerate
 print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__,
       "accelerate", accelerate.__version__)
 print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
-print("bitsandbytes", bool(importlib.util.find_spec("bitsandbytes")), "flash_attn", bool(importlib.util.find_spec("flash_attn")))
+print("bitsandbytes", bool(importlib.util.find_spec("bitsandbytes")), "flash_attn", bool(importlib.util.find_spec("flash_attn")),
+      "vllm", bool(importlib.util.find_spec("vllm")), "GPUs visible", torch.cuda.device_count())
 EOF
 
 cat > "$WORK/e2e.py" <<'EOF'
@@ -108,12 +141,21 @@ part "end to end: python -m fair_core.training" 240 "$PY" "$WORK/e2e.py" "$WORK"
 
 if [ -n "$TINY" ]; then
   part "throughput, LoRA (tiny)" 120 "$PY" benchmarks/train.py --tiny --method lora
+  targets lora
   part "throughput, full fine-tuning (tiny)" 120 "$PY" benchmarks/train.py --tiny --method full
+  targets full
 else
   BENCH=(benchmarks/train.py --arch llama-1b --steps 10 --warmup 2)
   part "throughput, Llama-1B shape, LoRA" 150 "$PY" "${BENCH[@]}" --method lora
+  targets lora
   part "throughput, Llama-1B shape, full fine-tuning" 180 "$PY" "${BENCH[@]}" --method full
+  targets full
 fi
 
+# vLLM's first start compiles and captures CUDA graphs (about a minute); FSDP starts two processes
+optional "vLLM student against hf (tiny local model)" 180 100 "$PY" benchmarks/gpu_parts.py vllm "$WORK"
+optional "FSDP, two processes (accelerate launch)" 150 75 "$PY" benchmarks/gpu_parts.py fsdp "$WORK"
+
+"$PY" benchmarks/gpu_parts.py summary "$WORK" "$SECONDS" || failed=1
 if [ "$failed" = 0 ]; then echo "GPU CHECK OK"; else echo "GPU CHECK FAILED"; fi
 exit "$failed"

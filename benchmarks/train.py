@@ -12,8 +12,11 @@ machine slows both alike. Only the data layout and the loss path differ:
   rationale half, logits and loss over every position (Learn-from-Committee's data.py/train.py).
 
 Throughput is counted in real tokens: response tokens that are neither prompt nor padding
-(for the paper's layout, those that survive its 512-token truncation). The last line is
-``RESULT speedup=<ours / paper>``.
+(for the paper's layout, those that survive its 512-token truncation). Each layout trains in a
+process of its own, so that its peak memory is its own: on a CPU the peak resident memory of
+that process (the model included, alike for both), on a GPU torch's peak allocation. The two
+processes take turns, step by step. The last line is
+``RESULT speedup=<ours / paper real tokens/s> memory_ratio=<ours / paper peak memory>``.
 
 Models: ``--model smollm2`` (default; the real SmolLM2-135M-Instruct, on the paper's SVAMP
 committee data), ``--model PATH`` (a local folder), or ``--arch llama-1b`` / ``--tiny`` (random
@@ -24,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -35,13 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 import torch  # noqa: E402
+from accelerate.utils import send_to_device  # noqa: E402
 
 from fair_core.config import TrainConfig  # noqa: E402
 from fair_core.training import attention  # noqa: E402
 from fair_core.training.collator import PairCollator  # noqa: E402
 from fair_core.training.data import Encoded, Encoder, LengthGroupedBatches, Pair  # noqa: E402
-from fair_core.training.loss import JointLoss, probe  # noqa: E402
-from fair_core.training.trainer import MAX_GRAD_NORM, adapt, load_model, resolve_precision  # noqa: E402
+from fair_core.training.loss import JointLoss, batch_backward, probe  # noqa: E402
+from fair_core.training.trainer import PASS_TOKENS, adapt, load_model, resolve_precision  # noqa: E402
 
 PAPER_LENGTH = 512
 # Token counts of the SVAMP pairs (paper committee data, SmolLM2 tokenizer, chat template,
@@ -180,6 +186,69 @@ def forward_flops(model, positions: int, head_positions: int, square_lengths: in
     return 2 * body * positions + 2 * embed * head_positions + 2 * c.hidden_size * c.num_hidden_layers * square_lengths
 
 
+# -- one layout, in its own process -------------------------------------------------------------
+
+
+def peak_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def layout(side: str, args, batches: list[list[Pair]], eos: int, conn) -> None:
+    """Train ``side``'s layout on ``batches``, one step each time the parent asks; report each step,
+    then the peak memory."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(args.precision)
+    train = TrainConfig(method=args.method, precision=precision, pass_tokens=args.pass_tokens)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    model = build_model(args, train, precision, device)
+    first = batches[0][0]
+    if side == "ours":
+        sliced, packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
+        loss_fn = JointLoss(model, args.alpha, sliced)
+        pass_tokens = None if args.pass_tokens == 0 else args.pass_tokens or PASS_TOKENS[device]
+        collate = PairCollator(eos, packed, multiple_of=8 if device == "cuda" else 1, pass_tokens=pass_tokens)
+        conn.send({"packed": packed, "sliced": sliced, "pass_tokens": pass_tokens})
+
+        def step(pairs):
+            batch = send_to_device(collate(pairs), device)
+            with torch.autocast(device, dtype=half, enabled=half is not None):
+                loss = batch_backward(loss_fn, batch)[0]
+            counts = batch["counts"]
+            seqs = [len(p.feedback.ids) for p in pairs] + [len(p.rationale.ids) for p in pairs]
+            positions = int(counts[3])
+            flops = forward_flops(model, positions, int(counts[1] + counts[2]), sum(n * n for n in seqs))
+            return loss, int(counts[1] + counts[2]), flops
+    else:
+        conn.send({})
+
+        def step(pairs):
+            halves, real = paper_batch(pairs, eos)
+            with torch.autocast(device, dtype=half, enabled=half is not None):
+                losses = [model(**{k: v.to(device) for k, v in h.items()}).loss for h in halves]
+                loss = args.alpha * losses[0] + (1 - args.alpha) * losses[1]
+            loss.backward()
+            positions = 2 * len(pairs) * PAPER_LENGTH
+            return loss.detach(), real, forward_flops(model, positions, positions, positions * PAPER_LENGTH)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=2e-4)
+    model.train()
+    while (i := conn.recv()) is not None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss, real, flops = step(batches[i])
+        torch.nn.utils.clip_grad_norm_(params, train.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        conn.send((time.perf_counter() - t0, time.process_time() - c0, real, flops, loss.item()))
+    conn.send(peak_mb(device))
+
+
 # -- the run ----------------------------------------------------------------------------------------
 
 
@@ -201,12 +270,17 @@ def main() -> None:
     )
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ap.add_argument(
+        "--pass-tokens",
+        type=int,
+        default=None,
+        help="ours: tokens per forward pass (default: the trainer's; 0: one pass)",
+    )
     args = ap.parse_args()
     if args.tiny:
         args.arch, args.batch, args.steps = "tiny", 2, 2
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(args.precision)
-    train = TrainConfig(method=args.method, precision=precision)
 
     if args.arch is None:
         from transformers import AutoTokenizer
@@ -232,69 +306,27 @@ def main() -> None:
     order = [[pool[i] for i in b] for b in LengthGroupedBatches([p.length for p in pool], args.batch, seed=0)]
     if len(order) < args.warmup + args.steps:
         raise SystemExit(f"only {len(order)} batches of {args.batch} pairs: lower --steps or --batch")
-    warm, timed = order[: args.warmup], order[args.warmup : args.warmup + args.steps]
+    batches = order[: args.warmup + args.steps]
 
-    ours_model = build_model(args, train, precision, device)
-    paper_model = build_model(args, train, precision, device)
-    sliced, packed = probe(ours_model, order[0][0].feedback.ids[:64], order[0][0].rationale.ids[:64])
-    ours_loss = JointLoss(ours_model, args.alpha, sliced)
-    collate = PairCollator(eos, packed, multiple_of=8 if device == "cuda" else 1)
-
-    def ours_step(batch_pairs):
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in collate(batch_pairs).items()}
-        counts = batch.pop("counts")
-        loss = ours_loss(**batch)[0]
-        seqs = [len(p.feedback.ids) for p in batch_pairs] + [len(p.rationale.ids) for p in batch_pairs]
-        flops = forward_flops(
-            ours_model, batch["input_ids"].numel(), int(counts[1] + counts[2]), sum(n * n for n in seqs)
-        )
-        return loss, int(counts[1] + counts[2]), flops
-
-    def paper_step(batch_pairs):
-        halves, real = paper_batch(batch_pairs, eos)
-        losses = [paper_model(**{k: v.to(device) for k, v in h.items()}).loss for h in halves]
-        positions = 2 * len(batch_pairs) * PAPER_LENGTH
-        flops = forward_flops(paper_model, positions, positions, positions * PAPER_LENGTH)
-        return args.alpha * losses[0] + (1 - args.alpha) * losses[1], real, flops
-
-    sides = {"ours": (ours_model, ours_step), "paper": (paper_model, paper_step)}
-    optimizers = {
-        k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-4) for k, (m, *_) in sides.items()
-    }
-    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    stats = {
-        k: {"time": 0.0, "cpu": 0.0, "tokens": 0, "flops": 0.0, "step_mb": 0.0, "peak_mb": 0.0, "loss": []}
-        for k in sides
-    }
+    spawn = multiprocessing.get_context("spawn")  # a fresh process per layout: its memory is its own
+    sides, workers = {}, []
+    for side in ("ours", "paper"):
+        parent, child = spawn.Pipe()
+        worker = spawn.Process(target=layout, args=(side, args, batches, eos, child), daemon=True)
+        worker.start()
+        sides[side] = parent
+        workers.append(worker)
+    info = {side: conn.recv() for side, conn in sides.items()}
+    stats = {k: {"time": 0.0, "cpu": 0.0, "tokens": 0, "flops": 0.0, "loss": []} for k in sides}
     backward_factor = 2 if args.method == "full" else 1  # LoRA: no weight gradients for frozen weights
 
-    def run_step(key: str, batch: list) -> tuple[float, float, int, float, float]:
-        model, step = sides[key]
-        model.train()
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        t0, c0 = time.perf_counter(), time.process_time()
-        with torch.autocast(device, dtype=half, enabled=half is not None):
-            loss, real, flops = step(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], MAX_GRAD_NORM)
-        optimizers[key].step()
-        optimizers[key].zero_grad(set_to_none=True)
-        if device == "cuda":
-            torch.cuda.synchronize()
-            s = stats[key]
-            s["step_mb"] = max(s["step_mb"], (torch.cuda.max_memory_allocated() - before) / 2**20)
-            s["peak_mb"] = max(s["peak_mb"], torch.cuda.max_memory_allocated() / 2**20)
-        return time.perf_counter() - t0, time.process_time() - c0, real, flops, loss.item()
-
-    for i, batch in enumerate(warm + timed):
+    for i in range(len(batches)):
         timed_step = i >= args.warmup
         best: dict = {}
         for r in range(args.repeats if timed_step else 1):
-            for key in sides:  # interleaved, so a busy moment hits both sides alike
-                elapsed, cpu, real, flops, loss = run_step(key, batch)
+            for key, conn in sides.items():  # turn by turn, so a busy moment hits both sides alike
+                conn.send(i)
+                elapsed, cpu, real, flops, loss = conn.recv()
                 label = (
                     f"step {i + 1}"
                     + ("" if timed_step else " (warm-up)")
@@ -314,9 +346,15 @@ def main() -> None:
                 s["tokens"] += real
                 s["flops"] += flops * (1 + backward_factor)
                 s["loss"].append(loss)
+    peak_memory = {}
+    for key, conn in sides.items():
+        conn.send(None)
+        peak_memory[key] = conn.recv()
+    for worker in workers:
+        worker.join()
 
     peak = None
-    if device == "cuda" and half is not None:
+    if device == "cuda" and precision in ("bf16", "fp16"):
         gpu = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_BF16.items() if all(w in gpu for w in k.split())), None)
     where = (
@@ -324,11 +362,14 @@ def main() -> None:
         if device == "cuda"
         else f"CPU ({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end)"
     )
+    ours = info["ours"]
     print(
         f"model {name}, {args.method}, {precision}, batch {args.batch} pairs, {args.steps} timed steps "
         f"(fastest of {args.repeats} runs each) after {args.warmup} warm-up, on {where}; "
-        f"ours: packed rows {packed}, sliced head {sliced}"
+        f"ours: packed rows {ours['packed']}, sliced head {ours['sliced']}, passes of at most "
+        f"{ours['pass_tokens'] or 'any number of'} tokens"
     )
+    memory = "peak resident memory of its process" if device == "cpu" else "peak memory allocated by torch"
     rate, cpu_rate = {}, {}
     for key, s in stats.items():
         rate[key] = s["tokens"] / s["time"]
@@ -336,16 +377,17 @@ def main() -> None:
         line = (
             f"{key:>5}: {rate[key]:10.1f} real tokens/s  ({s['tokens']} tokens in {s['time']:.2f} s, "
             f"{s['time'] / args.steps:.3f} s/step; {cpu_rate[key]:.1f} per process-CPU second; "
-            f"mean loss {statistics.mean(s['loss']):.3f})"
+            f"mean loss {statistics.mean(s['loss']):.3f}), {memory} {peak_memory[key]:.0f} MiB"
         )
-        if device == "cuda":
-            line += f", step memory {s['step_mb']:.0f} MiB (peak {s['peak_mb']:.0f} MiB, both models resident)"
         if peak:
             line += f", MFU {s['flops'] / s['time'] / peak:.1%}"
         print(line)
     if device == "cpu":  # on a shared machine, CPU time is less disturbed by other programs than wall time
         print(f"speedup by process CPU time: {cpu_rate['ours'] / cpu_rate['paper']:.2f}")
-    print(f"RESULT speedup={rate['ours'] / rate['paper']:.2f}")
+    print(
+        f"RESULT speedup={rate['ours'] / rate['paper']:.2f} "
+        f"memory_ratio={peak_memory['ours'] / peak_memory['paper']:.2f}"
+    )
 
 
 if __name__ == "__main__":
