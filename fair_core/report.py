@@ -165,6 +165,30 @@ def _per_teacher(store: Store) -> dict:
     return out
 
 
+def _training(run_dir: Path, r: int) -> dict | None:
+    """The end of round ``r``'s fine-tuning as its progress file records it: steps, loss, speed,
+    peak memory and time (None before it has finished)."""
+    path = Path(run_dir) / "rounds" / str(r) / "progress.jsonl"
+    if not path.is_file():
+        return None
+    done = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("type") == "train_done":
+            done = record
+    keys = ("step", "loss", "mean_loss", "tokens_per_second", "memory_mb", "runtime_s", "method", "pairs")
+    return {key: done.get(key) for key in keys} if done else None
+
+
+def training_line(r: int, t: dict) -> str:
+    """One round's training, as `fair report` prints it."""
+    memory = f"peak memory {t['memory_mb'] / 1024:.2f} GiB" if t.get("memory_mb") else "peak memory unknown"
+    return (
+        f"round {r} training: {t['method']}, {t['pairs']} pairs, {t['step']} steps, final loss {t['loss']}, "
+        f"{t['tokens_per_second']:.0f} response tokens/s, {memory}, {t['runtime_s']:.0f} s"
+    )
+
+
 def build(run_dir: Path) -> dict:
     """The report of a run directory, as plain JSON-ready data."""
     db = Path(run_dir) / "run.sqlite"
@@ -194,7 +218,7 @@ def rounds_of(store: Store) -> list[int]:
 def _build(run_dir: Path, store: Store) -> dict:
     rounds = rounds_of(store)
     scored = [row["item_id"] for row in store.items("test")]
-    per_round = [_round(store, r, set(scored)) for r in rounds]
+    per_round = [{**_round(store, r, set(scored)), "training": _training(run_dir, r)} for r in rounds]
     runner_alive = _alive(store.get_meta("runner"))
     last = per_round[-1] if per_round else _round(store, 0, set())
     total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
@@ -334,6 +358,9 @@ def render(report: dict, quiet: bool = False) -> None:
             else ""
         )
     )
+    for p in report["rounds"]:
+        if p.get("training"):
+            console.print(training_line(p["round"], p["training"]), markup=False)
     for r in sorted({s["round"] for s in report["stages"]}):
         said = [
             f"{s['stage']} {s['status']}" + (f" ({s['error']})" if s.get("error") else "")

@@ -58,6 +58,9 @@ def test_whole_pipeline_then_resume_does_nothing_twice(tmp_path):
     assert report["accepted_rationales"] > 0
     assert report["accuracy_before"] is not None and report["accuracy_after"] is not None
     assert [s["status"] for s in report["stages"]] == ["done"] * 7
+    training = report["rounds"][0]["training"]  # the trainer's own summary, peak memory included
+    assert training["step"] >= 1 and training["memory_mb"] > 0 and training["method"] == "lora"
+    assert f"peak memory {training['memory_mb'] / 1024:.2f} GiB" in fair("report", run).stdout
     round0 = run / "rounds" / "0"
     assert (round0 / "adapter" / "adapter_config.json").exists()
     steps = [json.loads(line) for line in (round0 / "progress.jsonl").read_text().splitlines()]

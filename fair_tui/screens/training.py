@@ -128,7 +128,7 @@ class TrainingScreen(RunView):
             " · ".join(losses),
             f"lr {last.learning_rate:.2e}" if last.learning_rate is not None else "lr -",
             f"{last.tokens_per_second:,.0f} tok/s" if last.tokens_per_second else "tok/s -",
-            f"mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "mem -",
+            f"peak mem {last.memory_mb / 1024:.2f} GiB" if last.memory_mb else "peak mem -",
         ]
         self.query_one("#train-stats", Static).update("  ·  ".join(facts))
         self.query_one(LossPlot).set_series(
