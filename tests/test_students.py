@@ -69,6 +69,35 @@ def test_batched_equals_one_at_a_time_in_order(tiny, questions):
     assert len(set(got)) > 1  # the tiny model writes different text for different prompts
 
 
+def test_the_shared_instruction_runs_once_and_answers_do_not_change(tiny, questions, monkeypatch):
+    """Prompts that share a long instruction: it runs through the model once per call (its KV
+    cache copied into each batch), and each answer is what the prompt gets alone; identical
+    prompts keep a token of their own, and prompts that share nothing take the plain path."""
+    s = student(tiny, batch_size=3)  # two batches, each padded
+    prefixes: list[int] = []
+    real = s._prefix
+
+    def spy(encoded):
+        prefix, cache = real(encoded)
+        prefixes.append(len(prefix))
+        return prefix, cache
+
+    monkeypatch.setattr(s, "_prefix", spy)
+    prompts = [f"Read the problem, think step by step, then give the number. {q}" for q in questions[:5]]
+    assert s.generate(prompts) == reference(tiny, chat(tiny, prompts))
+    same = [prompts[0]] * 3
+    assert s.generate(same) == reference(tiny, chat(tiny, same))
+    instruction = len(s.tokenizer("Read the problem, think step by step, then give the number.")["input_ids"])
+    assert prefixes[0] > instruction  # the chat template's start, then the instruction
+    assert prefixes[1] == len(s.encode(prompts[0])) - 1
+
+    plain = student(tiny, chat_template=False, batch_size=3)
+    monkeypatch.setattr(plain, "_prefix", spy)
+    distinct = [f"{word} {q}" for word, q in zip(("Alice", "Bob", "Carol", "Dan"), questions)]
+    assert plain.generate(distinct) == reference(tiny, distinct)
+    assert prefixes[2] == 0
+
+
 @pytest.mark.slow
 def test_plain_prompt_without_chat_template(tiny, questions):
     plain = student(tiny, chat_template=False, batch_size=4).generate(questions)
