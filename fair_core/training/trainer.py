@@ -32,8 +32,9 @@ from .loss import JointLoss, batch_backward, probe
 from .progress import Meter, ProgressLog
 
 # Tokens per forward pass by default. On a CPU, passes of 512 tokens held a SmolLM2-135M LoRA
-# step to 2.2 GiB (one pass of the whole batch: 5 to 7 GiB) at the same speed (see
-# benchmarks/memory.py); a GPU wants long passes and has the memory for them.
+# step to 2.3 GiB against 5 to 7 GiB in one pass (the demo's training: 2.4 GiB against 13.8), at
+# the same speed on one thread and up to a fifth slower on two (benchmarks/memory.py,
+# docs/benchmarks.md); a GPU wants long passes and has the memory for them.
 PASS_TOKENS = {"cpu": 512, "cuda": 16384}
 WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (as the paper)
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
