@@ -86,15 +86,11 @@ def saved_by_source(loss_fn, batch, half) -> tuple[collections.Counter, int]:
             by[" < ".join(f"{Path(f.filename).name}:{f.name}" for f in frames[-2:][::-1])] += storage.nbytes()
         return t
 
-    from fair_core.training.attention import PrefixKV
+    from fair_core.training.loss import prefix_of
 
     one = batch["passes"][0]
     with torch.autocast("cpu", dtype=half, enabled=half is not None):
-        prefix = None
-        if batch["prefix"] is not None:
-            prefix = PrefixKV()
-            loss_fn(**batch["prefix"], prefix=prefix)
-            prefix.detach()
+        prefix = prefix_of(loss_fn, batch)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss_fn(**one, prefix=prefix, counts=batch["counts"])
     return by, one["input_ids"].numel()

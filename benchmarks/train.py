@@ -26,7 +26,6 @@ weights built from a config, synthetic pairs with SVAMP's measured lengths; no f
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import random
@@ -43,6 +42,7 @@ import torch  # noqa: E402
 from accelerate.utils import send_to_device  # noqa: E402
 
 from fair_core.config import TrainConfig  # noqa: E402
+from fair_core.testing.pairs import paper_pairs  # noqa: E402
 from fair_core.training import attention  # noqa: E402
 from fair_core.training.collator import PairCollator  # noqa: E402
 from fair_core.training.data import Encoded, Encoder, LengthGroupedBatches, Pair  # noqa: E402
@@ -91,28 +91,8 @@ def real_pairs(tokenizer, data_dir: Path) -> list[Pair]:
     """The paper's SVAMP committee as compiled pairs: gpt's feedback, the first accepted rationale."""
     from fair_tasks.prompts import NUMBER
 
-    feedback = json.loads((data_dir / "Llama-2-7b-chat-hf_svamp_feedback_round0.json").read_text())
-    rationale = json.loads((data_dir / "Llama-2-7b-chat-hf_svamp_rationale_round0.json").read_text())
     encode = Encoder(tokenizer, chat_template=True, max_length=1024)
-    return [
-        encode.pair(
-            {
-                "item_id": str(f["id"]),
-                "feedback": {
-                    "prompt": NUMBER["learn_feedback"].format(
-                        question=f["question"], student_answer=f["student_wrong_pred"]
-                    ),
-                    "response": f["gpt_feedback"],
-                },
-                "rationale": {
-                    "prompt": NUMBER["learn_rationale"].format(question=f["question"]),
-                    "response": r["correct_rationale"][0],
-                },
-            }
-        )
-        for f, r in zip(feedback, rationale)
-        if r["correct_rationale"]
-    ]
+    return [encode.pair(row) for row in paper_pairs(data_dir, NUMBER)]
 
 
 def synthetic_pairs(n: int, vocab: int, eos: int, seed: int = 0) -> list[Pair]:

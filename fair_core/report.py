@@ -16,6 +16,7 @@ from .stages import PIPELINE
 from .stages.solve import teacher_of
 from .stats import accuracy, describe, describe_test, mcnemar
 from .store import StageStatus, Store, damaged
+from .training.progress import read_records
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -168,14 +169,8 @@ def _per_teacher(store: Store) -> dict:
 def _training(run_dir: Path, r: int) -> dict | None:
     """The end of round ``r``'s fine-tuning as its progress file records it: steps, loss, speed,
     peak memory and time (None before it has finished)."""
-    path = Path(run_dir) / "rounds" / str(r) / "progress.jsonl"
-    if not path.is_file():
-        return None
-    done = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if record.get("type") == "train_done":
-            done = record
+    records = read_records(Path(run_dir) / "rounds" / str(r) / "progress.jsonl")
+    done = next((record for record in reversed(records) if record.get("type") == "train_done"), None)
     keys = ("step", "loss", "mean_loss", "tokens_per_second", "memory_mb", "runtime_s", "method", "pairs")
     return {key: done.get(key) for key in keys} if done else None
 

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from fair_core.errors import FairError
+from fair_core.testing.pairs import paper_pairs as compiled_pairs
 from fair_core.testing.tiny import make_tiny_student
 from fair_core.training import attention, command
 from fair_core.training.__main__ import main
@@ -33,29 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def paper_pairs(paper_dir: Path, n: int) -> list[dict]:
-    """Compiled pairs as the engine writes them: the learn prompts with gpt's feedback and the
-    first accepted rationale of each SVAMP item of the paper's committee."""
-    feedback = json.loads((paper_dir / "Llama-2-7b-chat-hf_svamp_feedback_round0.json").read_text())
-    rationale = json.loads((paper_dir / "Llama-2-7b-chat-hf_svamp_rationale_round0.json").read_text())
-    pairs = []
-    for f, r in zip(feedback, rationale):
-        if r["correct_rationale"]:
-            pairs.append(
-                {
-                    "item_id": str(f["id"]),
-                    "feedback": {
-                        "prompt": NUMBER["learn_feedback"].format(
-                            question=f["question"], student_answer=f["student_wrong_pred"]
-                        ),
-                        "response": f["gpt_feedback"],
-                    },
-                    "rationale": {
-                        "prompt": NUMBER["learn_rationale"].format(question=f["question"]),
-                        "response": r["correct_rationale"][0],
-                    },
-                }
-            )
-    return pairs[:n]
+    """Compiled pairs as the engine writes them, from the paper's SVAMP committee outputs."""
+    return compiled_pairs(paper_dir, NUMBER)[:n]
 
 
 def make_run(root: Path, pairs: list[dict], train: str) -> Path:

@@ -30,7 +30,7 @@ def _checkpointed(model) -> bool:
     return getattr(model, "is_gradient_checkpointing", False) if flag is None else flag
 
 
-def _decoder_inputs(model, input_ids, position_ids, attention_mask, segments, prefix) -> dict:
+def _decoder_inputs(input_ids, position_ids, attention_mask, segments, prefix) -> dict:
     inputs = {
         "input_ids": input_ids,
         "position_ids": position_ids,
@@ -62,7 +62,7 @@ def token_nll(
     head only where needed."""
     target = labels[:, 1:]
     keep = target != IGNORE
-    inputs = _decoder_inputs(model, input_ids, position_ids, attention_mask, segments, prefix)
+    inputs = _decoder_inputs(input_ids, position_ids, attention_mask, segments, prefix)
     base = _base(model)
     with _as_given(model, input_ids):
         if sliced:
@@ -74,7 +74,7 @@ def token_nll(
 
 def prefix_pass(model, input_ids, position_ids, segments, prefix: PrefixKV | None) -> None:
     """The decoder body over a row of shared prefixes, storing their keys and values in ``prefix``."""
-    inputs = _decoder_inputs(model, input_ids, position_ids, None, segments, prefix)
+    inputs = _decoder_inputs(input_ids, position_ids, None, segments, prefix)
     with _as_given(model, input_ids):
         _base(model).get_decoder()(**inputs)
 
@@ -113,15 +113,22 @@ class JointLoss(torch.nn.Module):
         return loss, loss_f.detach(), loss_r.detach()
 
 
+def prefix_of(loss_fn, batch: dict) -> PrefixKV | None:
+    """The keys and values of a collated batch's prefix pass, ready for its other passes (None
+    when it has none)."""
+    if batch.get("prefix") is None:
+        return None
+    prefix = PrefixKV()
+    loss_fn(**batch["prefix"], prefix=prefix)
+    prefix.detach()
+    return prefix
+
+
 def batch_backward(loss_fn, batch: dict, backward=torch.Tensor.backward) -> torch.Tensor:
     """Forward and ``backward`` over every pass of a collated batch (the prefix pass first, its own
     backward last, once the other passes' gradients have reached its keys and values); the
     batch's [loss, loss_feedback, loss_rationale], detached."""
-    prefix = None
-    if batch.get("prefix") is not None:
-        prefix = PrefixKV()
-        loss_fn(**batch["prefix"], prefix=prefix)
-        prefix.detach()
+    prefix = prefix_of(loss_fn, batch)
     total = None
     for one in batch["passes"]:
         loss, loss_f, loss_r = loss_fn(**one, prefix=prefix, counts=batch["counts"])

@@ -60,6 +60,20 @@ class Meter:
         return time.monotonic() - self.t0
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of a progress file in order ([] before it exists), without a last line the
+    training process is still writing."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 class ProgressLog:
     """Appends JSON lines to a file, each flushed at once."""
 

@@ -9,7 +9,6 @@ none.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -19,6 +18,7 @@ from textual.widgets import ProgressBar, Sparkline, Static
 
 from fair_core.events import TrainStep, from_dict
 from fair_core.store import StageStatus
+from fair_core.training.progress import read_records
 
 from ..session import Session
 from ..widgets.plot import LossPlot
@@ -32,13 +32,7 @@ CURVES = {"feedback": ("cyan", "braille"), "rationale": ("magenta", "•"), "tot
 def read_progress(path: Path) -> dict[int, TrainStep]:
     """The train_step records of a progress.jsonl, by step (a later line wins)."""
     steps: dict[int, TrainStep] = {}
-    if not path.is_file():
-        return steps
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line still being written
+    for data in read_records(path):
         if data.get("type") == "train_step":
             step = from_dict({**data, "round": data.get("round", 0)})
             steps[step.step] = step

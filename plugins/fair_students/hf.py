@@ -14,7 +14,7 @@ import copy
 import gc
 import inspect
 import os
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from fair_core.config import StudentConfig
@@ -302,7 +302,7 @@ class HFStudent(Student):
             ids, rows = seqs[keep], rows[keep.cpu()]
             cache.batch_select_indices(keep)
 
-    @property
+    @cached_property
     def _cache_arg(self) -> str:
         """Transformers 5 renamed the forward's and generate's ``past_key_values`` to ``cache``."""
         return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
