@@ -26,7 +26,7 @@ from fair_core.testing.tiny import make_tiny_student
 from fair_core.training import attention, command
 from fair_core.training.__main__ import main
 from fair_core.training.collator import FEEDBACK, IGNORE, PairCollator
-from fair_core.training.data import Encoder, LengthGroupedBatches, read_pairs
+from fair_core.training.data import Encoded, Encoder, LengthGroupedBatches, Pair, read_pairs
 from fair_core.training.loss import JointLoss, batch_backward, probe
 from fair_tasks.prompts import NUMBER
 
@@ -99,6 +99,25 @@ def test_joint_loss_equals_hand_computation(loaded, pairs):
         assert batch_loss(model, pairs, packed=packed, pass_tokens=100) == pytest.approx(want, abs=1e-4)
     assert batch_loss(model, pairs, alpha=1.0)[0] == pytest.approx(want[1], abs=1e-4)
     assert batch_loss(model, pairs, alpha=0.0)[0] == pytest.approx(want[2], abs=1e-4)
+
+
+def test_passes_are_filled_first_fit_and_keep_every_example_once_in_order():
+    """Feedback of 300 and 300 tokens after the shared prefix, rationales of 200 and 200, passes
+    of 500: two full passes (consecutive runs would take three), each in the batch's order."""
+    prefix = [1, 2, 3]
+
+    def seq(n, tag):
+        return Encoded(prefix + [tag] * n, len(prefix) + n // 2)
+
+    sizes = [(300, 200), (300, 200)]
+    pairs = [Pair(str(i), seq(f, 10 + i), seq(r, 20 + i)) for i, (f, r) in enumerate(sizes)]
+    batch = PairCollator(pad_id=0, pass_tokens=500)(pairs)
+    rows = [p["input_ids"][0].tolist() for p in batch["passes"]]
+    assert [len(r) for r in rows] == [500, 500]
+    tags = [[t for t in dict.fromkeys(r) if t >= 10] for r in rows]
+    assert sorted(sum(tags, [])) == [10, 11, 20, 21]  # every example once
+    assert all(t == sorted(t, key=lambda x: (x // 10 == 2, x)) for t in tags)  # feedback first, in order
+    assert batch["prefix"]["input_ids"].tolist() == [prefix + prefix]
 
 
 @pytest.mark.slow
