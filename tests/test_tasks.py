@@ -211,6 +211,15 @@ def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypa
         ("The answer is 8 because 5 + 3 = 8", "8"),
         ("The answer is 5 since 10 = 2 * 5", "5"),
         ("\\boxed{42}", "42"),
+        ("The answer is $\\frac{3}{4}$.", "0.75"),  # LaTeX, as math-tuned models write it
+        ("\\boxed{-\\dfrac{10}{4}}", "-2.5"),
+        ("Answer: 3 \\times 4 = 12", "12"),
+        ("The answer is 1{,}000.", "1000"),
+        ("The answer is forty-two.", "42"),  # written out, right after a marker
+        ("He has 5 left. So the answer is: Three", "3"),
+        ("Answer: seventeen apples", "17"),
+        ("The answer is two hundred.", None),  # a larger one: left unread rather than misread
+        ("The answer is one of 3 and 4.", "3"),
         ("5 - 3 = 2", "2"),
         ("no number here", None),
         ("", None),

@@ -36,6 +36,26 @@ _NUMBER = re.compile(
     re.X | re.ASCII,
 )
 _OPERATOR = re.compile(r"\s*(?:[-+*/\u00d7\u00f7^]|x(?=\s))")
+# LaTeX that a model may write its answer in, as plain text: \frac{3}{4} is 3/4, \times and
+# \cdot multiply, \div divides, 1{,}000 is 1,000
+_LATEX = (
+    (re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(\d+)\s*\}"), r"\1/\2"),
+    (re.compile(r"\\(?:times|cdot)(?![A-Za-z])"), "\u00d7"),
+    (re.compile(r"\\div(?![A-Za-z])"), "\u00f7"),
+    (re.compile(r"\{,\}"), ","),
+)
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+# a number written out, first thing after a marker ("The answer is five."); not "one of", not the
+# start of a larger one ("two hundred"), which is left unread rather than misread
+_WORD = re.compile(
+    rf"""[\s*_"'(:=]*(?:(?P<tens>{"|".join(_TENS)})(?:[-\s](?P<unit>{"|".join(_UNITS[1:10])}))?|(?P<small>{"|".join(_UNITS)}))\b
+    (?!-|\s+(?:of|that|which|who|way|thing|another|and|or|hundred|thousand|million|billion)\b)""",
+    re.I | re.X,
+)
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|[;!?]")
 _DECIMALS = Decimal("0.000001")
 
@@ -69,6 +89,23 @@ def _value(match: re.Match) -> str | None:
     return canonical(number)
 
 
+def _plain(text: str) -> str:
+    for pattern, replacement in _LATEX:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _word_number(text: str) -> str | None:
+    """The number written out in words at the start of ``text`` (zero to ninety-nine), if any."""
+    match = _WORD.match(text)
+    if not match:
+        return None
+    if match["small"]:
+        return str(_UNITS.index(match["small"].lower()))
+    unit = _UNITS.index(match["unit"].lower()) if match["unit"] else 0
+    return str(10 * (_TENS.index(match["tens"].lower()) + 2) + unit)
+
+
 def parse_number(text: str) -> str | None:
     """The canonical form of a string that is exactly one number (a gold answer), else None."""
     match = _NUMBER.fullmatch(str(text).strip().rstrip("."))
@@ -91,6 +128,9 @@ def _number_in(segment: str) -> str | None:
     clause = segment[: end.start()] if end else segment
     matches = list(_NUMBER.finditer(clause))
     if not matches:
+        word = _word_number(clause)
+        if word is not None:
+            return word
         clause, matches = segment, list(_NUMBER.finditer(segment))
         if not matches:
             return None
@@ -285,7 +325,7 @@ def extract_number(text: str, question: str | None = None) -> str | None:
     the working that follows it ("Explanation:"); else the conclusion of the whole text. An
     output cut off before it states an answer has none; with the ``question``, a cut-off
     sentence whose number is not one the question gives is taken as the result it states."""
-    text = str(text)
+    text = _plain(str(text))
     for marker in reversed(list(STRONG.finditer(text))):
         found = _number_in(_segment(text, marker.end()))
         if found is not None:
@@ -300,6 +340,8 @@ def extract_number(text: str, question: str | None = None) -> str | None:
             return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
             return _conclusion(stated, stated=True, complete=working is not None, question=question)
+        if _word_number(stated) is not None:  # "Answer: Five"
+            return _word_number(stated)
         if working:  # "Answer: more files than apps" then working that ends in a number
             return _conclusion(region[working.end() :], stated=False, question=question)
     return _conclusion(text, stated=False, question=question)
