@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick setup bench clean
+.PHONY: demo test test-quick setup bench gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ test-quick: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# What benchmarks/gpu_check.sh needs that the lent GPU machine's Python (3.12, with torch,
+# transformers, peft and accelerate) lacks, as wheels for a device run to carry: .gpu-wheels
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux2014_x86_64 -d .gpu-wheels 'pydantic>=2.6'
 
 clean:
 	rm -rf runs .pytest_cache

@@ -14,7 +14,8 @@ machine slows both alike. Only the data layout and the loss path differ:
 Throughput is counted in real tokens: response tokens that are neither prompt nor padding
 (for the paper's layout, those that survive its 512-token truncation). Each layout trains in a
 process of its own, so that its peak memory is its own: on a CPU the peak resident memory of
-that process (the model included, alike for both), on a GPU torch's peak allocation. The two
+that process (the model included, alike for both), on a GPU torch's peak allocation, and there
+also the timed steps' own ("step memory": their peak over what was held before them). The two
 processes take turns, step by step. The last line is
 ``RESULT speedup=<ours / paper real tokens/s> memory_ratio=<ours / paper peak memory>``.
 
@@ -81,7 +82,15 @@ ARCHS = {  # Llama-3.2-1B's shape; a tiny one for smoke tests
         tie_word_embeddings=True,
     ),
 }
-PEAK_BF16 = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
+# dense bf16 peak FLOP/s by device name, the first whose words all appear in it counting
+PEAK_BF16 = {
+    "H100 NVL": 835e12,
+    "H200 NVL": 835e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+}
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -175,6 +184,13 @@ def peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def step_mb(device: str, resident_mb: float) -> float | None:
+    """On a GPU, the most the timed steps allocated over what was held before them (weights,
+    gradients and optimizer state kept between steps): the figure that grows with the batch,
+    which a full fine-tuning's fixed state hides in the peak; None on a CPU."""
+    return peak_mb(device) - resident_mb if device == "cuda" else None
+
+
 def layout(side: str, args, batches: list[list[Pair]], eos: int, conn) -> None:
     """Train ``side``'s layout on ``batches``, one step each time the parent asks; report each step,
     then the peak memory."""
@@ -215,9 +231,13 @@ def layout(side: str, args, batches: list[list[Pair]], eos: int, conn) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-4)
     model.train()
+    resident = earlier_peak = 0.0
     while (i := conn.recv()) is not None:
         if device == "cuda":
             torch.cuda.synchronize()
+            if i == args.warmup:  # the first timed step: from here on, the step's own memory
+                resident, earlier_peak = torch.cuda.memory_allocated() / 2**20, max(earlier_peak, peak_mb(device))
+                torch.cuda.reset_peak_memory_stats()
         t0, c0 = time.perf_counter(), time.process_time()
         loss, real, flops = step(batches[i])
         torch.nn.utils.clip_grad_norm_(params, train.max_grad_norm)
@@ -226,7 +246,7 @@ def layout(side: str, args, batches: list[list[Pair]], eos: int, conn) -> None:
         if device == "cuda":
             torch.cuda.synchronize()
         conn.send((time.perf_counter() - t0, time.process_time() - c0, real, flops, loss.item()))
-    conn.send(peak_mb(device))
+    conn.send((max(earlier_peak, peak_mb(device)), step_mb(device, resident)))
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -294,6 +314,7 @@ def main() -> None:
         parent, child = spawn.Pipe()
         worker = spawn.Process(target=layout, args=(side, args, batches, eos, child), daemon=True)
         worker.start()
+        child.close()  # the worker's end: if it dies, recv() here fails at once instead of waiting
         sides[side] = parent
         workers.append(worker)
     info = {side: conn.recv() for side, conn in sides.items()}
@@ -326,10 +347,10 @@ def main() -> None:
                 s["tokens"] += real
                 s["flops"] += flops * (1 + backward_factor)
                 s["loss"].append(loss)
-    peak_memory = {}
+    peak_memory, step_memory = {}, {}
     for key, conn in sides.items():
         conn.send(None)
-        peak_memory[key] = conn.recv()
+        peak_memory[key], step_memory[key] = conn.recv()
     for worker in workers:
         worker.join()
 
@@ -359,6 +380,8 @@ def main() -> None:
             f"{s['time'] / args.steps:.3f} s/step; {cpu_rate[key]:.1f} per process-CPU second; "
             f"mean loss {statistics.mean(s['loss']):.3f}), {memory} {peak_memory[key]:.0f} MiB"
         )
+        if step_memory[key] is not None:
+            line += f", step memory {step_memory[key]:.0f} MiB"
         if peak:
             line += f", MFU {s['flops'] / s['time'] / peak:.1%}"
         print(line)

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -76,8 +77,11 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     # Frozen weights can live in half precision; weights that the optimizer updates stay fp32
-    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights).
-    dtype = half if half is not None and train.method != "full" else torch.float32
+    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights). Not under
+    # FSDP, which flattens a layer's weights into one tensor of one dtype: fp32 there too, and
+    # autocast computes in half precision all the same.
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+    dtype = half if half is not None and train.method != "full" and not fsdp else torch.float32
     kwargs = {"dtype": dtype, "attn_implementation": attention.implementation()}
     if device_map is not None:
         kwargs["device_map"] = device_map
