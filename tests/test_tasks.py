@@ -220,6 +220,15 @@ def test_the_hub_copy_gives_the_same_problems_and_splits(cls, tmp_path, monkeypa
         ("Answer: seventeen apples", "17"),
         ("The answer is two hundred.", None),  # a larger one: left unread rather than misread
         ("The answer is one of 3 and 4.", "3"),
+        ("The answer is negative 3.", "-3"),
+        # a model that answers, then writes itself a new exercise: its answer is the first one
+        ("The answer is 72 clips.\n\nQuestion: Tom has 5 apples and eats 3. How many?\nThe answer is 2.", "72"),
+        ("48 + 24 = 72.\n\n### Instruction:\nA baker has 5 cakes. The answer is 5", "72"),
+        ("Let me restate it.\nQuestion: how many apples are there?\nAnswer: 8", "8"),  # a restatement
+        ("The answer is:\n\n72", "72"),  # on the line after the marker
+        ("**72**", "72"),
+        ("# Answer\n\n72", "72"),
+        ("To get the final answer, we add 48 and 24 to get 72.", "72"),  # "final answer" in prose
         ("5 - 3 = 2", "2"),
         ("no number here", None),
         ("", None),
@@ -297,6 +306,13 @@ def test_canonical_gold_and_tolerant_comparison():
         ('the answer to the question is "true", but there is no proof', "yes"),
         ("Answer: not false", "yes"),
         ("I cannot tell.", None),
+        ("Probably not.", "no"),
+        ("I don't think so.", "no"),
+        ("Unlikely, because llamas are slow.", "no"),
+        ("Absolutely!", "yes"),
+        ("Certainly, many believe it, but no.", "no"),  # an opener, not an answer
+        ("Yes/No: No", "no"),  # the prompt's "Yes/No" echoed
+        ("No, llamas cannot.\n\nQuestion: Is the sky blue?\nAnswer: Yes", "no"),
     ],
 )
 def test_extract_yes_no(text, answer):
@@ -315,6 +331,18 @@ def test_extract_yes_no(text, answer):
         ("Option A fails. The answer is (c).", "C"),
         ("Option A fails and option C holds", None),  # two options named, no marker: undecided
         ("A man said nothing useful", None),
+        ("The best option is B", "B"),
+        ("The answer should be C", "C"),
+        ("I would choose B because it follows.", "B"),
+        ("After weighing them, C is correct.", "C"),
+        ("C is the most reasonable choice.", "C"),
+        ("Therefore, C.", "C"),
+        ("A. is wrong because it assumes too much. B is correct.", "B"),
+        ("**B. The company will lose money.**", "B"),
+        ("Answer: a", "A"),
+        ("The answer is:\n\n**C**", "C"),
+        ("The answer is a cat", None),
+        ("The answer is B.\n\nQuestion: Which follows?\nThe answer is A.", "B"),
     ],
 )
 def test_extract_letter(text, answer):

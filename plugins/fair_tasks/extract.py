@@ -5,12 +5,14 @@ The paper's code reads the first number after "\\nAnswer" (missed when the text 
 That misreads correct answers as mistakes, and the mistakes are what FAIR trains on. Here an
 answer marker ("The answer is", "Answer:", "final answer", "####", \\boxed{) always wins over
 the last-number fallback, its last occurrence counts, and an expression right after a marker
-("Answer: 290 / 2 = 145") yields its result. Every function here returns None rather than
-raising: model output is arbitrary text.
+("Answer: 290 / 2 = 145") yields its result. An output that answers and then writes itself a
+new exercise ("Question: ...", as a model continuing a few-shot prompt does) is read up to it.
+Every function here returns None rather than raising: model output is arbitrary text.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal, InvalidOperation, localcontext
@@ -18,15 +20,17 @@ from decimal import Decimal, InvalidOperation, localcontext
 # "answer (to the question) is/:/=", "final answer" alone, "####" and LaTeX \boxed{...}.
 _ANSWER = r"\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?"
 _ANSWER_IS = rf"{_ANSWER}\s*(?:is\b|:|=)"
-_NAMED = r"\bfinal\s+answer\b|####|\\boxed\s*\{"
-MARKER = re.compile(rf"(?:{_ANSWER_IS}|{_NAMED})", re.I)
+# "final answer" where it announces one ("Final answer: 72", "The final answer is 72"), not in
+# prose ("to get the final answer, we add 48 and 24")
+_NAMED = r"\bfinal\s+answer\b(?=[\s*_]*(?:is\b|:|=|$))|####|\\boxed\s*\{"
+MARKER = re.compile(rf"(?:{_ANSWER_IS}|{_NAMED})", re.I | re.M)
 # the explicit ones, which name the answer itself, never a heading over working
-STRONG = re.compile(rf"(?:{_ANSWER}\s+is\b|{_NAMED})", re.I)
+STRONG = re.compile(rf"(?:{_ANSWER}\s+is\b|{_NAMED})", re.I | re.M)
 
 _NUMBER = re.compile(
     r"""
     (?<![\w./])                               # not the tail of a word, a number or a date
-    (?P<neg>[-\u2212])?                       # a minus sign glued to the number ("5 - 3" is not -3)
+    (?:(?P<neg>[-\u2212])|(?P<negw>negative)\s+)?  # a minus sign glued to the number ("5 - 3" is not -3)
     (?:[$\u20ac\u00a3\u00a5\u20b9]\s?)?       # currency: $ EUR GBP JPY INR
     (?P<neg2>-)?                              # "$-5"
     (?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)
@@ -43,6 +47,7 @@ _LATEX = (
     (re.compile(r"\\(?:times|cdot)(?![A-Za-z])"), "\u00d7"),
     (re.compile(r"\\div(?![A-Za-z])"), "\u00f7"),
     (re.compile(r"\{,\}"), ","),
+    (re.compile(r"\*\*"), ""),  # markdown bold: "**72**", "**Answer:** 72"
 )
 _UNITS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -84,7 +89,7 @@ def _value(match: re.Match) -> str | None:
                 number = number / den
     except InvalidOperation:
         return None
-    if match["neg"] or match["neg2"]:
+    if match["neg"] or match["negw"] or match["neg2"]:
         number = -number
     return canonical(number)
 
@@ -106,17 +111,44 @@ def _word_number(text: str) -> str | None:
     return str(10 * (_TENS.index(match["tens"].lower()) + 2) + unit)
 
 
+# a line where a model that has answered goes on to write itself a new exercise ("Question: ...",
+# "Q2.", "### Instruction:"), as models continuing a few-shot prompt do
+_NEW_EXERCISE = re.compile(
+    r"\n[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*)?(?:question|q|problem|exercise|instruction|input)"
+    r"[ \t]*\d*[ \t]*(?:\*\*)?[ \t]*[:.)]",
+    re.I,
+)
+
+
+def _before_new_exercise(read):
+    """``read`` (an extractor) applied to the output up to a new exercise the model wrote itself,
+    where that part states an answer; else to the whole output (the "Question:" line then
+    restated the question before the answer)."""
+
+    @functools.wraps(read)
+    def extract(text, *args):
+        text = str(text)
+        cut = _NEW_EXERCISE.search(text)
+        if cut and text[: cut.start()].strip():
+            found = read(text[: cut.start()], *args)
+            if found is not None:
+                return found
+        return read(text, *args)
+
+    return extract
+
+
 def parse_number(text: str) -> str | None:
     """The canonical form of a string that is exactly one number (a gold answer), else None."""
     match = _NUMBER.fullmatch(str(text).strip().rstrip("."))
     return _value(match) if match else None
 
 
-_FIRST_LINE = re.compile(r"\s*([^\n]{0,400})")
+_FIRST_LINE = re.compile(r"[\s:*_]*([^\n]{0,400})")
 
 
 def _segment(text: str, start: int) -> str:
-    """The first non-empty line after a marker (its first 400 characters): where the answer
+    """The first non-empty line after a marker and its colon or bold (its first 400 characters): where the answer
     the marker announces is written. Bounded, so many markers never make extraction quadratic."""
     return _FIRST_LINE.match(text, start)[1]
 
@@ -154,7 +186,7 @@ _UNRESOLVED = re.compile(
     r"^\s*[A-Za-z](?:\s*[-+*/]\s*\d+)?\s*=\s*[-\d.,]+\s*\.?\s*$|^[^=]*\d\s+[-+*/\u00d7\u00f7x]\s+\$?\d[^=]*$"
 )
 # a heading that may be followed by working ("Answer:\n\nLet's ..."), not by the answer alone
-_HEADING = re.compile(r"\banswer\s*[:=]", re.I)
+_HEADING = re.compile(r"\banswer\s*[:=]|^[ \t]*#{1,4}[ \t]*(?:final[ \t]+)?answer[ \t]*$", re.I | re.M)
 # where the working after a heading starts: what came before it is the answer the model states
 _SECTION = re.compile(
     r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:", re.I | re.M
@@ -171,7 +203,8 @@ def _result(sentence: str, given: frozenset = frozenset()) -> str | None:
     matches = list(_NUMBER.finditer(bare))
     if not matches:
         return None
-    cues = [m for m in _CUE.finditer(bare) if any(n.start() >= m.end() for n in matches)]
+    last = matches[-1].start()
+    cues = [m for m in _CUE.finditer(bare) if m.end() <= last]
     if cues and cues[-1][0] == "=":
         return _value(next(n for n in matches if n.start() >= cues[-1].end()))
     after = [n for n in matches if not cues or n.start() >= cues[-1].end()]
@@ -319,6 +352,7 @@ def _option_value(text: str, stated: str, letter: re.Match) -> str | None:
     return _result(line[1]) if line and _NUMBER.search(line[1]) else None
 
 
+@_before_new_exercise
 def extract_number(text: str, question: str | None = None) -> str | None:
     """The final numeric answer. At the last explicit marker ("the answer is", "final answer",
     "####", \\boxed) that is followed by a number; else under the last "Answer:" heading, up to
@@ -365,8 +399,8 @@ _YES_NO = re.compile(
 )
 # right after a marker, the first word decides, "no" included ("Answer: No because ...").
 _LEAD = re.compile(r"""[\s"'*(\[]*(?:(not)\s+(?:\w+ly\s+)?)?(yes|no|true|false)\b""", re.I)
-# "true or false", quoted or not: an echo of the instruction, never an answer
-_EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*,?\s+or\s+["'*]*(?:true|false|yes|no)\b""", re.I)
+# "true or false" or "yes/no", quoted or not: an echo of the instruction, never an answer
+_EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*(?:,?\s+or\s+|\s*/\s*)["'*]*(?:true|false|yes|no)\b""", re.I)
 # a sentence that draws the conclusion, where the model states none in so many words
 _CONCLUDES = re.compile(
     r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
@@ -396,6 +430,18 @@ def _yes_no(match: re.Match) -> str:
     return "yes" if says_yes else "no"
 
 
+# an answer given without yes or no, at the start of the output: "Probably not.", "Certainly!"
+_HEDGE = re.compile(
+    r"""[\W_]*(?:
+        (?P<no>(?:probably|definitely|certainly|most\s+likely|absolutely)\s+not|not\s+(?:likely|really|at\s+all)
+            |nope|I\s+don'?t\s+think\s+so|unlikely)\b(?=[\s*_"')]*(?:[.!,;]|$))
+        |(?:certainly|absolutely|definitely|of\s+course|indeed|yep|yup)\b(?=[\s*_"')]*(?:[.!;]|$))
+    )""",
+    re.I | re.X,
+)
+
+
+@_before_new_exercise
 def extract_yes_no(text: str, question: str | None = None) -> str | None:
     """ "yes"/"no": the first decisive word after the last answer marker that has one, else the
     first one in the text, else the polarity of its conclusion (see _polarity, which reads
@@ -408,6 +454,9 @@ def extract_yes_no(text: str, question: str | None = None) -> str | None:
         found = _LEAD.match(text, start, stop) or _YES_NO.search(text, start, stop)
         if found:
             return _yes_no(found)
+    hedge = _HEDGE.match(text)
+    if hedge:
+        return "no" if hedge["no"] else "yes"
     found = _YES_NO.search(text)
     return _yes_no(found) if found else _polarity(original, question)
 
@@ -442,30 +491,49 @@ def _polarity(text: str, question: str | None = None) -> str | None:
 
 
 _LETTER_MARKER = re.compile(
-    rf"(?:{_ANSWER_IS}|\bfinal\s+answer\b|\bcorrect\s+(?:option|choice)\s+is\b|####|\\boxed\s*\{{)", re.I
+    rf"(?:{_ANSWER_IS}|{_NAMED}"
+    r"|\b(?:(?:best|correct|right|closest|most\s+\w+)\s+)?(?:option|choice|answer)\s+(?:is|would\s+be|should\s+be)\b"
+    r"|\bI\s+(?:would\s+|will\s+)?(?:choose|select|pick|go\s+with)\b)",
+    re.I | re.M,
 )
 _LETTER = re.compile(
     r"\(([A-Da-d])\)"  # (b)
     r"|\b(?i:option|choice)\s*\(?([A-Da-d])\b"  # option B, Choice (c)
     r"|(?<![\w'])([A-D])(?![\w'])"
 )  # a bare capital letter
-_LEADING_LETTER = re.compile(r"\s*\(?([A-Da-d])(?:\)|[.:](?!\w)|\s*$)")
+# a letter standing alone right after a marker, lower case too: "Answer: b", "is **C**."
+_LONE_LETTER = re.compile(r"[\s*_(]*([A-Da-d])(?:[.):]|[\s*_]*$)")
+# a verdict on one option: "C is correct", "B is the best choice", "Therefore, C."
+_VERDICT = re.compile(
+    r"(?<![\w'])\(?([A-D])\)?\s+is\s+(?:the\s+)?(?:correct|right|best|most\s+\w+|answer)\b"
+    r"|\b(?i:therefore|thus|hence|so),?\s+\(?([A-D])\)?(?:[.!]|\s*$)",
+    re.M,
+)
+_LEADING_LETTER = re.compile(r"[\s*#]*\(?([A-Da-d])(?:\)|[.:](?!\w)|\s*$)")
+_REJECTED = re.compile(r"[\s*]*(?:is\s+)?(?:wrong|incorrect|false|not\b)", re.I)
 
 
 def _letter(match: re.Match) -> str:
     return next(g for g in match.groups() if g).upper()
 
 
+@_before_new_exercise
 def extract_letter(text: str) -> str | None:
-    """An option letter "A".."D": after the last answer marker that names one, else a letter
-    the text opens with ("B.", "(b)"), else the only letter the text names as an option."""
+    """An option letter "A".."D": after the last answer marker that names one ("the answer is",
+    "the best option is", "I would choose"), else the last verdict on one ("C is correct"),
+    else a letter the text opens with ("B.", "(b)") unless it rejects it ("A. is wrong"), else
+    the only letter the text names as an option."""
     text = str(text)
     for marker in reversed(list(_LETTER_MARKER.finditer(text))):
-        found = _LETTER.search(_segment(text, marker.end()))
+        segment = _segment(text, marker.end())
+        found = _LONE_LETTER.match(segment) or _LETTER.search(segment)
         if found:
             return _letter(found)
+    verdicts = list(_VERDICT.finditer(text))
+    if verdicts:
+        return _letter(verdicts[-1])
     leading = _LEADING_LETTER.match(text)
-    if leading:
+    if leading and not _REJECTED.match(text, leading.end()):
         return leading[1].upper()
     named = {_letter(m) for m in _LETTER.finditer(text) if not m[3]}
     return named.pop() if len(named) == 1 else None
