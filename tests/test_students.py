@@ -284,3 +284,35 @@ def test_rows_that_end_leave_the_batch_without_changing_answers(tiny, questions,
     got = student(ended, batch_size=4).generate(questions)
     assert got == reference(ended, chat(ended, questions))
     assert len({len(a) for a in got}) > 2
+
+
+def test_the_roomy_cache_layer_holds_what_the_dynamic_one_holds_and_writes_in_place():
+    """Token by token, then after rows are dropped, the cache cropped and rows repeated: the
+    same keys and values as transformers' own layer; within its room no new buffer."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from fair_students.kv_cache import ROOM, RoomyLayer
+
+    torch.manual_seed(0)
+    plain, roomy = DynamicLayer(), RoomyLayer()
+
+    def update(rows: int, tokens: int):
+        k, v = torch.randn(rows, 2, tokens, 8), torch.randn(rows, 2, tokens, 8)
+        want, got = plain.update(k, v), roomy.update(k, v)
+        assert all(torch.equal(w, g) for w, g in zip(want, got))
+        return got[0].data_ptr()
+
+    first = update(4, 7)
+    assert all(update(4, 1) == first for _ in range(ROOM))  # written in place
+    assert update(4, 1) != first  # out of room: a new buffer, the cache copied into it
+    for layer in (plain, roomy):
+        layer.batch_select_indices(torch.tensor([0, 2]))
+    update(2, 1)
+    for layer in (plain, roomy):
+        layer.crop(-3)
+    update(2, 2)
+    for layer in (plain, roomy):
+        layer.batch_repeat_interleave(3)
+    update(6, 1)
+    assert roomy.get_seq_length() == plain.get_seq_length() == 7 + ROOM + 1 + 1 - 3 + 2 + 1

@@ -1,11 +1,12 @@
 """The default student backend: a transformers causal LM, generating in left-padded batches.
 
 Prompts are sorted by token length before batching so a batch carries little padding, and a
-batch is generated a chunk of tokens at a time, the rows that have ended leaving it between chunks;
-answers come back in the caller's order. The tokens every prompt starts with (chat template,
-system prompt, instruction) run through the model once per call and their KV cache is copied
-into each batch, so a batch's prefill runs only on each prompt's own tokens: a batch is laid
-out as shared prefix, left padding, own tokens.
+batch is generated a chunk of tokens at a time, the rows that have ended leaving it between
+chunks, its KV cache growing into room it keeps (:mod:`.kv_cache`); answers come back in the
+caller's order. The tokens every prompt starts with (chat template, system prompt, instruction)
+run through the model once per call and their KV cache is copied into each batch, so a batch's
+prefill runs only on each prompt's own tokens: a batch is laid out as shared prefix, left
+padding, own tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
 from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
+
+from .kv_cache import roomy
 
 DTYPES = {
     "fp32": "float32",
@@ -262,7 +265,7 @@ class HFStudent(Student):
                 )
                 cache = None
                 if cached is not None:
-                    cache = copy.deepcopy(cached)
+                    cache = roomy(copy.deepcopy(cached))
                     cache.batch_repeat_interleave(len(batch))
                 texts = self.tokenizer.batch_decode(self._decode(ids, mask, cache, kwargs), skip_special_tokens=True)
                 for i, text in zip(batch, texts):
@@ -288,7 +291,7 @@ class HFStudent(Student):
                 **{**kwargs, "max_new_tokens": min(chunk, left), self._cache_arg: cache},
                 return_dict_in_generate=True,
             )
-            seqs, cache = out.sequences, out[self._cache_arg]
+            seqs, cache = out.sequences, roomy(out[self._cache_arg])  # later chunks write in place
             left -= seqs.shape[1] - ids.shape[1]
             ended = torch.isin(seqs[:, ids.shape[1] :], eos).any(1)
             if left <= 0 or seqs.shape[1] - ids.shape[1] < chunk:  # out of tokens, or stopped
@@ -297,10 +300,12 @@ class HFStudent(Student):
                 done[row] = seq[width:]
             if ended.all():
                 return done
-            keep = (~ended).nonzero()[:, 0]
-            mask = torch.cat([mask, mask.new_ones(len(mask), seqs.shape[1] - mask.shape[1])], 1)[keep]
-            ids, rows = seqs[keep], rows[keep.cpu()]
-            cache.batch_select_indices(keep)
+            mask = torch.cat([mask, mask.new_ones(len(mask), seqs.shape[1] - mask.shape[1])], 1)
+            ids = seqs
+            if ended.any():
+                keep = (~ended).nonzero()[:, 0]
+                mask, ids, rows = mask[keep], seqs[keep], rows[keep.cpu()]
+                cache.batch_select_indices(keep)
 
     @cached_property
     def _cache_arg(self) -> str:
