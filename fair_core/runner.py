@@ -201,6 +201,9 @@ class Runner:
                 if status != StageStatus.DONE:
                     failed = sum(f["stage"] == stage for f in store.failures(r))
                     said = f", {failed} failed calls" if failed else ""
+                    stopped = self.gateway.stopped() if self.gateway is not None else []
+                    if stopped:
+                        return 3, f"round {r} {stage} is {status or 'not run'}{said}; {stopped[0]}; then rerun"
                     return 3, (
                         f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
                         f"retry (`fair report {path}` lists what failed)"

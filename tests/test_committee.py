@@ -123,7 +123,9 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
     points, then resumed: it ends with the verdicts of a run nobody killed, and no call that was
     answered and stored before a kill is asked again."""
     mistakes = paper_mistakes(paper_dir, tmp_path, 40)
-    faults = {"500": 0.05, "malformed": 0.05, "empty": 0.05, "drop": 0.05}
+    # answers cut short (finish_reason length or content_filter) are retried, never stored
+    faults = {"500": 0.04, "malformed": 0.04, "empty": 0.04, "drop": 0.04, "length": 0.04, "filter": 0.04}
+    faults["badusage"] = 0.04  # usage counts as strings: read as numbers, the cost exact
     with serve_in_thread(faults=faults, seed=11, latency=0.02) as server:
         config = committee_config(
             tmp_path, server.url, mistakes, teacher={"concurrency": 3, "max_retries": 10, "retry_base_s": 0.01}
@@ -131,9 +133,10 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
         clean = tmp_path / "clean"
         assert fair("run", config, "--run-dir", clean, "--quiet").returncode == 0
         crashed = tmp_path / "crashed"
-        repaid = set()
+        repaid, seen = set(), Counter()
         for table, at_least in (("writings", 90), ("reviews", 120)):  # mid explain/solve, then mid review
             stored = _stored(crashed) if (crashed / "run.sqlite").exists() else set()
+            seen.update(server.faulted)
             server.reset_counts()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(crashed), "--quiet"],
@@ -153,12 +156,21 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
             assert proc.wait() == -signal.SIGKILL  # killed mid-way, not finished
             repaid |= set(server.received) & stored
         stored = _stored(crashed)
+        seen.update(server.faulted)
         server.reset_counts()
         out = fair("run", config, "--run-dir", crashed, "--quiet")
         assert out.returncode == 0, out.stderr[-2000:]
         asked = set(server.received)
     assert stored and not asked & stored and not repaid  # nothing answered and stored before a kill asked again
     assert _results(crashed) == _results(clean)
+    assert {"length", "filter", "badusage"} <= set(seen + server.faulted)
+    tokens = [
+        sqlite3.connect(run / "run.sqlite")
+        .execute("SELECT SUM(prompt_tokens + completion_tokens) FROM calls")
+        .fetchone()
+        for run in (clean, crashed)
+    ]
+    assert tokens[0][0] and tokens[0] == tokens[1]  # usage read as numbers, one stored answer per call
 
 
 @pytest.mark.slow
@@ -394,3 +406,45 @@ def test_report_figures_agree_with_the_stage_lines(tmp_path, paper_dir):
         stage_failed = sum(json.loads(s)["failed"] for (s,) in db.execute("SELECT summary FROM stages"))
         assert report["failures"] == stage_failed == sum(t["failures"] for t in report["per_teacher"].values()) > 0
     assert report["items_without_rationale"] == report["items"] == 5  # the dead run
+
+
+@pytest.mark.slow
+def test_refusals_spent_accounts_and_long_waits_fail_fast_and_say_what_to_do(tmp_path, paper_dir):
+    """A request the teacher refuses (HTTP 400) fails that call, and three in a row stop the
+    teacher; no credit (402) or a spent quota (429 insufficient_quota) stop it at its first
+    answer, naming the fix; a Retry-After of an hour fails the call at once instead of waiting.
+    The run exits 3 with the stopped teacher's reason on its last line."""
+    mistakes = paper_mistakes(paper_dir, tmp_path, 6)
+    for model, first_words, requests in (
+        ("refuse-400", "HTTP 400", 3),
+        ("credit-402", "HTTP 402", 1),
+        ("quota-429", "HTTP 429", 1),
+    ):
+        with serve_in_thread() as server:
+            common = {"api_base": server.url, "concurrency": 1}
+            config = _two_teachers(
+                tmp_path, mistakes, {"model": "openai/solver", **common}, {"model": f"openai/{model}", **common}
+            )
+            run = tmp_path / model
+            out = fair("run", config, "--run-dir", run, "--quiet")
+            by_model = server.stats()["by_model"]
+        assert out.returncode == 3, out.stderr[-2000:]
+        assert by_model[model] == requests, (model, by_model)
+        last = out.stderr.strip().splitlines()[-1]
+        assert f"teacher bad stopped: {first_words}" in last, last
+        if model != "refuse-400":
+            assert "add credit or raise the quota" in last, last
+    with serve_in_thread(capacity=0, retry_after=3600) as busy, serve_in_thread() as server:
+        config = _two_teachers(
+            tmp_path,
+            mistakes,
+            {"model": "openai/solver", "api_base": server.url},
+            {"model": "openai/solver", "api_base": busy.url},
+        )
+        start = time.monotonic()
+        out = fair("run", config, "--run-dir", tmp_path / "busy", "--quiet")
+        took = time.monotonic() - start
+    assert out.returncode == 3 and took < 30, (took, out.stderr[-2000:])
+    db = sqlite3.connect(tmp_path / "busy" / "run.sqlite")
+    reasons = {r for (r,) in db.execute("SELECT error FROM calls WHERE teacher = 'bad'")}
+    assert reasons and all("asks to wait 3600 s" in r for r in reasons), reasons

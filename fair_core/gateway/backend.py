@@ -21,6 +21,7 @@ class Completion:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None  # the provider's: "length" and "content_filter" mean cut short
 
 
 class TransientError(Exception):
@@ -36,8 +37,13 @@ class PermanentError(Exception):
 
 
 class TeacherDown(PermanentError):
-    """The teacher itself cannot answer any call (a bad key, no permission, an unknown model, a
-    request shape it refuses: HTTP 400/401/403/404/422): its other calls are not sent."""
+    """The teacher itself cannot answer any call (a bad key, no permission, an unknown model, no
+    credit left: HTTP 401/402/403/404, a 429 for an exhausted quota): its other calls are not sent."""
+
+
+class Refused(PermanentError):
+    """The teacher refused this request (HTTP 400/422: too long for its context, a parameter it
+    does not take): the call fails; several in a row with no answer between stop the teacher."""
 
 
 class Unreachable(TransientError):

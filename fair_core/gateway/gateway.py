@@ -17,11 +17,20 @@ from typing import Callable, Iterable
 from ..errors import PluginResultError, expect
 from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..store import Store
-from .backend import Backend, Completion, PermanentError, Request, TeacherDown, TransientError, Unreachable
+from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
 
 Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
+# the longest wait a provider's Retry-After is granted: a longer one (a daily quota) fails the call
+MAX_RETRY_AFTER_S = 300.0
+# what a provider's finish_reason says of an answer cut short: never stored as an answer
+CUT_SHORT = {
+    "length": "the answer was cut off at the token limit (finish_reason length): raise max_tokens in its params",
+    "content_filter": "the provider's content filter cut the answer (finish_reason content_filter)",
+}
+# requests refused (HTTP 400/422) in a row, with no answer between, that stop a teacher
+REFUSED_IN_A_ROW = 3
 
 
 # Unreachable in a row, per teacher: from the first number on, its calls go one at a time (each
@@ -39,6 +48,7 @@ class Health:
     def __init__(self) -> None:
         self.down: str | None = None
         self.unreachable = 0
+        self.refused = 0
         self.probe = asyncio.Lock()
 
 
@@ -159,6 +169,8 @@ class Gateway:
                     break
             reason, retry_after, final = outcome
             attempt += 1
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
+                reason, final = f"{reason}; the provider asks to wait {retry_after:.0f} s: rerun later", True
             if final or attempt > cfg.max_retries:
                 if not final:
                     reason = f"{reason} (gave up after {attempt} tries)"
@@ -170,7 +182,7 @@ class Gateway:
             self.publish(CallRetried(request.teacher, request.purpose, request.item_id, attempt, reason, delay))
             await asyncio.sleep(delay)
         latency = time.perf_counter() - start
-        cost = backend.cost(completion)
+        cost = _cost(backend, completion)
         self.spent += cost or 0.0
         self._record(
             key, _row(request, backend, body, completion, cost, latency, attempt + 1, None), outputs, completion.text
@@ -201,10 +213,17 @@ class Gateway:
             )
             if not completion.text.strip():
                 raise TransientError("empty answer")
-            health.unreachable = 0
+            if completion.finish_reason in CUT_SHORT:
+                raise TransientError(CUT_SHORT[completion.finish_reason])
+            health.unreachable = health.refused = 0
             return completion
         except TeacherDown as e:
             self._down(request.teacher, health, str(e))
+            return str(e), None, True
+        except Refused as e:
+            health.refused += 1
+            if health.refused >= REFUSED_IN_A_ROW:
+                self._down(request.teacher, health, f"{e} ({health.refused} requests refused in a row)")
             return str(e), None, True
         except (PermanentError, PluginResultError) as e:
             return str(e), None, True
@@ -220,6 +239,10 @@ class Gateway:
             return f"timeout after {backend.config.timeout_s:g} s", None, False
         except Exception as e:  # noqa: BLE001 - a backend bug fails this call, never the run
             return f"{type(e).__name__}: {e}", None, True
+
+    def stopped(self) -> list[str]:
+        """Why each teacher that was stopped in this run was stopped."""
+        return [h.down for h in self.health.values() if h.down]
 
     def _down(self, teacher: str, health: Health, reason: str) -> None:
         if health.down is None:
@@ -293,3 +316,13 @@ def _row(
         "error": error,
         "created": time.time(),
     }
+
+
+def _cost(backend: Backend, completion: Completion) -> float | None:
+    """The backend's price of a completion; a pricing plugin that fails prices it unknown
+    rather than failing a call that was answered and paid for."""
+    try:
+        cost = backend.cost(completion)
+        return None if cost is None else float(cost)
+    except Exception:  # noqa: BLE001 - a plugin's bug must not lose the answer
+        return None

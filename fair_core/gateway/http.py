@@ -260,10 +260,24 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
         text = ""
     elif not isinstance(text, str):
         raise BadResponse(f"message content is not a string: {data[:200]!r}")
-    usage = obj.get("usage") or {}
+    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    reason = choice.get("finish_reason")
     return Completion(
-        text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, choice.get("finish_reason"), obj
+        text,
+        token_count(usage.get("prompt_tokens")),
+        token_count(usage.get("completion_tokens")),
+        reason if isinstance(reason, str) else None,
+        obj,
     )
+
+
+def token_count(value) -> int:
+    """A usage figure as the int it should be ("100" and 100.0 too); 0 for anything else."""
+    try:
+        count = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(0, count)
 
 
 def _retry_after(headers: dict) -> float | None:

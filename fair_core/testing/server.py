@@ -14,7 +14,11 @@ request apart by the prompt's words (:func:`purpose`) and read the gold from the
 ``latency`` is the time from a request's arrival to its answer. Faults are drawn per admitted
 request from a seeded RNG, at the given rates: "500" (HTTP 500), "hang" (no answer until the client
 gives up and closes), "malformed" (200 with a body that is not JSON), "empty" (200 with an empty
-content string), "drop" (the connection closes mid-response). Beyond ``capacity`` requests in flight
+content string), "drop" (the connection closes mid-response), "length" (200 with half the answer and
+finish_reason "length"), "filter" (200 with a scrap of it and finish_reason "content_filter"),
+"badusage" (a whole answer whose usage counts are strings). The models ``refuse-400`` (this request
+is too long for the model), ``credit-402`` (no credit left) and ``quota-429`` (the quota is spent)
+answer every request with that error. Beyond ``capacity`` requests in flight
 the server answers 429 with ``Retry-After: 0.05`` (seconds, a float: the openai SDK and fair's
 client read fractions; ``retry-after-ms`` carries the same in milliseconds).
 """
@@ -58,11 +62,18 @@ except ImportError:  # orjson is optional: the stdlib is fast enough for a few h
     _loads = json.loads
 
 Behaviour = Callable[[str, list], str]
-FAULTS = ("500", "hang", "malformed", "empty", "drop")
+FAULTS = ("500", "hang", "malformed", "empty", "drop", "length", "filter", "badusage")
+# models that answer every request with an error a provider gives: (status, message, code)
+REFUSALS = {
+    "refuse-400": (400, "This model's maximum context length is 8192 tokens", "context_length_exceeded"),
+    "credit-402": (402, "Insufficient credits: add more to your account", "insufficient_credits"),
+    "quota-429": (429, "You exceeded your current quota, please check your plan and billing", "insufficient_quota"),
+}
 _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     404: "Not Found",
     405: "Method Not Allowed",
     411: "Length Required",
@@ -424,6 +435,10 @@ class FakeOpenAI:
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             self._send(writer, 401, _error("invalid api key", "invalid_api_key"), close=close)
             return True
+        if name in REFUSALS:
+            status, message, code = REFUSALS[name]
+            self._send(writer, status, _error(message, code), close=close)
+            return True
         behave = self.behaviour(name)
         if behave is None:
             self._send(writer, 404, _error(f"model {name!r} does not exist", "model_not_found"), close=close)
@@ -468,6 +483,13 @@ class FakeOpenAI:
                 "completion_tokens": len(text.split()),
                 "total_tokens": prompt_tokens + len(text.split()),
             }
+            finish = "stop"
+            if fault == "length":
+                text, finish = " ".join(text.split()[: max(1, len(text.split()) // 2)]), "length"
+            elif fault == "filter":
+                text, finish = " ".join(text.split()[:2]) or "I", "content_filter"
+            elif fault == "badusage":
+                usage = {k: str(v) for k, v in usage.items()}
             if payload.get("stream"):
                 return await self._stream(writer, model, text, usage, fault, fp, close)
             if fault == "malformed":
@@ -480,7 +502,7 @@ class FakeOpenAI:
                     "created": int(time.time()),
                     "model": model,
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
                     ],
                     "usage": usage,
                 }

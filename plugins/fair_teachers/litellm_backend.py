@@ -11,11 +11,22 @@ import os
 import re
 
 from fair_core.errors import FairError
-from fair_core.gateway.backend import Backend, Completion, Request, TeacherDown, TransientError, Unreachable
+from fair_core.gateway.backend import (
+    Backend,
+    Completion,
+    Refused,
+    Request,
+    TeacherDown,
+    TransientError,
+    Unreachable,
+)
 
 from .pricing import known, price
 
-PERMANENT = {400, 401, 403, 404, 422}
+DOWN = {401, 402, 403, 404}  # the teacher cannot answer anything: stop it
+REFUSED = {400, 422}  # this request: fail the call
+# a 429 that no wait will help: the account's quota or credit is spent
+_SPENT = re.compile(r"insufficient_quota|exceeded your current quota|billing|credit", re.I)
 
 
 def import_litellm():
@@ -35,9 +46,15 @@ def _chain(e: BaseException | None, depth: int = 6) -> str:
     return " | ".join(parts)
 
 
-def classify(status: int | None, reason: str, retry_after: float | None = None) -> Exception:
-    if status in PERMANENT:
-        return TeacherDown(f"HTTP {status}: {reason}")
+def classify(status: int | None, reason: str, retry_after: float | None = None, fix: dict | None = None) -> Exception:
+    """The gateway's error for an HTTP status; ``fix``: what to do about a 401/403 ("key"), a
+    404 ("model") and a spent account ("credit"), for the message."""
+    fix = fix or {}
+    if status in DOWN or (status == 429 and _SPENT.search(reason)):
+        what = "key" if status in (401, 403) else "model" if status == 404 else "credit"
+        return TeacherDown(f"HTTP {status}: {reason}" + (f": {fix[what]}" if what in fix else ""))
+    if status in REFUSED:
+        return Refused(f"HTTP {status}: {reason}")
     return TransientError(f"HTTP {status}: {reason}" if status else reason, retry_after)
 
 
@@ -90,6 +107,15 @@ class LiteLLMTeacher(Backend):
                     f"it, or name another one with api_key_env"
                 )
 
+    def _fixes(self) -> dict:
+        c = self.config
+        key = f"check the API key in ${c.api_key_env}" if c.api_key_env else "check the provider's API key"
+        return {
+            "key": f"{key} and its access to {c.model}",
+            "model": f"check teachers.{c.name}.model ({c.model!r})" + (f" at {c.api_base}" if c.api_base else ""),
+            "credit": "add credit or raise the quota on the provider's billing page",
+        }
+
     async def complete(self, request: Request) -> Completion:
         if self.direct:
             return await self._complete_http(request)
@@ -107,12 +133,12 @@ class LiteLLMTeacher(Backend):
                 model, list(request.messages), self.config.params, timeout=self.config.timeout_s
             )
         except HTTPError as e:
-            raise classify(e.status, e.message[:200], e.retry_after) from None
+            raise classify(e.status, e.message[:200], e.retry_after, self._fixes()) from None
         except CannotConnect as e:
             raise Unreachable(str(e)[:200]) from None
         except (ConnectionLost, BadResponse, OSError) as e:
             raise TransientError(f"{type(e).__name__}: {e}"[:200]) from None
-        return Completion(c.text, c.prompt_tokens, c.completion_tokens)
+        return Completion(c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason)
 
     async def _complete_litellm(self, request: Request) -> Completion:
         litellm = import_litellm()
@@ -132,10 +158,19 @@ class LiteLLMTeacher(Backend):
             reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
             if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
-            raise classify(status if isinstance(status, int) else None, reason, _retry_after(e)) from None
+            status = status if isinstance(status, int) else None
+            raise classify(status, reason, _retry_after(e), self._fixes()) from None
+        from fair_core.gateway.http import token_count
+
         usage = getattr(r, "usage", None)
-        text = r.choices[0].message.content or ""
-        return Completion(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+        choice = r.choices[0]
+        reason = getattr(choice, "finish_reason", None)
+        return Completion(
+            choice.message.content or "",
+            token_count(getattr(usage, "prompt_tokens", 0)),
+            token_count(getattr(usage, "completion_tokens", 0)),
+            reason if isinstance(reason, str) else None,
+        )
 
     def cost(self, completion: Completion) -> float | None:
         if self._price is None:
