@@ -314,8 +314,10 @@ def test_calls_that_fail_for_good_do_not_redo_what_follows(tmp_path):
         config.write_text(cfg.dump(cfg.validate(data)))
         first = fair("run", config, "--run-dir", run, "--quiet")
         assert first.returncode == 3, first.stderr[-2000:]  # failed calls: not a success
-        assert first.stderr.strip().splitlines()[-1].startswith("fair: error: round 0 explain is partial, ")
-        assert "failed calls: rerun the same command to retry" in first.stderr
+        last = first.stderr.strip().splitlines()[-1]
+        assert last.startswith("fair: error: round 0 explain is partial, "), last
+        # why the teacher stopped, and what to fix before the rerun
+        assert "teacher gone stopped: HTTP 404" in last and "check teachers.gone.model" in last, last
         sent = server.requests
         again = fair("run", config, "--run-dir", run, "--quiet")
         assert again.returncode == 3, again.stderr[-2000:]

@@ -478,7 +478,7 @@ class FakeOpenAI:
                 return True
             # "tokens" are whitespace-separated words: deterministic, and cheap to count
             prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
-            usage = {
+            usage: dict[str, int | str] = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(text.split()),
                 "total_tokens": prompt_tokens + len(text.split()),
