@@ -271,6 +271,9 @@ def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_pat
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # a shell starts a background job with SIGINT ignored, and Python keeps it so: the test
+            # may run in one, and `fair` must see the signal as a terminal would send it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 120
         while not started(start) and proc.poll() is None and time.monotonic() < deadline:
