@@ -201,13 +201,11 @@ class Runner:
                 if status != StageStatus.DONE:
                     failed = sum(f["stage"] == stage for f in store.failures(r))
                     said = f", {failed} failed calls" if failed else ""
+                    where = f"round {r} {stage} is {status or 'not run'}{said}"
                     stopped = self.gateway.stopped() if self.gateway is not None else []
                     if stopped:
-                        return 3, f"round {r} {stage} is {status or 'not run'}{said}; {stopped[0]}; then rerun"
-                    return 3, (
-                        f"round {r} {stage} is {status or 'not run'}{said}: rerun the same command to "
-                        f"retry (`fair report {path}` lists what failed)"
-                    )
+                        return 3, f"{where}; {stopped[0]}; then rerun"
+                    return 3, f"{where}: rerun the same command to retry (`fair report {path}` lists what failed)"
         return 0, None
 
     def _failures(self, round: int, stage: str) -> set[tuple[str, str, str]]:

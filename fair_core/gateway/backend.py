@@ -24,6 +24,15 @@ class Completion:
     finish_reason: str | None = None  # the provider's: "length" and "content_filter" mean cut short
 
 
+def token_count(value) -> int:
+    """A usage figure as the int it should be ("100" and 100.0 too); 0 for anything else."""
+    try:
+        count = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(0, count)
+
+
 class TransientError(Exception):
     """Worth retrying: 429, 5xx, timeouts, dropped connections, garbage answers."""
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from .backend import token_count
+
 _HEAD_LIMIT = 1 << 20
 
 
@@ -269,15 +271,6 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
         reason if isinstance(reason, str) else None,
         obj,
     )
-
-
-def token_count(value) -> int:
-    """A usage figure as the int it should be ("100" and 100.0 too); 0 for anything else."""
-    try:
-        count = int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return max(0, count)
 
 
 def _retry_after(headers: dict) -> float | None:

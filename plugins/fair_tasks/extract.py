@@ -148,8 +148,9 @@ _FIRST_LINE = re.compile(r"[\s:*_]*([^\n]{0,400})")
 
 
 def _segment(text: str, start: int) -> str:
-    """The first non-empty line after a marker and its colon or bold (its first 400 characters): where the answer
-    the marker announces is written. Bounded, so many markers never make extraction quadratic."""
+    """The first non-empty line after a marker, its colon and bold (the line's first 400
+    characters): where the answer the marker announces is written. Bounded, so many markers
+    never make extraction quadratic."""
     return _FIRST_LINE.match(text, start)[1]
 
 
@@ -374,8 +375,8 @@ def extract_number(text: str, question: str | None = None) -> str | None:
             return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
             return _conclusion(stated, stated=True, complete=working is not None, question=question)
-        if _word_number(stated) is not None:  # "Answer: Five"
-            return _word_number(stated)
+        if (word := _word_number(stated)) is not None:  # "Answer: Five"
+            return word
         if working:  # "Answer: more files than apps" then working that ends in a number
             return _conclusion(region[working.end() :], stated=False, question=question)
     return _conclusion(text, stated=False, question=question)

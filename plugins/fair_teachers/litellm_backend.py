@@ -19,6 +19,7 @@ from fair_core.gateway.backend import (
     TeacherDown,
     TransientError,
     Unreachable,
+    token_count,
 )
 
 from .pricing import known, price
@@ -160,8 +161,6 @@ class LiteLLMTeacher(Backend):
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
             status = status if isinstance(status, int) else None
             raise classify(status, reason, _retry_after(e), self._fixes()) from None
-        from fair_core.gateway.http import token_count
-
         usage = getattr(r, "usage", None)
         choice = r.choices[0]
         reason = getattr(choice, "finish_reason", None)
