@@ -11,13 +11,6 @@ from . import config as cfg
 from .report import build
 
 PAPER = "Li, Ji, Meng, He: Learning from Committee, ACL Findings 2025, arXiv 2410.03663"
-# The built-in tasks' source data: hub licence id and upstream. LogiQA's repository states no licence.
-SOURCES: dict[str, tuple[str, str | None]] = {  # task -> (licence, upstream: None where unknown)
-    "gsm8k": ("mit", "https://github.com/openai/grade-school-math"),
-    "svamp": ("mit", "https://github.com/arkilpatel/SVAMP"),
-    "strategyqa": ("mit", "https://github.com/allenai/strategyqa"),
-    "logiqa": ("unknown", "https://github.com/lgw863/LogiQA-dataset"),
-}
 FORMAT_NOTES = {
     "hf": "a `datasets.DatasetDict` (train, validation) saved with `save_to_disk`: `prompt`, `completion`, "
     "`kind`, `item_id`. Load it with `datasets.load_from_disk(FOLDER)`, or from the hub with "
@@ -33,6 +26,18 @@ FORMAT_NOTES = {
     "reviews and verdict.",
     "paper": "the FAIR paper's own JSON files (`*_false_*`, `*_feedback_*`, `*_rationale_*`).",
 }
+
+
+def _task(config: cfg.TaskConfig) -> object | None:
+    """The run's task, for what it says of its data (licence, upstream, description); None where
+    its plugin is not loaded here or its config no longer builds."""
+    from .errors import FairError
+    from .host import get_host
+
+    try:
+        return get_host().task(config)
+    except FairError:
+        return None
 
 
 def _size(n: int) -> str:
@@ -57,7 +62,10 @@ class Facts:
         self.round = round
         self.figures: dict = next((r for r in self.report["rounds"] if r["round"] == round), {})
         self.task = self.config.task.name
-        self.licence, self.upstream = SOURCES.get(self.task, ("unknown", None))
+        source = _task(self.config.task)
+        self.licence = getattr(source, "license", None) or "unknown"
+        self.upstream = getattr(source, "upstream", None)
+        self.description = getattr(source, "description", None)
 
     def tags(self) -> list[str]:
         return ["fair", "distillation", "reasoning", "peer-review", self.task]
@@ -102,12 +110,17 @@ class Facts:
         licence = (
             "not stated upstream: check it before you publish" if self.licence == "unknown" else self.licence.upper()
         )
+        student = self.config.student
         return "\n".join(
             [
                 "## Provenance",
                 "",
                 f"- made by fair {__version__}, by the FAIR method ({PAPER})",
-                f"- questions and gold answers: {source}, licence {licence}",
+                f"- questions and gold answers: {source}, licence {licence}"
+                + (f": {self.description}" if self.description else ""),
+                f"- student: `{student.model or '-'}`"
+                + (f" with the adapter `{student.adapter}`" if student.adapter else "")
+                + f", trained by `{self.config.train.method}`",
                 "- feedback and rationales: written by the teacher models above; their providers' terms of use apply",
             ]
         )

@@ -63,11 +63,24 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def _task_config(named: str, data_dir: str | None = None, overrides: list[str] | None = None):
+    """The [task] that ``named`` means: a task's name, or a run config whose [task] reads your own data."""
+    from .config import TaskConfig, load
+
+    if named.endswith(".toml") or Path(named).is_file():
+        task = load(named, overrides or ()).task
+        return task.model_copy(update={"data_dir": data_dir}) if data_dir else task
+    return TaskConfig(name=named, data_dir=data_dir)
+
+
 def cmd_data(args) -> int:
-    task = get_host().get("tasks", args.task)(data_dir=args.data_dir)
+    task_config = _task_config(args.task, args.data_dir, args.set)
+    task = get_host().task(task_config)
+    kind = getattr(task, "kind", None)
+    print(f"task {task_config.name}" + (f", answers read as {kind}" if kind else "") + f", licence {task.license}")
     for split in ("train", "test"):
         problems = task.load(split)
-        print(f"{args.task} {split}: {len(problems)} items")
+        print(f"{task_config.name} {split}: {len(problems)} items")
         for p in problems[: args.show]:
             print(f"  [{p.id}] {p.question[:100]!r} -> {p.gold}")
     return 0
@@ -179,6 +192,7 @@ def _share(text: str) -> float:
 
 
 def cmd_import_paper(args) -> int:
+    from .config import TaskConfig
     from .paper import import_files, parse_name, read
     from .report import build, render
     from .rundir import Run, RunLock
@@ -190,7 +204,7 @@ def cmd_import_paper(args) -> int:
         read(f)
     host = get_host()
     task_name = args.task or parse_name(files[0])["task"].lower()
-    task = host.get("tasks", task_name)()
+    task = host.task(TaskConfig(name=task_name))
     with RunLock(args.run):
         run = Run(args.run)
         try:
@@ -301,19 +315,26 @@ def cmd_eval(args) -> int:
     from .stats import describe
 
     adapter = local_adapter(args.adapter) if args.adapter else None  # a folder, or a pushed adapter's repo id
-    acc = evaluate_model(get_host(), args.student, args.task, args.split, args.limit, adapter, args.max_new_tokens)
-    print(f"accuracy {describe(acc)} {args.task} {args.split} items (95% CI), {acc['correct']} correct")
+    task = _task_config(args.task)
+    acc = evaluate_model(get_host(), args.student, task, args.split, args.limit, adapter, args.max_new_tokens)
+    print(f"accuracy {describe(acc)} {task.name} {args.split} items (95% CI), {acc['correct']} correct")
     return 0
 
 
 def cmd_completion(args) -> int:
     import shtab
 
+    from .config import stage_names
+
     parser = build_parser()  # plugins' commands included
     kinds = {"FILE": shtab.FILE, "DIRECTORY": shtab.DIRECTORY}
+    # names offered where one is expected (the parser itself keeps accepting a config for `fair data`)
+    names = {"task": get_host().names("tasks"), "stages": stage_names()}
     for action in _actions(parser):
         if action.dest in PATH_ARGS:
             action.complete = kinds[PATH_ARGS[action.dest]]
+        elif action.dest in names:
+            action.choices = names[action.dest]
     print(shtab.complete(parser, shell=args.shell))
     return 0
 
@@ -340,6 +361,8 @@ PATH_ARGS = {
     "data_dir": "DIRECTORY",
     "adapter": "DIRECTORY",
     "events": "FILE",
+    "target": "FILE",  # fair tui: a config, a run directory or a folder of runs
+    "input": "FILE",
 }
 EXIT_CODES = """exit status:
   0    every stage asked for is done
@@ -361,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plugins)
 
     p = sub.add_parser("data", help="load a task's train and test splits and show a few items")
-    p.add_argument("task", help="task name (see `fair plugins`)")
+    p.add_argument("task", help="a task name (see `fair plugins`), or a run config whose [task] reads your own data")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. task.seed=1")
     p.add_argument("--data-dir", help="folder with the upstream files (default: $FAIR_DATA_DIR)")
     p.add_argument("--show", type=int, default=2, help="items to show per split")
     p.set_defaults(handler=cmd_data)
@@ -470,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate any student model on a task's split")
     p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help="a task name, or a run config whose [task] reads your own data")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--limit", type=_positive, help="only the first N items")
     p.add_argument("--adapter", help="a LoRA adapter folder to load on top")

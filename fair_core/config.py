@@ -31,6 +31,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Columns(Strict):
+    """Which of a dataset's columns hold what (``task.columns``); a dotted name reads a nested
+    field ("meta.answer"). ``choices`` is one column holding a list, or a list of columns."""
+
+    question: str = "question"
+    answer: str = "answer"
+    id: str | None = None  # default: the row's position ("row-1", ...)
+    choices: str | list[str] | None = None
+    hint: str | None = None  # a gold solution the teachers may see (default: the gold answer)
+
+
+ANSWER_KINDS = ("number", "yes-no", "choice", "text")
+# [task] keys a task's constructor may take (Task.source_keys): where its data is, how it reads
+SOURCE_KEYS = (
+    *("hub_id", "path", "test_path", "split", "test_split", "test_fraction"),
+    *("columns", "answer", "license", "description"),
+)
+
+
 class TaskConfig(Strict):
     name: str = "svamp"
     data_dir: str | None = None
@@ -42,6 +61,34 @@ class TaskConfig(Strict):
     # A paper *_false_round0.json whose items (the first train_limit of them) become round 0's
     # mistakes instead of examining the student.
     mistakes_file: str | None = None
+    # Your own data (task name "dataset"; docs/tasks.md): a file or folder, or hub_id above.
+    path: str | None = None
+    test_path: str | None = None  # the test split's own file (else split, test_split or test_fraction)
+    split: str | None = None  # of a hub dataset or a save_to_disk folder (default "train")
+    test_split: str | None = None  # default "test" where there is one, else test_fraction of split
+    test_fraction: float | None = Field(default=None, gt=0, lt=1)
+    columns: Columns | None = None
+    answer: str | None = None  # number | yes-no | choice | text | regex:<pattern>
+    license: str | None = None  # for the cards (a hub licence id: "cc-by-4.0", "other")
+    description: str | None = None
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_kind(cls, answer: str | None) -> str | None:
+        if answer is None or answer in ANSWER_KINDS:
+            return answer
+        if answer.startswith("regex:"):
+            try:
+                re.compile(answer.removeprefix("regex:"))
+            except re.error as e:
+                raise ValueError(f"is not a valid regular expression ({e})") from None
+            return answer
+        raise ValueError(f"unknown answer kind: use one of {', '.join(ANSWER_KINDS)}, or regex:<pattern>")
+
+    def source(self) -> dict[str, Any]:
+        """The keys that say where a task's problems come from and how they read, as keyword
+        arguments for the task's factory: only those set, so a task that takes none gets none."""
+        return {k: v for k in SOURCE_KEYS if (v := getattr(self, k)) is not None}
 
 
 class TeacherConfig(Strict):

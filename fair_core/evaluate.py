@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import StudentConfig
+from .config import StudentConfig, TaskConfig
 from .host import Host
 from .splits import plan
 from .stats import accuracy
@@ -12,7 +12,7 @@ from .student import model_folder
 def evaluate_model(
     host: Host,
     model: str,
-    task_name: str,
+    task_config: TaskConfig,
     split: str = "test",
     limit: int | None = None,
     adapter: str | None = None,
@@ -20,7 +20,7 @@ def evaluate_model(
 ) -> dict:
     """The student's accuracy (see fair_core.stats.accuracy) on ``split``, its answers read as a
     run reads them (Task.grade)."""
-    task = host.get("tasks", task_name)()
+    task = host.task(task_config)
     chosen = plan(task, train_limit=limit, test_limit=limit)  # a test question also in train is left out
     problems = chosen.test if split == "test" else chosen.train
     config = StudentConfig(model=model, max_new_tokens=max_new_tokens)

@@ -19,7 +19,9 @@ from typing import Any, Callable, Literal
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .config import TaskConfig
+from .errors import ConfigError, PluginError
+from .task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +213,19 @@ class Host:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.registry[kind])
+
+    def task(self, config: TaskConfig) -> Task:
+        """The task ``config`` ([task]) describes, built but not yet loaded."""
+        factory = self.get("tasks", config.name)
+        source = config.source()
+        takes = getattr(factory, "source_keys", None)  # a factory that is not a Task class takes them all
+        refused = [key for key in source if takes is not None and key not in takes]
+        if refused:
+            raise ConfigError(
+                f"config error: task {config.name!r} takes no task.{refused[0]}: remove it, or set "
+                f'task.name = "dataset" to read your own data (docs/tasks.md)'
+            )
+        return factory(data_dir=config.data_dir, prompts=config.prompts, seed=config.seed, **source)
 
 
 # the register callbacks, one per hook: each only collects; the host decides when the plugin is done

@@ -36,7 +36,7 @@ class Runner:
         self.host = host
         self.config = run.config
         self.stages = PIPELINE.ordered(self.config.stages if stages is None else stages)
-        self.task = self._task()
+        self.task = host.task(self.config.task)
         self.gateway: Gateway | None = None
         self._student: tuple[tuple[str, str | None], Student] | None = None  # (source, loaded student)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,11 +61,6 @@ class Runner:
             self._loop.call_soon_threadsafe(fn)
 
     # setup -----------------------------------------------------------------------------------
-    def _task(self):
-        t = self.config.task
-        hub = {"hub_id": t.hub_id} if t.hub_id else {}  # only tasks that read the hub take it
-        return self.host.get("tasks", t.name)(data_dir=t.data_dir, prompts=t.prompts, seed=t.seed, **hub)
-
     def check(self) -> None:
         check(self.config, self.host, self.backends, self.stages)
 

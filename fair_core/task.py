@@ -52,6 +52,13 @@ class Task(ABC):
     hub_id: ClassVar[str]
     default_prompts: ClassVar[Mapping[str, str]]
     presets: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # named prompt sets besides the default
+    # The [task] keys besides data_dir, prompts and seed that the constructor takes as keywords
+    # (TaskConfig.source); the host refuses the others with a line naming the key.
+    source_keys: ClassVar[frozenset[str]] = frozenset()
+    # What the cards say of the source data: a hub licence id, the upstream's address, a summary.
+    license: str = "unknown"
+    upstream: str | None = None
+    description: str | None = None
 
     def __init__(
         self, data_dir: str | Path | None = None, prompts: Mapping[str, str] | str | None = None, seed: int = 0

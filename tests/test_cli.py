@@ -150,6 +150,18 @@ def test_completion_scripts(tmp_path):
     )
     offered = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
     assert offered == ["run report", "--events"]
+    # task names after `fair data` and `fair eval --task`, stage names after --stages
+    probe = (
+        f'source {script}; COMP_WORDS=(fair data s); COMP_CWORD=2; _shtab_fair; echo "${{COMPREPLY[@]}}"; '
+        f'COMP_WORDS=(fair eval --task d); COMP_CWORD=3; _shtab_fair; echo "${{COMPREPLY[@]}}"; '
+        f'COMP_WORDS=(fair run x.toml --stages e); COMP_CWORD=4; _shtab_fair; echo "${{COMPREPLY[@]}}"'
+    )
+    offered = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
+    assert [sorted(o.split()) for o in offered] == [
+        ["strategyqa", "svamp"],
+        ["dataset"],
+        ["evaluate", "examine", "explain"],
+    ]
 
 
 @pytest.mark.needs_data

@@ -5,7 +5,6 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from helpers import REPO, fair
@@ -397,7 +396,6 @@ def test_a_task_reads_its_splits_from_a_hub_dataset_id(monkeypatch, data_dir):
     import datasets
 
     from fair_core.host import get_host
-    from fair_core.runner import Runner
     from fair_tasks.svamp import Svamp
 
     records = json.loads((data_dir / "svamp" / "SVAMP.json").read_text())
@@ -414,7 +412,7 @@ def test_a_task_reads_its_splits_from_a_hub_dataset_id(monkeypatch, data_dir):
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     config = cfg.validate({"task": {"name": "svamp", "hub_id": "someone/svamp-mirror"}})
-    task = Runner._task(SimpleNamespace(config=config, host=get_host()))  # as a run builds it
+    task = get_host().task(config.task)  # as a run builds it
     local = Svamp()
     assert [p.id for p in task.load("train")] == [p.id for p in local.load("train")]  # local data present, unused
     assert [p.question for p in task.load("test")] == [p.question for p in local.load("test")]

@@ -25,7 +25,7 @@ def test_builtins_load_through_entry_points():
     assert out.returncode == 0, out.stderr
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     assert {"tasks", "teachers", "reviewers", "students"} <= set(plugins)
-    assert set(plugins["tasks"]["registered"]["tasks"]) == {"gsm8k", "svamp", "strategyqa", "logiqa"}
+    assert set(plugins["tasks"]["registered"]["tasks"]) == {"dataset", "gsm8k", "svamp", "strategyqa", "logiqa"}
     assert {"litellm", "replay", "hf"} <= set(plugins["teachers"]["registered"]["teachers"])
     assert {"mean", "median", "min", "majority", "trimmed-mean"} <= set(plugins["reviewers"]["registered"]["policies"])
     assert "paper" in plugins["reviewers"]["registered"]["parsers"]

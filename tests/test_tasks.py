@@ -26,11 +26,11 @@ def paper(name: str) -> list[dict]:
 
 
 # registration and prompts -------------------------------------------------------------------
-def test_the_plugin_registers_the_four_tasks():
+def test_the_plugin_registers_the_dataset_task_and_the_four_papers():
     host = Host()
     host.add(fair_tasks, "tasks")
     assert host.problems == []
-    assert host.names("tasks") == ["gsm8k", "logiqa", "strategyqa", "svamp"]
+    assert host.names("tasks") == ["dataset", "gsm8k", "logiqa", "strategyqa", "svamp"]
     task = host.get("tasks", "svamp")(data_dir=None, prompts=None, seed=0)
     assert isinstance(task, Svamp)
 

@@ -234,6 +234,31 @@ def _teacher(error_share: float) -> Behaviour:
     return behave
 
 
+def answer_key(answers: Mapping[str, str]) -> Behaviour:
+    """A scripted teacher for any dataset, given its answer key (question -> gold): it solves with
+    the key's answer, explains by it, and reviews a rationale [5] when the answer it states ("The
+    answer is X.") is the key's, else [2]. The question is the longest key the prompt contains."""
+    keys = sorted(answers, key=len, reverse=True)
+    stated = re.compile(r"\bthe answer is\s*:?\s*\**([^\n*]+?)\**\s*(?:\.\s|\.?$|\n)", re.I | re.M)
+
+    def normal(text: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+    def behave(model: str, messages: list) -> str:
+        prompt = last_user(messages)
+        question = next((q for q in keys if q in prompt), None)
+        gold = answers[question] if question is not None else "unknown"
+        kind = purpose(prompt, question)
+        if kind == "review":
+            said = [m[1] for m in stated.finditer(prompt)]
+            return "[5]" if said and normal(said[-1]) == normal(gold) else "[2]"
+        if kind == "explain":
+            return f"The mistake is that the student's answer does not answer the question. The answer is {gold}."
+        return f"Reading the question carefully, one step at a time, gives the result. The answer is {gold}."
+
+    return behave
+
+
 def echo(model: str, messages: list) -> str:
     return last_user(messages)
 

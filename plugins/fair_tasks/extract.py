@@ -15,7 +15,10 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation, localcontext
+from string import ascii_uppercase
+from types import SimpleNamespace
 
 # "answer (to the question) is/:/=", "final answer" alone, "####" and LaTeX \boxed{...}.
 _ANSWER = r"\banswer\b(?:\s+to\s+(?:the|this)\s+(?:question|problem))?"
@@ -497,21 +500,29 @@ _LETTER_MARKER = re.compile(
     r"|\bI\s+(?:would\s+|will\s+)?(?:choose|select|pick|go\s+with)\b)",
     re.I | re.M,
 )
-_LETTER = re.compile(
-    r"\(([A-Da-d])\)"  # (b)
-    r"|\b(?i:option|choice)\s*\(?([A-Da-d])\b"  # option B, Choice (c)
-    r"|(?<![\w'])([A-D])(?![\w'])"
-)  # a bare capital letter
-# a letter standing alone right after a marker, lower case too: "Answer: b", "is **C**."
-_LONE_LETTER = re.compile(r"[\s*_(]*([A-Da-d])(?:[.):]|[\s*_]*$)")
-# a verdict on one option: "C is correct", "B is the best choice", "Therefore, C."
-_VERDICT = re.compile(
-    r"(?<![\w'])\(?([A-D])\)?\s+is\s+(?:the\s+)?(?:correct|right|best|most\s+\w+|answer)\b"
-    r"|\b(?i:therefore|thus|hence|so),?\s+\(?([A-D])\)?(?:[.!]|\s*$)",
-    re.M,
-)
-_LEADING_LETTER = re.compile(r"[\s*#]*\(?([A-Da-d])(?:\)|[.:](?!\w)|\s*$)")
 _REJECTED = re.compile(r"[\s*]*(?:is\s+)?(?:wrong|incorrect|false|not\b)", re.I)
+
+
+@functools.cache
+def _letter_patterns(last: str) -> SimpleNamespace:
+    """The letter readers for options A..``last``; four options (LogiQA's) unless a task has more."""
+    up, low = f"A-{last}", f"a-{last.lower()}"
+    return SimpleNamespace(
+        letter=re.compile(
+            rf"\(([{up}{low}])\)"  # (b)
+            rf"|\b(?i:option|choice)\s*\(?([{up}{low}])\b"  # option B, Choice (c)
+            rf"|(?<![\w'])([{up}])(?![\w'])"  # a bare capital letter
+        ),
+        # a letter standing alone right after a marker, lower case too: "Answer: b", "is **C**."
+        lone=re.compile(rf"[\s*_(]*([{up}{low}])(?:[.):]|[\s*_]*$)"),
+        # a verdict on one option: "C is correct", "B is the best choice", "Therefore, C."
+        verdict=re.compile(
+            rf"(?<![\w'])\(?([{up}])\)?\s+is\s+(?:the\s+)?(?:correct|right|best|most\s+\w+|answer)\b"
+            rf"|\b(?i:therefore|thus|hence|so),?\s+\(?([{up}])\)?(?:[.!]|\s*$)",
+            re.M,
+        ),
+        leading=re.compile(rf"[\s*#]*\(?([{up}{low}])(?:\)|[.:](?!\w)|\s*$)"),
+    )
 
 
 def _letter(match: re.Match) -> str:
@@ -519,24 +530,25 @@ def _letter(match: re.Match) -> str:
 
 
 @_before_new_exercise
-def extract_letter(text: str) -> str | None:
-    """An option letter "A".."D": after the last answer marker that names one ("the answer is",
-    "the best option is", "I would choose"), else the last verdict on one ("C is correct"),
-    else a letter the text opens with ("B.", "(b)") unless it rejects it ("A. is wrong"), else
-    the only letter the text names as an option."""
+def extract_letter(text: str, options: int = 4) -> str | None:
+    """An option letter, "A".."D" for four ``options``: after the last answer marker that names one
+    ("the answer is", "the best option is", "I would choose"), else the last verdict on one ("C is
+    correct"), else a letter the text opens with ("B.", "(b)") unless it rejects it ("A. is
+    wrong"), else the only letter the text names as an option."""
     text = str(text)
+    read = _letter_patterns(ascii_uppercase[max(1, min(options, 26)) - 1])
     for marker in reversed(list(_LETTER_MARKER.finditer(text))):
         segment = _segment(text, marker.end())
-        found = _LONE_LETTER.match(segment) or _LETTER.search(segment)
+        found = read.lone.match(segment) or read.letter.search(segment)
         if found:
             return _letter(found)
-    verdicts = list(_VERDICT.finditer(text))
+    verdicts = list(read.verdict.finditer(text))
     if verdicts:
         return _letter(verdicts[-1])
-    leading = _LEADING_LETTER.match(text)
+    leading = read.leading.match(text)
     if leading and not _REJECTED.match(text, leading.end()):
         return leading[1].upper()
-    named = {_letter(m) for m in _LETTER.finditer(text) if not m[3]}
+    named = {_letter(m) for m in read.letter.finditer(text) if not m[3]}
     return named.pop() if len(named) == 1 else None
 
 
@@ -551,4 +563,39 @@ def match_option(text: str, options: list[str]) -> str | None:
     markers = list(_LETTER_MARKER.finditer(text))
     where = _normal(text[markers[-1].end() :] if markers else text)
     hits = [i for i, option in enumerate(options) if _normal(option) and _normal(option) in where]
-    return "ABCD"[hits[0]] if len(hits) == 1 and hits[0] < 4 else None
+    return ascii_uppercase[hits[0]] if len(hits) == 1 and hits[0] < 26 else None
+
+
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+
+
+def normal_text(text: str) -> str:
+    """A free-text answer as compared with the gold one: case, accents' forms, punctuation,
+    articles and spacing do not make two answers different ("The Eiffel Tower." = "eiffel tower")."""
+    text = unicodedata.normalize("NFKC", str(text)).casefold()
+    return " ".join(_ARTICLES.sub(" ", re.sub(r"[^\w\s]", " ", text)).split())
+
+
+@_before_new_exercise
+def extract_text(text: str) -> str | None:
+    """A free-text final answer: the rest of the sentence after the last answer marker ("The
+    answer is Paris."), else the last line that says anything; markdown and quotes taken off."""
+    text = str(text)
+    markers = list(MARKER.finditer(text))
+    found = (
+        _segment(text, markers[-1].end())
+        if markers
+        else next((line for line in reversed(text.splitlines()) if line.strip()), "")
+    )
+    found = re.split(r"(?<=[^\d\s])\.(?:\s|$)", found, maxsplit=1)[0]  # the sentence, not "3.5"
+    found = found.strip().strip("*_`\"'“”‘’ ").rstrip(".!").strip()
+    return found or None
+
+
+def extract_pattern(text: str, pattern: re.Pattern) -> str | None:
+    """The last match of ``pattern`` in ``text`` (its first group where it has groups)."""
+    matches = list(pattern.finditer(str(text)))
+    if not matches:
+        return None
+    found = matches[-1][1] if pattern.groups else matches[-1][0]
+    return found.strip() if found and found.strip() else None

@@ -17,6 +17,8 @@ class Gsm8k(NumericAnswers, LocalTask):
     """Ids are "train-<index>" / "test-<index>"; the gold is the number after "####"."""
 
     name = "gsm8k"
+    license = "mit"
+    upstream = "https://github.com/openai/grade-school-math"
     hub_id = "openai/gsm8k"
     hub_options = {"name": "main"}
     folder = "gsm8k"

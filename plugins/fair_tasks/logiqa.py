@@ -31,6 +31,8 @@ class LogiQA(LocalTask):
     """
 
     name = "logiqa"
+    # the upstream repository states no licence: the cards say so
+    upstream = "https://github.com/lgw863/LogiQA-dataset"
     hub_id = "lucasmccabe/logiqa"
     # the repository is a loading script, which datasets >= 4 no longer runs; its Parquet export loads
     hub_options = {"revision": "refs/convert/parquet"}

@@ -75,6 +75,9 @@ LETTER = build(
     "the letter of the correct option (A, B, C or D)",
     "Answer the following question based on the given context, query and options.",
 )
+# the dataset task's kinds: options of any number, free-text answers
+CHOICE = build("the letter of the correct option", "Answer the following multiple-choice question.")
+TEXT = build("the final answer alone, in as few words as possible")
 
 
 _PAPER_TEACHER = (
@@ -129,3 +132,8 @@ PAPER_LETTER = paper(
     "Answer the following question based on the given context, query and options.",
     "{question}\nGive the letter of the correct option, then explain your reasoning.\n",
 )
+PAPER_CHOICE = paper(
+    "Answer the following multiple-choice question.",
+    "{question}\nGive the letter of the correct option, then explain your reasoning.\n",
+)
+PAPER_TEXT = PAPER_NUMBER

@@ -26,6 +26,8 @@ class StrategyQA(LocalTask):
     """Ids are the upstream qids; gold answers are "yes" / "no"."""
 
     name = "strategyqa"
+    license = "mit"
+    upstream = "https://github.com/allenai/strategyqa"
     hub_id = "ChilleD/StrategyQA"
     folder = "strategyqa"
     files = ("train.json", "dev.json")

@@ -25,6 +25,8 @@ class Svamp(NumericAnswers, LocalTask):
     """Ids are SVAMP's own ("chal-1"); the question is Body + " " + Question, as in the paper."""
 
     name = "svamp"
+    license = "mit"
+    upstream = "https://github.com/arkilpatel/SVAMP"
     hub_id = "ChilleD/SVAMP"
     folder = "svamp"
     files = ("SVAMP.json",)

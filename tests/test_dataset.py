@@ -1,0 +1,324 @@
+"""Your own data by config alone: the ``dataset`` task reads files in every format it names, with
+their own column names, judges answers of every kind, refuses a bad row with one line, and runs
+through the committee, training and evaluation like a built-in task."""
+
+import json
+import sqlite3
+
+import pytest
+from helpers import fair
+
+from fair_core import config as cfg
+from fair_core.config import TaskConfig
+from fair_core.errors import ConfigError, DataError
+from fair_core.host import Host
+from fair_core.task import Problem
+
+QUESTIONS = {  # question -> gold, arithmetic a tiny student gets wrong
+    "Tom has 3 apples and buys 4 more. How many apples does he have?": "7",
+    "A box holds 12 eggs. How many eggs are in 3 boxes?": "36",
+    "Sara had 10 dollars and spent 4. How much money is left?": "6",
+    "There are 5 birds and 2 fly away. How many birds are left?": "3",
+    "What is 9 times 9?": "81",
+    "A class has 14 girls and 13 boys. How many children are in the class?": "27",
+    "Ann reads 8 pages a day. How many pages does she read in 5 days?": "40",
+    "A rope of 20 metres is cut in 4 equal parts. How long is each part?": "5",
+    "Bob had 45 stickers and gave away 15. How many stickers does he have now?": "30",
+    "A bus carries 30 people and 12 get off. How many people are still on it?": "18",
+}
+CHOICES = [
+    ("Which planet is the largest?", ["Mars", "Jupiter", "Venus", "Earth", "Pluto"], "B"),
+    ("Which animal is a mammal?", ["Shark", "Trout", "Whale"], "Whale"),  # gold as the option's text
+    ("What is two plus two?", ["3", "4"], 1),  # gold as a 0-based index
+    ("Which gas do plants take in?", ["Oxygen", "Carbon dioxide", "Helium", "Argon"], "b"),
+    ("Which colour do blue and yellow make?", ["Red", "Green", "Purple", "Orange"], "B"),
+    ("Which ocean is the largest?", ["Atlantic", "Indian", "Pacific", "Arctic"], "(C)"),
+    ("Which metal is liquid at room temperature?", ["Iron", "Mercury", "Tin"], "B"),
+    ("How many legs does a spider have?", ["6", "8", "10", "12"], "B"),
+]
+GOLD_LETTERS = ["B", "C", "B", "B", "B", "C", "B", "B"]
+
+
+def write_csv(path, rows=QUESTIONS):
+    lines = ["qid,Problem Text,Solution,Worked"]
+    for i, (q, a) in enumerate(rows.items()):
+        lines.append(f'p{i},"{q}",{a},"so it is {a}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_choices(path):
+    with path.open("w") as f:
+        for q, options, gold in CHOICES:
+            f.write(json.dumps({"prompt": {"text": q}, "opts": options, "label": gold}) + "\n")
+    return path
+
+
+def task(host: Host, **keys):
+    return host.task(TaskConfig(name="dataset", **keys))
+
+
+@pytest.fixture(scope="module")
+def host():
+    return Host().load_entry_points()
+
+
+CSV_KEYS = {"answer": "number", "columns": {"question": "Problem Text", "answer": "Solution", "id": "qid"}}
+CHOICE_KEYS = {"answer": "choice", "columns": {"question": "prompt.text", "answer": "label", "choices": "opts"}}
+
+
+# reading ---------------------------------------------------------------------------------------
+def test_a_csv_with_its_own_column_names(host, tmp_path):
+    t = task(host, path=str(write_csv(tmp_path / "p.csv")), **CSV_KEYS)
+    train, test = t.load("train"), t.load("test")
+    assert len(train) + len(test) == len(QUESTIONS) and test and train
+    assert {p.id for p in train} | {p.id for p in test} == {f"p{i}" for i in range(len(QUESTIONS))}
+    by_id = {p.id: p for p in train + test}
+    assert by_id["p4"] == Problem("p4", "What is 9 times 9?", "81", {})
+    assert t.grade(by_id["p4"], "9 times 9 is 81. The answer is 81.") == ("81", True)
+    assert t.grade(by_id["p4"], "The answer is 80.") == ("80", False)
+
+
+def test_the_hint_column_is_what_teachers_see(host, tmp_path):
+    keys = {**CSV_KEYS, "columns": {**CSV_KEYS["columns"], "hint": "Worked"}}
+    t = task(host, path=str(write_csv(tmp_path / "p.csv")), **keys)
+    p = next(p for p in t.load("train") + t.load("test") if p.id == "p1")
+    assert (t.hint(p), p.gold) == ("so it is 36", "36")
+
+
+def test_multiple_choice_golds_as_letters_texts_or_indices(host, tmp_path):
+    t = task(host, path=str(write_choices(tmp_path / "mc.jsonl")), test_fraction=0.25, **CHOICE_KEYS)
+    problems = {p.id: p for p in t.load("train") + t.load("test")}
+    assert [problems[f"row-{i + 1}"].gold for i in range(len(CHOICES))] == GOLD_LETTERS
+    planets = problems["row-1"]
+    assert planets.question.endswith("Options:\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth\nE. Pluto")
+    assert t.grade(planets, "Jupiter is biggest. The answer is B.") == ("B", True)
+    assert t.grade(planets, "The answer is E.") == ("E", False)  # a fifth option is read as one
+    assert t.grade(planets, "I pick Venus.") == ("C", False)  # an option quoted by its text
+    assert t.grade(problems["row-2"], "The answer is C.")[1]
+
+
+def test_every_file_format_gives_the_same_problems(host, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    rows = [{"qid": f"p{i}", "Problem Text": q, "Solution": a} for i, (q, a) in enumerate(QUESTIONS.items())]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "p.json").write_text(json.dumps(rows))
+    (tmp_path / "p.tsv").write_text(
+        "qid\tProblem Text\tSolution\n" + "".join(f"{r['qid']}\t{r['Problem Text']}\t{r['Solution']}\n" for r in rows)
+    )
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    expected = task(host, path=str(write_csv(tmp_path / "p.csv")), **CSV_KEYS)
+    for name in ("p.jsonl", "p.json", "p.tsv", "p.parquet", "saved"):
+        got = task(host, path=str(tmp_path / name), **CSV_KEYS)
+        assert got.load("train") == expected.load("train"), name
+        assert got.load("test") == expected.load("test"), name
+
+
+def test_named_splits_of_a_saved_dataset_dict_and_a_test_file(host, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    rows = [{"question": q, "answer": a} for q, a in QUESTIONS.items()]
+    DatasetDict({"train": Dataset.from_list(rows[:7]), "dev": Dataset.from_list(rows[7:])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    t = task(host, path=str(tmp_path / "dd"), test_split="dev", answer="number")
+    assert [p.id for p in t.load("train")] == [f"train-{i}" for i in range(1, 8)]
+    assert [p.question for p in t.load("test")] == list(QUESTIONS)[7:]
+    with pytest.raises(DataError, match=r"has no split 'test': set task.test_split to one of train, dev"):
+        task(host, path=str(tmp_path / "dd"), test_split="test").load("train")
+    # no test split of its own: a fraction of train
+    assert len(task(host, path=str(tmp_path / "dd"), answer="number").load("test")) >= 1
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))
+    two = task(host, path=str(tmp_path / "train.jsonl"), test_path=str(tmp_path / "test.jsonl"), answer="number")
+    assert [p.id for p in two.load("test")] == ["test-1", "test-2", "test-3"]
+    assert len(two.load("train")) == 7
+
+
+def test_a_hub_dataset_by_its_id(host, monkeypatch):
+    import datasets
+
+    rows = [{"question": q, "answer": a} for q, a in QUESTIONS.items()]
+    splits = {"train": rows[:8], "test": rows[8:]}
+    hub = datasets.DatasetDict({name: datasets.Dataset.from_list(part) for name, part in splits.items()})
+    asked = []
+
+    def load_dataset(name, **options):
+        asked.append(name)
+        if name != "someone/arithmetic":
+            raise ConnectionError("no network in tests")
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    t = task(host, hub_id="someone/arithmetic", answer="number")
+    assert [p.question for p in t.load("test")] == list(QUESTIONS)[8:] and len(t.load("train")) == 8
+    assert t.upstream == "https://huggingface.co/datasets/someone/arithmetic"
+    with pytest.raises(DataError, match=r"the hub dataset someone/missing could not be loaded .*check task.hub_id"):
+        task(host, hub_id="someone/missing").load("train")
+
+
+def test_the_fraction_split_is_seeded_and_keeps_a_row_where_it_was(host, tmp_path):
+    rows = {f"Question number {i}: what is {i} plus 1?": str(i + 1) for i in range(200)}
+    keys = {"answer": "number", "columns": {"question": "Problem Text", "answer": "Solution", "id": "qid"}}
+    full = task(host, path=str(write_csv(tmp_path / "a.csv", rows)), test_fraction=0.3, **keys)
+    test = {p.id for p in full.load("test")}
+    assert 40 <= len(test) <= 80  # about 30% of 200
+    fewer = dict(list(rows.items())[:150])  # rows removed at the end: the others keep their split
+    part = task(host, path=str(write_csv(tmp_path / "b.csv", fewer)), test_fraction=0.3, **keys)
+    assert {p.id for p in part.load("test")} == {i for i in test if int(i[1:]) < 150}
+    other = task(host, path=str(write_csv(tmp_path / "a.csv", rows)), test_fraction=0.3, seed=1, **keys)
+    assert {p.id for p in other.load("test")} != test
+
+
+def test_free_text_and_pattern_answers(host, tmp_path):
+    rows = [
+        {"question": "Which city is the capital of France?", "answer": "Paris"},
+        {"question": "Name the tallest tower in Paris.", "answer": "The Eiffel Tower"},
+        {"question": "What is the code?", "answer": "XK-12"},
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = task(host, path=str(path))  # answer kind "text" by default
+    problems = {p.question: p for p in text.load("train") + text.load("test")}
+    tower = problems["Name the tallest tower in Paris."]
+    assert text.grade(tower, "It was built in 1889. The answer is **the Eiffel tower**.") == ("the Eiffel tower", True)
+    assert not text.grade(tower, "The answer is the Louvre.")[1]
+    coded = task(host, path=str(path), answer=r"regex:code\s+([A-Z]+-\d+)")
+    code = next(p for p in coded.load("train") + coded.load("test") if p.gold == "XK-12")
+    assert coded.grade(code, "first code AB-1, then the code XK-12 works") == ("XK-12", True)
+    assert coded.grade(code, "no idea") == (None, False)
+
+
+# bad input: one line naming the file, row and column ------------------------------------------
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("qid,Problem Text,Solution\np1,What is 2+2?,four\n", r"bad.csv:2: column 'Solution' \(the answer\) 'four'"),
+        ("qid,Problem Text,Solution\np1,What is 2+2?,\n", r"bad.csv:2: column 'Solution' \(the answer\) is empty"),
+        ("qid,Problem Text,Solution\np1,,4\n", r"bad.csv:2: column 'Problem Text' \(the question\) is empty"),
+        (
+            "qid,Problem Text,Answer\np1,What?,4\n",
+            r"bad.csv: no column 'Solution' \(its columns: qid, Problem Text, Answer",
+        ),
+        ("qid,Problem Text,Solution\np1,A?,4\np1,B?,5\n", r"bad.csv:3: id 'p1' is used twice \(also at .*bad.csv:2\)"),
+        ('qid,Problem Text,Solution\np1,"A?",4,9\n', r"bad.csv:2: more cells than the header's 3 columns"),
+    ],
+)
+def test_a_bad_csv_row_is_one_line(host, tmp_path, content, message):
+    (tmp_path / "bad.csv").write_text(content)
+    with pytest.raises(DataError, match=message):
+        task(host, path=str(tmp_path / "bad.csv"), **CSV_KEYS).load("train")
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"prompt": {"text": {"a": 1}}, "opts": ["x", "y"], "label": "A"}, r"column 'prompt.text' is a dict"),
+        ({"prompt": {"text": "Q?"}, "opts": ["x", "y"], "label": None}, r"column 'label' \(the answer\) is empty"),
+        (
+            {"prompt": {"text": "Q?"}, "opts": ["x", "y"], "label": "C"},
+            r"column 'label' \(the answer\) 'C' is not a letter A-B, an option's text",
+        ),
+        ({"prompt": {"text": "Q?"}, "opts": "x", "label": "A"}, r"1 choices: a multiple-choice item needs 2 to 26"),
+        ({"prompt": {"text": "Q?"}, "opts": [["x"], "y"], "label": "A"}, r"column 'opts' \(the choices\) is a list"),
+    ],
+)
+def test_a_bad_jsonl_row_is_one_line(host, tmp_path, row, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        json.dumps({"prompt": {"text": "Fine?"}, "opts": ["a", "b"], "label": "A"}) + "\n" + json.dumps(row)
+    )
+    with pytest.raises(DataError, match=r"bad.jsonl:2: " + message):
+        task(host, path=str(path), **CHOICE_KEYS).load("train")
+
+
+def test_sources_and_keys_that_cannot_work_are_refused(host, tmp_path):
+    with pytest.raises(DataError, match="needs one source: task.path"):
+        task(host)
+    with pytest.raises(DataError, match=r"missing.csv does not exist: fix task.path"):
+        task(host, path=str(tmp_path / "missing.csv")).load("train")
+    (tmp_path / "data.xlsx").write_text("x")
+    with pytest.raises(DataError, match=r"cannot tell the format of .*data.xlsx from its name: use one of .jsonl"):
+        task(host, path=str(tmp_path / "data.xlsx")).load("train")
+    with pytest.raises(
+        ConfigError, match=r"task 'svamp' takes no task.path: remove it, or set task.name = \"dataset\""
+    ):
+        host.task(TaskConfig(name="svamp", path="x.csv"))
+    with pytest.raises(ConfigError, match=r"task.answer: unknown answer kind: use one of number, yes-no"):
+        cfg.validate({"task": {"name": "dataset", "path": "x", "answer": "numbers"}})
+    with pytest.raises(ConfigError, match=r"task.answer: is not a valid regular expression"):
+        cfg.validate({"task": {"name": "dataset", "path": "x", "answer": "regex:(("}})
+
+
+def test_fair_data_shows_a_config_and_names_a_bad_row(tmp_path):
+    csv = write_csv(tmp_path / "p.csv")
+    config = tmp_path / "mine.toml"
+    config.write_text(
+        f'[task]\nname = "dataset"\npath = "{csv}"\nanswer = "number"\nlicense = "cc-by-4.0"\n'
+        'columns = {question = "Problem Text", answer = "Solution", id = "qid"}\n'
+    )
+    out = fair("data", config, "--show", "1")
+    assert out.returncode == 0, out.stderr
+    assert "task dataset, answers read as number, licence cc-by-4.0" in out.stdout
+    assert "dataset train:" in out.stdout and "dataset test:" in out.stdout
+    csv.write_text(csv.read_text().replace(",7,", ",seven,"))
+    bad = fair("data", config)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"fair: error: {csv}:2: column 'Solution' (the answer) 'seven' is not a number"
+    ]
+
+
+# through the whole loop ------------------------------------------------------------------------
+def run_config(tmp_path, url, student, task_keys, golds):
+    data = {
+        "task": {"name": "dataset", **task_keys},
+        "teachers": [{"name": f"t{i}", "model": "openai/key", "api_base": url} for i in range(3)],
+        "student": {"model": str(student), "max_new_tokens": 8, "batch_size": 8},
+        "train": {"epochs": 1, "batch_size": 4, "max_length": 192, "target_modules": ["q_proj", "v_proj"]},
+    }
+    path = tmp_path / "run.toml"
+    path.write_text(cfg.dump(cfg.validate(data)))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["csv", "choice"])
+def test_own_data_runs_through_committee_training_and_evaluation(tmp_path, kind):
+    from fair_core.testing.server import answer_key, serve_in_thread
+    from fair_core.testing.tiny import make_tiny_student
+
+    if kind == "csv":
+        keys = {"path": str(write_csv(tmp_path / "p.csv")), "license": "cc-by-4.0", **CSV_KEYS}
+        key = QUESTIONS
+    else:
+        keys = {"path": str(write_choices(tmp_path / "mc.jsonl")), "test_fraction": 0.25, **CHOICE_KEYS}
+        key = {q: gold for (q, _, _), gold in zip(CHOICES, GOLD_LETTERS)}
+    student = make_tiny_student(tmp_path / "student")
+    run = tmp_path / "run"
+    with serve_in_thread(behaviours={"key": answer_key(key)}) as server:
+        config = run_config(tmp_path, server.url, student, keys, key)
+        out = fair("run", config, "--run-dir", run, "--quiet", timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert server.requests > 0
+    report = json.loads(fair("report", run, "--json").stdout)
+    assert [s["status"] for s in report["stages"]] == ["done"] * 7
+    assert report["items"] > 0 and report["accepted_rationales"] > 0
+    assert report["accuracy_before"] is not None and report["accuracy_after"] is not None
+    assert (run / "rounds" / "0" / "adapter" / "adapter_config.json").exists()
+    db = sqlite3.connect(run / "run.sqlite")
+    golds = {gold for (gold,) in db.execute("SELECT gold FROM items")}
+    assert golds <= set(key.values())  # the golds the task read, letters for the choices
+    trained = (run / "rounds" / "0" / "train.jsonl").read_text()
+    assert "The answer is" in trained
+    if kind == "csv":  # the card takes the task's licence and names the student; the estimate works on it
+        exported = fair("export", run, "--format", "hf", "--out", tmp_path / "out")
+        assert exported.returncode == 0, exported.stderr
+        card = (tmp_path / "out" / "README.md").read_text()
+        assert "license: cc-by-4.0" in card and str(student) in card
+        estimate = fair("estimate", config, "--run-dir", run)
+        assert estimate.returncode == 0, estimate.stderr
