@@ -118,6 +118,14 @@ def test_every_file_format_gives_the_same_problems(host, tmp_path):
         assert got.load("test") == expected.load("test"), name
 
 
+def test_a_spreadsheet_csv_with_a_byte_order_mark_and_semicolons(host, tmp_path):
+    text = "qid;Problem Text;Solution\n" + "".join(f'p{i};"{q}";{a}\n' for i, (q, a) in enumerate(QUESTIONS.items()))
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    expected = task(host, path=str(write_csv(tmp_path / "p.csv")), **CSV_KEYS)
+    got = task(host, path=str(tmp_path / "excel.csv"), **CSV_KEYS)
+    assert (got.load("train"), got.load("test")) == (expected.load("train"), expected.load("test"))
+
+
 def test_named_splits_of_a_saved_dataset_dict_and_a_test_file(host, tmp_path):
     from datasets import Dataset, DatasetDict
 

@@ -411,9 +411,15 @@ def _json_list(text: str) -> list | None:
 
 
 def _read_csv(path: Path, delimiter: str) -> list[Record]:
-    """A CSV or TSV file with a header row, as (``"<file>:<line>"``, row) pairs; cells are text."""
+    """A CSV or TSV file with a header row, as (``"<file>:<line>"``, row) pairs; cells are text.
+    A ".csv" whose header has no comma but semicolons is read with semicolons, as spreadsheets in
+    many locales write it."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
+            header = f.readline()
+            if delimiter == "," and "," not in header and ";" in header:
+                delimiter = ";"
+            f.seek(0)
             reader = csv.DictReader(f, delimiter=delimiter, strict=True)
             rows = []
             for row in reader:
