@@ -86,6 +86,14 @@ def test_the_hint_column_is_what_teachers_see(host, tmp_path):
     assert (t.hint(p), p.gold) == ("so it is 36", "36")
 
 
+def test_a_worked_solution_as_the_answer_is_its_number_and_the_hint(host, tmp_path):
+    path = tmp_path / "gsm.jsonl"
+    solution = "She has 3 + 4 = 7 apples.\n#### 7"
+    path.write_text(json.dumps({"question": "How many apples?", "answer": solution}) + "\n")
+    p = task(host, path=str(path), answer="number").load("train")[0]
+    assert (p.gold, task(host, path=str(path), answer="number").hint(p)) == ("7", solution)
+
+
 def test_multiple_choice_golds_as_letters_texts_or_indices(host, tmp_path):
     t = task(host, path=str(write_choices(tmp_path / "mc.jsonl")), test_fraction=0.25, **CHOICE_KEYS)
     problems = {p.id: p for p in t.load("train") + t.load("test")}

@@ -186,11 +186,13 @@ class Dataset(LocalTask):
 
     def _divide(self, rows: list[Row]) -> dict[str, list[Row]]:
         """One source's rows as train and test: ``test_fraction`` of them by a seeded hash of
-        each id (at least one row each way when there are two rows or more)."""
+        each id (at least one row each way when there are two rows or more; one row trains)."""
         fraction = self.test_fraction or TEST_FRACTION
         ranks = [self._rank(problem_id) for _, _, problem_id in rows]
         test = {i for i, rank in enumerate(ranks) if rank < fraction}
-        if len(rows) >= 2 and not 0 < len(test) < len(rows):
+        if len(rows) < 2:
+            test = set()  # one row trains; there is nothing to test on
+        elif not 0 < len(test) < len(rows):
             ordered = sorted(range(len(rows)), key=ranks.__getitem__)
             test = set(ordered[:1] if not test else ordered[:-1])
         return {
@@ -257,10 +259,11 @@ class Dataset(LocalTask):
                 + "\n".join(f"{letter}. {option}" for letter, option in zip(ascii_uppercase, options))
             )
         gold = self._gold(answer, where, meta.get("options"))
-        if c.hint is not None:
-            hint = _scalar(record, c.hint, where)
-            if hint is not None and str(hint).strip():
-                meta["hint"] = str(hint).strip()
+        hint = _scalar(record, c.hint, where) if c.hint is not None else None
+        if hint is not None and str(hint).strip():
+            meta["hint"] = str(hint).strip()
+        elif self.kind == "number" and parse_number(str(answer)) is None:
+            meta["hint"] = str(answer).strip()  # a worked solution that ends in its number, as GSM8K's
         return Problem(problem_id, question, gold, meta)
 
     def _options(self, record: dict, where: str) -> list[str]:
