@@ -138,17 +138,20 @@ class TimedApp(FairApp):
     def __init__(self, target: str) -> None:
         super().__init__(target)
         self.delays: list[float] = []
+        self.waits: list[float] = []  # of each delay, the time the event waited in the buffer for its drain
         self.untimed = 0  # events drained while another screen was on show
 
     def open_run(self, path: Path, session: Session | None = None) -> bool:
         return super().open_run(path, session or TimedSession(path))
 
     def drain(self) -> list:
+        start = time.perf_counter()
         events = super().drain()
         if events:
             assert isinstance(self.session, TimedSession)
             stamps = self.session.drained
             if getattr(self.screen, "NAME", "") == "pipeline":
+                self.waits.extend(start - t for t in stamps)
                 self.call_after_refresh(lambda: self.delays.extend(time.perf_counter() - t for t in stamps))
             else:
                 self.untimed += len(events)
@@ -161,6 +164,7 @@ class Phase:
     sent: int = 0  # events the engine thread sent
     lines: int = 0  # of them, those the event log writes a line for
     delays: list[float] = field(default_factory=list)  # seconds from arrival to on screen, one per timed event
+    waits: list[float] = field(default_factory=list)  # of each delay, the time until its drain began
     untimed: int = 0  # drained while the pipeline screen was hidden
     seconds: float = 0.0  # how long the engine thread took to send them
 
@@ -210,7 +214,7 @@ async def send(pilot, app: TimedApp, engine: Run, work: Callable[[Publish, Phase
     """Run ``work`` on a thread of its own, publishing on ``engine``'s bus, and wait until every
     event it sent has been drained and, where the pipeline was on show, timed on screen."""
     phase = Phase()
-    timed, untimed = len(app.delays), app.untimed
+    timed, waited, untimed = len(app.delays), len(app.waits), app.untimed
     start = time.perf_counter()
 
     def body() -> None:
@@ -228,7 +232,7 @@ async def send(pilot, app: TimedApp, engine: Run, work: Callable[[Publish, Phase
         elif time.monotonic() - since > STALL_S:
             break  # the rest never arrive: the report says how many were timed
         await pilot.pause(0.02)
-    phase.delays, phase.untimed = app.delays[timed:], app.untimed - untimed
+    phase.delays, phase.waits, phase.untimed = app.delays[timed:], app.waits[waited:], app.untimed - untimed
     return phase
 
 
@@ -327,6 +331,7 @@ def main() -> None:
         if len(ph.delays) < ph.sent:
             raise SystemExit(f"{ph.sent - len(ph.delays)} of {ph.sent} events never reached the pipeline screen")
         print(f"  arrival -> on screen: median / p95 / max {spread(ph.delays)}")
+        print(f"  of which in the buffer until the UI drains it: {spread(ph.waits)}")
     steady, floor = r["steady"], r["floor"]
     print(
         f"p95 at {a.rate:g} events/s: {p95(steady.delays) * 1e3:.1f} ms against the target {TARGET_MS:g} ms "

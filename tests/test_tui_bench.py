@@ -7,7 +7,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+import threading
 from pathlib import Path
+
+from textual.content import Content
+from textual.widget import Widget
+
+from fair_core.events import CallDone, CallStarted, StageProgress, StageStarted
+from fair_tui.app import FairApp
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "tui.py"
 
@@ -36,3 +43,55 @@ def test_the_tui_benchmark_times_every_event_it_sends_and_finds_every_log_line(t
     assert hidden.lines > 0  # the events sent while hidden call for lines in the log
     assert r["log_expected"] == sum(r[n].lines for n in ("floor", "steady", "burst", "hidden")) > 0
     assert r["lost"] == 0 and r["log_lines"] == r["log_expected"]
+
+
+def call_events(i: int) -> list:
+    """One teacher call's events, as the engine sends them: started, done, the stage's progress."""
+    teacher, item = ("gpt", "gemini", "mistral")[i % 3], str(i // 3)
+    return [
+        CallStarted(teacher, "explain", item),
+        CallDone(teacher, "explain", item, 120, 80, 0.0004, 1.2),
+        StageProgress("explain", 0, i + 1, 30),
+    ]
+
+
+def test_call_events_redraw_the_pipeline_without_a_layout_pass(tmp_path, monkeypatch):
+    """Events that change only counters and progress redraw the pipeline screen in place, with no
+    layout pass: one on every drain (the nav bar's run label set to the same text each time) was
+    the UI's largest cost at 500 events a second. The widgets ask for layout while the screen
+    redraws, so the spy sees every request, drawn or not yet."""
+    bench = load_bench(monkeypatch)
+    run_dir = bench.make_run(tmp_path)
+    laid_out: list[str] = []
+    refresh = Widget.refresh
+
+    def spy(self, *regions, **kwargs):
+        if kwargs.get("layout"):
+            laid_out.append(f"{type(self).__name__}#{self.id}")
+        return refresh(self, *regions, **kwargs)
+
+    def engine(session, events) -> None:
+        thread = threading.Thread(target=lambda: [session.receive(e) for e in events])  # as api.run's on_event
+        thread.start()
+        thread.join()
+
+    async def scenario():
+        app = FairApp(str(run_dir))
+        async with app.run_test(size=bench.SIZE) as pilot:
+            while not (getattr(app.screen, "NAME", "") == "pipeline" and app.screen.ready):
+                await pilot.pause(0.05)
+            s = app.session
+            engine(s, [StageStarted("explain", 0, 30)])  # the stage's state changes: the footer's keys may too
+            while s.buffer or s.live.stage(0, "explain").total != 30:
+                await pilot.pause(0.05)
+            await pilot.pause(0.2)
+            monkeypatch.setattr(Widget, "refresh", spy)
+            for batch in range(3):
+                engine(s, [e for i in range(10 * batch, 10 * batch + 10) for e in call_events(i)])
+                while s.buffer or s.live.done != 10 * batch + 10:
+                    await pilot.pause(0.05)
+            monkeypatch.setattr(Widget, "refresh", refresh)
+            assert "done 30" in Content.from_markup(app.screen.query_one("#counters").content).plain
+
+    asyncio.run(scenario())
+    assert laid_out == []
