@@ -41,6 +41,7 @@ from functools import partial
 from pathlib import Path
 
 from textual.content import Content
+from textual.widgets import RichLog, Static
 
 from fair_core import config as cfg
 from fair_core.events import (
@@ -60,7 +61,7 @@ from fair_tui.session import Session, describe
 SIZE = (100, 30)
 TEACHERS = ("gpt", "gemini", "mistral")
 TARGET_MS = 100.0
-STALL_S = 20.0  # after the engine thread ends, we stop waiting for its events when none was timed for this long
+STALL_S = 20.0  # waiting for events to be timed, or log lines shown, we give up when none came for this long
 
 Publish = Callable[[Event], None]
 
@@ -184,7 +185,7 @@ def calls(publish: Publish, phase: Phase, stage: str, n: int, rate: float | None
     send(StageStarted(stage, 0, n))
     start = time.perf_counter()
     for call in range(n):
-        if rate:
+        if rate is not None:
             due = start + phase.sent / rate
             now = time.perf_counter()
             if due > now:
@@ -210,7 +211,18 @@ def lone(publish: Publish, phase: Phase, n: int, gap_s: float = 0.1) -> None:
         phase.count(event)
 
 
-async def send(pilot, app: TimedApp, engine: Run, work: Callable[[Publish, Phase], None]) -> Phase:
+async def reach(pilot, count: Callable[[], int], target: int) -> None:
+    """Wait until ``count()`` reaches ``target``, or has not moved for STALL_S (the rest never come)."""
+    seen, since = -1, time.monotonic()
+    while (now := count()) < target:
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > STALL_S:
+            return
+        await pilot.pause(0.02)
+
+
+async def run_phase(pilot, app: TimedApp, engine: Run, work: Callable[[Publish, Phase], None]) -> Phase:
     """Run ``work`` on a thread of its own, publishing on ``engine``'s bus, and wait until every
     event it sent has been drained and, where the pipeline was on show, timed on screen."""
     phase = Phase()
@@ -225,13 +237,7 @@ async def send(pilot, app: TimedApp, engine: Run, work: Callable[[Publish, Phase
     thread.start()
     while thread.is_alive():
         await pilot.pause(0.1)
-    seen, since = -1, time.monotonic()
-    while (done := len(app.delays) - timed + app.untimed - untimed) < phase.sent:
-        if done != seen:
-            seen, since = done, time.monotonic()
-        elif time.monotonic() - since > STALL_S:
-            break  # the rest never arrive: the report says how many were timed
-        await pilot.pause(0.02)
+    await reach(pilot, lambda: len(app.delays) - timed + app.untimed - untimed, phase.sent)
     phase.delays, phase.waits, phase.untimed = app.delays[timed:], app.waits[waited:], app.untimed - untimed
     return phase
 
@@ -246,13 +252,13 @@ async def measure(run_dir: Path, rate: float, seconds: float, burst: int, hidden
         while not (getattr(app.screen, "NAME", "") == "pipeline" and app.screen.ready):
             await pilot.pause(0.05)
         await pilot.pause(0.3)
-        log = app.screen.query_one("#log")
+        log = app.screen.query_one("#log", RichLog)
         before = len(log.lines)  # what the store says was done before: none in a fresh run
         engine = Run(run_dir)  # as api.run opens it: its JSONL log and store take every event
         assert app.session is not None
         engine.bus.subscribe(app.session.receive)  # api.run's on_event
         try:
-            floor = await send(pilot, app, engine, partial(lone, n=alone))
+            floor = await run_phase(pilot, app, engine, partial(lone, n=alone))
 
             last = [time.perf_counter()]
 
@@ -262,23 +268,20 @@ async def measure(run_dir: Path, rate: float, seconds: float, burst: int, hidden
                 last[0] = now
 
             timer = app.set_interval(0.01, tick)
-            steady = await send(
+            steady = await run_phase(
                 pilot, app, engine, partial(calls, stage="explain", n=int(rate * seconds / 3), rate=rate)
             )
             timer.stop()
-            flood = await send(pilot, app, engine, partial(calls, stage="solve", n=burst // 3, rate=None))
+            flood = await run_phase(pilot, app, engine, partial(calls, stage="solve", n=burst // 3, rate=None))
             await pilot.press("1")
-            away = await send(pilot, app, engine, partial(calls, stage="review", n=hidden // 3, rate=None))
+            away = await run_phase(pilot, app, engine, partial(calls, stage="review", n=hidden // 3, rate=None))
             await pilot.press("3")
-            while getattr(app.screen, "NAME", "") != "pipeline":
-                await pilot.pause(0.05)
-            await pilot.pause(0.2)
+            expected = before + sum(p.lines for p in (floor, steady, flood, away))
+            await reach(pilot, lambda: len(log.lines) if app.screen is log.screen else 0, expected)
         finally:
             engine.close()
-        phases = [floor, steady, flood, away]
-        shown = len(app.screen.query_one("#log").lines)
-        counters = Content.from_markup(app.screen.query_one("#counters").content).plain
-    expected = before + sum(p.lines for p in phases)
+        shown = len(log.lines)
+        counters = Content.from_markup(log.screen.query_one("#counters", Static).content).plain
     return {
         "floor": floor,
         "steady": steady,
