@@ -10,8 +10,8 @@ published on the run directory's own bus (so the JSONL log and the store take th
 hands each to the session's ``receive``, as ``api.run``'s ``on_event`` does. They are calls of
 three teachers: CallStarted, CallDone, StageProgress, with a retry and a failure now and then.
 Every event is timed from its arrival (``receive``, on the engine's thread) to the end of the first
-refresh of the pipeline screen after the UI drained it: lone events (the floor: one drain wait and
-one refresh), 500 a second for 5 s, and a burst of 5,000 sent as fast as the thread can. Also the
+refresh of the pipeline screen after the UI drained it: lone events (the floor: one drain and one
+refresh), 500 a second for 5 s, and a burst of 5,000 sent as fast as the thread can. Also the
 lag of a 10 ms UI timer at 500 a second (how late the event loop runs it).
 
 lost: then the runs screen is shown, events arrive while it is, and the pipeline screen is shown
