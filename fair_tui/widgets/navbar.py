@@ -33,4 +33,6 @@ class NavBar(Horizontal):
 
     def show_run(self, name: str | None, state: str | None) -> None:
         text = "" if name is None else f"{name} [{STATE_STYLE.get(state, 'dim')}]{state}[/]"
-        self.query_one("#nav-run", Static).update(text)
+        label = self.query_one("#nav-run", Static)
+        if label.content != text:  # an update lays the screen out again (the label's width is its text's)
+            label.update(text)
