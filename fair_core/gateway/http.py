@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from ..redact import redact
 from .backend import token_count
 
 _HEAD_LIMIT = 1 << 20
@@ -298,4 +299,4 @@ def _message(data: bytes) -> str:
             return str(message)
     except (ValueError, AttributeError):
         pass
-    return data[:300].decode("utf-8", "replace").strip() or "(empty body)"
+    return redact(data[: 1 << 16].decode("utf-8", "replace"))[:300].strip() or "(empty body)"
