@@ -26,7 +26,7 @@ from .redact import redact
 def _err(msg: str) -> None:
     """The last line: it may quote a provider, a dataset or a plugin, so no escape sequence and no
     known key reaches the terminal (or a CI log) through it."""
-    print(f"fair: error: {redact(inert(msg))}", file=sys.stderr)
+    print(f"fair: error: {redact(inert(msg), shapes=False)}", file=sys.stderr)
 
 
 def _positive(text: str) -> int:

@@ -30,7 +30,7 @@ class StderrHandler(logging.Handler):
             text = f"fair: {record.levelname.lower()}: {record.getMessage()}"
             if record.exc_info:
                 text += "\n" + logging.Formatter().formatException(record.exc_info)
-            print(redact(inert(text)), file=sys.stderr, flush=True)
+            print(redact(inert(text), shapes=False), file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - logging's own contract: a failed record is reported by handleError, never raised
             self.handleError(record)
 

@@ -17,11 +17,10 @@ SHORTEST = 8  # a shorter value is no real key, and replacing it would garble or
 _known: set[str] = set()
 # what a credential looks like in an error body when it is not one fair knows: a bearer token, an
 # api-key field, or a provider's key shape (OpenAI and Anthropic sk-, Groq gsk_, Hugging Face hf_,
-# Google AIza, xAI xai-)
+# xAI xai-, Google AIza), long enough that a file name such as "chat-hf_svamp_round0" is no key
 _SHAPES = re.compile(
-    r"(?P<keep>\bbearer\s+|\bapi[-_ ]?key\b[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/*=-]{8,}"
-    r"|\b(?:sk|rk|pk|gsk|hf|xai)[-_][A-Za-z0-9_*-]{8,}|\bAIza[0-9A-Za-z_-]{20,}",
-    re.I,
+    r"(?P<keep>(?i:\bbearer\s+|\bapi[-_ ]?key\b[\"']?\s*[:=]\s*[\"']?))[A-Za-z0-9._~+/*=-]{8,}"
+    r"|\b(?:sk|rk|pk)-[A-Za-z0-9_*-]{20,}|\b(?:gsk_|hf_|xai-)[A-Za-z0-9]{20,}|\bAIza[0-9A-Za-z_-]{30,}"
 )
 
 
@@ -33,7 +32,8 @@ def keep_secret(value: str | None) -> None:
 
 def redact(text: str, shapes: bool = True) -> str:
     """``text`` with every known secret replaced by ``[redacted]``; with ``shapes``, also anything
-    shaped like a credential (for an error text: a teacher's answer keeps its words)."""
+    shaped like a credential: for a provider's error text (a teacher's answer keeps its words, and
+    fair's own lines their file names)."""
     for value in sorted(_known, key=len, reverse=True):  # a key that holds another goes first
         text = text.replace(value, REDACTED)
     if shapes:

@@ -61,11 +61,12 @@ def test_inert_markup_reads_back_exactly_as_written():
 def test_redact_known_values_and_key_shapes():
     keep_secret("plain-value-no-shape-123")
     keep_secret("short")  # too short to be a key: ordinary words must not be garbled
-    said = "key plain-value-no-shape-123 rejected; Authorization: Bearer abcdefgh12345; sk-proj-AbCdEf0123456789"
+    said = "key plain-value-no-shape-123 rejected; Authorization: Bearer abcdefgh12345; sk-proj-AbCdEf0123456789XYZ"
     assert redact(said) == f"key {REDACTED} rejected; Authorization: Bearer {REDACTED}; {REDACTED}"
-    assert redact("a short story about a task-specific risk-free api key", shapes=True).count(REDACTED) == 0
-    answer = "sk-proj-AbCdEf0123456789 plain-value-no-shape-123"  # a teacher's answer keeps its words
-    assert redact(answer, shapes=False) == f"sk-proj-AbCdEf0123456789 {REDACTED}"
+    for words in ("a short story about a task-specific risk-free api key", "Llama-2-7b-chat-hf_svamp_false_round0"):
+        assert redact(words) == words
+    answer = "sk-proj-AbCdEf0123456789XYZ plain-value-no-shape-123"  # a teacher's answer keeps its words
+    assert redact(answer, shapes=False) == f"sk-proj-AbCdEf0123456789XYZ {REDACTED}"
 
 
 # -- the console --------------------------------------------------------------------------------------
