@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -164,6 +165,9 @@ def from_dict(data: dict) -> Event:
 
 
 Subscriber = Callable[[Event], None]
+# what JSON leaves raw but a terminal may act on (C1 controls, 0x9b is CSI to some; bidi overrides):
+# written as \u escapes, the same JSON, so a stream tailed in a terminal stays inert
+_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class Bus:
@@ -201,7 +205,7 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), ensure_ascii=False)
+        line = _RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(event.to_dict(), ensure_ascii=False))
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens

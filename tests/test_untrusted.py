@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import secrets
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from rich.console import Console
 from rich.text import Text
 
 from fair_core import config as cfg
+from fair_core import logs
 from fair_core.console import ConsoleSink
-from fair_core.events import CallFailed, Message, StageFinished
+from fair_core.events import CallFailed, JsonlSink, Message, StageFinished
 from fair_core.inert import inert
 from fair_core.redact import REDACTED, keep_secret, redact
 from fair_core.store import StageStatus, Store
@@ -83,6 +85,23 @@ def test_the_console_shows_provider_text_literally():
     assert len(lines) == 3 and lines[0].startswith("call failed t0 solve item") and lines[1].startswith("warning: ")
     for line in lines:
         assert_inert(line)
+
+
+def test_log_lines_are_inert_and_redacted(capsys, monkeypatch):
+    monkeypatch.delenv("FAIR_LOG_LEVEL", raising=False)
+    logs.configure()
+    keep_secret("a-logged-secret-value")
+    logging.getLogger("fair_teachers.litellm_backend").warning("provider said %s with a-logged-secret-value", HOSTILE)
+    err = capsys.readouterr().err
+    assert err.startswith("fair: warning: provider said ") and "a-logged-secret-value" not in err and REDACTED in err
+    assert_inert(err)
+
+
+def test_the_events_stream_escapes_what_a_terminal_would_act_on():
+    out = io.StringIO()
+    JsonlSink(out)(Message("warning", HOSTILE))
+    line = out.getvalue()
+    assert not any(c in line for c in ESCAPES) and json.loads(line)["text"] == HOSTILE  # the same data
 
 
 # -- fair run, its last line, fair report, the TUI -------------------------------------------------------
