@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
 
+from .inert import ACTIVE
+
 logger = logging.getLogger(__name__)
 
 
@@ -165,9 +167,9 @@ def from_dict(data: dict) -> Event:
 
 
 Subscriber = Callable[[Event], None]
-# what JSON leaves raw but a terminal may act on (C1 controls, 0x9b is CSI to some; bidi overrides):
-# written as \u escapes, the same JSON, so a stream tailed in a terminal stays inert
-_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# what JSON leaves raw but a terminal may act on, written as \u escapes: the same JSON, and a stream
+# tailed in a terminal stays inert (JSON escapes C0 itself)
+_RAW = re.compile(f"[{ACTIVE}]")
 
 
 class Bus:
