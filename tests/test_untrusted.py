@@ -210,6 +210,7 @@ def test_the_tui_shows_hostile_questions_answers_and_errors_inert(hostile_run, m
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "litellm"])
 def test_a_key_the_provider_echoes_is_never_stored_or_printed(tmp_path, paper_dir, transport):
     key = "planted-" + secrets.token_hex(16)  # no provider's shape: only knowing the value finds it
