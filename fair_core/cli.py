@@ -19,10 +19,14 @@ from pathlib import Path
 from . import __version__, logs
 from .errors import FairError
 from .host import get_host
+from .inert import inert
+from .redact import redact
 
 
 def _err(msg: str) -> None:
-    print(f"fair: error: {msg}", file=sys.stderr)
+    """The last line: it may quote a provider, a dataset or a plugin, so no escape sequence and no
+    known key reaches the terminal (or a CI log) through it."""
+    print(f"fair: error: {redact(inert(msg), shapes=False)}", file=sys.stderr)
 
 
 def _positive(text: str) -> int:
@@ -51,14 +55,15 @@ def cmd_plugins(args) -> int:
         print(json.dumps(infos, indent=2))
         return 0
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table("plugin", "version", "status", "hooks", "registered, or why not")
     for p in infos:
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
-        status = "ok" if p["status"] == "ok" else f"[red]{p['status']}[/]"
-        table.add_row(p["name"], p["version"] or "-", status, ", ".join(p["hooks"]), what or escape(p["error"] or ""))
+        status = "ok" if p["status"] == "ok" else f"[red]{inert(p['status'], markup=True)}[/]"
+        cells = (p["name"], p["version"] or "-", ", ".join(p["hooks"]), what or p["error"] or "")
+        name, version, hooks, said = (inert(cell, markup=True) for cell in cells)
+        table.add_row(name, version, status, hooks, said)
     Console().print(table)
     return 0
 
@@ -77,12 +82,14 @@ def cmd_data(args) -> int:
     task_config = _task_config(args.task, args.data_dir, args.set)
     task = get_host().task(task_config)
     kind = getattr(task, "kind", None)
-    print(f"task {task_config.name}" + (f", answers read as {kind}" if kind else "") + f", licence {task.license}")
+    print(
+        inert(f"task {task_config.name}" + (f", answers read as {kind}" if kind else "") + f", licence {task.license}")
+    )
     for split in ("train", "test"):
         problems = task.load(split)
         print(f"{task_config.name} {split}: {len(problems)} items")
         for p in problems[: args.show]:
-            print(f"  [{p.id}] {p.question[:100]!r} -> {p.gold}")
+            print(inert(f"  [{p.id}] {p.question[:100]!r} -> {p.gold}"))
     return 0
 
 
@@ -220,8 +227,10 @@ def cmd_import_paper(args) -> int:
         finally:
             run.close()
     print(
-        f"imported {info['items']} items from {', '.join(info['files'])} "
-        f"(teachers: {', '.join(info['teachers'])}) into {args.run}"
+        inert(
+            f"imported {info['items']} items from {', '.join(info['files'])} "
+            f"(teachers: {', '.join(info['teachers'])}) into {args.run}"
+        )
     )
     render(build(Path(args.run)), quiet=False)
     return 0

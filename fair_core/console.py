@@ -1,4 +1,7 @@
-"""The CLI's live view: rich progress bars per stage and one line per notable event."""
+"""The CLI's live view: rich progress bars per stage and one line per notable event.
+
+Every text an event carries (a provider's error, an item id from a dataset, a plugin's warning) is
+untrusted: it goes through :func:`~fair_core.inert.inert` before it meets the terminal and rich's markup."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .events import (
     TrainStep,
     facts,
 )
+from .inert import inert
 from .stages import PIPELINE, Need
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
@@ -83,7 +87,8 @@ class ConsoleSink:
         elif isinstance(e, CallFailed):
             self.calls["failed"] += 1
             if self.calls["failed"] <= SHOWN_FAILURES:
-                self.console.print(f"[yellow]call failed[/] {e.teacher} {e.purpose} {e.item_id}: {e.reason}")
+                call = inert(f"{e.teacher} {e.purpose} {e.item_id}: {e.reason}", markup=True)
+                self.console.print(f"[yellow]call failed[/] {call}")
             elif self.calls["failed"] == SHOWN_FAILURES + 1:
                 self.console.print("[yellow]more calls failed[/]: `fair report` lists them all")
         elif isinstance(e, StageFinished):
@@ -92,13 +97,16 @@ class ConsoleSink:
             if task is not None and task.total is None:
                 self.progress.update(bar, total=1, completed=1)
             if self.quiet:
-                self.console.print(f"round {e.round} {e.stage} done: {facts(e.summary)}", markup=False, soft_wrap=True)
+                self.console.print(
+                    inert(f"round {e.round} {e.stage} done: {facts(e.summary)}"), markup=False, soft_wrap=True
+                )
         elif isinstance(e, EvalResult):
             self.console.print(e.line(), markup=False)
         elif isinstance(e, BudgetReached):
             self.console.print(f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls")
         elif isinstance(e, Message):
-            self.console.print(f"[yellow]{e.level}[/]: {e.text}", soft_wrap=True)
+            level, text = inert(e.level, markup=True), inert(e.text, markup=True)
+            self.console.print(f"[yellow]{level}[/]: {text}", soft_wrap=True)
 
     def _calls_info(self) -> str:
         c = self.calls

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
+
+from .inert import ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +167,9 @@ def from_dict(data: dict) -> Event:
 
 
 Subscriber = Callable[[Event], None]
+# what JSON leaves raw but a terminal may act on, written as \u escapes: the same JSON, and a stream
+# tailed in a terminal stays inert (JSON escapes C0 itself)
+_RAW = re.compile(f"[{ACTIVE}]")
 
 
 class Bus:
@@ -201,7 +207,7 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), ensure_ascii=False)
+        line = _RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(event.to_dict(), ensure_ascii=False))
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens

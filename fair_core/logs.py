@@ -13,6 +13,8 @@ import os
 import sys
 
 from .errors import FairError
+from .inert import inert
+from .redact import redact
 
 # fair's own packages; a third-party plugin's records go wherever its own logging sends them
 PACKAGES = ("fair_core", "fair_tui", "fair_tasks", "fair_teachers", "fair_reviewers", "fair_students")
@@ -20,14 +22,15 @@ PACKAGES = ("fair_core", "fair_tui", "fair_tasks", "fair_teachers", "fair_review
 
 class StderrHandler(logging.Handler):
     """Writes to ``sys.stderr`` as it is at each record, not as it was when configured: rich's live
-    progress display swaps it so that a line lands above its bars instead of through them."""
+    progress display swaps it so that a line lands above its bars instead of through them. A record
+    may quote a provider or a plugin: its text is made inert and any known key redacted."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = f"fair: {record.levelname.lower()}: {record.getMessage()}"
             if record.exc_info:
                 text += "\n" + logging.Formatter().formatException(record.exc_info)
-            print(text, file=sys.stderr, flush=True)
+            print(redact(inert(text), shapes=False), file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - logging's own contract: a failed record is reported by handleError, never raised
             self.handleError(record)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from .errors import FairError
+from .inert import inert
 from .splits import fingerprint
 from .stages import PIPELINE
 from .stages.solve import teacher_of
@@ -276,7 +277,8 @@ def round_rows(report: dict) -> list[list[str]]:
 
 
 def render(report: dict, quiet: bool = False) -> None:
-    """Print the report as rich tables."""
+    """Print the report as rich tables. Its texts (teachers' names, stages' errors, the reasons test
+    items were left out) may come from a provider, a dataset or a plugin: they are made inert."""
     from functools import partial
 
     from rich import box
@@ -292,7 +294,7 @@ def render(report: dict, quiet: bool = False) -> None:
             f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
             f"items without rationale {report['items_without_rationale']}, "
             f"accuracy {describe(report['test']['before'])} -> {describe(report['test']['after'])}, "
-            f"cost ${report['cost_usd']:.4f}; {test_set_line(report['test'])}",
+            f"cost ${report['cost_usd']:.4f}; {inert(test_set_line(report['test']))}",
             soft_wrap=True,
             markup=False,
         )
@@ -311,7 +313,7 @@ def render(report: dict, quiet: bool = False) -> None:
     for row in round_rows(report):
         rounds.add_row(*row)
     console.print(rounds)
-    console.print(test_set_line(report["test"]), markup=False)
+    console.print(inert(test_set_line(report["test"])), markup=False)
     teachers = Table(
         "teacher",
         "accepted",
@@ -327,7 +329,7 @@ def render(report: dict, quiet: bool = False) -> None:
     )
     for name, s in report["per_teacher"].items():
         teachers.add_row(
-            name,
+            inert(name, markup=True),
             f"{s['accepted']}/{s['written']}",
             fmt(s["acceptance"], ".0%"),
             fmt(s["mean_score_given"], ".2f"),
@@ -362,4 +364,4 @@ def render(report: dict, quiet: bool = False) -> None:
             for s in report["stages"]
             if s["round"] == r
         ]
-        console.print(f"round {r} stages: {', '.join(said)}", markup=False)
+        console.print(inert(f"round {r} stages: {', '.join(said)}"), markup=False)

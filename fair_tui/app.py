@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerError, WorkerState
 
 from fair_core.errors import FairError
+from fair_core.inert import inert
 
 from .screens import SCREEN_TYPES
 from .screens.base import View
@@ -121,7 +122,7 @@ class FairApp(App):
         try:
             new = session or Session(path)
         except FairError as e:
-            self.notify(str(e), severity="error")
+            self.notify(inert(str(e)), severity="error", markup=False)
             return False
         if self.session is not None:
             self.session.close()
@@ -165,7 +166,7 @@ class FairApp(App):
                 if s.state == "finished":
                     self.notify(f"{s.name}: finished")
                 elif s.state == "failed":
-                    self.notify(s.error or "the run failed", severity="error", timeout=10)
+                    self.notify(inert(s.error or "the run failed"), severity="error", timeout=10, markup=False)
             self.refresh_view()
 
     # events ----------------------------------------------------------------------------------------

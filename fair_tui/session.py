@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.markup import escape
-
 from fair_core import api
 from fair_core.errors import FairError
 from fair_core.events import (
@@ -36,6 +34,7 @@ from fair_core.events import (
     TrainStep,
     facts,
 )
+from fair_core.inert import inert
 from fair_core.rundir import Run
 from fair_core.stages import PIPELINE
 from fair_core.store import StageStatus
@@ -125,28 +124,29 @@ class Live:
 
 
 def describe(e: Event) -> str | None:
-    """The event log's line (rich markup) for an event worth a line; calls are counted, not logged."""
+    """The event log's line (rich markup) for an event worth a line; calls are counted, not logged.
+    What an event quotes (a provider's error, an item id, a plugin's warning) is made inert."""
     if isinstance(e, StageStarted):
         return f"round {e.round} {e.stage} started"
     if isinstance(e, StageFinished):
         said = facts(e.summary)
-        return f"round {e.round} {e.stage} finished" + (f": {escape(said)}" if said else "")
+        return f"round {e.round} {e.stage} finished" + (f": {inert(said, markup=True)}" if said else "")
     if isinstance(e, CallRetried):
-        return f"[yellow]retry[/] {_call(e)} #{e.attempt}: {escape(e.reason)}"
+        return f"[yellow]retry[/] {_call(e)} #{e.attempt}: {inert(e.reason, markup=True)}"
     if isinstance(e, CallFailed):
-        return f"[red]failed[/] {_call(e)}: {escape(e.reason)}"
+        return f"[red]failed[/] {_call(e)}: {inert(e.reason, markup=True)}"
     if isinstance(e, BudgetReached):
         return f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls"
     if isinstance(e, EvalResult):
         return e.line()
     if isinstance(e, Message):
         colour = {"error": "red", "warning": "yellow"}.get(e.level, "cyan")
-        return f"[{colour}]{escape(e.level)}[/]: {escape(e.text)}"
+        return f"[{colour}]{inert(e.level, markup=True)}[/]: {inert(e.text, markup=True)}"
     return None
 
 
 def _call(e: CallRetried | CallFailed) -> str:
-    return escape(f"{e.teacher} {e.purpose} {e.item_id}")
+    return inert(f"{e.teacher} {e.purpose} {e.item_id}", markup=True)
 
 
 class Session:
@@ -165,7 +165,7 @@ class Session:
         for row in stored:  # the log's first lines: what was done before
             self._log(
                 f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
-                + (f": {escape(facts(json.loads(row['summary'])))}" if row["summary"] else "")
+                + (f": {inert(facts(json.loads(row['summary'])), markup=True)}" if row["summary"] else "")
             )
         self.buffer: deque[Event] = deque()
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events

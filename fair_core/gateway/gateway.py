@@ -8,14 +8,17 @@ that was answered and stored before.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import os
 import random
 import time
 from typing import Callable, Iterable
 
 from ..errors import PluginResultError, expect
 from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
+from ..redact import keep_secret, redact
 from ..store import Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
@@ -64,6 +67,8 @@ class Gateway:
         self.store = store
         self.publish = publish
         self.teachers = teachers
+        for backend in teachers.values():  # before any call: a provider that echoes its key is never stored saying it
+            keep_secret(os.environ.get(backend.config.api_key_env or ""))
         self.limits = {name: Limits(b.config.concurrency, b.config.rpm, b.config.tpm) for name, b in teachers.items()}
         self.identity = {name: json.dumps(b.identity(), sort_keys=True) for name, b in teachers.items()}
         self.budget = budget_usd
@@ -201,8 +206,9 @@ class Gateway:
         return completion.text
 
     async def _attempt(self, backend: Backend, request: Request, health: Health) -> Completion | tuple:
-        """One try: its completion, or (reason, retry_after, final). A teacher that is down, or
-        unreachable too many times in a row, is marked so with the reason."""
+        """One try: its completion (any known key in it redacted), or (reason, retry_after, final)
+        with the reason redacted: this is where a provider's text enters fair. A teacher that is
+        down, or unreachable too many times in a row, is marked so with the reason."""
         try:
             completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
             expect(
@@ -216,29 +222,33 @@ class Gateway:
             if completion.finish_reason in CUT_SHORT:
                 raise TransientError(CUT_SHORT[completion.finish_reason])
             health.unreachable = health.refused = 0
-            return completion
-        except TeacherDown as e:
-            self._down(request.teacher, health, str(e))
-            return str(e), None, True
-        except Refused as e:
-            health.refused += 1
-            if health.refused >= REFUSED_IN_A_ROW:
-                self._down(request.teacher, health, f"{e} ({health.refused} requests refused in a row)")
-            return str(e), None, True
-        except (PermanentError, PluginResultError) as e:
-            return str(e), None, True
-        except Unreachable as e:
-            health.unreachable += 1
-            if health.unreachable >= GIVE_UP_AFTER:
-                self._down(request.teacher, health, f"{e} ({health.unreachable} tries in a row)")
-                return health.down, None, True
-            return str(e), e.retry_after, False
-        except TransientError as e:
-            return str(e), e.retry_after, False
+            return dataclasses.replace(completion, text=redact(completion.text, shapes=False))
         except TimeoutError:
             return f"timeout after {backend.config.timeout_s:g} s", None, False
         except Exception as e:  # noqa: BLE001 - a backend bug fails this call, never the run
-            return f"{type(e).__name__}: {e}", None, True
+            return self._judge(request.teacher, health, e)
+
+    def _judge(self, teacher: str, health: Health, e: Exception) -> tuple:
+        """A failed try's (reason, retry_after, final), by the error's kind."""
+        known = isinstance(e, (TransientError, PermanentError, PluginResultError))
+        reason = redact(str(e) if known else f"{type(e).__name__}: {e}")
+        if isinstance(e, TeacherDown):
+            self._down(teacher, health, reason)
+            return reason, None, True
+        if isinstance(e, Refused):
+            health.refused += 1
+            if health.refused >= REFUSED_IN_A_ROW:
+                self._down(teacher, health, f"{reason} ({health.refused} requests refused in a row)")
+            return reason, None, True
+        if isinstance(e, Unreachable):
+            health.unreachable += 1
+            if health.unreachable >= GIVE_UP_AFTER:
+                self._down(teacher, health, f"{reason} ({health.unreachable} tries in a row)")
+                return health.down, None, True
+            return reason, e.retry_after, False
+        if isinstance(e, TransientError):
+            return reason, e.retry_after, False
+        return reason, None, True
 
     def stopped(self) -> list[str]:
         """Why each teacher that was stopped in this run was stopped."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from ..redact import redact
 from .backend import token_count
 
 _HEAD_LIMIT = 1 << 20
@@ -255,13 +256,13 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
         choice = obj["choices"][0]
         text = choice["message"]["content"]
     except ValueError:
-        raise BadResponse(f"response is not JSON: {data[:120]!r}") from None
+        raise BadResponse(f"response is not JSON: {_text(data, 120)!r}") from None
     except (KeyError, IndexError, TypeError):
-        raise BadResponse(f"response has no choices[0].message.content: {data[:200]!r}") from None
+        raise BadResponse(f"response has no choices[0].message.content: {_text(data, 200)!r}") from None
     if text is None:  # a refusal or a tool call: no text, as with an empty answer
         text = ""
     elif not isinstance(text, str):
-        raise BadResponse(f"message content is not a string: {data[:200]!r}")
+        raise BadResponse(f"message content is not a string: {_text(data, 200)!r}")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
     reason = choice.get("finish_reason")
     return Completion(
@@ -298,4 +299,10 @@ def _message(data: bytes) -> str:
             return str(message)
     except (ValueError, AttributeError):
         pass
-    return data[:300].decode("utf-8", "replace").strip() or "(empty body)"
+    return _text(data, 300).strip() or "(empty body)"
+
+
+def _text(data: bytes, n: int) -> str:
+    """The first ``n`` characters of a body, redacted before the cut: a body may echo the key, and a
+    cut through it would leave a part that no rule then knows."""
+    return redact(data[: 1 << 16].decode("utf-8", "replace"))[:n]

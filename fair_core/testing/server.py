@@ -18,9 +18,11 @@ content string), "drop" (the connection closes mid-response), "length" (200 with
 finish_reason "length"), "filter" (200 with a scrap of it and finish_reason "content_filter"),
 "badusage" (a whole answer whose usage counts are strings). The models ``refuse-400`` (this request
 is too long for the model), ``credit-402`` (no credit left) and ``quota-429`` (the quota is spent)
-answer every request with that error. Beyond ``capacity`` requests in flight
-the server answers 429 with ``Retry-After: 0.05`` (seconds, a float: the openai SDK and fair's
-client read fractions; ``retry-after-ms`` carries the same in milliseconds).
+answer every request with that error; ``echo-key-401`` and ``echo-key-500`` do so with a message that
+quotes the request's bearer token, as a provider or a proxy may (fair must never store or print it).
+A behaviour raises :class:`ErrorReply` to answer with any status and message. Beyond ``capacity``
+requests in flight the server answers 429 with ``Retry-After: 0.05`` (seconds, a float: the openai
+SDK and fair's client read fractions; ``retry-after-ms`` carries the same in milliseconds).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ REFUSALS = {
     "credit-402": (402, "Insufficient credits: add more to your account", "insufficient_credits"),
     "quota-429": (429, "You exceeded your current quota, please check your plan and billing", "insufficient_quota"),
 }
+# models that answer every request with an error quoting the key they were sent: status by name
+KEY_ECHOES = {"echo-key-401": 401, "echo-key-500": 500}
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -257,6 +261,14 @@ def answer_key(answers: Mapping[str, str]) -> Behaviour:
         return f"Reading the question carefully, one step at a time, gives the result. The answer is {gold}."
 
     return behave
+
+
+class ErrorReply(Exception):
+    """Raised by a behaviour: the server answers with this HTTP status and error message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 def echo(model: str, messages: list) -> str:
@@ -464,6 +476,11 @@ class FakeOpenAI:
             status, message, code = REFUSALS[name]
             self._send(writer, status, _error(message, code), close=close)
             return True
+        if name in KEY_ECHOES:
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key}. You can find your API key at https://example.invalid"
+            self._send(writer, KEY_ECHOES[name], _error(message, "invalid_api_key"), close=close)
+            return True
         behave = self.behaviour(name)
         if behave is None:
             self._send(writer, 404, _error(f"model {name!r} does not exist", "model_not_found"), close=close)
@@ -493,6 +510,8 @@ class FakeOpenAI:
             elif fault != "empty":
                 try:
                     text = behave(name, messages)
+                except ErrorReply as e:
+                    status, error = e.status, _error(e.message, "server_error")
                 except Exception as e:  # noqa: BLE001 - a broken scripted behaviour shows up as a 500 naming it
                     status, error = 500, _error(f"behaviour {name!r} failed: {e!r}", "server_error")
             wait = deadline - loop.time()  # latency counts from arrival: the work above is part of it

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
+from fair_core.inert import inert
 from fair_core.records import Mistake, Review, Verdict
 from fair_core.stages.solve import teacher_of
 from fair_core.store import Store
@@ -90,20 +91,22 @@ def mark(verdicts: list[Verdict]) -> Text:
 
 
 def detail(item: Item, teachers: list[str]) -> Group:
+    """The detail pane. Questions come from a dataset and writings from teachers: untrusted text,
+    made inert so that no escape sequence in it reaches the terminal."""
     m = item.mistake
     parts: list = [
         Text.assemble(
             ("item ", "dim"),
-            (m.item_id, "bold"),
+            (inert(m.item_id), "bold"),
             ("  gold ", "dim"),
-            (m.gold, "bold green"),
+            (inert(m.gold), "bold green"),
             ("  student ", "dim"),
-            (str(m.wrong_answer or "-"), "bold red"),
+            (inert(m.wrong_answer or "-"), "bold red"),
         ),
         Text("Question", style="bold underline"),
-        Text(m.question),
+        Text(inert(m.question)),
         Text("Student's wrong answer", style="bold underline"),
-        Text(m.wrong_output.strip()),
+        Text(inert(m.wrong_output).strip()),
     ]
     for kind in ("rationale", "feedback"):
         matrix = review_matrix(item, kind, teachers)
@@ -116,9 +119,9 @@ def detail(item: Item, teachers: list[str]) -> Group:
             v = item.verdicts.get((kind, author))
             head = Text(f"{author} {kind}", style="bold underline")
             if v is not None:
-                verdict = "accepted" if v.accepted else f"rejected ({v.reason})" if v.reason else "rejected"
+                verdict = "accepted" if v.accepted else f"rejected ({inert(v.reason)})" if v.reason else "rejected"
                 head.append(f"  {verdict}", style="green" if v.accepted else "red")
-            parts += [head, Text(text.strip())]
+            parts += [head, Text(inert(text).strip())]
     return Group(*parts)
 
 
@@ -157,7 +160,7 @@ def review_matrix(item: Item, kind: str, teachers: list[str]) -> Table | None:
         v = item.verdicts.get((kind, a))
         verdict = Text("-", style="dim") if v is None else mark([v])
         if v is not None and v.reason and not v.accepted:
-            verdict.append(f" {v.reason}", style="dim")
+            verdict.append(f" {inert(v.reason)}", style="dim")
         table.add_row(a, *cells, verdict)
     return table
 
@@ -263,8 +266,9 @@ class CommitteeScreen(RunView):
                 f"{item.accepted()}/{len(verdicts)}" if verdicts else "-",
                 style="red" if verdicts and not item.accepted() else "",
             )
-            texts = (m.item_id, clip(m.gold, 10), clip(str(m.wrong_answer or "-"), 10))
-            rows.append((m.item_id, [*map(Text, texts), ok, *by_teacher, Text(clip(" ".join(m.question.split()), 60))]))
+            texts = (inert(m.item_id), clip(inert(m.gold), 10), clip(inert(m.wrong_answer or "-"), 10))
+            question = Text(clip(" ".join(inert(m.question).split()), 60))
+            rows.append((m.item_id, [*map(Text, texts), ok, *by_teacher, question]))
         labels = ["item", "gold", "student", "ok", *teachers, "question"]
         fill_table(self.query_one("#mistakes", DataTable), labels, rows)
         paged = (

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from fair_core import experiment
+from fair_core.inert import inert
 from fair_core.report import build, round_rows, test_set_line
 
 from ..session import Session
@@ -65,7 +66,7 @@ def render(report: dict, budget: float | None) -> Group:
         acceptance = s["acceptance"]
         bar = Text("█" * round((acceptance or 0) * 8), style="green")
         teachers.add_row(
-            name,
+            inert(name, markup=True),
             f"{s['accepted']}/{s['written']}",
             _v(acceptance, "{:.1%}"),
             bar,
@@ -86,7 +87,7 @@ def render(report: dict, budget: float | None) -> Group:
     cost = f"${report['cost_usd']:.4f}" + (f" of a ${budget:g} budget" if budget else "")
     return Group(
         rounds,
-        Text(test_set_line(report["test"]), style="dim"),
+        Text(inert(test_set_line(report["test"])), style="dim"),
         Text(""),
         teachers,
         Text(""),

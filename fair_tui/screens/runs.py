@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from fair_core import config as cfg
 from fair_core.errors import FairError
 from fair_core.experiment import is_experiment
+from fair_core.inert import inert
 from fair_core.store import StageStatus, Store
 
 from ..session import is_run_dir
@@ -121,7 +122,7 @@ class RunsScreen(View):
         s = self.fair.session
         lines = []
         for path, row in rows:
-            cells = [Text(cell) for cell in row]  # plain text: a folder name is not markup
+            cells = [Text(inert(cell)) for cell in row]  # plain text: a folder name is not markup
             if s is not None and s.active and path.resolve() == s.path.resolve():
                 cells[2] = Text(s.state, style="green")
             lines.append((str(path), cells))

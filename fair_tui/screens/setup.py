@@ -19,6 +19,7 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.markup import escape
 from textual.timer import Timer
 from textual.widget import Widget
@@ -26,6 +27,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from fair_core import config as cfg
 from fair_core.errors import ConfigError, FairError
+from fair_core.inert import inert
 from fair_core.rundir import Run
 
 from ..session import Session
@@ -178,7 +180,7 @@ class Field(Vertical):
         if text == self.error:
             return
         self.error = text
-        self.query_one(".field-error", Static).update(escape(text))
+        self.query_one(".field-error", Static).update(Content(inert(text)))
         self.set_class(bool(text), "-invalid")
 
 
@@ -226,7 +228,7 @@ class SetupScreen(View):
         try:
             config = cfg.load(path) if path.exists() else None
         except FairError as e:
-            self.app.notify(str(e), severity="error", timeout=10)
+            self.app.notify(inert(str(e)), severity="error", timeout=10, markup=False)
             config = None
         self.load_config(config, path)
 
@@ -312,7 +314,7 @@ class SetupScreen(View):
             field = self._field(error_key(message) or "")
             if field is not None:
                 field.show_error(message.removeprefix("config error: "))
-            status.update(f"[red]{escape(message)}[/]")
+            status.update(Content.styled(inert(message), "red"))
             return None
         status.update(
             f"[green]valid[/] · ctrl+s saves to {escape(self.file_path().as_posix())} · "
@@ -391,7 +393,7 @@ class SetupScreen(View):
         try:
             session = Session(target, Run(target, self.config))
         except FairError as e:
-            self.query_one("#status", Static).update(f"[red]{escape(str(e))}[/]")
+            self.query_one("#status", Static).update(Content.styled(inert(str(e)), "red"))
             return
         for line in session.run.changes:
             self.app.notify(line)

@@ -21,6 +21,7 @@ from fair_core.gateway.backend import (
     Unreachable,
     token_count,
 )
+from fair_core.redact import redact
 
 from .pricing import known, price
 
@@ -134,11 +135,11 @@ class LiteLLMTeacher(Backend):
                 model, list(request.messages), self.config.params, timeout=self.config.timeout_s
             )
         except HTTPError as e:
-            raise classify(e.status, e.message[:200], e.retry_after, self._fixes()) from None
+            raise classify(e.status, redact(e.message)[:200], e.retry_after, self._fixes()) from None
         except CannotConnect as e:
-            raise Unreachable(str(e)[:200]) from None
+            raise Unreachable(redact(str(e))[:200]) from None
         except (ConnectionLost, BadResponse, OSError) as e:
-            raise TransientError(f"{type(e).__name__}: {e}"[:200]) from None
+            raise TransientError(redact(f"{type(e).__name__}: {e}")[:200]) from None
         return Completion(c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason)
 
     async def _complete_litellm(self, request: Request) -> Completion:
@@ -156,7 +157,8 @@ class LiteLLMTeacher(Backend):
             )
         except Exception as e:  # noqa: BLE001 - litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)
-            reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+            # redacted before it is clipped: a cut must not leave part of a key that no rule then knows
+            reason = redact(f"{type(e).__name__}: {e}").splitlines()[0][:200]
             if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
             status = status if isinstance(status, int) else None

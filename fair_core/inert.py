@@ -1,0 +1,39 @@
+"""Untrusted text made inert before a terminal shows it.
+
+Teachers' answers and errors, datasets' questions and plugins' messages are untrusted input: an
+escape sequence in them would reach the terminal as a command (clear the screen, retitle the window,
+write an OSC 8 link), and a ``[`` would be read as Rich or Textual markup (a live link, or a
+MarkupError that loses the line). :func:`inert` is the one gate every such text passes on its way
+to the console, the last line, the log, ``fair report`` and the TUI.
+"""
+
+from __future__ import annotations
+
+import re
+
+# what a terminal may act on beyond C0: DEL, C1 (0x9b is CSI to some terminals), and the bidi
+# overrides and isolates that make a line read differently from what it holds (a character class)
+ACTIVE = "\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+# whole escape sequences first (so their parameters do not survive as stray text), then any control
+# left: C0 but tab and newline, and the ACTIVE ones
+_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: cursor moves, erasing, colours
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC (titles, links), DCS, SOS, PM, APC
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # CSI in its 8-bit form
+    r"|[\x90\x98\x9d-\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # their 8-bit forms
+    r"|\x1b[ -/]*[0-~]?"  # any other escape; an unterminated one above loses just its introducer
+)
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f{ACTIVE}]")
+
+
+def inert(text: object, markup: bool = False) -> str:
+    """``text`` with every escape sequence and control character removed (newlines and tabs kept;
+    a carriage return ends a line as a newline does); with ``markup``, also escaped for Rich markup,
+    so that it shows exactly as written. Textual's markup reads more (``[$accent]``): a widget gets
+    the inert text as a ``Text`` or ``Content``, never as markup."""
+    clean = _CONTROL.sub("", _SEQUENCE.sub("", str(text).replace("\r\n", "\n").replace("\r", "\n")))
+    if not markup:
+        return clean
+    from rich.markup import escape  # here: the log and the last line import this module, and rich is slow to load
+
+    return escape(clean)
