@@ -24,7 +24,7 @@ from .rundir import Run
 from .splits import mistakes_path
 from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine, runs_async
 from .store import StageStatus
-from .student import Student, model_folder
+from .student import Student, load, model_folder
 from .task import data_root
 
 
@@ -124,9 +124,7 @@ class Runner:
         if self._student is not None and self._student[0] == source:
             return self._student[1]
         self.release_student()
-        factory = self.host.get("students", self.config.student.backend)
-        base, adapter = source
-        student = factory(self.config.student.model_copy(update={"model": base}), adapter=adapter)
+        student = load(self.host, self.config.student, source)
         self._student = (source, student)
         return student
 
