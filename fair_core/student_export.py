@@ -124,7 +124,12 @@ def gguf(folder: Path, target: Path) -> Path:
             f"`python convert_hf_to_gguf.py {folder} --outfile {target}` (see docs/use.md)"
         )
     tmp = target.with_name(f".{target.name}.tmp")
-    done = subprocess.run([*command, str(folder), "--outfile", str(tmp)], capture_output=True, text=True)
+    try:
+        done = subprocess.run([*command, str(folder), "--outfile", str(tmp)], capture_output=True, text=True)
+    except OSError as e:
+        raise FairError(
+            f"the GGUF converter ({shlex.join(command)}) cannot be run ({e.strerror}): fix ${CONVERTER_ENV} or PATH"
+        ) from None
     if done.returncode or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         last = ([line for line in done.stderr.splitlines() if line.strip()] or ["no message"])[-1]
