@@ -282,7 +282,8 @@ def cmd_chat(args) -> int:
         if args.prompt is not None:
             print(inert(rs.answer([args.prompt], args.raw)[0]))
             return 0
-        import readline  # noqa: F401 - line editing and history for input()
+        with contextlib.suppress(ImportError):  # line editing and history for input(), where there is readline
+            import readline  # noqa: F401
 
         print(
             f"fair chat: {rs.task.name} student of {rs.path}, round {rs.round}"
@@ -320,20 +321,26 @@ def _counter(label: str):
     import time
 
     if sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(label, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
         return
-    start, last = time.monotonic(), [0.0]
+    start, first, last = time.monotonic(), -1, 0.0
 
     def tick(done: int, total: int) -> None:
+        nonlocal first, last
         now = time.monotonic()
-        if done < total and now - last[0] < 5:
+        if first < 0:
+            first = done  # what an earlier run wrote does not count in the rate
+        if done < total and now - last < 5:
             return
-        last[0] = now
-        print(f"fair: {label}: {done}/{total} ({now - start:.0f} s)", file=sys.stderr, flush=True)
+        last = now
+        new, spent = done - first, now - start
+        pace = f", {new / spent:.2f}/s, ETA {(total - done) * spent / new:.0f} s" if new and done < total else ""
+        print(f"fair: {label}: {done}/{total} ({spent:.0f} s{pace})", file=sys.stderr, flush=True)
 
     yield tick
 
@@ -504,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_import_paper)
 
     from .formats import FORMATS as TRAINABLE
+    from .student_export import FORMATS as MODELS
 
     p = sub.add_parser(
         "export",
@@ -512,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trained student as one model folder or GGUF with an Ollama Modelfile (see docs/use.md)",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split", "merged", "gguf"], default="paper")
+    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split", *MODELS], default="paper")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--round", type=int, help="which round's (default: 0; merged and gguf: the last trained)")
     p.set_defaults(handler=cmd_export)
