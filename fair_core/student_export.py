@@ -78,8 +78,10 @@ def modelfile(rs, folder: Path) -> str:
     tok = AutoTokenizer.from_pretrained(folder)
     ids = prompt_ids(tok, rs.prompt(SLOT), rs.config.chat_template)
     text = str(tok.decode(ids))  # special tokens as text, as Ollama's template writes them
-    if tok.bos_token and ids and ids[0] == tok.bos_token_id:
-        text = text.removeprefix(tok.bos_token)  # llama.cpp adds BOS itself, as the tokenizer does
+    if tok.bos_token is not None and tok("x")["input_ids"][:1] == [tok.bos_token_id]:
+        # a tokenizer that adds BOS itself: llama.cpp adds it too (the converter records that),
+        # so the template must not write it a second time
+        text = text.removeprefix(tok.bos_token)
     if text.count(SLOT) != 1 or '"""' in text:
         raise FairError(
             f"the student's prompt of {folder} does not render as an Ollama template: write its TEMPLATE by hand"

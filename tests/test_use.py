@@ -233,15 +233,27 @@ def test_gguf_export_writes_the_modelfile_and_names_the_converter(trained, tmp_p
     assert "FROM ./model.gguf" in modelfile and 'PARAMETER stop "</s>"' in modelfile
     assert "PARAMETER temperature 0" in modelfile and "PARAMETER num_predict 12" in modelfile
     template = modelfile.split('TEMPLATE """')[1].split('"""')[0]
-    # Ollama fills {{ .Prompt }} with the question: the text the student was trained on, less the
-    # BOS token that llama.cpp adds as the tokenizer does
+    # Ollama fills {{ .Prompt }} with the question: the text the student was trained on, its BOS
+    # written by the chat template kept (this tokenizer does not add one itself, nor will llama.cpp)
     tok = AutoTokenizer.from_pretrained(out / "merged")
     trained_on = tok.apply_chat_template(
         [{"role": "user", "content": NUMBER["student"].format(question=QUESTIONS[0])}],
         tokenize=False,
         add_generation_prompt=True,
     )
-    assert tok.bos_token + template.replace("{{ .Prompt }}", QUESTIONS[0]) == trained_on
+    assert template.replace("{{ .Prompt }}", QUESTIONS[0]) == trained_on and trained_on.startswith("<s><|user|>")
+
+    # a tokenizer that adds BOS itself: llama.cpp adds it too, so the template leaves it out
+    from tokenizers.processors import TemplateProcessing
+
+    from fair_core.student_export import modelfile
+    from fair_core.use import RunStudent
+
+    tok._tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)])
+    tok.save_pretrained(out / "merged")
+    with RunStudent(trained) as rs:
+        template = modelfile(rs, out / "merged").split('TEMPLATE """')[1].split('"""')[0]
+    assert "<s>" + template.replace("{{ .Prompt }}", QUESTIONS[0]) == trained_on
 
     monkeypatch.setenv("FAIR_GGUF_CONVERTER", "no-such-converter --flag")
     code, said, err = fair(capsys, "export", trained, "--format", "gguf", "--out", out)
