@@ -31,12 +31,12 @@ def open_run(run_dir: Path):
     from .rundir import Run
 
     if not (run_dir / "run.sqlite").is_file() or not (run_dir / "config.toml").is_file():
-        raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
+        raise FairError(f"{run_dir} is not a run directory (no run.sqlite or config.toml): pass the --run-dir of a run")
     return Run(run_dir)
 
 
 def trained_round(store, run_dir: Path, round: int | None) -> int:
-    """``round`` if its train stage is done, else the last round whose is (None)."""
+    """``round``, checked to have a finished train stage; None: the last round that has one."""
     rounds = sorted(r["round"] for r in store.stages() if r["stage"] == "train" and r["status"] == StageStatus.DONE)
     if not rounds:
         raise FairError(
@@ -117,6 +117,11 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
     """(id, question) of each question in ``path``: a ``.jsonl`` file's objects (a ``question``
     string, an optional ``id``; without one, the line number), or else a text file's non-empty
     lines, each one question, its id its line number."""
+    if path.suffix == ".json":
+        raise FairError(
+            f"--input {path} is a .json file: pass JSON lines (.jsonl, one object with a "
+            f'"question" a line) or plain text (one question a line)'
+        )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:

@@ -288,6 +288,10 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     bad.write_text('{"question": "one"}\n{"text": "two"}\n')
     code, said, err = fair(capsys, "generate", trained, "--input", bad, "--out", tmp_path / "a.jsonl")
     assert code == 2 and f'{bad} line 2 is not a JSON object with a "question" string' in err
+    array = tmp_path / "q.json"
+    array.write_text('[{"question": "one"}]')
+    code, said, err = fair(capsys, "generate", trained, "--input", array, "--out", tmp_path / "a.jsonl")
+    assert code == 2 and "is a .json file: pass JSON lines (.jsonl" in err
     other = tmp_path / "other.jsonl"
     other.write_text('{"id": "1", "question": "another", "output": "x", "answer": null}\n')
     good = tmp_path / "good.txt"
