@@ -111,12 +111,13 @@ class Runner:
         raise FairError(f"round {round - 1} left no merged student in {prev}: rerun its train stage")
 
     def trained(self, round: int) -> tuple[str, str | None]:
+        """(model folder, adapter or None) of the student ``round`` trained; a fully fine-tuned
+        one needs nothing of the model it started from."""
         out = self.run_.round_dir(round)
-        base, _ = self.student_source(round)
         if (out / "model").is_dir():
             return str(out / "model"), None
         if (out / "adapter").is_dir():
-            return base, str(out / "adapter")
+            return self.student_source(round)[0], str(out / "adapter")
         raise FairError(f"round {round} has no trained student in {out}: run its train stage")
 
     def load_student(self, round: int, trained: bool = False):

@@ -301,3 +301,28 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     code, said, err = fair(capsys, "chat", trained, "--round", "3", "--prompt", "hi")
     assert code == 2 and "has no trained student in round 3: pass --round 0" in err
     assert not (tmp_path / "a.jsonl").exists()
+
+
+def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
+    """train.method = "full" leaves rounds/N/model, which chat loads and the export copies as it is."""
+    import shutil
+
+    from fair_core.config import StudentConfig
+    from fair_students.hf import HFStudent
+
+    run = make_run(tmp_path / "run", tmp_path / "gone")  # the model it started from is not needed
+    shutil.copytree(tiny, run.round_dir(0) / "model")
+    run.store.mark_stage(0, "train", StageStatus.DONE)
+    run.close()
+    code, out, err = fair(capsys, "chat", tmp_path / "run", "--prompt", QUESTIONS[0])
+    assert code == 0, err
+    assert (
+        out
+        == HFStudent(StudentConfig(model=str(tiny), **GREEDY)).generate(
+            [NUMBER["student"].format(question=QUESTIONS[0])]
+        )[0]
+        + "\n"
+    )
+    code, out, err = fair(capsys, "export", tmp_path / "run", "--format", "merged", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
