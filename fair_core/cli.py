@@ -291,6 +291,83 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _run_student(args):
+    from .use import RunStudent
+
+    settings = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    return RunStudent(Path(args.run), args.round, **settings)
+
+
+def cmd_chat(args) -> int:
+    from .use import inert
+
+    with _run_student(args) as rs:
+        if args.prompt is not None:
+            print(inert(rs.answer([args.prompt], args.raw)[0]))
+            return 0
+        with contextlib.suppress(ImportError):  # line editing and history for input(), where there is readline
+            import readline  # noqa: F401
+
+        print(
+            f"fair chat: {rs.task.name} student of {rs.path}, round {rs.round}"
+            f"{' (raw)' if args.raw else ''}; one question a line, Ctrl-D to end",
+            file=sys.stderr,
+        )
+        rs.student()  # loaded before the first question, not after it
+        while True:
+            try:
+                text = input(">>> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if text.strip():
+                output = rs.answer([text], args.raw)[0]
+                print(inert(output))
+                said = None if args.raw else rs.task.extract(output)
+                if said is not None:
+                    print(f"[answer: {inert(said)}]", file=sys.stderr)
+
+
+def cmd_generate(args) -> int:
+    from .use import generate
+
+    with _run_student(args) as rs, _counter(f"generate {Path(args.input).name}") as tick:
+        written, before = generate(rs, Path(args.input), Path(args.output), args.raw, tick)
+    print(f"{written} answers written to {args.output}" + (f" ({before} were there already)" if before else ""))
+    return 0
+
+
+@contextlib.contextmanager
+def _counter(label: str):
+    """A ``tick(done, total)`` for a long job on stderr: rich's bar on a terminal, else a plain
+    line at most every 5 s and at the end, which a log file keeps."""
+    import time
+
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    start, first, last = time.monotonic(), -1, 0.0
+
+    def tick(done: int, total: int) -> None:
+        nonlocal first, last
+        now = time.monotonic()
+        if first < 0:
+            first = done  # what an earlier run wrote does not count in the rate
+        if done < total and now - last < 5:
+            return
+        last = now
+        new, spent = done - first, now - start
+        pace = f", {new / spent:.2f}/s, ETA {(total - done) * spent / new:.0f} s" if new and done < total else ""
+        print(f"fair: {label}: {done}/{total} ({spent:.0f} s{pace})", file=sys.stderr, flush=True)
+
+    yield tick
+
+
 def cmd_push(args) -> int:
     from .hub import push
 
@@ -372,6 +449,7 @@ PATH_ARGS = {
     "events": "FILE",
     "target": "FILE",  # fair tui: a config, a run directory or a folder of runs
     "input": "FILE",
+    "output": "FILE",
 }
 EXIT_CODES = """exit status:
   0    every stage asked for is done
@@ -465,16 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_import_paper)
 
     from .formats import FORMATS as TRAINABLE
+    from .student_export import FORMATS as MODELS
 
     p = sub.add_parser(
         "export",
         help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
-        "its committee data (paper JSON, JSONL) or its split (see docs/exports.md)",
+        "its committee data (paper JSON, JSONL), its split (see docs/exports.md), or its "
+        "trained student as one model folder or GGUF with an Ollama Modelfile (see docs/use.md)",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split"], default="paper")
+    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split", *MODELS], default="paper")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--round", type=int, default=0)
+    p.add_argument("--round", type=int, help="which round's (default: 0; merged and gguf: the last trained)")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser(
@@ -520,8 +600,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shell", choices=COMPLETION_SHELLS)
     p.set_defaults(handler=cmd_completion)
 
+    add_use_commands(sub)
     add_plugin_commands(sub)
     return parser
+
+
+def add_use_commands(sub) -> None:
+    """``fair chat`` and ``fair generate``: the trained student of a run, in use."""
+    p = sub.add_parser(
+        "chat",
+        help="talk to a run's trained student, asked as it was trained (see docs/use.md)",
+        description="A prompt loop with a run's trained student: each line is one question, "
+        "answered on its own in the task's student prompt. Ctrl-D ends it.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
+    p.add_argument("--prompt", metavar="TEXT", help="answer TEXT once, print it, exit")
+    p.add_argument("--raw", action="store_true", help="send the text as it is, without the task's prompt")
+    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
+    p.set_defaults(handler=cmd_chat)
+
+    p = sub.add_parser(
+        "generate",
+        help="answer a file of questions with a run's trained student, as JSON lines (resumable)",
+        description="Answer each question of --input (a .jsonl file of objects with a "
+        '"question" and an optional "id", or any other text file with one question a line) and '
+        "append one JSON line per question to --out: id, question, output, answer (the "
+        "final answer as the task reads it). A rerun skips the rows --out holds.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--input", required=True, help="questions: .jsonl, or plain text one a line")
+    p.add_argument("--out", dest="output", required=True, help="the JSONL file to append answers to")
+    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
+    p.add_argument("--raw", action="store_true", help="send each question as it is, without the task's prompt")
+    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
+    p.set_defaults(handler=cmd_generate)
 
 
 def add_plugin_commands(sub) -> None:
@@ -560,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(e))
         return 2
     except KeyboardInterrupt as e:
-        resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment)
+        resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment, cmd_generate)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))
         return 143 if isinstance(e, Terminated) else 130
 

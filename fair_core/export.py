@@ -1,6 +1,7 @@
 """Export a run: its committee data (the paper's JSON, JSONL records), its compiled training data
-in the layouts other trainers read (see fair_core.formats), or the split it scored on. Every
-dataset export carries a card, README.md (see fair_core.card)."""
+in the layouts other trainers read (see fair_core.formats), the split it scored on, or its
+trained student (merged, GGUF: see fair_core.student_export). Every export carries a card,
+README.md (see fair_core.card)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from .paper import export_files
 from .rundir import write_atomic
 from .splits import fingerprint
 from .store import StageStatus, Store
+from .student_export import FORMATS as MODEL_FORMATS
 
-FORMATS = ("paper", "jsonl", *formats.FORMATS, "split")
+FORMATS = ("paper", "jsonl", *formats.FORMATS, "split", *MODEL_FORMATS)
 
 
 def records(store: Store, round: int) -> list[dict]:
@@ -80,10 +82,16 @@ def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
     return read_pairs(run_dir / "rounds" / str(round) / "train.jsonl")
 
 
-def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
+def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list[Path]:
+    """Write ``fmt`` of ``round`` (default: 0 for data, the last trained round for a model)."""
     db = run_dir / "run.sqlite"
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
+    if fmt in MODEL_FORMATS:
+        from .student_export import export_student
+
+        return export_student(run_dir, fmt, out, round)
+    round = round or 0
     store = Store(db)
     try:
         if fmt == "split":
@@ -140,8 +148,14 @@ def trainable(pairs: list[dict], fmt: str, facts: Facts, out: Path) -> list[Path
             info = formats.dataset_info(fmt, f"fair_{facts.task}_r{facts.round}", files)
             (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
     (staging / "README.md").write_text(dataset_card(facts, fmt, counts, files), encoding="utf-8")
+    return move_into(staging, out)
+
+
+def move_into(staging: Path, out: Path) -> list[Path]:
+    """Move what ``staging`` (a folder inside ``out``) holds into ``out``, each part replacing its
+    older copy whole, and remove ``staging``; the paths moved in."""
     written = []
-    for entry in sorted(staging.iterdir()):  # each part replaces its older copy whole
+    for entry in sorted(staging.iterdir()):
         target = out / entry.name
         if target.is_dir():
             shutil.rmtree(target)

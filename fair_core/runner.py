@@ -24,7 +24,7 @@ from .rundir import Run
 from .splits import mistakes_path
 from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine, runs_async
 from .store import StageStatus
-from .student import Student, model_folder
+from .student import Student, load, model_folder
 from .task import data_root
 
 
@@ -106,12 +106,13 @@ class Runner:
         raise FairError(f"round {round - 1} left no merged student in {prev}: rerun its train stage")
 
     def trained(self, round: int) -> tuple[str, str | None]:
+        """(model folder, adapter or None) of the student ``round`` trained; a fully fine-tuned
+        one needs nothing of the model it started from."""
         out = self.run_.round_dir(round)
-        base, _ = self.student_source(round)
         if (out / "model").is_dir():
             return str(out / "model"), None
         if (out / "adapter").is_dir():
-            return base, str(out / "adapter")
+            return self.student_source(round)[0], str(out / "adapter")
         raise FairError(f"round {round} has no trained student in {out}: run its train stage")
 
     def load_student(self, round: int, trained: bool = False):
@@ -119,9 +120,7 @@ class Runner:
         if self._student is not None and self._student[0] == source:
             return self._student[1]
         self.release_student()
-        factory = self.host.get("students", self.config.student.backend)
-        base, adapter = source
-        student = factory(self.config.student.model_copy(update={"model": base}), adapter=adapter)
+        student = load(self.host, self.config.student, source)
         self._student = (source, student)
         return student
 

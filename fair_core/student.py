@@ -44,6 +44,13 @@ def model_folder(host, student) -> str:
     return str(entry.meta.get("local_path", lambda c: c.model)(student))
 
 
+def load(host, config, source: tuple[str, str | None]) -> Student:
+    """The model of ``source`` (base model folder, LoRA adapter or None), loaded by the backend
+    ``config`` (a StudentConfig) names, with ``config``'s generation settings."""
+    base, adapter = source
+    return host.get("students", config.backend)(config.model_copy(update={"model": base}), adapter=adapter)
+
+
 class Student(ABC):
     """A loaded student model. Backends come from plugins (``register_students``)."""
 
