@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import timedelta
 
 from rich.console import Console
@@ -104,16 +105,29 @@ class ConsoleSink:
                 self.bars[key] = self.bars.pop((round, stage, None))
                 self.progress.update(self.bars[key], description=description)
             else:
-                self.bars[key] = self.progress.add_task(description, total=None, info="", unit="")
+                self.bars[key] = self.progress.add_task(description, total=None, info="", unit="", since=None, eta=None)
         return self.bars[key]
 
     def _task(self, bar: TaskID) -> Task:
         return next(t for t in self.progress.tasks if t.id == bar)
 
-    def _count(self, bar: TaskID, done: int, total: int, unit: str, info: str) -> None:
-        if done < self._task(bar).completed:  # the same split counted again (evaluate's before, then after)
+    def _count(self, bar: TaskID, done: int, total: int, unit: str, info: str, eta: float | None = None) -> None:
+        """``eta``: seconds left as the work itself estimates them (the trainer's), if it does."""
+        task = self._task(bar)
+        since = task.fields.get("since")
+        if done < task.completed:  # the same split counted again (evaluate's before, then after)
             self.progress.reset(bar, total=total, completed=done)
-        self.progress.update(bar, completed=done, total=total, unit=unit, info=info)
+            since = None
+        now = time.monotonic()
+        self.progress.update(
+            bar,
+            completed=done,
+            total=total,
+            unit=unit,
+            info=info,
+            since=since or (now, done),  # the first count: the rate is the mean from there
+            eta=None if eta is None else (now, eta),
+        )
 
     def __call__(self, e: Event) -> None:
         if isinstance(e, StageStarted):
@@ -128,7 +142,7 @@ class ConsoleSink:
             info = f"loss {e.loss:.3f}" if e.loss is not None else ""
             if e.tokens_per_second:
                 info += f"  {e.tokens_per_second:.0f} tok/s"
-            self._count(self._bar(e.round, "train"), e.step, e.max_steps, "steps", info)
+            self._count(self._bar(e.round, "train"), e.step, e.max_steps, "steps", info, e.eta_s)
         elif isinstance(e, CallDone):
             self.calls["cached" if e.cached else "done"] += 1
             self.calls["cost"] += e.cost_usd
@@ -174,15 +188,22 @@ class ConsoleSink:
 
 
 def progress_line(task: Task) -> str:
-    """``round 0 review: 1200/2322 calls (52%), 35.2/s, ETA 0:00:32 · 1200 calls, 0 retried, ...``"""
+    """``round 0 review: 1200/2322 calls (52%), 35.2/s, ETA 0:00:32 · 1200 calls, 0 retried, ...``:
+    the rate is the mean since the stage's first count (a stage whose units take minutes each still
+    has one), the ETA the work's own estimate where it gives one, else the rate's."""
     name = " ".join(task.description.split())
     if task.total is None:
         return f"{name}: started {clock(task.elapsed or 0)} ago"
     unit = f" {task.fields['unit']}" if task.fields["unit"] else ""
     text = f"{name}: {task.completed:.0f}/{task.total:.0f}{unit} ({task.percentage:.0f}%)"
-    speed, eta = task.speed, task.time_remaining
-    if speed:
-        text += f", {speed:.1f}/s" if speed < 100 else f", {speed:.0f}/s"
-    if eta is not None:
-        text += f", ETA {clock(eta)}"
+    now = time.monotonic()
+    start, base = task.fields["since"] or (now, task.completed)
+    rate = (task.completed - base) / (now - start) if task.completed > base and now > start else None
+    if rate:
+        text += f", {rate:.2g}/s" if rate < 10 else f", {rate:.0f}/s"
+    if task.fields["eta"] is not None:
+        said, eta = task.fields["eta"]
+        text += f", ETA {clock(max(0.0, eta - (now - said)))}"
+    elif rate:
+        text += f", ETA {clock((task.total - task.completed) / rate)}"
     return text + (f" · {task.fields['info']}" if task.fields["info"] else "")

@@ -271,7 +271,7 @@ def test_progress_counts_name_their_split():
     """Round 0's examine answers the train split, then scores the test split: each has its own
     bar, named, so the last one shown is not taken for the train items examined."""
     from fair_core.console import ConsoleSink, progress_line
-    from fair_core.events import StageFinished, StageProgress, StageStarted
+    from fair_core.events import StageFinished, StageProgress, StageStarted, TrainStep
 
     sink = ConsoleSink(quiet=True)
     sink(StageStarted("examine", 0))
@@ -286,3 +286,5 @@ def test_progress_counts_name_their_split():
     sink(StageProgress("evaluate", 0, 2, 5, "test"))
     bars = {" ".join(t.description.split()): (t.completed, t.total) for t in sink.progress.tasks}
     assert bars == {"round 0 examine train": (35, 35), "round 0 examine test": (5, 5), "round 0 evaluate test": (2, 5)}
+    sink(TrainStep(0, 1, 40, loss=2.5, eta_s=90.0))  # one step: the trainer's own ETA, before any rate
+    assert progress_line(sink.progress.tasks[-1]).startswith("round 0 train: 1/40 steps (2%), ETA 0:01:")
