@@ -261,7 +261,7 @@ class Session:
             return False
         holder = lock_holder(self.path)  # not this UI's own runner: the session would be active
         if holder is not None and self.state != "watching":
-            self.state, self.driver, self.error = "watching", holder, None
+            self.state, self.driver, self.error, self.live.paused = "watching", holder, None, False
             self._backlog()
             self.live.seed(self.run)
             self._log(f"[cyan]watching[/]: another process (pid {holder or '?'}) works on this run")
