@@ -64,7 +64,8 @@ class Control:
         self._runner: Runner | None = None
 
     def pause(self) -> None:
-        """Stop starting teacher calls; those in flight finish."""
+        """Stop starting teacher calls; those in flight finish. The run's log gets a ``paused``
+        event (and ``resumed`` on :meth:`resume`)."""
         if self._runner is not None:
             self._runner.pause()
 

@@ -44,6 +44,7 @@ class StageProgress(Event):
     round: int
     done: int
     total: int
+    split: str | None = None  # the split whose items are counted (examine, evaluate); None: calls
 
 
 @dataclass
@@ -63,6 +64,22 @@ def facts(summary: dict) -> str:
         return str(v)
 
     return ", ".join(f"{k} {value(v)}" for k, v in summary.items() if k != "seconds" and v is not None)
+
+
+@dataclass
+class Paused(Event):
+    """No new teacher call starts until :class:`Resumed`; those in flight finish."""
+
+    type: ClassVar[str] = "paused"
+    round: int
+    stage: str
+
+
+@dataclass
+class Resumed(Event):
+    type: ClassVar[str] = "resumed"
+    round: int
+    stage: str
 
 
 @dataclass

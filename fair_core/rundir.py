@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -176,6 +177,32 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+class RunInUse(FairError):
+    """Another process works on the run directory."""
+
+
+PROBE_WAIT_S = 0.5  # how long RunLock waits for a lock_holder probe (an instant) to let go
+
+
+def lock_holder(path: str | Path) -> int | None:
+    """The pid of the process that works on the run directory ``path`` (0 when it has not said
+    yet), or None when none does. It probes the lock for an instant without waiting for it, so a
+    UI can follow a run that ``fair run`` drives."""
+    import fcntl
+
+    try:
+        f = open(Path(path) / ".lock", encoding="utf-8")
+    except OSError:  # never locked
+        return None
+    with f:  # closing releases the probe's lock
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = f.read().strip()
+            return int(pid) if pid.isdigit() else 0
+    return None
+
+
 class RunLock:
     """Held while a process works on a run directory: a second ``fair run`` (or the UI) on the
     same directory would train into the same checkpoints and write the same files."""
@@ -194,15 +221,22 @@ class RunLock:
             raise FairError(
                 f"run dir {self.path} is not writable: fix its permissions, or pass another --run-dir"
             ) from None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
-            raise FairError(
-                f"run dir {self.path} is in use by another fair process (pid {holder}): wait for it to end, or stop it"
-            ) from None
+        deadline = time.monotonic() + PROBE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:  # a probe (lock_holder) lets go at once; a run does not
+                    time.sleep(0.02)
+                    continue
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                f.close()
+                raise RunInUse(
+                    f"run dir {self.path} is in use by another fair process (pid {holder}): "
+                    f"wait for it to end, or stop it"
+                ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import FairError
-from .events import Message, StageFinished, StageStarted
+from .events import Message, Paused, Resumed, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .host import Host
 from .rundir import Run
@@ -46,10 +46,23 @@ class Runner:
     # control: safe to call from any thread (the TUI runs the pipeline in a worker thread) -------
     def pause(self) -> None:
         """Stop starting teacher calls; those in flight finish."""
-        self._on_loop(lambda: self.gateway.pause() if self.gateway else None)
+        self._on_loop(lambda: self._pause(True))
 
     def resume(self) -> None:
-        self._on_loop(lambda: self.gateway.resume() if self.gateway else None)
+        self._on_loop(lambda: self._pause(False))
+
+    def _pause(self, paused: bool) -> None:
+        """On the loop: pause or resume the teacher calls, and say so in the event log when that
+        changes anything (nothing calls teachers before the committee's first stage)."""
+        gateway = self.gateway
+        if gateway is None or gateway.running.is_set() != paused:
+            return
+        if paused:
+            gateway.pause()
+        else:
+            gateway.resume()
+        round, stage = self.ran[-1]
+        self.run_.publish((Paused if paused else Resumed)(round, stage))
 
     def cancel(self) -> None:
         """Stop after the calls in flight; the run stays resumable."""

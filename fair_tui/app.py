@@ -34,6 +34,7 @@ from .session import Session, is_run_dir
 logger = logging.getLogger(__name__)
 
 DRAIN_S = 0.05
+FOLLOW_S = 0.5  # how often an open run that this UI does not run is checked for another process's work
 QUIT_WAIT_S = 30.0
 SCREENS = ("runs", "setup", "pipeline", "committee", "training", "results")
 
@@ -81,6 +82,7 @@ class FairApp(App):
         elif target is not None:
             self.runs_root = target
         self.push_screen(first)
+        self.set_interval(FOLLOW_S, self.follow)
 
     def action_go(self, name: str) -> None:
         if getattr(self.screen, "NAME", None) == name or self.screen.is_modal:
@@ -94,7 +96,7 @@ class FairApp(App):
         yield SystemCommand("New config", "a new run config in the setup form", self.new_config)
         if self.session is not None:
             s = self.session
-            if not s.active:
+            if not s.busy:
                 yield SystemCommand(
                     "Start run", f"run or resume {s.name}", lambda: (self.action_go("pipeline"), self.start_run())
                 )
@@ -128,11 +130,20 @@ class FairApp(App):
             self.session.close()
         self.session = new
         new.wake = lambda: self.post_message(EventsArrived())  # thread-safe
+        new.follow()
         return True
+
+    def follow(self) -> None:
+        """Follow the open run while another process works on it (see Session.follow)."""
+        if self.session is not None and self.session.follow():
+            self.refresh_view()
 
     def start_run(self) -> None:
         s = self.session
         if s is None or s.active:
+            return
+        if s.state == "watching":
+            self.notify(f"{s.name} is in use by another fair process (pid {s.driver}): it is followed here")
             return
         s.start()
         self.runner_worker = self.run_worker(s.execute, name="runner", group="runner", thread=True, exit_on_error=False)
@@ -167,6 +178,9 @@ class FairApp(App):
                     self.notify(f"{s.name}: finished")
                 elif s.state == "failed":
                     self.notify(inert(s.error or "the run failed"), severity="error", timeout=10, markup=False)
+                elif s.error:  # refused: another process works on the run, and is followed instead
+                    self.notify(inert(s.error), severity="warning", markup=False)
+                    self.follow()
             self.refresh_view()
 
     # events ----------------------------------------------------------------------------------------
@@ -192,7 +206,9 @@ class FairApp(App):
         if isinstance(self.screen, View):
             self.screen.show_live()
         s = self.session
-        self.run_status = (id(s), s.state, s.live.round, tuple(st.status for st in s.live.stages.values())) if s else ()
+        self.run_status = (
+            (id(s), s.state, s.paused, s.live.round, tuple(st.status for st in s.live.stages.values())) if s else ()
+        )
 
     def watch_run_status(self) -> None:
         self.refresh_bindings()

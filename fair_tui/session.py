@@ -28,18 +28,22 @@ from fair_core.events import (
     EvalResult,
     Event,
     Message,
+    Paused,
+    Resumed,
     StageFinished,
     StageProgress,
     StageStarted,
     TrainStep,
     facts,
+    from_dict,
 )
 from fair_core.inert import inert
-from fair_core.rundir import Run
+from fair_core.rundir import Run, RunInUse, lock_holder
 from fair_core.stages import PIPELINE
 from fair_core.store import StageStatus
 
 LOG_LINES = 2000  # the event log keeps its last lines, as many as the pipeline screen's log shows
+BACKLOG_BYTES = 256 * 1024  # of events.jsonl, read when another process is found working: where its stages stand
 
 
 def is_run_dir(path: Path) -> bool:
@@ -51,6 +55,17 @@ class StageState:
     status: StageStatus = StageStatus.PENDING
     done: int = 0
     total: int = 0
+    split: str | None = None  # the split whose items done and total count (None: calls, pairs, steps)
+
+
+def stored_count(summary: dict) -> tuple[int, str | None]:
+    """What a finished stage's summary counts, and the split it counts: the train items examined
+    (or, with the paper's mistakes, the test items scored), test items, calls or pairs."""
+    if "train_items" in summary:
+        return summary["train_items"], "train"
+    if "test_items" in summary:
+        return summary["test_items"], "test"
+    return summary.get("calls", summary.get("pairs", 0)), None
 
 
 class Live:
@@ -64,6 +79,7 @@ class Live:
         self.tokens = 0
         self.cost_usd = 0.0
         self.budget_reached = False
+        self.paused = False  # the events say so: a paused and not yet resumed run
         self.train: dict[int, dict[int, TrainStep]] = {}
         self.train_steps = 0  # TrainStep events folded in: the training screen redraws when it grows
         self.accuracy: dict[tuple[int, str], float] = {}
@@ -82,8 +98,9 @@ class Live:
             s = self.stage(row["round"], row["stage"])
             s.status = StageStatus(row["status"])
             summary = json.loads(row["summary"]) if row["summary"] else {}
-            if s.status == StageStatus.DONE:  # a count where the summary has one (calls, items, pairs)
-                s.done = s.total = summary.get("calls", summary.get("test_items", summary.get("pairs", 0)))
+            if s.status == StageStatus.DONE:  # a count where the summary has one (items, calls, pairs)
+                s.done, s.split = stored_count(summary)
+                s.total = s.done
             self.round = max(self.round, row["round"])
         self.cost_usd = run.store.spent_usd()
 
@@ -103,11 +120,11 @@ class Live:
             self.failed += 1
         elif isinstance(e, StageProgress):
             s = self.stage(e.round, e.stage)
-            s.status, s.done, s.total = StageStatus.RUNNING, e.done, e.total
+            s.status, s.done, s.total, s.split = StageStatus.RUNNING, e.done, e.total, e.split
         elif isinstance(e, StageStarted):
             self.round = e.round
             s = self.stage(e.round, e.stage)
-            s.status, s.done, s.total = StageStatus.RUNNING, 0, e.total
+            s.status, s.done, s.total, s.split = StageStatus.RUNNING, 0, e.total, None
         elif isinstance(e, StageFinished):
             s = self.stage(e.round, e.stage)
             s.status = StageStatus.PARTIAL if e.summary.get("failed") else StageStatus.DONE
@@ -121,6 +138,8 @@ class Live:
             self.accuracy[(e.round, e.when)] = e.accuracy
         elif isinstance(e, BudgetReached):
             self.budget_reached = True
+        elif isinstance(e, (Paused, Resumed)):
+            self.paused = isinstance(e, Paused)
 
 
 def describe(e: Event) -> str | None:
@@ -135,6 +154,10 @@ def describe(e: Event) -> str | None:
         return f"[yellow]retry[/] {_call(e)} #{e.attempt}: {inert(e.reason, markup=True)}"
     if isinstance(e, CallFailed):
         return f"[red]failed[/] {_call(e)}: {inert(e.reason, markup=True)}"
+    if isinstance(e, Paused):
+        return f"[yellow]round {e.round} {e.stage} paused[/]: no new teacher calls; those in flight finish"
+    if isinstance(e, Resumed):
+        return f"round {e.round} {e.stage} resumed"
     if isinstance(e, BudgetReached):
         return f"[red]budget reached[/]: ${e.spent_usd:.4f} of ${e.budget_usd:g}; no new calls"
     if isinstance(e, EvalResult):
@@ -171,12 +194,33 @@ class Session:
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events
         self._waking = False
         self.control = api.Control()  # pause, resume and cancel reach the run through it
-        self.state = "idle"  # idle | running | paused | cancelling | finished | cancelled | failed
+        # idle | running | paused | cancelling | finished | cancelled | failed, or watching: another
+        # process (a `fair run`) works on the run, and the session follows it from events.jsonl
+        self.state = "idle"
         self.error: str | None = None
+        self.driver: int | None = None  # the pid of that other process, while watching (0: not known yet)
+        self._followed = 0  # bytes of events.jsonl folded in while watching
 
     @property
     def active(self) -> bool:
+        """This session's runner works on the run."""
         return self.state in ("running", "paused", "cancelling")
+
+    @property
+    def busy(self) -> bool:
+        """A process works on the run: this session's runner, or another that it watches."""
+        return self.active or self.state == "watching"
+
+    @property
+    def paused(self) -> bool:
+        return self.state == "paused" or (self.state == "watching" and self.live.paused)
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the UI words it: a watched run is running (or paused) too."""
+        if self.state == "watching":
+            return "paused" if self.live.paused else "running"
+        return self.state
 
     def receive(self, event: Event) -> None:
         """The run's ``on_event``, on the engine's thread: buffer the event; the first one of a
@@ -196,11 +240,7 @@ class Session:
                 events.append(pop())
         except IndexError:
             pass
-        for e in events:
-            self.live.apply(e)
-            line = describe(e)
-            if line is not None:
-                self._log(line)
+        self._fold(events)
         return events
 
     def _log(self, line: str) -> None:
@@ -212,6 +252,64 @@ class Session:
         n = min(self.logged - shown, len(self.log))
         return [self.log[-i] for i in range(n, 0, -1)]
 
+    # another process's run --------------------------------------------------------------------
+    def follow(self) -> bool:
+        """On the UI thread, while no runner of this session works: notice another process (a
+        ``fair run``) that works on the run, by its lock, and fold in the events it appends to
+        events.jsonl; when it ends, take the store's word on each stage. True when anything changed."""
+        if self.active:
+            return False
+        holder = lock_holder(self.path)  # not this UI's own runner: the session would be active
+        if holder is not None and self.state != "watching":
+            self.state, self.driver, self.error, self.live.paused = "watching", holder, None, False
+            self._backlog()
+            self.live.seed(self.run)
+            self._log(f"[cyan]watching[/]: another process (pid {holder or '?'}) works on this run")
+        elif self.state != "watching":
+            return False
+        self._fold(self._read_events())
+        if holder is None:  # it has ended: all it wrote was written before it let go of the lock
+            self.state, self.driver, self.live.paused = "idle", None, False
+            self.live.seed(self.run)
+            self._log("[cyan]watching[/]: the other process has stopped")
+        return True
+
+    def _backlog(self) -> None:
+        """Where the stages at work stand, from the end of events.jsonl (their counts, a pause);
+        the events after it are followed."""
+        path = self.path / "events.jsonl"
+        size = path.stat().st_size if path.is_file() else 0
+        self._followed = max(0, size - BACKLOG_BYTES)
+        for e in self._read_events(skip_partial=self._followed > 0):
+            if isinstance(e, (StageStarted, StageProgress, TrainStep, Paused, Resumed)):
+                self.live.apply(e)
+
+    def _read_events(self, skip_partial: bool = False) -> list[Event]:
+        """The events appended to events.jsonl since the last read (whole lines only)."""
+        try:
+            with open(self.path / "events.jsonl", "rb") as f:
+                f.seek(self._followed)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self._followed += end
+        lines = data[:end].splitlines()
+        events = []
+        for line in lines[1:] if skip_partial else lines:
+            try:
+                events.append(from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):  # a record of a newer version, or not one at all
+                continue
+        return events
+
+    def _fold(self, events: list[Event]) -> None:
+        for e in events:
+            self.live.apply(e)
+            line = describe(e)
+            if line is not None:
+                self._log(line)
+
     # the worker thread's body ------------------------------------------------------------------
     def execute(self) -> None:
         """Run (or resume) the pipeline until it ends, fails or is cancelled. Blocks: call it on a
@@ -219,6 +317,9 @@ class Session:
         try:
             api.run(self.config, self.path, on_event=self.receive, control=self.control)
             self.state = "cancelled" if self.control.cancelled else "finished"
+        except RunInUse as e:  # refused: nothing ran, and the other process's run is followed instead
+            self.state, self.error = "idle", str(e)
+            self.receive(Message("warning", str(e)))
         except FairError as e:
             self._fail(str(e))
         except Exception as e:  # noqa: BLE001 - the UI must show it, not die of it

@@ -216,3 +216,87 @@ def test_events_to_a_file_that_cannot_be_written(tmp_path):
     )
     assert "--events" in line and "No such file or directory" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_progress_interval(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('stages = ["compile"]\n')
+    out = fair("run", cfg, "--run-dir", tmp_path / "run", env={"FAIR_PROGRESS_EVERY": "soon"})
+    assert "FAIR_PROGRESS_EVERY='soon'" in one_line_error(out)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.needs_data
+@pytest.mark.slow
+def test_progress_lines_while_a_run_writes_to_a_pipe(tmp_path):
+    """Off a terminal (stderr a pipe, as under nohup or CI) a run prints a plain progress line every
+    FAIR_PROGRESS_EVERY seconds while a stage works, and one when it ends; no bars. The server
+    answers each call after 0.25 s, one at a time, so the stage takes 2 s at the least, and a line
+    every 0.05 s must show it on its way."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from fair_core import config as fair_config
+    from fair_core.testing.server import serve_in_thread
+
+    with serve_in_thread(latency=0.25) as server:
+        config = fair_config.validate(
+            {
+                "stages": ["explain"],
+                "task": {
+                    "name": "svamp",
+                    "train_limit": 8,
+                    "mistakes_file": "fair-reference/Llama-2-7b-chat-hf_svamp_false_round0.json",
+                },
+                "teachers": [{"name": "t", "model": "openai/solver", "api_base": server.url, "concurrency": 1}],
+            }
+        )
+        path = tmp_path / "c.toml"
+        path.write_text(fair_config.dump(config))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fair_core.cli", "run", str(path), "--run-dir", str(tmp_path / "run")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "FAIR_PROGRESS_EVERY": "0.05"},
+            cwd=REPO,
+        )
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # as the run writes them
+            lines.append(line)
+            if line.startswith("round 0 explain done"):
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(60) == 0, "".join(lines) + rest
+    counts = [re.match(r"round 0 explain: (\d+)/8 calls \(\d+%\)", line) for line in lines]
+    working = [int(m[1]) for m in counts if m and int(m[1]) < 8]
+    assert len(working) >= 2 and working == sorted(working), lines  # the stage seen on its way, more than once
+    assert any(", ETA 0:00:0" in line and "/s" in line for line in lines), lines  # a rate and an ETA once known
+    assert lines[-1].startswith("round 0 explain done: calls 8, failed 0; took 0:00:0"), lines
+    assert "━" not in "".join(lines) + rest  # no bar drawn at the end either
+
+
+def test_progress_counts_name_their_split():
+    """Round 0's examine answers the train split, then scores the test split: each has its own
+    bar, named, so the last one shown is not taken for the train items examined."""
+    from fair_core.console import ConsoleSink, progress_line
+    from fair_core.events import StageFinished, StageProgress, StageStarted, TrainStep
+
+    sink = ConsoleSink(quiet=True)
+    sink(StageStarted("examine", 0))
+    sink(StageProgress("examine", 0, 0, 35, "train"))
+    sink(StageProgress("examine", 0, 12, 35, "train"))
+    assert progress_line(sink.progress.tasks[0]).startswith("round 0 examine train: 12/35 items (34%)")
+    sink(StageProgress("examine", 0, 35, 35, "train"))
+    sink(StageProgress("examine", 0, 5, 5, "test"))
+    sink(StageFinished("examine", 0, {"mistakes": 7}))
+    sink(StageStarted("evaluate", 0))
+    sink(StageProgress("evaluate", 0, 5, 5, "test"))  # the untrained student, then the trained one
+    sink(StageProgress("evaluate", 0, 2, 5, "test"))
+    bars = {" ".join(t.description.split()): (t.completed, t.total) for t in sink.progress.tasks}
+    assert bars == {"round 0 examine train": (35, 35), "round 0 examine test": (5, 5), "round 0 evaluate test": (2, 5)}
+    sink(TrainStep(0, 1, 40, loss=2.5, eta_s=90.0))  # one step: the trainer's own ETA, before any rate
+    assert progress_line(sink.progress.tasks[-1]).startswith("round 0 train: 1/40 steps (2%), ETA 0:01:")

@@ -13,6 +13,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,10 +27,11 @@ from textual.widgets import DataTable, Input
 
 from fair_core import cli
 from fair_core import config as cfg
-from fair_core.events import Message, StageFinished, StageStarted, TrainStep
+from fair_core.events import Message, StageFinished, StageProgress, StageStarted, TrainStep
 from fair_core.host import get_host
-from fair_core.rundir import Run
+from fair_core.rundir import Run, lock_holder
 from fair_core.runner import Runner
+from fair_core.store import StageStatus
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
@@ -380,6 +383,8 @@ def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp
                     seen = now
                     await pilot.pause(0.4)
                 assert s.state == "paused" and "paused" in shown(app, "#counters")
+                at_work = [st for st in COMMITTEE if s.live.stage(0, st).status == StageStatus.RUNNING]
+                assert [shown(app, f"#state-{st}") for st in at_work] == ["paused"]
                 assert s.run.store.stage_status(0, "review") != "done"
 
                 await pilot.press("r")
@@ -391,6 +396,10 @@ def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp
 
         asyncio.run(scenario())
         total = 20 * 3 * 2 + 20 * 3 * 2  # feedback and rationales, then two reviews of each rationale
+        logged = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        controls = [e for e in logged if e["type"] in ("paused", "resumed")]
+        assert [e["type"] for e in controls] == ["paused", "resumed"]  # once each, in the run's log
+        assert controls[0]["stage"] in COMMITTEE and controls[0]["round"] == 0
         run = Run(run_dir)
         try:
             assert run.store.stage_status(0, "review") == "cancelled"
@@ -471,6 +480,24 @@ def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
     asyncio.run(scenario())
 
 
+def test_a_one_step_loss_plot_has_axes_around_its_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Run(tmp_path / "runs" / "train", cfg.validate({})).close()
+
+    async def scenario():
+        app = FairApp("runs/train")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            app.session.receive(TrainStep(0, 1, 20, loss=2.4))
+            await until(pilot, lambda: "step 1 of 20" in shown(app, "#train-title"))
+            drawn = app.screen.query_one("#loss-plot").render().plain.splitlines()
+            assert drawn[-1].split() == ["0", "1", "2"]  # whole steps around step 1, not 0.50-1.50
+            ticks = [float(line.split("┤")[0]) for line in drawn if "┤" in line]
+            assert 2.4 in ticks and 2.1 <= min(ticks) and max(ticks) <= 2.7  # a tenth of the loss either side
+
+    asyncio.run(scenario())
+
+
 def test_events_that_arrive_while_the_pipeline_is_hidden_reach_its_log(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Run(tmp_path / "runs" / "away", cfg.validate({"stages": COMMITTEE})).close()
@@ -498,6 +525,112 @@ def test_events_that_arrive_while_the_pipeline_is_hidden_reach_its_log(tmp_path,
             assert "done" in shown(app, "#state-explain") and "2/2" in shown(app, "#count-explain")
 
     asyncio.run(scenario())
+
+
+def test_a_paused_stage_reads_paused_and_the_header_fits_80_columns(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Run(tmp_path / "runs" / "a-run-with-a-rather-long-name", cfg.validate({"stages": COMMITTEE, "rounds": 2})).close()
+
+    async def scenario():
+        app = FairApp("runs/a-run-with-a-rather-long-name")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "pipeline")
+            s = app.session
+            s.state = "running"  # as if its runner were at work
+            s.receive(StageStarted("review", 0))
+            s.receive(StageProgress("review", 0, 5, 20))
+            await until(pilot, lambda: "running" in shown(app, "#state-review"))
+            assert "5/20" in shown(app, "#count-review")
+            assert shown(app, "#run-title").endswith("round 0 of 0-1")  # rounds count from 0, as the events
+            links, run = app.screen.query_one("#nav-links"), app.screen.query_one("#nav-run")
+            assert links.region.width >= Content.from_markup(links.content).cell_length  # "6 Results" whole
+            assert shown(app, "#nav-run").startswith("running · ") and run.content_region.width >= len("running")
+            s.pause()
+            app.refresh_view()  # as the app does on a pause
+            assert "paused" in shown(app, "#state-review") and "paused" in shown(app, "#counters")
+            assert shown(app, "#nav-run").startswith("paused · ")
+
+    asyncio.run(scenario())
+
+
+def test_counts_name_their_split(tmp_path, monkeypatch):
+    """Examine counts the train items it examined, not the test items round 0 scores after them."""
+    monkeypatch.chdir(tmp_path)
+    run = Run(tmp_path / "runs" / "split", cfg.validate({"stages": ["examine", "evaluate"]}))
+    summary = {"train_accuracy": 0.8, "mistakes": 7, "train_items": 35, "test_accuracy_before": 0.2, "test_items": 5}
+    run.store.mark_stage(0, "examine", StageStatus.DONE, summary)
+    run.close()
+
+    async def scenario():
+        app = FairApp("runs/split")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.screen.NAME == "pipeline")
+            assert shown(app, "#count-examine") == "35/35 train"
+            app.session.state = "running"
+            app.session.receive(StageStarted("evaluate", 0))
+            app.session.receive(StageProgress("evaluate", 0, 2, 5, "test"))
+            await until(pilot, lambda: shown(app, "#count-evaluate") == "2/5 test")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_a_run_that_fair_run_drives_reads_running(tmp_path, monkeypatch):
+    """The UI opened on a run that a `fair run` process works on follows it from the run's lock and
+    events.jsonl: its stages read running with their counts, not stopped; a start is refused
+    without a "failed"; when the process ends, the store's word on each stage."""
+    monkeypatch.chdir(tmp_path)
+    with serve_in_thread(latency=0.3) as server:  # slow until the UI has seen the run at work
+        config = cfg.validate(
+            {
+                "stages": ["explain", "solve"],
+                "task": {"name": "svamp", "train_limit": 6, "mistakes_file": replay_config().task.mistakes_file},
+                "teachers": [{"name": "t", "model": "openai/solver", "api_base": server.url, "concurrency": 1}],
+            }
+        )
+        (tmp_path / "local.toml").write_text(cfg.dump(config))
+        run_dir = tmp_path / "runs" / "local"
+        Run(run_dir, config).close()
+        cli_run = subprocess.Popen(
+            [sys.executable, "-m", "fair_core.cli", "run", "local.toml", "--run-dir", str(run_dir), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            async def scenario():
+                app = FairApp("runs/local")
+                async with app.run_test(size=SIZE) as pilot:
+                    await until(pilot, lambda: app.session is not None and app.session.state == "watching", 60)
+                    s = app.session
+                    assert s.driver == cli_run.pid and lock_holder(run_dir) == cli_run.pid
+                    await until(pilot, lambda: any(s.live.stage(0, st).done for st in ("explain", "solve")), 60)
+                    stage = "explain" if s.live.stage(0, "explain").status == StageStatus.RUNNING else "solve"
+                    assert shown(app, f"#state-{stage}") == "running" and "/6" in shown(app, f"#count-{stage}")
+                    assert "stopped" not in " ".join(shown(app, f"#state-{st}") for st in ("explain", "solve"))
+                    assert shown(app, "#nav-run").startswith("running")
+                    log = "\n".join(line.text for line in app.screen.query_one("#log").lines)
+                    assert f"another process (pid {cli_run.pid}) works on this run" in log
+
+                    await pilot.press("s")  # not offered: the other process works on it
+                    assert s.state == "watching"
+                    s.state = "idle"  # as if the UI had not noticed it yet: the start is refused
+                    app.start_run()
+                    await until(pilot, lambda: s.state == "watching" and not s.error)
+                    assert "in use by another fair process" in "\n".join(s.log)
+
+                    server.latency = 0  # let it finish
+                    await until(pilot, lambda: s.state == "idle", 60)
+                    assert [shown(app, f"#state-{st}") for st in ("explain", "solve")] == ["done", "done"]
+                    assert shown(app, "#count-solve") == "6/6"
+
+            asyncio.run(scenario())
+            assert cli_run.wait(60) == 0, cli_run.stderr.read() if cli_run.stderr else ""
+        finally:
+            if cli_run.poll() is None:
+                cli_run.kill()
 
 
 def test_the_runs_table_is_drawn_at_its_widths_from_the_first_frame(tmp_path, monkeypatch):

@@ -24,8 +24,9 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
 
     def tick(n: int) -> None:
         progress[0] += n
-        ctx.run.publish(StageProgress(stage, ctx.round, progress[0], len(problems)))
+        ctx.run.publish(StageProgress(stage, ctx.round, progress[0], len(problems), split))
 
+    tick(0)  # the count is known before the first answer, which may take a while
     batch = ctx.config.student.batch_size  # stored batch by batch: a kill loses one batch at most
     for start in range(0, len(todo), batch):
         ctx.check_cancelled()
@@ -123,7 +124,11 @@ def run(ctx: Context) -> dict:
         if not a.correct
     ]
     ctx.store.add_mistakes(mistakes)
-    summary = {"train_accuracy": 1 - len(mistakes) / max(1, len(attempts)), "mistakes": len(mistakes)}
+    summary = {
+        "train_accuracy": 1 - len(mistakes) / max(1, len(attempts)),
+        "mistakes": len(mistakes),
+        "train_items": len(attempts),
+    }
     if ctx.round == 0 and "evaluate" in ctx.config.stages:
         summary.update(score(ctx, student, "examine", "before", test_items(ctx)))
     return summary

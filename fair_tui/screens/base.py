@@ -50,7 +50,7 @@ class View(Screen):
         if not self.ready:
             return
         s = self.fair.session
-        self.query_one(NavBar).show_run(s.name if s else None, s.state if s else None)
+        self.query_one(NavBar).show_run(s.name if s else None, s.shown_state if s else None)
 
 
 class RunView(View):

@@ -16,7 +16,8 @@ from fair_core.store import StageStatus
 from ..session import LOG_LINES, Session, StageState
 from .base import RunView
 
-STOPPED = "stopped"  # shown for a stage still marked running when no runner works on the run
+STOPPED = "stopped"  # shown for a stage still marked running when no process works on the run
+PAUSED = "paused"  # shown for the stage at work while the run is paused
 STATUS_STYLE = {
     StageStatus.PENDING: "dim",
     StageStatus.RUNNING: "green",
@@ -24,6 +25,7 @@ STATUS_STYLE = {
     StageStatus.PARTIAL: "yellow",
     StageStatus.CANCELLED: "yellow",
     STOPPED: "yellow",
+    PAUSED: "yellow",
     StageStatus.INTERRUPTED: "yellow",
     StageStatus.STALE: "magenta",
     StageStatus.FAILED: "red",
@@ -63,7 +65,7 @@ class PipelineScreen(RunView):
         if s is None:
             return False
         if action == "start":
-            return not s.active
+            return not s.busy
         if action == "pause":
             live = s.live
             in_committee = any(
@@ -92,16 +94,21 @@ class PipelineScreen(RunView):
         if s is None or not self.ready:
             return
         live, cfg = s.live, s.config
-        rounds = f"round {live.round + 1} of {cfg.rounds}"
+        # rounds count from 0, as the events, the CLI and the report count them
+        rounds = f"round {live.round}" + (f" of 0-{cfg.rounds - 1}" if cfg.rounds > 1 else "")
         teachers = ", ".join(t.name for t in cfg.teachers) or "no teachers"
-        self._set("#run-title", f"[b]{escape(s.name)}[/] · {escape(cfg.task.name)} · {escape(teachers)} · {rounds}")
+        driver = f" · run by pid {s.driver}" if s.state == "watching" and s.driver else ""
+        self._set(
+            "#run-title",
+            f"[b]{escape(s.name)}[/] · {escape(cfg.task.name)} · {escape(teachers)} · {rounds}{driver}",
+        )
         for stage in live.stage_names:
-            self._stage_row(stage, live.stage(live.round, stage), s.active)
+            self._stage_row(stage, live.stage(live.round, stage), s.busy, s.paused)
         budget = cfg.committee.budget_usd
         cost = f"${live.cost_usd:.4f}" + (f" of ${budget:g}" if budget else "")
         if live.budget_reached:
             cost = f"[red]{cost} (budget reached)[/]"
-        paused = " [yellow](paused: no new calls)[/]" if s.state == "paused" else ""
+        paused = " [yellow](paused: no new calls)[/]" if s.paused else ""
         self._set(
             "#counters",
             f"calls in flight [b]{live.in_flight}[/]{paused} · done [b]{live.done}[/] · "
@@ -113,8 +120,13 @@ class PipelineScreen(RunView):
             log.write(line)
         self._logged = s.logged
 
-    def _stage_row(self, stage: str, st: StageState, active: bool) -> None:
-        status = STOPPED if st.status == StageStatus.RUNNING and not active else st.status
+    def _stage_row(self, stage: str, st: StageState, working: bool, paused: bool) -> None:
+        """``working``: a process (this UI's runner, or another) works on the run."""
+        status = st.status
+        if status == StageStatus.RUNNING and not working:
+            status = STOPPED
+        elif status == StageStatus.RUNNING and paused:
+            status = PAUSED
         self._set(f"#state-{stage}", f"[{STATUS_STYLE[status]}]{status}[/]")
         bar = self.query_one(f"#bar-{stage}", ProgressBar)
         if st.status == StageStatus.DONE:
@@ -125,7 +137,8 @@ class PipelineScreen(RunView):
             bar.update(total=None)  # no count yet: the bar pulses
         else:
             bar.update(total=1, progress=0)
-        self._set(f"#count-{stage}", f"{st.done}/{st.total}" if st.total else "")
+        split = f" {st.split}" if st.split else ""  # the split whose items are counted
+        self._set(f"#count-{stage}", f"{st.done}/{st.total}{split}" if st.total else "")
 
     def _set(self, selector: str, text: str) -> None:
         """Update a fixed-size label, only when its text changes (and with no layout pass)."""

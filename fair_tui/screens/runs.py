@@ -123,8 +123,8 @@ class RunsScreen(View):
         lines = []
         for path, row in rows:
             cells = [Text(inert(cell)) for cell in row]  # plain text: a folder name is not markup
-            if s is not None and s.active and path.resolve() == s.path.resolve():
-                cells[2] = Text(s.state, style="green")
+            if s is not None and s.busy and path.resolve() == s.path.resolve():
+                cells[2] = Text(s.shown_state, style="green")
             lines.append((str(path), cells))
         fill_table(table, COLUMNS, lines, MAX_WIDTH)
         if not rows:

@@ -95,7 +95,7 @@ class TrainingScreen(RunView):
         if s is None or not self.ready:
             return
         train = s.live.stages.get((self.round, "train"))
-        training = s.state == "running" and train is not None and train.status == StageStatus.RUNNING
+        training = s.shown_state == "running" and train is not None and train.status == StageStatus.RUNNING
         drawn = (self.round, s.live.train_steps, training)
         if drawn == self._drawn:  # a batch of other events (the committee's calls): nothing to redraw here
             return

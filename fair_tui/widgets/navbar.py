@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.widgets import Static
 
 STATE_STYLE = {
@@ -32,7 +33,8 @@ class NavBar(Horizontal):
         yield Static("", id="nav-run")
 
     def show_run(self, name: str | None, state: str | None) -> None:
-        text = "" if name is None else f"{name} [{STATE_STYLE.get(state, 'dim')}]{state}[/]"
+        # the state first: on a narrow screen the name is what gives way
+        text = "" if name is None else f"[{STATE_STYLE.get(state, 'dim')}]{state}[/] · {escape(name)}"
         label = self.query_one("#nav-run", Static)
         if label.content != text:  # an update lays the screen out again (the label's width is its text's)
             label.update(text)

@@ -44,10 +44,22 @@ class LossPlot(PlotextPlot):
         if not self.series:
             return Text("no data yet", style="dim")
         plt = self.plt
-        plt.clear_data()
+        plt.clear_figure()  # limits and ticks set for a single step must not outlive it
         plt.title(self.plot_title)
         for name, (colour, marker) in self.curves.items():
             points = thin(self.series.get(name, []), 2 * self.size.width)
             if points:
                 plt.plot([x for x, _ in points], [y for _, y in points], marker=marker, color=colour, label=name)
+        # plotext puts a lone value mid-way on an axis one unit long (steps 0.50-1.50): one step
+        # gets its neighbours, one loss a tenth of itself either side
+        xs = {x for points in self.series.values() for x, _ in points}
+        ys = {y for points in self.series.values() for _, y in points}
+        if len(xs) == 1:
+            x = xs.pop()
+            plt.xlim(x - 1, x + 1)
+            plt.xticks([x - 1, x, x + 1])
+        if len(ys) == 1:
+            y = ys.pop()
+            pad = abs(y) / 10 or 0.1
+            plt.ylim(y - pad, y + pad)
         return super().render()
