@@ -84,7 +84,7 @@ def export(run_dir: Path, fmt: str, out: Path, round: int = 0) -> list[Path]:
     db = run_dir / "run.sqlite"
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
-    store = Store(db)
+    store = Store(db, readonly=True)
     try:
         if fmt == "split":
             return [write_atomic(out / "split.json", json.dumps(split(store), indent=1, ensure_ascii=False) + "\n")]
