@@ -143,9 +143,10 @@ def locked(path: Path, waited: float) -> FairError:
 
 def damaged(path: Path, error: Exception, verdict: str | None = None) -> FairError:
     """The line for a store that raised ``error``. It says "damaged" only when it is (its integrity
-    check fails, or a table is missing), and then what is safe to do; a store that is busy, or
-    whole but unreadable for another reason (a disk error), is said to be so: a good, paid run is
-    never to be thrown away. ``verdict``: the integrity check's, if it has run."""
+    check fails, or a table is missing), and then what is safe to do; a store that is whole but
+    could not be read (a disk error) is said to be so: a good, paid run is never to be thrown
+    away. (A busy store is waited for: see ``Store._patiently``.) ``verdict``: the integrity
+    check's, if it has run."""
     path = Path(path)
     if not str(error).startswith("no such table"):
         verdict = verdict or _integrity(path)
