@@ -168,7 +168,8 @@ class Results:
         db = self.path / "run.sqlite"
         if not db.is_file():
             raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
-        self._store = Store(db, check=False)  # as the report: a full integrity scan costs more than reading
+        # as the report: read-only, beside a writer, and no full integrity scan (it costs more than reading)
+        self._store = Store(db, check=False, readonly=True)
 
     def __enter__(self) -> Results:
         return self

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
@@ -24,7 +25,7 @@ from pydantic import Field
 from . import config as cfg
 from .config import RunConfig, Strict
 from .errors import FairError
-from .rundir import REDO_FROM, changed_keys, redo_from, write_atomic
+from .rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
 from .splits import fingerprint
 from .stages import PIPELINE
 from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation
@@ -136,27 +137,49 @@ def committee_config(base: RunConfig) -> RunConfig:
 def done(path: Path, config: RunConfig, stages: list[str]) -> bool:
     """Whether ``stages`` are done in every round of the run in ``path``, with ``config`` (an
     edited variant is not done: its run redoes what the edit reaches)."""
-    if not (path / "run.sqlite").is_file() or changed_keys(cfg.load(path / "config.toml"), config):
+    if not _whole(path) or changed_keys(cfg.load(path / "config.toml"), config):
         return False
-    store = Store(path / "run.sqlite")
+    store = Store(path / "run.sqlite", readonly=True)
     try:
         return all(store.stage_status(r, s) == StageStatus.DONE for r in range(config.rounds) for s in stages)
     finally:
         store.close()
 
 
+def _whole(path: Path) -> bool:
+    """Whether ``path`` holds a run to resume: its config.toml (which :func:`seed` writes last) and
+    a store that is not missing, empty or left mid-copy (an older fair wrote a variant's config
+    first, then copied the committee's store without a lock: a kill left a hot journal)."""
+    db = path / "run.sqlite"
+    return (
+        (path / "config.toml").is_file()
+        and db.is_file()
+        and db.stat().st_size > 0
+        and not db.with_name(db.name + "-journal").exists()
+    )
+
+
 def seed(committee: Path, path: Path) -> None:
-    """A variant's run directory as a copy of the committee's: its config and store (SQLite's
-    backup, consistent even with a WAL), with the calls and cost it starts from noted."""
-    path.mkdir(parents=True)
-    (path / "config.toml").write_text((committee / "config.toml").read_text())
-    copy_store(committee / "run.sqlite", path / "run.sqlite")
-    store = Store(path / "run.sqlite")
+    """Make a variant's run directory a copy of the committee's, unless it holds a run already
+    (or a round's outputs: Run judges a store missing beside them). The store is copied under a
+    temporary name (SQLite's backup, consistent even with a WAL; the calls and cost it starts
+    from noted) and renamed, then the config written: with the caller holding the run lock, a
+    kill at any point leaves a directory that is seeded again, never a half-made run."""
+    if _whole(path) or first_output(path):
+        return
+    for name in ("run.sqlite", "run.sqlite.tmp"):  # what a cut seeding left, the store itself first
+        for end in ("", "-journal", "-wal", "-shm"):
+            (path / f"{name}{end}").unlink(missing_ok=True)
+    tmp = path / "run.sqlite.tmp"
+    copy_store(committee / "run.sqlite", tmp)
+    store = Store(tmp)
     try:
         calls, cost = store.calls_made()
         store.set_meta(SEEDED, {"calls": calls, "cost_usd": cost})
     finally:
-        store.close()
+        store.close()  # the last connection: its WAL is folded in and removed
+    os.replace(tmp, path / "run.sqlite")
+    write_atomic(path / "config.toml", (committee / "config.toml").read_text())
 
 
 def plan(exp: Experiment, root: Path) -> list[tuple[str, Path, RunConfig, list[str]]]:
@@ -182,9 +205,9 @@ def run(exp: Experiment, root: Path, host, watch: Callable[[str, Any], ContextMa
     for label, path, config, stages in plan(exp, root):
         if done(path, config, stages):
             continue
-        if label != "committee" and not path.exists():
-            seed(root / "committee", path)
         with RunLock(path):
+            if label != "committee":
+                seed(root / "committee", path)
             r = Run(path, config)
             try:
                 with watch(label, r):
@@ -211,7 +234,7 @@ def compare(exp: Experiment, root: Path) -> dict:
     spend: dict[str, tuple[int, float]] = {}
     before: dict[str, bool] = {}
     for arm in exp.arms:
-        store = Store(root / arm.folder / "run.sqlite")
+        store = Store(root / arm.folder / "run.sqlite", readonly=True)
         try:
             last = arm.config.rounds - 1
             scored[arm.folder] = {a.item_id: a.correct for a in store.attempts(last, "test", "after")}
@@ -250,7 +273,7 @@ def compare(exp: Experiment, root: Path) -> dict:
                 "new_cost_usd": round(sum(spend[a.folder][1] for a in arms), 6),
             }
         )
-    committee = Store(root / "committee" / "run.sqlite")
+    committee = Store(root / "committee" / "run.sqlite", readonly=True)
     try:
         calls, cost = committee.calls_made()
     finally:

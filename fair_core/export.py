@@ -92,7 +92,7 @@ def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list
 
         return export_student(run_dir, fmt, out, round)
     round = round or 0
-    store = Store(db)
+    store = Store(db, readonly=True)
     try:
         if fmt == "split":
             return [write_atomic(out / "split.json", json.dumps(split(store), indent=1, ensure_ascii=False) + "\n")]

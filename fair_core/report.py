@@ -192,7 +192,7 @@ def build(run_dir: Path) -> dict:
         raise FairError(f"{run_dir} does not exist: pass the --run-dir of a run")
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
-    store = Store(db, check=False)  # a full scan of a large store costs more than the report
+    store = Store(db, check=False, readonly=True)  # a full scan of a large store costs more than the report
     try:
         return _build(run_dir, store)
     except sqlite3.DatabaseError as e:

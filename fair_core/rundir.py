@@ -44,9 +44,13 @@ class Run:
         config_file = self.path / "config.toml"
         saved = cfg.load(config_file) if config_file.exists() else None
         db = self.path / "run.sqlite"
-        if saved is not None and (not db.is_file() or db.stat().st_size == 0):
+        missing = not db.is_file() or db.stat().st_size == 0
+        made = first_output(self.path)
+        witness = made or (config_file if saved is not None else None)
+        # a store emptied beside a round's outputs is no failed first start either
+        if witness is not None and (missing or (made is not None and _empty(db))):
             raise FairError(
-                f"{db} is missing or empty, but {config_file} says a run was made here: restore "
+                f"{db} is missing or empty, but {witness} says a run was made here: restore "
                 f"run.sqlite from a copy, or start again in a new --run-dir"
             )
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
@@ -123,10 +127,17 @@ class Run:
         self.store.close()
 
 
+def first_output(path: Path) -> Path | None:
+    """A file a run's rounds left in ``path`` (training data, an adapter, a model), if any: only
+    stages that follow stored calls write there, so a store that says nothing ran beside one was
+    emptied, and is no failed first start."""
+    return next((f for f in (path / "rounds").rglob("*") if f.is_file()), None)
+
+
 def _empty(db: Path) -> bool:
     """Whether a run's store holds nothing a config produced: no stage ran, no call was made,
     no mistake was loaded."""
-    store = Store(db, check=False)  # Run opens it again, checked
+    store = Store(db, check=False, readonly=True)  # Run opens it again, checked
     try:
         return not any(store.query(f"SELECT 1 FROM {table} LIMIT 1") for table in ("stages", "calls", "mistakes"))
     finally:

@@ -7,23 +7,35 @@ every stage can ask what is already done and skip it on resume.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
+
+logger = logging.getLogger(__name__)
 
 # The store's version (PRAGMA user_version): 1 added the left_out and trained tables; 2 keys a
 # failure by what it was about too (a reviewer failing two authors' rationales of one item is two
 # failures). Older stores gain new tables from SCHEMA (CREATE ... IF NOT EXISTS); a change to an
 # existing table is a step in MIGRATIONS, run once, in order, for stores older than its version.
 SCHEMA_VERSION = 2
+
+# Another process may hold the store's write lock for a while (a long transaction of a run, a
+# sqlite3 shell, a backup): that is busy, never damaged. A wait past FIRST_WAIT_S is worth a line
+# saying what is waited for; then a reader waits up to READ_WAIT_S more, and a writer, which may
+# hold a paid answer not stored yet, up to WRITE_WAIT_S.
+FIRST_WAIT_S = 5.0
+READ_WAIT_S = 60.0
+WRITE_WAIT_S = 600.0
 
 
 class StageStatus(StrEnum):
@@ -81,11 +93,13 @@ CREATE INDEX IF NOT EXISTS writings_by_kind ON writings(round, kind, teacher);
 CREATE INDEX IF NOT EXISTS reviews_by_writing ON reviews(round, kind, item_id, author, reviewer, score);
 """
 
+TABLES = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)
+
 
 def copy_store(source: Path, target: Path) -> None:
     """A consistent copy of the store at ``source`` in ``target``: SQLite's backup, whole even
     while a run writes to the source (its WAL included), read through a read-only connection."""
-    src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True)
+    src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True, timeout=READ_WAIT_S)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
@@ -94,50 +108,103 @@ def copy_store(source: Path, target: Path) -> None:
         dst.close()
 
 
-def damaged(path: Path, error: Exception) -> FairError:
-    return FairError(f"{path} is damaged ({error}): restore it from a copy, or start again in a new --run-dir")
+def _busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is another connection's lock (SQLITE_BUSY or SQLITE_LOCKED), not damage."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements, to run one by one inside a transaction (``executescript`` commits
+    the one that is open first). Fair's scripts hold no ``;`` inside a statement."""
+    return [s for s in script.split(";") if s.strip()]
+
+
+def _integrity(path: Path) -> str:
+    """SQLite's verdict on the file at ``path``: "ok", or what is wrong with it."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=READ_WAIT_S)
+    except sqlite3.Error as e:
+        return str(e)
+    try:
+        return db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as e:
+        return str(e)
+    finally:
+        db.close()
+
+
+def locked(path: Path, waited: float) -> FairError:
+    """The line for a store another process kept locked past every wait."""
+    return FairError(
+        f"{path} is locked by another process, still after {waited:.0f} s: nothing is damaged; let it "
+        f"finish or stop it (a sqlite3 shell, a backup?), then run this again"
+    )
+
+
+def damaged(path: Path, error: Exception, verdict: str | None = None) -> FairError:
+    """The line for a store that raised ``error``. It says "damaged" only when it is (its integrity
+    check fails, or a table is missing), and then what is safe to do; a store that is whole but
+    could not be read (a disk error) is said to be so: a good, paid run is never to be thrown
+    away. (A busy store is waited for: see ``Store._patiently``.) ``verdict``: the integrity
+    check's, if it has run."""
+    path = Path(path)
+    if not str(error).startswith("no such table"):
+        verdict = verdict or _integrity(path)
+        if verdict == "ok":
+            return FairError(
+                f"{path} could not be read ({error}), but its integrity check passes: nothing is lost; "
+                f"fix the cause and run this again"
+            )
+    return FairError(
+        f"{path} is damaged ({error}): keep {path.parent} as it is (its other files are whole); restore "
+        f"{path.name} from a copy, or recover its rows with `sqlite3 {path} .recover | sqlite3 recovered.sqlite` "
+        f"and move that in its place (its -wal and -shm files removed); or start again in a new --run-dir"
+    )
 
 
 class Store:
     """Thread-safe access to a run's database (one connection, serialised by a lock)."""
 
-    def __init__(self, path: str | Path, check: bool = True) -> None:
+    def __init__(self, path: str | Path, check: bool = True, readonly: bool = False) -> None:
         """Opens (or creates) the store and checks it: a damaged file, or one written by a newer
-        fair, is one FairError line, never a silent fresh start. In a folder this user cannot
-        write to, it opens read-only (``fair report`` on someone else's run). ``check=False``
-        skips the full integrity scan (linear in the file's size) for a reader that turns a
-        damaged page into the same FairError itself (see :func:`damaged`)."""
+        fair, is one FairError line, never a silent fresh start. ``readonly``: a reader's
+        connection (``fair report``, exports, the UI's lists), which never takes the write lock,
+        so it reads beside a writer; it is also what a folder this user cannot write to gets
+        (``fair report`` on someone else's run). ``check=False`` skips the full integrity scan
+        (linear in the file's size) for a reader that turns a damaged page into the same
+        FairError itself (see :func:`damaged`)."""
         self.path = Path(path)
         self._lock = threading.RLock()
-        readonly = self.path.is_file() and not os.access(self.path.parent, os.W_OK)
+        writable = os.access(self.path.parent, os.W_OK)
+        self.readonly = readonly or (self.path.is_file() and not writable)
+        verdict = None
         try:
-            if readonly:
-                self._db = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
-                    uri=True,
-                    check_same_thread=False,
-                    isolation_level=None,
-                )
-            else:
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            verdict = self._db.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
-            if verdict != "ok":
+            self._connect(writable)
+            verdict = self._db.execute("PRAGMA quick_check").fetchone()[0] if check else None
+            if verdict not in (None, "ok"):
                 raise sqlite3.DatabaseError(verdict)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if not readonly:
-                self._migrate(version)
-                self._db.executescript(SCHEMA)  # tables and indexes a later version added
-                self._db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
-        except sqlite3.DatabaseError as e:
+            if version == SCHEMA_VERSION:  # made whole in one transaction: a table missing since is damage
+                present = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                missing = [table for table in TABLES if table not in present]
+                if missing:
+                    raise sqlite3.DatabaseError(f"no such table: {missing[0]}")
+            if version < SCHEMA_VERSION and not self.readonly:
+                self._create()
+            elif version < SCHEMA_VERSION and writable:  # an older fair's store: brought up to date once
+                self._db.close()
+                Store(self.path, check=False).close()
+                self._connect(writable)
+        except BaseException as e:
             if hasattr(self, "_db"):
                 self._db.close()
-            if not os.access(self.path.parent, os.W_OK):
+            if not isinstance(e, sqlite3.DatabaseError):
+                raise
+            if not writable:
                 raise FairError(
                     f"{self.path.parent} is not writable: fix its permissions, or use another run dir"
                 ) from None
-            raise damaged(self.path, e) from None
+            raise damaged(self.path, e, verdict) from None
         if version > SCHEMA_VERSION:
             self._db.close()
             raise FairError(
@@ -145,13 +212,65 @@ class Store:
                 f"up to {SCHEMA_VERSION}): upgrade fair"
             )
 
-    def _migrate(self, version: int) -> None:
-        """Bring a store made by an older fair up to this one's tables (a new store has none)."""
-        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+    def _connect(self, writable: bool) -> None:
+        if self.readonly:  # immutable: no -shm can be made beside a file in a folder this user cannot write to
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro{'' if writable else '&immutable=1'}",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=FIRST_WAIT_S,
+            )
             return
-        for step, script in sorted(MIGRATIONS.items()):
-            if version < step:
-                self._db.executescript(f"BEGIN IMMEDIATE; {script} COMMIT;")
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=FIRST_WAIT_S)
+        self._patiently(lambda: self._db.execute("PRAGMA journal_mode=WAL"), WRITE_WAIT_S)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _patiently(self, step: Callable[[], Any], wait_s: float) -> Any:
+        """``step()``, waiting while another process holds the write lock: past FIRST_WAIT_S a line
+        says what is waited for, and past ``wait_s`` more it is one FairError line."""
+        try:
+            return step()
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+        logger.warning(
+            "%s is locked by another process: waiting up to %.0f s for it to finish writing", self.path, wait_s
+        )
+        self._db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        try:
+            return step()
+        except sqlite3.OperationalError as e:
+            if not _busy(e):
+                raise
+            raise locked(self.path, FIRST_WAIT_S + wait_s) from None
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {int(FIRST_WAIT_S * 1000)}")
+
+    def _create(self) -> None:
+        """Make the tables, or bring an older fair's up to date, in one transaction: a kill or a
+        full disk midway leaves the store as it was. A store never stamped with a version that
+        holds no row (a creation an older fair, making its tables one at a time, was killed in)
+        is simply made again."""
+        with self.tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                return  # another process made it while this one waited
+            tables = [
+                r[0]
+                for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            ]
+            if version == 0 and not any(db.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables):
+                for table in tables:
+                    db.execute(f'DROP TABLE "{table}"')
+            elif tables:
+                for step, script in sorted(MIGRATIONS.items()):
+                    if version < step:
+                        for statement in _statements(script):
+                            db.execute(statement)
+            for statement in _statements(SCHEMA):  # with the tables and indexes a later version added
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -161,7 +280,7 @@ class Store:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One atomic transaction: all of its writes land, or none."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._patiently(lambda: self._db.execute("BEGIN IMMEDIATE"), WRITE_WAIT_S)
             try:
                 yield self._db
             except BaseException:
@@ -171,7 +290,7 @@ class Store:
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cur = self._db.execute(sql, tuple(args))
+            cur = self._patiently(lambda: self._db.execute(sql, tuple(args)), READ_WAIT_S)
             cur.row_factory = sqlite3.Row
             return cur.fetchall()
 

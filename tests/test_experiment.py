@@ -17,6 +17,8 @@ from test_tui import shown, until
 from fair_core import config as cfg
 from fair_core import experiment
 from fair_core.errors import FairError
+from fair_core.rundir import Run, RunLock
+from fair_core.store import copy_store
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
 
@@ -177,3 +179,53 @@ def test_a_bad_experiment_is_one_line(tmp_path, extra, message):
         experiment.load(path)
     out = fair("experiment", path, "--dir", tmp_path / "exp")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and not (tmp_path / "exp").exists()
+
+
+def call(key):
+    """A stored teacher call, as the gateway writes one."""
+    return {
+        "key": key,
+        **dict.fromkeys(("teacher", "backend", "model", "purpose", "item_id", "request", "response"), "x"),
+        **dict.fromkeys(("prompt_tokens", "completion_tokens", "attempts"), 1),
+        **dict.fromkeys(("cost_usd", "latency_s", "created"), 0.5),
+        "error": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        "config first, store not copied yet",  # how an older fair seeded: config, then the copy, no lock
+        "config first, copy cut short",
+        "copied to the temporary name",  # how it seeds now: the store renamed into place, the config last
+        "renamed, no config yet",
+    ],
+)
+def test_a_half_seeded_variant_is_seeded_again(tmp_path, cut):
+    config = cfg.validate({"stages": ["explain", "train"]})
+    committee, variant = tmp_path / "committee", tmp_path / "fair"
+    run = Run(committee, config)
+    run.store.record_call("k1", call("k1"))
+    run.close()
+    variant.mkdir()
+    if cut.startswith("config first"):
+        (variant / "config.toml").write_text((committee / "config.toml").read_text())
+    if cut == "config first, copy cut short":  # the backup's pages half written, its hot journal beside them
+        (variant / "run.sqlite").write_bytes((committee / "run.sqlite").read_bytes()[:1000])
+        (variant / "run.sqlite-journal").write_bytes(b"\0" * 512)
+    if cut == "copied to the temporary name":
+        (variant / "run.sqlite.tmp").write_bytes((committee / "run.sqlite").read_bytes()[:1000])
+    if cut == "renamed, no config yet":
+        copy_store(committee / "run.sqlite", variant / "run.sqlite")
+
+    with RunLock(variant):
+        experiment.seed(committee, variant)
+        run = Run(variant, config)
+    assert run.store.cached_call("k1") is not None and run.store.get_meta(experiment.SEEDED)["calls"] == 1
+    run.store.record_call("k2", call("k2"))  # the variant's own work: seeding again leaves it be
+    run.close()
+    assert sorted(p.name for p in variant.iterdir() if "run.sqlite" in p.name) == ["run.sqlite"]
+    experiment.seed(committee, variant)
+    run = Run(variant, config)
+    assert run.store.calls_made()[0] == 2
+    run.close()

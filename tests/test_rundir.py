@@ -1,9 +1,12 @@
 """A run directory across invocations whose configs differ."""
 
+import sqlite3
+from contextlib import closing
+
 import pytest
 
 from fair_core import config as cfg
-from fair_core.errors import ConfigError
+from fair_core.errors import ConfigError, FairError
 from fair_core.records import Attempt
 from fair_core.rundir import Run
 from fair_core.stages import PIPELINE
@@ -87,4 +90,32 @@ def test_a_redo_that_stages_would_leave_half_done_changes_nothing(tmp_path):
     run = Run(tmp_path)
     assert set(statuses(run).values()) == {"done"} and run.config.committee.threshold == 3
     assert (tmp_path / "rounds" / "0" / "adapter").exists()
+    run.close()
+
+
+@pytest.mark.parametrize("emptied", ["rows deleted", "file truncated", "file removed"])
+def test_an_emptied_store_beside_a_runs_outputs_is_refused(tmp_path, emptied):
+    finished_round0(tmp_path, cfg.validate({})).close()
+    (tmp_path / "rounds" / "0" / "train.jsonl").write_text('{"rationale": {}}\n')
+    db = tmp_path / "run.sqlite"
+    if emptied == "rows deleted":
+        with closing(sqlite3.connect(db, isolation_level=None)) as con:
+            for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                con.execute(f"DELETE FROM {table}")
+    else:
+        for name in ("run.sqlite-wal", "run.sqlite-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        db.write_bytes(b"") if emptied == "file truncated" else db.unlink()
+    left = db.read_bytes() if db.exists() else None
+    for config in (None, cfg.validate({}), cfg.validate({"train": {"alpha": 0.3}})):  # resumed, or changed
+        with pytest.raises(FairError, match=r"run.sqlite is missing or empty, but .*train.jsonl says a run"):
+            Run(tmp_path, config)
+    assert (db.read_bytes() if db.exists() else None) == left  # nothing was started afresh in it
+
+
+def test_a_failed_first_start_without_outputs_still_takes_the_new_config(tmp_path):
+    Run(tmp_path, cfg.validate({})).close()
+    (tmp_path / "rounds" / "0").mkdir(parents=True)  # a folder made, nothing written in it
+    run = Run(tmp_path, cfg.validate({"task": {"train_limit": 3}}))
+    assert run.config.task.train_limit == 3
     run.close()

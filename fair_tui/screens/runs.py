@@ -39,7 +39,7 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
         config = cfg.load(path / "config.toml")
     except FairError:
         return (name, "?", "bad config.toml", "", "", "", "")
-    store = Store(path / "run.sqlite")
+    store = Store(path / "run.sqlite", readonly=True)
     try:
         stages = store.stages()
         done = sum(row["status"] == StageStatus.DONE for row in stages)
