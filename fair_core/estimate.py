@@ -9,9 +9,10 @@ review_feedback exactly; the tokens of those unwritten texts are added to the re
 Per teacher and purpose: prompt tokens are counted on the rendered prompts by the teacher's
 backend (litellm's tokenizer for a model in its price map), else at 4 characters a token;
 completion tokens are the mean measured on calls the run dir already answered, else a typical
-length, never above the teacher's ``max_tokens``; and the cost is the backend's own price (the
-one the gateway charges during a run). The range runs from that estimate (low) to every answer
-running to ``max_tokens`` (high), which is also what the gateway reserves against the budget.
+length, never above the teacher's ``max_tokens``; and the cost is the teacher's price, as the
+gateway charges it during a run (``teachers.NAME.price``, else the backend's own). The range runs
+from that estimate (low) to every answer running to ``max_tokens`` (high), which is also what the
+gateway reserves against the budget.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from . import config as cfg
 from .config import RunConfig
 from .errors import ConfigError, FairError
+from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
 from .records import Kind, Mistake, Writing
@@ -51,14 +53,19 @@ def estimate(
     run_dir: Path | None = None,
     mistakes: int | None = None,
     accuracy: float | None = None,
+    pilot: Path | None = None,
 ) -> dict:
     """The estimate as a plain dict (what ``--json`` prints). ``run_dir``: this config's run (only
     the calls it still has to make are counted) or a pilot run of another config (its answered
-    calls only measure answer lengths). ``mistakes`` / ``accuracy`` replace the assumed mistake
-    count when the mistakes are not known (no task.mistakes_file, no examined round 0)."""
+    calls only measure answer lengths). ``pilot``: any run dir, finished or not, of any config,
+    whose answered calls measure answer lengths instead (``run_dir`` then only says what is left).
+    ``mistakes`` / ``accuracy`` replace the assumed mistake count when the mistakes are not known
+    (no task.mistakes_file, no examined round 0)."""
     from .runner import Runner
 
     store = Path(run_dir) / "run.sqlite" if run_dir else None
+    if pilot is not None and not (Path(pilot) / "run.sqlite").is_file():
+        raise FairError(f"--pilot {pilot} holds no run (no run.sqlite): pass a run directory whose committee ran")
     assumptions: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="fair-estimate-") as tmp,
@@ -70,16 +77,20 @@ def estimate(
         if store is not None and store.is_file():
             snapshot = Path(tmp) / "snapshot.sqlite"
             _copy(store, snapshot)
-            measured = _measure(snapshot, config)
+            measured = _measure(snapshot, config) if pilot is None else measured
             resumed = _same_run(store.parent, config)
             if resumed:
                 (Path(tmp) / "run").mkdir()
                 os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
                 assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
-            else:
+            elif pilot is None:
                 assumptions.append(
                     f"{run_dir} is a run of another config: its answered calls only measure how long the answers are"
                 )
+        if pilot is not None:
+            _copy(Path(pilot) / "run.sqlite", Path(tmp) / "pilot.sqlite")
+            measured = _measure(Path(tmp) / "pilot.sqlite", config)
+            assumptions.append(f"pilot {pilot}: its answered calls measure how long the answers are")
 
         def scratch(name: str) -> Runner:
             run = Run(Path(tmp) / name, config)
@@ -283,8 +294,8 @@ def _result(
         completion = round(sum(calls * expected[(t.name, p)] for p, (calls, _) in mine.items()))
         completion_high = sum(calls for calls, _ in mine.values()) * max_tokens(t)
         backend = backends[t.name]
-        low = backend.cost(Completion("", prompt, completion))
-        high = backend.cost(Completion("", prompt, completion_high))
+        low = prices.cost(backend, Completion("", prompt, completion))
+        high = prices.cost(backend, Completion("", prompt, completion_high))
         per_teacher[t.name] = {
             "backend": t.backend,
             "model": t.model,
@@ -297,7 +308,7 @@ def _result(
             "usd_high": round(high or 0.0, 6),
             "priced": low is not None,
             "tokens_counted_by": counted.get(t.name, "-"),
-            "note": _note(t, low),
+            "note": _note(backend, config.committee.budget_usd is not None),
         }
     total = lambda key: round(sum(x[key] for x in per_teacher.values()), 6)  # noqa: E731
     result = {
@@ -319,14 +330,19 @@ def _result(
     return result
 
 
-def _note(teacher, usd: float | None) -> str:
-    """Why a teacher costs nothing, when it does."""
-    if usd is None:
-        if teacher.backend != "litellm":
-            return f"{teacher.backend} backend: no cost"
-        return f"no price for {teacher.model} in litellm's price map: counted as $0 (right for a local server)"
-    if usd == 0:
-        return "priced at $0 (a local server)"
+def _note(backend, budget: bool) -> str:
+    """Why a teacher costs nothing, when it does: from its price, as the run charges it, not from
+    what is left to pay (a finished run's teachers cost nothing more, and are still priced)."""
+    t = backend.config
+    unit = prices.cost(backend, prices.MILLION)
+    if unit is None and not backend.local():
+        so = "the run would refuse to start with committee.budget_usd set" if budget else "it is counted as $0"
+        return prices.unpriced_line(backend, so)
+    if unit is None:
+        where = "a local server" if t.backend == "litellm" else f"the {t.backend} backend"
+        return f"no price, counted as $0: {where} bills nothing (set teachers.{t.name}.price if it does)"
+    if unit == 0:
+        return "priced at $0 by " + (f"teachers.{t.name}.price" if t.price else "litellm's price map (a local model)")
     return ""
 
 
