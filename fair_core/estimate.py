@@ -7,7 +7,8 @@ as they would be, so review's requests follow the configured assignment, samples
 review_feedback exactly; the tokens of those unwritten texts are added to the review prompts.
 
 Per teacher and purpose: prompt tokens are counted on the rendered prompts by the teacher's
-backend (litellm's tokenizer for a model in its price map), else at 4 characters a token;
+backend (litellm's tokenizer for a model in its price map), else at 4 characters a token, and
+scaled to what the provider counted in the prompts the run dir already sent, where it has some;
 completion tokens are the mean measured on calls the run dir already answered, else a typical
 length, never above the teacher's ``max_tokens``; and the cost is the teacher's price, as the
 gateway charges it during a run (``teachers.NAME.price``, else the backend's own). The range runs
@@ -17,6 +18,7 @@ gateway reserves against the budget.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
@@ -41,6 +43,7 @@ JOBS = {"explain": explain.jobs, "solve": solve.jobs, "review": review.jobs}
 # Tokens an answer is assumed to take when the run has not measured any: about what the paper's
 # recorded SVAMP committee writes (feedback 120-160 tokens); a review reasons before its score.
 TYPICAL = {"explain": 150, "solve": 200, "review": 150, "review_feedback": 150}
+PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
 ASSUMED_ACCURACY = 0.5
 # what a purpose's prompt quotes that is not written yet: (writing kind, the student's answer?)
@@ -72,7 +75,7 @@ def estimate(
         ExitStack() as stack,
         _env("LITELLM_OFFLINE_MODE", "true"),
     ):  # count with bundled tokenizers: never download one
-        measured: dict = {"completion": {}, "accuracy": None}
+        measured: dict = {"completion": {}, "prompts": {}, "accuracy": None}
         resumed = False
         if store is not None and store.is_file():
             snapshot = Path(tmp) / "snapshot.sqlite"
@@ -103,13 +106,14 @@ def estimate(
         expected = _expected(config, measured["completion"], assumptions)
         student = config.student.max_new_tokens // 2  # an assumed mistake's wrong answer, in tokens
         counted: dict[str, str] = {}
-        lines = _project(ctx, backends, expected, assumed, student, counted)
+        scale = _scale(backends, measured["prompts"], assumptions)
+        lines = _project(ctx, backends, expected, assumed, student, counted, scale)
         if config.rounds > 1:
             full = lines
             if resumed:  # a later round is a whole round: count round 0 again from its mistakes alone
                 fresh = scratch("full").context(0)
                 fresh.store.add_mistakes(ctx.store.mistakes(0))
-                full = _project(fresh, backends, expected, assumed, student, counted)
+                full = _project(fresh, backends, expected, assumed, student, counted, scale)
             later = config.rounds - 1
             lines = {
                 key: (
@@ -150,8 +154,9 @@ def _copy(path: Path, to: Path) -> None:
 
 
 def _measure(db: Path, config: RunConfig) -> dict:
-    """From a run's answered calls: mean completion tokens per (teacher, purpose), for teachers
-    of the same name and model here; and round 0's train accuracy if the student was examined."""
+    """From a run's answered calls, for teachers of the same name and model here: mean completion
+    tokens per (teacher, purpose), and per teacher up to PILOT_PROMPTS prompts with the tokens its
+    provider counted in them; and round 0's train accuracy if the student was examined."""
     models = {t.name: t.model for t in config.teachers}
     con = sqlite3.connect(db)
     try:
@@ -160,12 +165,18 @@ def _measure(db: Path, config: RunConfig) -> dict:
             "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
         )
         completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
+        prompts: dict[str, list] = defaultdict(list)  # a request is the gateway's [identity, messages, sample]
+        for t, m, body, n in con.execute(
+            "SELECT teacher, model, request, prompt_tokens FROM calls WHERE response IS NOT NULL AND prompt_tokens > 0"
+        ):
+            if models.get(t) == m and len(prompts[t]) < PILOT_PROMPTS:
+                prompts[t].append((tuple(json.loads(body)[1]), n))
         acc, n = con.execute(
             "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' AND phase = 'before'"
         ).fetchone()
     finally:
         con.close()
-    return {"completion": completion, "accuracy": (acc, n) if n else None}
+    return {"completion": completion, "prompts": dict(prompts), "accuracy": (acc, n) if n else None}
 
 
 def _same_run(run_dir: Path, config: RunConfig) -> bool:
@@ -246,8 +257,29 @@ def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict
     return expected
 
 
+def _scale(backends: dict, prompts: dict[str, list], assumptions: list[str]) -> dict[str, float]:
+    """Per teacher, what its provider counted in a run's prompts over what :func:`_tokens` counts
+    in them: the prompt count of a model with no known tokenizer (4 characters a token) is then
+    its provider's, and a chat template's tokens are in it."""
+    scale = {}
+    for teacher, measured in prompts.items():
+        ours = sum(_tokens(backends[teacher], messages, {}) for messages, _ in measured)
+        if ours:
+            scale[teacher] = sum(n for _, n in measured) / ours
+    if scale:
+        said = ", ".join(f"{t} x{x:.2f} ({len(prompts[t])} prompts)" for t, x in sorted(scale.items()))
+        assumptions.append(f"prompt tokens scaled to what the provider counted in the run's prompts: {said}")
+    return scale
+
+
 def _project(
-    ctx: Context, backends: dict, expected: dict, assumed: set[str], student: int, counted: dict[str, str]
+    ctx: Context,
+    backends: dict,
+    expected: dict,
+    assumed: set[str],
+    student: int,
+    counted: dict[str, str],
+    scale: dict[str, float],
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
     in order; each stage's writings are added to the scratch store, empty, before review."""
@@ -265,7 +297,9 @@ def _project(
             calls, tokens = lines[(teacher, request.purpose)]
             lines[(teacher, request.purpose)] = (
                 calls + 1,
-                tokens + _tokens(backends[teacher], request.messages, counted) + round(extra),
+                tokens
+                + round(_tokens(backends[teacher], request.messages, counted) * scale.get(teacher, 1.0))
+                + round(extra),
             )
             if stage != "review":
                 author = teacher if stage == "explain" else author_name(teacher, request.sample)

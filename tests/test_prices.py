@@ -76,6 +76,7 @@ def test_a_self_priced_teachers_spend_budget_and_estimate_agree(tmp_path, paper_
     assert est["calls"] == 8 * 6 and all(t["priced"] for t in est["per_teacher"].values())
     assert abs(est["total_usd"] - spent) <= 0.3 * spent and est["total_usd_high"] >= spent
     assert any(line.startswith(f"pilot {run}") for line in est["assumptions"])
+    assert any(line.startswith("prompt tokens scaled") for line in est["assumptions"])
     # a finished run has nothing left to pay, and its teachers are still priced, not "$0"
     assert left["calls"] == 0 and {t["note"] for t in left["per_teacher"].values()} == {""}
     # the budget: stopped before it (each call's worst case is held back while in flight), and no
@@ -157,8 +158,10 @@ def test_without_a_budget_an_unpriced_paid_teacher_is_a_warning(tmp_path):
     """The run goes on (its spend is then a floor): the gateway says so once, with the fix; a
     local server, a recorded committee or a priced teacher is not named."""
     local = {"name": "vllm", "model": "openai/my-model", "api_base": "http://localhost:8000/v1"}
+    ollama = {"name": "ollama", "model": "ollama/qwen2.5"}  # not in litellm's map; litellm's default base is local
     replay = {"name": "t0", "backend": "replay"}
-    config = cfg.validate({"teachers": [PAID, local, replay, {**PAID, "name": "priced", "price": PER_MILLION}]})
+    priced = {**PAID, "name": "priced", "price": PER_MILLION}
+    config = cfg.validate({"teachers": [PAID, local, ollama, replay, priced]})
     host = get_host()
     backends = {t.name: host.get("teachers", t.backend)(t) for t in config.teachers}
     said: list = []
@@ -170,4 +173,4 @@ def test_without_a_budget_an_unpriced_paid_teacher_is_a_warning(tmp_path):
     asyncio.run(build())
     warnings = [e.text for e in said if isinstance(e, Message) and e.level == "warning"]
     assert len(warnings) == 1 and "teacher 'acme' has no price" in warnings[0]
-    assert "counted as $0" in warnings[0] or "count as $0" in warnings[0]
+    assert "its calls count as $0" in warnings[0] and "teachers.acme.price" in warnings[0]

@@ -181,7 +181,9 @@ class LiteLLMTeacher(Backend):
     def local(self) -> bool:
         """A server on this machine or a private network (Ollama, vLLM at localhost:8000), which no
         provider bills for; a price set for it still counts."""
-        host = urlsplit(self.config.api_base or "").hostname
+        if self.config.api_base is None:  # litellm's default base: Ollama's is on this machine
+            return self.config.model.split("/")[0] in ("ollama", "ollama_chat")
+        host = urlsplit(self.config.api_base).hostname
         if host is None:
             return False
         try:
