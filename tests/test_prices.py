@@ -3,6 +3,7 @@ counts and what ``fair estimate`` predicts, for a model litellm's price map does
 teacher without a price is named before a run with a budget starts."""
 
 import asyncio
+import io
 import json
 import sqlite3
 import tomllib
@@ -11,14 +12,17 @@ import pytest
 import tomli_w
 from committee_setup import committee_config, paper_mistakes
 from helpers import fair
+from rich.console import Console
 
 from fair_core import config as cfg
 from fair_core.errors import ConfigError
 from fair_core.events import Message
 from fair_core.gateway.gateway import Gateway
 from fair_core.host import get_host
+from fair_core.report import build, usd
 from fair_core.store import Store
 from fair_core.testing.server import serve_in_thread
+from fair_tui.screens import results
 
 PER_MILLION = {"input": 3.0, "output": 15.0}  # t0's price, USD per million tokens
 PER_TOKEN = {"input_cost_per_token": 2e-6, "output_cost_per_token": 1e-5}  # t1's, as litellm writes it
@@ -62,6 +66,7 @@ def test_a_self_priced_teachers_spend_budget_and_estimate_agree(tmp_path, paper_
         assert out.returncode == 0, out.stderr[-2000:]
         assert "no price" not in out.stderr
         report = json.loads(fair("report", run, "--json").stdout)
+        printed = fair("report", run).stdout
         server.reset_counts()
         est = json.loads(fair("estimate", config, "--pilot", run, "--run-dir", tmp_path / "new", "--json").stdout)
         left = json.loads(fair("estimate", config, "--run-dir", run, "--json").stdout)
@@ -72,6 +77,11 @@ def test_a_self_priced_teachers_spend_budget_and_estimate_agree(tmp_path, paper_
     spent, priced = charged(run / "run.sqlite")
     assert spent == pytest.approx(priced, rel=1e-9) and spent == pytest.approx(report["cost_usd"], rel=1e-6)
     assert {t: s["cost_usd"] > 0 for t, s in report["per_teacher"].items()} == {"t0": True, "t1": True}
+    # `fair report` and the TUI's results show each teacher's cost alike, to a hundredth of a cent
+    tui = io.StringIO()
+    Console(file=tui, width=200).print(results.render(build(run), None))
+    for s in report["per_teacher"].values():
+        assert usd(s["cost_usd"]) in printed and usd(s["cost_usd"]) in tui.getvalue()
     print(f"estimate ${est['total_usd']:.6f} (high ${est['total_usd_high']:.6f}) vs spent ${spent:.6f}")
     assert est["calls"] == 8 * 6 and all(t["priced"] for t in est["per_teacher"].values())
     assert abs(est["total_usd"] - spent) <= 0.3 * spent and est["total_usd_high"] >= spent
