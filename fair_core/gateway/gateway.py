@@ -151,7 +151,6 @@ class Gateway:
         attempt = 0
         while True:
             async with limits.slots:
-                await self.running.wait()  # paused: hold here, so no new call starts
                 worst = _worst_cost(backend, request)
                 await self._afford(request, worst)  # with a slot in hand: the budget is current
                 self.reserved += worst  # held until its real cost is known: the budget is never overshot
@@ -262,10 +261,11 @@ class Gateway:
             )
 
     async def _afford(self, request: Request, worst: float) -> None:
-        """Return once this call's worst case fits the budget beside the worst cases of the calls
-        in flight: those usually cost less, so it waits for them rather than fail while the money
-        may be there."""
+        """Return once the run is not paused and this call's worst case fits the budget beside the
+        worst cases of the calls in flight: those usually cost less, so it waits for them rather
+        than fail while the money may be there."""
         while True:
+            await self.running.wait()  # paused: hold here, so no new call starts
             self._check_go(request, worst)
             if self.budget is None or self.spent + self.reserved + worst <= self.budget:
                 return
