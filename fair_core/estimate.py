@@ -356,6 +356,7 @@ def _result(
         "rounds": config.rounds,
         "per_teacher": per_teacher,
         "budget_usd": config.committee.budget_usd,
+        "unpriced": [t.name for t in config.teachers if prices.unpriced(backends[t.name])],
         "assumptions": assumptions,
     }
     if config.committee.budget_usd is not None:
@@ -425,7 +426,9 @@ def render(est: dict) -> None:
         say(
             f"committee.budget_usd ${budget:g}: "
             + (
-                "fits, even at the high end"
+                f"the run would refuse to start: {', '.join(est['unpriced'])} without a price (see below)"
+                if est["unpriced"]
+                else "fits, even at the high end"
                 if est["fits_budget_high"]
                 else "fits at the estimate, not at the high end"
                 if est["fits_budget"]

@@ -157,11 +157,15 @@ def test_an_unpriced_paid_teacher_with_a_budget_is_refused_before_the_run(tmp_pa
     assert est["per_teacher"]["acme"]["priced"] is False
     assert "teachers.acme.price" in est["per_teacher"]["acme"]["note"]
     assert "refuse to start" in est["per_teacher"]["acme"]["note"]
+    assert est["unpriced"] == ["acme"]
+    verdict = fair("estimate", config, "--run-dir", tmp_path / "none", env=env).stdout
+    assert "committee.budget_usd $1: the run would refuse to start: acme without a price" in verdict
     priced = fair(
         "estimate", config, "--run-dir", tmp_path / "none", "--json", "--set", "teachers.acme.price={input=1, output=2}"
     )
     acme = json.loads(priced.stdout)["per_teacher"]["acme"]
     assert acme["priced"] and acme["usd"] > 0 and acme["note"] == ""
+    assert json.loads(priced.stdout)["unpriced"] == []
 
 
 def test_without_a_budget_an_unpriced_paid_teacher_is_a_warning(tmp_path):
