@@ -7,6 +7,7 @@ import io
 import json
 import sqlite3
 import tomllib
+from contextlib import closing
 
 import pytest
 import tomli_w
@@ -43,9 +44,10 @@ def priced_config(tmp_path, url, mistakes, committee: dict | None = None):
 def charged(db) -> tuple[float, float]:
     """(the spend stored, tokens x the configured prices) over a run's answered calls."""
     prices = {"t0": (3e-6, 15e-6), "t1": (2e-6, 1e-5)}
-    rows = sqlite3.connect(db).execute(
-        "SELECT teacher, prompt_tokens, completion_tokens, cost_usd FROM calls WHERE error IS NULL"
-    )
+    with closing(sqlite3.connect(db)) as con:
+        rows = con.execute(
+            "SELECT teacher, prompt_tokens, completion_tokens, cost_usd FROM calls WHERE error IS NULL"
+        ).fetchall()
     spent = priced = 0.0
     for teacher, prompt, completion, cost in rows:
         assert prompt > 0 and completion > 0  # the server reports usage on both transports
@@ -94,7 +96,8 @@ def test_a_self_priced_teachers_spend_budget_and_estimate_agree(tmp_path, paper_
     assert stopped.returncode == 4, stopped.stderr[-2000:]
     capped_spent, capped_priced = charged(capped / "run.sqlite")
     assert capped_spent == pytest.approx(capped_priced, rel=1e-9)
-    longest = sqlite3.connect(run / "run.sqlite").execute("SELECT MAX(LENGTH(request)) FROM calls").fetchone()[0]
+    with closing(sqlite3.connect(run / "run.sqlite")) as con:
+        longest = con.execute("SELECT MAX(LENGTH(request)) FROM calls").fetchone()[0]
     worst = (longest / 3 + 16) * 3e-6 + 512 * 15e-6  # the gateway's reserve for t0's longest prompt
     print(f"budget ${budget:.6f}, spent ${capped_spent:.6f}, a call's worst case ${worst:.6f}")
     assert budget - worst <= capped_spent <= budget
@@ -137,6 +140,7 @@ PAID = {  # a hosted model litellm has no price for: never called here, the chec
 }
 
 
+@pytest.mark.slow
 def test_an_unpriced_paid_teacher_with_a_budget_is_refused_before_the_run(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 2)
     data = {
