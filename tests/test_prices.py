@@ -192,3 +192,18 @@ def test_without_a_budget_an_unpriced_paid_teacher_is_a_warning(tmp_path):
     warnings = [e.text for e in said if isinstance(e, Message) and e.level == "warning"]
     assert len(warnings) == 1 and "teacher 'acme' has no price" in warnings[0]
     assert "its calls count as $0" in warnings[0] and "teachers.acme.price" in warnings[0]
+
+
+def test_a_configured_price_wins_over_litellms_map():
+    from fair_core.gateway import prices
+    from fair_core.gateway.backend import Completion
+
+    host = get_host()
+    listed = {"name": "gpt", "model": "openai/gpt-4o-mini", "api_key_env": "K"}
+    mapped, own = (
+        host.get("teachers", "litellm")(t)
+        for t in cfg.validate({"teachers": [listed, {**listed, "name": "own", "price": PER_MILLION}]}).teachers
+    )
+    used = Completion("x", 1000, 100)
+    assert prices.cost(mapped, used) == mapped.cost(used) > 0  # litellm's map
+    assert prices.cost(own, used) == pytest.approx(1000 * 3e-6 + 100 * 15e-6) != mapped.cost(used)
