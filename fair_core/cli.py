@@ -170,16 +170,28 @@ def cmd_estimate(args) -> int:
 
     config = cfg.load(args.config, list(args.set or []))
     return _estimate(
-        config, get_host(), Path(args.run_dir or default_run_dir(args.config)), args.mistakes, args.accuracy, args.json
+        config,
+        get_host(),
+        Path(args.run_dir or default_run_dir(args.config)),
+        args.mistakes,
+        args.accuracy,
+        args.json,
+        args.pilot,
     )
 
 
 def _estimate(
-    config, host, run_dir: Path, mistakes: int | None = None, accuracy: float | None = None, as_json: bool = False
+    config,
+    host,
+    run_dir: Path,
+    mistakes: int | None = None,
+    accuracy: float | None = None,
+    as_json: bool = False,
+    pilot: Path | None = None,
 ) -> int:
     from .estimate import estimate, render
 
-    est = estimate(config, host, run_dir, mistakes, accuracy)
+    est = estimate(config, host, run_dir, mistakes, accuracy, pilot)
     if as_json:
         print(json.dumps(est, indent=2))
     else:
@@ -510,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir",
         help="this config's run, to count only what it has left, or a pilot run whose "
         "answered calls measure answer lengths (default: runs/<config name>)",
+    )
+    p.add_argument(
+        "--pilot",
+        type=Path,
+        metavar="DIR",
+        help="any run dir, finished too, whose answered calls measure answer lengths (instead of --run-dir's)",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, as `fair run` does")
     p.add_argument(

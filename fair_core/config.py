@@ -91,6 +91,40 @@ class TaskConfig(Strict):
         return {k: v for k in SOURCE_KEYS if (v := getattr(self, k)) is not None}
 
 
+Dollars = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
+
+
+class Price(Strict):
+    """What a teacher's provider charges, in USD: ``input`` and ``output`` per million tokens, or
+    litellm's own per-token keys. Set, it wins over litellm's price map: a self-hosted or unlisted
+    model then counts against the budget and in the estimate."""
+
+    input: float | None = Dollars
+    output: float | None = Dollars
+    input_cost_per_token: float | None = Dollars
+    output_cost_per_token: float | None = Dollars
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        """A wrong key names the right ones, here rather than as a generic unknown key."""
+        use = "use input and output (USD per million tokens), or input_cost_per_token and output_cost_per_token"
+        if not isinstance(value, dict):
+            raise ValueError("is not a table: write {input = 0.15, output = 0.6}, in USD per million tokens")
+        unknown = [k for k in value if k not in cls.model_fields]
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r}: {use}")
+        if set(value) not in ({"input", "output"}, {"input_cost_per_token", "output_cost_per_token"}):
+            raise ValueError(f"gives {', '.join(sorted(value)) or 'no key'}: {use}, both of one pair")
+        return value
+
+    def per_token(self) -> tuple[float, float]:
+        """(input, output) USD per token."""
+        if self.input is not None and self.output is not None:
+            return self.input / 1e6, self.output / 1e6
+        return self.input_cost_per_token or 0.0, self.output_cost_per_token or 0.0
+
+
 class TeacherConfig(Strict):
     name: str
     backend: str = "litellm"
@@ -106,6 +140,7 @@ class TeacherConfig(Strict):
     retry_base_s: float = Field(default=1.0, gt=0)  # first backoff delay; doubles each retry
     transport: Literal["auto", "litellm", "http"] = "auto"  # http: our lean OpenAI-compatible client
     options: dict[str, Any] = {}  # backend-specific (replay: file; hf: model path)
+    price: Price | None = None  # None: the backend's own price (litellm's map), if it has one
 
     @field_validator("params", "options")
     @classmethod

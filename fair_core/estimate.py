@@ -7,15 +7,18 @@ as they would be, so review's requests follow the configured assignment, samples
 review_feedback exactly; the tokens of those unwritten texts are added to the review prompts.
 
 Per teacher and purpose: prompt tokens are counted on the rendered prompts by the teacher's
-backend (litellm's tokenizer for a model in its price map), else at 4 characters a token;
+backend (litellm's tokenizer for a model in its price map), else at 4 characters a token, and
+scaled to what the provider counted in the prompts the run dir already sent, where it has some;
 completion tokens are the mean measured on calls the run dir already answered, else a typical
-length, never above the teacher's ``max_tokens``; and the cost is the backend's own price (the
-one the gateway charges during a run). The range runs from that estimate (low) to every answer
-running to ``max_tokens`` (high), which is also what the gateway reserves against the budget.
+length, never above the teacher's ``max_tokens``; and the cost is the teacher's price, as the
+gateway charges it during a run (``teachers.NAME.price``, else the backend's own). The range runs
+from that estimate (low) to every answer running to ``max_tokens`` (high), which is also what the
+gateway reserves against the budget.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
@@ -26,6 +29,7 @@ from pathlib import Path
 from . import config as cfg
 from .config import RunConfig
 from .errors import ConfigError, FairError
+from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
 from .records import Kind, Mistake, Writing
@@ -39,6 +43,7 @@ JOBS = {"explain": explain.jobs, "solve": solve.jobs, "review": review.jobs}
 # Tokens an answer is assumed to take when the run has not measured any: about what the paper's
 # recorded SVAMP committee writes (feedback 120-160 tokens); a review reasons before its score.
 TYPICAL = {"explain": 150, "solve": 200, "review": 150, "review_feedback": 150}
+PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
 ASSUMED_ACCURACY = 0.5
 # what a purpose's prompt quotes that is not written yet: (writing kind, the student's answer?)
@@ -51,35 +56,44 @@ def estimate(
     run_dir: Path | None = None,
     mistakes: int | None = None,
     accuracy: float | None = None,
+    pilot: Path | None = None,
 ) -> dict:
     """The estimate as a plain dict (what ``--json`` prints). ``run_dir``: this config's run (only
     the calls it still has to make are counted) or a pilot run of another config (its answered
-    calls only measure answer lengths). ``mistakes`` / ``accuracy`` replace the assumed mistake
-    count when the mistakes are not known (no task.mistakes_file, no examined round 0)."""
+    calls only measure answer lengths). ``pilot``: any run dir, finished or not, of any config,
+    whose answered calls measure answer lengths instead (``run_dir`` then only says what is left).
+    ``mistakes`` / ``accuracy`` replace the assumed mistake count when the mistakes are not known
+    (no task.mistakes_file, no examined round 0)."""
     from .runner import Runner
 
     store = Path(run_dir) / "run.sqlite" if run_dir else None
+    if pilot is not None and not (Path(pilot) / "run.sqlite").is_file():
+        raise FairError(f"--pilot {pilot} holds no run (no run.sqlite): pass a run directory whose committee ran")
     assumptions: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="fair-estimate-") as tmp,
         ExitStack() as stack,
         _env("LITELLM_OFFLINE_MODE", "true"),
     ):  # count with bundled tokenizers: never download one
-        measured: dict = {"completion": {}, "accuracy": None}
+        measured: dict = {"completion": {}, "prompts": {}, "accuracy": None}
         resumed = False
         if store is not None and store.is_file():
             snapshot = Path(tmp) / "snapshot.sqlite"
             _copy(store, snapshot)
-            measured = _measure(snapshot, config)
+            measured = _measure(snapshot, config) if pilot is None else measured
             resumed = _same_run(store.parent, config)
             if resumed:
                 (Path(tmp) / "run").mkdir()
                 os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")
                 assumptions.append(f"resumes {run_dir}: only the calls it has not made yet are counted")
-            else:
+            elif pilot is None:
                 assumptions.append(
                     f"{run_dir} is a run of another config: its answered calls only measure how long the answers are"
                 )
+        if pilot is not None:
+            _copy(Path(pilot) / "run.sqlite", Path(tmp) / "pilot.sqlite")
+            measured = _measure(Path(tmp) / "pilot.sqlite", config)
+            assumptions.append(f"pilot {pilot}: its answered calls measure how long the answers are")
 
         def scratch(name: str) -> Runner:
             run = Run(Path(tmp) / name, config)
@@ -92,13 +106,14 @@ def estimate(
         expected = _expected(config, measured["completion"], assumptions)
         student = config.student.max_new_tokens // 2  # an assumed mistake's wrong answer, in tokens
         counted: dict[str, str] = {}
-        lines = _project(ctx, backends, expected, assumed, student, counted)
+        scale = _scale(backends, measured["prompts"], assumptions)
+        lines = _project(ctx, backends, expected, assumed, student, counted, scale)
         if config.rounds > 1:
             full = lines
             if resumed:  # a later round is a whole round: count round 0 again from its mistakes alone
                 fresh = scratch("full").context(0)
                 fresh.store.add_mistakes(ctx.store.mistakes(0))
-                full = _project(fresh, backends, expected, assumed, student, counted)
+                full = _project(fresh, backends, expected, assumed, student, counted, scale)
             later = config.rounds - 1
             lines = {
                 key: (
@@ -139,8 +154,9 @@ def _copy(path: Path, to: Path) -> None:
 
 
 def _measure(db: Path, config: RunConfig) -> dict:
-    """From a run's answered calls: mean completion tokens per (teacher, purpose), for teachers
-    of the same name and model here; and round 0's train accuracy if the student was examined."""
+    """From a run's answered calls, for teachers of the same name and model here: mean completion
+    tokens per (teacher, purpose), and per teacher up to PILOT_PROMPTS prompts with the tokens its
+    provider counted in them; and round 0's train accuracy if the student was examined."""
     models = {t.name: t.model for t in config.teachers}
     con = sqlite3.connect(db)
     try:
@@ -149,12 +165,18 @@ def _measure(db: Path, config: RunConfig) -> dict:
             "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
         )
         completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
+        prompts: dict[str, list] = defaultdict(list)  # a request is the gateway's [identity, messages, sample]
+        for t, m, body, n in con.execute(
+            "SELECT teacher, model, request, prompt_tokens FROM calls WHERE response IS NOT NULL AND prompt_tokens > 0"
+        ):
+            if models.get(t) == m and len(prompts[t]) < PILOT_PROMPTS:
+                prompts[t].append((tuple(json.loads(body)[1]), n))
         acc, n = con.execute(
             "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' AND phase = 'before'"
         ).fetchone()
     finally:
         con.close()
-    return {"completion": completion, "accuracy": (acc, n) if n else None}
+    return {"completion": completion, "prompts": dict(prompts), "accuracy": (acc, n) if n else None}
 
 
 def _same_run(run_dir: Path, config: RunConfig) -> bool:
@@ -235,8 +257,29 @@ def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict
     return expected
 
 
+def _scale(backends: dict, prompts: dict[str, list], assumptions: list[str]) -> dict[str, float]:
+    """Per teacher, what its provider counted in a run's prompts over what :func:`_tokens` counts
+    in them: the prompt count of a model with no known tokenizer (4 characters a token) is then
+    its provider's, and a chat template's tokens are in it."""
+    scale = {}
+    for teacher, measured in prompts.items():
+        ours = sum(_tokens(backends[teacher], messages, {}) for messages, _ in measured)
+        if ours:
+            scale[teacher] = sum(n for _, n in measured) / ours
+    if scale:
+        said = ", ".join(f"{t} x{x:.2f} ({len(prompts[t])} prompts)" for t, x in sorted(scale.items()))
+        assumptions.append(f"prompt tokens scaled to what the provider counted in the run's prompts: {said}")
+    return scale
+
+
 def _project(
-    ctx: Context, backends: dict, expected: dict, assumed: set[str], student: int, counted: dict[str, str]
+    ctx: Context,
+    backends: dict,
+    expected: dict,
+    assumed: set[str],
+    student: int,
+    counted: dict[str, str],
+    scale: dict[str, float],
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
     in order; each stage's writings are added to the scratch store, empty, before review."""
@@ -254,7 +297,9 @@ def _project(
             calls, tokens = lines[(teacher, request.purpose)]
             lines[(teacher, request.purpose)] = (
                 calls + 1,
-                tokens + _tokens(backends[teacher], request.messages, counted) + round(extra),
+                tokens
+                + round(_tokens(backends[teacher], request.messages, counted) * scale.get(teacher, 1.0))
+                + round(extra),
             )
             if stage != "review":
                 author = teacher if stage == "explain" else author_name(teacher, request.sample)
@@ -283,8 +328,8 @@ def _result(
         completion = round(sum(calls * expected[(t.name, p)] for p, (calls, _) in mine.items()))
         completion_high = sum(calls for calls, _ in mine.values()) * max_tokens(t)
         backend = backends[t.name]
-        low = backend.cost(Completion("", prompt, completion))
-        high = backend.cost(Completion("", prompt, completion_high))
+        low = prices.cost(backend, Completion("", prompt, completion))
+        high = prices.cost(backend, Completion("", prompt, completion_high))
         per_teacher[t.name] = {
             "backend": t.backend,
             "model": t.model,
@@ -297,7 +342,7 @@ def _result(
             "usd_high": round(high or 0.0, 6),
             "priced": low is not None,
             "tokens_counted_by": counted.get(t.name, "-"),
-            "note": _note(t, low),
+            "note": _note(backend, config.committee.budget_usd is not None),
         }
     total = lambda key: round(sum(x[key] for x in per_teacher.values()), 6)  # noqa: E731
     result = {
@@ -311,6 +356,7 @@ def _result(
         "rounds": config.rounds,
         "per_teacher": per_teacher,
         "budget_usd": config.committee.budget_usd,
+        "unpriced": [t.name for t in config.teachers if prices.unpriced(backends[t.name])],
         "assumptions": assumptions,
     }
     if config.committee.budget_usd is not None:
@@ -319,14 +365,19 @@ def _result(
     return result
 
 
-def _note(teacher, usd: float | None) -> str:
-    """Why a teacher costs nothing, when it does."""
-    if usd is None:
-        if teacher.backend != "litellm":
-            return f"{teacher.backend} backend: no cost"
-        return f"no price for {teacher.model} in litellm's price map: counted as $0 (right for a local server)"
-    if usd == 0:
-        return "priced at $0 (a local server)"
+def _note(backend, budget: bool) -> str:
+    """Why a teacher costs nothing, when it does: from its price, as the run charges it, not from
+    what is left to pay (a finished run's teachers cost nothing more, and are still priced)."""
+    t = backend.config
+    unit = prices.cost(backend, prices.MILLION)
+    if unit is None and not backend.local():
+        so = "the run would refuse to start with committee.budget_usd set" if budget else "it is counted as $0"
+        return prices.unpriced_line(backend, so)
+    if unit is None:
+        where = "a local server" if t.backend == "litellm" else f"the {t.backend} backend"
+        return f"no price, counted as $0: {where} bills nothing (set teachers.{t.name}.price if it does)"
+    if unit == 0:
+        return "priced at $0 by " + (f"teachers.{t.name}.price" if t.price else "litellm's price map (a local model)")
     return ""
 
 
@@ -375,7 +426,9 @@ def render(est: dict) -> None:
         say(
             f"committee.budget_usd ${budget:g}: "
             + (
-                "fits, even at the high end"
+                f"the run would refuse to start: {', '.join(est['unpriced'])} without a price (see below)"
+                if est["unpriced"]
+                else "fits, even at the high end"
                 if est["fits_budget_high"]
                 else "fits at the estimate, not at the high end"
                 if est["fits_budget"]

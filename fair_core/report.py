@@ -249,6 +249,12 @@ def _build(run_dir: Path, store: Store) -> dict:
     }
 
 
+def usd(amount: float) -> str:
+    """Dollars as every cost column and total shows them (this report, the TUI): to a hundredth
+    of a cent, as a call to a small model costs about that."""
+    return f"{amount:.4f}"
+
+
 def test_set_line(test: dict) -> str:
     """Which test items the accuracies are on, and how many were left out, and why."""
     if not test["items"]:
@@ -294,7 +300,7 @@ def render(report: dict, quiet: bool = False) -> None:
             f"items {report['items']}, accepted rationales {report['accepted_rationales']}, "
             f"items without rationale {report['items_without_rationale']}, "
             f"accuracy {describe(report['test']['before'])} -> {describe(report['test']['after'])}, "
-            f"cost ${report['cost_usd']:.4f}; {inert(test_set_line(report['test']))}",
+            f"cost ${usd(report['cost_usd'])}; {inert(test_set_line(report['test']))}",
             soft_wrap=True,
             markup=False,
         )
@@ -338,7 +344,7 @@ def render(report: dict, quiet: bool = False) -> None:
             str(s["retries"]),
             str(s["failures"]),
             str(s["tokens"]),
-            f"{s['cost_usd']:.2f}",
+            usd(s["cost_usd"]),
         )
     console.print(teachers)
     a = report["agreement"]
@@ -348,7 +354,7 @@ def render(report: dict, quiet: bool = False) -> None:
         f"{fmt(a['fleiss_kappa'], '.3f')}; scores 1-5: {list(a['histogram'].values())}"
     )
     console.print(
-        f"cost: ${report['cost_usd']:.4f}"
+        f"cost: ${usd(report['cost_usd'])}"
         + (
             " (stopped by the budget: raise committee.budget_usd and rerun to go on)"
             if report["budget_reached"]

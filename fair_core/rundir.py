@@ -147,7 +147,7 @@ def _empty(db: Path) -> bool:
 def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
     """The dotted keys (``train.alpha``; a whole section for lists such as ``teachers``) whose
     values differ, free keys left out."""
-    a, b = saved.model_dump(), config.model_dump()
+    a, b = _priceless(saved), _priceless(config)
     keys = []
     for section in a:
         x, y = a[section], b[section]
@@ -156,6 +156,15 @@ def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
         elif x != y:
             keys.append(section)
     return [k for k in keys if k not in FREE_KEYS and k.split(".")[0] not in FREE_KEYS]
+
+
+def _priceless(config: cfg.RunConfig) -> dict:
+    """``config`` as a dict without the teachers' prices: nothing stored depends on them, so a
+    price set once a run has begun counts from its next call on."""
+    data = config.model_dump()
+    for teacher in data["teachers"]:
+        teacher.pop("price")
+    return data
 
 
 def redo_from(key: str) -> str | None:

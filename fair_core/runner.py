@@ -19,6 +19,7 @@ from .config import RunConfig
 from .errors import FairError
 from .events import Message, Paused, Resumed, StageFinished, StageStarted
 from .gateway.gateway import Gateway
+from .gateway.prices import unpriced, unpriced_line
 from .host import Host
 from .rundir import Run
 from .splits import mistakes_path
@@ -311,6 +312,8 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
             backends = {t.name: host.get("teachers", t.backend)(t) for t in config.teachers}
         for backend in backends.values():
             backend.check()
+            if config.committee.budget_usd is not None and unpriced(backend):
+                raise FairError(unpriced_line(backend, "committee.budget_usd cannot count its calls"))
     if Need.TRAINER in needs and config.train.method == "qlora":
         check_qlora()
     if needs & {Need.STUDENT, Need.TRAINER}:

@@ -74,8 +74,14 @@ class Backend(ABC):
         """Answer one request, raising TransientError or PermanentError on failure."""
 
     def cost(self, completion: Completion) -> float | None:
-        """Dollars for one completion; None when no price is known."""
+        """Dollars for one completion; None when no price is known. A price set in the teacher's
+        config (``teachers.NAME.price``) wins over this: see :mod:`fair_core.gateway.prices`."""
         return None
+
+    def local(self) -> bool:
+        """Whether it answers with no provider's bill (a recorded committee, a model on this
+        machine, a server on this network): unpriced, it then costs $0 rather than an unknown sum."""
+        return False
 
     def count_tokens(self, messages: tuple[dict, ...]) -> int | None:
         """The prompt tokens of ``messages`` as this teacher's model counts them, for ``fair

@@ -22,6 +22,8 @@ from ..redact import keep_secret, redact
 from ..store import Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
+from .prices import cost as price_of
+from .prices import unpriced, unpriced_line
 
 Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
@@ -74,6 +76,7 @@ class Gateway:
         self.budget = budget_usd
         self.spent = store.spent_usd()
         self.reserved = 0.0  # the worst-case cost of the calls in flight
+        self._settled = asyncio.Event()  # set (and replaced) when a call in flight settles its reserve
         self.running = asyncio.Event()
         self.running.set()
         self.cancelled = False
@@ -81,6 +84,9 @@ class Gateway:
         self.health = {name: Health() for name in teachers}
         self._inflight: dict[str, asyncio.Future] = {}
         self._rng = random.Random(seed)
+        for backend in teachers.values():  # with a budget, the run's check refused to start instead
+            if unpriced(backend):
+                publish(Message("warning", unpriced_line(backend, "its calls count as $0")))
 
     # control (the TUI and the runner call these) ---------------------------------------------
     def pause(self) -> None:
@@ -93,6 +99,7 @@ class Gateway:
     def cancel(self) -> None:
         self.cancelled = True
         self.running.set()
+        self._settle()
 
     # calls -----------------------------------------------------------------------------------
     def key(self, request: Request) -> tuple[str, str]:
@@ -149,9 +156,8 @@ class Gateway:
         attempt = 0
         while True:
             async with limits.slots:
-                await self.running.wait()  # paused: hold here, so no new call starts
                 worst = _worst_cost(backend, request)
-                self._check_go(request, worst)  # checked with a slot in hand: the budget is current
+                await self._afford(request, worst)  # with a slot in hand: the budget is current
                 self.reserved += worst  # held until its real cost is known: the budget is never overshot
                 try:
                     probing = health.unreachable >= PROBE_AFTER
@@ -169,6 +175,7 @@ class Gateway:
                             health.probe.release()
                 finally:
                     self.reserved -= worst
+                    self._settle()
                 if isinstance(outcome, Completion):
                     completion = outcome
                     break
@@ -263,12 +270,28 @@ class Gateway:
                 )
             )
 
+    async def _afford(self, request: Request, worst: float) -> None:
+        """Return once the run is not paused and this call's worst case fits the budget beside the
+        worst cases of the calls in flight: those usually cost less, so it waits for them rather
+        than fail while the money may be there."""
+        while True:
+            await self.running.wait()  # paused: hold here, so no new call starts
+            self._check_go(request, worst)
+            if self.budget is None or self.spent + self.reserved + worst <= self.budget:
+                return
+            await self._settled.wait()
+
+    def _settle(self) -> None:
+        """Wake the calls waiting in :meth:`_afford`: a reserve was released, or the run cancelled."""
+        self._settled.set()
+        self._settled = asyncio.Event()
+
     def _check_go(self, request: Request, worst: float = 0.0) -> None:
-        """Refuse a call when cancelled, or when what is spent, what the calls in flight may still
-        cost and this call's worst case would pass the budget."""
+        """Refuse a call when cancelled, or when what is spent and this call's worst case would
+        pass the budget (what the calls in flight reserve is waited for)."""
         if self.cancelled:
             raise CallFailure("cancelled")
-        if self.budget is not None and self.spent + self.reserved + worst > self.budget:
+        if self.budget is not None and self.spent + worst > self.budget:
             if not self.budget_reached:
                 self.budget_reached = True
                 self.publish(BudgetReached(self.spent, self.budget))
@@ -289,7 +312,7 @@ def _worst_cost(backend: Backend, request: Request) -> float:
     """What a call may cost at most: its prompt (a token per 3 characters, generously) and all of
     ``max_tokens`` at the teacher's price; 0 where the price is not known."""
     prompt = _prompt_chars(request) // 3 + 16
-    return backend.cost(Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
+    return price_of(backend, Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
 
 
 def _estimate_tokens(request: Request, params: dict) -> int:
@@ -329,10 +352,10 @@ def _row(
 
 
 def _cost(backend: Backend, completion: Completion) -> float | None:
-    """The backend's price of a completion; a pricing plugin that fails prices it unknown
+    """The teacher's price of a completion; a pricing plugin that fails prices it unknown
     rather than failing a call that was answered and paid for."""
     try:
-        cost = backend.cost(completion)
+        cost = price_of(backend, completion)
         return None if cost is None else float(cost)
     except Exception:  # noqa: BLE001 - a plugin's bug must not lose the answer
         return None

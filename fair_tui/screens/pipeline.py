@@ -10,6 +10,7 @@ from textual.containers import Grid
 from textual.markup import escape
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
+from fair_core.report import usd
 from fair_core.stages import PIPELINE, Need
 from fair_core.store import StageStatus
 
@@ -105,7 +106,7 @@ class PipelineScreen(RunView):
         for stage in live.stage_names:
             self._stage_row(stage, live.stage(live.round, stage), s.busy, s.paused)
         budget = cfg.committee.budget_usd
-        cost = f"${live.cost_usd:.4f}" + (f" of ${budget:g}" if budget else "")
+        cost = f"${usd(live.cost_usd)}" + (f" of ${budget:g}" if budget else "")
         if live.budget_reached:
             cost = f"[red]{cost} (budget reached)[/]"
         paused = " [yellow](paused: no new calls)[/]" if s.paused else ""

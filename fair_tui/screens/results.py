@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from fair_core import experiment
 from fair_core.inert import inert
-from fair_core.report import build, round_rows, test_set_line
+from fair_core.report import build, round_rows, test_set_line, usd
 
 from ..session import Session
 from .base import RunView
@@ -76,7 +76,7 @@ def render(report: dict, budget: float | None) -> Group:
             str(s["retries"]),
             str(s["failures"]),
             f"{s['tokens']:,}",
-            f"{s['cost_usd']:.4f}",
+            usd(s["cost_usd"]),
         )
     a = report["agreement"]
     hist = a["histogram"] or {}
@@ -84,7 +84,7 @@ def render(report: dict, budget: float | None) -> Group:
     scores = Table.grid(padding=(0, 1))
     for score, n in hist.items():
         scores.add_row(f"score {score}", Text("█" * max(1, round(n / top * 30)) if n else "", style="cyan"), str(n))
-    cost = f"${report['cost_usd']:.4f}" + (f" of a ${budget:g} budget" if budget else "")
+    cost = f"${usd(report['cost_usd'])}" + (f" of a ${budget:g} budget" if budget else "")
     return Group(
         rounds,
         Text(inert(test_set_line(report["test"])), style="dim"),

@@ -20,6 +20,7 @@ from fair_core import config as cfg
 from fair_core.errors import FairError
 from fair_core.experiment import is_experiment
 from fair_core.inert import inert
+from fair_core.report import usd
 from fair_core.store import StageStatus, Store
 
 from ..session import is_run_dir
@@ -61,7 +62,7 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
             f"{done}/{config.rounds * len(names)}",
             f"{accepted}/{mistakes}" if mistakes else "-",
             accuracy,
-            f"{store.spent_usd():.4f}",
+            usd(store.spent_usd()),
         )
     finally:
         store.close()

@@ -34,6 +34,9 @@ class HFTeacher(Backend):
     def check(self) -> None:
         self._load()
 
+    def local(self) -> bool:
+        return True  # the model runs in this process
+
     def _load(self):
         if self._model is None:
             self._model = get_host().get("students", "hf")(self.student_config)

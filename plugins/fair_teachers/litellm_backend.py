@@ -7,8 +7,10 @@ go through our lean HTTP client by default: litellm's own call costs ~8 ms of CP
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+from urllib.parse import urlsplit
 
 from fair_core.errors import FairError
 from fair_core.gateway.backend import (
@@ -177,6 +179,19 @@ class LiteLLMTeacher(Backend):
         if self._price is None:
             return None
         return completion.prompt_tokens * self._price[0] + completion.completion_tokens * self._price[1]
+
+    def local(self) -> bool:
+        """A server on this machine or a private network (Ollama, vLLM at localhost:8000), which no
+        provider bills for; a price set for it still counts."""
+        if self.config.api_base is None:  # litellm's default base: Ollama's is on this machine
+            return self.config.model.split("/")[0] in ("ollama", "ollama_chat")
+        host = urlsplit(self.config.api_base).hostname
+        if host is None:
+            return False
+        try:
+            return ipaddress.ip_address(host).is_private
+        except ValueError:
+            return host == "localhost" or host.endswith(".localhost")
 
     def count_tokens(self, messages: tuple[dict, ...]) -> int | None:
         """litellm's count with the model's own tokenizer where it has one (tiktoken otherwise),

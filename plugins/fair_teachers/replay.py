@@ -67,6 +67,9 @@ class ReplayTeacher(Backend):
                 f"{self.column!r}: set options.column to one of their teachers"
             )
 
+    def local(self) -> bool:
+        return True  # answers from files: nothing is billed
+
     def _record(self, prompt: str) -> dict:
         items, _ = _index(tuple(resolve(f) for f in self.files))
         matches = [q for q in items if q in prompt]
