@@ -35,6 +35,7 @@ from .events import (
     facts,
 )
 from .inert import inert
+from .report import usd
 from .stages import PIPELINE, Need
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
@@ -178,7 +179,7 @@ class ConsoleSink:
     def _calls_info(self) -> str:
         c = self.calls
         cached = f" +{c['cached']} cached" if c["cached"] else ""
-        return f"{c['done']} calls{cached}, {c['retried']} retried, {c['failed']} failed, ${c['cost']:.2f}"
+        return f"{c['done']} calls{cached}, {c['retried']} retried, {c['failed']} failed, ${usd(c['cost'])}"
 
     # without a terminal ------------------------------------------------------------------------
     def _line(self, text: str) -> None:

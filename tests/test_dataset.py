@@ -338,3 +338,14 @@ def test_own_data_runs_through_committee_training_and_evaluation(tmp_path, kind)
         assert "license: cc-by-4.0" in card and str(student) in card
         estimate = fair("estimate", config, "--run-dir", run)
         assert estimate.returncode == 0, estimate.stderr
+
+
+def test_the_example_config_reads_its_data_and_estimates():
+    out = fair("data", "configs/my-data.toml", "--show", "0")
+    assert out.returncode == 0, out.stderr
+    assert "task dataset, answers read as number, licence cc0-1.0" in out.stdout
+    counts = [int(line.split(": ")[1].split()[0]) for line in out.stdout.splitlines() if line.startswith("dataset ")]
+    assert sum(counts) == 24 and all(counts)
+    estimate = fair("estimate", "configs/my-data.toml", "--mistakes", "18")
+    assert estimate.returncode == 0, estimate.stderr
+    assert "216 calls on 18 mistakes" in estimate.stdout
