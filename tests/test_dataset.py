@@ -209,6 +209,155 @@ def test_free_text_and_pattern_answers(host, tmp_path):
     assert coded.grade(code, "no idea") == (None, False)
 
 
+# files as users have them: pandas, spreadsheets, hub exports ----------------------------------
+ROWS = [{"question": q, "answer": a} for q, a in QUESTIONS.items()]
+JSONL = "".join(json.dumps(r) + "\n" for r in ROWS)
+CSV_ROWS = "".join(f'"{r["question"]}",{r["answer"]}\n' for r in ROWS)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("wrapped.json", json.dumps({"version": "1.0", "data": ROWS})),  # an object holding the rows
+        ("lines.json", JSONL),  # JSON Lines named .json, as datasets' to_json writes it
+        ("bom.jsonl", "\ufeff" + JSONL),  # a byte-order mark, as Windows editors write
+        ("bom.json", "\ufeff" + json.dumps(ROWS)),
+        ("blank-first.csv", "\n\nquestion,answer\n" + CSV_ROWS),  # blank lines above the header
+        ("spaced.csv", " question , answer \n" + CSV_ROWS),  # spaces around the header's names
+        ("tabs.csv", "question\tanswer\n" + "".join(f"{r['question']}\t{r['answer']}\n" for r in ROWS)),
+    ],
+    ids=lambda value: value if value.endswith(tuple(".json .jsonl .csv".split())) else "",
+)
+def test_files_as_tools_and_editors_write_them(host, tmp_path, name, content):
+    (tmp_path / "ref.jsonl").write_text(JSONL)
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    expected = task(host, path=str(tmp_path / "ref.jsonl"), answer="number")
+    got = task(host, path=str(tmp_path / name), answer="number")
+    assert (got.load("train"), got.load("test")) == (expected.load("train"), expected.load("test"))
+
+
+def test_a_spreadsheet_cell_over_two_lines_and_pandas_empty_cells(host, tmp_path):
+    (tmp_path / "crlf.csv").write_bytes(
+        b'question,answer\r\n"Tom has 3 apples\r\nand buys 4. How many?",7\r\n"Why?",8\r\n'
+    )
+    t = task(host, path=str(tmp_path / "crlf.csv"), answer="number")
+    assert {p.id: p.question for p in t.load("train") + t.load("test")}[
+        "row-1"
+    ] == "Tom has 3 apples\nand buys 4. How many?"
+    # a hint that is NaN (json.dumps of pandas' float NaN) or that a row lacks is no hint
+    (tmp_path / "nan.jsonl").write_text(
+        '{"question": "A?", "answer": 4, "hint": NaN}\n{"question": "B?", "answer": 6}\n'
+        '{"question": "C?", "answer": 8, "hint": "so 8"}\n'
+    )
+    t = task(host, path=str(tmp_path / "nan.jsonl"), answer="number", columns={"hint": "hint"})
+    assert {p.question: p.meta for p in t.load("train") + t.load("test")} == {
+        "A?": {},
+        "B?": {},
+        "C?": {"hint": "so 8"},
+    }
+    (tmp_path / "nan.jsonl").write_text('{"question": "A?", "answer": NaN}\n')
+    with pytest.raises(DataError, match=r"nan.jsonl:1: column 'answer' \(the answer\) is empty"):
+        task(host, path=str(tmp_path / "nan.jsonl"), answer="number").load("train")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"question": {"0": "A?"}, "answer": {"0": 4}}, r"holds no list of rows; .*to_json\(orient=\"records\"\)"),
+        ({"train": ROWS, "test": ROWS}, r"holds lists of rows under train, test: keep one"),
+    ],
+)
+def test_a_json_object_that_is_not_rows_is_one_line(host, tmp_path, data, message):
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"d.json: a JSON object that " + message):
+        task(host, path=str(tmp_path / "d.json")).load("train")
+
+
+def test_hub_style_choices_with_labels_and_lettered_options(host, tmp_path):
+    options = ["Berlin", "Madrid", "Paris", "Rome"]
+    rows = [  # ARC: {"text", "label"} with labels "1".."4" on some rows; AQuA: options that carry letters
+        {"q": "Capital of France?", "choices": {"text": options, "label": ["1", "2", "3", "4"]}, "key": "3"},
+        {"q": "Capital of Spain?", "choices": {"text": options, "label": list("ABCD")}, "key": "B"},
+        {"q": "Capital of Italy?", "choices": {"text": options, "label": list("ABCD")}, "key": "D. Rome"},
+    ]
+    (tmp_path / "arc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for choices in ("choices", "choices.text"):
+        t = task(
+            host,
+            path=str(tmp_path / "arc.jsonl"),
+            answer="choice",
+            columns={"question": "q", "answer": "key", "choices": choices},
+        )
+        problems = sorted(t.load("train") + t.load("test"), key=lambda p: p.id)
+        assert [p.gold for p in problems] == ["C", "B", "D"], choices
+        assert problems[0].meta["options"] == options
+    row = {"question": "2 + 19?", "options": ["A)21", "B)24", "C)19", "D)2"], "correct": "A"}
+    (tmp_path / "aqua.jsonl").write_text(json.dumps(row) + "\n")
+    p = task(
+        host, path=str(tmp_path / "aqua.jsonl"), answer="choice", columns={"choices": "options", "answer": "correct"}
+    ).load("train")[0]
+    assert p.question.endswith("Options:\nA. 21\nB. 24\nC. 19\nD. 2") and p.gold == "A"
+
+
+def test_option_columns_with_a_gap_are_refused(host, tmp_path):
+    (tmp_path / "mmlu.csv").write_text("question,A,B,C,D,answer\nLargest?,Mars,,Venus,,C\n")
+    with pytest.raises(DataError, match=r"mmlu.csv:2: column 'B' \(a choice\) is empty but a later one is not"):
+        task(host, path=str(tmp_path / "mmlu.csv"), answer="choice", columns={"choices": list("ABCD")}).load("train")
+
+
+def test_letters_past_d_are_read_without_a_choices_column(host, tmp_path):
+    rows = [{"question": f"Q{i}? A) a B) b C) c D) d E) e", "answer": letter} for i, letter in enumerate("ABCDE")]
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(host, path=str(tmp_path / "mc.jsonl"), answer="choice")
+    e = next(p for p in t.load("train") + t.load("test") if p.gold == "E")
+    assert t.grade(e, "The answer is E.") == ("E", True)
+
+
+@pytest.mark.parametrize(
+    "gold, read", [("2,5", "2.5"), ("-0,75", "-0.75"), ("1.234,5", "1234.5"), ("+5", "5"), ("1,234", "1234")]
+)
+def test_number_golds_in_a_spreadsheets_forms(host, tmp_path, gold, read):
+    (tmp_path / "n.csv").write_text(f'question;answer\nHow much?;"{gold}"\n')
+    assert task(host, path=str(tmp_path / "n.csv"), answer="number").load("train")[0].gold == read
+
+
+def test_a_number_glued_to_a_word_is_refused(host, tmp_path):
+    (tmp_path / "n.csv").write_text("question,answer\nHow many?,1.5k\n")
+    with pytest.raises(DataError, match=r"n.csv:2: column 'answer' \(the answer\) '1.5k' is not a number"):
+        task(host, path=str(tmp_path / "n.csv"), answer="number").load("train")
+
+
+def test_a_saved_dataset_dict_with_validation_tests_on_it(host, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(ROWS[:7]), "validation": Dataset.from_list(ROWS[7:])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    t = task(host, path=str(tmp_path / "dd"), answer="number")
+    assert [p.id for p in t.load("test")] == ["validation-1", "validation-2", "validation-3"]
+    assert len(t.load("train")) == 7
+
+
+def test_split_names_on_one_file_are_refused(host, tmp_path):
+    (tmp_path / "p.jsonl").write_text(JSONL)
+    with pytest.raises(
+        DataError, match=r"p.jsonl is one file, without named splits: remove task.split and task.test_split"
+    ):
+        task(host, path=str(tmp_path / "p.jsonl"), test_split="validation").load("train")
+
+
+def test_free_text_answers_with_an_aside_or_boxed(host, tmp_path):
+    rows = [{"question": "Capital of France?", "answer": "Paris"}, {"question": "A primary colour?", "answer": "red"}]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(host, path=str(tmp_path / "t.jsonl"))
+    paris, red = sorted(t.load("train") + t.load("test"), key=lambda p: p.id)
+    assert t.grade(paris, "The answer is Paris, the capital.")[1]
+    assert t.grade(paris, "So the answer is Paris (the capital city).")[1]
+    assert t.grade(paris, "The final answer is $\\boxed{\\text{Paris}}$.") == ("Paris", True)
+    assert not t.grade(paris, "The answer is Paris, France and Lyon.")[1]
+    assert not t.grade(red, "The answer is red, green or blue.")[1]  # a list is not its first item
+
+
 # bad input: one line naming the file, row and column ------------------------------------------
 @pytest.mark.parametrize(
     "content, message",

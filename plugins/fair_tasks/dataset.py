@@ -6,14 +6,18 @@ Every row is checked when the data is first loaded, before anything is paid for:
 DataError naming the file, the row and the column.
 
 Splits: a second file (``test_path``), a named split of a folder or hub dataset (``test_split``,
-``"test"`` where there is one), else ``test_fraction`` (0.2) of the rows, chosen by a seeded hash
-of each row's id, so a row keeps its split when rows are added or removed elsewhere.
+else "test" or "validation" where it has one: TEST_SPLITS), else ``test_fraction`` (0.2) of the
+rows, chosen by a seeded hash of each row's id, so a row keeps its split when rows are added or
+removed elsewhere.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
+import json
+import math
 import re
 from pathlib import Path
 from string import ascii_uppercase
@@ -24,13 +28,14 @@ from fair_core.errors import DataError
 from fair_core.task import Problem
 
 from . import prompts
-from .base import SPLITS, LocalTask, Record, hub_rows, read_json, read_jsonl
+from .base import SPLITS, LocalTask, Record, hub_rows, parse_json, read_jsonl, read_text
 from .extract import (
     extract_letter,
     extract_number,
     extract_pattern,
     extract_text,
     extract_yes_no,
+    free_answer,
     match_option,
     normal_text,
     numbers_equal,
@@ -40,6 +45,8 @@ from .extract import (
 TEST_FRACTION = 0.2
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
 FILE_KINDS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+# the test split of a folder or hub dataset that names none: the first of these it has
+TEST_SPLITS = ("test", "validation", "valid", "dev", "val")
 _YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 # the prompts of each answer kind: (default, the paper's protocol)
 PROMPTS = {
@@ -120,6 +127,11 @@ class Dataset(LocalTask):
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
             return self.read_hub(_from_disk(path))
+        if self.split or self.test_split:
+            raise DataError(
+                f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
+                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
+            )
         return self._problems(self._divide(self._rows(path, "", "row")))
 
     def read_hub(self, dataset: Any) -> dict[str, list[Problem]]:
@@ -133,7 +145,8 @@ class Dataset(LocalTask):
             raise DataError(
                 f"task dataset: {where} has no split {train!r}: set task.split to one of {', '.join(names)}"
             )
-        test = self.test_split or ("test" if "test" in names and not self.test_fraction else None)
+        named = next((name for name in TEST_SPLITS if name in names and name != train), None)
+        test = self.test_split or (None if self.test_fraction else named)
         if test is not None and test not in names:
             raise DataError(
                 f"task dataset: {where} has no split {test!r}: set task.test_split to one of {', '.join(names)}, "
@@ -158,7 +171,7 @@ class Dataset(LocalTask):
         if suffix in (".jsonl", ".ndjson"):
             records = read_jsonl(path)
         elif suffix == ".json":
-            records = read_json(path)
+            records = _read_json(path)
         elif suffix in (".csv", ".tsv"):
             records = _read_csv(path, "\t" if suffix == ".tsv" else ",")
         elif suffix == ".parquet":
@@ -172,7 +185,7 @@ class Dataset(LocalTask):
 
     def _identified(self, source: str, records: Iterable[Record], prefix: str) -> list[Row]:
         """(where, record, id) for each record of ``source``; the configured columns checked
-        against its first record."""
+        against its first record, the hint column (which some rows may lack) against them all."""
         rows, seen = [], {}
         for index, (where, record) in enumerate(records):
             if index == 0:
@@ -182,6 +195,9 @@ class Dataset(LocalTask):
                 _twice(problem_id, where, seen[problem_id])
             seen[problem_id] = where
             rows.append((where, record, problem_id))
+        hint = self.columns.hint
+        if hint is not None and rows and all(_field(record, hint) is _MISSING for _, record, _ in rows):
+            _no_column(source, rows[0][1], "hint", hint)
         return rows
 
     def _divide(self, rows: list[Row]) -> dict[str, list[Row]]:
@@ -223,14 +239,11 @@ class Dataset(LocalTask):
         """A column the config names that the first row lacks is a mistake in the config, not in
         the data: say which columns there are."""
         c = self.columns
-        named = [("question", c.question), ("answer", c.answer), ("id", c.id), ("hint", c.hint)]
+        named = [("question", c.question), ("answer", c.answer), ("id", c.id)]
         named += [("choices", name) for name in ([c.choices] if isinstance(c.choices, str) else c.choices or [])]
         for key, column in named:
             if column is not None and _field(record, column) is _MISSING:
-                raise DataError(
-                    f"{source}: no column {column!r} (its columns: {', '.join(map(str, record)) or 'none'}): "
-                    f"set task.columns.{key} to the column that holds it"
-                )
+                _no_column(source, record, key, column)
 
     def _id(self, record: dict, where: str, index: int, prefix: str) -> str:
         if self.columns.id is None:
@@ -249,8 +262,9 @@ class Dataset(LocalTask):
         if answer is None or (isinstance(answer, str) and not answer.strip()):
             raise DataError(f"{where}: column {c.answer!r} (the answer) is empty")
         meta: dict[str, Any] = {}
+        labels: list[str] = []
         if c.choices is not None:
-            options = self._options(record, where)
+            options, labels = self._options(record, where)
             meta["options"] = options
             self.options = max(self.options, len(options))
             question = (
@@ -258,33 +272,54 @@ class Dataset(LocalTask):
                 + "\nOptions:\n"
                 + "\n".join(f"{letter}. {option}" for letter, option in zip(ascii_uppercase, options))
             )
-        gold = self._gold(answer, where, meta.get("options"))
-        hint = _scalar(record, c.hint, where) if c.hint is not None else None
+        gold = self._gold(answer, where, meta.get("options"), labels)
+        hint = _scalar(record, c.hint, where, optional=True) if c.hint is not None else None
         if hint is not None and str(hint).strip():
             meta["hint"] = str(hint).strip()
-        elif self.kind == "number" and parse_number(str(answer)) is None:
+        elif self.kind == "number" and _number(str(answer)) is None:
             meta["hint"] = str(answer).strip()  # a worked solution that ends in its number, as GSM8K's
         return Problem(problem_id, question, gold, meta)
 
-    def _options(self, record: dict, where: str) -> list[str]:
+    def _options(self, record: dict, where: str) -> tuple[list[str], list[str]]:
+        """The options, and the labels the gold may name them by where the data gives them
+        (``{"text": [...], "label": ["1", ...]}``, as ARC and CommonsenseQA on the hub)."""
         c = self.columns
+        labels: Any = None
+        split = ""  # how a cell's text was split into options, for the error
         if isinstance(c.choices, list):
             values = [_scalar(record, name, where) for name in c.choices]
-            options = [str(v).strip() for v in values if v is not None and str(v).strip()]
+            options = [str(v).strip() if v is not None else "" for v in values]
+            while options and not options[-1]:
+                options.pop()  # fewer options than columns
+            if "" in options:
+                name = c.choices[options.index("")]
+                raise DataError(
+                    f"{where}: column {name!r} (a choice) is empty but a later one is not: the letters would shift"
+                )
         else:
-            value = _field(record, c.choices or "")
+            column = c.choices or ""
+            value = _field(record, column)
+            if isinstance(value, dict) and "text" in value:
+                value, labels = value["text"], value.get("label")
+            elif column.endswith(".text"):  # "choices.text": its labels are "choices.label"
+                labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
                 value = _json_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
+                split = ' (a cell holds a JSON list, or options split by "|" or one a line)'
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
-                raise DataError(f"{where}: column {c.choices!r} (the choices) is {_what(value)}: expected a list")
+                raise DataError(f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list")
             options = [str(v).strip() for v in value]
         if not 2 <= len(options) <= 26:
-            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26")
-        return options
+            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{split}")
+        lettered = [_LETTERED.fullmatch(option) for option in options]
+        if all(m and m[1].upper() == letter for m, letter in zip(lettered, ascii_uppercase)):
+            options = [m[2] for m in lettered if m]  # "A) 21", "B) 24": lettered again when shown
+        fits = isinstance(labels, list) and len(labels) == len(options)
+        return options, [str(label).strip() for label in labels] if fits else []
 
-    def _gold(self, answer: Any, where: str, options: list[str] | None) -> str:
+    def _gold(self, answer: Any, where: str, options: list[str] | None, labels: list[str]) -> str:
         """The gold answer in the form the task's reading of an output gives."""
         column = self.columns.answer
         if isinstance(answer, (dict, list)):
@@ -293,7 +328,9 @@ class Dataset(LocalTask):
         if self.kind == "number":
             if isinstance(answer, bool):
                 raise DataError(f"{where}: column {column!r} (the answer) is {answer!r}: expected a number")
-            gold = parse_number(text) or extract_number(text)  # a bare number, or a worked solution's
+            # a bare number, or what a phrase or worked solution concludes ("5 km", "... #### 72"); not
+            # the tail of one word ("1.5k")
+            gold = _number(text) or (extract_number(text) if re.search(r"\s", text) else None)
             if gold is None:
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not a number")
             return gold
@@ -303,17 +340,27 @@ class Dataset(LocalTask):
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not yes/no or true/false")
             return gold
         if self.kind == "choice":
-            return self._letter(answer, text, where, options)
+            letter = self._letter(answer, text, where, options, labels)
+            # outputs are read for every letter a gold is: an "E" with the options in the question
+            self.options = max(self.options, ascii_uppercase.index(letter) + 1)
+            return letter
         return text
 
-    def _letter(self, answer: Any, text: str, where: str, options: list[str] | None) -> str:
-        """A choice's gold as its letter: given as the letter, as the option's text, or as a
-        0-based index into the choices."""
+    def _letter(self, answer: Any, text: str, where: str, options: list[str] | None, labels: list[str]) -> str:
+        """A choice's gold as its letter: given as the option's label where the data labels them
+        (ARC's "1".."4"), as the letter, as the letter and the option ("B. Jupiter"), as the
+        option's text, or as a 0-based index into the choices."""
         count = len(options) if options else 26
+        if text in labels:
+            return ascii_uppercase[labels.index(text)]
         letter = re.fullmatch(r"\(?([A-Za-z])[.)]?", text)
         if letter and letter[1].upper() in ascii_uppercase[:count]:
             return letter[1].upper()
         if options:
+            lettered = _LETTERED.fullmatch(text)
+            index = ascii_uppercase.find(lettered[1].upper()) if lettered else -1
+            if lettered and 0 <= index < count and normal_text(options[index]) == normal_text(lettered[2]):
+                return ascii_uppercase[index]
             same = [i for i, option in enumerate(options) if normal_text(option) == normal_text(text)]
             if len(same) == 1:
                 return ascii_uppercase[same[0]]
@@ -354,13 +401,33 @@ class Dataset(LocalTask):
             return numbers_equal(predicted, gold)
         if self.kind in ("yes-no", "choice"):
             return predicted == gold
-        return normal_text(predicted) == normal_text(gold)
+        return normal_text(gold) in (normal_text(predicted), normal_text(free_answer(predicted)))
 
     def hint(self, problem: Problem) -> str:
         return problem.meta.get("hint", problem.gold)
 
 
 _MISSING = object()
+# an option that carries its letter: "A) 21", "(B) Jupiter", "C. Venus"
+_LETTERED = re.compile(r"\(?([A-Za-z])\s*[.):]\s*(.+)", re.S)
+# a gold number written with a decimal comma: "2,5", "1.234,5" (not "1,234", which is 1234)
+_DECIMAL_COMMA = re.compile(r"[-\u2212]?\d{1,3}(?:\.\d{3})*,\d+|[-\u2212]?\d+,\d+")
+
+
+def _number(text: str) -> str | None:
+    """A gold that is a bare number, canonical: as ``parse_number`` reads it, or with a leading
+    "+" or a decimal comma, as spreadsheets in many locales write it."""
+    text = text.strip().removeprefix("+")
+    if parse_number(text) is None and _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(".", "").replace(",", ".")
+    return parse_number(text)
+
+
+def _no_column(source: str, record: dict, key: str, column: str) -> None:
+    raise DataError(
+        f"{source}: no column {column!r} (its columns: {', '.join(map(str, record)) or 'none'}): "
+        f"set task.columns.{key} to the column that holds it"
+    )
 
 
 def _twice(problem_id: str, where: str, first: str) -> None:
@@ -383,11 +450,16 @@ def _field(record: dict, column: str) -> Any:
     return value
 
 
-def _scalar(record: dict, column: str, where: str) -> Any:
-    """A column's value, which must be one value (text, a number, true/false) or empty (None)."""
+def _scalar(record: dict, column: str, where: str, optional: bool = False) -> Any:
+    """A column's value, which must be one value (text, a number, true/false) or empty (None:
+    pandas writes an empty cell as NaN). ``optional``: a row without the column has it empty."""
     value = _field(record, column)
     if value is _MISSING:
+        if optional:
+            return None
         raise DataError(f"{where}: no column {column!r}")
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if value is not None and not isinstance(value, (str, int, float, bool)):
         raise DataError(f"{where}: column {column!r} is {_what(value)}: expected a single value")
     return value
@@ -402,8 +474,6 @@ def _what(value: Any) -> str:
 
 
 def _json_list(text: str) -> list | None:
-    import json
-
     if not text.lstrip().startswith("["):
         return None
     try:
@@ -413,25 +483,62 @@ def _json_list(text: str) -> list | None:
     return value if isinstance(value, list) else None
 
 
+def _read_json(path: Path) -> list[Record]:
+    """A JSON array of objects, or an object that holds one under one key (``{"version": 2,
+    "data": [...]}``), as (``"<file> item <i>"``, object) pairs; JSON Lines saved as ".json" (as
+    datasets' ``to_json`` writes it) is read as JSON Lines."""
+    text = read_text(path)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and _json_object(lines[0]):
+        return read_jsonl(path)
+    data = parse_json(path, text)
+    where = str(path)
+    if isinstance(data, dict):
+        keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
+        if len(keys) != 1:
+            held = f"holds lists of rows under {', '.join(keys)}: keep one" if keys else "holds no list of rows"
+            raise DataError(
+                f"{path}: a JSON object that {held}; the rows are a JSON array of objects "
+                f'(pandas writes one with to_json(orient="records"))'
+            )
+        where, data = f"{path} {keys[0]}", data[keys[0]]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of objects")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise DataError(f"{where} item {i}: expected a JSON object, not {_what(item)}")
+    return [(f"{where} item {i}", item) for i, item in enumerate(data)]
+
+
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def _read_csv(path: Path, delimiter: str) -> list[Record]:
-    """A CSV or TSV file with a header row, as (``"<file>:<line>"``, row) pairs; cells are text.
-    A ".csv" whose header has no comma but semicolons is read with semicolons, as spreadsheets in
-    many locales write it."""
+    """A CSV or TSV file with a header row (after any blank lines), as (``"<file>:<line>"``, row)
+    pairs; cells are text, a header's names are taken without outer spaces, and a cell's line
+    breaks are "\\n". A ".csv" whose header has no comma but semicolons or tabs is read with
+    those, as spreadsheets in many locales write it."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            header = f.readline()
-            if delimiter == "," and "," not in header and ";" in header:
-                delimiter = ";"
-            f.seek(0)
-            reader = csv.DictReader(f, delimiter=delimiter, strict=True)
+            header, skipped = f.readline(), 0
+            while header and not header.strip():
+                header, skipped = f.readline(), skipped + 1
+            if delimiter == "," and "," not in header:
+                delimiter = next((other for other in ";\t" if other in header), delimiter)
+            reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, strict=True)
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
             rows = []
             for row in reader:
+                line = reader.line_num + skipped
                 if None in row:
-                    raise DataError(
-                        f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames or [])} columns"
-                    )
+                    raise DataError(f"{path}:{line}: more cells than the header's {len(reader.fieldnames)} columns")
                 if any(v is not None and v.strip() for v in row.values()):
-                    rows.append((f"{path}:{reader.line_num}", {k: (v if v != "" else None) for k, v in row.items()}))
+                    cells = {k: v.replace("\r\n", "\n") if v else None for k, v in row.items()}
+                    rows.append((f"{path}:{line}", cells))
             return rows
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
