@@ -311,6 +311,8 @@ def test_letters_past_d_are_read_without_a_choices_column(host, tmp_path):
     t = task(host, path=str(tmp_path / "mc.jsonl"), answer="choice")
     e = next(p for p in t.load("train") + t.load("test") if p.gold == "E")
     assert t.grade(e, "The answer is E.") == ("E", True)
+    fresh = task(host, path=str(tmp_path / "mc.jsonl"), answer="choice")  # review on a resumed run
+    assert fresh.extract("The answer is E.") == "E"
 
 
 @pytest.mark.parametrize(
@@ -336,6 +338,11 @@ def test_a_saved_dataset_dict_with_validation_tests_on_it(host, tmp_path):
     t = task(host, path=str(tmp_path / "dd"), answer="number")
     assert [p.id for p in t.load("test")] == ["validation-1", "validation-2", "validation-3"]
     assert len(t.load("train")) == 7
+    held_back = [{"question": "Which?", "answer": None}]  # a hub test split without its answers
+    splits = {"train": ROWS[:7], "validation": ROWS[7:], "test": held_back}
+    DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()}).save_to_disk(str(tmp_path / "dd2"))
+    with pytest.raises(DataError, match=r"dd2's test split has no answers .*: set task.test_split = 'validation' or"):
+        task(host, path=str(tmp_path / "dd2"), answer="number").load("train")
 
 
 def test_split_names_on_one_file_are_refused(host, tmp_path):

@@ -153,6 +153,12 @@ class Dataset(LocalTask):
                 f"or task.test_fraction"
             )
         rows = {name: self._identified(where, hub_rows(dataset, where, name), name) for name in {train, test} - {None}}
+        if test and not self.test_split and rows[test] and _field(rows[test][0][1], self.columns.answer) in (None, ""):
+            others = "".join(f"task.test_split = {name!r} or " for name in names if name not in (train, test))
+            raise DataError(  # as the hub's CommonsenseQA, whose test answers are held back
+                f"task dataset: {where}'s {test} split has no answers (its row 0 has no {self.columns.answer!r}): "
+                f"set {others}task.test_fraction"
+            )
         return self._problems({"train": rows[train], "test": rows[test]} if test else self._divide(rows[train]))
 
     def _rows(self, path: Path, split: str, prefix: str) -> list[Row]:
@@ -379,6 +385,8 @@ class Dataset(LocalTask):
         if self.kind == "yes-no":
             return extract_yes_no(text)
         if self.kind == "choice":
+            if self._splits is None:  # a stage that reads outputs on a resumed run: the letters are the data's
+                self.load("train")
             return extract_letter(text, self.options)
         return extract_text(text)
 
@@ -418,9 +426,10 @@ def _number(text: str) -> str | None:
     """A gold that is a bare number, canonical: as ``parse_number`` reads it, or with a leading
     "+" or a decimal comma, as spreadsheets in many locales write it."""
     text = text.strip().removeprefix("+")
-    if parse_number(text) is None and _DECIMAL_COMMA.fullmatch(text):
-        text = text.replace(".", "").replace(",", ".")
-    return parse_number(text)
+    found = parse_number(text)
+    if found is None and _DECIMAL_COMMA.fullmatch(text):
+        found = parse_number(text.replace(".", "").replace(",", "."))
+    return found
 
 
 def _no_column(source: str, record: dict, key: str, column: str) -> None:
