@@ -293,10 +293,14 @@ def test_hub_style_choices_with_labels_and_lettered_options(host, tmp_path):
         assert problems[0].meta["options"] == options
     row = {"question": "2 + 19?", "options": ["A)21", "B)24", "C)19", "D)2"], "correct": "A"}
     (tmp_path / "aqua.jsonl").write_text(json.dumps(row) + "\n")
-    p = task(
+    aqua = task(
         host, path=str(tmp_path / "aqua.jsonl"), answer="choice", columns={"choices": "options", "answer": "correct"}
-    ).load("train")[0]
+    )
+    p = aqua.load("train")[0]
     assert p.question.endswith("Options:\nA. 21\nB. 24\nC. 19\nD. 2") and p.gold == "A"
+    # an option is quoted as whole words: "2" is not in "24", nor in "21 apples"
+    read = [aqua.grade(p, out)[0] for out in ("The answer is 24.", "The answer is 21 apples.", "So it is 2.")]
+    assert read == ["B", "A", "D"]
 
 
 def test_option_columns_with_a_gap_are_refused(host, tmp_path):

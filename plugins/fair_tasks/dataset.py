@@ -399,7 +399,7 @@ class Dataset(LocalTask):
             return extract_yes_no(text, problem.question)
         options = list(problem.meta.get("options") or ())
         if self.pattern is None and self.kind == "choice" and options:
-            return extract_letter(text, len(options)) or match_option(text, options)
+            return extract_letter(text, len(options)) or match_option(text, options, words=True)
         return self.extract(text)
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:

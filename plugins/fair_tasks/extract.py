@@ -556,13 +556,15 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def match_option(text: str, options: list[str]) -> str | None:
+def match_option(text: str, options: list[str], words: bool = False) -> str | None:
     """The letter of the one option whose text the answer quotes (after the last marker if
-    there is one, else anywhere); None when none or several match."""
+    there is one, else anywhere); None when none or several match. ``words``: an option is
+    quoted only as whole words, so "2" is not in "24" nor "cat" in "category"."""
     text = str(text)
     markers = list(_LETTER_MARKER.finditer(text))
-    where = _normal(text[markers[-1].end() :] if markers else text)
-    hits = [i for i, option in enumerate(options) if _normal(option) and _normal(option) in where]
+    pad = " " if words else ""
+    where = pad + _normal(text[markers[-1].end() :] if markers else text) + pad
+    hits = [i for i, option in enumerate(options) if _normal(option) and f"{pad}{_normal(option)}{pad}" in where]
     return ascii_uppercase[hits[0]] if len(hits) == 1 and hits[0] < 26 else None
 
 
