@@ -303,6 +303,21 @@ def test_hub_style_choices_with_labels_and_lettered_options(host, tmp_path):
     assert read == ["B", "A", "D"]
 
 
+def test_golds_that_count_options_from_one(host, tmp_path):
+    rows = [  # Social IQa's: answerA..answerC and a label "1".."3"
+        {"context": "Why did Sam run?", "answerA": "late", "answerB": "bored", "answerC": "chased", "label": label}
+        for label in ("1", "3", "2", "1")
+    ]
+    (tmp_path / "siqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "context", "answer": "label", "choices": ["answerA", "answerB", "answerC"]}
+    t = task(host, path=str(tmp_path / "siqa.jsonl"), answer="choice", columns=columns)
+    assert [p.gold for p in sorted(t.load("train") + t.load("test"), key=lambda p: p.id)] == ["A", "C", "B", "A"]
+    rows[0]["label"] = "0"  # a 0 among them: they count from 0, and a 3 is no option's index
+    (tmp_path / "siqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"siqa.jsonl:2: column 'label' \(the answer\) '3' is not .* its 0-based index"):
+        task(host, path=str(tmp_path / "siqa.jsonl"), answer="choice", columns=columns).load("train")
+
+
 def test_option_columns_with_a_gap_are_refused(host, tmp_path):
     (tmp_path / "mmlu.csv").write_text("question,A,B,C,D,answer\nLargest?,Mars,,Venus,,C\n")
     with pytest.raises(DataError, match=r"mmlu.csv:2: column 'B' \(a choice\) is empty but a later one is not"):

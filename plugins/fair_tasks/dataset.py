@@ -106,6 +106,7 @@ class Dataset(LocalTask):
         self.description = description
         self.upstream = hub_id and f"https://huggingface.co/datasets/{hub_id}"
         self.options = 4  # the most options any problem has: how many letters extract() reads
+        self.first_index = 0  # what a choice's gold that is an index counts from
 
     # sources -------------------------------------------------------------------------------
     def local_folder(self) -> Path | None:
@@ -231,6 +232,7 @@ class Dataset(LocalTask):
         """Every row checked and made a problem; an id used twice is refused, naming both rows."""
         out: dict[str, list[Problem]] = {split: [] for split in SPLITS}
         seen: dict[str, str] = {}
+        self.first_index = self._first_index([row for split in SPLITS for row in splits[split]])
         for split in SPLITS:
             for where, record, problem_id in splits[split]:
                 if problem_id in seen:
@@ -240,6 +242,18 @@ class Dataset(LocalTask):
         if not out["train"]:
             raise DataError(f"task dataset: {self.path or self.hub_id} has no train rows")
         return out
+
+    def _first_index(self, rows: list[Row]) -> int:
+        """What a choice's gold that is an index counts from: 1 where the data's do (one is its
+        row's number of options and none is 0, as Social IQa's and Winogrande's), else 0."""
+        if self.kind != "choice" or self.columns.choices is None:
+            return 0
+        indices = []
+        for where, record, _ in rows:
+            answer = _field(record, self.columns.answer)
+            if isinstance(answer, (int, str)) and not isinstance(answer, bool) and str(answer).strip().isdigit():
+                indices.append((int(str(answer)), len(self._options(record, where)[0])))
+        return int(bool(indices) and all(i > 0 for i, _ in indices) and any(i == n for i, n in indices))
 
     def _check_columns(self, source: str, record: dict) -> None:
         """A column the config names that the first row lacks is a mistake in the config, not in
@@ -355,7 +369,7 @@ class Dataset(LocalTask):
     def _letter(self, answer: Any, text: str, where: str, options: list[str] | None, labels: list[str]) -> str:
         """A choice's gold as its letter: given as the option's label where the data labels them
         (ARC's "1".."4"), as the letter, as the letter and the option ("B. Jupiter"), as the
-        option's text, or as a 0-based index into the choices."""
+        option's text, or as an index into the choices (from 0, or 1: ``first_index``)."""
         count = len(options) if options else 26
         if text in labels:
             return ascii_uppercase[labels.index(text)]
@@ -370,10 +384,10 @@ class Dataset(LocalTask):
             same = [i for i, option in enumerate(options) if normal_text(option) == normal_text(text)]
             if len(same) == 1:
                 return ascii_uppercase[same[0]]
-            if not isinstance(answer, float) and text.isdigit() and int(text) < count:
-                return ascii_uppercase[int(text)]
+            if not isinstance(answer, float) and text.isdigit() and 0 <= int(text) - self.first_index < count:
+                return ascii_uppercase[int(text) - self.first_index]
         choices = f"a letter A-{ascii_uppercase[count - 1]}"
-        choices += ", an option's text or its 0-based index" if options else ""
+        choices += f", an option's text or its {self.first_index}-based index" if options else ""
         raise DataError(f"{where}: column {self.columns.answer!r} (the answer) {text[:60]!r} is not {choices}")
 
     # reading and judging outputs -------------------------------------------------------------
