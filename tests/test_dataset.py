@@ -260,6 +260,13 @@ def test_a_spreadsheet_cell_over_two_lines_and_pandas_empty_cells(host, tmp_path
         task(host, path=str(tmp_path / "nan.jsonl"), answer="number").load("train")
 
 
+def test_a_csv_in_a_windows_code_page_names_its_line(host, tmp_path):
+    rows = ["question,answer"] + [f"What is {i} plus {i}?,{2 * i}" for i in range(1000)] + ["Caf\u00e9?,5"]
+    (tmp_path / "excel.csv").write_bytes("\n".join(rows).encode("cp1252"))  # Excel's "CSV (Comma delimited)"
+    with pytest.raises(DataError, match=r"excel.csv:1002: not UTF-8 text: save it as UTF-8 \(Excel: CSV UTF-8\)"):
+        task(host, path=str(tmp_path / "excel.csv"), answer="number").load("train")
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

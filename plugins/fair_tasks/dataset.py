@@ -563,12 +563,23 @@ def _read_csv(path: Path, delimiter: str) -> list[Record]:
                     cells = {k: v.replace("\r\n", "\n") if v else None for k, v in row.items()}
                     rows.append((f"{path}:{line}", cells))
             return rows
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}:{_bad_line(path)}: not UTF-8 text: save it as UTF-8 (Excel: CSV UTF-8)") from None
     except csv.Error as e:
         raise DataError(f"{path}: not valid CSV ({e})") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _bad_line(path: Path) -> int:
+    """The line of the file's first byte that is not UTF-8 (the decoder's own offset counts
+    from the chunk it was reading)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return raw[: e.start].count(b"\n") + 1
+    return 1
 
 
 def _read_parquet(path: Path) -> list[Record]:
