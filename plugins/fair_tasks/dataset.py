@@ -447,9 +447,10 @@ def _number(text: str) -> str | None:
 
 
 def _no_column(source: str, record: dict, key: str, column: str) -> None:
+    several = ', or to a list of columns (["A", "B", "C", "D"])' if key == "choices" else ""
     raise DataError(
         f"{source}: no column {column!r} (its columns: {', '.join(map(str, record)) or 'none'}): "
-        f"set task.columns.{key} to the column that holds it"
+        f"set task.columns.{key} to the column that holds it{several}"
     )
 
 
