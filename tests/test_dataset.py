@@ -441,6 +441,10 @@ def test_sources_and_keys_that_cannot_work_are_refused(host, tmp_path):
         task(host)
     with pytest.raises(DataError, match=r"missing.csv does not exist: fix task.path"):
         task(host, path=str(tmp_path / "missing.csv")).load("train")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "train.jsonl").write_text(JSONL)
+    with pytest.raises(DataError, match=r"files: not a datasets.save_to_disk folder .*: for a folder of files, set "):
+        task(host, path=str(tmp_path / "files")).load("train")
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(DataError, match=r"cannot tell the format of .*data.xlsx from its name: use one of .jsonl"):
         task(host, path=str(tmp_path / "data.xlsx")).load("train")

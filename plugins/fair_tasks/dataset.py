@@ -599,7 +599,10 @@ def _from_disk(path: Path) -> Any:
 
         return load_from_disk(str(path))
     except FileNotFoundError:
-        raise DataError(f"{path}: not a datasets.save_to_disk folder (no dataset_dict.json)") from None
+        raise DataError(
+            f"{path}: not a datasets.save_to_disk folder (no dataset_dict.json): for a folder of files, set "
+            f"task.path to the train file and task.test_path to the test file"
+        ) from None
     except Exception as e:  # noqa: BLE001 - a damaged folder: the same fix whatever datasets raises
         raise DataError(f"{path}: cannot load it with datasets.load_from_disk ({type(e).__name__})") from None
 
