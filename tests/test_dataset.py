@@ -391,6 +391,9 @@ def test_free_text_answers_with_an_aside_or_boxed(host, tmp_path):
     assert t.grade(paris, "The final answer is $\\boxed{\\text{Paris}}$.") == ("Paris", True)
     assert not t.grade(paris, "The answer is Paris, France and Lyon.")[1]
     assert not t.grade(red, "The answer is red, green or blue.")[1]  # a list is not its first item
+    (tmp_path / "n.jsonl").write_text('{"question": "How many?", "answer": 1234.0}\n')  # pandas' float column
+    n = task(host, path=str(tmp_path / "n.jsonl"))  # numbers left as text, the default
+    assert n.grade(n.load("train")[0], "The answer is 1,234.")[1]
 
 
 # bad input: one line naming the file, row and column ------------------------------------------

@@ -423,6 +423,9 @@ class Dataset(LocalTask):
             return numbers_equal(predicted, gold)
         if self.kind in ("yes-no", "choice"):
             return predicted == gold
+        both = parse_number(predicted), parse_number(gold)
+        if None not in both:  # free text that is a number: "72" is "72.0", "1,234" is "1234"
+            return numbers_equal(*both)
         return normal_text(gold) in (normal_text(predicted), normal_text(free_answer(predicted)))
 
     def hint(self, problem: Problem) -> str:
