@@ -497,7 +497,8 @@ def _what(value: Any) -> str:
         return "empty"
     if isinstance(value, str):
         return "empty" if not value.strip() else f"{value[:40]!r}"
-    return f"a {type(value).__name__} ({str(value)[:40]})"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({str(value)[:40]})"
 
 
 def _json_list(text: str) -> list | None:
