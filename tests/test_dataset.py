@@ -325,6 +325,19 @@ def test_golds_that_count_options_from_one(host, tmp_path):
         task(host, path=str(tmp_path / "siqa.jsonl"), answer="choice", columns=columns).load("train")
 
 
+def test_a_list_column_that_pandas_wrote_to_csv(host, tmp_path):
+    import pandas as pd
+
+    rows = {
+        "question": ["Largest?", "Nearest?"],
+        "choices": [["Mars", "Jupiter"], ["Sun", "Earth's moon"]],
+        "answer": [1, 1],
+    }
+    pd.DataFrame(rows).to_csv(tmp_path / "mc.csv", index=False)  # a cell reads ['Sun', "Earth's moon"]
+    t = task(host, path=str(tmp_path / "mc.csv"), answer="choice", columns={"choices": "choices"})
+    assert [p.meta["options"] for p in sorted(t.load("train") + t.load("test"), key=lambda p: p.id)] == rows["choices"]
+
+
 def test_option_columns_with_a_gap_are_refused(host, tmp_path):
     (tmp_path / "mmlu.csv").write_text("question,A,B,C,D,answer\nLargest?,Mars,,Venus,,C\n")
     with pytest.raises(DataError, match=r"mmlu.csv:2: column 'B' \(a choice\) is empty but a later one is not"):

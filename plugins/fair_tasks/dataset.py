@@ -13,6 +13,7 @@ removed elsewhere.
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import itertools
@@ -324,8 +325,8 @@ class Dataset(LocalTask):
             elif column.endswith(".text"):  # "choices.text": its labels are "choices.label"
                 labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
-                value = _json_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
-                split = ' (a cell holds a JSON list, or options split by "|" or one a line)'
+                value = _cell_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
+                split = ' (a cell holds a list, ["x", "y"], or options split by "|" or one a line)'
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
@@ -501,14 +502,18 @@ def _what(value: Any) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({str(value)[:40]})"
 
 
-def _json_list(text: str) -> list | None:
+def _cell_list(text: str) -> list | None:
+    """A list written in a cell: as JSON, or as Python writes one (pandas' ``to_csv`` of a list
+    column: ``['Mars', "Earth's moon"]``)."""
     if not text.lstrip().startswith("["):
         return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, list) else None
+    for read in (json.loads, ast.literal_eval):
+        try:
+            value = read(text)
+        except (ValueError, SyntaxError, RecursionError):
+            continue
+        return value if isinstance(value, list) else None
+    return None
 
 
 def _read_json(path: Path) -> list[Record]:
