@@ -260,6 +260,16 @@ def test_a_spreadsheet_cell_over_two_lines_and_pandas_empty_cells(host, tmp_path
         task(host, path=str(tmp_path / "nan.jsonl"), answer="number").load("train")
 
 
+def test_quotes_that_do_not_quote_a_cell(host, tmp_path):
+    rows = 'What is 1+1?\t2\n"Hi" she said. How many words?\t3\n'  # a TSV that quotes nothing, as GLUE's
+    (tmp_path / "q.tsv").write_text("question\tanswer\n" + rows)
+    t = task(host, path=str(tmp_path / "q.tsv"), answer="number")
+    assert {p.id: p.question for p in t.load("train") + t.load("test")}["row-2"] == '"Hi" she said. How many words?'
+    (tmp_path / "q.csv").write_text("question,answer\n" + rows.replace("\t", ","))
+    with pytest.raises(DataError, match=r"q.csv:3: not valid CSV \(.*\): a cell with a quote, a separator or a line"):
+        task(host, path=str(tmp_path / "q.csv"), answer="number").load("train")
+
+
 def test_a_csv_in_a_windows_code_page_names_its_line(host, tmp_path):
     rows = ["question,answer"] + [f"What is {i} plus {i}?,{2 * i}" for i in range(1000)] + ["Caf\u00e9?,5"]
     (tmp_path / "excel.csv").write_bytes("\n".join(rows).encode("cp1252"))  # Excel's "CSV (Comma delimited)"

@@ -550,19 +550,22 @@ def _json_object(line: str) -> bool:
         return False
 
 
-def _read_csv(path: Path, delimiter: str) -> list[Record]:
+def _read_csv(path: Path, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> list[Record]:
     """A CSV or TSV file with a header row (after any blank lines), as (``"<file>:<line>"``, row)
     pairs; cells are text, a header's names are taken without outer spaces, and a cell's line
     breaks are "\\n". A ".csv" whose header has no comma but semicolons or tabs is read with
-    those, as spreadsheets in many locales write it."""
+    those, as spreadsheets in many locales write it. A tab-separated file whose quotes do not
+    quote cells is read as written: many quote nothing (GLUE's), so a quote there is text."""
+    line = 0
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             header, skipped = f.readline(), 0
             while header and not header.strip():
                 header, skipped = f.readline(), skipped + 1
+            line = skipped + 1  # the header's
             if delimiter == "," and "," not in header:
                 delimiter = next((other for other in ";\t" if other in header), delimiter)
-            reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, strict=True)
+            reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, quoting=quoting, strict=True)
             reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
             rows = []
             for row in reader:
@@ -576,7 +579,12 @@ def _read_csv(path: Path, delimiter: str) -> list[Record]:
     except UnicodeDecodeError:
         raise DataError(f"{path}:{_bad_line(path)}: not UTF-8 text: save it as UTF-8 (Excel: CSV UTF-8)") from None
     except csv.Error as e:
-        raise DataError(f"{path}: not valid CSV ({e})") from None
+        if delimiter == "\t" and quoting != csv.QUOTE_NONE:
+            return _read_csv(path, delimiter, csv.QUOTE_NONE)
+        raise DataError(
+            f"{path}:{line + 1}: not valid CSV ({e}): a cell with a quote, a separator or a line break is quoted "
+            f'whole, its own quotes doubled ("She said ""hi""")'
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
 
