@@ -465,6 +465,8 @@ def test_a_bad_jsonl_row_is_one_line(host, tmp_path, row, message):
 def test_sources_and_keys_that_cannot_work_are_refused(host, tmp_path):
     with pytest.raises(DataError, match="needs one source: task.path"):
         task(host)
+    with pytest.raises(DataError, match="task.test_path goes with task.path: with task.hub_id, name its test split"):
+        task(host, hub_id="someone/data", test_path="test.jsonl")
     with pytest.raises(DataError, match=r"missing.csv does not exist: fix task.path"):
         task(host, path=str(tmp_path / "missing.csv")).load("train")
     (tmp_path / "files").mkdir()

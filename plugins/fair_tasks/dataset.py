@@ -89,6 +89,10 @@ class Dataset(LocalTask):
                 "task dataset needs one source: task.path (a .jsonl, .json, .csv, .tsv or .parquet file, or a "
                 "save_to_disk folder) or task.hub_id"
             )
+        if test_path and hub_id:
+            raise DataError(
+                "task.test_path goes with task.path: with task.hub_id, name its test split (task.test_split)"
+            )
         if test_path and (test_split or test_fraction):
             raise DataError("task.test_path gives the test split: remove task.test_split and task.test_fraction")
         if test_split and test_fraction:
