@@ -469,6 +469,9 @@ def test_sources_and_keys_that_cannot_work_are_refused(host, tmp_path):
         task(host, hub_id="someone/data", test_path="test.jsonl")
     with pytest.raises(DataError, match=r"missing.csv does not exist: fix task.path"):
         task(host, path=str(tmp_path / "missing.csv")).load("train")
+    (tmp_path / "empty.csv").write_text("question,answer\n\n")
+    with pytest.raises(DataError, match=r"empty.csv: no rows \(is it empty, or only a header\?\)"):
+        task(host, path=str(tmp_path / "empty.csv")).load("train")
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "train.jsonl").write_text(JSONL)
     with pytest.raises(DataError, match=r"files: not a datasets.save_to_disk folder .*: for a folder of files, set "):

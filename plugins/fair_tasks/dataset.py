@@ -207,8 +207,10 @@ class Dataset(LocalTask):
                 _twice(problem_id, where, seen[problem_id])
             seen[problem_id] = where
             rows.append((where, record, problem_id))
+        if not rows:
+            raise DataError(f"{source}: no rows (is it empty, or only a header?)")
         hint = self.columns.hint
-        if hint is not None and rows and all(_field(record, hint) is _MISSING for _, record, _ in rows):
+        if hint is not None and all(_field(record, hint) is _MISSING for _, record, _ in rows):
             _no_column(source, rows[0][1], "hint", hint)
         return rows
 
@@ -244,8 +246,6 @@ class Dataset(LocalTask):
                     _twice(problem_id, where, seen[problem_id])
                 seen[problem_id] = where
                 out[split].append(self._problem(where, record, problem_id))
-        if not out["train"]:
-            raise DataError(f"task dataset: {self.path or self.hub_id} has no train rows")
         return out
 
     def _first_index(self, rows: list[Row]) -> int:
