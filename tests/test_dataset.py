@@ -209,6 +209,216 @@ def test_free_text_and_pattern_answers(host, tmp_path):
     assert coded.grade(code, "no idea") == (None, False)
 
 
+# files as users have them: pandas, spreadsheets, hub exports ----------------------------------
+ROWS = [{"question": q, "answer": a} for q, a in QUESTIONS.items()]
+JSONL = "".join(json.dumps(r) + "\n" for r in ROWS)
+CSV_ROWS = "".join(f'"{r["question"]}",{r["answer"]}\n' for r in ROWS)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("wrapped.json", json.dumps({"version": "1.0", "data": ROWS})),  # an object holding the rows
+        ("lines.json", JSONL),  # JSON Lines named .json, as datasets' to_json writes it
+        ("bom.jsonl", "\ufeff" + JSONL),  # a byte-order mark, as Windows editors write
+        ("bom.json", "\ufeff" + json.dumps(ROWS)),
+        ("blank-first.csv", "\n\nquestion,answer\n" + CSV_ROWS),  # blank lines above the header
+        ("spaced.csv", " question , answer \n" + CSV_ROWS),  # spaces around the header's names
+        ("tabs.csv", "question\tanswer\n" + "".join(f"{r['question']}\t{r['answer']}\n" for r in ROWS)),
+    ],
+    ids=lambda value: value if value.endswith(tuple(".json .jsonl .csv".split())) else "",
+)
+def test_files_as_tools_and_editors_write_them(host, tmp_path, name, content):
+    (tmp_path / "ref.jsonl").write_text(JSONL)
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    expected = task(host, path=str(tmp_path / "ref.jsonl"), answer="number")
+    got = task(host, path=str(tmp_path / name), answer="number")
+    assert (got.load("train"), got.load("test")) == (expected.load("train"), expected.load("test"))
+
+
+def test_a_spreadsheet_cell_over_two_lines_and_pandas_empty_cells(host, tmp_path):
+    (tmp_path / "crlf.csv").write_bytes(
+        b'question,answer\r\n"Tom has 3 apples\r\nand buys 4. How many?",7\r\n"Why?",8\r\n'
+    )
+    t = task(host, path=str(tmp_path / "crlf.csv"), answer="number")
+    assert {p.id: p.question for p in t.load("train") + t.load("test")}[
+        "row-1"
+    ] == "Tom has 3 apples\nand buys 4. How many?"
+    # a hint that is NaN (json.dumps of pandas' float NaN) or that a row lacks is no hint
+    (tmp_path / "nan.jsonl").write_text(
+        '{"question": "A?", "answer": 4, "hint": NaN}\n{"question": "B?", "answer": 6}\n'
+        '{"question": "C?", "answer": 8, "hint": "so 8"}\n'
+    )
+    t = task(host, path=str(tmp_path / "nan.jsonl"), answer="number", columns={"hint": "hint"})
+    assert {p.question: p.meta for p in t.load("train") + t.load("test")} == {
+        "A?": {},
+        "B?": {},
+        "C?": {"hint": "so 8"},
+    }
+    (tmp_path / "nan.jsonl").write_text('{"question": "A?", "answer": NaN}\n')
+    with pytest.raises(DataError, match=r"nan.jsonl:1: column 'answer' \(the answer\) is empty"):
+        task(host, path=str(tmp_path / "nan.jsonl"), answer="number").load("train")
+
+
+def test_quotes_that_do_not_quote_a_cell(host, tmp_path):
+    rows = 'What is 1+1?\t2\n"Hi" she said. How many words?\t3\n'  # a TSV that quotes nothing, as GLUE's
+    (tmp_path / "q.tsv").write_text("question\tanswer\n" + rows)
+    t = task(host, path=str(tmp_path / "q.tsv"), answer="number")
+    assert {p.id: p.question for p in t.load("train") + t.load("test")}["row-2"] == '"Hi" she said. How many words?'
+    (tmp_path / "q.csv").write_text("question,answer\n" + rows.replace("\t", ","))
+    with pytest.raises(DataError, match=r"q.csv:3: not valid CSV \(.*\): a cell with a quote, a separator or a line"):
+        task(host, path=str(tmp_path / "q.csv"), answer="number").load("train")
+
+
+def test_a_csv_in_a_windows_code_page_names_its_line(host, tmp_path):
+    rows = ["question,answer"] + [f"What is {i} plus {i}?,{2 * i}" for i in range(1000)] + ["Caf\u00e9?,5"]
+    (tmp_path / "excel.csv").write_bytes("\n".join(rows).encode("cp1252"))  # Excel's "CSV (Comma delimited)"
+    with pytest.raises(DataError, match=r"excel.csv:1002: not UTF-8 text: save it as UTF-8 \(Excel: CSV UTF-8\)"):
+        task(host, path=str(tmp_path / "excel.csv"), answer="number").load("train")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"question": {"0": "A?"}, "answer": {"0": 4}}, r"holds no list of rows; .*to_json\(orient=\"records\"\)"),
+        ({"train": ROWS, "test": ROWS}, r"holds lists of rows under train, test: keep one"),
+    ],
+)
+def test_a_json_object_that_is_not_rows_is_one_line(host, tmp_path, data, message):
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"d.json: a JSON object that " + message):
+        task(host, path=str(tmp_path / "d.json")).load("train")
+
+
+def test_hub_style_choices_with_labels_and_lettered_options(host, tmp_path):
+    options = ["Berlin", "Madrid", "Paris", "Rome"]
+    rows = [  # ARC: {"text", "label"} with labels "1".."4" on some rows; AQuA: options that carry letters
+        {"q": "Capital of France?", "choices": {"text": options, "label": ["1", "2", "3", "4"]}, "key": "3"},
+        {"q": "Capital of Spain?", "choices": {"text": options, "label": list("ABCD")}, "key": "B"},
+        {"q": "Capital of Italy?", "choices": {"text": options, "label": list("ABCD")}, "key": "D. Rome"},
+    ]
+    (tmp_path / "arc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for choices in ("choices", "choices.text"):
+        t = task(
+            host,
+            path=str(tmp_path / "arc.jsonl"),
+            answer="choice",
+            columns={"question": "q", "answer": "key", "choices": choices},
+        )
+        problems = sorted(t.load("train") + t.load("test"), key=lambda p: p.id)
+        assert [p.gold for p in problems] == ["C", "B", "D"], choices
+        assert problems[0].meta["options"] == options
+    row = {"question": "2 + 19?", "options": ["A)21", "B)24", "C)19", "D)2"], "correct": "A"}
+    (tmp_path / "aqua.jsonl").write_text(json.dumps(row) + "\n")
+    aqua = task(
+        host, path=str(tmp_path / "aqua.jsonl"), answer="choice", columns={"choices": "options", "answer": "correct"}
+    )
+    p = aqua.load("train")[0]
+    assert p.question.endswith("Options:\nA. 21\nB. 24\nC. 19\nD. 2") and p.gold == "A"
+    # an option is quoted as whole words: "2" is not in "24", nor in "21 apples"
+    read = [aqua.grade(p, out)[0] for out in ("The answer is 24.", "The answer is 21 apples.", "So it is 2.")]
+    assert read == ["B", "A", "D"]
+
+
+def test_golds_that_count_options_from_one(host, tmp_path):
+    rows = [  # Social IQa's: answerA..answerC and a label "1".."3"
+        {"context": "Why did Sam run?", "answerA": "late", "answerB": "bored", "answerC": "chased", "label": label}
+        for label in ("1", "3", "2", "1")
+    ]
+    (tmp_path / "siqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "context", "answer": "label", "choices": ["answerA", "answerB", "answerC"]}
+    t = task(host, path=str(tmp_path / "siqa.jsonl"), answer="choice", columns=columns)
+    assert [p.gold for p in sorted(t.load("train") + t.load("test"), key=lambda p: p.id)] == ["A", "C", "B", "A"]
+    rows[0]["label"] = "0"  # a 0 among them: they count from 0, and a 3 is no option's index
+    (tmp_path / "siqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"siqa.jsonl:2: column 'label' \(the answer\) '3' is not .* its 0-based index"):
+        task(host, path=str(tmp_path / "siqa.jsonl"), answer="choice", columns=columns).load("train")
+
+
+def test_a_list_column_that_pandas_wrote_to_csv(host, tmp_path):
+    import pandas as pd
+
+    rows = {
+        "question": ["Largest?", "Nearest?"],
+        "choices": [["Mars", "Jupiter"], ["Sun", "Earth's moon"]],
+        "answer": [1, 1],
+    }
+    pd.DataFrame(rows).to_csv(tmp_path / "mc.csv", index=False)  # a cell reads ['Sun', "Earth's moon"]
+    t = task(host, path=str(tmp_path / "mc.csv"), answer="choice", columns={"choices": "choices"})
+    assert [p.meta["options"] for p in sorted(t.load("train") + t.load("test"), key=lambda p: p.id)] == rows["choices"]
+
+
+def test_option_columns_with_a_gap_are_refused(host, tmp_path):
+    (tmp_path / "mmlu.csv").write_text("question,A,B,C,D,answer\nLargest?,Mars,,Venus,,C\n")
+    with pytest.raises(DataError, match=r"mmlu.csv:2: column 'B' \(a choice\) is empty but a later one is not"):
+        task(host, path=str(tmp_path / "mmlu.csv"), answer="choice", columns={"choices": list("ABCD")}).load("train")
+    with pytest.raises(DataError, match=r'no column .A,B,C,D. .*, or to a list of columns \(\["A", "B", "C", "D"\]\)'):
+        task(host, path=str(tmp_path / "mmlu.csv"), answer="choice", columns={"choices": "A,B,C,D"}).load("train")
+
+
+def test_letters_past_d_are_read_without_a_choices_column(host, tmp_path):
+    rows = [{"question": f"Q{i}? A) a B) b C) c D) d E) e", "answer": letter} for i, letter in enumerate("ABCDE")]
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(host, path=str(tmp_path / "mc.jsonl"), answer="choice")
+    e = next(p for p in t.load("train") + t.load("test") if p.gold == "E")
+    assert t.grade(e, "The answer is E.") == ("E", True)
+    fresh = task(host, path=str(tmp_path / "mc.jsonl"), answer="choice")  # review on a resumed run
+    assert fresh.extract("The answer is E.") == "E"
+
+
+@pytest.mark.parametrize(
+    "gold, read", [("2,5", "2.5"), ("-0,75", "-0.75"), ("1.234,5", "1234.5"), ("+5", "5"), ("1,234", "1234")]
+)
+def test_number_golds_in_a_spreadsheets_forms(host, tmp_path, gold, read):
+    (tmp_path / "n.csv").write_text(f'question;answer\nHow much?;"{gold}"\n')
+    assert task(host, path=str(tmp_path / "n.csv"), answer="number").load("train")[0].gold == read
+
+
+def test_a_number_glued_to_a_word_is_refused(host, tmp_path):
+    (tmp_path / "n.csv").write_text("question,answer\nHow many?,1.5k\n")
+    with pytest.raises(DataError, match=r"n.csv:2: column 'answer' \(the answer\) '1.5k' is not a number"):
+        task(host, path=str(tmp_path / "n.csv"), answer="number").load("train")
+
+
+def test_a_saved_dataset_dict_with_validation_tests_on_it(host, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(ROWS[:7]), "validation": Dataset.from_list(ROWS[7:])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    t = task(host, path=str(tmp_path / "dd"), answer="number")
+    assert [p.id for p in t.load("test")] == ["validation-1", "validation-2", "validation-3"]
+    assert len(t.load("train")) == 7
+    held_back = [{"question": "Which?", "answer": None}]  # a hub test split without its answers
+    splits = {"train": ROWS[:7], "validation": ROWS[7:], "test": held_back}
+    DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()}).save_to_disk(str(tmp_path / "dd2"))
+    with pytest.raises(DataError, match=r"dd2's test split has no answers .*: set task.test_split = 'validation' or"):
+        task(host, path=str(tmp_path / "dd2"), answer="number").load("train")
+
+
+def test_split_names_on_one_file_are_refused(host, tmp_path):
+    (tmp_path / "p.jsonl").write_text(JSONL)
+    with pytest.raises(
+        DataError, match=r"p.jsonl is one file, without named splits: remove task.split and task.test_split"
+    ):
+        task(host, path=str(tmp_path / "p.jsonl"), test_split="validation").load("train")
+
+
+def test_free_text_answers_with_an_aside_or_boxed(host, tmp_path):
+    rows = [{"question": "Capital of France?", "answer": "Paris"}, {"question": "A primary colour?", "answer": "red"}]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(host, path=str(tmp_path / "t.jsonl"))
+    paris, red = sorted(t.load("train") + t.load("test"), key=lambda p: p.id)
+    assert t.grade(paris, "The answer is Paris, the capital.")[1]
+    assert t.grade(paris, "So the answer is Paris (the capital city).")[1]
+    assert t.grade(paris, "The final answer is $\\boxed{\\text{Paris}}$.") == ("Paris", True)
+    assert not t.grade(paris, "The answer is Paris, France and Lyon.")[1]
+    assert not t.grade(red, "The answer is red, green or blue.")[1]  # a list is not its first item
+    (tmp_path / "n.jsonl").write_text('{"question": "How many?", "answer": 1234.0}\n')  # pandas' float column
+    n = task(host, path=str(tmp_path / "n.jsonl"))  # numbers left as text, the default
+    assert n.grade(n.load("train")[0], "The answer is 1,234.")[1]
+
+
 # bad input: one line naming the file, row and column ------------------------------------------
 @pytest.mark.parametrize(
     "content, message",
@@ -255,8 +465,17 @@ def test_a_bad_jsonl_row_is_one_line(host, tmp_path, row, message):
 def test_sources_and_keys_that_cannot_work_are_refused(host, tmp_path):
     with pytest.raises(DataError, match="needs one source: task.path"):
         task(host)
+    with pytest.raises(DataError, match="task.test_path goes with task.path: with task.hub_id, name its test split"):
+        task(host, hub_id="someone/data", test_path="test.jsonl")
     with pytest.raises(DataError, match=r"missing.csv does not exist: fix task.path"):
         task(host, path=str(tmp_path / "missing.csv")).load("train")
+    (tmp_path / "empty.csv").write_text("question,answer\n\n")
+    with pytest.raises(DataError, match=r"empty.csv: no rows \(is it empty, or only a header\?\)"):
+        task(host, path=str(tmp_path / "empty.csv")).load("train")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "train.jsonl").write_text(JSONL)
+    with pytest.raises(DataError, match=r"files: not a datasets.save_to_disk folder .*: for a folder of files, set "):
+        task(host, path=str(tmp_path / "files")).load("train")
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(DataError, match=r"cannot tell the format of .*data.xlsx from its name: use one of .jsonl"):
         task(host, path=str(tmp_path / "data.xlsx")).load("train")

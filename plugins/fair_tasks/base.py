@@ -96,18 +96,24 @@ class LocalTask(Task):
 
 # readers: every failure is a DataError naming the file (and the line when there is one) ----
 def read_text(path: Path) -> str:
+    """UTF-8 text; a byte-order mark (as Windows editors write) is not part of it."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read: {e}".splitlines()[0]) from None
 
 
-def read_json(path: Path) -> list[Record]:
-    """A JSON array of objects, as (``"<file> item <i>"``, object) pairs."""
+def parse_json(path: Path, text: str) -> Any:
+    """The value of ``path``'s JSON ``text``."""
     try:
-        data = json.loads(read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def read_json(path: Path) -> list[Record]:
+    """A JSON array of objects, as (``"<file> item <i>"``, object) pairs."""
+    data = parse_json(path, read_text(path))
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise DataError(f"{path}: expected a JSON array of objects")
     return [(f"{path} item {i}", item) for i, item in enumerate(data)]

@@ -6,14 +6,19 @@ Every row is checked when the data is first loaded, before anything is paid for:
 DataError naming the file, the row and the column.
 
 Splits: a second file (``test_path``), a named split of a folder or hub dataset (``test_split``,
-``"test"`` where there is one), else ``test_fraction`` (0.2) of the rows, chosen by a seeded hash
-of each row's id, so a row keeps its split when rows are added or removed elsewhere.
+else "test" or "validation" where it has one: TEST_SPLITS), else ``test_fraction`` (0.2) of the
+rows, chosen by a seeded hash of each row's id, so a row keeps its split when rows are added or
+removed elsewhere.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
+import itertools
+import json
+import math
 import re
 from pathlib import Path
 from string import ascii_uppercase
@@ -24,13 +29,14 @@ from fair_core.errors import DataError
 from fair_core.task import Problem
 
 from . import prompts
-from .base import SPLITS, LocalTask, Record, hub_rows, read_json, read_jsonl
+from .base import SPLITS, LocalTask, Record, hub_rows, parse_json, read_jsonl, read_text
 from .extract import (
     extract_letter,
     extract_number,
     extract_pattern,
     extract_text,
     extract_yes_no,
+    free_answer,
     match_option,
     normal_text,
     numbers_equal,
@@ -40,6 +46,8 @@ from .extract import (
 TEST_FRACTION = 0.2
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
 FILE_KINDS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+# the test split of a folder or hub dataset that names none: the first of these it has
+TEST_SPLITS = ("test", "validation", "valid", "dev", "val")
 _YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 # the prompts of each answer kind: (default, the paper's protocol)
 PROMPTS = {
@@ -81,6 +89,10 @@ class Dataset(LocalTask):
                 "task dataset needs one source: task.path (a .jsonl, .json, .csv, .tsv or .parquet file, or a "
                 "save_to_disk folder) or task.hub_id"
             )
+        if test_path and hub_id:
+            raise DataError(
+                "task.test_path goes with task.path: with task.hub_id, name its test split (task.test_split)"
+            )
         if test_path and (test_split or test_fraction):
             raise DataError("task.test_path gives the test split: remove task.test_split and task.test_fraction")
         if test_split and test_fraction:
@@ -99,6 +111,7 @@ class Dataset(LocalTask):
         self.description = description
         self.upstream = hub_id and f"https://huggingface.co/datasets/{hub_id}"
         self.options = 4  # the most options any problem has: how many letters extract() reads
+        self.first_index = 0  # what a choice's gold that is an index counts from
 
     # sources -------------------------------------------------------------------------------
     def local_folder(self) -> Path | None:
@@ -120,6 +133,11 @@ class Dataset(LocalTask):
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
             return self.read_hub(_from_disk(path))
+        if self.split or self.test_split:
+            raise DataError(
+                f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
+                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
+            )
         return self._problems(self._divide(self._rows(path, "", "row")))
 
     def read_hub(self, dataset: Any) -> dict[str, list[Problem]]:
@@ -133,13 +151,20 @@ class Dataset(LocalTask):
             raise DataError(
                 f"task dataset: {where} has no split {train!r}: set task.split to one of {', '.join(names)}"
             )
-        test = self.test_split or ("test" if "test" in names and not self.test_fraction else None)
+        named = next((name for name in TEST_SPLITS if name in names and name != train), None)
+        test = self.test_split or (None if self.test_fraction else named)
         if test is not None and test not in names:
             raise DataError(
                 f"task dataset: {where} has no split {test!r}: set task.test_split to one of {', '.join(names)}, "
                 f"or task.test_fraction"
             )
         rows = {name: self._identified(where, hub_rows(dataset, where, name), name) for name in {train, test} - {None}}
+        if test and not self.test_split and rows[test] and _field(rows[test][0][1], self.columns.answer) in (None, ""):
+            others = "".join(f"task.test_split = {name!r} or " for name in names if name not in (train, test))
+            raise DataError(  # as the hub's CommonsenseQA, whose test answers are held back
+                f"task dataset: {where}'s {test} split has no answers (its row 0 has no {self.columns.answer!r}): "
+                f"set {others}task.test_fraction"
+            )
         return self._problems({"train": rows[train], "test": rows[test]} if test else self._divide(rows[train]))
 
     def _rows(self, path: Path, split: str, prefix: str) -> list[Row]:
@@ -158,7 +183,7 @@ class Dataset(LocalTask):
         if suffix in (".jsonl", ".ndjson"):
             records = read_jsonl(path)
         elif suffix == ".json":
-            records = read_json(path)
+            records = _read_json(path)
         elif suffix in (".csv", ".tsv"):
             records = _read_csv(path, "\t" if suffix == ".tsv" else ",")
         elif suffix == ".parquet":
@@ -172,7 +197,7 @@ class Dataset(LocalTask):
 
     def _identified(self, source: str, records: Iterable[Record], prefix: str) -> list[Row]:
         """(where, record, id) for each record of ``source``; the configured columns checked
-        against its first record."""
+        against its first record, the hint column (which some rows may lack) against them all."""
         rows, seen = [], {}
         for index, (where, record) in enumerate(records):
             if index == 0:
@@ -182,6 +207,11 @@ class Dataset(LocalTask):
                 _twice(problem_id, where, seen[problem_id])
             seen[problem_id] = where
             rows.append((where, record, problem_id))
+        if not rows:
+            raise DataError(f"{source}: no rows (is it empty, or only a header?)")
+        hint = self.columns.hint
+        if hint is not None and all(_field(record, hint) is _MISSING for _, record, _ in rows):
+            _no_column(source, rows[0][1], "hint", hint)
         return rows
 
     def _divide(self, rows: list[Row]) -> dict[str, list[Row]]:
@@ -209,28 +239,36 @@ class Dataset(LocalTask):
         """Every row checked and made a problem; an id used twice is refused, naming both rows."""
         out: dict[str, list[Problem]] = {split: [] for split in SPLITS}
         seen: dict[str, str] = {}
+        self.first_index = self._first_index([row for split in SPLITS for row in splits[split]])
         for split in SPLITS:
             for where, record, problem_id in splits[split]:
                 if problem_id in seen:
                     _twice(problem_id, where, seen[problem_id])
                 seen[problem_id] = where
                 out[split].append(self._problem(where, record, problem_id))
-        if not out["train"]:
-            raise DataError(f"task dataset: {self.path or self.hub_id} has no train rows")
         return out
+
+    def _first_index(self, rows: list[Row]) -> int:
+        """What a choice's gold that is an index counts from: 1 where the data's do (one is its
+        row's number of options and none is 0, as Social IQa's and Winogrande's), else 0."""
+        if self.kind != "choice" or self.columns.choices is None:
+            return 0
+        indices = []
+        for where, record, _ in rows:
+            answer = _field(record, self.columns.answer)
+            if isinstance(answer, (int, str)) and not isinstance(answer, bool) and str(answer).strip().isdigit():
+                indices.append((int(str(answer)), len(self._options(record, where)[0])))
+        return int(bool(indices) and all(i > 0 for i, _ in indices) and any(i == n for i, n in indices))
 
     def _check_columns(self, source: str, record: dict) -> None:
         """A column the config names that the first row lacks is a mistake in the config, not in
         the data: say which columns there are."""
         c = self.columns
-        named = [("question", c.question), ("answer", c.answer), ("id", c.id), ("hint", c.hint)]
+        named = [("question", c.question), ("answer", c.answer), ("id", c.id)]
         named += [("choices", name) for name in ([c.choices] if isinstance(c.choices, str) else c.choices or [])]
         for key, column in named:
             if column is not None and _field(record, column) is _MISSING:
-                raise DataError(
-                    f"{source}: no column {column!r} (its columns: {', '.join(map(str, record)) or 'none'}): "
-                    f"set task.columns.{key} to the column that holds it"
-                )
+                _no_column(source, record, key, column)
 
     def _id(self, record: dict, where: str, index: int, prefix: str) -> str:
         if self.columns.id is None:
@@ -249,8 +287,9 @@ class Dataset(LocalTask):
         if answer is None or (isinstance(answer, str) and not answer.strip()):
             raise DataError(f"{where}: column {c.answer!r} (the answer) is empty")
         meta: dict[str, Any] = {}
+        labels: list[str] = []
         if c.choices is not None:
-            options = self._options(record, where)
+            options, labels = self._options(record, where)
             meta["options"] = options
             self.options = max(self.options, len(options))
             question = (
@@ -258,33 +297,54 @@ class Dataset(LocalTask):
                 + "\nOptions:\n"
                 + "\n".join(f"{letter}. {option}" for letter, option in zip(ascii_uppercase, options))
             )
-        gold = self._gold(answer, where, meta.get("options"))
-        hint = _scalar(record, c.hint, where) if c.hint is not None else None
+        gold = self._gold(answer, where, meta.get("options"), labels)
+        hint = _scalar(record, c.hint, where, optional=True) if c.hint is not None else None
         if hint is not None and str(hint).strip():
             meta["hint"] = str(hint).strip()
-        elif self.kind == "number" and parse_number(str(answer)) is None:
+        elif self.kind == "number" and _number(str(answer)) is None:
             meta["hint"] = str(answer).strip()  # a worked solution that ends in its number, as GSM8K's
         return Problem(problem_id, question, gold, meta)
 
-    def _options(self, record: dict, where: str) -> list[str]:
+    def _options(self, record: dict, where: str) -> tuple[list[str], list[str]]:
+        """The options, and the labels the gold may name them by where the data gives them
+        (``{"text": [...], "label": ["1", ...]}``, as ARC and CommonsenseQA on the hub)."""
         c = self.columns
+        labels: Any = None
+        split = ""  # how a cell's text was split into options, for the error
         if isinstance(c.choices, list):
             values = [_scalar(record, name, where) for name in c.choices]
-            options = [str(v).strip() for v in values if v is not None and str(v).strip()]
+            options = [str(v).strip() if v is not None else "" for v in values]
+            while options and not options[-1]:
+                options.pop()  # fewer options than columns
+            if "" in options:
+                name = c.choices[options.index("")]
+                raise DataError(
+                    f"{where}: column {name!r} (a choice) is empty but a later one is not: the letters would shift"
+                )
         else:
-            value = _field(record, c.choices or "")
+            column = c.choices or ""
+            value = _field(record, column)
+            if isinstance(value, dict) and "text" in value:
+                value, labels = value["text"], value.get("label")
+            elif column.endswith(".text"):  # "choices.text": its labels are "choices.label"
+                labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
-                value = _json_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
+                value = _cell_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
+                split = ' (a cell holds a list, ["x", "y"], or options split by "|" or one a line)'
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
-                raise DataError(f"{where}: column {c.choices!r} (the choices) is {_what(value)}: expected a list")
+                raise DataError(f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list")
             options = [str(v).strip() for v in value]
         if not 2 <= len(options) <= 26:
-            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26")
-        return options
+            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{split}")
+        lettered = [_LETTERED.fullmatch(option) for option in options]
+        if all(m and m[1].upper() == letter for m, letter in zip(lettered, ascii_uppercase)):
+            options = [m[2] for m in lettered if m]  # "A) 21", "B) 24": lettered again when shown
+        fits = isinstance(labels, list) and len(labels) == len(options)
+        return options, [str(label).strip() for label in labels] if fits else []
 
-    def _gold(self, answer: Any, where: str, options: list[str] | None) -> str:
+    def _gold(self, answer: Any, where: str, options: list[str] | None, labels: list[str]) -> str:
         """The gold answer in the form the task's reading of an output gives."""
         column = self.columns.answer
         if isinstance(answer, (dict, list)):
@@ -293,7 +353,9 @@ class Dataset(LocalTask):
         if self.kind == "number":
             if isinstance(answer, bool):
                 raise DataError(f"{where}: column {column!r} (the answer) is {answer!r}: expected a number")
-            gold = parse_number(text) or extract_number(text)  # a bare number, or a worked solution's
+            # a bare number, or what a phrase or worked solution concludes ("5 km", "... #### 72"); not
+            # the tail of one word ("1.5k")
+            gold = _number(text) or (extract_number(text) if re.search(r"\s", text) else None)
             if gold is None:
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not a number")
             return gold
@@ -303,24 +365,34 @@ class Dataset(LocalTask):
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not yes/no or true/false")
             return gold
         if self.kind == "choice":
-            return self._letter(answer, text, where, options)
+            letter = self._letter(answer, text, where, options, labels)
+            # outputs are read for every letter a gold is: an "E" with the options in the question
+            self.options = max(self.options, ascii_uppercase.index(letter) + 1)
+            return letter
         return text
 
-    def _letter(self, answer: Any, text: str, where: str, options: list[str] | None) -> str:
-        """A choice's gold as its letter: given as the letter, as the option's text, or as a
-        0-based index into the choices."""
+    def _letter(self, answer: Any, text: str, where: str, options: list[str] | None, labels: list[str]) -> str:
+        """A choice's gold as its letter: given as the option's label where the data labels them
+        (ARC's "1".."4"), as the letter, as the letter and the option ("B. Jupiter"), as the
+        option's text, or as an index into the choices (from 0, or 1: ``first_index``)."""
         count = len(options) if options else 26
+        if text in labels:
+            return ascii_uppercase[labels.index(text)]
         letter = re.fullmatch(r"\(?([A-Za-z])[.)]?", text)
         if letter and letter[1].upper() in ascii_uppercase[:count]:
             return letter[1].upper()
         if options:
+            lettered = _LETTERED.fullmatch(text)
+            index = ascii_uppercase.find(lettered[1].upper()) if lettered else -1
+            if lettered and 0 <= index < count and normal_text(options[index]) == normal_text(lettered[2]):
+                return ascii_uppercase[index]
             same = [i for i, option in enumerate(options) if normal_text(option) == normal_text(text)]
             if len(same) == 1:
                 return ascii_uppercase[same[0]]
-            if not isinstance(answer, float) and text.isdigit() and int(text) < count:
-                return ascii_uppercase[int(text)]
+            if not isinstance(answer, float) and text.isdigit() and 0 <= int(text) - self.first_index < count:
+                return ascii_uppercase[int(text) - self.first_index]
         choices = f"a letter A-{ascii_uppercase[count - 1]}"
-        choices += ", an option's text or its 0-based index" if options else ""
+        choices += f", an option's text or its {self.first_index}-based index" if options else ""
         raise DataError(f"{where}: column {self.columns.answer!r} (the answer) {text[:60]!r} is not {choices}")
 
     # reading and judging outputs -------------------------------------------------------------
@@ -332,6 +404,8 @@ class Dataset(LocalTask):
         if self.kind == "yes-no":
             return extract_yes_no(text)
         if self.kind == "choice":
+            if self._splits is None:  # a stage that reads outputs on a resumed run: the letters are the data's
+                self.load("train")
             return extract_letter(text, self.options)
         return extract_text(text)
 
@@ -344,7 +418,7 @@ class Dataset(LocalTask):
             return extract_yes_no(text, problem.question)
         options = list(problem.meta.get("options") or ())
         if self.pattern is None and self.kind == "choice" and options:
-            return extract_letter(text, len(options)) or match_option(text, options)
+            return extract_letter(text, len(options)) or match_option(text, options, words=True)
         return self.extract(text)
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:
@@ -354,13 +428,38 @@ class Dataset(LocalTask):
             return numbers_equal(predicted, gold)
         if self.kind in ("yes-no", "choice"):
             return predicted == gold
-        return normal_text(predicted) == normal_text(gold)
+        both = parse_number(predicted), parse_number(gold)
+        if None not in both:  # free text that is a number: "72" is "72.0", "1,234" is "1234"
+            return numbers_equal(*both)
+        return normal_text(gold) in (normal_text(predicted), normal_text(free_answer(predicted)))
 
     def hint(self, problem: Problem) -> str:
         return problem.meta.get("hint", problem.gold)
 
 
 _MISSING = object()
+# an option that carries its letter: "A) 21", "(B) Jupiter", "C. Venus"
+_LETTERED = re.compile(r"\(?([A-Za-z])\s*[.):]\s*(.+)", re.S)
+# a gold number written with a decimal comma: "2,5", "1.234,5" (not "1,234", which is 1234)
+_DECIMAL_COMMA = re.compile(r"[-\u2212]?\d{1,3}(?:\.\d{3})*,\d+|[-\u2212]?\d+,\d+")
+
+
+def _number(text: str) -> str | None:
+    """A gold that is a bare number, canonical: as ``parse_number`` reads it, or with a leading
+    "+" or a decimal comma, as spreadsheets in many locales write it."""
+    text = text.strip().removeprefix("+")
+    found = parse_number(text)
+    if found is None and _DECIMAL_COMMA.fullmatch(text):
+        found = parse_number(text.replace(".", "").replace(",", "."))
+    return found
+
+
+def _no_column(source: str, record: dict, key: str, column: str) -> None:
+    several = ', or to a list of columns (["A", "B", "C", "D"])' if key == "choices" else ""
+    raise DataError(
+        f"{source}: no column {column!r} (its columns: {', '.join(map(str, record)) or 'none'}): "
+        f"set task.columns.{key} to the column that holds it{several}"
+    )
 
 
 def _twice(problem_id: str, where: str, first: str) -> None:
@@ -383,11 +482,16 @@ def _field(record: dict, column: str) -> Any:
     return value
 
 
-def _scalar(record: dict, column: str, where: str) -> Any:
-    """A column's value, which must be one value (text, a number, true/false) or empty (None)."""
+def _scalar(record: dict, column: str, where: str, optional: bool = False) -> Any:
+    """A column's value, which must be one value (text, a number, true/false) or empty (None:
+    pandas writes an empty cell as NaN). ``optional``: a row without the column has it empty."""
     value = _field(record, column)
     if value is _MISSING:
+        if optional:
+            return None
         raise DataError(f"{where}: no column {column!r}")
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if value is not None and not isinstance(value, (str, int, float, bool)):
         raise DataError(f"{where}: column {column!r} is {_what(value)}: expected a single value")
     return value
@@ -398,47 +502,106 @@ def _what(value: Any) -> str:
         return "empty"
     if isinstance(value, str):
         return "empty" if not value.strip() else f"{value[:40]!r}"
-    return f"a {type(value).__name__} ({str(value)[:40]})"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({str(value)[:40]})"
 
 
-def _json_list(text: str) -> list | None:
-    import json
-
+def _cell_list(text: str) -> list | None:
+    """A list written in a cell: as JSON, or as Python writes one (pandas' ``to_csv`` of a list
+    column: ``['Mars', "Earth's moon"]``)."""
     if not text.lstrip().startswith("["):
         return None
+    for read in (json.loads, ast.literal_eval):
+        try:
+            value = read(text)
+        except (ValueError, SyntaxError, RecursionError):
+            continue
+        return value if isinstance(value, list) else None
+    return None
+
+
+def _read_json(path: Path) -> list[Record]:
+    """A JSON array of objects, or an object that holds one under one key (``{"version": 2,
+    "data": [...]}``), as (``"<file> item <i>"``, object) pairs; JSON Lines saved as ".json" (as
+    datasets' ``to_json`` writes it) is read as JSON Lines."""
+    text = read_text(path)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and _json_object(lines[0]):
+        return read_jsonl(path)
+    data = parse_json(path, text)
+    where = str(path)
+    if isinstance(data, dict):
+        keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
+        if len(keys) != 1:
+            held = f"holds lists of rows under {', '.join(keys)}: keep one" if keys else "holds no list of rows"
+            raise DataError(
+                f"{path}: a JSON object that {held}; the rows are a JSON array of objects "
+                f'(pandas writes one with to_json(orient="records"))'
+            )
+        where, data = f"{path} {keys[0]}", data[keys[0]]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of objects")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise DataError(f"{where} item {i}: expected a JSON object, not {_what(item)}")
+    return [(f"{where} item {i}", item) for i, item in enumerate(data)]
+
+
+def _json_object(line: str) -> bool:
     try:
-        value = json.loads(text)
+        return isinstance(json.loads(line), dict)
     except ValueError:
-        return None
-    return value if isinstance(value, list) else None
+        return False
 
 
-def _read_csv(path: Path, delimiter: str) -> list[Record]:
-    """A CSV or TSV file with a header row, as (``"<file>:<line>"``, row) pairs; cells are text.
-    A ".csv" whose header has no comma but semicolons is read with semicolons, as spreadsheets in
-    many locales write it."""
+def _read_csv(path: Path, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> list[Record]:
+    """A CSV or TSV file with a header row (after any blank lines), as (``"<file>:<line>"``, row)
+    pairs; cells are text, a header's names are taken without outer spaces, and a cell's line
+    breaks are "\\n". A ".csv" whose header has no comma but semicolons or tabs is read with
+    those, as spreadsheets in many locales write it. A tab-separated file whose quotes do not
+    quote cells is read as written: many quote nothing (GLUE's), so a quote there is text."""
+    line = 0
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            header = f.readline()
-            if delimiter == "," and "," not in header and ";" in header:
-                delimiter = ";"
-            f.seek(0)
-            reader = csv.DictReader(f, delimiter=delimiter, strict=True)
+            header, skipped = f.readline(), 0
+            while header and not header.strip():
+                header, skipped = f.readline(), skipped + 1
+            line = skipped + 1  # the header's
+            if delimiter == "," and "," not in header:
+                delimiter = next((other for other in ";\t" if other in header), delimiter)
+            reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, quoting=quoting, strict=True)
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
             rows = []
             for row in reader:
+                line = reader.line_num + skipped
                 if None in row:
-                    raise DataError(
-                        f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames or [])} columns"
-                    )
+                    raise DataError(f"{path}:{line}: more cells than the header's {len(reader.fieldnames)} columns")
                 if any(v is not None and v.strip() for v in row.values()):
-                    rows.append((f"{path}:{reader.line_num}", {k: (v if v != "" else None) for k, v in row.items()}))
+                    cells = {k: v.replace("\r\n", "\n") if v else None for k, v in row.items()}
+                    rows.append((f"{path}:{line}", cells))
             return rows
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}:{_bad_line(path)}: not UTF-8 text: save it as UTF-8 (Excel: CSV UTF-8)") from None
     except csv.Error as e:
-        raise DataError(f"{path}: not valid CSV ({e})") from None
+        if delimiter == "\t" and quoting != csv.QUOTE_NONE:
+            return _read_csv(path, delimiter, csv.QUOTE_NONE)
+        raise DataError(
+            f"{path}:{line + 1}: not valid CSV ({e}): a cell with a quote, a separator or a line break is quoted "
+            f'whole, its own quotes doubled ("She said ""hi""")'
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _bad_line(path: Path) -> int:
+    """The line of the file's first byte that is not UTF-8 (the decoder's own offset counts
+    from the chunk it was reading)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return raw[: e.start].count(b"\n") + 1
+    return 1
 
 
 def _read_parquet(path: Path) -> list[Record]:
@@ -457,7 +620,10 @@ def _from_disk(path: Path) -> Any:
 
         return load_from_disk(str(path))
     except FileNotFoundError:
-        raise DataError(f"{path}: not a datasets.save_to_disk folder (no dataset_dict.json)") from None
+        raise DataError(
+            f"{path}: not a datasets.save_to_disk folder (no dataset_dict.json): for a folder of files, set "
+            f"task.path to the train file and task.test_path to the test file"
+        ) from None
     except Exception as e:  # noqa: BLE001 - a damaged folder: the same fix whatever datasets raises
         raise DataError(f"{path}: cannot load it with datasets.load_from_disk ({type(e).__name__})") from None
 

@@ -556,13 +556,15 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def match_option(text: str, options: list[str]) -> str | None:
+def match_option(text: str, options: list[str], words: bool = False) -> str | None:
     """The letter of the one option whose text the answer quotes (after the last marker if
-    there is one, else anywhere); None when none or several match."""
+    there is one, else anywhere); None when none or several match. ``words``: an option is
+    quoted only as whole words, so "2" is not in "24" nor "cat" in "category"."""
     text = str(text)
     markers = list(_LETTER_MARKER.finditer(text))
-    where = _normal(text[markers[-1].end() :] if markers else text)
-    hits = [i for i, option in enumerate(options) if _normal(option) and _normal(option) in where]
+    pad = " " if words else ""
+    where = pad + _normal(text[markers[-1].end() :] if markers else text) + pad
+    hits = [i for i, option in enumerate(options) if _normal(option) and f"{pad}{_normal(option)}{pad}" in where]
     return ascii_uppercase[hits[0]] if len(hits) == 1 and hits[0] < 26 else None
 
 
@@ -579,7 +581,8 @@ def normal_text(text: str) -> str:
 @_before_new_exercise
 def extract_text(text: str) -> str | None:
     """A free-text final answer: the rest of the sentence after the last answer marker ("The
-    answer is Paris."), else the last line that says anything; markdown and quotes taken off."""
+    answer is Paris."), what \\boxed{} holds, else the last line that says anything; markdown,
+    quotes and LaTeX's \\text{} taken off."""
     text = str(text)
     markers = list(MARKER.finditer(text))
     found = (
@@ -587,9 +590,35 @@ def extract_text(text: str) -> str | None:
         if markers
         else next((line for line in reversed(text.splitlines()) if line.strip()), "")
     )
+    if markers and markers[-1][0].endswith("{"):
+        found = _braced(found)
+    found = re.sub(r"\\(?:text|textbf|mathrm)\{([^{}]*)\}", r"\1", found)
     found = re.split(r"(?<=[^\d\s])\.(?:\s|$)", found, maxsplit=1)[0]  # the sentence, not "3.5"
-    found = found.strip().strip("*_`\"'“”‘’ ").rstrip(".!").strip()
+    found = found.strip().strip("*_`\"'“”‘’$ ").rstrip(".!").strip()
     return found or None
+
+
+def _braced(text: str) -> str:
+    """``text`` up to the brace that closes one opened just before it."""
+    depth = 1
+    for i, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0:
+            return text[:i]
+    return text
+
+
+# what may follow a free-text answer without being part of it: a remark in brackets ("Paris (the
+# capital)"), an apposition ("Paris, the capital of France"), a dash ("Paris - the capital")
+_ASIDE = re.compile(
+    r"\s\(|,\s+(?:the|a|an|which|who|whose|where|as|because|since|i\.e\.|e\.g\.)\s|\s[-\u2013\u2014]\s", re.I
+)
+
+
+def free_answer(text: str) -> str:
+    """A free-text answer without an aside that follows it: "Paris, the capital" is "Paris"."""
+    aside = _ASIDE.search(str(text))
+    return str(text)[: aside.start()] if aside and aside.start() > 0 else str(text)
 
 
 def extract_pattern(text: str, pattern: re.Pattern) -> str | None:
