@@ -33,9 +33,10 @@ class Strict(BaseModel):
 
 class Columns(Strict):
     """Which of a dataset's columns hold what (``task.columns``); a dotted name reads a nested
-    field ("meta.answer"). ``choices`` is one column holding a list, or a list of columns."""
+    field ("meta.answer"). ``question`` and ``choices`` may each be a list of columns: a question
+    built from a passage and a query, options spread over columns A to D."""
 
-    question: str = "question"
+    question: str | list[str] = "question"
     answer: str = "answer"
     id: str | None = None  # default: the row's position ("row-1", ...)
     choices: str | list[str] | None = None
@@ -45,7 +46,7 @@ class Columns(Strict):
 ANSWER_KINDS = ("number", "yes-no", "choice", "text")
 # [task] keys a task's constructor may take (Task.source_keys): where its data is, how it reads
 SOURCE_KEYS = (
-    *("hub_id", "path", "test_path", "split", "test_split", "test_fraction"),
+    *("hub_id", "hub_config", "path", "test_path", "split", "test_split", "test_fraction"),
     *("columns", "answer", "license", "description"),
 )
 
@@ -58,6 +59,7 @@ class TaskConfig(Strict):
     test_limit: int | None = Field(default=None, ge=1)
     prompts: dict[str, str] | str = {}  # a preset name ("paper"), or templates per kind
     hub_id: str | None = None  # read the splits from this hub dataset (a mirror of the upstream one)
+    hub_config: str | None = None  # the hub dataset's configuration ("main" of openai/gsm8k)
     # A paper *_false_round0.json whose items (the first train_limit of them) become round 0's
     # mistakes instead of examining the student.
     mistakes_file: str | None = None

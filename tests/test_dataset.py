@@ -568,3 +568,41 @@ def test_the_example_config_reads_its_data_and_estimates():
     estimate = fair("estimate", "configs/my-data.toml", "--mistakes", "18")
     assert estimate.returncode == 0, estimate.stderr
     assert "216 calls on 18 mistakes" in estimate.stdout
+
+
+def test_a_question_from_several_columns_and_answers_with_aliases(host, tmp_path):
+    rows = [
+        {"passage": "Paris is the capital of France.", "query": "What is the capital of France?", "ans": ["Paris"]},
+        {"passage": "The Thames flows through London.", "query": "Which river?", "ans": ["Thames", "River Thames"]},
+    ]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(host, path=str(path), columns={"question": ["passage", "query"], "answer": "ans"})
+    problems = {p.id: p for p in t.load("train") + t.load("test")}
+    river = problems["row-2"]
+    assert river.question == "The Thames flows through London.\n\nWhich river?"
+    assert river.gold == "Thames"  # the first answer is the one the prompts show
+    assert t.grade(river, "The answer is the River Thames.") == ("the River Thames", True)
+    assert t.grade(river, "The answer is Thames.")[1] and not t.grade(river, "The answer is Seine.")[1]
+    with pytest.raises(DataError, match=r"qa.jsonl: no column 'context'"):
+        task(host, path=str(path), columns={"question": ["context", "query"], "answer": "ans"}).load("train")
+    path.write_text(json.dumps({**rows[0], "ans": ["Paris", {"x": 1}]}) + "\n")
+    with pytest.raises(DataError, match=r"qa.jsonl:1: column 'ans' \(the answer\) is a list with an item that is not"):
+        task(host, path=str(path), columns={"question": "query", "answer": "ans"}).load("train")
+
+
+def test_a_hub_configuration_is_passed_to_the_hub(host, monkeypatch):
+    import datasets
+
+    rows = [{"question": q, "answer": a} for q, a in QUESTIONS.items()]
+    asked = []
+
+    def load_dataset(path, **options):  # datasets' own signature: the configuration is `name`
+        asked.append((path, options))
+        return datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    assert len(task(host, hub_id="someone/math", hub_config="main", answer="number").load("train")) >= 1
+    assert asked == [("someone/math", {"name": "main"})]
+    with pytest.raises(DataError, match="task.hub_config names a configuration of task.hub_id"):
+        task(host, path="x.csv", hub_config="main")

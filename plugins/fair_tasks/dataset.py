@@ -75,6 +75,7 @@ class Dataset(LocalTask):
         *,
         path: str | None = None,
         hub_id: str | None = None,
+        hub_config: str | None = None,
         test_path: str | None = None,
         split: str | None = None,
         test_split: str | None = None,
@@ -89,6 +90,8 @@ class Dataset(LocalTask):
                 "task dataset needs one source: task.path (a .jsonl, .json, .csv, .tsv or .parquet file, or a "
                 "save_to_disk folder) or task.hub_id"
             )
+        if hub_config and not hub_id:
+            raise DataError("task.hub_config names a configuration of task.hub_id: set hub_id, or remove hub_config")
         if test_path and hub_id:
             raise DataError(
                 "task.test_path goes with task.path: with task.hub_id, name its test split (task.test_split)"
@@ -110,6 +113,8 @@ class Dataset(LocalTask):
         self.license = license or "unknown"
         self.description = description
         self.upstream = hub_id and f"https://huggingface.co/datasets/{hub_id}"
+        if hub_config:
+            self.hub_options = {"name": hub_config}
         self.options = 4  # the most options any problem has: how many letters extract() reads
         self.first_index = 0  # what a choice's gold that is an index counts from
 
@@ -264,7 +269,7 @@ class Dataset(LocalTask):
         """A column the config names that the first row lacks is a mistake in the config, not in
         the data: say which columns there are."""
         c = self.columns
-        named = [("question", c.question), ("answer", c.answer), ("id", c.id)]
+        named = [("question", name) for name in _names(c.question)] + [("answer", c.answer), ("id", c.id)]
         named += [("choices", name) for name in ([c.choices] if isinstance(c.choices, str) else c.choices or [])]
         for key, column in named:
             if column is not None and _field(record, column) is _MISSING:
@@ -280,13 +285,21 @@ class Dataset(LocalTask):
 
     def _problem(self, where: str, record: dict, problem_id: str) -> Problem:
         c = self.columns
-        question = _scalar(record, c.question, where)
-        if not isinstance(question, str) or not question.strip():
-            raise DataError(f"{where}: column {c.question!r} (the question) is {_what(question)}: expected text")
-        answer = _scalar(record, c.answer, where)
+        parts = []
+        for name in _names(c.question):  # a passage and a query: one paragraph each
+            part = _scalar(record, name, where)
+            if not isinstance(part, str) or not part.strip():
+                raise DataError(f"{where}: column {name!r} (the question) is {_what(part)}: expected text")
+            parts.append(part.strip())
+        question = "\n\n".join(parts)
+        meta: dict[str, Any] = {}
+        answer = _field(record, c.answer)
+        if isinstance(answer, list) and (self.kind == "text" or self.pattern is not None):
+            answer = self._answers(answer, where, meta)  # aliases, any of which is right
+        else:
+            answer = _scalar(record, c.answer, where)
         if answer is None or (isinstance(answer, str) and not answer.strip()):
             raise DataError(f"{where}: column {c.answer!r} (the answer) is empty")
-        meta: dict[str, Any] = {}
         labels: list[str] = []
         if c.choices is not None:
             options, labels = self._options(record, where)
@@ -343,6 +356,18 @@ class Dataset(LocalTask):
             options = [m[2] for m in lettered if m]  # "A) 21", "B) 24": lettered again when shown
         fits = isinstance(labels, list) and len(labels) == len(options)
         return options, [str(label).strip() for label in labels] if fits else []
+
+    def _answers(self, values: list, where: str, meta: dict) -> str | None:
+        """A free-text answer given as a list of equally right ones (TriviaQA's aliases, SQuAD's
+        answers): the first is the gold the prompts show, all are kept in ``meta["answers"]``."""
+        answers = [str(v).strip() for v in values if isinstance(v, (str, int, float)) and str(v).strip()]
+        if len(answers) != len(values):
+            raise DataError(
+                f"{where}: column {self.columns.answer!r} (the answer) is a list with an item that is not text"
+            )
+        if len(answers) > 1:
+            meta["answers"] = answers
+        return answers[0] if answers else None
 
     def _gold(self, answer: Any, where: str, options: list[str] | None, labels: list[str]) -> str:
         """The gold answer in the form the task's reading of an output gives."""
@@ -421,6 +446,11 @@ class Dataset(LocalTask):
             return extract_letter(text, len(options)) or match_option(text, options, words=True)
         return self.extract(text)
 
+    def grade(self, problem: Problem, text: str) -> tuple[str | None, bool]:
+        """As every task grades, where any of a problem's answers (``meta["answers"]``) is right."""
+        got, right = super().grade(problem, text)
+        return got, right or any(self.is_correct(got, other) for other in problem.meta.get("answers", ()))
+
     def is_correct(self, predicted: str | None, gold: str) -> bool:
         if predicted is None:
             return False
@@ -495,6 +525,10 @@ def _scalar(record: dict, column: str, where: str, optional: bool = False) -> An
     if value is not None and not isinstance(value, (str, int, float, bool)):
         raise DataError(f"{where}: column {column!r} is {_what(value)}: expected a single value")
     return value
+
+
+def _names(columns: str | list[str]) -> list[str]:
+    return [columns] if isinstance(columns, str) else list(columns)
 
 
 def _what(value: Any) -> str:
