@@ -42,6 +42,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
         "Task",
         [
             ("task.name", "task", "choice:tasks"),
+            ("task.path", "data file", "text"),  # the dataset task's: your own data (docs/tasks.md)
+            ("task.answer", "answer kind", "text"),
             ("task.train_limit", "train limit", "number"),
             ("task.test_limit", "test limit", "number"),
             ("task.mistakes_file", "mistakes file", "text"),
