@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__, logs
 from .errors import FairError
-from .host import get_host
+from .host import describe, get_host
 
 
 def _err(msg: str) -> None:
@@ -501,8 +501,8 @@ def add_plugin_commands(sub) -> None:
             continue
         try:  # on a scratch parser first: a failure leaves nothing half-added in fair's
             entry.obj.configure(argparse.ArgumentParser(prog=f"fair {name}"))
-        except Exception as e:  # noqa: BLE001 - the plugin's own code: anything may come out
-            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {type(e).__name__}: {e}")
+        except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out, even sys.exit()
+            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {describe(e)}")
     for name, entry in host.registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)
         entry.obj.configure(q)

@@ -148,6 +148,28 @@ BAD = {
         "error",
         "failed in register_teachers: RuntimeError: boom",
     ),
+    "fair_exits_at_import": ("raise SystemExit(7)\n", "error", "failed to import: SystemExit: 7"),
+    "fair_interrupts_at_import": ("raise KeyboardInterrupt\n", "error", "failed to import: KeyboardInterrupt"),
+    "fair_exits_in_hook": (
+        """
+        import sys
+
+        @hookimpl
+        def register_tasks(register):
+            sys.exit("no licence")
+    """,
+        "error",
+        "failed in register_tasks: SystemExit: no licence",
+    ),
+    "fair_configure_exits": (
+        """
+        @hookimpl
+        def register_commands(register):
+            register("quits", "calls parser.error", lambda parser: parser.error("bad"), lambda args: 0)
+    """,
+        "error",
+        "its command 'quits' failed to configure: SystemExit: 2",
+    ),
     "fair_z_second": (
         """
         @hookimpl
