@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__, logs
+from .disk import DiskFull
 from .errors import FairError
 from .host import describe, get_host
 
@@ -344,7 +345,7 @@ PATH_ARGS = {
 EXIT_CODES = """exit status:
   0    every stage asked for is done
   2    bad input (config, data, plugin, run dir): the message names it and the fix
-  3    failed calls or a stage not done: rerun the same command to retry them
+  3    failed calls, a stage not done or a full disk: rerun the same command to retry them
   4    stopped by committee.budget_usd: raise it and rerun to go on
   130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
 
@@ -526,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     except FairError as e:
         _err(str(e))
         return 2
+    except DiskFull as e:
+        _err(str(e))
+        return 3  # as for a stage not done: the rerun resumes
     except KeyboardInterrupt as e:
         resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))

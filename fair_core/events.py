@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
 
+from .disk import is_full
+
 logger = logging.getLogger(__name__)
 
 
@@ -203,8 +205,12 @@ class JsonlSink:
     def __call__(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), ensure_ascii=False)
         with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens
+            except OSError as e:  # a full disk: the line waits in the buffer; the store's write fails next
+                if not is_full(e):
+                    raise
 
     def close(self) -> None:
         if self._owned:

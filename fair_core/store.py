@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .disk import full_at
 from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
@@ -24,6 +25,8 @@ from .records import Attempt, Mistake, Review, Verdict, Writing
 # failures). Older stores gain new tables from SCHEMA (CREATE ... IF NOT EXISTS); a change to an
 # existing table is a step in MIGRATIONS, run once, in order, for stores older than its version.
 SCHEMA_VERSION = 2
+# What SQLite needs free to go on: its WAL grows by up to 1000 pages (4 MiB) before it is folded back
+WAL_HEADROOM = 1000 * 4096
 
 
 class StageStatus(StrEnum):
@@ -159,15 +162,17 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction: all of its writes land, or none."""
-        with self._lock:
+        """One atomic transaction: all of its writes land, or none. A full disk (at a write or at
+        the commit) rolls it back and raises DiskFull, and the store takes the next one as before."""
+        with self._lock, full_at(self.path, lambda: WAL_HEADROOM):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -14,9 +14,10 @@ import random
 import time
 from typing import Callable, Iterable
 
+from ..disk import DiskFull
 from ..errors import PluginResultError, expect
 from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
-from ..store import Store
+from ..store import WAL_HEADROOM, Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
 
@@ -75,6 +76,8 @@ class Gateway:
         self.budget_reached = False  # set once, when the first call is refused for it
         self.health = {name: Health() for name in teachers}
         self._inflight: dict[str, asyncio.Future] = {}
+        self.full: DiskFull | None = None  # the first write a full disk refused
+        self.held: list[tuple[str, dict | None, list]] = []  # (key, call, records) not stored for want of space
         self._rng = random.Random(seed)
 
     # control (the TUI and the runner call these) ---------------------------------------------
@@ -118,9 +121,33 @@ class Gateway:
             rows = list(outputs(text, key))
         except PluginResultError as e:
             if row is not None:
-                self.store.record_call(key, row)
+                self._store(key, row, [])
             raise CallFailure(str(e)) from None
-        self.store.record_call(key, row, rows)
+        self._store(key, row, rows)
+
+    def _store(self, key: str, row: dict | None, rows: list[tuple[str, tuple]]) -> None:
+        """Store a call with its records. On a full disk, hold them in memory (see :meth:`stop`),
+        so that an answer paid for is stored once there is space, and start no other call."""
+        try:
+            self.store.record_call(key, row, rows)
+        except DiskFull as e:
+            self.held.append((key, row, rows))
+            self.full = self.full or e
+            raise
+
+    def stop(self, full: DiskFull) -> DiskFull:
+        """What ends a stage that a full disk stopped, once its calls in flight are done: the answers
+        held are stored now if there is space again; those that are not are named in the error
+        (the rerun asks them again: they were never counted as answered)."""
+        self.full = self.full or full
+        while self.held:
+            try:
+                self.store.record_call(*self.held[0])
+            except DiskFull:
+                break
+            self.held.pop(0)
+        held = sum(len(json.dumps(row, default=str)) + len(repr(rows)) for _, row, rows in self.held)
+        return DiskFull.at(self.store.path, WAL_HEADROOM + held, len(self.held))
 
     async def _single_flight(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
         future = asyncio.get_running_loop().create_future()
@@ -256,6 +283,8 @@ class Gateway:
     def _check_go(self, request: Request, worst: float = 0.0) -> None:
         """Refuse a call when cancelled, or when what is spent, what the calls in flight may still
         cost and this call's worst case would pass the budget."""
+        if self.full is not None:  # no call starts that could not be stored
+            raise DiskFull(str(self.full))
         if self.cancelled:
             raise CallFailure("cancelled")
         if self.budget is not None and self.spent + self.reserved + worst > self.budget:

@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Callable, Iterable
 
+from ..disk import DiskFull
 from ..errors import FairError
 from ..events import StageProgress
 from ..gateway.backend import Request
@@ -45,13 +46,21 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
     for teacher, make in jobs:
         queues[teacher].append(make)
 
+    full: list[DiskFull] = []
+
     async def worker(queue: deque) -> None:
-        while queue:
-            await one(*queue.popleft()())
+        while queue and not full:
+            try:
+                await one(*queue.popleft()())
+            except DiskFull as e:  # no call starts after it; those in flight finish, held if not stored
+                full.append(e)
+                gateway.full = gateway.full or e
 
     await asyncio.gather(
         *(worker(queue) for teacher, queue in queues.items() for _ in range(2 * gateway.limits[teacher].concurrency))
     )
+    if full:
+        raise gateway.stop(full[0])
     return {"calls": total, "failed": failed}
 
 
