@@ -37,9 +37,11 @@ def is_full(error: BaseException) -> bool:
         return error.errno in (errno.ENOSPC, errno.EDQUOT)
     if isinstance(error, sqlite3.OperationalError):
         return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
+    text = str(error)
+    if "No space left on device" in text:  # safetensors' I/O error, or a library's wrapping of ENOSPC
+        return True
     # torch's zip writer reports a short write as "[enforce fail at inline_container.cc] . unexpected
     # pos N vs M" (or "file write failed"), without the errno
-    text = str(error)
     return isinstance(error, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
 
 
