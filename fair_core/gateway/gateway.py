@@ -20,6 +20,7 @@ from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStart
 from ..store import WAL_HEADROOM, Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
+from .watchdog import Blocked, release, watched
 
 Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
@@ -108,7 +109,7 @@ class Gateway:
                 return await self._single_flight(key, body, request, outputs)
             text = cached["response"]
         else:
-            text = await shared
+            text = await asyncio.shield(shared)  # a waiter cancelled (Ctrl-C) leaves the call to its owner
         self._record(key, None, outputs, text)
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
         return text
@@ -231,7 +232,8 @@ class Gateway:
         """One try: its completion, or (reason, retry_after, final). A teacher that is down, or
         unreachable too many times in a row, is marked so with the reason."""
         try:
-            completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
+            timeout = backend.config.timeout_s
+            completion = await asyncio.wait_for(watched(backend.complete(request), timeout), timeout)
             expect(
                 isinstance(completion, Completion) and isinstance(completion.text, str),
                 f"teacher backend {backend.config.backend!r}",
@@ -244,7 +246,7 @@ class Gateway:
                 raise TransientError(CUT_SHORT[completion.finish_reason])
             health.unreachable = health.refused = 0
             return completion
-        except TeacherDown as e:
+        except (TeacherDown, Blocked) as e:  # a backend that blocks the loop stalls every teacher: stop it
             self._down(request.teacher, health, str(e))
             return str(e), None, True
         except Refused as e:
@@ -300,6 +302,7 @@ class Gateway:
         raise CallFailure(reason)
 
     async def aclose(self) -> None:
+        release()
         for backend in self.teachers.values():
             await backend.aclose()
 
