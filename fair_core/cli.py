@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__, logs
-from .disk import DiskFull
+from .disk import DiskFull, is_full
 from .errors import FairError
 from .host import describe, get_host
 
@@ -530,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     except DiskFull as e:
         _err(str(e))
         return 3  # as for a stage not done: the rerun resumes
+    except OSError as e:  # a full disk where no writer says more (a config, a lock, an export)
+        if not is_full(e):
+            raise
+        _err(str(DiskFull.at(e.filename, None)) if e.filename else "disk full: free some space, then rerun")
+        return 3
     except KeyboardInterrupt as e:
         resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))

@@ -21,13 +21,16 @@ class DiskFull(Exception):
     """A write failed for want of space; the message is the line the user reads."""
 
     @classmethod
-    def at(cls, path: str | Path, need: int, unstored: int = 0) -> DiskFull:
+    def at(cls, path: str | Path, need: int | None, unstored: int = 0) -> DiskFull:
+        """The error for ``path``, which needs about ``need`` bytes (None: not known) more; ``unstored``
+        answered calls were held in memory and are lost with the process."""
         free = free_bytes(Path(path))
+        said = [f"it needs about {size(need)} more"] if need is not None else []
+        said += [f"{size(free)} is free there"] if free is not None else []
         lost = f"; {unstored} answered calls could not be stored: the rerun asks them again" if unstored else ""
         return cls(
-            f"disk full: cannot write {path}: it needs about {size(need)} more"
-            f"{'' if free is None else f' and {size(free)} is free there'}; free some space, then rerun the "
-            f"same command to resume{lost}"
+            f"disk full: cannot write {path}{': ' + ' and '.join(said) if said else ''}; free some space, then "
+            f"rerun the same command to resume{lost}"
         )
 
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .disk import full_at
+from .disk import DiskFull, full_at, is_full
 from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
@@ -140,6 +140,8 @@ class Store:
                 raise FairError(
                     f"{self.path.parent} is not writable: fix its permissions, or use another run dir"
                 ) from None
+            if is_full(e):  # the store is not damaged: it could not grow
+                raise DiskFull.at(self.path, WAL_HEADROOM) from None
             raise damaged(self.path, e) from None
         if version > SCHEMA_VERSION:
             self._db.close()

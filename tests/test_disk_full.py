@@ -133,3 +133,21 @@ def test_a_full_disk_while_training_is_one_line_exit_3_and_the_rerun_resumes(tmp
     assert train_main(argv) == 0
     progress = [json.loads(line) for line in (run / "rounds" / "0" / "progress.jsonl").read_text().splitlines()]
     assert progress[-1]["type"] == "train_done" and progress[-1]["resumed_from"] == 2
+
+
+def test_a_full_disk_any_command_meets_is_one_line_exit_3(monkeypatch, capsys, tmp_path):
+    import errno
+
+    from fair_core import cli
+
+    def report(args):  # as open() fails when no inode or block is left
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out.json"))
+
+    monkeypatch.setattr(cli, "cmd_report", report)
+    assert main(["report", str(tmp_path)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fair: error: disk full: cannot write {tmp_path / 'out.json'}: ")
+    assert "is free there; free some space, then rerun" in err[0]
+    monkeypatch.setattr(cli, "cmd_report", lambda args: (_ for _ in ()).throw(OSError(errno.EACCES, "denied")))
+    with pytest.raises(OSError):
+        main(["report", str(tmp_path)])
