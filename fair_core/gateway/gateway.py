@@ -136,11 +136,10 @@ class Gateway:
             self.full = self.full or e
             raise
 
-    def stop(self, full: DiskFull) -> DiskFull:
+    def stop(self) -> DiskFull:
         """What ends a stage that a full disk stopped, once its calls in flight are done: the answers
         held are stored now if there is space again; those that are not are named in the error
         (the rerun asks them again: they were never counted as answered)."""
-        self.full = self.full or full
         while self.held:
             try:
                 self.store.record_call(*self.held[0])

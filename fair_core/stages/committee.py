@@ -46,21 +46,18 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
     for teacher, make in jobs:
         queues[teacher].append(make)
 
-    full: list[DiskFull] = []
-
     async def worker(queue: deque) -> None:
-        while queue and not full:
+        while queue and gateway.full is None:
             try:
                 await one(*queue.popleft()())
             except DiskFull as e:  # no call starts after it; those in flight finish, held if not stored
-                full.append(e)
                 gateway.full = gateway.full or e
 
     await asyncio.gather(
         *(worker(queue) for teacher, queue in queues.items() for _ in range(2 * gateway.limits[teacher].concurrency))
     )
-    if full:
-        raise gateway.stop(full[0])
+    if gateway.full is not None:
+        raise gateway.stop()
     return {"calls": total, "failed": failed}
 
 
