@@ -17,8 +17,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__, logs
+from .disk import DiskFull, is_full
 from .errors import FairError
-from .host import get_host
+from .host import describe, get_host
 from .inert import inert
 from .redact import redact
 
@@ -466,7 +467,7 @@ PATH_ARGS = {
 EXIT_CODES = """exit status:
   0    every stage asked for is done
   2    bad input (config, data, plugin, run dir): the message names it and the fix
-  3    failed calls or a stage not done: rerun the same command to retry them
+  3    failed calls, a stage not done or a full disk: rerun the same command to retry them
   4    stopped by committee.budget_usd: raise it and rerun to go on
   130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
 
@@ -665,8 +666,8 @@ def add_plugin_commands(sub) -> None:
             continue
         try:  # on a scratch parser first: a failure leaves nothing half-added in fair's
             entry.obj.configure(argparse.ArgumentParser(prog=f"fair {name}"))
-        except Exception as e:  # noqa: BLE001 - the plugin's own code: anything may come out
-            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {type(e).__name__}: {e}")
+        except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out, even sys.exit()
+            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {describe(e)}")
     for name, entry in host.registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)
         entry.obj.configure(q)
@@ -690,6 +691,14 @@ def main(argv: list[str] | None = None) -> int:
     except FairError as e:
         _err(str(e))
         return 2
+    except DiskFull as e:
+        _err(str(e))
+        return 3  # as for a stage not done: the rerun resumes
+    except OSError as e:  # a full disk where no writer says more (a config, a lock, an export)
+        if not is_full(e):
+            raise
+        _err(str(DiskFull.at(e.filename, None)) if e.filename else "disk full: free some space, then rerun")
+        return 3
     except KeyboardInterrupt as e:
         resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment, cmd_generate)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))

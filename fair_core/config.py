@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
+from .inputs import MAX_DEPTH, depth
 
 
 def stage_names() -> list[str]:
@@ -352,9 +353,24 @@ def read(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist: pass a TOML file such as configs/svamp-replay.toml")
     try:
-        return tomllib.loads(p.read_text())
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config file {p} cannot be read ({e.strerror}): check its permissions") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:  # TOML is UTF-8: a Latin-1 comment, say
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(
+            f"config file {p} line {line} is not UTF-8 text (byte 0x{raw[e.start]:02x}): save it as UTF-8, "
+            f"as TOML requires"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        data = None
+    if data is None or depth(data) > MAX_DEPTH:
+        raise ConfigError(f"config file {p} nests arrays or tables more than {MAX_DEPTH} deep: check the file")
+    return data
 
 
 def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfig:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
 
+from .disk import is_full
 from .inert import ACTIVE
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,12 @@ class JsonlSink:
     def __call__(self, event: Event) -> None:
         line = _RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(event.to_dict(), ensure_ascii=False))
         with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()  # a reader tailing the file or the pipe sees each event as it happens
+            except OSError as e:  # a full disk: the line waits in the buffer; the store's write fails next
+                if not is_full(e):
+                    raise
 
     def close(self) -> None:
         if self._owned:

@@ -101,10 +101,10 @@ class Host:
             version = ep.dist.version if ep.dist else None
             try:
                 module = ep.load()
-            except Exception as e:  # noqa: BLE001 - its import runs the plugin's own code: anything may come out
+            except BaseException as e:  # noqa: BLE001 - its import runs the plugin's own code: even sys.exit()
                 info = PluginInfo(ep.name, version, _builtin(ep))
                 self.plugins.append(info)
-                self._drop(info, "error", f"failed to import: {type(e).__name__}: {e}")
+                self._drop(info, "error", f"failed to import: {describe(e)}")
                 continue
             self.add(module, ep.name, version, _builtin(ep))
         return self
@@ -154,8 +154,8 @@ class Host:
         for hook in sorted(c.name for c in callers if c.name in REGISTRARS):
             try:  # through pluggy, with only this plugin's implementations
                 self.pm.subset_hook_caller(hook, others)(register=REGISTRARS[hook](name, pending))
-            except Exception as e:  # noqa: BLE001 - the plugin's own code: anything may come out
-                return self._drop(info, "error", f"failed in {hook}: {type(e).__name__}: {e}", plugin)
+            except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out
+                return self._drop(info, "error", f"failed in {hook}: {describe(e)}", plugin)
         return self._commit(info, pending, plugin)
 
     def _commit(self, info: PluginInfo, pending: Pending, plugin: object) -> PluginInfo:
@@ -282,6 +282,12 @@ REGISTRARS: dict[str, Callable[[str, Pending], Any]] = {
     "register_students": _students,
     "register_commands": _commands,
 }
+
+
+def describe(e: BaseException) -> str:
+    """A plugin's exception as one line: its type, and its message when it has one."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _unknown(hook: str) -> str:

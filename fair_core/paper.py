@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .errors import DataError
+from .inputs import read_json
 from .records import Mistake, Review, Writing
 from .store import Store
 
@@ -33,16 +34,41 @@ def parse_name(path: Path) -> dict:
     return m.groupdict()
 
 
+# what each common key of a paper item may hold (the released files have an int id and strings);
+# a number where an answer is due is read as its text, and a student may have given no answer
+TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "id": ((int, str), "a number or text"),
+    "question": ((str,), "text"),
+    "gold_answer": ((str, int, float), "text or a number"),
+    "student_wrong_pred": ((str,), "text"),
+    "student_wrong_final_answer": ((str, int, float, type(None)), "text, a number or null"),
+}
+ANSWERS = ("gold_answer", "student_wrong_final_answer")
+
+
 def read(path: str | Path) -> list[dict]:
+    """A paper file's items, each checked to hold the common keys with the types the released files
+    have: a wrong one is refused with the item named, never stored (a dict for a question, a null gold)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"paper file {p} does not exist: pass the released *_roundN.json files")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"paper file {p} is not valid JSON ({e}): re-download it") from None
+        data = read_json(p)
+    except DataError as e:
+        raise DataError(f"paper file {e}: re-download it") from None
     if not isinstance(data, list) or not all(isinstance(x, dict) and set(COMMON) <= set(x) for x in data):
         raise DataError(f"paper file {p} is not a list of items with keys {', '.join(COMMON)}")
+    for i, item in enumerate(data):
+        for key, (kinds, allowed) in TYPES.items():
+            value = item[key]
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise DataError(
+                    f"paper file {p} item {i} (id {json.dumps(item['id'])[:20]}): {key} is "
+                    f"{json.dumps(value)[:40]}, not {allowed}: fix or drop that item"
+                )
+        for key in ANSWERS:
+            if isinstance(item[key], (int, float)):
+                item[key] = str(item[key])
     return data
 
 
@@ -82,24 +108,27 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
     if len(rounds) != 1:
         raise DataError("paper files of several rounds given: import one round at a time")
     round = rounds.pop()
+    loaded = {kind: read(path) for kind, (path, _info) in files.items()}
+    texts = {  # every teacher's text, checked in every file before anything is stored
+        kind: {
+            (i, t): _writing(files[kind][0], i, x, f"{t}_{kind}")
+            for i, x in enumerate(loaded[kind])
+            for t in teachers_of(loaded[kind], f"_{kind}")
+        }
+        for kind in ("feedback", "rationale")
+        if kind in loaded
+    }
     teachers: list[str] = []
-    for kind, (path, _info) in files.items():
-        items = read(path)
+    for kind, items in loaded.items():
         if kind == "false" or not store.mistakes(round):
             store.add_mistakes(mistakes_from(items, round, extract))
-        if kind == "feedback":
-            teachers = teachers or teachers_of(items, "_feedback")
-            store.add_writings(
-                Writing(round, str(x["id"]), "feedback", t, x[f"{t}_feedback"])
-                for x in items
-                for t in teachers_of(items, "_feedback")
-            )
-        if kind == "rationale":
-            names = teachers_of(items, "_rationale")
+        if kind in texts:
+            names = teachers_of(items, f"_{kind}")
             teachers = teachers or names
             store.add_writings(
-                Writing(round, str(x["id"]), "rationale", t, x[f"{t}_rationale"][0]) for x in items for t in names
+                Writing(round, str(items[i]["id"]), kind, t, text) for (i, t), text in texts[kind].items()
             )
+        if kind == "rationale":
             store.add_reviews(
                 Review(
                     round,
@@ -116,6 +145,20 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
             )
     store.set_meta("paper", {"round": round, "teachers": teachers, "files": {k: p.name for k, (p, _) in files.items()}})
     return {"round": round, "teachers": teachers, "items": len(store.mistakes(round)), "files": sorted(files)}
+
+
+def _writing(path: Path, i: int, item: dict, key: str) -> str:
+    """A teacher's text in a paper item: ``<t>_feedback`` is the text, ``<t>_rationale`` a list
+    that starts with it (its reviewers' scores follow); anything else is refused with the item named."""
+    value = item.get(key)
+    text = value[0] if key.endswith("_rationale") and isinstance(value, list) and value else value
+    if not isinstance(text, str):
+        shape = "a list that starts with its text" if key.endswith("_rationale") else "text"
+        raise DataError(
+            f"paper file {path} item {i} (id {json.dumps(item['id'])[:20]}): {key} is "
+            f"{json.dumps(value)[:40]}, not {shape}: fix or drop that item"
+        )
+    return text
 
 
 def _paper_score(raw: str | None, parsed: int | None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import config as cfg
+from .disk import DiskFull, is_full
 from .errors import ConfigError, FairError
 from .events import Bus, Event, JsonlSink
 from .stages import PIPELINE
@@ -117,13 +119,20 @@ class Run:
             self.flush_events()
 
     def flush_events(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            self.store.add_events(batch)
+        """Store the events not stored yet; on a full disk they wait for the next try (a log: the
+        records they describe are in the store whole, and the disk-full error says so once)."""
+        if self._pending:
+            with contextlib.suppress(DiskFull):
+                self.store.add_events(self._pending)
+                self._pending = []
 
     def close(self) -> None:
         self.flush_events()
-        self._log.close()
+        try:
+            self._log.close()
+        except OSError as e:  # its last line could not be written for want of space: a log's loss
+            if not is_full(e):
+                raise
         self.store.close()
 
 

@@ -9,6 +9,7 @@ so a resumed stage redoes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -16,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .config import RunConfig
+from .disk import DiskFull
 from .errors import FairError
 from .events import Message, Paused, Resumed, StageFinished, StageStarted
 from .gateway.gateway import Gateway
@@ -268,12 +270,13 @@ class Runner:
             if self.gateway:
                 self.gateway.cancel()
             interrupted = not isinstance(e, Exception)  # CancelledError, KeyboardInterrupt
-            store.mark_stage(
-                ctx.round,
-                name,
-                StageStatus.INTERRUPTED if interrupted else StageStatus.FAILED,
-                {} if interrupted else {"error": str(e) or type(e).__name__},
-            )
+            with contextlib.suppress(DiskFull):  # then it reads "running", as after a kill: redone all the same
+                store.mark_stage(
+                    ctx.round,
+                    name,
+                    StageStatus.INTERRUPTED if interrupted else StageStatus.FAILED,
+                    {} if interrupted else {"error": str(e) or type(e).__name__},
+                )
             raise
         failed = summary.get("failed", 0)
         if self.cancelled:

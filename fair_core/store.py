@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .disk import DiskFull, full_at, is_full
 from .errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 # failures). Older stores gain new tables from SCHEMA (CREATE ... IF NOT EXISTS); a change to an
 # existing table is a step in MIGRATIONS, run once, in order, for stores older than its version.
 SCHEMA_VERSION = 2
+# What SQLite needs free to go on: its WAL grows by up to 1000 pages (4 MiB) before it is folded back
+WAL_HEADROOM = 1000 * 4096
 
 # Another process may hold the store's write lock for a while (a long transaction of a run, a
 # sqlite3 shell, a backup): that is busy, never damaged. A wait past FIRST_WAIT_S is worth a line
@@ -204,6 +207,8 @@ class Store:
                 raise FairError(
                     f"{self.path.parent} is not writable: fix its permissions, or use another run dir"
                 ) from None
+            if is_full(e):  # the store is not damaged: it could not grow
+                raise DiskFull.at(self.path, WAL_HEADROOM) from None
             raise damaged(self.path, e, verdict) from None
         if version > SCHEMA_VERSION:
             self._db.close()
@@ -278,15 +283,17 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction: all of its writes land, or none."""
-        with self._lock:
+        """One atomic transaction: all of its writes land, or none. A full disk (at a write or at
+        the commit) rolls it back and raises DiskFull, and the store takes the next one as before."""
+        with self._lock, full_at(self.path, lambda: WAL_HEADROOM):
             self._patiently(lambda: self._db.execute("BEGIN IMMEDIATE"), WRITE_WAIT_S)
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

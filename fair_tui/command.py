@@ -1,5 +1,7 @@
 """`fair tui`: the UI registers its own command, so the engine's CLI never imports the UI layer."""
 
+from pathlib import Path
+
 from fair_core.hookspecs import hookimpl
 
 
@@ -8,6 +10,10 @@ def _configure(parser) -> None:
 
 
 def _run(args) -> int:
+    if args.target and Path(args.target).is_file():  # a config the form cannot show is one line, exit 2
+        from fair_core import config
+
+        config.load(args.target)
     from .app import FairApp  # Textual loads only when the UI is asked for
 
     FairApp(args.target).run()

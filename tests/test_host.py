@@ -1,10 +1,15 @@
 """The plugin host: built-ins through entry points, third-party packages, broken plugins."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
-from helpers import fair
+from helpers import REPO, fair
 
 from fair_core.hookspecs import hookimpl
 from fair_core.host import Host
@@ -148,6 +153,28 @@ BAD = {
         "error",
         "failed in register_teachers: RuntimeError: boom",
     ),
+    "fair_exits_at_import": ("raise SystemExit(7)\n", "error", "failed to import: SystemExit: 7"),
+    "fair_interrupts_at_import": ("raise KeyboardInterrupt\n", "error", "failed to import: KeyboardInterrupt"),
+    "fair_exits_in_hook": (
+        """
+        import sys
+
+        @hookimpl
+        def register_tasks(register):
+            sys.exit("no licence")
+    """,
+        "error",
+        "failed in register_tasks: SystemExit: no licence",
+    ),
+    "fair_configure_exits": (
+        """
+        @hookimpl
+        def register_commands(register):
+            register("quits", "calls parser.error", lambda parser: parser.error("bad"), lambda args: 0)
+    """,
+        "error",
+        "its command 'quits' failed to configure: SystemExit: 2",
+    ),
     "fair_z_second": (
         """
         @hookimpl
@@ -234,3 +261,84 @@ def test_plugin_raising_in_hook_is_reported_once(caplog):
     host.add(Raises(), "raiser")
     assert host.problems == ["plugin 'raiser' not loaded: failed in register_teachers: RuntimeError: boom"]
     assert [r.getMessage() for r in caplog.records] == host.problems
+
+
+# A teacher plugin whose `async def complete` makes a synchronous call (a blocking SDK): it holds the
+# event loop, so neither asyncio's timeout nor Ctrl-C could reach it. It marks when it starts blocking.
+SLEEPY = """
+import os
+import time
+from pathlib import Path
+
+from fair_core.gateway.backend import Backend, Completion
+from fair_core.hookspecs import hookimpl
+
+class Sleepy(Backend):
+    async def complete(self, request):
+        Path(os.environ["SLEEPY_MARK"]).touch()
+        try:
+            time.sleep(3600)
+        except Exception:  # a backend that swallows errors must not swallow the timeout
+            pass
+        return Completion("The answer is 5.")
+
+@hookimpl
+def register_teachers(register):
+    register("sleepy", Sleepy)
+"""
+
+
+@pytest.fixture
+def sleepy(tmp_path):
+    """(config, env) of a run whose one teacher blocks the loop in every call."""
+    make_dist(tmp_path, "fair_sleepy", SLEEPY)
+    item = {"question": "2+3?", "gold_answer": "5", "student_wrong_pred": "6", "student_wrong_final_answer": "6"}
+    mistakes = tmp_path / "x_svamp_false_round0.json"
+    mistakes.write_text(json.dumps([{"id": i, **item} for i in range(3)]))
+    config = tmp_path / "sleepy.toml"
+    config.write_text(
+        f'stages = ["explain"]\n[task]\nname = "svamp"\nmistakes_file = "{mistakes}"\n'
+        '[[teachers]]\nname = "slow"\nbackend = "sleepy"\nmodel = "m"\ntimeout_s = 1\nmax_retries = 0\n'
+    )
+    path = os.pathsep.join([str(tmp_path), str(REPO), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")])
+    return config, {"PYTHONPATH": path, "SLEEPY_MARK": str(tmp_path / "blocking")}
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_a_backend_that_blocks_the_event_loop_still_times_out(sleepy, tmp_path):
+    config, env = sleepy
+    out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet", env=env, timeout=300)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("fair: error: round 0 explain is partial, 3 failed calls; teacher slow stopped: "), last
+    assert "timeout after 1 s: the backend held the event loop" in last
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_a_run_whose_backend_blocks_the_event_loop(sleepy, tmp_path, sig, code):
+    config, env = sleepy
+    config.write_text(config.read_text().replace("timeout_s = 1\n", "timeout_s = 3600\n"))  # only the signal ends it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fair_core.cli", "run", str(config), "--run-dir", str(tmp_path / "run"), "--quiet"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # SIGINT as a terminal sends it (a background job starts with it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    mark = tmp_path / "blocking"
+    while not mark.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(sig)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == code, stderr[-2000:]
+    assert stderr.strip().splitlines() == ["fair: error: interrupted: rerun the same command to resume"], stderr
+    stages = json.loads(fair("report", tmp_path / "run", "--json").stdout)["stages"]
+    assert [s["status"] for s in stages] == ["interrupted"]

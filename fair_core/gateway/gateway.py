@@ -16,14 +16,16 @@ import random
 import time
 from typing import Callable, Iterable
 
+from ..disk import DiskFull
 from ..errors import PluginResultError, expect
 from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..redact import keep_secret, redact
-from ..store import Store
+from ..store import WAL_HEADROOM, Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
 from .prices import cost as price_of
 from .prices import unpriced, unpriced_line
+from .watchdog import Blocked, release, watched
 
 Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
@@ -83,6 +85,8 @@ class Gateway:
         self.budget_reached = False  # set once, when the first call is refused for it
         self.health = {name: Health() for name in teachers}
         self._inflight: dict[str, asyncio.Future] = {}
+        self.full: DiskFull | None = None  # the first write a full disk refused
+        self.held: list[tuple[str, dict | None, list]] = []  # (key, call, records) not stored for want of space
         self._rng = random.Random(seed)
         for backend in teachers.values():  # with a budget, the run's check refused to start instead
             if unpriced(backend):
@@ -117,7 +121,7 @@ class Gateway:
                 return await self._single_flight(key, body, request, outputs)
             text = cached["response"]
         else:
-            text = await shared
+            text = await asyncio.shield(shared)  # a waiter cancelled (Ctrl-C) leaves the call to its owner
         self._record(key, None, outputs, text)
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
         return text
@@ -130,9 +134,32 @@ class Gateway:
             rows = list(outputs(text, key))
         except PluginResultError as e:
             if row is not None:
-                self.store.record_call(key, row)
+                self._store(key, row, [])
             raise CallFailure(str(e)) from None
-        self.store.record_call(key, row, rows)
+        self._store(key, row, rows)
+
+    def _store(self, key: str, row: dict | None, rows: list[tuple[str, tuple]]) -> None:
+        """Store a call with its records. On a full disk, hold them in memory (see :meth:`stop`),
+        so that an answer paid for is stored once there is space, and start no other call."""
+        try:
+            self.store.record_call(key, row, rows)
+        except DiskFull as e:
+            self.held.append((key, row, rows))
+            self.full = self.full or e
+            raise
+
+    def stop(self) -> DiskFull:
+        """What ends a stage that a full disk stopped, once its calls in flight are done: the answers
+        held are stored now if there is space again; those that are not are named in the error
+        (the rerun asks them again: they were never counted as answered)."""
+        while self.held:
+            try:
+                self.store.record_call(*self.held[0])
+            except DiskFull:
+                break
+            self.held.pop(0)
+        held = sum(len(json.dumps(row, default=str)) + len(repr(rows)) for _, row, rows in self.held)
+        return DiskFull.at(self.store.path, WAL_HEADROOM + held, len(self.held))
 
     async def _single_flight(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
         future = asyncio.get_running_loop().create_future()
@@ -217,7 +244,8 @@ class Gateway:
         with the reason redacted: this is where a provider's text enters fair. A teacher that is
         down, or unreachable too many times in a row, is marked so with the reason."""
         try:
-            completion = await asyncio.wait_for(backend.complete(request), backend.config.timeout_s)
+            timeout = backend.config.timeout_s
+            completion = await asyncio.wait_for(watched(backend.complete(request), timeout), timeout)
             expect(
                 isinstance(completion, Completion) and isinstance(completion.text, str),
                 f"teacher backend {backend.config.backend!r}",
@@ -237,9 +265,9 @@ class Gateway:
 
     def _judge(self, teacher: str, health: Health, e: Exception) -> tuple:
         """A failed try's (reason, retry_after, final), by the error's kind."""
-        known = isinstance(e, (TransientError, PermanentError, PluginResultError))
+        known = isinstance(e, (TransientError, PermanentError, PluginResultError, Blocked))
         reason = redact(str(e) if known else f"{type(e).__name__}: {e}")
-        if isinstance(e, TeacherDown):
+        if isinstance(e, (TeacherDown, Blocked)):  # a backend that blocks the loop stalls every teacher: stop it
             self._down(teacher, health, reason)
             return reason, None, True
         if isinstance(e, Refused):
@@ -289,6 +317,8 @@ class Gateway:
     def _check_go(self, request: Request, worst: float = 0.0) -> None:
         """Refuse a call when cancelled, or when what is spent and this call's worst case would
         pass the budget (what the calls in flight reserve is waited for)."""
+        if self.full is not None:  # no call starts that could not be stored
+            raise DiskFull(str(self.full))
         if self.cancelled:
             raise CallFailure("cancelled")
         if self.budget is not None and self.spent + worst > self.budget:
@@ -304,6 +334,7 @@ class Gateway:
         raise CallFailure(reason)
 
     async def aclose(self) -> None:
+        release()
         for backend in self.teachers.values():
             await backend.aclose()
 

@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Callable, Iterable
 
+from ..disk import DiskFull
 from ..errors import FairError
 from ..events import StageProgress
 from ..gateway.backend import Request
@@ -46,12 +47,17 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
         queues[teacher].append(make)
 
     async def worker(queue: deque) -> None:
-        while queue:
-            await one(*queue.popleft()())
+        while queue and gateway.full is None:
+            try:
+                await one(*queue.popleft()())
+            except DiskFull as e:  # no call starts after it; those in flight finish, held if not stored
+                gateway.full = gateway.full or e
 
     await asyncio.gather(
         *(worker(queue) for teacher, queue in queues.items() for _ in range(2 * gateway.limits[teacher].concurrency))
     )
+    if gateway.full is not None:
+        raise gateway.stop()
     return {"calls": total, "failed": failed}
 
 

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from ..disk import DiskFull
 from ..errors import FairError
 from ..events import Message, TrainStep, from_dict
 from ..store import StageStatus
@@ -35,7 +36,7 @@ def run(ctx: Context) -> dict:
         )
     base, adapter = ctx.student_source(ctx.round)
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
-    from ..training import PARENT, command
+    from ..training import DISK_FULL, PARENT, command
 
     cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(ctx.config.train.launcher))
     progress = out / "progress.jsonl"
@@ -62,6 +63,8 @@ def run(ctx: Context) -> dict:
         last = tail.publish(ctx) or last
     if proc.returncode != 0:
         lines = [line.strip() for line in errors if line.strip()]
+        if proc.returncode == DISK_FULL and lines:
+            raise DiskFull(lines[-1])
         raise FairError(f"training failed (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")
     return {k: v for k, v in last.items() if k not in ("type", "ts")}
 

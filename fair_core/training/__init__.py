@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 PARENT = "FAIR_PARENT_PID"  # set by the train stage: the process training must not outlive
+DISK_FULL = 3  # the exit status of a training that stopped for want of space (its last stderr line says where)
 
 
 def stop_with_parent() -> None:

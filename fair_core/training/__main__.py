@@ -6,9 +6,10 @@ import argparse
 import sys
 import warnings
 
+from ..disk import DiskFull
 from ..errors import FairError
 from ..logs import configure
-from . import stop_with_parent
+from . import DISK_FULL, stop_with_parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except FairError as e:
         print(e, file=sys.stderr)
         return 2
+    except DiskFull as e:  # the parent reads the line and exits as fair does on a full disk
+        print(e, file=sys.stderr)
+        return DISK_FULL
     return 0
 
 

@@ -11,7 +11,11 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
+
+from ..disk import DiskFull, full_at
 
 STATE = "trainer_state.json"
 _STEP = re.compile(r"step-(\d+)")
@@ -32,6 +36,19 @@ def staging(final: Path) -> Path:
     every process of a distributed run (they all write their part of a checkpoint there);
     :func:`clean_leftovers` clears it at the start of a run."""
     return final.with_name(f".{final.name}.tmp")
+
+
+@contextmanager
+def staged(tmp: Path, final: Path, need: Callable[[], int]) -> Iterator[None]:
+    """Writing ``final`` through its staging folder ``tmp``: a full disk removes what was staged
+    (its space given back; the previous complete folder stays) and raises DiskFull naming
+    ``final`` and ``need()``, about the bytes it takes."""
+    try:
+        with full_at(final, need):
+            yield
+    except DiskFull:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def clean_leftovers(folder: Path) -> None:

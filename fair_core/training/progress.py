@@ -18,6 +18,8 @@ import json
 import time
 from pathlib import Path
 
+from ..disk import full_at
+
 
 def peak_memory_mb() -> float:
     import torch
@@ -79,11 +81,13 @@ class ProgressLog:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        with full_at(self.path, lambda: 1 << 20):
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()

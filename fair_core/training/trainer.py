@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig, load
+from ..disk import folder_bytes
 from ..errors import FairError
 from ..student import adapter_config
 from . import attention
-from .checkpoint import Checkpoints, clean_leftovers, publish, staging
+from .checkpoint import Checkpoints, clean_leftovers, publish, staged, staging
 from .collator import PairCollator
 from .data import Encoder, LengthGroupedBatches, Pair, read_pairs
 from .dropout import lean_lora_dropout
@@ -272,13 +273,20 @@ class Trainer:
     def save_checkpoint(self, step: int, loss: float) -> None:
         acc = self.acc
         tmp = self.checkpoints.staging(step)
-        acc.save_state(str(tmp))
+        with staged(tmp, self.checkpoints.folder / f"step-{step}", self._state_bytes):
+            acc.save_state(str(tmp))
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                state = {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
+                self.checkpoints.commit(tmp, step, state)
         acc.wait_for_everyone()
-        if acc.is_main_process:
-            self.checkpoints.commit(
-                tmp, step, {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
-            )
-        acc.wait_for_everyone()
+
+    def _state_bytes(self) -> int:
+        """About what a checkpoint holds: the weights being trained and the optimizer's state of them."""
+        weights = sum(p.numel() * p.element_size() for p in self.loss.parameters() if p.requires_grad)
+        tensors = [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+        moments = sum(v.numel() * v.element_size() for v in tensors)
+        return weights + moments
 
     # -- training ----------------------------------------------------------------------------
 
@@ -353,9 +361,10 @@ class Trainer:
         if acc.is_main_process:
             tmp = staging(final)
             state = {k.removeprefix("model."): v for k, v in state.items()}
-            acc.unwrap_model(self.loss).model.save_pretrained(tmp, state_dict=state)
-            self.tokenizer.save_pretrained(tmp)
-            publish(tmp, final)
+            with staged(tmp, final, lambda: sum(v.numel() * v.element_size() for v in state.values())):
+                acc.unwrap_model(self.loss).model.save_pretrained(tmp, state_dict=state)
+                self.tokenizer.save_pretrained(tmp)
+                publish(tmp, final)
         acc.wait_for_everyone()
         return final
 
@@ -407,9 +416,10 @@ def merge_adapter(base: Path, adapter: Path, out: Path) -> Path:
 
     tmp = staging(out)
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
-    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
-    publish(tmp, out)
+    with staged(tmp, out, lambda: folder_bytes(base)):
+        PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+        publish(tmp, out)
     return out
 
 

@@ -4,12 +4,12 @@ one-line DataErrors that name file and line, seeded splits, and lookup by questi
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from fair_core.errors import DataError
+from fair_core.inputs import parse_json, read_text
 from fair_core.task import Problem, Task
 
 SPLITS = ("train", "test")
@@ -94,26 +94,11 @@ class LocalTask(Task):
             ) from None
 
 
-# readers: every failure is a DataError naming the file (and the line when there is one) ----
-def read_text(path: Path) -> str:
-    """UTF-8 text; a byte-order mark (as Windows editors write) is not part of it."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read: {e}".splitlines()[0]) from None
-
-
-def parse_json(path: Path, text: str) -> Any:
-    """The value of ``path``'s JSON ``text``."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-
-
+# readers: every failure is a DataError naming the file (and the line when there is one), as
+# fair_core.inputs reads untrusted files: not UTF-8, not JSON, or nested deep enough to crash
 def read_json(path: Path) -> list[Record]:
     """A JSON array of objects, as (``"<file> item <i>"``, object) pairs."""
-    data = parse_json(path, read_text(path))
+    data = parse_json(read_text(path), path)
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise DataError(f"{path}: expected a JSON array of objects")
     return [(f"{path} item {i}", item) for i, item in enumerate(data)]
@@ -125,10 +110,7 @@ def read_jsonl(path: Path) -> list[Record]:
     for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+        item = parse_json(line, path, number)
         if not isinstance(item, dict):
             raise DataError(f"{path}:{number}: expected a JSON object")
         records.append((f"{path}:{number}", item))

@@ -548,7 +548,7 @@ def _cell_list(text: str) -> list | None:
     for read in (json.loads, ast.literal_eval):
         try:
             value = read(text)
-        except (ValueError, SyntaxError, RecursionError):
+        except (ValueError, SyntaxError, RecursionError, MemoryError):  # a cell nested past the stack
             continue
         return value if isinstance(value, list) else None
     return None
@@ -562,7 +562,7 @@ def _read_json(path: Path) -> list[Record]:
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1 and _json_object(lines[0]):
         return read_jsonl(path)
-    data = parse_json(path, text)
+    data = parse_json(text, path)
     where = str(path)
     if isinstance(data, dict):
         keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
@@ -584,7 +584,7 @@ def _read_json(path: Path) -> list[Record]:
 def _json_object(line: str) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
