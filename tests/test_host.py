@@ -299,6 +299,7 @@ def sleepy(tmp_path):
     config.write_text(
         f'stages = ["explain"]\n[task]\nname = "svamp"\nmistakes_file = "{mistakes}"\n'
         '[[teachers]]\nname = "slow"\nbackend = "sleepy"\nmodel = "m"\ntimeout_s = 1\nmax_retries = 0\n'
+        "price = { input = 0, output = 0 }\n"
     )
     path = os.pathsep.join([str(tmp_path), str(REPO), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")])
     return config, {"PYTHONPATH": path, "SLEEPY_MARK": str(tmp_path / "blocking")}

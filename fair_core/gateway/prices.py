@@ -26,7 +26,8 @@ def unpriced(backend: Backend) -> bool:
 def unpriced_line(backend: Backend, so: str) -> str:
     """One line on such a teacher: that its price is unknown, ``so`` what follows, and the fix."""
     c = backend.config
+    why = f"model {c.model!r} is not in litellm's price map" if c.backend == "litellm" else f"backend {c.backend!r}"
     return (
-        f"teacher {c.name!r} has no price (model {c.model!r} is not in litellm's price map), so {so}: "
+        f"teacher {c.name!r} has no price ({why}), so {so}: "
         f"set teachers.{c.name}.price = {{input = ..., output = ...}} in USD per million tokens"
     )
