@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .card import Facts, model_card
 from .errors import FairError
+from .student import adapter_config
 
 # what each push reads in a round's folder (the first found), and the fix when no round has it
 SOURCES = {"dataset": ("train.jsonl",), "adapter": ("adapter",), "model": ("merged", "model")}
@@ -74,7 +75,7 @@ def stage(run_dir: Path, round: int, what: str, folder: Path, repo: str) -> None
     base = student if _hub_id(student) and not Path(student).exists() and (what == "model" or round == 0) else ""
     _linked(source, folder)
     if what == "adapter" and base:  # the trainer recorded a local path: name what others can load
-        settings = json.loads((source / "adapter_config.json").read_text())
+        settings = adapter_config(source)
         (folder / "adapter_config.json").unlink()
         (folder / "adapter_config.json").write_text(json.dumps({**settings, "base_model_name_or_path": base}, indent=2))
     (folder / "README.md").unlink(missing_ok=True)

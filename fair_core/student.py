@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
-from .errors import FairError
+from .errors import DataError, FairError
+from .inputs import read_json
 
 Progress = Callable[[int], None]  # called with the number of prompts just finished
 Stop = Callable[[], bool]  # polled while generating: True ends generation early
@@ -27,14 +27,18 @@ def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
 
 def adapter_config(adapter: str | Path) -> dict:
     """A LoRA adapter folder's peft settings: what the trainer, hf and vLLM all check first."""
+    path = Path(adapter) / "adapter_config.json"
     try:
-        return json.loads((Path(adapter) / "adapter_config.json").read_text())
-    except (OSError, ValueError) as e:
-        reason = "no adapter_config.json in it" if isinstance(e, FileNotFoundError) else str(e).splitlines()[0]
-        raise FairError(
-            f"adapter {adapter} is not a LoRA adapter folder ({reason}): pass a folder that "
-            f"peft saved, such as a run's rounds/N/adapter"
-        ) from None
+        settings = read_json(path) if path.is_file() else None  # untrusted: a folder from anywhere
+        reason = "no adapter_config.json in it" if settings is None else "its adapter_config.json is no JSON object"
+    except DataError as e:
+        settings, reason = None, str(e)
+    if isinstance(settings, dict):
+        return settings
+    raise FairError(
+        f"adapter {adapter} is not a LoRA adapter folder ({reason}): pass a folder that "
+        f"peft saved, such as a run's rounds/N/adapter"
+    )
 
 
 def model_folder(host, student) -> str:

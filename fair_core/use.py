@@ -136,7 +136,7 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
             continue
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the stack
             row = None
         if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not row["question"].strip():
             raise FairError(
@@ -167,7 +167,7 @@ def written_rows(out: Path) -> dict[str, str]:
         try:
             row = json.loads(line)
             rows[str(row["id"])] = row["question"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise FairError(
                 f"--out {out} line {n} is not a row fair generate wrote: pass another --out, or remove the file"
             ) from None

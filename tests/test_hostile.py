@@ -127,3 +127,15 @@ def test_a_config_that_is_not_utf8_is_one_line_for_run_and_tui(tmp_path):
     one_line(fair("run", path, "--run-dir", tmp_path / "run"), *words)
     one_line(fair("tui", path, timeout=60), *words)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_deep_adapter_config_is_one_line(tmp_path):
+    from fair_core.errors import FairError
+    from fair_core.student import adapter_config
+
+    (tmp_path / "adapter_config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FairError, match=r"is not a LoRA adapter folder \(.*nested more than 100 levels"):
+        adapter_config(tmp_path)
+    (tmp_path / "adapter_config.json").write_text("[1, 2]")
+    with pytest.raises(FairError, match=r"its adapter_config.json is no JSON object"):
+        adapter_config(tmp_path)
