@@ -71,6 +71,17 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
             raise FairError("train.method qlora needs bitsandbytes: pip install bitsandbytes, or use lora")
 
 
+def check_processes(seen: int) -> None:
+    """Refuse a launch whose processes do not form one group: torchrun on a CPU without
+    ACCELERATE_USE_CPU=1, say, where every process would train alone into the same folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and seen != world:
+        raise FairError(
+            f"{world} processes were launched (WORLD_SIZE) but accelerate sees {seen}: launch with "
+            '`accelerate launch` (train.launcher = "accelerate"), or set ACCELERATE_USE_CPU=1 under torchrun on a CPU'
+        )
+
+
 def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapter: Path | None):
     """The model to train, from a local folder: see :func:`adapt`."""
     from transformers import AutoModelForCausalLM
@@ -193,6 +204,7 @@ class Trainer:
             log_with=trackers or None,
             project_dir=str(self.dir / "logs"),
         )
+        check_processes(acc.num_processes)
         self.fingerprint = fingerprint(
             self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
         )
@@ -220,7 +232,9 @@ class Trainer:
             if local and acc.num_processes == 1
             else None,
         )
-        self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
+        self.batches = LengthGroupedBatches(
+            [p.length for p in self.pairs], t.batch_size, t.seed, processes=acc.num_processes
+        )
         # a list is a map-style dataset to torch; its stubs only take Dataset
         loader: DataLoader[Pair] = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)  # type: ignore[arg-type]
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
@@ -293,7 +307,7 @@ class Trainer:
             epoch, done = divmod(step, self.steps_per_epoch)
             self.batches.epoch = epoch
             loader = acc.skip_first_batches(self.loader, done * t.grad_accum) if done else self.loader
-            sums, k = torch.zeros(8, device=acc.device), 0
+            sums, k, before = torch.zeros(8, device=acc.device), 0, step
             for batch in loader:
                 counts = batch["counts"]
                 # Dropout draws depend on the position in training only, so a resumed run
@@ -321,6 +335,8 @@ class Trainer:
                     self.save_checkpoint(step, last["loss"])
                 if step >= self.max_steps:
                     break
+            if step == before:  # a loader that runs dry would loop here for ever
+                raise RuntimeError(f"epoch {epoch} gave no optimizer step after {done} of {self.steps_per_epoch}")
         return meter, last
 
     def _record(self, step: int, lr: float, sums, meter: Meter) -> dict:
