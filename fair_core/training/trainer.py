@@ -10,12 +10,14 @@ precision, gradient accumulation and the saving of optimizer, scheduler and RNG 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
 import logging
 import math
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -88,11 +90,10 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     # Frozen weights can live in half precision; weights that the optimizer updates stay fp32
-    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights). Not under
-    # FSDP, which flattens a layer's weights into one tensor of one dtype: fp32 there too, and
-    # autocast computes in half precision all the same.
-    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
-    dtype = half if half is not None and train.method != "full" and not fsdp else torch.float32
+    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights). FSDP2
+    # shards each parameter alone and wants one dtype among the trainable ones only, so the
+    # frozen base stays half there too (FSDP1, which flattens a layer into one tensor, is refused).
+    dtype = half if half is not None and train.method != "full" else torch.float32
     kwargs = {"dtype": dtype, "attn_implementation": attention.implementation()}
     if device_map is not None:
         kwargs["device_map"] = device_map
@@ -104,6 +105,8 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=half or torch.bfloat16,
+            # 4-bit weights packed in a float dtype: FSDP shards them like the other frozen weights
+            bnb_4bit_quant_storage=half or torch.bfloat16,
         )
     return adapt(AutoModelForCausalLM.from_pretrained(base, **kwargs), train, adapter)
 
@@ -144,6 +147,42 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
             ) from None
     lean_lora_dropout(model)
     return model
+
+
+def check_sharding(acc) -> None:
+    """FSDP1 is refused: accelerate restores no optimizer state into it at a resume (0 of 20 Adam
+    states on the tiny model), and LoRA on it needs use_orig_params for its mixed requires_grad."""
+    from accelerate.utils import DistributedType
+
+    plugin = acc.state.fsdp_plugin if acc.distributed_type == DistributedType.FSDP else None
+    if plugin is not None and plugin.fsdp_version != 2:
+        raise FairError(
+            "FSDP version 1 is not supported (a resumed run would lose the optimizer state): "
+            "set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)"
+        )
+
+
+def save_adapter(model, state: dict, folder: Path) -> None:
+    """The LoRA adapter of ``model`` (a peft model) from its full ``state``, as peft writes one.
+
+    The weights are chosen here by name (``lora_``) rather than by peft, which matches them against
+    module names that a wrapper may rename: under FSDP1 it wrote an adapter of no tensors. An
+    adapter without weights is an error, never a published result.
+    """
+    from safetensors.torch import save_file
+
+    name = model.active_adapter
+    adapter = re.compile(rf"\.{re.escape(name)}(?=\.|$)")
+    weights = {adapter.sub("", k): v.contiguous() for k, v in state.items() if "lora_" in k}
+    if not weights:
+        raise FairError(
+            f"the trained model has no LoRA weights to save ({len(state)} tensors, none named lora_): "
+            'nothing was published; train with method = "full" or report this with the accelerate config'
+        )
+    config = copy.copy(model.peft_config[name])
+    config.inference_mode = True
+    config.save_pretrained(folder)
+    save_file(weights, folder / "adapter_model.safetensors", metadata={"format": "pt"})
 
 
 def _trainable_only(models, weights, output_dir) -> None:
@@ -205,6 +244,7 @@ class Trainer:
             project_dir=str(self.dir / "logs"),
         )
         check_processes(acc.num_processes)
+        check_sharding(acc)
         self.fingerprint = fingerprint(
             self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
         )
@@ -312,7 +352,10 @@ class Trainer:
                 counts = batch["counts"]
                 # Dropout draws depend on the position in training only, so a resumed run
                 # replays exactly what an uninterrupted one would have drawn.
-                torch.manual_seed(hash((t.seed, step, k, acc.process_index)) & (2**63 - 1))
+                # The batch's place in the step, counted over all processes, so that n processes
+                # draw what one process accumulating n batches draws.
+                place = k * acc.num_processes + acc.process_index
+                torch.manual_seed(hash((t.seed, step, place)) & (2**63 - 1))
                 with acc.accumulate(self.loss):
                     losses = batch_backward(self.loss, batch, acc.backward)
                     if acc.sync_gradients:
@@ -369,7 +412,11 @@ class Trainer:
         if acc.is_main_process:
             tmp = staging(final)
             state = {k.removeprefix("model."): v for k, v in state.items()}
-            acc.unwrap_model(self.loss).model.save_pretrained(tmp, state_dict=state)
+            model = acc.unwrap_model(self.loss).model
+            if self.train_cfg.method == "full":
+                model.save_pretrained(tmp, state_dict=state)
+            else:
+                save_adapter(model, state, tmp)
             self.tokenizer.save_pretrained(tmp)
             publish(tmp, final)
         acc.wait_for_everyone()
