@@ -32,6 +32,18 @@ def stop_with_parent() -> None:
         sys.exit("fair, which started this training, is gone")
 
 
+def tell_launcher(message: str) -> None:
+    """Leave ``message``, the one line that says why this process fails, where torchrun looks
+    for it (``$TORCHELASTIC_ERROR_FILE``, set for each process it starts), so the launcher can
+    end with it: see :mod:`.launch`."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        import json
+        import time
+
+        Path(path).write_text(json.dumps({"message": message, "timestamp": int(time.time())}))
+
+
 def command(run_dir, round, base, adapter=None, merge=False, launcher="python") -> list[str]:
     """The argv that trains round ``round`` of ``run_dir``; ``launcher`` is train.launcher.
 

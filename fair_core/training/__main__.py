@@ -8,7 +8,7 @@ import warnings
 
 from ..errors import FairError
 from ..logs import configure
-from . import stop_with_parent
+from . import stop_with_parent, tell_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         train(args.run_dir, args.round, args.base, args.adapter, args.merge)
     except FairError as e:
         print(e, file=sys.stderr)
+        tell_launcher(str(e))
         return 2
+    except Exception as e:
+        tell_launcher(f"{type(e).__name__}: {e}".splitlines()[0])
+        raise
     return 0
 
 
