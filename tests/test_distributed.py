@@ -8,12 +8,26 @@ two ranks of a tiny model and a handful of pairs that need no data.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fair_core.errors import DataError
+from fair_core.testing.tiny import make_tiny_student
+from fair_core.training import command
 from fair_core.training.data import LengthGroupedBatches
+
+ROOT = Path(__file__).resolve().parents[1]
+# 8 pairs at batch 2: 4 batches, 2 steps an epoch whether one process accumulates 2 batches or
+# 2 processes take one each; fp32 and dropout on, so that equal means equal.
+SETTINGS = 'batch_size = 2\nepochs = 2\nsave_steps = 2\nmax_length = 48\nlora_dropout = 0.1\nprecision = "fp32"'
 
 
 def shards(sampler: LengthGroupedBatches, processes: int, skip: int = 0) -> list[list[list[int]]]:
@@ -79,3 +93,153 @@ def test_a_launch_that_accelerate_does_not_see_whole_is_refused(monkeypatch):
     check_processes(2)
     monkeypatch.delenv("WORLD_SIZE")
     check_processes(1)
+
+
+# -- real runs on two CPU processes ---------------------------------------------------------------
+
+
+def make_run(root: Path, n: int, train: str) -> Path:
+    """A run folder whose round 0 has ``n`` small pairs (no data needed)."""
+
+    def row(i: int) -> dict:
+        prompt = f"Tom has {i} apples and buys {i + 3}. How many?"
+        return {
+            "item_id": str(i),
+            "feedback": {"prompt": prompt, "response": "Add. " * (1 + i % 3)},
+            "rationale": {"prompt": prompt, "response": f"{2 * i + 3}."},
+        }
+
+    rows = [row(i) for i in range(n)]
+    (root / "rounds" / "0").mkdir(parents=True)
+    (root / "rounds" / "0" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "config.toml").write_text(f"[train]\n{train}\n")
+    return root
+
+
+def ranks(run: Path, tiny: Path, *, fsdp: bool = False) -> subprocess.CompletedProcess:
+    """``python -m fair_core.training`` on 2 ranks under torchrun: DDP over gloo on the CPU, or
+    FSDP2 through tests/gloo_as_gpu.py (accelerate enables FSDP only for GPU-like devices)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    if fsdp:
+        env |= {
+            "ACCELERATE_USE_FSDP": "true",
+            "FSDP_VERSION": "2",
+            "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
+            "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer",
+        }
+        head = [str(ROOT / "tests" / "gloo_as_gpu.py")]
+    else:
+        env["ACCELERATE_USE_CPU"] = "1"
+        head = ["-m", "fair_core.training"]
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    argv += head + command(run, 0, tiny)[3:]
+    # the limit only turns a hang (what this file guards against) into a failure
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def progress(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+
+
+def adapter(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(out / "adapter" / "adapter_model.safetensors")
+
+
+def same(got: dict, want: dict, atol: float) -> bool:
+    return got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=atol) for k in got)
+
+
+def resume_from(out: Path, step: int) -> None:
+    """Leave ``out`` as a kill after checkpoint ``step`` would have: later checkpoints and the
+    outputs gone."""
+    import shutil
+
+    for p in (out / "checkpoints").iterdir():
+        if int(p.name.removeprefix("step-")) > step:
+            shutil.rmtree(p)
+    shutil.rmtree(out / "adapter")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_student(tmp_path_factory.mktemp("student") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, tiny) -> Path:
+    """8 pairs in one process accumulating 2 batches a step: what 2 ranks must reproduce."""
+    from fair_core.training.trainer import train
+
+    run = make_run(tmp_path_factory.mktemp("one") / "run", 8, SETTINGS + "\ngrad_accum = 2")
+    train(run, 0, tiny)
+    return run / "rounds" / "0"
+
+
+@pytest.mark.slow
+def test_two_ranks_equal_one_process_accumulating(tmp_path, tiny, one_process):
+    run = make_run(tmp_path / "run", 8, SETTINGS)
+    done = ranks(run, tiny)
+    assert done.returncode == 0, done.stderr
+    out = run / "rounds" / "0"
+    got, want = progress(out), progress(one_process)
+    assert [r["type"] for r in got].count("train_done") == 1
+    losses = [[r["loss"] for r in p if r["type"] == "train_step"] for p in (got, want)]
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-5)
+    assert same(adapter(out), adapter(one_process), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path, tiny):
+    """9 pairs at batch 2 on 2 ranks: 6 batches (3 of one pair), 3 steps an epoch; a resume from
+    step 4 skips the first step of the second epoch on both ranks (where runs used to spin)."""
+    run = make_run(tmp_path / "run", 9, SETTINGS)
+    out = run / "rounds" / "0"
+    first = ranks(run, tiny)
+    assert first.returncode == 0, first.stderr
+    done = progress(out)[-1]
+    assert done["type"] == "train_done" and done["step"] == 6 and done["pairs"] == 9
+    trained = adapter(out)
+    resume_from(out, 4)
+    again = ranks(run, tiny)
+    assert again.returncode == 0, again.stderr
+    done = progress(out)[-1]
+    assert done["resumed_from"] == 4 and done["step"] == 6
+    assert same(adapter(out), trained, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, tiny, one_process):
+    """FSDP2 over gloo, fair's code unchanged: the adapter is whole (not the empty one FSDP1 saved)
+    and equals one process's; a resume restores the optimizer's state (the result is the same)."""
+    run = make_run(tmp_path / "run", 8, SETTINGS)
+    out = run / "rounds" / "0"
+    first = ranks(run, tiny, fsdp=True)
+    assert first.returncode == 0, first.stderr
+    trained = adapter(out)
+    assert len(trained) == 2 * 2 * 2 and all(v.abs().sum() > 0 for v in trained.values())  # 2 layers, q and v, A and B
+    assert same(trained, adapter(one_process), atol=1e-5)
+    resume_from(out, 2)
+    again = ranks(run, tiny, fsdp=True)
+    assert again.returncode == 0, again.stderr
+    assert progress(out)[-1]["resumed_from"] == 2
+    assert same(adapter(out), trained, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(tmp_path, tiny):
+    """accelerate launch --multi_gpu on a CPU: each process would train alone into the same
+    folder. Every rank refuses; the launch ends with that line and exit 2, not torchrun's block."""
+    run = make_run(tmp_path / "run", 4, SETTINGS)
+    argv = command(run, 0, tiny, launcher="accelerate")
+    argv[3:3] = ["--multi_gpu", "--num_processes", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 2, done.stderr
+    assert "accelerate sees 1" in done.stderr.strip().splitlines()[-1]
+    assert not (run / "rounds" / "0" / "progress.jsonl").exists()
