@@ -95,6 +95,42 @@ def test_a_launch_that_accelerate_does_not_see_whole_is_refused(monkeypatch):
     check_processes(1)
 
 
+CONFIGS = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_example_accelerate_configs_are_what_fair_supports(path):
+    """accelerate's own reader takes each example; FSDP ones are FSDP2, DeepSpeed ones leave the
+    micro-batch size and the clip to fair, which fills them into the plugin accelerate builds."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DeepSpeedPlugin
+
+    from fair_core.config import TrainConfig
+    from fair_core.training.trainer import fill_deepspeed
+
+    config = load_config_from_file(str(path))
+    assert config.num_processes == 8 * config.num_machines and not config.use_cpu
+    if config.distributed_type == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2
+        assert "fsdp_transformer_layer_cls_to_wrap" not in config.fsdp_config  # any model's own layers
+    else:
+        assert config.distributed_type == "DEEPSPEED"
+        ds = config.deepspeed_config
+        plugin = DeepSpeedPlugin(zero_stage=ds["zero_stage"], zero3_save_16bit_model=ds.get("zero3_save_16bit_model"))
+        fill_deepspeed(plugin.deepspeed_config, TrainConfig(batch_size=4, max_grad_norm=0.5))
+        assert plugin.get_value("train_micro_batch_size_per_gpu") == 4 and plugin.get_value("gradient_clipping") == 0.5
+        # ZeRO-3 gathers the weights into one file for the outputs
+        assert ds["zero_stage"] == 2 or plugin.get_value("zero_optimization.stage3_gather_16bit_weights_on_model_save")
+    if config.num_machines > 1:
+        assert config.main_process_ip and config.machine_rank == 0
+
+
+def test_an_accelerate_config_goes_through_accelerate_launch():
+    path = "configs/accelerate/fsdp2.yaml"
+    argv = command("r", 0, "b", config_file=path)
+    assert argv[1:6] == ["-m", "fair_core.training.launch", "--config_file", path, "--module"]
+
+
 # -- real runs on two CPU processes ---------------------------------------------------------------
 
 
@@ -128,8 +164,7 @@ def ranks(run: Path, tiny: Path, *, fsdp: bool = False) -> subprocess.CompletedP
         env |= {
             "ACCELERATE_USE_FSDP": "true",
             "FSDP_VERSION": "2",
-            "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
-            "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer",
+            "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",  # the layers the model names
         }
         head = [str(ROOT / "tests" / "gloo_as_gpu.py")]
     else:

@@ -37,7 +37,8 @@ def run(ctx: Context) -> dict:
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
     from ..training import PARENT, command
 
-    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(ctx.config.train.launcher))
+    t = ctx.config.train
+    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(t.launcher), t.accelerate_config)
     progress = out / "progress.jsonl"
     tail = Tail(progress)
     last: dict = {}

@@ -162,6 +162,16 @@ def check_sharding(acc) -> None:
         )
 
 
+def fill_deepspeed(config: dict, train: TrainConfig) -> None:
+    """The DeepSpeed settings left to "auto" that accelerate cannot fill right: the micro-batch
+    size (batches come from a batch sampler, whose size it cannot read) and the gradient norm
+    clip (DeepSpeed clips, not fair's loop; accelerate would put 1.0 whatever train says)."""
+    ours = {"train_micro_batch_size_per_gpu": train.batch_size, "gradient_clipping": train.max_grad_norm}
+    for key, value in ours.items():
+        if config.get(key, "auto") == "auto":
+            config[key] = value
+
+
 def save_adapter(model, state: dict, folder: Path) -> None:
     """The LoRA adapter of ``model`` (a peft model) from its full ``state``, as peft writes one.
 
@@ -197,7 +207,9 @@ def fingerprint(
 ) -> str:
     """What a checkpoint must share with this run to be resumed by it (the number of processes
     too: it decides which batches make a step)."""
-    settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to", "pass_tokens"})
+    settings = train.model_dump(
+        exclude={"save_steps", "merge", "launcher", "accelerate_config", "report_to", "pass_tokens"}
+    )
     h = hashlib.sha256(data.read_bytes())
     h.update(
         json.dumps(
@@ -245,6 +257,9 @@ class Trainer:
         )
         check_processes(acc.num_processes)
         check_sharding(acc)
+        zero = acc.state.deepspeed_plugin
+        if zero is not None:
+            fill_deepspeed(zero.deepspeed_config, t)
         self.fingerprint = fingerprint(
             self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
         )
@@ -257,7 +272,12 @@ class Trainer:
         device_map = {"": acc.device} if local and acc.device.type == "cuda" else None
         model = load_model(self.base, t, precision, device_map, self.adapter)
         first = self.pairs[0]
-        self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
+        if zero is not None and zero.zero_stage == 3:
+            # ZeRO-3 partitions the weights as they load: a forward before prepare would read
+            # empty ones, so no probe, and the plain path that every model takes
+            self.sliced, self.packed = False, False
+        else:
+            self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
         if not (self.sliced and self.packed):
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
 
