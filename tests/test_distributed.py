@@ -259,6 +259,9 @@ def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, 
     trained = adapter(out)
     assert len(trained) == 2 * 2 * 2 and all(v.abs().sum() > 0 for v in trained.values())  # 2 layers, q and v, A and B
     assert same(trained, adapter(one_process), atol=1e-5)
+    # a checkpoint holds the adapter and its optimizer state, not the sharded frozen base
+    held = sum(f.stat().st_size for f in (out / "checkpoints" / "step-2").rglob("*") if f.is_file())
+    assert held < (tiny / "model.safetensors").stat().st_size / 2
     resume_from(out, 2)
     again = ranks(run, tiny, fsdp=True)
     assert again.returncode == 0, again.stderr
