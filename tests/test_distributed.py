@@ -152,9 +152,10 @@ def make_run(root: Path, n: int, train: str) -> Path:
     return root
 
 
-def ranks(run: Path, tiny: Path, *, fsdp: bool = False) -> subprocess.CompletedProcess:
+def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProcess:
     """``python -m fair_core.training`` on 2 ranks under torchrun: DDP over gloo on the CPU, or
-    FSDP2 through tests/gloo_as_gpu.py (accelerate enables FSDP only for GPU-like devices)."""
+    FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate enables FSDP only for
+    GPU-like devices)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
@@ -163,7 +164,7 @@ def ranks(run: Path, tiny: Path, *, fsdp: bool = False) -> subprocess.CompletedP
     if fsdp:
         env |= {
             "ACCELERATE_USE_FSDP": "true",
-            "FSDP_VERSION": "2",
+            "FSDP_VERSION": str(fsdp),
             "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",  # the layers the model names
         }
         head = [str(ROOT / "tests" / "gloo_as_gpu.py")]
@@ -254,7 +255,7 @@ def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, 
     and equals one process's; a resume restores the optimizer's state (the result is the same)."""
     run = make_run(tmp_path / "run", 8, SETTINGS)
     out = run / "rounds" / "0"
-    first = ranks(run, tiny, fsdp=True)
+    first = ranks(run, tiny, fsdp=2)
     assert first.returncode == 0, first.stderr
     trained = adapter(out)
     assert len(trained) == 2 * 2 * 2 and all(v.abs().sum() > 0 for v in trained.values())  # 2 layers, q and v, A and B
@@ -263,7 +264,7 @@ def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, 
     held = sum(f.stat().st_size for f in (out / "checkpoints" / "step-2").rglob("*") if f.is_file())
     assert held < (tiny / "model.safetensors").stat().st_size / 2
     resume_from(out, 2)
-    again = ranks(run, tiny, fsdp=True)
+    again = ranks(run, tiny, fsdp=2)
     assert again.returncode == 0, again.stderr
     assert progress(out)[-1]["resumed_from"] == 2
     assert same(adapter(out), trained, atol=1e-6)
@@ -280,4 +281,31 @@ def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 2, done.stderr
     assert "accelerate sees 1" in done.stderr.strip().splitlines()[-1]
+    assert not (run / "rounds" / "0" / "progress.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
+    from safetensors.torch import load_file
+
+    from fair_core.training.trainer import train
+
+    full = SETTINGS + '\nmethod = "full"\nmax_steps = 2'
+    one = make_run(tmp_path / "one", 8, full + "\ngrad_accum = 2")
+    train(one, 0, tiny)
+    two = make_run(tmp_path / "two", 8, full)
+    done = ranks(two, tiny, fsdp=2)
+    assert done.returncode == 0, done.stderr
+    got, want = (load_file(r / "rounds" / "0" / "model" / "model.safetensors") for r in (two, one))
+    base = load_file(tiny / "model.safetensors")
+    assert got.keys() == want.keys() == base.keys()
+    assert any(not torch.equal(got[k], base[k]) for k in got)
+    assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in got)
+
+
+@pytest.mark.slow
+def test_fsdp1_is_refused_with_the_reason(tmp_path, tiny):
+    run = make_run(tmp_path / "run", 4, SETTINGS)
+    done = ranks(run, tiny, fsdp=1)
+    assert done.returncode != 0 and "FSDP version 1 is not supported" in done.stderr
     assert not (run / "rounds" / "0" / "progress.jsonl").exists()

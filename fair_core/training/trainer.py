@@ -488,7 +488,10 @@ class Trainer:
             state = {k.removeprefix("model."): v for k, v in state.items()}
             model = acc.unwrap_model(self.loss).model
             if self.train_cfg.method == "full":
-                model.save_pretrained(tmp, state_dict=state)
+                # one name a weight: a gathered state (FSDP2) holds a tied weight (the head, the
+                # embeddings) under both names, as copies save_pretrained cannot tell are one
+                names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+                model.save_pretrained(tmp, state_dict={k: v for k, v in state.items() if k in names})
             else:
                 save_adapter(model, state, tmp)
             self.tokenizer.save_pretrained(tmp)
