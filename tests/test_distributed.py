@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,10 +155,10 @@ def make_run(root: Path, n: int, train: str) -> Path:
     return root
 
 
-def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProcess:
-    """``python -m fair_core.training`` on 2 ranks under torchrun: DDP over gloo on the CPU, or
-    FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate enables FSDP only for
-    GPU-like devices)."""
+def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
+    """argv and environment of ``python -m fair_core.training`` on 2 ranks under torchrun: DDP
+    over gloo on the CPU, or FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate
+    enables FSDP only for GPU-like devices)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
@@ -172,7 +175,11 @@ def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProces
         env["ACCELERATE_USE_CPU"] = "1"
         head = ["-m", "fair_core.training"]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    argv += head + command(run, 0, tiny)[3:]
+    return argv + head + command(run, 0, tiny)[3:], env
+
+
+def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProcess:
+    argv, env = torchrun(run, tiny, fsdp)
     # the limit only turns a hang (what this file guards against) into a failure
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -194,8 +201,6 @@ def same(got: dict, want: dict, atol: float) -> bool:
 def resume_from(out: Path, step: int) -> None:
     """Leave ``out`` as a kill after checkpoint ``step`` would have: later checkpoints and the
     outputs gone."""
-    import shutil
-
     for p in (out / "checkpoints").iterdir():
         if int(p.name.removeprefix("step-")) > step:
             shutil.rmtree(p)
@@ -230,22 +235,56 @@ def test_two_ranks_equal_one_process_accumulating(tmp_path, tiny, one_process):
     assert same(adapter(out), adapter(one_process), atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory, tiny) -> tuple[Path, dict, dict]:
+    """9 pairs at batch 2 on 2 ranks, uninterrupted: the round's folder, train_done, the adapter."""
+    run = make_run(tmp_path_factory.mktemp("odd") / "run", 9, SETTINGS)
+    done = ranks(run, tiny)
+    assert done.returncode == 0, done.stderr
+    out = run / "rounds" / "0"
+    return out, progress(out)[-1], adapter(out)
+
+
 @pytest.mark.slow
-def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path, tiny):
+def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path, tiny, odd):
     """9 pairs at batch 2 on 2 ranks: 6 batches (3 of one pair), 3 steps an epoch; a resume from
     step 4 skips the first step of the second epoch on both ranks (where runs used to spin)."""
-    run = make_run(tmp_path / "run", 9, SETTINGS)
+    first, done, trained = odd
+    assert [r["type"] for r in progress(first)].count("train_done") == 1
+    assert done["step"] == 6 and done["pairs"] == 9
+    run = tmp_path / "run"
+    shutil.copytree(first.parents[1], run)
     out = run / "rounds" / "0"
-    first = ranks(run, tiny)
-    assert first.returncode == 0, first.stderr
-    done = progress(out)[-1]
-    assert done["type"] == "train_done" and done["step"] == 6 and done["pairs"] == 9
-    trained = adapter(out)
     resume_from(out, 4)
     again = ranks(run, tiny)
     assert again.returncode == 0, again.stderr
     done = progress(out)[-1]
     assert done["resumed_from"] == 4 and done["step"] == 6
+    assert same(adapter(out), trained, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, odd):
+    import psutil
+
+    run = make_run(tmp_path / "run", 9, SETTINGS)
+    out = run / "rounds" / "0"
+    argv, env = torchrun(run, tiny)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (out / "checkpoints" / "step-2").is_dir() and proc.poll() is None:
+            time.sleep(0.01)
+        workers = [c for c in psutil.Process(proc.pid).children() if "fair_core.training" in c.cmdline()]
+        assert len(workers) == 2
+        workers[-1].send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=900)
+    assert proc.returncode != 0 and not (out / "adapter").exists()
+    again = ranks(run, tiny)
+    assert again.returncode == 0, again.stderr
+    done, (_, want, trained) = progress(out)[-1], odd
+    assert done["type"] == "train_done" and done["resumed_from"] in (2, 4) and done["step"] == 6
+    assert done["loss"] == pytest.approx(want["loss"], abs=1e-6)
     assert same(adapter(out), trained, atol=1e-6)
 
 
