@@ -48,7 +48,7 @@ def shards(sampler: LengthGroupedBatches, processes: int, skip: int = 0) -> list
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     lengths=st.lists(st.integers(1, 400), min_size=1, max_size=90),
     size=st.integers(1, 9),
