@@ -348,3 +348,44 @@ def test_fsdp1_is_refused_with_the_reason(tmp_path, tiny):
     done = ranks(run, tiny, fsdp=1)
     assert done.returncode != 0 and "FSDP version 1 is not supported" in done.stderr
     assert not (run / "rounds" / "0" / "progress.jsonl").exists()
+
+
+SHARED = """
+import json
+import sys
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from fair_core.errors import FairError
+from fair_core.training.trainer import check_shared
+
+acc = Accelerator()
+root = Path(sys.argv[1])
+said = []
+for folder in (root, root / f"machine-{acc.process_index}"):  # one filesystem, then one each
+    folder.mkdir(exist_ok=True)
+    try:
+        check_shared(acc, folder)
+        said.append("shared")
+    except FairError as e:
+        said.append(str(e))
+(root / f"rank-{acc.process_index}.json").write_text(json.dumps(said))
+"""
+
+
+@pytest.mark.slow
+def test_processes_that_do_not_share_the_run_folder_are_refused(tmp_path):
+    """Two ranks on one machine, each given a folder of its own as another machine's disk would
+    be: both stop with the line; given the same folder, both go on."""
+    script = tmp_path / "shared.py"
+    script.write_text(SHARED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "ACCELERATE_USE_CPU": "1"}
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    done = subprocess.run([*argv, str(tmp_path)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    for rank in (0, 1):
+        together, apart = json.loads((tmp_path / f"rank-{rank}.json").read_text())
+        assert together == "shared"
+        assert apart.startswith("1 of the 2 training processes cannot see") and f"machine-{rank}:" in apart
+    assert not [p for p in tmp_path.rglob(".*")]  # the mark is gone

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -159,6 +160,30 @@ def check_sharding(acc) -> None:
         raise FairError(
             "FSDP version 1 is not supported (a resumed run would lose the optimizer state): "
             "set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)"
+        )
+
+
+def check_shared(acc, folder: Path) -> None:
+    """Refuse processes that do not all see ``folder``: they write the parts of one checkpoint
+    into it and resume from what the first one published, so machines that train together must
+    share one filesystem. The first process writes a number they all know; each looks for it."""
+    if acc.num_processes == 1:
+        return
+    mark = staging(folder / "shared")  # a kill leaves a leftover that the next run removes
+    drawn = torch.tensor([random.getrandbits(62) if acc.is_main_process else 0], device=acc.device)
+    token = str(int(acc.reduce(drawn, "sum").item()))
+    if acc.is_main_process:
+        mark.write_text(token)
+    acc.wait_for_everyone()
+    seen = mark.is_file() and mark.read_text() == token
+    blind = int(acc.reduce(torch.tensor([int(not seen)], device=acc.device), "sum").item())
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        mark.unlink()
+    if blind:
+        raise FairError(
+            f"{blind} of the {acc.num_processes} training processes cannot see the files the first one writes in "
+            f"{folder}: put the run folder on a filesystem every machine mounts at the same path (docs/training.md)"
         )
 
 
@@ -367,6 +392,7 @@ class Trainer:
             clean_leftovers(self.dir)
             clean_leftovers(self.checkpoints.folder)
         acc.wait_for_everyone()
+        check_shared(acc, self.dir)
         complete = [path for _, path in reversed(self.checkpoints.complete())]
         if not complete:
             return {"step": 0}
