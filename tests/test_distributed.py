@@ -155,15 +155,25 @@ def make_run(root: Path, n: int, train: str) -> Path:
     return root
 
 
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def alone(run: Path, tiny: Path) -> None:
+    """``python -m fair_core.training`` alone, in a process of its own as fair runs it (accelerate's
+    state is one per process, and the settings here differ from other tests')."""
+    done = subprocess.run(command(run, 0, tiny), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+
+
 def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
     """argv and environment of ``python -m fair_core.training`` on 2 ranks under torchrun: DDP
     over gloo on the CPU, or FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate
     enables FSDP only for GPU-like devices)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = ENV.copy()
     if fsdp:
         env |= {
             "ACCELERATE_USE_FSDP": "true",
@@ -215,10 +225,8 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, tiny) -> Path:
     """8 pairs in one process accumulating 2 batches a step: what 2 ranks must reproduce."""
-    from fair_core.training.trainer import train
-
     run = make_run(tmp_path_factory.mktemp("one") / "run", 8, SETTINGS + "\ngrad_accum = 2")
-    train(run, 0, tiny)
+    alone(run, tiny)
     return run / "rounds" / "0"
 
 
@@ -316,8 +324,7 @@ def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(
     run = make_run(tmp_path / "run", 4, SETTINGS)
     argv = command(run, 0, tiny, launcher="accelerate")
     argv[3:3] = ["--multi_gpu", "--num_processes", "2"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     assert done.returncode == 2, done.stderr
     assert "accelerate sees 1" in done.stderr.strip().splitlines()[-1]
     assert not (run / "rounds" / "0" / "progress.jsonl").exists()
@@ -327,11 +334,9 @@ def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(
 def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
     from safetensors.torch import load_file
 
-    from fair_core.training.trainer import train
-
     full = SETTINGS + '\nmethod = "full"\nmax_steps = 2'
     one = make_run(tmp_path / "one", 8, full + "\ngrad_accum = 2")
-    train(one, 0, tiny)
+    alone(one, tiny)
     two = make_run(tmp_path / "two", 8, full)
     done = ranks(two, tiny, fsdp=2)
     assert done.returncode == 0, done.stderr
@@ -380,7 +385,7 @@ def test_processes_that_do_not_share_the_run_folder_are_refused(tmp_path):
     be: both stop with the line; given the same folder, both go on."""
     script = tmp_path / "shared.py"
     script.write_text(SHARED)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "ACCELERATE_USE_CPU": "1"}
+    env = {**ENV, "ACCELERATE_USE_CPU": "1"}
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     done = subprocess.run([*argv, str(tmp_path)], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
