@@ -188,7 +188,7 @@ part "end to end: python -m fair_core.training" 150 "$PY" "$WORK/e2e.py" "$WORK"
 
 # vLLM's first start compiles and captures CUDA graphs (about a minute); FSDP starts two processes
 optional "vLLM student against hf (tiny local model)" 180 100 "$PY" benchmarks/gpu_parts.py vllm "$WORK"
-optional "FSDP, two processes (accelerate launch)" 150 75 "$PY" benchmarks/gpu_parts.py fsdp "$WORK"
+optional "FSDP2, two processes (accelerate launch): whole outputs, FSDP1 refused" 150 75 "$PY" benchmarks/gpu_parts.py fsdp "$WORK"
 
 "$PY" benchmarks/gpu_parts.py summary "$WORK" "$SECONDS" || failed=1
 if [ "$failed" = 0 ]; then echo "GPU CHECK OK"; else echo "GPU CHECK FAILED"; fi

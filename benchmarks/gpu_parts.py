@@ -7,8 +7,10 @@ record under ``WORK/summary/`` for the closing ``summary``:
                                   when a run that exited 0 printed no RESULT line
     vllm WORK                     the "vllm" student backend against "hf" on a tiny local model:
                                   greedy answers to the same prompts, time and agreement
-    fsdp WORK                     two processes under `accelerate launch` with FSDP, through the
-                                  project's launcher (train.launcher = "accelerate")
+    fsdp WORK                     two processes under `accelerate launch` with FSDP2
+                                  (configs/accelerate/fsdp2.yaml), through the project's launcher,
+                                  LoRA and full: exactly one train_done, an adapter of trained
+                                  LoRA weights, a model that differs from the base; FSDP1 refused
     summary WORK SECONDS          the figures as a row and notes for docs/benchmarks.md
 
 vLLM and FSDP print one "skipped: ..." line and exit 0 where they cannot run (no vllm, one GPU).
@@ -268,31 +270,6 @@ def vllm_part(work: Path) -> int:
 
 # -- FSDP ------------------------------------------------------------------------------------
 
-FSDP_YAML = """\
-compute_environment: LOCAL_MACHINE
-distributed_type: FSDP
-mixed_precision: bf16
-num_machines: 1
-num_processes: 2
-machine_rank: 0
-main_training_function: main
-rdzv_backend: static
-same_network: true
-use_cpu: false
-fsdp_config:
-  fsdp_version: 1
-  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
-  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer
-  fsdp_sharding_strategy: FULL_SHARD
-  fsdp_backward_prefetch: BACKWARD_PRE
-  fsdp_forward_prefetch: false
-  fsdp_offload_params: false
-  fsdp_state_dict_type: SHARDED_STATE_DICT
-  fsdp_sync_module_states: true
-  fsdp_cpu_ram_efficient_loading: false
-  fsdp_use_orig_params: true
-"""
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -329,47 +306,63 @@ def fsdp_part(work: Path) -> int:
         print(f"FSDP: skipped ({gpus} GPU visible; two processes with FSDP need at least 2)")
         record(work, "fsdp", {"skipped": f"{gpus} GPU"})
         return 0
+    from safetensors.torch import load_file
+
     from fair_core.testing.tiny import make_tiny_student
     from fair_core.training import command
 
     tiny = make_tiny_student(work / "tiny")
-    config_file = work / "fsdp.yaml"
-    config_file.write_text(FSDP_YAML)
+    config_file = ROOT / "configs" / "accelerate" / "fsdp2.yaml"  # the example users are pointed to
     results = {}
-    for method, merge in (("full", False), ("lora", True)):
-        run = work / f"fsdp-{method}"
+    # (name, method, merge, accelerate's options, pairs): each run is 4 steps, one epoch; plain
+    # DDP gets a pair count whose last batch is short (where ranks used to wait for ever)
+    fsdp2 = ["--config_file", str(config_file)]
+    cases = (("full", "full", False, fsdp2, 32), ("lora", "lora", True, fsdp2, 32), ("ddp", "lora", False, [], 25))
+    for name, method, merge, options, pairs in cases:
+        run = work / f"fsdp-{name}"
         (run / "rounds" / "0").mkdir(parents=True)
-        (run / "rounds" / "0" / "train.jsonl").write_text(pairs_jsonl())
+        (run / "rounds" / "0" / "train.jsonl").write_text(pairs_jsonl(pairs))
         (run / "config.toml").write_text(
-            f'[train]\nlauncher = "accelerate"\nmethod = "{method}"\nbatch_size = 4\nmax_steps = 4\nsave_steps = 2\n'
+            f'[train]\nlauncher = "accelerate"\nmethod = "{method}"\nbatch_size = 4\nepochs = 1\nsave_steps = 2\n'
         )
         argv = command(run, 0, tiny, merge=merge, launcher="accelerate")
         # accelerate's own options go before the script: `python -m fair_core.training.launch
         # --config_file F --num_processes 2 ... --module fair_core.training --run-dir ...`
         at = argv.index("fair_core.training.launch") + 1
-        argv[at:at] = [
-            "--config_file",
-            str(config_file),
-            "--num_processes",
-            "2",
-            "--main_process_port",
-            str(free_port()),
-        ]
+        argv[at:at] = [*(options or ["--multi_gpu"]), "--num_processes", "2", "--main_process_port", str(free_port())]
         print("$", " ".join(argv[1:]), flush=True)
         t0 = time.perf_counter()
         subprocess.run(argv, check=True)
         elapsed = time.perf_counter() - t0
-        done = json.loads((run / "rounds" / "0" / "progress.jsonl").read_text().splitlines()[-1])
-        assert done["type"] == "train_done" and done["step"] == done["max_steps"] == 4, done
+        records = [json.loads(line) for line in (run / "rounds" / "0" / "progress.jsonl").read_text().splitlines()]
+        finished = [r for r in records if r["type"] == "train_done"]
+        assert len(finished) == 1, f"{len(finished)} train_done records: the processes did not train as one"
+        done = finished[0]
+        assert done["step"] == done["max_steps"] == 4, done
         final = run / "rounds" / "0" / ("model" if method == "full" else "adapter")
-        assert final.is_dir(), final
+        if method == "full":
+            trained, base = load_file(final / "model.safetensors"), load_file(tiny / "model.safetensors")
+            assert trained.keys() == base.keys(), "the saved model lacks weights"
+            assert any(not torch.equal(trained[k], base[k]) for k in trained), "the saved model is the base"
+        else:
+            weights = load_file(final / "adapter_model.safetensors")
+            assert weights and all("lora_" in k for k in weights), f"adapter holds {sorted(weights)}"
+            assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k), "adapter never trained"
         if merge:
             assert (run / "rounds" / "0" / "merged").is_dir()
         print(
-            f"fsdp {method}: train_done in {elapsed:.0f} s, loss {done['loss']}, "
+            f"{name}: train_done in {elapsed:.0f} s, loss {done['loss']}, "
             f"{done.get('tokens_per_second')} tokens/s; {final.name}/ written"
         )
-        results[method] = {"s": round(elapsed, 1), "loss": done["loss"]}
+        results[name] = {"s": round(elapsed, 1), "loss": done["loss"]}
+    # FSDP version 1 is refused before any weight loads: one line, exit 2
+    old = work / "fsdp1.yaml"
+    old.write_text(config_file.read_text().replace("fsdp_version: 2", "fsdp_version: 1"))
+    argv = command(work / "fsdp-lora", 0, tiny, launcher="accelerate", config_file=old)
+    refused = subprocess.run(argv, capture_output=True, text=True)
+    last = (refused.stderr.strip().splitlines() or [""])[-1]
+    assert refused.returncode == 2 and "FSDP version 1" in last, (refused.returncode, last)
+    print(f"fsdp1: refused, exit 2: {last}")
     record(work, "fsdp", {"gpus": gpus, **results})
     return 0
 
@@ -422,10 +415,10 @@ def summary(work: Path, seconds: int) -> int:
         notes.append(f"vLLM student: not run ({(v or {}).get('skipped', 'part did not finish')})")
     f = recs.get("fsdp")
     if f and "skipped" not in f:
-        runs = ", ".join(f"{m} {f[m]['s']:.0f} s" for m in ("full", "lora") if m in f)
+        runs = ", ".join(f"{m} {f[m]['s']:.0f} s" for m in ("full", "lora", "ddp") if m in f)
         notes.append(
-            f"FSDP: `accelerate launch --num_processes 2` on {f['gpus']} GPUs through train.launcher = "
-            f'"accelerate", tiny student to train_done ({runs})'
+            f"FSDP2 and DDP: `accelerate launch --num_processes 2` on {f['gpus']} GPUs through train.launcher = "
+            f'"accelerate", tiny student to one train_done with trained outputs, FSDP1 refused ({runs})'
         )
     else:
         notes.append(f"FSDP, two processes: not run ({(f or {}).get('skipped', 'part did not finish')})")

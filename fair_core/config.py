@@ -228,6 +228,9 @@ class TrainConfig(Strict):
     save_steps: int = Field(default=50, ge=1)
     merge: bool = False
     launcher: Literal["python", "accelerate"] = "python"
+    # An accelerate config file (`accelerate config` writes one): FSDP, DeepSpeed, several
+    # nodes. Given, training always goes through accelerate launch with it.
+    accelerate_config: str | None = None
     report_to: list[str] = []
     seed: int = 0
 

@@ -19,7 +19,15 @@ from .store import Store
 # Keys that may change between invocations of a run: nothing stored depends on them (more rounds
 # start from the last one's student, merged then if it was kept as an adapter; a raised budget
 # lets the calls it stopped go out).
-FREE_KEYS = ("stages", "rounds", "committee.budget_usd", "train.save_steps", "train.launcher", "train.report_to")
+FREE_KEYS = (
+    "stages",
+    "rounds",
+    "committee.budget_usd",
+    "train.save_steps",
+    "train.launcher",
+    "train.accelerate_config",
+    "train.report_to",
+)
 # Keys that only later stages read, with the first stage that reads each (a section stands for
 # all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
 # teacher calls included. Any other change needs a new run directory.

@@ -316,3 +316,26 @@ def test_the_roomy_cache_layer_holds_what_the_dynamic_one_holds_and_writes_in_pl
         layer.batch_repeat_interleave(3)
     update(6, 1)
     assert roomy.get_seq_length() == plain.get_seq_length() == 7 + ROOM + 1 + 1 - 3 + 2 + 1
+
+
+def test_vllm_gets_the_token_ids_training_used_with_one_bos(tiny):
+    """A Llama-like tokenizer adds BOS to any text, and its chat template writes one too: text
+    handed to vLLM would start with two; the token prompts start with one, as training's do."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    from fair_core.training.data import Encoder
+    from fair_students.vllm import token_prompts
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    bos = tok.bos_token_id
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    prompts = ["Tom has 3 apples. How many?", "What is 2 + 5?"]
+    chat = [{"role": "user", "content": prompts[0]}]
+    text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert tok(text)["input_ids"][:2] == [bos, bos]  # what vLLM made of the text
+    got = token_prompts(tok, prompts, chat_template=True)
+    assert [g["prompt_token_ids"] for g in got] == [Encoder(tok, True, 4096).prompt_ids(p) for p in prompts]
+    assert all(g["prompt_token_ids"][:2].count(bos) == 1 for g in got)

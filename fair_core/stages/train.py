@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from collections import deque
@@ -38,7 +39,10 @@ def run(ctx: Context) -> dict:
     merge = ctx.config.train.merge or ctx.round < ctx.config.rounds - 1
     from ..training import DISK_FULL, PARENT, command
 
-    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(ctx.config.train.launcher))
+    t = ctx.config.train
+    cmd = command(ctx.run.path, ctx.round, base, adapter, merge, launcher(t.launcher), t.accelerate_config)
+    if t.accelerate_config:  # on several machines, each of the others runs this same command
+        ctx.run.publish(Message("info", f"round {ctx.round} trains with: {shlex.join(cmd)}"))
     progress = out / "progress.jsonl"
     tail = Tail(progress)
     last: dict = {}

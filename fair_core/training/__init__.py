@@ -33,17 +33,30 @@ def stop_with_parent() -> None:
         sys.exit("fair, which started this training, is gone")
 
 
-def command(run_dir, round, base, adapter=None, merge=False, launcher="python") -> list[str]:
+def tell_launcher(message: str) -> None:
+    """Leave ``message``, the one line that says why this process fails, where torchrun looks
+    for it (``$TORCHELASTIC_ERROR_FILE``, set for each process it starts), so the launcher can
+    end with it: see :mod:`.launch`."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        import json
+        import time
+
+        Path(path).write_text(json.dumps({"message": message, "timestamp": int(time.time())}))
+
+
+def command(run_dir, round, base, adapter=None, merge=False, launcher="python", config_file=None) -> list[str]:
     """The argv that trains round ``round`` of ``run_dir``; ``launcher`` is train.launcher.
 
     "accelerate" runs ``accelerate launch`` through this interpreter (see :mod:`.launch`), so it
-    picks up the user's accelerate config (several GPUs, DeepSpeed, FSDP) without needing the
-    script on PATH.
+    picks up the user's accelerate config (several GPUs, DeepSpeed, FSDP, several nodes), or
+    ``config_file`` (train.accelerate_config), without needing the script on PATH.
     """
-    if launcher == "python":
+    if launcher == "python" and config_file is None:
         head = [sys.executable, "-m", "fair_core.training"]
-    elif launcher == "accelerate":
-        head = [sys.executable, "-m", "fair_core.training.launch", "--module", "fair_core.training"]
+    elif launcher in ("python", "accelerate"):
+        options = ["--config_file", str(config_file)] if config_file is not None else []
+        head = [sys.executable, "-m", "fair_core.training.launch", *options, "--module", "fair_core.training"]
     else:
         raise ValueError(f"unknown launcher {launcher!r}: use python or accelerate")
     argv = head + ["--run-dir", str(Path(run_dir)), "--round", str(round), "--base", str(base)]

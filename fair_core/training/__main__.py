@@ -9,7 +9,7 @@ import warnings
 from ..disk import DiskFull
 from ..errors import FairError
 from ..logs import configure
-from . import DISK_FULL, stop_with_parent
+from . import DISK_FULL, stop_with_parent, tell_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,10 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         train(args.run_dir, args.round, args.base, args.adapter, args.merge)
     except FairError as e:
         print(e, file=sys.stderr)
+        tell_launcher(str(e))
         return 2
     except DiskFull as e:  # the parent reads the line and exits as fair does on a full disk
         print(e, file=sys.stderr)
+        tell_launcher(str(e))
         return DISK_FULL
+    except Exception as e:
+        tell_launcher(f"{type(e).__name__}: {e}".splitlines()[0])
+        raise
     return 0
 
 

@@ -106,28 +106,46 @@ class LengthGroupedBatches:
     still random. The order is a pure function of (seed, epoch), so a resumed run replays it.
     The trainer sets ``epoch`` itself; there is deliberately no ``set_epoch``, which accelerate's
     data loader would call with its own count of iterations (wrong after a resume).
+
+    Sharded over ``processes`` (accelerate deals batch i to process i mod processes), an epoch
+    has a multiple of ``processes`` batches, none empty, sizes as even as can be and at most
+    ``batch_size`` (2 where that is 1 and the pairs do not divide evenly): every process gets
+    the same number of batches and every pair is in one. There is deliberately no
+    ``batch_size`` attribute: with one, accelerate drops a whole round whose last batch is
+    short while its length still counts it, and the ranks wait for each other for ever.
     """
 
     drop_last = False  # read by accelerate when it shards batches over processes
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32):
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32, processes: int = 1):
+        if len(lengths) < processes:
+            raise DataError(
+                f"{len(lengths)} training pairs cannot be shared by {processes} training processes: "
+                "train on fewer processes (accelerate launch --num_processes) or compile more pairs"
+            )
         self.lengths = lengths
-        self.batch_size = batch_size
         self.seed = seed
         self.group = group
         self.epoch = 0
+        rounds = min(-(-math.ceil(len(lengths) / batch_size) // processes), len(lengths) // processes)
+        n = rounds * processes
+        q, r = divmod(len(lengths), n)
+        self.sizes = [q + 1] * r + [q] * (n - r)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return len(self.sizes)
 
     def __iter__(self):
         rng = random.Random(f"{self.seed}:{self.epoch}")
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
-        span = self.batch_size * self.group
-        batches = []
-        for start in range(0, len(order), span):
-            chunk = sorted(order[start : start + span], key=self.lengths.__getitem__, reverse=True)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        batches, start = [], 0
+        for g in range(0, len(self.sizes), self.group):
+            sizes = self.sizes[g : g + self.group]
+            chunk = sorted(order[start : start + sum(sizes)], key=self.lengths.__getitem__, reverse=True)
+            start += sum(sizes)
+            for n in sizes:
+                batches.append(chunk[:n])
+                chunk = chunk[n:]
         rng.shuffle(batches)
         return iter(batches)

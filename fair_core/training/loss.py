@@ -85,6 +85,9 @@ class JointLoss(torch.nn.Module):
         self.model = model
         self.alpha = alpha
         self.sliced = sliced
+        # read by accelerate from the module it prepares: the layers that FSDP wraps one by one
+        # when its config names none (the decoder layers), rather than the whole model as one
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
 
     def forward(
         self,

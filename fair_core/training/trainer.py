@@ -10,12 +10,15 @@ precision, gradient accumulation and the saving of optimizer, scheduler and RNG 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
 import logging
 import math
 import os
+import random
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -72,17 +75,27 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
             raise FairError("train.method qlora needs bitsandbytes: pip install bitsandbytes, or use lora")
 
 
+def check_processes(seen: int) -> None:
+    """Refuse a launch whose processes do not form one group: torchrun on a CPU without
+    ACCELERATE_USE_CPU=1, say, where every process would train alone into the same folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and seen != world:
+        raise FairError(
+            f"{world} processes were launched (WORLD_SIZE) but accelerate sees {seen}: launch with "
+            '`accelerate launch` (train.launcher = "accelerate"), or set ACCELERATE_USE_CPU=1 under torchrun on a CPU'
+        )
+
+
 def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapter: Path | None):
     """The model to train, from a local folder: see :func:`adapt`."""
     from transformers import AutoModelForCausalLM
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     # Frozen weights can live in half precision; weights that the optimizer updates stay fp32
-    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights). Not under
-    # FSDP, which flattens a layer's weights into one tensor of one dtype: fp32 there too, and
-    # autocast computes in half precision all the same.
-    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
-    dtype = half if half is not None and train.method != "full" and not fsdp else torch.float32
+    # (peft keeps adapters fp32; full fine-tuning autocasts from fp32 master weights). FSDP2
+    # shards each parameter alone and wants one dtype among the trainable ones only, so the
+    # frozen base stays half there too (FSDP1, which flattens a layer into one tensor, is refused).
+    dtype = half if half is not None and train.method != "full" else torch.float32
     kwargs = {"dtype": dtype, "attn_implementation": attention.implementation()}
     if device_map is not None:
         kwargs["device_map"] = device_map
@@ -94,6 +107,8 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=half or torch.bfloat16,
+            # 4-bit weights packed in a float dtype: FSDP shards them like the other frozen weights
+            bnb_4bit_quant_storage=half or torch.bfloat16,
         )
     return adapt(AutoModelForCausalLM.from_pretrained(base, **kwargs), train, adapter)
 
@@ -136,6 +151,121 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
     return model
 
 
+def check_sharding(acc) -> None:
+    """FSDP1 is refused: accelerate restores no optimizer state into it at a resume (0 of 20 Adam
+    states on the tiny model), and LoRA on it needs use_orig_params for its mixed requires_grad."""
+    from accelerate.utils import DistributedType
+
+    plugin = acc.state.fsdp_plugin if acc.distributed_type == DistributedType.FSDP else None
+    if plugin is not None and plugin.fsdp_version != 2:
+        raise FairError(
+            "FSDP version 1 is not supported (a resumed run would lose the optimizer state): "
+            "set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)"
+        )
+
+
+def check_shared(acc, folder: Path) -> None:
+    """Refuse processes that do not all see ``folder``: they write the parts of one checkpoint
+    into it and resume from what the first one published, so machines that train together must
+    share one filesystem. The first process writes a number they all know; each looks for it."""
+    if acc.num_processes == 1:
+        return
+    mark = staging(folder / "shared")  # a kill leaves a leftover that the next run removes
+    drawn = torch.tensor([random.getrandbits(62) if acc.is_main_process else 0], device=acc.device)
+    token = str(int(acc.reduce(drawn, "sum").item()))
+    if acc.is_main_process:
+        mark.write_text(token)
+    acc.wait_for_everyone()
+    seen = mark.is_file() and mark.read_text() == token
+    blind = int(acc.reduce(torch.tensor([int(not seen)], device=acc.device), "sum").item())
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        mark.unlink()
+    if blind:
+        raise FairError(
+            f"{blind} of the {acc.num_processes} training processes cannot see the files the first one writes in "
+            f"{folder}: put the run folder on a filesystem every machine mounts at the same path (docs/training.md)"
+        )
+
+
+def fill_deepspeed(config: dict, train: TrainConfig) -> None:
+    """The DeepSpeed settings left to "auto" that accelerate cannot fill right: the micro-batch
+    size (batches come from a batch sampler, whose size it cannot read) and the gradient norm
+    clip (DeepSpeed clips, not fair's loop; accelerate would put 1.0 whatever train says)."""
+    ours = {"train_micro_batch_size_per_gpu": train.batch_size, "gradient_clipping": train.max_grad_norm}
+    for key, value in ours.items():
+        if config.get(key, "auto") == "auto":
+            config[key] = value
+
+
+def save_adapter(model, state: dict, folder: Path) -> None:
+    """The LoRA adapter of ``model`` (a peft model) from its full ``state``, as peft writes one.
+
+    The weights are chosen here by name (``lora_``) rather than by peft, which matches them against
+    module names that a wrapper may rename: under FSDP1 it wrote an adapter of no tensors. An
+    adapter without weights is an error, never a published result.
+    """
+    from safetensors.torch import save_file
+
+    name = model.active_adapter
+    adapter = re.compile(rf"\.{re.escape(name)}(?=\.|$)")
+    weights = {adapter.sub("", k): v.contiguous() for k, v in state.items() if "lora_" in k}
+    if not weights:
+        raise FairError(
+            f"the trained model has no LoRA weights to save ({len(state)} tensors, none named lora_): "
+            'nothing was published; train with method = "full" or report this with the accelerate config'
+        )
+    config = copy.copy(model.peft_config[name])
+    config.inference_mode = True
+    config.save_pretrained(folder)
+    save_file(weights, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+
+
+class TrainableState:
+    """A LoRA checkpoint under FSDP: each process's shards of the adapter and of their optimizer
+    state (torch.distributed.checkpoint), and the schedule. accelerate's FSDP checkpoint holds
+    the sharded frozen base as well (728 KB against 36 KB on the tiny model, some 32 GB a
+    checkpoint for an 8B model in fp32), and its hooks see no weights to leave out."""
+
+    FOLDER, SCHEDULE = "trainable", "scheduler.pt"
+
+    def __init__(self, model, optimizer, scheduler):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.options = StateDictOptions(ignore_frozen_params=True, strict=False)
+
+    def _state(self) -> dict:
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        weights, moments = get_state_dict(self.model, self.optimizer, options=self.options)
+        # a frozen weight tied to another (the head to the embeddings) comes through all the same
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        return {"model": {k: v for k, v in weights.items() if k in trainable}, "optimizer": moments}
+
+    def save(self, folder: Path, main: bool) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        dcp.save(self._state(), checkpoint_id=folder / self.FOLDER)
+        if main:
+            torch.save(self.scheduler.state_dict(), folder / self.SCHEDULE)
+
+    def load(self, folder: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
+        state = self._state()  # the structure to read into, the optimizer's state created
+        dcp.load(state, checkpoint_id=folder / self.FOLDER)
+        set_state_dict(
+            self.model,
+            self.optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
+            options=self.options,
+        )
+        self.scheduler.load_state_dict(torch.load(folder / self.SCHEDULE, weights_only=True))
+
+
 def _trainable_only(models, weights, output_dir) -> None:
     """accelerate save hook: a checkpoint holds the weights being trained, not the frozen base."""
     for i, (model, state) in enumerate(zip(models, weights)):
@@ -148,7 +278,9 @@ def fingerprint(
 ) -> str:
     """What a checkpoint must share with this run to be resumed by it (the number of processes
     too: it decides which batches make a step)."""
-    settings = train.model_dump(exclude={"save_steps", "merge", "launcher", "report_to", "pass_tokens"})
+    settings = train.model_dump(
+        exclude={"save_steps", "merge", "launcher", "accelerate_config", "report_to", "pass_tokens"}
+    )
     h = hashlib.sha256(data.read_bytes())
     h.update(
         json.dumps(
@@ -194,6 +326,11 @@ class Trainer:
             log_with=trackers or None,
             project_dir=str(self.dir / "logs"),
         )
+        check_processes(acc.num_processes)
+        check_sharding(acc)
+        zero = acc.state.deepspeed_plugin
+        if zero is not None:
+            fill_deepspeed(zero.deepspeed_config, t)
         self.fingerprint = fingerprint(
             self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
         )
@@ -206,7 +343,12 @@ class Trainer:
         device_map = {"": acc.device} if local and acc.device.type == "cuda" else None
         model = load_model(self.base, t, precision, device_map, self.adapter)
         first = self.pairs[0]
-        self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
+        if zero is not None and zero.zero_stage == 3:
+            # ZeRO-3 partitions the weights as they load: a forward before prepare would read
+            # empty ones, so no probe, and the plain path that every model takes
+            self.sliced, self.packed = False, False
+        else:
+            self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
         if not (self.sliced and self.packed):
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
 
@@ -221,7 +363,9 @@ class Trainer:
             if local and acc.num_processes == 1
             else None,
         )
-        self.batches = LengthGroupedBatches([p.length for p in self.pairs], t.batch_size, t.seed)
+        self.batches = LengthGroupedBatches(
+            [p.length for p in self.pairs], t.batch_size, t.seed, processes=acc.num_processes
+        )
         # a list is a map-style dataset to torch; its stubs only take Dataset
         loader: DataLoader[Pair] = DataLoader(self.pairs, batch_sampler=self.batches, collate_fn=collate)  # type: ignore[arg-type]
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
@@ -233,6 +377,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
         acc.register_for_checkpointing(self.scheduler)
         acc.register_save_state_pre_hook(_trainable_only)
+        self.trainable: TrainableState | None = None  # None: accelerate's own checkpoints
+        if acc.distributed_type == DistributedType.FSDP and t.method != "full":
+            self.trainable = TrainableState(self.loss, self.optimizer.optimizer, self.scheduler)
         self.checkpoints = Checkpoints(self.dir / "checkpoints")
         if trackers:
             acc.init_trackers("fair", config={**t.model_dump(mode="json"), "pairs": len(self.pairs)})
@@ -246,6 +393,7 @@ class Trainer:
             clean_leftovers(self.dir)
             clean_leftovers(self.checkpoints.folder)
         acc.wait_for_everyone()
+        check_shared(acc, self.dir)
         complete = [path for _, path in reversed(self.checkpoints.complete())]
         if not complete:
             return {"step": 0}
@@ -256,7 +404,10 @@ class Trainer:
             )
         for path in complete:  # newest first: a damaged one (a disk error, say) falls back
             try:
-                acc.load_state(str(path), strict=False)
+                if self.trainable is not None:
+                    self.trainable.load(path)
+                else:
+                    acc.load_state(str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
                 if acc.is_main_process:
                     logger.warning(
@@ -274,7 +425,10 @@ class Trainer:
         acc = self.acc
         tmp = self.checkpoints.staging(step)
         with staged(tmp, self.checkpoints.folder / f"step-{step}", self._state_bytes):
-            acc.save_state(str(tmp))
+            if self.trainable is not None:
+                self.trainable.save(tmp, acc.is_main_process)
+            else:
+                acc.save_state(str(tmp))
             acc.wait_for_everyone()
             if acc.is_main_process:
                 state = {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
@@ -301,12 +455,15 @@ class Trainer:
             epoch, done = divmod(step, self.steps_per_epoch)
             self.batches.epoch = epoch
             loader = acc.skip_first_batches(self.loader, done * t.grad_accum) if done else self.loader
-            sums, k = torch.zeros(8, device=acc.device), 0
+            sums, k, before = torch.zeros(8, device=acc.device), 0, step
             for batch in loader:
                 counts = batch["counts"]
                 # Dropout draws depend on the position in training only, so a resumed run
                 # replays exactly what an uninterrupted one would have drawn.
-                torch.manual_seed(hash((t.seed, step, k, acc.process_index)) & (2**63 - 1))
+                # The batch's place in the step, counted over all processes, so that n processes
+                # draw what one process accumulating n batches draws.
+                place = k * acc.num_processes + acc.process_index
+                torch.manual_seed(hash((t.seed, step, place)) & (2**63 - 1))
                 with acc.accumulate(self.loss):
                     losses = batch_backward(self.loss, batch, acc.backward)
                     if acc.sync_gradients:
@@ -329,6 +486,8 @@ class Trainer:
                     self.save_checkpoint(step, last["loss"])
                 if step >= self.max_steps:
                     break
+            if step == before:  # a loader that runs dry would loop here for ever
+                raise RuntimeError(f"epoch {epoch} gave no optimizer step after {done} of {self.steps_per_epoch}")
         return meter, last
 
     def _record(self, step: int, lr: float, sums, meter: Meter) -> dict:
@@ -362,7 +521,14 @@ class Trainer:
             tmp = staging(final)
             state = {k.removeprefix("model."): v for k, v in state.items()}
             with staged(tmp, final, lambda: sum(v.numel() * v.element_size() for v in state.values())):
-                acc.unwrap_model(self.loss).model.save_pretrained(tmp, state_dict=state)
+                model = acc.unwrap_model(self.loss).model
+                if self.train_cfg.method == "full":
+                    # one name a weight: a gathered state (FSDP2) holds a tied weight (the head, the
+                    # embeddings) under both names, as copies save_pretrained cannot tell are one
+                    names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+                    model.save_pretrained(tmp, state_dict={k: v for k, v in state.items() if k in names})
+                else:
+                    save_adapter(model, state, tmp)
                 self.tokenizer.save_pretrained(tmp)
                 publish(tmp, final)
         acc.wait_for_everyone()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Stop, Student, adapter_config
+from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
 
 from .hf import DTYPES, resolve_model
 
@@ -29,6 +29,13 @@ def lora_rank(adapter: Path) -> int:
             f"adapter {adapter} has no LoRA rank (r) in adapter_config.json: pass a folder that peft saved"
         ) from None
     return max(8, 1 << (r - 1).bit_length())
+
+
+def token_prompts(tokenizer, prompts: list[str], chat_template: bool) -> list[dict]:
+    """``prompts`` as vLLM token prompts, encoded exactly as training encodes them. Text would be
+    tokenized again by vLLM with the special tokens added, a second BOS after the one that Llama's
+    and Mistral's chat templates already write."""
+    return [{"prompt_token_ids": prompt_ids(tokenizer, p, chat_template)} for p in prompts]
 
 
 class VLLMStudent(Student):
@@ -53,15 +60,7 @@ class VLLMStudent(Student):
             from vllm.lora.request import LoRARequest
 
             self.lora = LoRARequest("student", 1, str(adapter))
-        tokenizer = self.llm.get_tokenizer()
-        self.tokenizer = tokenizer if config.chat_template and getattr(tokenizer, "chat_template", None) else None
-
-    def _text(self, prompt: str) -> str:
-        if self.tokenizer is None:
-            return prompt
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts: list[str], on_progress: Progress | None = None, stop: Stop | None = None) -> list[str]:
         from vllm import SamplingParams
@@ -75,7 +74,7 @@ class VLLMStudent(Student):
         for start in range(0, len(prompts), CHUNK):
             if stop is not None and stop():  # between chunks: vLLM's engine is not interrupted mid-way
                 break
-            chunk = [self._text(p) for p in prompts[start : start + CHUNK]]
+            chunk = token_prompts(self.tokenizer, prompts[start : start + CHUNK], c.chat_template)
             outputs = self.llm.generate(chunk, params, lora_request=self.lora, use_tqdm=False)
             answers += [o.outputs[0].text.strip() for o in outputs]
             if on_progress:
