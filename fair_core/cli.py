@@ -312,8 +312,6 @@ def _run_student(args):
 
 
 def cmd_chat(args) -> int:
-    from .use import inert
-
     with _run_student(args) as rs:
         if args.prompt is not None:
             print(inert(rs.answer([args.prompt], args.raw)[0]))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -101,15 +100,6 @@ class RunStudent:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def inert(text: str) -> str:
-    """A model's text for a terminal: control characters (escape sequences' ESC among them) shown
-    as U+FFFD, so nothing a model writes moves the cursor or recolours the screen."""
-    return _CONTROL.sub("\ufffd", text)
 
 
 # generate --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from helpers import REPO
 from fair_core import config as cfg
 from fair_core.cli import main
 from fair_core.host import get_host
+from fair_core.inert import inert
 from fair_core.rundir import Run
 from fair_core.store import StageStatus
 from fair_core.testing.tiny import make_tiny_student
@@ -38,7 +39,16 @@ def make_run(path: Path, student: Path, **student_keys) -> Run:
         {
             "task": {"name": "svamp"},
             "student": {"model": str(student), **GREEDY, **student_keys},
-            "train": {"epochs": 1, "max_steps": 12, "batch_size": 4, "learning_rate": 3e-2, "max_length": 128},
+            "train": {
+                # every pair in each of 40 steps, no dropout: the answer is learnt whatever the LoRA
+                # initialisation (tried over seeds 0-3; 12 steps of 4 pairs learnt it for some only)
+                "epochs": 1,
+                "max_steps": 40,
+                "batch_size": 9,
+                "learning_rate": 3e-2,
+                "max_length": 128,
+                "lora_dropout": 0.0,
+            },
         }
     )
     return Run(path, config)
@@ -51,7 +61,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny) -> Path:
-    """A run whose round 0 trained (12 LoRA steps) to end every answer with "The answer is 7."."""
+    """A run whose round 0 trained (40 LoRA steps) to answer every question "The answer is 7."."""
     from fair_core.training.trainer import train
 
     path = tmp_path_factory.mktemp("runs") / "run"
@@ -106,7 +116,7 @@ def test_chat_prompt_answers_as_the_engine_with_the_adapter(trained, tiny, capsy
     code, out, err = fair(capsys, "chat", trained, "--prompt", QUESTIONS[0])
     assert code == 0, err
     expected = engine_answers(trained, QUESTIONS[:1])[0]
-    assert out == expected + "\n" and "7" in expected  # the trained answer
+    assert out == inert(expected) + "\n" and "The answer is 7" in expected  # the trained answer, shown inert
     base = HFStudent(StudentConfig(model=str(tiny), **GREEDY))
     assert base.generate([NUMBER["student"].format(question=QUESTIONS[0])])[0] != expected  # the adapter counts
 
@@ -121,7 +131,7 @@ def test_chat_loop_answers_each_line_until_end_of_input(trained, capsys, monkeyp
     code, out, err = fair(capsys, "chat", trained)
     assert code == 0, err
     assert out.count(">>> ") == 4  # three lines read (one blank), then end of input
-    assert all(a in out for a in engine_answers(trained, QUESTIONS[:2]))
+    assert all(inert(a) in out for a in engine_answers(trained, QUESTIONS[:2]))
     assert "round 0" in err and "[answer: 7]" in err
 
 
