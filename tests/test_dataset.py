@@ -281,13 +281,25 @@ def test_a_csv_in_a_windows_code_page_names_its_line(host, tmp_path):
     "data, message",
     [
         ({"question": {"0": "A?"}, "answer": {"0": 4}}, r"holds no list of rows; .*to_json\(orient=\"records\"\)"),
-        ({"train": ROWS, "test": ROWS}, r"holds lists of rows under train, test: keep one"),
     ],
 )
 def test_a_json_object_that_is_not_rows_is_one_line(host, tmp_path, data, message):
     (tmp_path / "d.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"d.json: a JSON object that " + message):
         task(host, path=str(tmp_path / "d.json")).load("train")
+
+
+def test_a_json_object_of_named_splits_is_read_as_its_splits(host, tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps({"version": 1, "train": ROWS[:7], "dev": ROWS[7:]}))
+    t = task(host, path=str(tmp_path / "d.json"), answer="number")
+    assert [p.id for p in t.load("train")] == [f"train-{i}" for i in range(1, 8)]
+    assert [p.question for p in t.load("test")] == [r["question"] for r in ROWS[7:]]  # dev: the test split
+    with pytest.raises(DataError, match=r"has no split 'valid': set task.test_split to one of train, dev"):
+        task(host, path=str(tmp_path / "d.json"), answer="number", test_split="valid").load("train")
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    both = task(host, path=str(tmp_path / "train.jsonl"), test_path=str(tmp_path / "d.json"))
+    with pytest.raises(DataError, match=r"d.json: a JSON object that holds lists of rows under train, dev; .*a split"):
+        both.load("train")
 
 
 def test_hub_style_choices_with_labels_and_lettered_options(host, tmp_path):

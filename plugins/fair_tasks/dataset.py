@@ -138,6 +138,9 @@ class Dataset(LocalTask):
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
             return self.read_hub(_from_disk(path))
+        splits = _json_splits(path) if path.suffix.lower() == ".json" else None
+        if splits:  # {"train": [...], "test": [...]}: named splits, as a DatasetDict's
+            return self.read_hub(splits)
         if self.split or self.test_split:
             raise DataError(
                 f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
@@ -565,12 +568,12 @@ def _read_json(path: Path) -> list[Record]:
     data = parse_json(text, path)
     where = str(path)
     if isinstance(data, dict):
-        keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
+        keys = _row_lists(data)
         if len(keys) != 1:
-            held = f"holds lists of rows under {', '.join(keys)}: keep one" if keys else "holds no list of rows"
+            held = f"holds lists of rows under {', '.join(keys)}" if keys else "holds no list of rows"
             raise DataError(
                 f"{path}: a JSON object that {held}; the rows are a JSON array of objects "
-                f'(pandas writes one with to_json(orient="records"))'
+                f'(pandas writes one with to_json(orient="records")), or one list a split as task.path'
             )
         where, data = f"{path} {keys[0]}", data[keys[0]]
     if not isinstance(data, list):
@@ -579,6 +582,25 @@ def _read_json(path: Path) -> list[Record]:
         if not isinstance(item, dict):
             raise DataError(f"{where} item {i}: expected a JSON object, not {_what(item)}")
     return [(f"{where} item {i}", item) for i, item in enumerate(data)]
+
+
+def _row_lists(data: dict) -> list[str]:
+    """The keys of a JSON object that hold lists of rows (objects)."""
+    return [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
+
+
+def _json_splits(path: Path) -> dict[str, list] | None:
+    """A JSON object holding two lists of rows or more (``{"train": [...], "test": [...]}``) as
+    its splits by name; None for any other JSON, which :func:`_read_json` reads."""
+    text = read_text(path)
+    if not text.lstrip().startswith("{"):
+        return None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and _json_object(lines[0]):  # JSON Lines saved as .json
+        return None
+    data = parse_json(text, path)
+    keys = _row_lists(data) if isinstance(data, dict) else []
+    return {key: data[key] for key in keys} if len(keys) > 1 else None
 
 
 def _json_object(line: str) -> bool:
