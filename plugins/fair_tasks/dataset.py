@@ -138,15 +138,16 @@ class Dataset(LocalTask):
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
             return self.read_hub(_from_disk(path))
-        splits = _json_splits(path) if path.suffix.lower() == ".json" else None
-        if splits:  # {"train": [...], "test": [...]}: named splits, as a DatasetDict's
-            return self.read_hub(splits)
+        records = _read_json(path) if path.suffix.lower() == ".json" else None
+        if isinstance(records, dict):  # {"train": [...], "dev": [...]}: named splits, as a folder's
+            return self.read_hub(records)
         if self.split or self.test_split:
             raise DataError(
                 f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
                 f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
             )
-        return self._problems(self._divide(self._rows(path, "", "row")))
+        rows = self._rows(path, "", "row") if records is None else self._identified(str(path), records, "row")
+        return self._problems(self._divide(rows))
 
     def read_hub(self, dataset: Any) -> dict[str, list[Problem]]:
         """A ``DatasetDict`` (or one ``Dataset``) from the hub or a save_to_disk folder."""
@@ -191,7 +192,14 @@ class Dataset(LocalTask):
         if suffix in (".jsonl", ".ndjson"):
             records = read_jsonl(path)
         elif suffix == ".json":
-            records = _read_json(path)
+            read = _read_json(path)
+            if isinstance(read, dict):  # named splits: only task.path may hold them
+                raise DataError(
+                    f"{path}: a JSON object that holds lists of rows under {', '.join(read)}; the rows are a JSON "
+                    f'array of objects (pandas writes one with to_json(orient="records")), or one list a split '
+                    f"as task.path"
+                )
+            records = read
         elif suffix in (".csv", ".tsv"):
             records = _read_csv(path, "\t" if suffix == ".tsv" else ",")
         elif suffix == ".parquet":
@@ -557,10 +565,11 @@ def _cell_list(text: str) -> list | None:
     return None
 
 
-def _read_json(path: Path) -> list[Record]:
+def _read_json(path: Path) -> list[Record] | dict[str, list]:
     """A JSON array of objects, or an object that holds one under one key (``{"version": 2,
     "data": [...]}``), as (``"<file> item <i>"``, object) pairs; JSON Lines saved as ".json" (as
-    datasets' ``to_json`` writes it) is read as JSON Lines."""
+    datasets' ``to_json`` writes it) is read as JSON Lines. An object that holds several lists
+    of rows (``{"train": [...], "test": [...]}``) is its splits by name, each the list of rows."""
     text = read_text(path)
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1 and _json_object(lines[0]):
@@ -568,12 +577,13 @@ def _read_json(path: Path) -> list[Record]:
     data = parse_json(text, path)
     where = str(path)
     if isinstance(data, dict):
-        keys = _row_lists(data)
-        if len(keys) != 1:
-            held = f"holds lists of rows under {', '.join(keys)}" if keys else "holds no list of rows"
+        keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
+        if len(keys) > 1:
+            return {key: data[key] for key in keys}
+        if not keys:
             raise DataError(
-                f"{path}: a JSON object that {held}; the rows are a JSON array of objects "
-                f'(pandas writes one with to_json(orient="records")), or one list a split as task.path'
+                f"{path}: a JSON object that holds no list of rows; the rows are a JSON array of objects "
+                f'(pandas writes one with to_json(orient="records"))'
             )
         where, data = f"{path} {keys[0]}", data[keys[0]]
     if not isinstance(data, list):
@@ -582,25 +592,6 @@ def _read_json(path: Path) -> list[Record]:
         if not isinstance(item, dict):
             raise DataError(f"{where} item {i}: expected a JSON object, not {_what(item)}")
     return [(f"{where} item {i}", item) for i, item in enumerate(data)]
-
-
-def _row_lists(data: dict) -> list[str]:
-    """The keys of a JSON object that hold lists of rows (objects)."""
-    return [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
-
-
-def _json_splits(path: Path) -> dict[str, list] | None:
-    """A JSON object holding two lists of rows or more (``{"train": [...], "test": [...]}``) as
-    its splits by name; None for any other JSON, which :func:`_read_json` reads."""
-    text = read_text(path)
-    if not text.lstrip().startswith("{"):
-        return None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and _json_object(lines[0]):  # JSON Lines saved as .json
-        return None
-    data = parse_json(text, path)
-    keys = _row_lists(data) if isinstance(data, dict) else []
-    return {key: data[key] for key in keys} if len(keys) > 1 else None
 
 
 def _json_object(line: str) -> bool:
