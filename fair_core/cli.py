@@ -19,15 +19,15 @@ from pathlib import Path
 from . import __version__, logs
 from .disk import DiskFull, is_full
 from .errors import FairError
-from .host import describe, get_host
+from .host import get_host, one_line
 from .inert import inert
-from .redact import redact
+from .redact import shown
 
 
 def _err(msg: str) -> None:
     """The last line: it may quote a provider, a dataset or a plugin, so no escape sequence and no
     known key reaches the terminal (or a CI log) through it."""
-    print(f"fair: error: {redact(inert(msg), shapes=False)}", file=sys.stderr)
+    print(f"fair: error: {shown(msg)}", file=sys.stderr)
 
 
 def _positive(text: str) -> int:
@@ -351,8 +351,11 @@ def cmd_generate(args) -> int:
 @contextlib.contextmanager
 def _counter(label: str):
     """A ``tick(done, total)`` for a long job on stderr: rich's bar on a terminal, else a plain
-    line at most every 5 s and at the end, which a log file keeps."""
+    line every ``FAIR_PROGRESS_EVERY`` seconds at most (as a run's) and at the end, which a log
+    file keeps."""
     import time
+
+    from .console import progress_every
 
     if sys.stderr.isatty():
         from rich.console import Console
@@ -362,14 +365,14 @@ def _counter(label: str):
             task = bar.add_task(label, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
         return
-    start, first, last = time.monotonic(), -1, 0.0
+    start, first, last, every = time.monotonic(), -1, 0.0, progress_every()
 
     def tick(done: int, total: int) -> None:
         nonlocal first, last
         now = time.monotonic()
         if first < 0:
             first = done  # what an earlier run wrote does not count in the rate
-        if done < total and now - last < 5:
+        if done < total and now - last < every:
             return
         last = now
         new, spent = done - first, now - start
@@ -665,7 +668,7 @@ def add_plugin_commands(sub) -> None:
         try:  # on a scratch parser first: a failure leaves nothing half-added in fair's
             entry.obj.configure(argparse.ArgumentParser(prog=f"fair {name}"))
         except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out, even sys.exit()
-            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {describe(e)}")
+            host.unload(entry.plugin, "error", f"its command {name!r} failed to configure: {one_line(e)}")
     for name, entry in host.registry["commands"].items():
         q = sub.add_parser(name, help=entry.obj.help)
         entry.obj.configure(q)

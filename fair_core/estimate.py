@@ -78,10 +78,11 @@ def estimate(
         measured: dict = {"completion": {}, "prompts": {}, "accuracy": None}
         resumed = False
         if store is not None and store.is_file():
-            snapshot = Path(tmp) / "snapshot.sqlite"
-            _copy(store, snapshot)
-            measured = _measure(snapshot, config) if pilot is None else measured
             resumed = _same_run(store.parent, config)
+            snapshot = Path(tmp) / "snapshot.sqlite"
+            if resumed or pilot is None:  # a copy only where it is counted from or measured
+                _copy(store, snapshot)
+            measured = _measure(snapshot, config) if pilot is None else measured
             if resumed:
                 (Path(tmp) / "run").mkdir()
                 os.replace(snapshot, Path(tmp) / "run" / "run.sqlite")

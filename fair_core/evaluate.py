@@ -6,7 +6,7 @@ from .config import StudentConfig, TaskConfig
 from .host import Host
 from .splits import plan
 from .stats import accuracy
-from .student import model_folder
+from .student import load, model_folder
 
 
 def evaluate_model(
@@ -24,9 +24,7 @@ def evaluate_model(
     chosen = plan(task, train_limit=limit, test_limit=limit)  # a test question also in train is left out
     problems = chosen.test if split == "test" else chosen.train
     config = StudentConfig(model=model, max_new_tokens=max_new_tokens)
-    factory = host.get("students", config.backend)
-    config = config.model_copy(update={"model": model_folder(host, config)})  # a GGUF converts once
-    student = factory(config, adapter=adapter)
+    student = load(host, config, (model_folder(host, config), adapter))  # a GGUF converts once
     try:
         outputs = student.generate([task.prompt("student", question=p.question) for p in problems])
     finally:

@@ -6,7 +6,6 @@ README.md (see fair_core.card)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -15,10 +14,11 @@ from . import formats
 from .card import Facts, dataset_card
 from .errors import FairError
 from .paper import export_files
-from .rundir import write_atomic
+from .rundir import move_into, write_atomic
 from .splits import fingerprint
 from .store import StageStatus, Store
 from .student_export import FORMATS as MODEL_FORMATS
+from .student_export import export_student
 
 FORMATS = ("paper", "jsonl", *formats.FORMATS, "split", *MODEL_FORMATS)
 
@@ -88,8 +88,6 @@ def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list
     if not db.exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
     if fmt in MODEL_FORMATS:
-        from .student_export import export_student
-
         return export_student(run_dir, fmt, out, round)
     round = round or 0
     store = Store(db, readonly=True)
@@ -149,17 +147,3 @@ def trainable(pairs: list[dict], fmt: str, facts: Facts, out: Path) -> list[Path
             (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
     (staging / "README.md").write_text(dataset_card(facts, fmt, counts, files), encoding="utf-8")
     return move_into(staging, out)
-
-
-def move_into(staging: Path, out: Path) -> list[Path]:
-    """Move what ``staging`` (a folder inside ``out``) holds into ``out``, each part replacing its
-    older copy whole, and remove ``staging``; the paths moved in."""
-    written = []
-    for entry in sorted(staging.iterdir()):
-        target = out / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(entry, target)
-        written.append(target)
-    staging.rmdir()
-    return written

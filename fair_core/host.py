@@ -14,14 +14,16 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import pluggy
 
 from . import hookspecs
-from .config import TaskConfig
 from .errors import ConfigError, PluginError
-from .task import Task
+
+if TYPE_CHECKING:  # pydantic loads with the config, which `fair --help` does not need
+    from .config import TaskConfig
+    from .task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ class Host:
             except BaseException as e:  # noqa: BLE001 - its import runs the plugin's own code: even sys.exit()
                 info = PluginInfo(ep.name, version, _builtin(ep))
                 self.plugins.append(info)
-                self._drop(info, "error", f"failed to import: {describe(e)}")
+                self._drop(info, "error", f"failed to import: {one_line(e)}")
                 continue
             self.add(module, ep.name, version, _builtin(ep))
         return self
@@ -155,7 +157,7 @@ class Host:
             try:  # through pluggy, with only this plugin's implementations
                 self.pm.subset_hook_caller(hook, others)(register=REGISTRARS[hook](name, pending))
             except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out
-                return self._drop(info, "error", f"failed in {hook}: {describe(e)}", plugin)
+                return self._drop(info, "error", f"failed in {hook}: {one_line(e)}", plugin)
         return self._commit(info, pending, plugin)
 
     def _commit(self, info: PluginInfo, pending: Pending, plugin: object) -> PluginInfo:
@@ -284,7 +286,7 @@ REGISTRARS: dict[str, Callable[[str, Pending], Any]] = {
 }
 
 
-def describe(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     """A plugin's exception as one line: its type, and its message when it has one."""
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -42,7 +42,7 @@ def latest_round(run_dir: Path, what: str) -> int:
     return rounds[0]
 
 
-def _hub_id(name: str) -> bool:
+def is_hub_id(name: str) -> bool:
     """Whether ``name`` reads as a hub repo id (owner/name) rather than a local path."""
     return name.count("/") == 1 and not name.startswith((".", "~", "/"))
 
@@ -72,7 +72,7 @@ def stage(run_dir: Path, round: int, what: str, folder: Path, repo: str) -> None
     facts = Facts(run_dir, round)
     # the model every round started from; a later round's adapter sits on round N-1's merged student
     student = facts.config.student.model
-    base = student if _hub_id(student) and not Path(student).exists() and (what == "model" or round == 0) else ""
+    base = student if is_hub_id(student) and not Path(student).exists() and (what == "model" or round == 0) else ""
     _linked(source, folder)
     if what == "adapter" and base:  # the trainer recorded a local path: name what others can load
         settings = adapter_config(source)
@@ -123,7 +123,7 @@ def failure(e: Exception, repo: str) -> str:
 def local_adapter(ref: str) -> str:
     """A LoRA adapter as a local folder: ``ref`` when it is one (or reads as a path), else the hub
     repo ``ref`` fetched into the hub cache once (offline, read from there)."""
-    if Path(ref).expanduser().exists() or not _hub_id(ref):
+    if Path(ref).expanduser().exists() or not is_hub_id(ref):
         return str(Path(ref).expanduser())
     from huggingface_hub import snapshot_download
 

@@ -13,8 +13,7 @@ import os
 import sys
 
 from .errors import FairError
-from .inert import inert
-from .redact import redact
+from .redact import shown
 
 # fair's own packages; a third-party plugin's records go wherever its own logging sends them
 PACKAGES = ("fair_core", "fair_tui", "fair_tasks", "fair_teachers", "fair_reviewers", "fair_students")
@@ -30,7 +29,7 @@ class StderrHandler(logging.Handler):
             text = f"fair: {record.levelname.lower()}: {record.getMessage()}"
             if record.exc_info:
                 text += "\n" + logging.Formatter().formatException(record.exc_info)
-            print(redact(inert(text), shapes=False), file=sys.stderr, flush=True)
+            print(shown(text), file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - logging's own contract: a failed record is reported by handleError, never raised
             self.handleError(record)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .inert import inert
+
 REDACTED = "[redacted]"
 SHORTEST = 8  # a shorter value is no real key, and replacing it would garble ordinary words
 _known: set[str] = set()
@@ -39,3 +41,9 @@ def redact(text: str, shapes: bool = True) -> str:
     if shapes:
         text = _SHAPES.sub(lambda m: (m.group("keep") or "") + REDACTED, text)
     return text
+
+
+def shown(text: str) -> str:
+    """``text`` as fair writes it to stderr (its last line, its log): inert, and every known key
+    redacted, whatever it quotes."""
+    return redact(inert(text), shapes=False)

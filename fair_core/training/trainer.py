@@ -240,8 +240,7 @@ class TrainableState:
 
         weights, moments = get_state_dict(self.model, self.optimizer, options=self.options)
         # a frozen weight tied to another (the head to the embeddings) comes through all the same
-        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
-        return {"model": {k: v for k, v in weights.items() if k in trainable}, "optimizer": moments}
+        return {"model": trainable_only(self.model, weights), "optimizer": moments}
 
     def save(self, folder: Path, main: bool) -> None:
         import torch.distributed.checkpoint as dcp
@@ -269,8 +268,13 @@ class TrainableState:
 def _trainable_only(models, weights, output_dir) -> None:
     """accelerate save hook: a checkpoint holds the weights being trained, not the frozen base."""
     for i, (model, state) in enumerate(zip(models, weights)):
-        names = {n for n, p in model.named_parameters() if p.requires_grad}
-        weights[i] = OrderedDict((k, v) for k, v in state.items() if k in names)
+        weights[i] = OrderedDict(trainable_only(model, state))
+
+
+def trainable_only(model, state: dict) -> dict:
+    """The entries of ``state`` that are weights ``model`` trains, in their order."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v for k, v in state.items() if k in names}
 
 
 def fingerprint(
