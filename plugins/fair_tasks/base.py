@@ -104,10 +104,11 @@ def read_json(path: Path) -> list[Record]:
     return [(f"{path} item {i}", item) for i, item in enumerate(data)]
 
 
-def read_jsonl(path: Path) -> list[Record]:
-    """One JSON object a line (blank lines skipped), as (``"<file>:<line>"``, object) pairs."""
+def read_jsonl(path: Path, text: str | None = None) -> list[Record]:
+    """One JSON object a line (blank lines skipped), as (``"<file>:<line>"``, object) pairs;
+    ``text``: the file's, where the caller has read it already."""
     records = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
+    for number, line in enumerate((read_text(path) if text is None else text).splitlines(), 1):
         if not line.strip():
             continue
         item = parse_json(line, path, number)

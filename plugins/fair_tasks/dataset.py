@@ -137,10 +137,10 @@ class Dataset(LocalTask):
             train, test = self.split or "train", self.test_split or "test"
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
-            return self.read_hub(_from_disk(path))
+            return self.read_hub(_from_disk(path), str(path))
         records = _read_json(path) if path.suffix.lower() == ".json" else None
         if isinstance(records, dict):  # {"train": [...], "dev": [...]}: named splits, as a folder's
-            return self.read_hub(records)
+            return self.read_hub(records, str(path))
         if self.split or self.test_split:
             raise DataError(
                 f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
@@ -149,9 +149,9 @@ class Dataset(LocalTask):
         rows = self._rows(path, "", "row") if records is None else self._identified(str(path), records, "row")
         return self._problems(self._divide(rows))
 
-    def read_hub(self, dataset: Any) -> dict[str, list[Problem]]:
-        """A ``DatasetDict`` (or one ``Dataset``) from the hub or a save_to_disk folder."""
-        where = self.hub_id if self.hub_only else str(self._find(self.path or ""))
+    def read_hub(self, dataset: Any, where: str | None = None) -> dict[str, list[Problem]]:
+        """A ``DatasetDict`` (or one ``Dataset``) from the hub, or from the file or folder ``where``."""
+        where = where or self.hub_id
         if not hasattr(dataset, "keys"):  # one split saved alone
             return self._problems(self._divide(self._identified(where, _numbered(where, dataset), "row")))
         names = list(dataset.keys())
@@ -573,7 +573,7 @@ def _read_json(path: Path) -> list[Record] | dict[str, list]:
     text = read_text(path)
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1 and _json_object(lines[0]):
-        return read_jsonl(path)
+        return read_jsonl(path, text)
     data = parse_json(text, path)
     where = str(path)
     if isinstance(data, dict):
