@@ -215,6 +215,19 @@ class Bus:
                 logger.log(level, "event subscriber %r failed on %s", fn, event.type, exc_info=True)
 
 
+def appended(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """The whole lines appended to ``path`` (a JSONL log another process writes) since byte
+    ``offset``, and the offset after them: a line still being written is read next time."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(), offset + end
+
+
 class JsonlSink:
     """Writes every event as one flushed JSON line: appended to a file (the run's events.jsonl,
     ``fair run --events PATH``), or to an open stream (stdout, for ``--events -``) that it leaves open."""

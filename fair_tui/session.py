@@ -34,6 +34,7 @@ from fair_core.events import (
     StageProgress,
     StageStarted,
     TrainStep,
+    appended,
     facts,
     from_dict,
 )
@@ -260,19 +261,21 @@ class Session:
         if self.active:
             return False
         holder = lock_holder(self.path)  # not this UI's own runner: the session would be active
-        if holder is not None and self.state != "watching":
+        started = holder is not None and self.state != "watching"
+        if started:
             self.state, self.driver, self.error, self.live.paused = "watching", holder, None, False
             self._backlog()
             self.live.seed(self.run)
             self._log(f"[cyan]watching[/]: another process (pid {holder or '?'}) works on this run")
         elif self.state != "watching":
             return False
-        self._fold(self._read_events())
+        events = self._read_events()
+        self._fold(events)
         if holder is None:  # it has ended: all it wrote was written before it let go of the lock
             self.state, self.driver, self.live.paused = "idle", None, False
             self.live.seed(self.run)
             self._log("[cyan]watching[/]: the other process has stopped")
-        return True
+        return started or holder is None or bool(events)
 
     def _backlog(self) -> None:
         """Where the stages at work stand, from the end of events.jsonl (their counts, a pause);
@@ -286,15 +289,7 @@ class Session:
 
     def _read_events(self, skip_partial: bool = False) -> list[Event]:
         """The events appended to events.jsonl since the last read (whole lines only)."""
-        try:
-            with open(self.path / "events.jsonl", "rb") as f:
-                f.seek(self._followed)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self._followed += end
-        lines = data[:end].splitlines()
+        lines, self._followed = appended(self.path / "events.jsonl", self._followed)
         events = []
         for line in lines[1:] if skip_partial else lines:
             try:

@@ -9,6 +9,7 @@ content is deterministic; set FAIR_SCREENSHOTS=<folder> to also write the docs' 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -460,14 +461,20 @@ def test_training_screen_draws_train_steps_live(tmp_path, monkeypatch):
     asyncio.run(scenario())
 
 
-def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
+@contextlib.asynccontextmanager
+async def training_screen(tmp_path, monkeypatch):
+    """The Training screen of a new run, as (app, pilot)."""
     monkeypatch.chdir(tmp_path)
     Run(tmp_path / "runs" / "train", cfg.validate({})).close()
+    app = FairApp("runs/train")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        yield app, pilot
 
+
+def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
     async def scenario():
-        app = FairApp("runs/train")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("5")
+        async with training_screen(tmp_path, monkeypatch) as (app, pilot):
             s = app.session
             s.state = "running"  # as if its runner were training
             s.receive(TrainStep(0, 1, 20, loss=1.0, eta_s=60.0))
@@ -481,13 +488,8 @@ def test_a_stopped_run_shows_no_eta(tmp_path, monkeypatch):
 
 
 def test_a_one_step_loss_plot_has_axes_around_its_step(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    Run(tmp_path / "runs" / "train", cfg.validate({})).close()
-
     async def scenario():
-        app = FairApp("runs/train")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("5")
+        async with training_screen(tmp_path, monkeypatch) as (app, pilot):
             app.session.receive(TrainStep(0, 1, 20, loss=2.4))
             await until(pilot, lambda: "step 1 of 20" in shown(app, "#train-title"))
             drawn = app.screen.query_one("#loss-plot").render().plain.splitlines()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..disk import DiskFull
 from ..errors import FairError
-from ..events import Message, TrainStep, from_dict
+from ..events import Message, TrainStep, appended, from_dict
 from ..store import StageStatus
 from .base import Context, Need, Stage
 
@@ -92,27 +92,21 @@ class Tail:
         self.offset = path.stat().st_size if path.exists() else 0
 
     def publish(self, ctx: Context) -> dict | None:
-        if not self.path.exists():
-            return None
         last = None
-        with open(self.path, encoding="utf-8") as f:
-            f.seek(self.offset)
-            for line in f:
-                if not line.endswith("\n"):
-                    break  # a line still being written: read it next time
-                self.offset += len(line.encode("utf-8"))
-                data = json.loads(line)
-                if data.get("type") == "train_step":
-                    ctx.run.publish(from_dict({**data, "type": TrainStep.type, "round": ctx.round}))
-                elif data.get("type") == "train_resumed":
-                    ctx.run.publish(
-                        Message(
-                            "info",
-                            f"round {ctx.round} train resumed from its checkpoint at "
-                            f"step {data['step']} of {data['max_steps']}",
-                        )
+        lines, self.offset = appended(self.path, self.offset)
+        for line in lines:
+            data = json.loads(line)
+            if data.get("type") == "train_step":
+                ctx.run.publish(from_dict({**data, "type": TrainStep.type, "round": ctx.round}))
+            elif data.get("type") == "train_resumed":
+                ctx.run.publish(
+                    Message(
+                        "info",
+                        f"round {ctx.round} train resumed from its checkpoint at "
+                        f"step {data['step']} of {data['max_steps']}",
                     )
-                last = data
+                )
+            last = data
         return last
 
 
