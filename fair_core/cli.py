@@ -271,7 +271,7 @@ def cmd_experiment(args) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = experiment.run(exp, root, get_host(), watch)
+        result = experiment.run(exp, root, get_host(), watch, lambda line: print(f"fair: {line}", file=sys.stderr))
     except experiment.Unfinished as e:
         _err(str(e))
         return 3
@@ -288,7 +288,7 @@ def _print_experiment(result: dict, root: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*experiment.HEADERS, title=f"experiment {root}", title_justify="left")
+    table = Table(*experiment.headers(result), title=f"experiment {root}", title_justify="left")
     for row in experiment.table_rows(result):
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # a log keeps whole rows

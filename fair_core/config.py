@@ -57,6 +57,7 @@ class TaskConfig(Strict):
     data_dir: str | None = None
     seed: int = 0
     train_limit: int | None = Field(default=None, ge=1)
+    train_offset: int = Field(default=0, ge=0)  # train items to pass over first (held-out references)
     test_limit: int | None = Field(default=None, ge=1)
     prompts: dict[str, str] | str = {}  # a preset name ("paper"), or templates per kind
     hub_id: str | None = None  # read the splits from this hub dataset (a mirror of the upstream one)
@@ -184,6 +185,9 @@ class CommitteeConfig(Strict):
     verify_answer: bool = False
     compile_mode: Literal["paper", "all"] = "paper"
     distil_from: list[str] = []  # the teachers whose writings compile uses (empty: all of them)
+    # Which rationales compile keeps: those review accepted, or (a control for review) as many
+    # items and rationales drawn at random from all of them
+    selection: Literal["reviewed", "size-matched"] = "reviewed"
     budget_usd: float | None = Field(default=None, gt=0)
     samples: int = Field(default=1, ge=1)
     seed: int = 0

@@ -18,28 +18,33 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 from typing import Any, Callable, ContextManager
 
 from pydantic import Field
 
 from . import config as cfg
+from . import likelihood
 from .config import RunConfig, Strict
 from .errors import FairError
 from .rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
 from .splits import fingerprint
 from .stages import PIPELINE
-from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation
+from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation, seed_interval, welch
 from .store import StageStatus, Store, copy_store
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "fair": {},
     "no-review": {"committee.policy": "accept-all"},
+    "size-matched": {"committee.selection": "size-matched"},  # no-review, as many pairs as review keeps
     "no-feedback": {"train.alpha": 0.0},
     "feedback-only": {"train.alpha": 1.0},
     "single-teacher": {"committee.policy": "accept-all"},
 }
 SEEDED = "experiment_seed"  # meta key: the calls and cost a variant's copy started with
+SHARED = ("committee", "references", "untrained")  # folders and rows of the experiment's own
+SCORES = "likelihood.json"  # in each run directory: its student's scores of the references
 
 
 class VariantConfig(Strict):
@@ -53,6 +58,9 @@ class VariantConfig(Strict):
 class ExperimentConfig(Strict):
     seeds: list[int] | None = None  # for every variant without its own
     base: str | None = None  # the variant the others are tested against (default: the first)
+    # Held-out references (fair_core.likelihood): the teachers' rationales on this many train
+    # items after those the variants train on, scored under every arm's student and the untrained one
+    references: int | None = Field(default=None, ge=1)
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class Experiment:
     arms: list[Arm]
     variants: list[str]
     reference: str
+    references: int | None = None
 
 
 def load(path: str | Path) -> Experiment:
@@ -90,7 +99,7 @@ def load(path: str | Path) -> Experiment:
     arms, names = [], []
     for i, raw in enumerate(raw_variants):
         v = cfg.validate(raw, VariantConfig, f"variants[{i}].")
-        if v.name in names or v.name == "committee":
+        if v.name in names or v.name in SHARED:
             raise FairError(f"variant name {v.name!r} is used twice or reserved: give each variant its own name")
         names.append(v.name)
         overrides = dict(_ablation(v))
@@ -114,7 +123,12 @@ def load(path: str | Path) -> Experiment:
     reference = options.base or names[0]
     if reference not in names:
         raise FairError(f"experiment.base names {reference!r}, which is not a variant: use one of {', '.join(names)}")
-    return Experiment(base, arms, names, reference)
+    if options.references and not base.task.train_limit:
+        raise FairError(
+            "experiment.references holds out the train items after those trained on, but every one is "
+            "trained on: set task.train_limit (say 120) to hold the rest out"
+        )
+    return Experiment(base, arms, names, reference, options.references)
 
 
 def _ablation(v: VariantConfig) -> dict[str, Any]:
@@ -182,21 +196,40 @@ def seed(committee: Path, path: Path) -> None:
     write_atomic(path / "config.toml", (committee / "config.toml").read_text())
 
 
+def references_config(exp: Experiment) -> RunConfig:
+    """The references' run: the teachers' rationales (examine and solve only) on the
+    ``experiment.references`` train items after those the variants train on."""
+    t = exp.base.task
+    task = t.model_copy(update={"train_offset": t.train_offset + (t.train_limit or 0), "train_limit": exp.references})
+    return exp.base.model_copy(update={"rounds": 1, "task": task, "stages": ["examine", "solve"]})
+
+
 def plan(exp: Experiment, root: Path) -> list[tuple[str, Path, RunConfig, list[str]]]:
-    """(label, run directory, config, stages run there) in order: the committee, then each arm."""
+    """(label, run directory, config, stages run there) in order: the committee, the references'
+    run where the experiment has one, then each arm."""
     committee = committee_config(exp.base)
     shared = PIPELINE.names()[: PIPELINE.rank("compile")]  # what every variant shares: all before compile
     steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in shared])]
+    if exp.references:
+        held_out = references_config(exp)
+        steps.append(("references", root / "references", held_out, held_out.stages))
     return steps + [
         (a.variant + ("" if a.seed is None else f" (seed {a.seed})"), root / a.folder, a.config, a.config.stages)
         for a in exp.arms
     ]
 
 
-def run(exp: Experiment, root: Path, host, watch: Callable[[str, Any], ContextManager]) -> dict:
-    """Runs what is not done yet (the committee, then each arm) and writes the comparison.
-    ``watch(label, run)`` wraps each run that has work left (a console sink, a UI's); a run
-    left unfinished (failed calls, a partial stage) stops the experiment, resumable."""
+def run(
+    exp: Experiment,
+    root: Path,
+    host,
+    watch: Callable[[str, Any], ContextManager],
+    say: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Runs what is not done yet (the committee, the references, then each arm), scores the
+    references under each arm's student, and writes the comparison. ``watch(label, run)`` wraps
+    each run that has work left (a console sink, a UI's); a run left unfinished (failed calls, a
+    partial stage) stops the experiment, resumable. ``say`` hears a line per scoring."""
     from .rundir import Run, RunLock
     from .runner import Runner, check
 
@@ -206,7 +239,7 @@ def run(exp: Experiment, root: Path, host, watch: Callable[[str, Any], ContextMa
         if done(path, config, stages):
             continue
         with RunLock(path):
-            if label != "committee":
+            if label not in SHARED:
                 seed(root / "committee", path)
             r = Run(path, config)
             try:
@@ -216,6 +249,8 @@ def run(exp: Experiment, root: Path, host, watch: Callable[[str, Any], ContextMa
                 r.close()
         if not done(path, config, stages):
             raise Unfinished(f"{label} did not finish (see `fair report {path}`): rerun the experiment to resume it")
+    if exp.references:
+        measure(exp, root, host, say)
     result = compare(exp, root)
     write(result, root)
     return result
@@ -225,50 +260,80 @@ class Unfinished(FairError):
     """A run of the experiment ended with failed calls or a stage not done: rerun to resume."""
 
 
+def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> None:
+    """The untrained student and each arm's trained one score the references
+    (fair_core.likelihood), each once: the scores stay beside its run (SCORES) and a rerun with
+    the same references reads them."""
+    from .rundir import Run, RunLock
+    from .runner import Runner
+
+    store = Store(root / "references" / "run.sqlite", readonly=True)
+    try:
+        refs = likelihood.references(store, host.task(exp.base.task))
+    finally:
+        store.close()
+    if not refs:
+        raise FairError(
+            f"{root / 'references'} holds no rationale in which the task's reader finds an answer: "
+            "nothing to score; raise experiment.references"
+        )
+    runs = [("untrained", root / "committee", False)] + [(a.folder, root / a.folder, True) for a in exp.arms]
+    for label, path, trained in runs:
+        if likelihood.load(path / SCORES, refs) is not None:
+            continue
+        with RunLock(path):
+            r = Run(path)
+            runner = Runner(r, host, [])
+            try:
+                student = runner.load_student(r.config.rounds - 1 if trained else 0, trained)
+                say(f"{label}: scoring {len(refs)} held-out references ({len({x.item_id for x in refs})} items)")
+                scored = likelihood.score(student, refs)
+            finally:
+                runner.release_student()
+                r.close()
+        write_atomic(path / SCORES, json.dumps(scored) + "\n")
+
+
 # comparing ----------------------------------------------------------------------------------------
 def compare(exp: Experiment, root: Path) -> dict:
-    """The table: per variant, accuracy on the items every arm scored (a mean over its seeds),
-    a 95% bootstrap interval, a paired test against the reference variant, and the calls and
-    cost its own runs added to the shared committee's."""
-    scored: dict[str, dict[str, bool]] = {}
+    """The table: per variant and measure (the references' rationale score and margin where the
+    experiment has references; accuracy where the arms were evaluated), the mean on the items
+    every arm has, its 95% interval and a test against the reference variant, with the calls and
+    cost its own runs added to the shared committee's. With two seeds or more on both sides the
+    seeds are the unit (per-seed means, a t interval, Welch's test), so training's noise is inside
+    the interval; otherwise the test is over items and says so ("items only")."""
+    values: dict[str, dict[str, dict[str, float]]] = {}  # measure -> run folder -> item -> value
     spend: dict[str, tuple[int, float]] = {}
     before: dict[str, bool] = {}
     for arm in exp.arms:
         store = Store(root / arm.folder / "run.sqlite", readonly=True)
         try:
-            last = arm.config.rounds - 1
-            scored[arm.folder] = {a.item_id: a.correct for a in store.attempts(last, "test", "after")}
+            attempts = store.attempts(arm.config.rounds - 1, "test", "after")
+            if attempts:
+                values.setdefault("accuracy", {})[arm.folder] = {a.item_id: float(a.correct) for a in attempts}
             before = before or {a.item_id: a.correct for a in store.attempts(0, "test", "before")}
             calls, cost = store.calls_made()
             start = store.get_meta(SEEDED) or {"calls": 0, "cost_usd": 0}
             spend[arm.folder] = (calls - start["calls"], cost - start["cost_usd"])
         finally:
             store.close()
-    items = sorted(set.intersection(*(set(s) for s in scored.values()))) if scored else []
-    per_item = {v: [[scored[a.folder][i] for a in exp.arms if a.variant == v] for i in items] for v in exp.variants}
-    means = {v: [sum(x) / len(x) for x in rows] for v, rows in per_item.items()}
-    reference = means[exp.reference]
+    if exp.references:
+        for folder in [a.folder for a in exp.arms] + ["untrained"]:
+            path = root / ("committee" if folder == "untrained" else folder) / SCORES
+            scored = json.loads(path.read_text())
+            for name, of in likelihood.METRICS.items():
+                values.setdefault(name, {})[folder] = of(scored)
+    if "accuracy" in values and len(values["accuracy"]) < len(exp.arms):
+        del values["accuracy"]  # some arm was not evaluated: no accuracy to compare
+    measures = {name: _measure(exp, runs) for name, runs in values.items()}
     rows = []
-    for v in exp.variants:
+    for v in exp.variants + (["untrained"] if exp.references else []):
         arms = [a for a in exp.arms if a.variant == v]
-        test = None
-        if v != exp.reference and items:
-            if len(per_item[v][0]) == len(per_item[exp.reference][0]) == 1:  # one seed each
-                test = {
-                    **mcnemar([x[0] for x in per_item[exp.reference]], [x[0] for x in per_item[v]]),
-                    "test": "McNemar",
-                }
-            else:
-                test = {**paired_permutation(reference, means[v]), "test": "paired permutation"}
-        acc = sum(means[v]) / len(items) if items else None
         rows.append(
             {
                 "variant": v,
                 "seeds": [a.seed for a in arms],
-                "items": len(items),
-                "accuracy": None if acc is None else round(acc, 4),
-                "ci95": bootstrap_ci(means[v]),
-                "vs_reference": test,
+                **{name: m.get(v) for name, m in measures.items()},
                 "new_calls": sum(spend[a.folder][0] for a in arms),
                 "new_cost_usd": round(sum(spend[a.folder][1] for a in arms), 6),
             }
@@ -278,66 +343,130 @@ def compare(exp: Experiment, root: Path) -> dict:
         calls, cost = committee.calls_made()
     finally:
         committee.close()
+    items = sorted(set.intersection(*(set(s) for s in values["accuracy"].values()))) if "accuracy" in values else []
     untrained = [before[i] for i in items if i in before]
     return {
         "reference": exp.reference,
-        "items": len(items),
+        "measures": list(measures),
+        "items": {name: m["items"] for name, m in measures.items()},
         "test_set": fingerprint(items) if items else None,
-        "before": accuracy(sum(untrained), len(untrained)) if len(untrained) == len(items) else None,
+        "before": accuracy(sum(untrained), len(untrained)) if items and len(untrained) == len(items) else None,
         "committee": {"calls": calls, "cost_usd": round(cost, 6)},
         "variants": rows,
     }
 
 
-def table_rows(result: dict) -> list[list[str]]:
-    """The comparison as text cells, in the order of HEADERS."""
-    out = []
-    for row in result["variants"]:
-        acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%} {interval(row['ci95'])}"
-        test = row["vs_reference"]
-        if test is None:
-            versus, p = "reference", ""
-        elif test["test"] == "McNemar":
-            versus, p = f"+{test['gained']} -{test['lost']}", f"McNemar p={test['p_value']:.3g}"
-        else:
-            versus, p = f"{test['difference'] * 100:+.1f} pts", f"permutation p={test['p_value']:.3g}"
-        seeds = ",".join(str(s) for s in row["seeds"] if s is not None) or "-"
-        out.append([row["variant"], seeds, acc, versus, p, str(row["new_calls"]), f"{row['new_cost_usd']:.4f}"])
+def _measure(exp: Experiment, runs: dict[str, dict[str, float]]) -> dict:
+    """One measure's figures per variant (see compare); ``runs`` maps a run folder ("untrained"
+    included, for the references) to its per-item values."""
+    items = sorted(set.intersection(*(set(s) for s in runs.values())))
+    groups = {v: [a.folder for a in exp.arms if a.variant == v] for v in exp.variants}
+    if "untrained" in runs:
+        groups["untrained"] = ["untrained"]
+    per_seed = {v: [fmean(runs[f][i] for i in items) for f in folders] for v, folders in groups.items()}
+    per_item = {v: [fmean(runs[f][i] for f in folders) for i in items] for v, folders in groups.items()}
+    ref = exp.reference
+    out: dict[str, Any] = {"items": len(items)}
+    for v in groups:
+        by_seeds = len(per_seed[v]) > 1
+        row: dict[str, Any] = {
+            "mean": round(fmean(per_seed[v]), 4) if items else None,
+            "per_seed": [round(x, 4) for x in per_seed[v]],
+            "ci95": seed_interval(per_seed[v]) if by_seeds else bootstrap_ci(per_item[v]),
+            "unit": "seeds" if by_seeds else "items",
+            "vs_reference": None,
+        }
+        if v != ref and items:
+            if len(per_seed[ref]) > 1 and (by_seeds or v == "untrained"):
+                row["vs_reference"] = {**welch(per_seed[ref], per_seed[v]), "test": "Welch t over seeds"}
+            elif len(per_seed[ref]) == len(per_seed[v]) == 1 and set(runs[groups[ref][0]].values()) <= {0.0, 1.0}:
+                test = mcnemar([per_item[ref][k] == 1 for k in range(len(items))], [x == 1 for x in per_item[v]])
+                row["vs_reference"] = {**test, "test": "McNemar, items only"}
+            else:
+                test = paired_permutation(per_item[ref], per_item[v])
+                row["vs_reference"] = {**test, "test": "permutation, items only"}
+        out[v] = row
     return out
 
 
-HEADERS = ["variant", "seeds", "accuracy [95% CI]", "vs. reference", "paired test", "new calls", "cost $"]
+def _cell(name: str, m: dict | None) -> str:
+    if not m or m["mean"] is None:
+        return "-"
+    if name == "accuracy":
+        return f"{m['mean']:.1%} {interval(m['ci95'])}"
+    ci = "" if m["ci95"] is None else f" [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+    return f"{m['mean']:.3f}{ci}"
+
+
+def _versus(name: str, m: dict | None) -> str:
+    test = m and m["vs_reference"]
+    if not test:
+        return "reference" if m else "-"
+    if "gained" in test:
+        return f"+{test['gained']} -{test['lost']}, p={test['p_value']:.3g}"
+    diff = f"{test['difference'] * 100:+.1f} pts" if name == "accuracy" else f"{test['difference']:+.3f}"
+    return f"{diff}, p={test['p_value']:.3g}"
+
+
+def headers(result: dict) -> list[str]:
+    """The comparison's columns: per measure its mean [95% CI] and the test against the reference."""
+    cols = ["variant", "seeds"]
+    for name in result["measures"]:
+        cols += [f"{name} [95% CI]", f"vs. {result['reference']}"]
+    return cols + ["new calls", "cost $"]
+
+
+def table_rows(result: dict) -> list[list[str]]:
+    """The comparison as text cells, in the order of :func:`headers`."""
+    out = []
+    for row in result["variants"]:
+        cells = [row["variant"], ",".join(str(s) for s in row["seeds"] if s is not None) or "-"]
+        for name in result["measures"]:
+            cells += [_cell(name, row.get(name)), _versus(name, row.get(name))]
+        out.append(cells + [str(row["new_calls"]), f"{row['new_cost_usd']:.4f}"])
+    return out
 
 
 def summary_line(result: dict) -> str:
+    parts = []
+    for name, n in result["items"].items():
+        units = {r[name]["unit"] for r in result["variants"] if r.get(name) and r["variant"] != "untrained"}
+        unit = "seeds as the unit" if units == {"seeds"} else "item-level only (one seed)"
+        parts.append(f"{name}: {n} items, {unit}")
+    if result["test_set"]:
+        parts.append(f"test set {result['test_set']}")
     before = result["before"]
-    said = f"; untrained student {before['accuracy']:.1%} {interval(before['ci95'])}" if before else ""
+    if before:
+        parts.append(f"untrained student {before['accuracy']:.1%} {interval(before['ci95'])}")
     c = result["committee"]
-    return (
-        f"{result['items']} test items, the same for every variant (test set {result['test_set']}){said}; "
-        f"shared committee: {c['calls']} calls, ${c['cost_usd']:.4f}"
-    )
+    parts.append(f"shared committee: {c['calls']} calls, ${c['cost_usd']:.4f}")
+    return "; ".join(parts)
 
 
 def plot(result: dict, path: Path) -> Path:
-    """A bar per variant with its 95% interval, saved as an image."""
+    """A panel per measure, a bar per variant with its 95% interval, saved as an image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in result["variants"] if r["accuracy"] is not None]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.6))
-    xs = range(len(rows))
-    acc = [r["accuracy"] * 100 for r in rows]
-    err = [[a - r["ci95"][0] * 100 for a, r in zip(acc, rows)], [r["ci95"][1] * 100 - a for a, r in zip(acc, rows)]]
-    ax.bar(xs, acc, yerr=err, capsize=4, color="#4c78a8")
-    if result["before"]:
-        ax.axhline(result["before"]["accuracy"] * 100, color="grey", linestyle="--", label="untrained")
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_xticks(list(xs), [r["variant"] for r in rows], rotation=20, fontsize=8)
-    ax.set_ylabel("test accuracy (%), 95% CI")
-    ax.set_title(f"{result['items']} test items", fontsize=9)
+    names = result["measures"] or ["accuracy"]
+    fig, axes = plt.subplots(1, len(names), figsize=(len(names) * (1.2 + 1.1 * len(result["variants"])), 3.6))
+    for ax, name in zip(list(getattr(axes, "flat", [axes])), names):
+        rows = [r for r in result["variants"] if r.get(name) and r[name]["mean"] is not None]
+        k = 100 if name == "accuracy" else 1
+        means = [r[name]["mean"] * k for r in rows]
+        err = [
+            [m - (r[name]["ci95"] or [r[name]["mean"]] * 2)[0] * k for m, r in zip(means, rows)],
+            [(r[name]["ci95"] or [r[name]["mean"]] * 2)[1] * k - m for m, r in zip(means, rows)],
+        ]
+        ax.bar(range(len(rows)), means, yerr=err, capsize=4, color="#4c78a8")
+        if name == "accuracy" and result["before"]:
+            ax.axhline(result["before"]["accuracy"] * 100, color="grey", linestyle="--", label="untrained")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_xticks(list(range(len(rows))), [r["variant"] for r in rows], rotation=20, fontsize=8)
+        ax.set_ylabel("test accuracy (%)" if name == "accuracy" else f"{name} (log-prob per token)")
+        ax.set_title(f"{name}: {result['items'].get(name, 0)} items, 95% CI", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -38,6 +38,8 @@ REDO_FROM = {
     "committee.parser": "review",
     "committee.compile_mode": "compile",
     "committee.distil_from": "compile",
+    "committee.selection": "compile",
+    "committee.seed": "compile",
     "train": "train",
 }
 # What round 0's train stage leaves: a redone training starts without any of it.

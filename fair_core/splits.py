@@ -47,11 +47,16 @@ def mistakes_path(configured: str) -> Path:
 
 
 def plan(
-    task: Task, mistake_questions: Iterable[str] = (), train_limit: int | None = None, test_limit: int | None = None
+    task: Task,
+    mistake_questions: Iterable[str] = (),
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    train_offset: int = 0,
 ) -> Split:
     """The run's split: the task's, with mistakes-file items moved from test to train and test
     items that share a question with train left out; the limits apply to what remains, so a
-    ``test_limit`` of 50 scores 50 clean items."""
+    ``test_limit`` of 50 scores 50 clean items. ``train_offset`` passes over the first train
+    items (those another run trains on, when this one holds references out)."""
     from_file = {normal(q) for q in mistake_questions}
     train = task.load("train")
     in_train = {normal(p.question) for p in train}
@@ -65,6 +70,7 @@ def plan(
             left_out[p.id] = IN_TRAIN
         else:
             test.append(p)
+    train = train[train_offset:]
     return Split(train[:train_limit] if train_limit else train, test[:test_limit] if test_limit else test, left_out)
 
 

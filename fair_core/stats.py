@@ -85,6 +85,36 @@ def paired_permutation(base: Sequence[float], other: Sequence[float]) -> dict:
     return {"items": len(a), "difference": round(float(np.mean(b - a)), 4), "p_value": round(min(1.0, float(p)), 4)}
 
 
+def seed_interval(means: Sequence[float]) -> list[float] | None:
+    """The 95% t interval of the mean of per-seed means: the seeds are the unit, so training's
+    own noise is inside it (an interval over items holds only the items' noise). None under 2 seeds."""
+    if len(means) < 2:
+        return None
+    import numpy as np
+    from scipy.stats import t
+
+    x = np.asarray(means, dtype=float)
+    half = float(t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return [round(float(x.mean()) - half, 4), round(float(x.mean()) + half, 4)]
+
+
+def welch(base: Sequence[float], other: Sequence[float]) -> dict:
+    """Welch's t test of two arms' per-seed means (seeds as the unit; unequal variances). An arm
+    with one value (an untrained student has no seed) is a fixed point: a one-sample t test."""
+    import numpy as np
+    from scipy.stats import ttest_1samp, ttest_ind
+
+    a, b = np.asarray(base, dtype=float), np.asarray(other, dtype=float)
+    if np.array_equal(a, b):
+        p = 1.0
+    elif len(a) == 1 or len(b) == 1:
+        many, one = (b, a[0]) if len(a) == 1 else (a, b[0])
+        p = float(ttest_1samp(many, one).pvalue)
+    else:
+        p = float(ttest_ind(b, a, equal_var=False).pvalue)
+    return {"seeds": [len(a), len(b)], "difference": round(float(b.mean() - a.mean()), 4), "p_value": round(p, 4)}
+
+
 def describe(acc: dict | None) -> str:
     """``"10.0% of 50 [3.3, 21.8]"``, or ``"-"`` when nothing was scored."""
     if not acc or not acc.get("n"):

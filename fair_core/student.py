@@ -65,5 +65,10 @@ class Student(ABC):
         ``stop()`` is true (the run was interrupted) the backend may end early and return
         incomplete answers, which the caller discards: it polls ``stop`` as often as it can."""
 
+    def score(self, pairs: list[tuple[str, str]], on_progress: Progress | None = None) -> list[float]:
+        """Teacher-forced: the mean log-probability per token of each response (its tokens and
+        the end of text) after its prompt, encoded as training encodes a pair. No generation."""
+        raise FairError(f'the {type(self).__name__} student backend cannot score texts: use student.backend = "hf"')
+
     def close(self) -> None:
         """Free the model's memory."""

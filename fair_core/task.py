@@ -22,6 +22,7 @@ PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # "gold" is the final answer ("145", "yes"); "hint" the dataset's whole gold field, as the paper
 # gives its teachers (GSM8K's worked solution, StrategyQA's facts). A template uses a subset.
+CLOSING = "The answer is {answer}."  # the closing sentence a prompt may ask an answer to end with
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,16 @@ class Task(ABC):
 
     def prompt(self, kind: str, **fields: str) -> str:
         return self.prompts[kind].format(**fields)
+
+    def rationale_target(self, text: str) -> str:
+        """A teacher's rationale as the student learns it: stripped and, where the student's
+        rationale prompt asks for the closing sentence (CLOSING) and the text does not end with
+        one, closed with the answer the reader finds in it: the student learns the format it is
+        then asked for, not one its prompt contradicts (a recorded committee wrote to other prompts)."""
+        text = text.strip()
+        asked = CLOSING.format(answer="<answer>") in self.prompts["learn_rationale"]
+        last = text.rsplit("\n", 1)[-1].casefold()
+        if not asked or "the answer is" in last:
+            return text
+        answer = self.extract(text)
+        return text if answer is None else text + "\n" + CLOSING.format(answer=answer)

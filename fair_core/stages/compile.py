@@ -1,10 +1,13 @@
 """compile: the round's instruction data, as pairs of (feedback example, rationale example).
 
-``paper`` mode: per mistake, one feedback and one accepted rationale chosen at random (seeded);
-items with no accepted rationale are dropped, as the paper does. ``all`` mode: every accepted
-rationale and every (accepted) feedback appear, paired round-robin. ``committee.distil_from``
-keeps only the named teachers' writings (a single-teacher ablation). The normalised question of
-every item trained on is recorded: evaluation never scores it.
+``paper`` mode: per mistake, one feedback and one accepted rationale chosen at random (seeded
+by ``committee.seed``); items with no accepted rationale are dropped, as the paper does. ``all``
+mode: every accepted rationale and every (accepted) feedback appear, paired round-robin.
+``committee.distil_from`` keeps only the named teachers' writings (a single-teacher ablation);
+``committee.selection = "size-matched"`` keeps as many, drawn at random (review's control).
+Responses are stripped, and rationales closed as the student's prompt asks
+(Task.rationale_target). The normalised question of every item trained on is recorded:
+evaluation never scores it.
 """
 
 from __future__ import annotations
@@ -22,15 +25,26 @@ from .solve import teacher_of
 
 def build_pairs(ctx: Context) -> list[dict]:
     committee = ctx.config.committee
+    writings = [
+        w
+        for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.teacher)
+        if not committee.distil_from or teacher_of(w.teacher) in committee.distil_from
+    ]
     accepted = {(v.item_id, v.kind, v.author) for v in ctx.store.verdicts(ctx.round) if v.accepted}
+    kept: set[tuple[str, str, str]] = {
+        key
+        for w in writings
+        if (key := (w.item_id, w.kind, w.teacher)) in accepted
+        or (w.kind == "feedback" and not committee.review_feedback)
+    }
+    if committee.selection == "size-matched":
+        kept = size_matched(writings, kept, random.Random(f"{committee.seed}:{ctx.round}:size-matched"))
     by_item: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"feedback": [], "rationale": []})
-    for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.teacher):
-        if committee.distil_from and teacher_of(w.teacher) not in committee.distil_from:
-            continue
-        if w.kind == "rationale" or committee.review_feedback:
-            if (w.item_id, w.kind, w.teacher) not in accepted:
-                continue
-        by_item[w.item_id][w.kind].append(w.text)
+    for w in writings:
+        if (w.item_id, w.kind, w.teacher) in kept:
+            by_item[w.item_id][w.kind].append(
+                w.text.strip() if w.kind == "feedback" else ctx.task.rationale_target(w.text)
+            )
     pairs = []
     for m in ctx.store.mistakes(ctx.round):
         got = by_item.get(m.item_id)
@@ -56,6 +70,24 @@ def build_pairs(ctx: Context) -> list[dict]:
             for fb, ra in chosen
         ]
     return pairs
+
+
+def size_matched(writings: list, kept: set[tuple[str, str, str]], rng: random.Random) -> set[tuple[str, str, str]]:
+    """Review's control: as many items, and as many rationales, as review kept (among items with
+    feedback to pair), drawn at random from every teacher's rationales, reviewed or not. Training
+    then differs from FAIR's in which rationales it sees, not in how many pairs or steps."""
+    with_feedback = {k[0] for k in kept if k[1] == "feedback"}
+    rationales: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for w in writings:
+        if w.kind == "rationale" and w.item_id in with_feedback:
+            rationales[w.item_id].append((w.item_id, w.kind, w.teacher))
+    reviewed = [k for k in kept if k[1] == "rationale" and k[0] in with_feedback]
+    n_items = len({k[0] for k in reviewed})
+    items = rng.sample(sorted(rationales), min(n_items, len(rationales)))
+    drawn = [rng.choice(rationales[i]) for i in items]
+    rest = sorted(k for i in items for k in rationales[i] if k not in drawn)
+    drawn += rng.sample(rest, min(len(reviewed) - len(drawn), len(rest))) if len(reviewed) > len(drawn) else []
+    return {k for k in kept if k[1] == "feedback"} | set(drawn)
 
 
 def run(ctx: Context) -> dict:

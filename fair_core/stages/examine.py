@@ -56,7 +56,7 @@ def run_split(ctx: Context) -> Split:
     if ctx.split is None:
         t = ctx.config.task
         questions = [x["question"] for x in paper_items(ctx)] if t.mistakes_file else []
-        ctx.split = plan(ctx.task, questions, t.train_limit, t.test_limit)
+        ctx.split = plan(ctx.task, questions, t.train_limit, t.test_limit, 0 if t.mistakes_file else t.train_offset)
     return ctx.split
 
 
@@ -87,10 +87,12 @@ def score(ctx: Context, student, stage: str, phase: str, problems: list[Problem]
 
 
 def paper_items(ctx: Context) -> list[dict]:
-    """The items of ``task.mistakes_file`` that round 0 trains on: the first ``train_limit``."""
-    configured = ctx.config.task.mistakes_file
-    assert configured is not None  # every caller checks that the task names one
-    return read(mistakes_path(configured))[: ctx.config.task.train_limit]
+    """The items of ``task.mistakes_file`` that round 0 trains on: the first ``train_limit``
+    after the first ``train_offset``."""
+    t = ctx.config.task
+    assert t.mistakes_file is not None  # every caller checks that the task names one
+    items = read(mistakes_path(t.mistakes_file))[t.train_offset :]
+    return items[: t.train_limit] if t.train_limit else items
 
 
 def load_paper_mistakes(ctx: Context) -> int:

@@ -109,7 +109,7 @@ def render(report: dict, budget: float | None) -> Group:
 
 def render_experiment(result: dict) -> Group:
     """The comparison `fair experiment` printed, for a run that is one of its variants."""
-    table = Table(*experiment.HEADERS, **{**TABLE, "title": "Experiment: the variants of this run's config"})
+    table = Table(*experiment.headers(result), **{**TABLE, "title": "Experiment: the variants of this run's config"})
     for row in experiment.table_rows(result):
         table.add_row(*row)
     return Group(table, Text(experiment.summary_line(result), style="dim"))

@@ -20,6 +20,8 @@ feedback prompts say "mistake"; solve and student prompts say neither.
 
 from __future__ import annotations
 
+from fair_core.task import CLOSING
+
 _TEACHER = (
     "Imagine you are a teacher. I will give you one student's incorrect answer to a "
     "question. Point out the mistakes in the student's answer."
@@ -33,7 +35,7 @@ _SCORE = (
 def build(answer: str, rationale_intro: str = "Answer the following question.") -> dict[str, str]:
     """All prompt kinds for a task whose final answer is ``answer`` ("the final number"); the
     result has exactly the fields of PROMPT_FIELDS."""
-    closing = f'End with the sentence "The answer is <answer>." where <answer> is {answer}.'
+    closing = f'End with the sentence "{CLOSING.format(answer="<answer>")}" where <answer> is {answer}.'
     learn = (
         "### Instruction:\n"
         + rationale_intro
