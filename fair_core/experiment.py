@@ -1,13 +1,15 @@
-"""Experiments: named variants of one base config, compared on the same test items.
+"""Experiments: named variants of one base config, compared on the same items.
 
-An experiment config is a run config plus an ``[experiment]`` table (``seeds``, ``base``) and
-``[[variants]]``, each a ``name``, an optional built-in ``ablation`` (see ABLATIONS) and a
-``set`` table of dotted overrides, optionally with its own ``seeds`` (each one sets
-``train.seed``). Round 0's committee (examine, explain, solve, review) runs once, in
-``<dir>/committee``. Each variant's run directory starts as a copy of it, and its run redoes
-round 0 from the first stage its changes reach (fair_core.rundir.REDO_FROM), reusing the
-stored teacher calls: a variant that differs only after the committee (policy, threshold,
-compile, training) makes no new call. A variant that changes the committee itself is refused.
+An experiment config is a run config plus an ``[experiment]`` table (``seeds``, ``base``,
+``references``) and ``[[variants]]``, each a ``name``, an optional built-in ``ablation`` (see
+ABLATIONS) and a ``set`` table of dotted overrides, optionally with its own ``seeds`` (each sets
+``train.seed`` and ``committee.seed``: a replicate draws its rationales and trains anew). Round
+0's committee (examine, explain, solve, review) runs once, in ``<dir>/committee``. Each variant's
+run directory starts as a copy of it, and its run redoes round 0 from the first stage its changes
+reach (fair_core.rundir.REDO_FROM), reusing the stored teacher calls: a variant that differs only
+after the committee (policy, threshold, compile, training) makes no new call. A variant that
+changes the committee itself is refused. With ``references``, the teachers' rationales on held-out
+items (``<dir>/references``) score every arm's student and the untrained one (fair_core.likelihood).
 Every run directory resumes as a run does, so an experiment does.
 """
 
@@ -108,8 +110,9 @@ def load(path: str | Path) -> Experiment:
             raw_config = copy.deepcopy(data)
             for key, value in overrides.items():
                 cfg.set_key(raw_config, key, value)
-            if seed is not None:
+            if seed is not None:  # a seed is a replicate: which rationale each item gets, and training
                 cfg.set_key(raw_config, "train.seed", seed)
+                cfg.set_key(raw_config, "committee.seed", seed)
             config = cfg.validate(raw_config, RunConfig, f"variant {v.name!r}: ")
             arms.append(Arm(v.name, seed, config))
     shared = committee_config(base)
