@@ -410,11 +410,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate_model
+    from .evaluate import evaluate_model, score_references
     from .hub import local_adapter
     from .stats import describe
 
+    if (args.task is None) == (args.references is None):
+        _err("fair eval needs one of --task (accuracy, by generating) or --references RUN (scores, no generation)")
+        return 2
     adapter = local_adapter(args.adapter) if args.adapter else None  # a folder, or a pushed adapter's repo id
+    if args.references:
+        scored = score_references(get_host(), args.student, args.references, adapter)
+        for name in ("rationale score", "margin"):
+            m = scored[name]
+            ci = "" if m["ci95"] is None else f" [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+            mean = "-" if m["mean"] is None else f"{m['mean']:.3f}"
+            print(f"{name} {mean}{ci} on {m['items']} items (95% CI)")
+        print(f"of {scored['texts']} teacher rationales in {args.references} (references {scored['references']})")
+        return 0
     task = _task_config(args.task)
     acc = evaluate_model(get_host(), args.student, task, args.split, args.limit, adapter, args.max_new_tokens)
     print(f"accuracy {describe(acc)} {task.name} {args.split} items (95% CI), {acc['correct']} correct")
@@ -460,6 +472,7 @@ PATH_ARGS = {
     "out": "DIRECTORY",
     "data_dir": "DIRECTORY",
     "adapter": "DIRECTORY",
+    "references": "DIRECTORY",
     "events": "FILE",
     "target": "FILE",  # fair tui: a config, a run directory or a folder of runs
     "input": "FILE",
@@ -603,7 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate any student model on a task's split")
     p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
-    p.add_argument("--task", required=True, help="a task name, or a run config whose [task] reads your own data")
+    p.add_argument("--task", help="a task name, or a run config whose [task] reads your own data")
+    p.add_argument(
+        "--references",
+        help="a run directory: score its teachers' rationales teacher-forced (mean log-prob per token), no generation",
+    )
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--limit", type=_positive, help="only the first N items")
     p.add_argument("--adapter", help="a LoRA adapter folder to load on top")

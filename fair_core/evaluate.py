@@ -1,11 +1,17 @@
-"""`fair eval`: any student model on any task's split, outside a run."""
+"""`fair eval`: any student model on any task's split, or on a run's references, outside a run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from . import likelihood
 from .config import StudentConfig, TaskConfig
+from .config import load as load_config
+from .errors import FairError
 from .host import Host
 from .splits import plan
-from .stats import accuracy
+from .stats import accuracy, bootstrap_ci
+from .store import Store
 from .student import load, model_folder
 
 
@@ -30,3 +36,33 @@ def evaluate_model(
     finally:
         student.close()
     return accuracy(sum(task.grade(p, o)[1] for o, p in zip(outputs, problems)), len(problems))
+
+
+def score_references(host: Host, model: str, run: str | Path, adapter: str | None = None) -> dict:
+    """The student's teacher-forced scores of a run's rationales (fair_core.likelihood) under
+    that run's prompts and student settings: per measure, the mean over items and its 95%
+    bootstrap interval over items."""
+    if not (Path(run) / "run.sqlite").is_file():
+        raise FairError(f"{run} is not a run directory (no run.sqlite): pass the folder of a run with a solve stage")
+    config = load_config(Path(run) / "config.toml")
+    store = Store(Path(run) / "run.sqlite", readonly=True)
+    try:
+        refs = likelihood.references(store, host.task(config.task))
+    finally:
+        store.close()
+    if not refs:
+        raise FairError(
+            f"{run} holds no teacher rationale with an answer the task's reader finds: run its solve stage first"
+        )
+    student_config = config.student.model_copy(update={"model": model, "adapter": None})
+    student = load(host, student_config, (model_folder(host, student_config), adapter))
+    try:
+        scored = likelihood.score(student, refs)
+    finally:
+        student.close()
+    out = {"references": scored["references"], "texts": len(refs)}
+    for name, of in likelihood.METRICS.items():
+        values = list(of(scored).values())
+        mean = round(sum(values) / len(values), 4) if values else None
+        out[name] = {"items": len(values), "mean": mean, "ci95": bootstrap_ci(values)}
+    return out

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -245,6 +246,13 @@ def test_arms_are_compared_on_held_out_references_with_seeds_as_the_unit(tmp_pat
     assert again.returncode == 0 and "scoring" not in again.stderr
     assert {p: p.stat().st_mtime_ns for p in root.glob(f"*/{experiment.SCORES}")} == stamps
     assert "rationale score: " in again.stdout and "seeds as the unit" in again.stdout
+    # fair eval scores any model on a run's references as the experiment does
+    out = fair("eval", "--student", tmp_path / "student", "--references", root / "references")
+    assert out.returncode == 0, out.stderr[-2000:]
+    said = re.search(r"rationale score (-?\d+\.\d+) \[", out.stdout)
+    assert said and float(said[1]) == pytest.approx(rows["untrained"]["rationale score"]["mean"], abs=1e-3)
+    out = fair("eval", "--student", tmp_path / "student")
+    assert out.returncode == 2 and "--references RUN" in out.stderr and out.stderr.count("\n") == 1
 
 
 def call(key):
