@@ -195,6 +195,10 @@ _HEADING = re.compile(r"\banswer\s*[:=]|^[ \t]*#{1,4}[ \t]*(?:final[ \t]+)?answe
 _SECTION = re.compile(
     r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:", re.I | re.M
 )
+# an operator followed by a word: the expression is still to be worked out
+_UNWORKED = re.compile(
+    r"^\s*(?:[*/\u00d7\u00f7+]|-\s)|[A-Za-z]\s*[-+*/\u00d7\u00f7]\s*\d|\d\s*[-+*/\u00d7\u00f7]\s*[A-Za-z]"
+)
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?=\s|$)|$)", re.M)
 _BARE = re.compile(r"\s*[$\u20ac\u00a3]?\s*-?[\d.,/]+\s*%?\s*(?:[A-Za-z]+\s*){0,3}[.!]?\s*$")
 
@@ -210,7 +214,10 @@ def _result(sentence: str, given: frozenset = frozenset()) -> str | None:
     last = matches[-1].start()
     cues = [m for m in _CUE.finditer(bare) if m.end() <= last]
     if cues and cues[-1][0] == "=":
-        return _value(next(n for n in matches if n.start() >= cues[-1].end()))
+        first = next(n for n in matches if n.start() >= cues[-1].end())
+        if _UNWORKED.search(bare[cues[-1].end() :]):  # "= 2 * Number of pages": an equation, no result
+            return None
+        return _value(first)
     after = [n for n in matches if not cues or n.start() >= cues[-1].end()]
     new = [n for n in after if _value(n) not in given]
     return _value((new or after)[-1])
@@ -305,19 +312,37 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
     that draws a conclusion counts. ``stated``: ``text`` follows an answer heading, so a bare
     number there ("Answer: 63") is the answer; ``complete``: more of the output follows ``text``;
     ``question``: its numbers tell a cut-off sentence whose number is new (a result: "Kelly
-    needs to give away 78"), which counts, from one that restates the question, which does not."""
+    needs to give away 78"), which counts, from one that restates the question, which does not.
+    Of several results, one that is what the question asks for wins over a later one that is
+    something else (see _fits): "2 more kids on Tuesday" over "28 kids over the three days"."""
+    found = list(_results(text, stated, complete, question))
+    if found and question and _fits(*found[0], question) is False:
+        better = next((value for sentence, value in found[1:] if _fits(sentence, value, question)), None)
+        if better is not None or not (complete or _ends(text)):  # cut off before it answers
+            return better
+    return found[0][1] if found else None
+
+
+def _results(text: str, stated: bool, complete: bool, question: str | None):
+    """(sentence, result) of the sentences that may conclude ``text``, the last first: see _conclusion."""
     given = numbers_in(question) if question else frozenset()
     sentences = [m for m in _SENTENCE.finditer(text) if _NUMBER.search(m[0])]
-    ended = complete or text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+    ended = complete or _ends(text)
     restated = False  # cut off while restating: only a sentence that opens with a conclusion counts
     for i, m in enumerate(reversed(sentences)):
         sentence = m[0]
         if i == 0 and _UNRESOLVED.match(_bare(sentence)):
-            return None
+            solved = _solved(sentence, text, question)
+            if solved is not None:
+                yield sentence, solved
+            return
         line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
         if _off_topic(sentence, question, line):
             continue
-        whole = i > 0 or ended or text[m.end() :].strip() != ""
+        goes_on = text[m.end() :].strip() != ""
+        if i == 0 and goes_on and not ended and not _CUE.search(sentence):
+            continue  # a statement that the output goes on from and is cut off: no conclusion
+        whole = i > 0 or ended or goes_on
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
         elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
@@ -335,8 +360,76 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
         else:
             continue
         if found is not None:
-            return found
-    return None
+            yield sentence, found
+
+
+def _ends(text: str) -> bool:
+    """Whether ``text`` ends as a sentence does, not cut off mid-way."""
+    return text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+
+
+# what a question asks for: "how many more cups of flour" (a comparison: more, cups)
+_ASKED = re.compile(
+    r"\bhow\s+(?:many|much)\s+(?:(more|fewer|less)\s+)?"
+    r"(?!(?:will|do|does|did|is|are|was|were|can|could|should|would|has|have|had|of|than)\b)([A-Za-z]+)",
+    re.I,
+)
+_COMPARES = re.compile(r"\b(?:more|fewer|less|difference|than|farther|further|longer|shorter|taller|older|younger)\b", re.I)
+_TOTALS = re.compile(r"\b(?:total|altogether|in\s+all|together|combined|overall)\b", re.I)
+# words that may stand between a number and what it counts ("9 full rows", "5 more cups")
+_BETWEEN = {"full", "whole", "more", "fewer", "less", "extra", "new", "old", "other", "of", "the"}
+
+
+def _fits(sentence: str, value: str, question: str) -> bool | None:
+    """Whether ``sentence``, whose result is ``value``, gives what the question asks for: for
+    "how many more X than Y" a comparison (not a total); else the thing counted right after
+    the result ("= 186 pencils" for "how many pencils", not "= 9 full rows"). None: can't tell."""
+    asks = _ASKED.search(question)
+    if asks is None:
+        return None
+    if asks[1] or re.search(r"\bthan\b", question[asks.start() :], re.I):
+        if _COMPARES.search(sentence):
+            return True
+        summed = re.search(r"([^=]*)=[^=]*$", _bare(sentence))  # "8 + 11 + 9 = 28": a sum, no difference
+        return False if _TOTALS.search(sentence) or (summed and "+" in summed[1] and "-" not in summed[1]) else None
+    at = [n for n in _NUMBER.finditer(_bare(sentence)) if _value(n) == value]
+    counted = [w for w in re.findall(r"[A-Za-z]+", _bare(sentence)[at[-1].end() :][:40]) if w.lower() not in _BETWEEN][:1]
+    if not at or not counted:
+        return None
+    return _same_word(counted[0], asks[2])
+
+
+def _same_word(a: str, b: str) -> bool:
+    """ "pencil" and "pencils" are one word."""
+    a, b = a.lower(), b.lower()
+    return a.rstrip("s") == b.rstrip("s")
+
+
+# "Let x be the number of marbles he has now": a variable, and what it stands for
+_LET = re.compile(
+    r"\blet\s+([A-Za-z])\s+(?:be|represent|denote|stand\s+for)\s+([^.;,\n]*)", re.I
+)
+_DEFINES = re.compile(r"\b([A-Za-z])\s+(?:be|represents?|denotes?|stands?\s+for)\b")
+
+
+def _solved(sentence: str, text: str, question: str | None) -> str | None:
+    """ "x = 8" that ends an equation solved for one variable, defined as what the question asks
+    for ("Let x be the number of marbles he has now" and "how many marbles"): 8. Else None: an
+    x that stands for something else, or one of several unknowns, answers nothing."""
+    solved = re.match(r"\s*([A-Za-z])\s*=\s*", _bare(sentence))
+    let = _LET.search(text)
+    asks = _ASKED.search(question or "")
+    if not (solved and let and asks):
+        return None
+    var, means = let[1], let[2]
+    if {v.lower() for v in _DEFINES.findall(text)} - {var.lower()} or solved[1].lower() != var.lower():
+        return None
+    if not any(_same_word(w, asks[2]) for w in re.findall(r"[A-Za-z]+", means)):
+        return None
+    if (asks[1] or re.search(r"\bthan\b", question[asks.start() :], re.I)) and not _COMPARES.search(means):
+        return None
+    number = _NUMBER.search(_bare(sentence), solved.end())
+    return _value(number) if number else None
 
 
 def numbers_in(question: str) -> frozenset:
@@ -356,6 +449,30 @@ def _option_value(text: str, stated: str, letter: re.Match) -> str | None:
     return _result(line[1]) if line and _NUMBER.search(line[1]) else None
 
 
+# an output that stops mid-computation ("= 24400 + 9760 +") or right after "The answer is"
+_DANGLING = re.compile(rf"(?:\s[-+*/\u00d7\u00f7]|=|{_ANSWER_IS}|{_NAMED})[\s*_:]*\Z", re.I)
+# "29564, which is the answer": a conclusion named after it is stated
+_NAMED_AFTER = re.compile(r"\bwhich\s+is\s+(?:the|our|my)\s+(?:final\s+)?answer\b", re.I)
+
+
+def _retracted(found: str | None, after: str, question: str | None) -> bool:
+    """Whether the working ``after`` a stated answer concludes with a different one ("Answer: 8
+    ... so 8 - 3 = 5 more customers left"): the output then contradicts itself and commits to
+    neither. Only a whole last sentence that draws a conclusion counts, not a denial ("9, which
+    is not the answer") nor one cut off."""
+    if found is None or not _ends(after):
+        return False
+    last = [m[0] for m in _SENTENCE.finditer(after) if _NUMBER.search(m[0])][-1:]
+    if not last or re.search(r"\bnot\b", last[0]) or _off_topic(last[0], question):
+        return False
+    numbers = list(_NUMBER.finditer(last[0]))
+    if not (any(c.end() <= numbers[-1].start() for c in _CUE.finditer(last[0])) or _NAMED_AFTER.search(last[0])):
+        return False
+    given = numbers_in(question) if question else frozenset()
+    later = _result(last[0], given)
+    return later is not None and later not in given and not numbers_equal(later, found)
+
+
 @_before_new_exercise
 def extract_number(text: str, question: str | None = None) -> str | None:
     """The final numeric answer. At the last explicit marker ("the answer is", "final answer",
@@ -364,10 +481,14 @@ def extract_number(text: str, question: str | None = None) -> str | None:
     output cut off before it states an answer has none; with the ``question``, a cut-off
     sentence whose number is not one the question gives is taken as the result it states."""
     text = _plain(str(text))
+    if _DANGLING.search(text):
+        return None
     for marker in reversed(list(STRONG.finditer(text))):
         found = _number_in(_segment(text, marker.end()))
         if found is not None:
-            return found
+            line = _FIRST_LINE.match(text, marker.end())
+            end = _CLAUSE_END.search(text, line.start(1), line.end())
+            return None if _retracted(found, text[end.end() if end else line.end() :], question) else found
     headings = list(_HEADING.finditer(text))
     if headings:
         region = text[headings[-1].end() :]
@@ -377,7 +498,10 @@ def extract_number(text: str, question: str | None = None) -> str | None:
         if letter:
             return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
-            return _conclusion(stated, stated=True, complete=working is not None, question=question)
+            found = _conclusion(stated, stated=True, complete=working is not None, question=question)
+            if working and _retracted(found, region[working.start() :], question):
+                return None
+            return found
         if (word := _word_number(stated)) is not None:  # "Answer: Five"
             return word
         if working:  # "Answer: more files than apps" then working that ends in a number
