@@ -7,6 +7,8 @@ answer marker ("The answer is", "Answer:", "final answer", "####", \\boxed{) alw
 the last-number fallback, its last occurrence counts, and an expression right after a marker
 ("Answer: 290 / 2 = 145") yields its result. An output that answers and then writes itself a
 new exercise ("Question: ...", as a model continuing a few-shot prompt does) is read up to it.
+An output commits to no answer (None) where it contradicts itself or stops before concluding,
+as a person reading it would say (tests/data/answer_outputs.jsonl holds such outputs).
 Every function here returns None rather than raising: model output is arbitrary text.
 """
 
@@ -374,7 +376,9 @@ _ASKED = re.compile(
     r"(?!(?:will|do|does|did|is|are|was|were|can|could|should|would|has|have|had|of|than)\b)([A-Za-z]+)",
     re.I,
 )
-_COMPARES = re.compile(r"\b(?:more|fewer|less|difference|than|farther|further|longer|shorter|taller|older|younger)\b", re.I)
+_COMPARES = re.compile(
+    r"\b(?:more|fewer|less|difference|than|farther|further|longer|shorter|taller|older|younger)\b", re.I
+)
 _TOTALS = re.compile(r"\b(?:total|altogether|in\s+all|together|combined|overall)\b", re.I)
 # words that may stand between a number and what it counts ("9 full rows", "5 more cups")
 _BETWEEN = {"full", "whole", "more", "fewer", "less", "extra", "new", "old", "other", "of", "the"}
@@ -392,11 +396,12 @@ def _fits(sentence: str, value: str, question: str) -> bool | None:
             return True
         summed = re.search(r"([^=]*)=[^=]*$", _bare(sentence))  # "8 + 11 + 9 = 28": a sum, no difference
         return False if _TOTALS.search(sentence) or (summed and "+" in summed[1] and "-" not in summed[1]) else None
-    at = [n for n in _NUMBER.finditer(_bare(sentence)) if _value(n) == value]
-    counted = [w for w in re.findall(r"[A-Za-z]+", _bare(sentence)[at[-1].end() :][:40]) if w.lower() not in _BETWEEN][:1]
-    if not at or not counted:
-        return None
-    return _same_word(counted[0], asks[2])
+    bare = _bare(sentence)
+    at = [n for n in _NUMBER.finditer(bare) if _value(n) == value]
+    counted = (
+        [w for w in re.findall(r"[A-Za-z]+", bare[at[-1].end() :][:40]) if w.lower() not in _BETWEEN] if at else []
+    )
+    return _same_word(counted[0], asks[2]) if counted else None
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -406,9 +411,7 @@ def _same_word(a: str, b: str) -> bool:
 
 
 # "Let x be the number of marbles he has now": a variable, and what it stands for
-_LET = re.compile(
-    r"\blet\s+([A-Za-z])\s+(?:be|represent|denote|stand\s+for)\s+([^.;,\n]*)", re.I
-)
+_LET = re.compile(r"\blet\s+([A-Za-z])\s+(?:be|represent|denote|stand\s+for)\s+([^.;,\n]*)", re.I)
 _DEFINES = re.compile(r"\b([A-Za-z])\s+(?:be|represents?|denotes?|stands?\s+for)\b")
 
 
@@ -455,6 +458,22 @@ _DANGLING = re.compile(rf"(?:\s[-+*/\u00d7\u00f7]|=|{_ANSWER_IS}|{_NAMED})[\s*_:
 _NAMED_AFTER = re.compile(r"\bwhich\s+is\s+(?:the|our|my)\s+(?:final\s+)?answer\b", re.I)
 
 
+def _two_answers(text: str, markers: list[re.Match], found: str) -> bool:
+    """Whether the final answer ``found``, at the last of ``markers``, ends a block of marker
+    lines, each a line of its own, that states another ("#### 7" then "#### 11"): two final
+    answers back to back commit to neither."""
+    start = len(text)
+    for marker in reversed(markers):
+        line = _FIRST_LINE.match(text, marker.end())
+        if text[text.rfind("\n", 0, marker.start()) + 1 : marker.start()].strip() or text[line.end() : start].strip():
+            return False  # a marker inside a sentence, or text between it and the next
+        other = _number_in(line[1])
+        if other is not None and not numbers_equal(other, found):
+            return True
+        start = marker.start()
+    return False
+
+
 def _retracted(found: str | None, after: str, question: str | None) -> bool:
     """Whether the working ``after`` a stated answer concludes with a different one ("Answer: 8
     ... so 8 - 3 = 5 more customers left"): the output then contradicts itself and commits to
@@ -479,16 +498,22 @@ def extract_number(text: str, question: str | None = None) -> str | None:
     "####", \\boxed) that is followed by a number; else under the last "Answer:" heading, up to
     the working that follows it ("Explanation:"); else the conclusion of the whole text. An
     output cut off before it states an answer has none; with the ``question``, a cut-off
-    sentence whose number is not one the question gives is taken as the result it states."""
+    sentence whose number is not one the question gives is taken as the result it states. An
+    output that contradicts itself commits to none: it states an answer and its working then
+    concludes another, or it ends on two different final answers."""
     text = _plain(str(text))
     if _DANGLING.search(text):
         return None
-    for marker in reversed(list(STRONG.finditer(text))):
-        found = _number_in(_segment(text, marker.end()))
+    markers = list(STRONG.finditer(text))
+    for k in reversed(range(len(markers))):
+        found = _number_in(_segment(text, markers[k].end()))
         if found is not None:
-            line = _FIRST_LINE.match(text, marker.end())
+            line = _FIRST_LINE.match(text, markers[k].end())
             end = _CLAUSE_END.search(text, line.start(1), line.end())
-            return None if _retracted(found, text[end.end() if end else line.end() :], question) else found
+            after = text[end.end() if end else line.end() :]
+            if _two_answers(text[: line.end()], markers[: k + 1], found) or _retracted(found, after, question):
+                return None
+            return found
     headings = list(_HEADING.finditer(text))
     if headings:
         region = text[headings[-1].end() :]
@@ -519,11 +544,13 @@ def numbers_equal(predicted: str | None, gold: str) -> bool:
         return predicted == gold
 
 
-# yes/true/false anywhere ("not true", "not entirely false" are negated); "no" only where it
-# stands as an answer, before punctuation or the end of a line ("No, ...", "is no."), never in
-# "no evidence".
+# yes/true/false anywhere ("not true", "isn't true", "not entirely false" are negated; "yep" is a
+# yes, "nope" a no); "no" only where it stands as an answer, before punctuation or the end of a
+# line ("No, ...", "is no."), never in "no evidence".
 _YES_NO = re.compile(
-    r"""\b(?:(not)\s+(?:\w+ly\s+)?)?(true|false|yes)\b|\b(no)(?=[ \t]*(?:[.,;:!?)"'*]|$))""", re.I | re.M
+    r"""(?:(not|(?<=\w)n't)\s+(?:\w+ly\s+)?)?\b(true|false|yes|yep|yup|yeah)\b"""
+    r"""|\b(no|nope)(?=[ \t]*(?:[.,;:!?)"'*]|$))""",
+    re.I | re.M,
 )
 # right after a marker, the first word decides, "no" included ("Answer: No because ...").
 _LEAD = re.compile(r"""[\s"'*(\[]*(?:(not)\s+(?:\w+ly\s+)?)?(yes|no|true|false)\b""", re.I)
@@ -533,13 +560,24 @@ _EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*(?:,?\s+or\s+|\s*/\s*)["'*
 _CONCLUDES = re.compile(
     r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
     based\s+on\b[^,]*,|for\s+(?:these|this|all\s+these)\s+reasons?,)|,\s*so\s|\bI\s+(?:believe|think|conclude)\b|
-    \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|not\s+possible))\b""",
+    \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:not\s+)?(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|(?:un)?reasonable))\b""",
     re.I | re.X,
 )
 _CONCESSION = re.compile(
     r"^\W*(?:(?:overall|therefore|thus|so|however),?\s+)?(?:while|although|though|even\s+though|whereas)\b[^,]*,", re.I
 )
-_NEGATION = re.compile(r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none)\b|n't\b", re.I)
+_NEGATION = re.compile(
+    r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none|fail(?:s|ed)?\s+to|rather\s+than|instead\s+of)\b|n't\b",
+    re.I,
+)
+# a negation of a negative, which cancel: "not impossible", "not unreasonable", "would not fail to"
+_DOUBLE = re.compile(
+    r"(?:\bnot|n't)\s+(?:\w+\s+){0,2}?(?:impossible|unlikely|un(?:reasonable|common|usual|heard|known|true|able|safe)|"
+    r"fail(?:s|ed)?\s+to)\b",
+    re.I,
+)
+# a question that asks about a negative ("Is viscosity unimportant ...?", "... be unfamiliar with ...?")
+_UN_WORD = re.compile(r"\bun(?!der|it|ivers|iq|if|ion|til|less)[a-z]{4,}\b", re.I)
 _UNDECIDED = re.compile(
     r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\s+to\s+say|cannot\s+be\s+determined|"
     r"impossible\s+to\s+(?:say|determine|know))\b",
@@ -552,7 +590,7 @@ _CLAUSE = re.compile(r"[^.!?\n]+[.!?]?")
 
 def _yes_no(match: re.Match) -> str:
     negated, word = match[1], next(g for g in match.groups()[1:] if g).lower()
-    says_yes = word in ("yes", "true")
+    says_yes = word in ("yes", "true", "yep", "yup", "yeah")
     if negated and word in ("true", "false"):  # "not true" is a no
         says_yes = not says_yes
     return "yes" if says_yes else "no"
@@ -573,7 +611,10 @@ _HEDGE = re.compile(
 def extract_yes_no(text: str, question: str | None = None) -> str | None:
     """ "yes"/"no": the first decisive word after the last answer marker that has one, else the
     first one in the text, else the polarity of its conclusion (see _polarity, which reads
-    the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive."""
+    the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive. With
+    the ``question``: a yes/no that answers a question the output asks itself on the way is
+    not its answer, and one the output's last conclusion reverses ("Yes. ... So he was not a
+    daredevil.") leaves it committed to none."""
     original = str(text)
     text = _EITHER.sub(lambda m: " " * len(m[0]), original)
     ends = [marker.end() for marker in MARKER.finditer(text)]
@@ -585,8 +626,46 @@ def extract_yes_no(text: str, question: str | None = None) -> str | None:
     hedge = _HEDGE.match(text)
     if hedge:
         return "no" if hedge["no"] else "yes"
-    found = _YES_NO.search(text)
-    return _yes_no(found) if found else _polarity(original, question)
+    found = next((m for m in _YES_NO.finditer(text) if not _answers_own_question(text, m.start(), question)), None)
+    if not found:
+        return _polarity(original, question)
+    answer = _yes_no(found)
+    last = _last_verdict(text[found.end() :], question)
+    return None if last is not None and last != answer else answer  # "Yes. ... So he was not": none
+
+
+def _answers_own_question(text: str, at: int, question: str | None) -> bool:
+    """Whether the yes/no at ``at`` answers a question the output asks itself on the way ("Was he
+    alive in 1907? Yes, ..."), not the task's own (a restatement shares most of its words)."""
+    asked = re.search(r"([^.!?\n]*)\?[\s\"'*]*$", text[max(0, at - 300) : at])
+    if not asked or not question:
+        return False
+    return not _restates_claim(asked[1], question)
+
+
+def _restates_claim(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` speaks of the question's own claim: it has most of its words."""
+    own = _content(question)
+    return len(own & _content(sentence)) >= 0.6 * len(own)
+
+
+def _content(text: str) -> set:
+    return {w for w in _words(text) if len(w) > 3} - {"there", "that", "this", "with", "would", "could", "have"}
+
+
+def _last_verdict(text: str, question: str | None) -> str | None:
+    """The answer the end of ``text`` gives: a closing "False." or the polarity of a last
+    sentence that draws a conclusion on the question's own claim ("So children can indeed be
+    hurt" for "Can children be hurt ...?"); None where it ends with neither."""
+    clauses = [m[0].strip() for m in _CLAUSE.finditer(_EITHER.sub(" ", text)) if m[0].strip()]
+    if not clauses:
+        return None
+    lead = re.fullmatch(r"""[\W_]*(?:(not)\s+)?(yes|no|true|false)[\W_]*""", clauses[-1], re.I)
+    if lead:
+        return _yes_no(lead)
+    if not (_CONCLUDES.search(clauses[-1]) and question and _restates_claim(clauses[-1], question)):
+        return None
+    return _polarity(clauses[-1], question)
 
 
 # words that make a question's claim strong: "directly responsible", "only", "always"
@@ -598,8 +677,10 @@ def _polarity(text: str, question: str | None = None) -> str | None:
     conclusion ("it is unlikely that ..." is a no; "while X, Y" is read from Y, unless X denies
     the qualifier the question hangs on: "directly" in "were they directly responsible?" and
     "while it is impossible to directly attribute it to them, ..."), or, after an echoed "True
-    or False: <statement>", of its last sentence. Otherwise none: a hint or a list of facts
-    asserts nothing."""
+    or False: <statement>", of its last sentence. A negated negative is a yes ("it is not
+    impossible"); where the question asks about a negative ("Is viscosity unimportant ...?"), a
+    conclusion that does not repeat that word speaks of its opposite ("it is likely that
+    viscosity matters": a no). Otherwise none: a hint or a list of facts asserts nothing."""
     echo = list(_STATEMENT_ECHO.finditer(text))
     after = text[text.find("\n", echo[-1].end()) + 1 :] if echo and "\n" in text[echo[-1].end() :] else ""
     text = _EITHER.sub(" ", text)
@@ -615,7 +696,9 @@ def _polarity(text: str, question: str | None = None) -> str | None:
     ):
         return "no"
     main = _CONCESSION.sub("", chosen[0])
-    return "no" if _NEGATION.search(main) else "yes"
+    says = "no" if _NEGATION.search(_DOUBLE.sub(" ", main)) else "yes"  # "not impossible" is a yes
+    denied = [w for w in _UN_WORD.findall(question or "") if w.lower() not in main.lower()]
+    return ("yes" if says == "no" else "no") if denied else says  # "unimportant?": "it matters" is a no
 
 
 _LETTER_MARKER = re.compile(
