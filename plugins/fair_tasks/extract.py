@@ -317,12 +317,13 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
     needs to give away 78"), which counts, from one that restates the question, which does not.
     Of several results, one that is what the question asks for wins over a later one that is
     something else (see _fits): "2 more kids on Tuesday" over "28 kids over the three days"."""
-    found = list(_results(text, stated, complete, question))
-    if found and question and _fits(*found[0], question) is False:
-        better = next((value for sentence, value in found[1:] if _fits(sentence, value, question)), None)
+    results = _results(text, stated, complete, question)  # lazily: most outputs need only the first
+    first = next(results, None)
+    if first and question and _fits(*first, question) is False:
+        better = next((value for sentence, value in results if _fits(sentence, value, question)), None)
         if better is not None or not (complete or _ends(text)):  # cut off before it answers
             return better
-    return found[0][1] if found else None
+    return first[1] if first else None
 
 
 def _results(text: str, stated: bool, complete: bool, question: str | None):
@@ -338,10 +339,10 @@ def _results(text: str, stated: bool, complete: bool, question: str | None):
             if solved is not None:
                 yield sentence, solved
             return
-        line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+        line = text[max(text.rfind("\n", 0, m.start()) + 1, m.start() - 400) : m.start()]  # bounded: no quadratic
         if _off_topic(sentence, question, line):
             continue
-        goes_on = text[m.end() :].strip() != ""
+        goes_on = i == 0 and text[m.end() :].strip() != ""
         if i == 0 and goes_on and not ended and not _CUE.search(sentence):
             continue  # a statement that the output goes on from and is cut off: no conclusion
         whole = i > 0 or ended or goes_on
