@@ -14,7 +14,7 @@ from fair_core.paper import read
 from fair_core.splits import IN_MISTAKES_FILE, normal, plan
 from fair_core.stats import accuracy, describe, mcnemar
 from fair_core.task import data_root
-from fair_core.testing.labels import labelled
+from fair_core.testing.labels import agrees, labelled
 from fair_core.testing.tiny import make_tiny_student
 from fair_tasks.gsm8k import Gsm8k
 from fair_tasks.strategyqa import StrategyQA
@@ -110,8 +110,7 @@ def test_answers_are_read_as_a_person_reads_them():
     for row, task, problem, output in labelled({"svamp": Svamp(), "strategyqa": StrategyQA()}):
         got, correct = task.grade(problem, output)
         label = row["label"]
-        same = got == label if label is None or got is None else task.is_correct(got, label)
-        agree[row["task"]] = agree.get(row["task"], 0) + same
+        agree[row["task"]] = agree.get(row["task"], 0) + agrees(task, got, label)
         total[row["task"]] = total.get(row["task"], 0) + 1
         if label is not None and task.is_correct(label, problem.gold) and not correct:
             correct_called_wrong.append((row["task"], row["id"]))

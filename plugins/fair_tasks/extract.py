@@ -7,6 +7,8 @@ answer marker ("The answer is", "Answer:", "final answer", "####", \\boxed{) alw
 the last-number fallback, its last occurrence counts, and an expression right after a marker
 ("Answer: 290 / 2 = 145") yields its result. An output that answers and then writes itself a
 new exercise ("Question: ...", as a model continuing a few-shot prompt does) is read up to it.
+An output commits to no answer (None) where it contradicts itself or stops before concluding,
+as a person reading it would say (tests/data/answer_outputs.jsonl holds such outputs).
 Every function here returns None rather than raising: model output is arbitrary text.
 """
 
@@ -195,6 +197,10 @@ _HEADING = re.compile(r"\banswer\s*[:=]|^[ \t]*#{1,4}[ \t]*(?:final[ \t]+)?answe
 _SECTION = re.compile(
     r"^[ \t*#]*(?:explanation|reasoning|justification|rationale|solution|work|steps?)\b[^\n:]{0,20}:", re.I | re.M
 )
+# an operator followed by a word: the expression is still to be worked out
+_UNWORKED = re.compile(
+    r"^\s*(?:[*/\u00d7\u00f7+]|-\s)|[A-Za-z]\s*[-+*/\u00d7\u00f7]\s*\d|\d\s*[-+*/\u00d7\u00f7]\s*[A-Za-z]"
+)
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?](?=\s|$)|$)", re.M)
 _BARE = re.compile(r"\s*[$\u20ac\u00a3]?\s*-?[\d.,/]+\s*%?\s*(?:[A-Za-z]+\s*){0,3}[.!]?\s*$")
 
@@ -210,7 +216,10 @@ def _result(sentence: str, given: frozenset = frozenset()) -> str | None:
     last = matches[-1].start()
     cues = [m for m in _CUE.finditer(bare) if m.end() <= last]
     if cues and cues[-1][0] == "=":
-        return _value(next(n for n in matches if n.start() >= cues[-1].end()))
+        first = next(n for n in matches if n.start() >= cues[-1].end())
+        if _UNWORKED.search(bare[cues[-1].end() :]):  # "= 2 * Number of pages": an equation, no result
+            return None
+        return _value(first)
     after = [n for n in matches if not cues or n.start() >= cues[-1].end()]
     new = [n for n in after if _value(n) not in given]
     return _value((new or after)[-1])
@@ -305,19 +314,38 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
     that draws a conclusion counts. ``stated``: ``text`` follows an answer heading, so a bare
     number there ("Answer: 63") is the answer; ``complete``: more of the output follows ``text``;
     ``question``: its numbers tell a cut-off sentence whose number is new (a result: "Kelly
-    needs to give away 78"), which counts, from one that restates the question, which does not."""
+    needs to give away 78"), which counts, from one that restates the question, which does not.
+    Of several results, one that is what the question asks for wins over a later one that is
+    something else (see _fits): "2 more kids on Tuesday" over "28 kids over the three days"."""
+    results = _results(text, stated, complete, question)  # lazily: most outputs need only the first
+    first = next(results, None)
+    if first and question and _fits(*first, question) is False:
+        better = next((value for sentence, value in results if _fits(sentence, value, question)), None)
+        if better is not None or not (complete or _ends(text)):  # cut off before it answers
+            return better
+    return first[1] if first else None
+
+
+def _results(text: str, stated: bool, complete: bool, question: str | None):
+    """(sentence, result) of the sentences that may conclude ``text``, the last first: see _conclusion."""
     given = numbers_in(question) if question else frozenset()
     sentences = [m for m in _SENTENCE.finditer(text) if _NUMBER.search(m[0])]
-    ended = complete or text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+    ended = complete or _ends(text)
     restated = False  # cut off while restating: only a sentence that opens with a conclusion counts
     for i, m in enumerate(reversed(sentences)):
         sentence = m[0]
         if i == 0 and _UNRESOLVED.match(_bare(sentence)):
-            return None
-        line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+            solved = _solved(sentence, text, question)
+            if solved is not None:
+                yield sentence, solved
+            return
+        line = text[max(text.rfind("\n", 0, m.start()) + 1, m.start() - 400) : m.start()]  # bounded: no quadratic
         if _off_topic(sentence, question, line):
             continue
-        whole = i > 0 or ended or text[m.end() :].strip() != ""
+        goes_on = i == 0 and text[m.end() :].strip() != ""
+        if i == 0 and goes_on and not ended and not _CUE.search(sentence):
+            continue  # a statement that the output goes on from and is cut off: no conclusion
+        whole = i > 0 or ended or goes_on
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
         elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
@@ -335,8 +363,77 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
         else:
             continue
         if found is not None:
-            return found
-    return None
+            yield sentence, found
+
+
+def _ends(text: str) -> bool:
+    """Whether ``text`` ends as a sentence does, not cut off mid-way."""
+    return text.rstrip().rstrip("*_`'\" )]").endswith((".", "!", "?"))
+
+
+# what a question asks for: "how many more cups of flour" (a comparison: more, cups)
+_ASKED = re.compile(
+    r"\bhow\s+(?:many|much)\s+(?:(more|fewer|less)\s+)?"
+    r"(?!(?:will|do|does|did|is|are|was|were|can|could|should|would|has|have|had|of|than)\b)([A-Za-z]+)",
+    re.I,
+)
+_COMPARES = re.compile(
+    r"\b(?:more|fewer|less|difference|than|farther|further|longer|shorter|taller|older|younger)\b", re.I
+)
+_TOTALS = re.compile(r"\b(?:total|altogether|in\s+all|together|combined|overall)\b", re.I)
+# words that may stand between a number and what it counts ("9 full rows", "5 more cups")
+_BETWEEN = {"full", "whole", "more", "fewer", "less", "extra", "new", "old", "other", "of", "the"}
+
+
+def _fits(sentence: str, value: str, question: str) -> bool | None:
+    """Whether ``sentence``, whose result is ``value``, gives what the question asks for: for
+    "how many more X than Y" a comparison (not a total); else the thing counted right after
+    the result ("= 186 pencils" for "how many pencils", not "= 9 full rows"). None: can't tell."""
+    asks = _ASKED.search(question)
+    if asks is None:
+        return None
+    if asks[1] or re.search(r"\bthan\b", question[asks.start() :], re.I):
+        if _COMPARES.search(sentence):
+            return True
+        summed = re.search(r"([^=]*)=[^=]*$", _bare(sentence))  # "8 + 11 + 9 = 28": a sum, no difference
+        return False if _TOTALS.search(sentence) or (summed and "+" in summed[1] and "-" not in summed[1]) else None
+    bare = _bare(sentence)
+    at = [n for n in _NUMBER.finditer(bare) if _value(n) == value]
+    counted = (
+        [w for w in re.findall(r"[A-Za-z]+", bare[at[-1].end() :][:40]) if w.lower() not in _BETWEEN] if at else []
+    )
+    return _same_word(counted[0], asks[2]) if counted else None
+
+
+def _same_word(a: str, b: str) -> bool:
+    """ "pencil" and "pencils" are one word."""
+    a, b = a.lower(), b.lower()
+    return a.rstrip("s") == b.rstrip("s")
+
+
+# "Let x be the number of marbles he has now": a variable, and what it stands for
+_LET = re.compile(r"\blet\s+([A-Za-z])\s+(?:be|represent|denote|stand\s+for)\s+([^.;,\n]*)", re.I)
+_DEFINES = re.compile(r"\b([A-Za-z])\s+(?:be|represents?|denotes?|stands?\s+for)\b")
+
+
+def _solved(sentence: str, text: str, question: str | None) -> str | None:
+    """ "x = 8" that ends an equation solved for one variable, defined as what the question asks
+    for ("Let x be the number of marbles he has now" and "how many marbles"): 8. Else None: an
+    x that stands for something else, or one of several unknowns, answers nothing."""
+    solved = re.match(r"\s*([A-Za-z])\s*=\s*", _bare(sentence))
+    let = _LET.search(text)
+    asks = _ASKED.search(question or "")
+    if not (solved and let and asks):
+        return None
+    var, means = let[1], let[2]
+    if {v.lower() for v in _DEFINES.findall(text)} - {var.lower()} or solved[1].lower() != var.lower():
+        return None
+    if not any(_same_word(w, asks[2]) for w in re.findall(r"[A-Za-z]+", means)):
+        return None
+    if (asks[1] or re.search(r"\bthan\b", question[asks.start() :], re.I)) and not _COMPARES.search(means):
+        return None
+    number = _NUMBER.search(_bare(sentence), solved.end())
+    return _value(number) if number else None
 
 
 def numbers_in(question: str) -> frozenset:
@@ -356,17 +453,67 @@ def _option_value(text: str, stated: str, letter: re.Match) -> str | None:
     return _result(line[1]) if line and _NUMBER.search(line[1]) else None
 
 
+# an output that stops mid-computation ("= 24400 + 9760 +") or right after "The answer is"
+_DANGLING = re.compile(rf"(?:\s[-+*/\u00d7\u00f7]|=|{_ANSWER_IS}|{_NAMED})[\s*_:]*\Z", re.I)
+# "29564, which is the answer": a conclusion named after it is stated
+_NAMED_AFTER = re.compile(r"\bwhich\s+is\s+(?:the|our|my)\s+(?:final\s+)?answer\b", re.I)
+
+
+def _two_answers(text: str, markers: list[re.Match], found: str) -> bool:
+    """Whether the final answer ``found``, at the last of ``markers``, ends a block of marker
+    lines, each a line of its own, that states another ("#### 7" then "#### 11"): two final
+    answers back to back commit to neither."""
+    start = len(text)
+    for marker in reversed(markers):
+        line = _FIRST_LINE.match(text, marker.end())
+        if text[text.rfind("\n", 0, marker.start()) + 1 : marker.start()].strip() or text[line.end() : start].strip():
+            return False  # a marker inside a sentence, or text between it and the next
+        other = _number_in(line[1])
+        if other is not None and not numbers_equal(other, found):
+            return True
+        start = marker.start()
+    return False
+
+
+def _retracted(found: str | None, after: str, question: str | None) -> bool:
+    """Whether the working ``after`` a stated answer concludes with a different one ("Answer: 8
+    ... so 8 - 3 = 5 more customers left"): the output then contradicts itself and commits to
+    neither. Only a whole last sentence that draws a conclusion counts, not a denial ("9, which
+    is not the answer") nor one cut off."""
+    if found is None or not _ends(after):
+        return False
+    last = [m[0] for m in _SENTENCE.finditer(after) if _NUMBER.search(m[0])][-1:]
+    if not last or re.search(r"\bnot\b", last[0]) or _off_topic(last[0], question):
+        return False
+    numbers = list(_NUMBER.finditer(last[0]))
+    if not (any(c.end() <= numbers[-1].start() for c in _CUE.finditer(last[0])) or _NAMED_AFTER.search(last[0])):
+        return False
+    given = numbers_in(question) if question else frozenset()
+    later = _result(last[0], given)
+    return later is not None and later not in given and not numbers_equal(later, found)
+
+
 @_before_new_exercise
 def extract_number(text: str, question: str | None = None) -> str | None:
     """The final numeric answer. At the last explicit marker ("the answer is", "final answer",
     "####", \\boxed) that is followed by a number; else under the last "Answer:" heading, up to
     the working that follows it ("Explanation:"); else the conclusion of the whole text. An
     output cut off before it states an answer has none; with the ``question``, a cut-off
-    sentence whose number is not one the question gives is taken as the result it states."""
+    sentence whose number is not one the question gives is taken as the result it states. An
+    output that contradicts itself commits to none: it states an answer and its working then
+    concludes another, or it ends on two different final answers."""
     text = _plain(str(text))
-    for marker in reversed(list(STRONG.finditer(text))):
-        found = _number_in(_segment(text, marker.end()))
+    if _DANGLING.search(text):
+        return None
+    markers = list(STRONG.finditer(text))
+    for k in reversed(range(len(markers))):
+        found = _number_in(_segment(text, markers[k].end()))
         if found is not None:
+            line = _FIRST_LINE.match(text, markers[k].end())
+            end = _CLAUSE_END.search(text, line.start(1), line.end())
+            after = text[end.end() if end else line.end() :]
+            if _two_answers(text[: line.end()], markers[: k + 1], found) or _retracted(found, after, question):
+                return None
             return found
     headings = list(_HEADING.finditer(text))
     if headings:
@@ -377,7 +524,10 @@ def extract_number(text: str, question: str | None = None) -> str | None:
         if letter:
             return _option_value(text, stated, letter)
         if _NUMBER.search(stated):
-            return _conclusion(stated, stated=True, complete=working is not None, question=question)
+            found = _conclusion(stated, stated=True, complete=working is not None, question=question)
+            if working and _retracted(found, region[working.start() :], question):
+                return None
+            return found
         if (word := _word_number(stated)) is not None:  # "Answer: Five"
             return word
         if working:  # "Answer: more files than apps" then working that ends in a number
@@ -395,11 +545,13 @@ def numbers_equal(predicted: str | None, gold: str) -> bool:
         return predicted == gold
 
 
-# yes/true/false anywhere ("not true", "not entirely false" are negated); "no" only where it
-# stands as an answer, before punctuation or the end of a line ("No, ...", "is no."), never in
-# "no evidence".
+# yes/true/false anywhere ("not true", "isn't true", "not entirely false" are negated; "yep" is a
+# yes, "nope" a no); "no" only where it stands as an answer, before punctuation or the end of a
+# line ("No, ...", "is no."), never in "no evidence".
 _YES_NO = re.compile(
-    r"""\b(?:(not)\s+(?:\w+ly\s+)?)?(true|false|yes)\b|\b(no)(?=[ \t]*(?:[.,;:!?)"'*]|$))""", re.I | re.M
+    r"""(?:(not|(?<=\w)n't)\s+(?:\w+ly\s+)?)?\b(true|false|yes|yep|yup|yeah)\b"""
+    r"""|\b(no|nope)(?=[ \t]*(?:[.,;:!?)"'*]|$))""",
+    re.I | re.M,
 )
 # right after a marker, the first word decides, "no" included ("Answer: No because ...").
 _LEAD = re.compile(r"""[\s"'*(\[]*(?:(not)\s+(?:\w+ly\s+)?)?(yes|no|true|false)\b""", re.I)
@@ -409,13 +561,24 @@ _EITHER = re.compile(r"""\b(?:true|false|yes|no)["'*]*(?:,?\s+or\s+|\s*/\s*)["'*
 _CONCLUDES = re.compile(
     r"""^\W*(?:therefore|thus|hence|so|overall|in\s+conclusion|in\s+summary|as\s+a\s+result|
     based\s+on\b[^,]*,|for\s+(?:these|this|all\s+these)\s+reasons?,)|,\s*so\s|\bI\s+(?:believe|think|conclude)\b|
-    \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|not\s+possible))\b""",
+    \bit(?:\s+i|')s\s+(?:reasonable\s+to\s+conclude|(?:not\s+)?(?:highly\s+|very\s+)?(?:unlikely|likely|possible|impossible|(?:un)?reasonable))\b""",
     re.I | re.X,
 )
 _CONCESSION = re.compile(
     r"^\W*(?:(?:overall|therefore|thus|so|however),?\s+)?(?:while|although|though|even\s+though|whereas)\b[^,]*,", re.I
 )
-_NEGATION = re.compile(r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none)\b|n't\b", re.I)
+_NEGATION = re.compile(
+    r"\b(?:not|never|cannot|unlikely|impossible|neither|nor|none|fail(?:s|ed)?\s+to|rather\s+than|instead\s+of)\b|n't\b",
+    re.I,
+)
+# a negation of a negative, which cancel: "not impossible", "not unreasonable", "would not fail to"
+_DOUBLE = re.compile(
+    r"(?:\bnot|n't)\s+(?:\w+\s+){0,2}?(?:impossible|unlikely|un(?:reasonable|common|usual|heard|known|true|able|safe)|"
+    r"fail(?:s|ed)?\s+to)\b",
+    re.I,
+)
+# a question that asks about a negative ("Is viscosity unimportant ...?", "... be unfamiliar with ...?")
+_UN_WORD = re.compile(r"\bun(?!der|it|ivers|iq|if|ion|til|less)[a-z]{4,}\b", re.I)
 _UNDECIDED = re.compile(
     r"\b(?:undecided|it\s+depends|difficult\s+to\s+say|hard\s+to\s+say|cannot\s+be\s+determined|"
     r"impossible\s+to\s+(?:say|determine|know))\b",
@@ -428,7 +591,7 @@ _CLAUSE = re.compile(r"[^.!?\n]+[.!?]?")
 
 def _yes_no(match: re.Match) -> str:
     negated, word = match[1], next(g for g in match.groups()[1:] if g).lower()
-    says_yes = word in ("yes", "true")
+    says_yes = word in ("yes", "true", "yep", "yup", "yeah")
     if negated and word in ("true", "false"):  # "not true" is a no
         says_yes = not says_yes
     return "yes" if says_yes else "no"
@@ -449,7 +612,10 @@ _HEDGE = re.compile(
 def extract_yes_no(text: str, question: str | None = None) -> str | None:
     """ "yes"/"no": the first decisive word after the last answer marker that has one, else the
     first one in the text, else the polarity of its conclusion (see _polarity, which reads
-    the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive."""
+    the ``question``'s qualifier); "True or False" echoed from a prompt is not decisive. With
+    the ``question``: a yes/no that answers a question the output asks itself on the way is
+    not its answer, and one the output's last conclusion reverses ("Yes. ... So he was not a
+    daredevil.") leaves it committed to none."""
     original = str(text)
     text = _EITHER.sub(lambda m: " " * len(m[0]), original)
     ends = [marker.end() for marker in MARKER.finditer(text)]
@@ -461,8 +627,46 @@ def extract_yes_no(text: str, question: str | None = None) -> str | None:
     hedge = _HEDGE.match(text)
     if hedge:
         return "no" if hedge["no"] else "yes"
-    found = _YES_NO.search(text)
-    return _yes_no(found) if found else _polarity(original, question)
+    found = next((m for m in _YES_NO.finditer(text) if not _answers_own_question(text, m.start(), question)), None)
+    if not found:
+        return _polarity(original, question)
+    answer = _yes_no(found)
+    last = _last_verdict(text[found.end() :], question)
+    return None if last is not None and last != answer else answer  # "Yes. ... So he was not": none
+
+
+def _answers_own_question(text: str, at: int, question: str | None) -> bool:
+    """Whether the yes/no at ``at`` answers a question the output asks itself on the way ("Was he
+    alive in 1907? Yes, ..."), not the task's own (a restatement shares most of its words)."""
+    asked = re.search(r"([^.!?\n]*)\?[\s\"'*]*$", text[max(0, at - 300) : at])
+    if not asked or not question:
+        return False
+    return not _restates_claim(asked[1], question)
+
+
+def _restates_claim(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` speaks of the question's own claim: it has most of its words."""
+    own = _content(question)
+    return len(own & _content(sentence)) >= 0.6 * len(own)
+
+
+def _content(text: str) -> set:
+    return {w for w in _words(text) if len(w) > 3} - {"there", "that", "this", "with", "would", "could", "have"}
+
+
+def _last_verdict(text: str, question: str | None) -> str | None:
+    """The answer the end of ``text`` gives: a closing "False." or the polarity of a last
+    sentence that draws a conclusion on the question's own claim ("So children can indeed be
+    hurt" for "Can children be hurt ...?"); None where it ends with neither."""
+    clauses = [m[0].strip() for m in _CLAUSE.finditer(_EITHER.sub(" ", text)) if m[0].strip()]
+    if not clauses:
+        return None
+    lead = re.fullmatch(r"""[\W_]*(?:(not)\s+)?(yes|no|true|false)[\W_]*""", clauses[-1], re.I)
+    if lead:
+        return _yes_no(lead)
+    if not (_CONCLUDES.search(clauses[-1]) and question and _restates_claim(clauses[-1], question)):
+        return None
+    return _polarity(clauses[-1], question)
 
 
 # words that make a question's claim strong: "directly responsible", "only", "always"
@@ -474,8 +678,10 @@ def _polarity(text: str, question: str | None = None) -> str | None:
     conclusion ("it is unlikely that ..." is a no; "while X, Y" is read from Y, unless X denies
     the qualifier the question hangs on: "directly" in "were they directly responsible?" and
     "while it is impossible to directly attribute it to them, ..."), or, after an echoed "True
-    or False: <statement>", of its last sentence. Otherwise none: a hint or a list of facts
-    asserts nothing."""
+    or False: <statement>", of its last sentence. A negated negative is a yes ("it is not
+    impossible"); where the question asks about a negative ("Is viscosity unimportant ...?"), a
+    conclusion that does not repeat that word speaks of its opposite ("it is likely that
+    viscosity matters": a no). Otherwise none: a hint or a list of facts asserts nothing."""
     echo = list(_STATEMENT_ECHO.finditer(text))
     after = text[text.find("\n", echo[-1].end()) + 1 :] if echo and "\n" in text[echo[-1].end() :] else ""
     text = _EITHER.sub(" ", text)
@@ -491,7 +697,9 @@ def _polarity(text: str, question: str | None = None) -> str | None:
     ):
         return "no"
     main = _CONCESSION.sub("", chosen[0])
-    return "no" if _NEGATION.search(main) else "yes"
+    says = "no" if _NEGATION.search(_DOUBLE.sub(" ", main)) else "yes"  # "not impossible" is a yes
+    denied = [w for w in _UN_WORD.findall(question or "") if w.lower() not in main.lower()]
+    return ("yes" if says == "no" else "no") if denied else says  # "unimportant?": "it matters" is a no
 
 
 _LETTER_MARKER = re.compile(
