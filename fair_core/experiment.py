@@ -15,13 +15,15 @@ Every run directory resumes as a run does, so an experiment does.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 from pydantic import Field
 
@@ -47,6 +49,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 SEEDED = "experiment_seed"  # meta key: the calls and cost a variant's copy started with
 SHARED = ("committee", "references", "untrained")  # folders and rows of the experiment's own
 SCORES = "likelihood.json"  # in each run directory: its student's scores of the references
+SHARE_POLL_S = 5.0  # how often a process waiting on runs that another holds looks again
 
 
 class VariantConfig(Strict):
@@ -232,16 +235,22 @@ def run(
     """Runs what is not done yet (the committee, the references, then each arm), scores the
     references under each arm's student, and writes the comparison. ``watch(label, run)`` wraps
     each run that has work left (a console sink, a UI's); a run left unfinished (failed calls, a
-    partial stage) stops the experiment, resumable. ``say`` hears a line per scoring."""
-    from .rundir import Run, RunLock
+    partial stage) stops the experiment, resumable. ``say`` hears a line per scoring and per run
+    left to another process: several processes on one experiment share its runs (each run is
+    locked while one works on it), which on a CPU is faster than one process on every core."""
+    from .rundir import Run
     from .runner import Runner, check
 
     for arm in exp.arms:  # everything knowable wrong, before a call is paid for
         check(arm.config, host)
-    for label, path, config, stages in plan(exp, root):
+
+    def work(step: tuple[str, Path, RunConfig, list[str]]) -> bool:
+        label, path, config, stages = step
         if done(path, config, stages):
-            continue
-        with RunLock(path):
+            return True
+        with _turn(path, label, say) as mine:
+            if not mine:
+                return False
             if label not in SHARED:
                 seed(root / "committee", path)
             r = Run(path, config)
@@ -252,11 +261,40 @@ def run(
                 r.close()
         if not done(path, config, stages):
             raise Unfinished(f"{label} did not finish (see `fair report {path}`): rerun the experiment to resume it")
+        return True
+
+    committee, *rest = plan(exp, root)
+    _share([committee], work)  # every arm starts from it
+    _share(rest, work)
     if exp.references:
         measure(exp, root, host, say)
     result = compare(exp, root)
     write(result, root)
     return result
+
+
+@contextlib.contextmanager
+def _turn(path: Path, label: str, say: Callable[[str], None]) -> Iterator[bool]:
+    """Holds the run's lock and yields True, or yields False (saying so) where another process holds it."""
+    from .rundir import RunInUse, RunLock
+
+    try:
+        lock = RunLock(path).__enter__()
+    except RunInUse:
+        say(f"{label}: another process is working on it; going on with the next")
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _share(steps: list, work: Callable[[Any], bool]) -> None:
+    """Does ``work`` on each step, coming back to those another process held until every one is
+    done (by that process, or here if it let go unfinished)."""
+    while steps := [s for s in steps if not work(s)]:
+        time.sleep(SHARE_POLL_S)
 
 
 class Unfinished(FairError):
@@ -267,7 +305,7 @@ def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> No
     """The untrained student and each arm's trained one score the references
     (fair_core.likelihood), each once: the scores stay beside its run (SCORES) and a rerun with
     the same references reads them."""
-    from .rundir import Run, RunLock
+    from .rundir import Run
     from .runner import Runner
 
     store = Store(root / "references" / "run.sqlite", readonly=True)
@@ -280,11 +318,14 @@ def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> No
             f"{root / 'references'} holds no rationale in which the task's reader finds an answer: "
             "nothing to score; raise experiment.references"
         )
-    runs = [("untrained", root / "committee", False)] + [(a.folder, root / a.folder, True) for a in exp.arms]
-    for label, path, trained in runs:
+
+    def score(job: tuple[str, Path, bool]) -> bool:
+        label, path, trained = job
         if likelihood.load(path / SCORES, refs) is not None:
-            continue
-        with RunLock(path):
+            return True
+        with _turn(path, label, say) as mine:
+            if not mine:
+                return False
             r = Run(path)
             runner = Runner(r, host, [])
             try:
@@ -294,7 +335,10 @@ def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> No
             finally:
                 runner.release_student()
                 r.close()
-        write_atomic(path / SCORES, json.dumps(scored) + "\n")
+            write_atomic(path / SCORES, json.dumps(scored) + "\n")
+        return True
+
+    _share([("untrained", root / "committee", False)] + [(a.folder, root / a.folder, True) for a in exp.arms], score)
 
 
 # comparing ----------------------------------------------------------------------------------------

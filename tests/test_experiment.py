@@ -210,9 +210,16 @@ def test_arms_are_compared_on_held_out_references_with_seeds_as_the_unit(tmp_pat
     stages = ["examine", "explain", "solve", "review", "compile", "train"]  # no evaluate: no accuracy
     config = experiment_config(tmp_path, server.url, REFERENCES, mistakes=12, task__train_limit=6, stages=stages)
     root = tmp_path / "exp"
-    out = fair("experiment", config, "--dir", root, "--json", "--quiet", timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout)
+    # two processes share the experiment's runs: each run is worked on by one of them, once
+    cmd = [sys.executable, "-m", "fair_core.cli", "experiment", str(config), "--dir", str(root), "--json", "--quiet"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    result = json.loads(outs[0][0])
+    assert json.loads(outs[1][0]) == result
+    for arm in ("fair-seed0", "fair-seed1", "size-matched-seed0", "size-matched-seed1"):
+        events = [json.loads(line) for line in (root / arm / "events.jsonl").read_text().splitlines()]
+        assert [e["stage"] for e in events if e["type"] == "stage_started"].count("train") == 1, arm
     # the references are the teachers' rationales on the six mistakes after the six trained on
     with sqlite3.connect(root / "references" / "run.sqlite") as con:
         held = {i for (i,) in con.execute("SELECT item_id FROM mistakes")}

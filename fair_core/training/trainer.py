@@ -41,7 +41,7 @@ from .progress import Meter, ProgressLog
 # the same speed on one thread and up to a fifth slower on two (benchmarks/memory.py,
 # docs/benchmarks.md); a GPU wants long passes and has the memory for them.
 PASS_TOKENS = {"cpu": 512, "cuda": 16384}
-WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (as the paper)
+WARMUP = 0.03  # share of the steps with a linear warm-up, then a constant rate (the paper has none: docs/fidelity.md)
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 
