@@ -536,4 +536,12 @@ def is_experiment(folder: Path) -> bool:
 def read_result(folder: Path) -> dict | None:
     """The comparison an experiment in ``folder`` last wrote, if any."""
     path = folder / "experiment.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if "measures" not in result:  # an older fair's table, of accuracy alone: the runs are all still there
+        raise FairError(
+            f"{path} was written by an older fair: rerun `fair experiment CONFIG --dir {folder}` to "
+            "compare again (it reruns nothing)"
+        )
+    return result

@@ -310,3 +310,11 @@ def test_a_half_seeded_variant_is_seeded_again(tmp_path, cut):
     run = Run(variant, config)
     assert run.store.calls_made()[0] == 2
     run.close()
+
+
+def test_a_table_an_older_fair_wrote_says_how_to_compare_again(tmp_path):
+    (tmp_path / "committee").mkdir()
+    (tmp_path / "committee" / "run.sqlite").write_bytes(b"")
+    (tmp_path / "experiment.json").write_text(json.dumps({"reference": "fair", "items": 8, "variants": []}))
+    out = fair("report", tmp_path)
+    assert out.returncode == 2 and "written by an older fair" in out.stderr and out.stderr.count("\n") == 1

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from fair_core import experiment
+from fair_core.errors import FairError
 from fair_core.inert import inert
 from fair_core.report import build, round_rows, test_set_line, usd
 
@@ -133,9 +134,13 @@ class ResultsScreen(RunView):
     @work(thread=True, exclusive=True, group="report")
     def load(self, session: Session) -> None:
         report = render(build(session.path), session.config.committee.budget_usd)
-        compared = experiment.read_result(session.path.parent)
-        if compared is not None:
-            report = Group(report, Text(""), render_experiment(compared))
+        try:
+            compared = experiment.read_result(session.path.parent)
+        except FairError as e:  # a table an older fair wrote: the line says how to compare again
+            report = Group(report, Text(""), Text(str(e), style="dim"))
+        else:
+            if compared is not None:
+                report = Group(report, Text(""), render_experiment(compared))
         self.app.call_from_thread(self.show_report, report)
 
     def show_report(self, report: Group) -> None:
