@@ -96,6 +96,12 @@ def check_split(splits: dict[str, list[dict]], run: Path) -> None:
     assert Counter(r["kind"] for r in rows) == {"feedback": len(pairs(run)), "rationale": len(pairs(run))}
 
 
+@pytest.mark.needs_data
+def test_compile_writes_its_pairs_alone(run):
+    """rounds/N/train.jsonl is what the trainer and every export read; compile writes nothing beside it."""
+    assert [p.name for p in (run / "rounds" / "0").iterdir()] == ["train.jsonl"]
+
+
 # trainable exports ------------------------------------------------------------------------------
 @pytest.mark.needs_data
 def test_hf_is_a_datasetdict_with_train_and_validation(run, tmp_path):
