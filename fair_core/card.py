@@ -8,24 +8,10 @@ from pathlib import Path
 
 from . import __version__
 from . import config as cfg
+from .formats import Format
 from .report import build
 
 PAPER = "Li, Ji, Meng, He: Learning from Committee, ACL Findings 2025, arXiv 2410.03663"
-FORMAT_NOTES = {
-    "hf": "a `datasets.DatasetDict` (train, validation) saved with `save_to_disk`: `prompt`, `completion`, "
-    "`kind`, `item_id`. Load it with `datasets.load_from_disk(FOLDER)`, or from the hub with "
-    "`load_dataset(REPO)`.",
-    "messages": "TRL's conversational format: `messages` (a user turn, then the assistant's), `kind`, `item_id`; "
-    "TRL trains on every token of it unless `assistant_only_loss` is on.",
-    "prompt-completion": "TRL's prompt-completion format: `prompt`, `completion`, `kind`, `item_id`; TRL trains on "
-    "the completion only, as fair does.",
-    "alpaca": "LLaMA-Factory's alpaca format (`instruction` holds the whole prompt, `input` is empty, "
-    "`output`), with its `dataset_info.json`.",
-    "sharegpt": "LLaMA-Factory's sharegpt format with OpenAI-style `messages`, with its `dataset_info.json`.",
-    "jsonl": "one record per mistake: the question, the student's answer, every teacher writing with its "
-    "reviews and verdict.",
-    "paper": "the FAIR paper's own JSON files (`*_false_*`, `*_feedback_*`, `*_rationale_*`).",
-}
 
 
 def _task(config: cfg.TaskConfig) -> object | None:
@@ -126,8 +112,8 @@ class Facts:
         )
 
 
-def dataset_card(f: Facts, fmt: str, counts: dict[str, dict[str, int]] | None, data_files: dict[str, str]) -> str:
-    """README.md of an export: ``counts`` (split -> kind -> rows) for the trainable formats,
+def dataset_card(f: Facts, fmt: Format, counts: dict[str, dict[str, int]] | None, data_files: dict[str, str]) -> str:
+    """README.md of an export in ``fmt``: ``counts`` (split -> kind -> rows) for the trainable formats,
     ``data_files`` (split -> path glob) tells the hub which files are which split."""
     from huggingface_hub import DatasetCardData
 
@@ -138,7 +124,7 @@ def dataset_card(f: Facts, fmt: str, counts: dict[str, dict[str, int]] | None, d
         task_categories=["text-generation"],
         tags=f.tags(),
         size_categories=[_size(rows)],
-        pretty_name=f"fair {f.task} round {f.round} ({fmt})",
+        pretty_name=f"fair {f.task} round {f.round} ({fmt.name})",
         configs=[{"config_name": "default", "data_files": [{"split": s, "path": p} for s, p in data_files.items()]}]
         if data_files
         else None,
@@ -147,7 +133,7 @@ def dataset_card(f: Facts, fmt: str, counts: dict[str, dict[str, int]] | None, d
         f"# fair distillation data: {f.task}, round {f.round}",
         "",
         f"Instruction data distilled by fair from a committee of LLMs that explained a student's mistakes "
-        f"and peer-reviewed each other's rationales. Format `{fmt}`: {FORMAT_NOTES[fmt]}",
+        f"and peer-reviewed each other's rationales. Format `{fmt.name}`: {fmt.note}",
         "",
     ]
     if counts:

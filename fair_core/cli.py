@@ -575,8 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
     p.set_defaults(handler=cmd_import_paper)
 
-    from .formats import FORMATS as TRAINABLE
-    from .student_export import FORMATS as MODELS
+    from .export import FORMATS
 
     p = sub.add_parser(
         "export",
@@ -585,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trained student as one model folder or GGUF with an Ollama Modelfile (see docs/use.md)",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=["paper", "jsonl", *TRAINABLE, "split", *MODELS], default="paper")
+    p.add_argument("--format", choices=list(FORMATS), default="paper")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--round", type=int, help="which round's (default: 0; merged and gguf: the last trained)")
     p.set_defaults(handler=cmd_export)

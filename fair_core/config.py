@@ -142,9 +142,26 @@ class TeacherConfig(Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     retry_base_s: float = Field(default=1.0, gt=0)  # first backoff delay; doubles each retry
-    transport: Literal["auto", "litellm", "http"] = "auto"  # http: our lean OpenAI-compatible client
-    options: dict[str, Any] = {}  # backend-specific (replay: file; hf: model path)
+    options: dict[str, Any] = {}  # backend-specific (replay: files; hf: model path; litellm: transport)
     price: Price | None = None  # None: the backend's own price (litellm's map), if it has one
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transport_moved(cls, value: Any) -> Any:
+        """``transport`` is the litellm backend's own option now (``options.transport``). Every
+        config.toml written before holds its default, "auto", which means what no key means: it
+        is dropped; any other value is refused with where it went."""
+        if not isinstance(value, dict) or "transport" not in value:
+            return value
+        value = dict(value)
+        transport = value.pop("transport")
+        if transport != "auto":
+            name = value.get("name", "NAME")
+            raise ValueError(
+                f"transport moved into the litellm backend's options: in teacher {name!r}, write options = "
+                f"{{ transport = {transport!r} }} (or --set teachers.{name}.options.transport={transport})"
+            )
+        return value
 
     @field_validator("params", "options")
     @classmethod

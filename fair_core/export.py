@@ -1,26 +1,27 @@
 """Export a run: its committee data (the paper's JSON, JSONL records), its compiled training data
 in the layouts other trainers read (see fair_core.formats), the split it scored on, or its
-trained student (merged, GGUF: see fair_core.student_export). Every export carries a card,
-README.md (see fair_core.card)."""
+trained student (merged, GGUF: see fair_core.student_export). Every export but the split carries
+a card, README.md (see fair_core.card). :data:`FORMATS` holds each format whole."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from collections import Counter
+from contextlib import closing
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from . import formats
 from .card import Facts, dataset_card
 from .errors import FairError
+from .formats import Format, turns
 from .paper import export_files
 from .rundir import move_into, write_atomic
 from .splits import fingerprint
 from .store import StageStatus, Store
-from .student_export import FORMATS as MODEL_FORMATS
 from .student_export import export_student
-
-FORMATS = ("paper", "jsonl", *formats.FORMATS, "split", *MODEL_FORMATS)
 
 
 def records(store: Store, round: int) -> list[dict]:
@@ -84,66 +85,185 @@ def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
 
 def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list[Path]:
     """Write ``fmt`` of ``round`` (default: 0 for data, the last trained round for a model)."""
-    db = run_dir / "run.sqlite"
-    if not db.exists():
+    if fmt not in FORMATS:
+        raise FairError(f"no export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not (run_dir / "run.sqlite").exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
-    if fmt in MODEL_FORMATS:
-        return export_student(run_dir, fmt, out, round)
+    return FORMATS[fmt].write(run_dir, FORMATS[fmt], out, round)
+
+
+def _store(run_dir: Path) -> closing[Store]:
+    return closing(Store(run_dir / "run.sqlite", readonly=True))
+
+
+def _committee(store: Store, run_dir: Path, round: int) -> None:
+    """Refuse a round with no committee data."""
+    if not store.mistakes(round):
+        raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
+
+
+def write_paper(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
+    """The paper's three JSON files of the committee's records (see fair_core.paper)."""
     round = round or 0
-    store = Store(db, readonly=True)
-    try:
-        if fmt == "split":
-            return [write_atomic(out / "split.json", json.dumps(split(store), indent=1, ensure_ascii=False) + "\n")]
-        if fmt in formats.FORMATS:
-            pairs = compiled(store, run_dir, round)
-        elif not store.mistakes(round):
-            raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
-        elif fmt == "paper":
-            written = export_files(store, out, round)
-        else:
-            rows = records(store, round)
-    finally:
-        store.close()
-    facts = Facts(run_dir, round)
-    if fmt == "paper":
-        return [*written, write_atomic(out / "README.md", dataset_card(facts, fmt, None, {}))]
-    if fmt == "jsonl":
-        name = f"round{round}.jsonl"
-        return [
-            write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
-            write_atomic(out / "README.md", dataset_card(facts, fmt, None, {"train": name})),
-        ]
-    return trainable(pairs, fmt, facts, out)
+    with _store(run_dir) as store:
+        _committee(store, run_dir, round)
+        written = export_files(store, out, round)
+    return [*written, write_atomic(out / "README.md", dataset_card(Facts(run_dir, round), fmt, None, {}))]
 
 
-def trainable(pairs: list[dict], fmt: str, facts: Facts, out: Path) -> list[Path]:
+def write_jsonl(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
+    """The committee's records, one line per mistake (see :func:`records`)."""
+    round = round or 0
+    with _store(run_dir) as store:
+        _committee(store, run_dir, round)
+        rows = records(store, round)
+    name = f"round{round}.jsonl"
+    card = dataset_card(Facts(run_dir, round), fmt, None, {"train": name})
+    return [
+        write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+        write_atomic(out / "README.md", card),
+    ]
+
+
+def write_split(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
+    """split.json (see :func:`split`): the run's, whatever the round."""
+    with _store(run_dir) as store:
+        text = json.dumps(split(store), indent=1, ensure_ascii=False) + "\n"
+    return [write_atomic(out / "split.json", text)]
+
+
+def write_student(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
+    return export_student(run_dir, fmt.name, out, round)
+
+
+Save = Callable[[Path, dict[str, list[dict]]], dict[str, str]]
+
+
+def trainable(run_dir: Path, fmt: Format, out: Path, round: int | None, save: Save) -> list[Path]:
     """The compiled examples in ``fmt``, split into train and validation, with the card (and
-    LLaMA-Factory's dataset_info.json), built aside and then moved into ``out``."""
+    LLaMA-Factory's dataset_info.json), built aside and then moved into ``out``. ``save`` lays
+    out the shaped splits in a folder and returns each split's files (a path glob)."""
+    round = round or 0
+    with _store(run_dir) as store:
+        pairs = compiled(store, run_dir, round)
+    facts = Facts(run_dir, round)
     parts = formats.split(formats.examples(pairs), facts.config.train.seed)
     chat = facts.config.student.chat_template
     counts = {s: dict(Counter(r["kind"] for r in rows)) for s, rows in parts.items()}
-    staging = out / f".{fmt}.tmp"
+    staging = out / f".{fmt.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    if fmt == "hf":
-        import datasets
-
-        datasets.disable_progress_bars()
-        shaped = {s: formats.shape(fmt, rows, chat) for s, rows in parts.items()}
-        features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
-        datasets.DatasetDict(
-            {s: datasets.Dataset.from_list(rows, features=features) for s, rows in shaped.items()}
-        ).save_to_disk(str(staging))
-        files = {s: f"{s}/*.arrow" for s in parts}
-    else:
-        staging.mkdir(parents=True)
-        files = {s: f"{s}.jsonl" for s, rows in parts.items() if rows}
-        for s, name in files.items():
-            (staging / name).write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in formats.shape(fmt, parts[s], chat)),
-                encoding="utf-8",
-            )
-        if fmt in formats.LLAMA_FACTORY:
-            info = formats.dataset_info(fmt, f"fair_{facts.task}_r{facts.round}", files)
-            (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    files = save(staging, {s: formats.shape(fmt, rows, chat) for s, rows in parts.items()})
+    if fmt.llama_factory:
+        info = formats.dataset_info(fmt, f"fair_{facts.task}_r{facts.round}", files)
+        (staging / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
     (staging / "README.md").write_text(dataset_card(facts, fmt, counts, files), encoding="utf-8")
     return move_into(staging, out)
+
+
+def save_arrow(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
+    """A ``datasets.DatasetDict`` of string columns, saved with ``save_to_disk``."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
+    datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(rows, features=features) for s, rows in shaped.items()}
+    ).save_to_disk(str(folder))
+    return {s: f"{s}/*.arrow" for s in shaped}
+
+
+def save_jsonl(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
+    """One JSONL file per split that holds any row."""
+    folder.mkdir(parents=True)
+    files = {s: f"{s}.jsonl" for s, rows in shaped.items() if rows}
+    for s, name in files.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in shaped[s])
+        (folder / name).write_text(text, encoding="utf-8")
+    return files
+
+
+def _text(row: dict, chat: bool) -> dict:
+    return {"prompt": row["prompt"], "completion": row["response"]}
+
+
+def _messages(row: dict, chat: bool) -> dict:
+    return {"messages": turns(row)}
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "paper",
+            "the FAIR paper's own JSON files (`*_false_*`, `*_feedback_*`, `*_rationale_*`).",
+            write_paper,
+        ),
+        Format(
+            "jsonl",
+            "one record per mistake: the question, the student's answer, every teacher writing with its "
+            "reviews and verdict.",
+            write_jsonl,
+        ),
+        Format(
+            "hf",
+            "a `datasets.DatasetDict` (train, validation) saved with `save_to_disk`: `prompt`, `completion`, "
+            "`kind`, `item_id`. Load it with `datasets.load_from_disk(FOLDER)`, or from the hub with "
+            "`load_dataset(REPO)`.",
+            partial(trainable, save=save_arrow),
+            shaper=_text,
+        ),
+        # TRL's conversational format: no system turn, since fair prompts its student with the
+        # prompt as the only user message
+        Format(
+            "messages",
+            "TRL's conversational format: `messages` (a user turn, then the assistant's), `kind`, `item_id`; "
+            "TRL trains on every token of it unless `assistant_only_loss` is on.",
+            partial(trainable, save=save_jsonl),
+            shaper=_messages,
+        ),
+        # chat turns when the student is prompted through its chat template, else plain text; TRL
+        # masks the prompt out of the loss, as fair does
+        Format(
+            "prompt-completion",
+            "TRL's prompt-completion format: `prompt`, `completion`, `kind`, `item_id`; TRL trains on "
+            "the completion only, as fair does.",
+            partial(trainable, save=save_jsonl),
+            shaper=lambda row, chat: (
+                {"prompt": turns(row)[:1], "completion": turns(row)[1:]} if chat else _text(row, chat)
+            ),
+        ),
+        # LLaMA-Factory: the whole prompt goes in the instruction, so its template wraps the same
+        # text fair trained on
+        Format(
+            "alpaca",
+            "LLaMA-Factory's alpaca format (`instruction` holds the whole prompt, `input` is empty, "
+            "`output`), with its `dataset_info.json`.",
+            partial(trainable, save=save_jsonl),
+            shaper=lambda row, chat: {"instruction": row["prompt"], "input": "", "output": row["response"]},
+            llama_factory={
+                "formatting": "alpaca",
+                "columns": {"prompt": "instruction", "query": "input", "response": "output"},
+            },
+        ),
+        Format(
+            "sharegpt",
+            "LLaMA-Factory's sharegpt format with OpenAI-style `messages`, with its `dataset_info.json`.",
+            partial(trainable, save=save_jsonl),
+            shaper=_messages,
+            llama_factory={
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                    "system_tag": "system",
+                },
+            },
+        ),
+        Format("split", None, write_split),
+        Format("merged", None, write_student),
+        Format("gguf", None, write_student),
+    )
+}

@@ -1,30 +1,46 @@
-"""A round's compiled training data in the layouts other trainers read.
+"""What an export format is, and the helpers the formats of compiled training data share.
+
+A :class:`Format` is everything fair knows of one ``fair export --format``: its name, what its
+dataset card says of it, how it is written and, for the compiled training data, the columns of
+one example. The formats themselves are :data:`fair_core.export.FORMATS`: adding one is one
+``Format`` there.
 
 The compile stage writes ``rounds/N/train.jsonl``: one line per mistake, pairing a feedback
 example with a rationale example, each a (prompt, response) with the exact prompt text the
 student trains on. :func:`examples` flattens the pairs into one row per example, marked by
-``kind`` so the joint loss (alpha * feedback + (1 - alpha) * rationale) can be rebuilt; each
-format is then one small shaper of such a row:
-
-- ``hf``: a ``datasets.DatasetDict`` (train, validation) of prompt/completion strings;
-- ``messages`` (TRL, conversational): a user turn and an assistant turn, no system turn, since
-  fair prompts its student with the prompt as the only user message;
-- ``prompt-completion`` (TRL): the prompt and the response as chat turns when the student is
-  prompted through its chat template, else as plain text; TRL then masks the prompt out of the
-  loss, as fair does (``messages`` trains on every token unless TRL's assistant_only_loss is on);
-- ``alpaca`` and ``sharegpt`` (LLaMA-Factory), with the ``dataset_info.json`` entries it reads.
-
-The split keeps a mistake's two examples together, so validation never scores an item whose
-other half trained.
+``kind`` so the joint loss (alpha * feedback + (1 - alpha) * rationale) can be rebuilt; a
+trainable format's ``shaper`` then gives such a row's columns. The split keeps a mistake's two
+examples together, so validation never scores an item whose other half trained.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 KINDS = ("feedback", "rationale")
 VALIDATION_SHARE = 0.1
+
+Shaper = Callable[[dict, bool], dict]
+Writer = Callable[[Path, "Format", Path, "int | None"], list[Path]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format. ``write(run_dir, format, out, round)`` writes it into ``out`` and returns
+    the paths written (``round`` None: the format's default). ``note``: what its dataset card
+    says of it, None for an export with no dataset card. A format of the compiled training data
+    has a ``shaper``: one example's columns (its second argument: the student is prompted through
+    its chat template), to which every format adds ``kind`` and ``item_id``; ``llama_factory``:
+    what LLaMA-Factory's ``dataset_info.json`` says of it (its data/README.md)."""
+
+    name: str
+    note: str | None
+    write: Writer
+    shaper: Shaper | None = None
+    llama_factory: dict | None = None
 
 
 def examples(pairs: list[dict]) -> list[dict]:
@@ -48,48 +64,20 @@ def split(rows: list[dict], seed: int) -> dict[str, list[dict]]:
     }
 
 
-def _turns(row: dict) -> list[dict]:
+def turns(row: dict) -> list[dict]:
+    """An example as chat turns: the prompt as the only user turn, then the response."""
     return [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
 
 
-# each format's columns for one example (``chat``: the student is prompted through its chat
-# template); every format adds kind and item_id after them
-SHAPERS: dict[str, Callable[[dict, bool], dict]] = {
-    "hf": lambda row, chat: {"prompt": row["prompt"], "completion": row["response"]},
-    "messages": lambda row, chat: {"messages": _turns(row)},
-    "prompt-completion": lambda row, chat: (
-        {"prompt": _turns(row)[:1], "completion": _turns(row)[1:]}
-        if chat
-        else {"prompt": row["prompt"], "completion": row["response"]}
-    ),
-    "alpaca": lambda row, chat: {"instruction": row["prompt"], "input": "", "output": row["response"]},
-    "sharegpt": lambda row, chat: {"messages": _turns(row)},
-}
-FORMATS = tuple(SHAPERS)
-
-# What LLaMA-Factory's dataset_info.json says of each of its formats (data/README.md there): the
-# whole prompt goes in the instruction, so its template wraps the same text fair trained on.
-LLAMA_FACTORY = {
-    "alpaca": {"formatting": "alpaca", "columns": {"prompt": "instruction", "query": "input", "response": "output"}},
-    "sharegpt": {
-        "formatting": "sharegpt",
-        "columns": {"messages": "messages"},
-        "tags": {
-            "role_tag": "role",
-            "content_tag": "content",
-            "user_tag": "user",
-            "assistant_tag": "assistant",
-            "system_tag": "system",
-        },
-    },
-}
+def shape(fmt: Format, rows: list[dict], chat: bool) -> list[dict]:
+    """``rows`` (see :func:`examples`) in ``fmt``'s columns."""
+    shaper = fmt.shaper
+    if shaper is None:
+        raise ValueError(f"export format {fmt.name!r} holds no compiled examples")
+    return [{**shaper(row, chat), "kind": row["kind"], "item_id": row["item_id"]} for row in rows]
 
 
-def shape(fmt: str, rows: list[dict], chat: bool) -> list[dict]:
-    return [{**SHAPERS[fmt](row, chat), "kind": row["kind"], "item_id": row["item_id"]} for row in rows]
-
-
-def dataset_info(fmt: str, name: str, files: dict[str, str]) -> dict:
+def dataset_info(fmt: Format, name: str, files: dict[str, str]) -> dict:
     """LLaMA-Factory's entries for ``files`` (split -> file name): ``NAME_train`` for ``dataset``,
     ``NAME_validation`` for ``eval_dataset``."""
-    return {f"{name}_{split}": {"file_name": file, **LLAMA_FACTORY[fmt]} for split, file in files.items()}
+    return {f"{name}_{split}": {"file_name": file, **(fmt.llama_factory or {})} for split, file in files.items()}

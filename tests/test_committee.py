@@ -36,7 +36,9 @@ def test_faults_cost_no_data(tmp_path, paper_dir):
     mistakes = paper_mistakes(paper_dir, tmp_path, 100)
     faults = {"500": 0.04, "hang": 0.04, "malformed": 0.04, "empty": 0.04, "drop": 0.04}
     with serve_in_thread(faults=faults, seed=3, hang_seconds=30) as server:
-        config = committee_config(tmp_path, server.url, mistakes, teacher={"transport": "litellm", "timeout_s": 1})
+        config = committee_config(
+            tmp_path, server.url, mistakes, teacher={"options": {"transport": "litellm"}, "timeout_s": 1}
+        )
         report = run_in_process(config, tmp_path / "run")
         received = Counter(server.received)
     assert sum(server.faulted.values()) > 150  # the faults really happened
@@ -180,7 +182,10 @@ def test_secrets_never_written(tmp_path, paper_dir):
     with serve_in_thread(api_key=secret) as server:
         for transport in ("http", "litellm"):
             config = committee_config(
-                tmp_path, server.url, mistakes, teacher={"api_key_env": "FAIR_TEST_KEY", "transport": transport}
+                tmp_path,
+                server.url,
+                mistakes,
+                teacher={"api_key_env": "FAIR_TEST_KEY", "options": {"transport": transport}},
             )
             run = tmp_path / f"run-{transport}"
             out = fair("run", config, "--run-dir", run, env={"FAIR_TEST_KEY": secret})
@@ -330,7 +335,7 @@ def test_a_teacher_that_cannot_answer_is_asked_once(tmp_path, paper_dir, transpo
     without being sent, the other teacher finishes, and the run exits 3."""
     mistakes = paper_mistakes(paper_dir, tmp_path, 10)
     with serve_in_thread(api_key="right") as server:
-        common = {"api_base": server.url, "transport": transport, "concurrency": 1}
+        common = {"api_base": server.url, "options": {"transport": transport}, "concurrency": 1}
         config = _two_teachers(
             tmp_path,
             mistakes,
@@ -366,7 +371,7 @@ def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transpo
                 "model": "openai/solver",
                 "api_base": f"http://127.0.0.1:{port}/v1",
                 "max_retries": 7,
-                "transport": transport,
+                "options": {"transport": transport},
             },
         )
         start = time.monotonic()

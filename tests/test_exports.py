@@ -96,6 +96,12 @@ def check_split(splits: dict[str, list[dict]], run: Path) -> None:
     assert Counter(r["kind"] for r in rows) == {"feedback": len(pairs(run)), "rationale": len(pairs(run))}
 
 
+@pytest.mark.needs_data
+def test_compile_writes_its_pairs_alone(run):
+    """rounds/N/train.jsonl is what the trainer and every export read; compile writes nothing beside it."""
+    assert [p.name for p in (run / "rounds" / "0").iterdir()] == ["train.jsonl"]
+
+
 # trainable exports ------------------------------------------------------------------------------
 @pytest.mark.needs_data
 def test_hf_is_a_datasetdict_with_train_and_validation(run, tmp_path):
@@ -138,6 +144,7 @@ def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
 
 
 def test_prompt_completion_is_plain_text_for_a_student_without_chat_template():
+    from fair_core.export import FORMATS
     from fair_core.formats import examples, shape
 
     rows = examples(
@@ -149,7 +156,7 @@ def test_prompt_completion_is_plain_text_for_a_student_without_chat_template():
             }
         ]
     )
-    assert shape("prompt-completion", rows, chat=False) == [
+    assert shape(FORMATS["prompt-completion"], rows, chat=False) == [
         {"prompt": "P1", "completion": "R1", "kind": "feedback", "item_id": "7"},
         {"prompt": "P2", "completion": "R2", "kind": "rationale", "item_id": "7"},
     ]
@@ -253,6 +260,50 @@ def test_a_run_not_compiled_says_so_in_one_line(run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "run its compile stage first" in err
         assert not (tmp_path / fmt).exists()
+
+
+# the formats -------------------------------------------------------------------------------------
+def card_formats() -> list:
+    from fair_core.export import FORMATS
+
+    return [f for f in FORMATS.values() if f.note is not None]
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("fmt", card_formats(), ids=lambda f: f.name)
+def test_every_format_with_a_card_is_written_with_its_note(run, tmp_path, fmt):
+    out = export(run, fmt.name, tmp_path / "out")
+    card = (out / "README.md").read_text()
+    assert f"({fmt.name})" in card and f"Format `{fmt.name}`: {fmt.note}\n" in card
+    assert len(list(out.iterdir())) > 1  # the data beside its card
+
+
+@pytest.mark.needs_data
+def test_a_format_added_to_the_registry_is_offered_and_written(run, tmp_path, monkeypatch):
+    """A format is one object: added to FORMATS alone, the CLI offers it and the card describes it."""
+    from functools import partial
+
+    from fair_core.export import FORMATS, save_jsonl, trainable
+    from fair_core.formats import Format
+
+    text = Format(
+        "text",
+        "one string per example.",
+        partial(trainable, save=save_jsonl),
+        shaper=lambda row, chat: {"text": row["prompt"] + row["response"]},
+    )
+    monkeypatch.setitem(FORMATS, "text", text)
+    out = export(run, "text", tmp_path / "text")
+    assert "Format `text`: one string per example." in (out / "README.md").read_text()
+    rows = [json.loads(line) for name in ("train", "validation") for line in (out / f"{name}.jsonl").open()]
+    assert Counter((r["kind"], r["text"]) for r in rows) == Counter((k, p + r) for k, p, r in compiled(run).elements())
+
+
+def test_an_unknown_format_is_one_line(tmp_path):
+    from fair_core.export import export as write
+
+    with pytest.raises(FairError, match=r"^no export format 'csv': use one of paper, jsonl, hf, .*, gguf$"):
+        write(tmp_path, "csv", tmp_path / "out")
 
 
 # the hub ------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from fair_core.gateway.http import BadResponse, ChatClient, Completion, ConnectionLost, HTTPError, _retry_after
 from fair_core.testing.server import BEHAVIOURS, serve_in_thread
+from fair_teachers.http_client import BadResponse, ChatClient, Completion, ConnectionLost, HTTPError, _retry_after
 
 
 def user(text):

@@ -36,7 +36,7 @@ def priced_config(tmp_path, url, mistakes, committee: dict | None = None):
     data = tomllib.loads(path.read_text())
     t0, t1 = data["teachers"]
     t0["price"] = PER_MILLION
-    t1.update(price=PER_TOKEN, transport="litellm")
+    t1.update(price=PER_TOKEN, options={"transport": "litellm"})
     path.write_text(tomli_w.dumps(data))
     return path
 

@@ -221,7 +221,7 @@ def test_a_key_the_provider_echoes_is_never_stored_or_printed(tmp_path, paper_di
             server.url,
             mistakes,
             models=("solver", "echo-key-401", "echo-key-500"),
-            teacher={"api_key_env": "FAIR_TEST_KEY", "transport": transport, "max_retries": 1},
+            teacher={"api_key_env": "FAIR_TEST_KEY", "options": {"transport": transport}, "max_retries": 1},
         )
         run, events = tmp_path / "run", tmp_path / "events.jsonl"
         out = fair("run", config, "--run-dir", run, "--events", events, env={"FAIR_TEST_KEY": key})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 from collections import defaultdict
 
 from ..splits import normal
@@ -100,18 +99,6 @@ def run(ctx: Context) -> dict:
         for p in pairs:
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     os.replace(tmp, out / "train.jsonl")
-    import datasets  # heavy: only here
-
-    datasets.disable_progress_bars()
-
-    staging = out / "dataset.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    datasets.Dataset.from_list(
-        pairs
-        or [{"item_id": "", "feedback": {"prompt": "", "response": ""}, "rationale": {"prompt": "", "response": ""}}]
-    ).select(range(len(pairs))).save_to_disk(str(staging))
-    shutil.rmtree(out / "dataset", ignore_errors=True)
-    os.replace(staging, out / "dataset")
     return {"pairs": len(pairs), "items": len({p["item_id"] for p in pairs})}
 
 
@@ -120,5 +107,5 @@ STAGE = Stage(
     run,
     Need.NOTHING,
     reads="mistakes, writings, verdicts",
-    writes="trained questions; rounds/N/train.jsonl and rounds/N/dataset",
+    writes="trained questions; rounds/N/train.jsonl",
 )

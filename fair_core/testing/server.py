@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat server with scripted teachers and injected faults.
 
 Tests and benchmarks talk to it over real HTTP/1.1 on 127.0.0.1, so the whole client stack (litellm,
-the gateway's own transport, retries, pools) runs exactly as against a provider, offline and free.
+the litellm teacher's lean HTTP client, retries, pools) runs exactly as against a provider, offline and free.
 It is built on asyncio streams with keep-alive and no framework: one process answers thousands of
 requests a second, and a benchmark's 160 a second cost it a few percent of one core.
 

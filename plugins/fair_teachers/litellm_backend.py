@@ -1,8 +1,10 @@
 """The litellm teacher: any provider litellm knows, or any OpenAI-compatible base URL.
 
-OpenAI-compatible endpoints (an ``api_base`` with an ``openai/`` model, or ``transport = "http"``)
-go through our lean HTTP client by default: litellm's own call costs ~8 ms of CPU, which caps a
-2-core client near 120 calls per second. ``transport = "litellm"`` forces litellm.
+OpenAI-compatible endpoints (an ``api_base`` with an ``openai/`` model, or ``options.transport =
+"http"``) go through our lean HTTP client (http_client.py) by default: litellm's own call costs
+~8 ms of CPU, which caps a 2-core client near 120 calls per second. ``options.transport =
+"litellm"`` forces litellm. The transport changes how a call is sent, never its answer, so it is
+no part of the teacher's identity.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .pricing import known, price
 
 DOWN = {401, 402, 403, 404}  # the teacher cannot answer anything: stop it
 REFUSED = {400, 422}  # this request: fail the call
+TRANSPORTS = ("auto", "litellm", "http")  # options.transport
 # a 429 that no wait will help: the account's quota or credit is spent
 _SPENT = re.compile(r"insufficient_quota|exceeded your current quota|billing|credit", re.I)
 
@@ -73,8 +76,9 @@ _UNREACHABLE = re.compile(
 class LiteLLMTeacher(Backend):
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.direct = config.transport == "http" or (
-            config.transport == "auto"
+        self.transport = config.options.get("transport", "auto")
+        self.direct = self.transport == "http" or (
+            self.transport == "auto"
             and config.api_base is not None
             and (config.model.startswith("openai/") or "/" not in config.model)
         )
@@ -89,6 +93,11 @@ class LiteLLMTeacher(Backend):
         name, env = self.config.name, self.config.api_key_env
         if not self.config.model:
             raise FairError(f'teacher {name!r} has no model: set model, e.g. "openai/gpt-4o-mini"')
+        if self.transport not in TRANSPORTS:
+            raise FairError(
+                f'teacher {name!r}: options.transport is {self.transport!r}: use "auto", "litellm" or "http" '
+                f"(fair's lean client, for an OpenAI-compatible api_base)"
+            )
         if env and not os.environ.get(env):
             raise FairError(
                 f"teacher {name!r}: environment variable {env} is not set: export it with the provider's API key"
@@ -126,7 +135,7 @@ class LiteLLMTeacher(Backend):
         return await self._complete_litellm(request)
 
     async def _complete_http(self, request: Request) -> Completion:
-        from fair_core.gateway.http import BadResponse, CannotConnect, ChatClient, ConnectionLost, HTTPError
+        from .http_client import BadResponse, CannotConnect, ChatClient, ConnectionLost, HTTPError
 
         if self._client is None:
             base = self.config.api_base or "https://api.openai.com/v1"

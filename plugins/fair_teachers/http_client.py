@@ -1,9 +1,10 @@
-"""A lean async client for OpenAI-compatible chat completions: the gateway's fast path.
+"""A lean async client for OpenAI-compatible chat completions: the litellm teacher's fast path
+(``options.transport``, see litellm_backend.py).
 
 litellm and the openai SDK spend milliseconds of CPU per call, which caps a small machine at about a
 hundred calls a second; this speaks just enough HTTP/1.1 over asyncio streams (http, or https through
-an SSL context), keeps a keep-alive pool per client, and turns every failure into one typed error the
-gateway's retry policy can act on:
+an SSL context), keeps a keep-alive pool per client, and turns every failure into one typed error,
+which the teacher maps onto the gateway's retry policy:
 
 - ``HTTPError``: any non-2xx status, with ``retry_after`` (seconds) from ``retry-after-ms`` or ``Retry-After``;
 - ``ConnectionLost``: the connection closed before the whole response arrived (``CannotConnect``: it
@@ -25,8 +26,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from ..redact import redact
-from .backend import token_count
+from fair_core.gateway.backend import token_count
+from fair_core.redact import redact
 
 _HEAD_LIMIT = 1 << 20
 
