@@ -154,7 +154,9 @@ def _segment(text: str, start: int) -> str:
     """The first non-empty line after a marker, its colon and bold (the line's first 400
     characters): where the answer the marker announces is written. Bounded, so many markers
     never make extraction quadratic."""
-    return _FIRST_LINE.match(text, start)[1]
+    match = _FIRST_LINE.match(text, start)
+    assert match is not None  # every part of the pattern may match nothing
+    return match[1]
 
 
 def _number_in(segment: str) -> str | None:
@@ -295,7 +297,7 @@ def _restates(sentence: str, question: str, given: frozenset) -> bool:
     if found in given:
         return True
     tail = re.search(r"((?:[A-Za-z]+\s+){1,3})(\d+)\s*$", sentence)
-    return bool(tail) and re.search(rf"\b{re.escape(tail[1])}{tail[2]}\d", question, re.I) is not None
+    return tail is not None and re.search(rf"\b{re.escape(tail[1])}{tail[2]}\d", question, re.I) is not None
 
 
 def _conclusion(text: str, stated: bool, complete: bool = False, question: str | None = None) -> str | None:
@@ -320,11 +322,11 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
         whole = i > 0 or ended or text[m.end() :].strip() != ""
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
-        elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
+        elif i == 0 and given and question:  # cut off: what it computed counts, what it restated does not
             restated = _restates(sentence, question, given)
             found = None if restated else _result(sentence, given)
         elif (
-            _concludes(sentence, text[: m.start()], question)
+            _concludes(sentence, text[: m.start()], question or "")  # restated: the question was given
             if restated
             else (
                 _CUE.search(sentence)
