@@ -41,6 +41,7 @@ def with_summarise(monkeypatch):
     summarised.clear()
 
 
+@pytest.mark.needs_data  # the replay config reads the paper's files
 def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summarise, tmp_path, capsys):
     assert load_config(None).stages == [
         "examine",
