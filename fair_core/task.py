@@ -50,9 +50,10 @@ class Task(ABC):
     """A reasoning task. Subclasses set ``name``, ``hub_id`` and ``default_prompts``."""
 
     name: ClassVar[str]
-    hub_id: ClassVar[str]
-    default_prompts: ClassVar[Mapping[str, str]]
-    presets: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # named prompt sets besides the default
+    # set by the class, or per instance by a task built from its config (the dataset task, a hub_id)
+    hub_id: str
+    default_prompts: Mapping[str, str]
+    presets: Mapping[str, Mapping[str, str]] = {}  # named prompt sets besides the default
     # The [task] keys besides data_dir, prompts and seed that the constructor takes as keywords
     # (TaskConfig.source); the host refuses the others with a line naming the key.
     source_keys: ClassVar[frozenset[str]] = frozenset()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -29,6 +29,7 @@ from fair_core.inert import inert
 from .screens import SCREEN_TYPES
 from .screens.base import View
 from .screens.quit import QuitScreen
+from .screens.setup import SetupScreen
 from .session import Session, is_run_dir
 
 logger = logging.getLogger(__name__)
@@ -77,12 +78,16 @@ class FairApp(App):
             self.runs_root = target.parent
             first = "pipeline" if self.open_run(target) else "runs"
         elif target is not None and (target.suffix == ".toml" or target.is_file()):
-            self.get_screen("setup").load_file(target)
+            self.setup_screen().load_file(target)
             first = "setup"
         elif target is not None:
             self.runs_root = target
         self.push_screen(first)
         self.set_interval(FOLLOW_S, self.follow)
+
+    def setup_screen(self) -> SetupScreen:
+        """The setup form, as its own type (Textual's lookup by name says only Screen)."""
+        return cast(SetupScreen, self.get_screen("setup"))
 
     def action_go(self, name: str) -> None:
         if getattr(self.screen, "NAME", None) == name or self.screen.is_modal:
@@ -97,9 +102,12 @@ class FairApp(App):
         if self.session is not None:
             s = self.session
             if not s.busy:
-                yield SystemCommand(
-                    "Start run", f"run or resume {s.name}", lambda: (self.action_go("pipeline"), self.start_run())
-                )
+
+                def start() -> None:
+                    self.action_go("pipeline")
+                    self.start_run()
+
+                yield SystemCommand("Start run", f"run or resume {s.name}", start)
             if s.state == "running":
                 yield SystemCommand("Pause run", "stop starting teacher calls; those in flight finish", self.pause_run)
             if s.state == "paused":
@@ -108,7 +116,7 @@ class FairApp(App):
                 yield SystemCommand("Cancel run", "stop after the calls in flight; resumable later", self.cancel_run)
 
     def new_config(self) -> None:
-        self.get_screen("setup").load_config(None, None)
+        self.setup_screen().load_config(None, None)
         self.action_go("setup")
 
     # the open run ----------------------------------------------------------------------------------
@@ -218,14 +226,13 @@ class FairApp(App):
         """Ask first when the setup form has unsaved edits; then leave."""
         if isinstance(self.screen, QuitScreen):
             return
-        setup = self.get_screen("setup")
-        if setup.unsaved():
+        if self.setup_screen().unsaved():
             self.push_screen(QuitScreen(), self.quit_answered)
         else:
             await self.leave()
 
     async def quit_answered(self, answer: str | None) -> None:
-        if answer == "save" and self.get_screen("setup").action_save() is None:
+        if answer == "save" and self.setup_screen().action_save() is None:
             return  # the form does not validate: its error is on show, and the user stays to fix it
         if answer in ("save", "discard"):
             await self.leave()

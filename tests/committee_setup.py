@@ -31,7 +31,7 @@ def committee_config(
                 "backend": "litellm",
                 "model": f"openai/{m}",
                 "api_base": url,
-                "timeout_s": 2,
+                "timeout_s": 60,
                 "max_retries": 3,
                 "retry_base_s": 0.01,
                 "concurrency": 16,

@@ -95,8 +95,7 @@ def test_crash_in_review_then_resume(tmp_path, paper_dir):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        while proc.poll() is None:
             try:
                 db = sqlite3.connect(crashed / "run.sqlite")
                 if db.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] >= 100:
@@ -145,8 +144,7 @@ def test_faults_and_two_kills_end_as_an_undisturbed_run(tmp_path, paper_dir):
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            deadline = time.time() + 60
-            while time.time() < deadline and proc.poll() is None:
+            while proc.poll() is None:
                 try:
                     with sqlite3.connect(crashed / "run.sqlite") as db:
                         if db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] >= at_least:
@@ -319,8 +317,8 @@ def _two_teachers(tmp_path, mistakes, good: dict, bad: dict) -> Path:
         "stages": ["explain", "solve", "review"],
         "task": {"name": "svamp", "mistakes_file": str(mistakes)},
         "teachers": [
-            {"name": "good", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **good},
-            {"name": "bad", "backend": "litellm", "timeout_s": 5, "retry_base_s": 0.05, **bad},
+            {"name": "good", "backend": "litellm", "timeout_s": 60, "retry_base_s": 0.05, **good},
+            {"name": "bad", "backend": "litellm", "timeout_s": 60, "retry_base_s": 0.05, **bad},
         ],
     }
     path = tmp_path / "two.toml"
@@ -374,13 +372,10 @@ def test_an_unreachable_teacher_is_given_up_quickly(tmp_path, paper_dir, transpo
                 "options": {"transport": transport},
             },
         )
-        start = time.monotonic()
         out = fair("run", config, "--run-dir", tmp_path / "run", "--quiet")
-        took = time.monotonic() - start
     assert out.returncode == 3, out.stderr[-2000:]
     assert "teacher bad stopped: cannot connect" in out.stderr
     # 40 calls x 8 tries each would take minutes of backoff; a circuit gives up after a few probes
-    assert took < 30
     db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
     assert db.execute("SELECT SUM(attempts) FROM calls WHERE teacher = 'bad'").fetchone()[0] < 40
 
@@ -446,10 +441,10 @@ def test_refusals_spent_accounts_and_long_waits_fail_fast_and_say_what_to_do(tmp
             {"model": "openai/solver", "api_base": server.url},
             {"model": "openai/solver", "api_base": busy.url},
         )
-        start = time.monotonic()
         out = fair("run", config, "--run-dir", tmp_path / "busy", "--quiet")
-        took = time.monotonic() - start
-    assert out.returncode == 3 and took < 30, (took, out.stderr[-2000:])
+        asked = busy.requests
+    assert out.returncode == 3, out.stderr[-2000:]
     db = sqlite3.connect(tmp_path / "busy" / "run.sqlite")
-    reasons = {r for (r,) in db.execute("SELECT error FROM calls WHERE teacher = 'bad'")}
+    reasons = [r for (r,) in db.execute("SELECT error FROM calls WHERE teacher = 'bad'")]
     assert reasons and all("asks to wait 3600 s" in r for r in reasons), reasons
+    assert asked == len(reasons)  # each call asked once and failed at once: none waited out the hour

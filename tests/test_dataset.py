@@ -549,7 +549,7 @@ def test_own_data_runs_through_committee_training_and_evaluation(tmp_path, kind)
     run = tmp_path / "run"
     with serve_in_thread(behaviours={"key": answer_key(key)}) as server:
         config = run_config(tmp_path, server.url, student, keys, key)
-        out = fair("run", config, "--run-dir", run, "--quiet", timeout=600)
+        out = fair("run", config, "--run-dir", run, "--quiet")
         assert out.returncode == 0, out.stderr[-2000:]
         assert server.requests > 0
     report = json.loads(fair("report", run, "--json").stdout)

@@ -52,7 +52,7 @@ def experiment_config(tmp_path, url, extra: str = VARIANTS, mistakes: int = 8, *
                 "backend": "litellm",
                 "model": f"openai/{m}",
                 "api_base": url,
-                "timeout_s": 5,
+                "timeout_s": 60,
                 "max_retries": 2,
                 "retry_base_s": 0.01,
             }
@@ -97,8 +97,7 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 240
-    while not evaluated(root / "fair" / "run.sqlite") and time.time() < deadline and proc.poll() is None:
+    while not evaluated(root / "fair" / "run.sqlite") and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -108,7 +107,7 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
         assert con.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == committee_calls > 0
     before = started(root)
 
-    out = fair("experiment", config, "--dir", root, "--json", "--quiet", timeout=600)
+    out = fair("experiment", config, "--dir", root, "--json", "--quiet")
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     # what the kill left done was not done again; the variants made no teacher call of their own
@@ -142,7 +141,7 @@ def test_variants_share_the_committee_and_a_killed_experiment_resumes(tmp_path, 
 
     # a third invocation reruns nothing and prints the same table
     after = started(root)
-    again = fair("experiment", config, "--dir", root, "--quiet", timeout=300)
+    again = fair("experiment", config, "--dir", root, "--quiet")
     assert again.returncode == 0, again.stderr[-2000:]
     assert started(root) == after and server.stats()["requests"] == committee_calls
     assert "t0-only" in again.stdout and "item-level only (one seed)" in again.stdout and ", p=" in again.stdout

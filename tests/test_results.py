@@ -67,7 +67,7 @@ def test_a_run_on_the_papers_mistakes_scores_no_item_it_trained_on(tmp_path):
     config = tmp_path / "clean.toml"
     config.write_text(cfg.dump(cfg.validate(data)))
     run = tmp_path / "run"
-    out = fair("run", config, "--run-dir", run, "--quiet", timeout=600)
+    out = fair("run", config, "--run-dir", run, "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
     db = sqlite3.connect(run / "run.sqlite")
     trained = {q for (q,) in db.execute("SELECT question FROM trained")}

@@ -4,6 +4,7 @@ import asyncio
 import http.client
 import json
 import os
+import time
 import urllib.request
 
 import pytest
@@ -74,7 +75,7 @@ def user(text):
 def ask(server, model, messages, **kw):
     import litellm
 
-    kw.setdefault("timeout", 10)
+    kw.setdefault("timeout", 60)
     return run(
         litellm.acompletion(
             model=f"openai/{model}", api_base=server.url, api_key="x", messages=messages, max_retries=0, **kw
@@ -230,7 +231,13 @@ def test_streaming_sends_chunks_then_usage_then_done(server, svamp):
 def test_capacity_answers_429_with_retry_after(server):
     import litellm
 
-    server.latency, server.capacity = 0.5, 2
+    # two requests hold both places (they hang until their client leaves), then three more come
+    server.capacity, server.faults = 2, {"hang": 1.0}
+    held = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=600) for _ in range(2)]
+    for i, conn in enumerate(held):
+        conn.request("POST", "/v1/chat/completions", json.dumps({"model": "echo", "messages": user(str(i))}))
+    while server.in_flight < 2:
+        time.sleep(0.01)
 
     async def burst():
         return await asyncio.gather(
@@ -241,17 +248,18 @@ def test_capacity_answers_429_with_retry_after(server):
                     api_key="x",
                     messages=user(str(i)),
                     max_retries=0,
-                    timeout=5,
+                    timeout=60,
                 )
-                for i in range(5)
+                for i in range(3)
             ],
             return_exceptions=True,
         )
 
-    results = run(burst())
-    limited = [r for r in results if isinstance(r, Exception)]
-    assert limited and all(isinstance(e, litellm.RateLimitError) for e in limited)
-    assert server.rejected == len(limited) and server.peak_in_flight == 2 and server.requests == 5
+    limited = run(burst())
+    for conn in held:
+        conn.close()
+    assert all(isinstance(e, litellm.RateLimitError) for e in limited), limited
+    assert server.rejected == 3 and server.peak_in_flight == 2 and server.requests == 5
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     server.capacity = 0
     conn.request("POST", "/v1/chat/completions", json.dumps({"model": "echo", "messages": user("x")}))
@@ -274,8 +282,8 @@ def test_faults_reach_litellm_as_errors(server, fault, error, says):
     import litellm
 
     server.faults = {fault: 1.0}
-    with pytest.raises(Exception) as caught:
-        ask(server, "echo", user("hi"), timeout=0.5)
+    with pytest.raises(Exception) as caught:  # only a hang waits out its timeout
+        ask(server, "echo", user("hi"), timeout=0.5 if fault == "hang" else 60)
     assert isinstance(caught.value, getattr(litellm, error)) and says in str(caught.value)
     assert server.faulted == {fault: 1} and not server.answered
 

@@ -5,6 +5,7 @@ on 3 mistakes (no model, no key, a few seconds)."""
 
 import asyncio
 import json
+import time
 
 import pytest
 from helpers import REPO
@@ -40,6 +41,7 @@ def with_summarise(monkeypatch):
     summarised.clear()
 
 
+@pytest.mark.needs_data  # the replay config reads the paper's files
 def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summarise, tmp_path, capsys):
     assert load_config(None).stages == [
         "examine",
@@ -73,7 +75,8 @@ def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summa
     async def pipeline_screen() -> tuple[list[str], str]:
         app = FairApp(str(run_dir))  # a run directory opens on the pipeline screen
         async with app.run_test(size=(100, 30)) as pilot:
-            for _ in range(200):  # the screen draws the run's state on its next refresh
+            deadline = time.monotonic() + 600  # only a hung screen waits this long
+            while time.monotonic() < deadline:  # the screen draws the run's state on its next refresh
                 await pilot.pause(0.05)
                 if (
                     app.screen.NAME == "pipeline"

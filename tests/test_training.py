@@ -451,8 +451,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny, pap
         command(run, 0, tiny), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (ckpts / "step-4").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        while not (ckpts / "step-4").is_dir() and proc.poll() is None:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:

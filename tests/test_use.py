@@ -109,6 +109,7 @@ def fair(capsys, *args) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.needs_data  # the tiny student's tokenizer is built from SVAMP (tiny.default_texts)
 def test_chat_prompt_answers_as_the_engine_with_the_adapter(trained, tiny, capsys):
     from fair_core.config import StudentConfig
     from fair_students.hf import HFStudent

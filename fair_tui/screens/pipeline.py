@@ -123,7 +123,7 @@ class PipelineScreen(RunView):
 
     def _stage_row(self, stage: str, st: StageState, working: bool, paused: bool) -> None:
         """``working``: a process (this UI's runner, or another) works on the run."""
-        status = st.status
+        status: str = st.status
         if status == StageStatus.RUNNING and not working:
             status = STOPPED
         elif status == StageStatus.RUNNING and paused:

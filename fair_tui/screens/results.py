@@ -3,6 +3,8 @@ and, for a run that is a variant of an experiment, the experiment's comparison."
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -21,7 +23,7 @@ from ..session import Session
 from .base import RunView
 
 # borderless, one space between columns: the committee table fits 80 columns
-TABLE = {
+TABLE: dict[str, Any] = {
     "title": "Accuracy per round",
     "title_justify": "left",
     "title_style": "bold underline",

@@ -162,5 +162,5 @@ class RunsScreen(View):
     def action_copy(self) -> None:
         path = self.selected()
         if path is not None:
-            self.fair.get_screen("setup").load_config(cfg.load(path / "config.toml"), None)
+            self.fair.setup_screen().load_config(cfg.load(path / "config.toml"), None)
             self.fair.action_go("setup")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
+from typing import Any, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -110,7 +111,7 @@ def error_key(message: str) -> str | None:
 
 def literal_choices(dotted: str) -> list[str]:
     """The allowed values of a Literal config field, read from the pydantic model."""
-    model: type = cfg.RunConfig
+    model: Any = cfg.RunConfig  # a pydantic model class, then the annotation of each part
     *path, last = dotted.split(".")
     for part in path:
         model = model.model_fields[part].annotation
@@ -169,7 +170,7 @@ class Field(Vertical):
             return e.value
         if isinstance(e, Select):
             return MISSING if e.value is Select.NULL else e.value
-        raw = e.value.strip()
+        raw = cast(Input, e).value.strip()
         if not raw:
             return MISSING
         if self.kind == "list":
@@ -297,7 +298,7 @@ class SetupScreen(View):
 
     def assemble(self) -> dict:
         data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.base.items()}
-        for f in self.query("#form > Field"):
+        for f in self.query("#form > Field").results(Field):
             if f.key != "file":
                 put(data, f.key, f.value())
         data["teachers"] = [t.assemble() for t in self.query(TeacherForm)]
@@ -330,7 +331,7 @@ class SetupScreen(View):
             forms = list(self.query(TeacherForm))
             i = int(m.group(1))
             return next((f for f in forms[i].fields if f.key == m.group(2)), None) if i < len(forms) else None
-        return next((f for f in self.query("#form > Field") if f.key == key), None)
+        return next((f for f in self.query("#form > Field").results(Field) if f.key == key), None)
 
     def file_path(self) -> Path:
         value = self.query_one("#f-file", Input).value.strip()

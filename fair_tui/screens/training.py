@@ -10,6 +10,7 @@ none.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +35,7 @@ def read_progress(path: Path) -> dict[int, TrainStep]:
     steps: dict[int, TrainStep] = {}
     for data in read_records(path):
         if data.get("type") == "train_step":
-            step = from_dict({**data, "round": data.get("round", 0)})
+            step = cast(TrainStep, from_dict({**data, "round": data.get("round", 0)}))
             steps[step.step] = step
     return steps
 

@@ -34,7 +34,7 @@ class NavBar(Horizontal):
 
     def show_run(self, name: str | None, state: str | None) -> None:
         # the state first: on a narrow screen the name is what gives way
-        text = "" if name is None else f"[{STATE_STYLE.get(state, 'dim')}]{state}[/] · {escape(name)}"
+        text = "" if name is None else f"[{STATE_STYLE.get(state or '', 'dim')}]{state}[/] · {escape(name)}"
         label = self.query_one("#nav-run", Static)
         if label.content != text:  # an update lays the screen out again (the label's width is its text's)
             label.update(text)

@@ -54,7 +54,7 @@ def convert(gguf: Path, target: Path) -> Path:
     except Exception as e:  # noqa: BLE001 - a corrupt file or an architecture transformers cannot read
         raise FairError(f"student model {gguf} could not be read as a GGUF model: {unreadable(e)}") from None
     if model.num_parameters() >= LARGE:
-        model = model.to(torch.bfloat16)
+        model = model.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers types .to() as unbound
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as tmp:
         out = Path(tmp) / "model"
         model.save_pretrained(out)

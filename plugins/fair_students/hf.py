@@ -17,6 +17,7 @@ import inspect
 import os
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
@@ -207,7 +208,7 @@ class HFStudent(Student):
         self.config = config
         source, gguf, local = resolve_model(config)
         self.device = pick_device(config.device)
-        extra = {"local_files_only": True} if local else {}
+        extra: dict[str, Any] = {"local_files_only": True} if local else {}
         if gguf:
             extra["gguf_file"] = gguf
         try:
@@ -219,7 +220,7 @@ class HFStudent(Student):
             raise FairError(f"student model {config.model} could not be loaded: {unreadable(e)}") from None
         if adapter is not None:
             model = self._with_adapter(model, Path(adapter))
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to() as unbound
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

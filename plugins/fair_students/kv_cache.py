@@ -20,6 +20,7 @@ class RoomyLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        assert self.keys is not None and self.values is not None  # set by the initialization
         n, m = self.get_seq_length(), key_states.shape[-2]
         buffers = getattr(self, "_buffers", None)
         if buffers is None or not _holds(buffers[0], self.keys, key_states, n + m):

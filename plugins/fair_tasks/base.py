@@ -26,7 +26,7 @@ class LocalTask(Task):
 
     folder: ClassVar[str]
     files: ClassVar[tuple[str, ...]]
-    hub_options: ClassVar[dict[str, str]] = {}  # keyword arguments for load_dataset
+    hub_options: dict[str, str] = {}  # keyword arguments for load_dataset; a hub_id given clears them
     source_keys = frozenset({"hub_id"})
 
     def __init__(self, *args: Any, hub_id: str | None = None, **kwargs: Any) -> None:

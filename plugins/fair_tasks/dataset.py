@@ -22,7 +22,7 @@ import math
 import re
 from pathlib import Path
 from string import ascii_uppercase
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from fair_core.config import ANSWER_KINDS, SOURCE_KEYS, Columns
 from fair_core.errors import DataError
@@ -167,7 +167,8 @@ class Dataset(LocalTask):
                 f"task dataset: {where} has no split {test!r}: set task.test_split to one of {', '.join(names)}, "
                 f"or task.test_fraction"
             )
-        rows = {name: self._identified(where, hub_rows(dataset, where, name), name) for name in {train, test} - {None}}
+        names_read = {name for name in (train, test) if name is not None}
+        rows = {name: self._identified(where, hub_rows(dataset, where, name), name) for name in names_read}
         if test and not self.test_split and rows[test] and _field(rows[test][0][1], self.columns.answer) in (None, ""):
             others = "".join(f"task.test_split = {name!r} or " for name in names if name not in (train, test))
             raise DataError(  # as the hub's CommonsenseQA, whose test answers are held back
@@ -214,7 +215,8 @@ class Dataset(LocalTask):
     def _identified(self, source: str, records: Iterable[Record], prefix: str) -> list[Row]:
         """(where, record, id) for each record of ``source``; the configured columns checked
         against its first record, the hint column (which some rows may lack) against them all."""
-        rows, seen = [], {}
+        rows: list[Row] = []
+        seen: dict[str, str] = {}
         for index, (where, record) in enumerate(records):
             if index == 0:
                 self._check_columns(source, record)
@@ -469,9 +471,9 @@ class Dataset(LocalTask):
             return numbers_equal(predicted, gold)
         if self.kind in ("yes-no", "choice"):
             return predicted == gold
-        both = parse_number(predicted), parse_number(gold)
-        if None not in both:  # free text that is a number: "72" is "72.0", "1,234" is "1234"
-            return numbers_equal(*both)
+        number, expected = parse_number(predicted), parse_number(gold)
+        if number is not None and expected is not None:  # free text that is a number: "72" is "72.0", "1,234" is "1234"
+            return numbers_equal(number, expected)
         return normal_text(gold) in (normal_text(predicted), normal_text(free_answer(predicted)))
 
     def hint(self, problem: Problem) -> str:
@@ -601,7 +603,7 @@ def _json_object(line: str) -> bool:
         return False
 
 
-def _read_csv(path: Path, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> list[Record]:
+def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL) -> list[Record]:
     """A CSV or TSV file with a header row (after any blank lines), as (``"<file>:<line>"``, row)
     pairs; cells are text, a header's names are taken without outer spaces, and a cell's line
     breaks are "\\n". A ".csv" whose header has no comma but semicolons or tabs is read with

@@ -156,7 +156,14 @@ def _segment(text: str, start: int) -> str:
     """The first non-empty line after a marker, its colon and bold (the line's first 400
     characters): where the answer the marker announces is written. Bounded, so many markers
     never make extraction quadratic."""
-    return _FIRST_LINE.match(text, start)[1]
+    return _first_line(text, start)[1]
+
+
+def _first_line(text: str, start: int) -> re.Match[str]:
+    """_FIRST_LINE's match at ``start``: there always is one, every part of it may match nothing."""
+    match = _FIRST_LINE.match(text, start)
+    assert match is not None
+    return match
 
 
 def _number_in(segment: str) -> str | None:
@@ -304,7 +311,7 @@ def _restates(sentence: str, question: str, given: frozenset) -> bool:
     if found in given:
         return True
     tail = re.search(r"((?:[A-Za-z]+\s+){1,3})(\d+)\s*$", sentence)
-    return bool(tail) and re.search(rf"\b{re.escape(tail[1])}{tail[2]}\d", question, re.I) is not None
+    return tail is not None and re.search(rf"\b{re.escape(tail[1])}{tail[2]}\d", question, re.I) is not None
 
 
 def _conclusion(text: str, stated: bool, complete: bool = False, question: str | None = None) -> str | None:
@@ -319,7 +326,7 @@ def _conclusion(text: str, stated: bool, complete: bool = False, question: str |
     something else (see _fits): "2 more kids on Tuesday" over "28 kids over the three days"."""
     results = _results(text, stated, complete, question)  # lazily: most outputs need only the first
     first = next(results, None)
-    if first and question and _fits(*first, question) is False:
+    if first and question and _fits(first[0], first[1], question) is False:
         better = next((value for sentence, value in results if _fits(sentence, value, question)), None)
         if better is not None or not (complete or _ends(text)):  # cut off before it answers
             return better
@@ -348,11 +355,11 @@ def _results(text: str, stated: bool, complete: bool, question: str | None):
         whole = i > 0 or ended or goes_on
         if i == 0 and (whole or ((stated or text.strip() == sentence.strip()) and _BARE.match(sentence))):
             found = _result(sentence, given)
-        elif i == 0 and given:  # cut off: what it computed counts, what it restated does not
+        elif i == 0 and given and question:  # cut off: what it computed counts, what it restated does not
             restated = _restates(sentence, question, given)
             found = None if restated else _result(sentence, given)
         elif (
-            _concludes(sentence, text[: m.start()], question)
+            _concludes(sentence, text[: m.start()], question or "")  # restated: the question was given
             if restated
             else (
                 _CUE.search(sentence)
@@ -423,7 +430,7 @@ def _solved(sentence: str, text: str, question: str | None) -> str | None:
     solved = re.match(r"\s*([A-Za-z])\s*=\s*", _bare(sentence))
     let = _LET.search(text)
     asks = _ASKED.search(question or "")
-    if not (solved and let and asks):
+    if not (solved and let and asks and question):
         return None
     var, means = let[1], let[2]
     if {v.lower() for v in _DEFINES.findall(text)} - {var.lower()} or solved[1].lower() != var.lower():
@@ -465,7 +472,7 @@ def _two_answers(text: str, markers: list[re.Match], found: str) -> bool:
     answers back to back commit to neither."""
     start = len(text)
     for marker in reversed(markers):
-        line = _FIRST_LINE.match(text, marker.end())
+        line = _first_line(text, marker.end())
         if text[text.rfind("\n", 0, marker.start()) + 1 : marker.start()].strip() or text[line.end() : start].strip():
             return False  # a marker inside a sentence, or text between it and the next
         other = _number_in(line[1])
@@ -509,7 +516,7 @@ def extract_number(text: str, question: str | None = None) -> str | None:
     for k in reversed(range(len(markers))):
         found = _number_in(_segment(text, markers[k].end()))
         if found is not None:
-            line = _FIRST_LINE.match(text, markers[k].end())
+            line = _first_line(text, markers[k].end())
             end = _CLAUSE_END.search(text, line.start(1), line.end())
             after = text[end.end() if end else line.end() :]
             if _two_answers(text[: line.end()], markers[: k + 1], found) or _retracted(found, after, question):

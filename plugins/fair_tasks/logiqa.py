@@ -45,7 +45,7 @@ class LogiQA(LocalTask):
         return {split: _read_items(folder / name) for split, name in FILES.items()}
 
     def read_hub(self, dataset: Any) -> dict[str, list[Problem]]:
-        splits = {}
+        splits: dict[str, list[Problem]] = {}
         for split, hub_split in HUB_SPLITS.items():
             stem = Path(FILES[split]).stem
             splits[split] = []

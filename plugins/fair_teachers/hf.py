@@ -45,17 +45,17 @@ class HFTeacher(Backend):
     async def complete(self, request: Request) -> Completion:
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._serve())
+            self._worker = asyncio.create_task(self._serve(self._queue))
         done = asyncio.get_running_loop().create_future()
         await self._queue.put((request.messages[-1]["content"], done))
         return Completion(await done)
 
-    async def _serve(self) -> None:
+    async def _serve(self, queue: asyncio.Queue) -> None:
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             await asyncio.sleep(0.01)  # let the requests scheduled together join the batch
-            while not self._queue.empty() and len(batch) < self.batch_size:
-                batch.append(self._queue.get_nowait())
+            while not queue.empty() and len(batch) < self.batch_size:
+                batch.append(queue.get_nowait())
             prompts = [p for p, _ in batch]
             try:
                 texts = await asyncio.to_thread(self._load().generate, prompts)

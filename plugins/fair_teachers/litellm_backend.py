@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fair_core.errors import FairError
@@ -28,6 +29,9 @@ from fair_core.gateway.backend import (
 from fair_core.redact import redact
 
 from .pricing import known, price
+
+if TYPE_CHECKING:  # imported where it is used: litellm-only teachers never load it
+    from .http_client import ChatClient
 
 DOWN = {401, 402, 403, 404}  # the teacher cannot answer anything: stop it
 REFUSED = {400, 422}  # this request: fail the call
@@ -82,7 +86,7 @@ class LiteLLMTeacher(Backend):
             and config.api_base is not None
             and (config.model.startswith("openai/") or "/" not in config.model)
         )
-        self._client = None
+        self._client: ChatClient | None = None
         self._price = price(config.model)
 
     def _key(self) -> str | None:
@@ -176,12 +180,12 @@ class LiteLLMTeacher(Backend):
             raise classify(status, reason, _retry_after(e), self._fixes()) from None
         usage = getattr(r, "usage", None)
         choice = r.choices[0]
-        reason = getattr(choice, "finish_reason", None)
+        finish = getattr(choice, "finish_reason", None)
         return Completion(
             choice.message.content or "",
             token_count(getattr(usage, "prompt_tokens", 0)),
             token_count(getattr(usage, "completion_tokens", 0)),
-            reason if isinstance(reason, str) else None,
+            finish if isinstance(finish, str) else None,
         )
 
     def cost(self, completion: Completion) -> float | None:

@@ -22,9 +22,9 @@ DEFAULT_FILES = (
 
 
 def resolve(path: str) -> Path:
-    p = Path(path)
-    if not p.exists() and not p.is_absolute() and data_root() is not None:
-        p = data_root() / path
+    p, root = Path(path), data_root()
+    if not p.exists() and not p.is_absolute() and root is not None:
+        p = root / path
     if not p.is_file():
         where = (
             f"the data dir {data_root()}"
