@@ -32,10 +32,9 @@ from .errors import ConfigError, FairError
 from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
-from .records import Kind, Mistake, Writing
+from .records import Kind, Mistake, Writing, author_name
 from .rundir import Run, changed_keys, redo_from
 from .stages import Context, examine, explain, review, solve
-from .stages.solve import author_name
 from .store import copy_store
 
 PURPOSES = ("explain", "solve", "review", "review_feedback")

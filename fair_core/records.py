@@ -8,6 +8,16 @@ from typing import Literal
 Kind = Literal["feedback", "rationale"]
 
 
+def author_name(teacher: str, sample: int) -> str:
+    """The author of a rationale: the teacher, with ``#k`` for its k-th extra sample."""
+    return teacher if sample == 0 else f"{teacher}#{sample}"
+
+
+def teacher_of(author: str) -> str:
+    """The teacher behind an author: ``gpt#1`` was written by ``gpt``."""
+    return author.split("#", 1)[0]
+
+
 @dataclass(frozen=True)
 class Attempt:
     """The student's answer to one question."""

@@ -12,9 +12,9 @@ from pathlib import Path
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from .errors import FairError
 from .inert import inert
+from .records import teacher_of
 from .splits import fingerprint
 from .stages import PIPELINE
-from .stages.solve import teacher_of
 from .stats import accuracy, describe, describe_test, mcnemar
 from .store import StageStatus, Store, damaged
 from .training.progress import read_records

@@ -17,9 +17,9 @@ import os
 import random
 from collections import defaultdict
 
+from ..records import teacher_of
 from ..splits import normal
 from .base import Context, Need, Stage
-from .solve import teacher_of
 
 
 def build_pairs(ctx: Context) -> list[dict]:

@@ -15,12 +15,11 @@ from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
 from ..host import Host
-from ..records import Verdict
+from ..records import Verdict, teacher_of
 from ..store import Store
 from ..task import Task
 from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
-from .solve import teacher_of
 
 
 def reviewers(

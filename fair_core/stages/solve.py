@@ -5,17 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from ..gateway.backend import Request
+from ..records import author_name
 from .base import Context, Need, Stage
 from .committee import Job, run_jobs, user
-
-
-def author_name(teacher: str, sample: int) -> str:
-    """The author of a rationale: the teacher, with ``#k`` for its k-th extra sample."""
-    return teacher if sample == 0 else f"{teacher}#{sample}"
-
-
-def teacher_of(author: str) -> str:
-    return author.split("#", 1)[0]
 
 
 def jobs(ctx: Context) -> list[Job]:

@@ -19,8 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
 from fair_core.inert import inert
-from fair_core.records import Mistake, Review, Verdict
-from fair_core.stages.solve import teacher_of
+from fair_core.records import Mistake, Review, Verdict, teacher_of
 from fair_core.store import Store
 
 from ..session import Session
