@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 DRAIN_S = 0.05
 FOLLOW_S = 0.5  # how often an open run that this UI does not run is checked for another process's work
 QUIT_WAIT_S = 30.0
-SCREENS = ("runs", "setup", "pipeline", "committee", "training", "results")
 
 
 class EventsArrived(Message):
@@ -51,8 +50,11 @@ class FairApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live elsewhere
     TITLE = "FAIR"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    # the screens' names in the order of their number keys, which the nav bar shows (Textual's own
+    # SCREENS would build them lazily; they are installed at mount instead)
+    SCREEN_NAMES = tuple(SCREEN_TYPES)
     BINDINGS = [
-        *(Binding(str(i), f"go('{name}')", name.capitalize(), show=False) for i, name in enumerate(SCREENS, 1)),
+        *(Binding(str(i), f"go('{name}')", name.capitalize(), show=False) for i, name in enumerate(SCREEN_NAMES, 1)),
         Binding("q", "quit", "Quit"),
     ]
     # the open run's state, round and stage statuses: the footer's keys depend on them, and
@@ -96,7 +98,7 @@ class FairApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for name in SCREENS:
+        for name in self.SCREEN_NAMES:
             yield SystemCommand(f"Go to {name}", f"show the {name} screen", lambda n=name: self.action_go(n))
         yield SystemCommand("New config", "a new run config in the setup form", self.new_config)
         if self.session is not None:

@@ -25,9 +25,7 @@ class View(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        from ..app import SCREENS
-
-        yield NavBar(self.NAME, SCREENS)
+        yield NavBar(self.NAME, self.fair.SCREEN_NAMES)
         yield from self.body()
         yield Footer()
 
