@@ -20,8 +20,8 @@ def _local_path(config) -> str:
     resolved, a hub model downloaded into the hub cache, a GGUF file converted once."""
     from pathlib import Path
 
+    from .files import from_hub, resolve_model
     from .gguf import gguf_folder
-    from .hf import from_hub, resolve_model
 
     source, gguf, local = resolve_model(config)
     if gguf:

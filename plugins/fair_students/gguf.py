@@ -4,6 +4,10 @@ The trainer, vLLM and every later load read a normal folder; transformers dequan
 once. Dequantized values (an fp16 scale times a small integer, plus an fp16 offset) are exact in
 fp32, which small models keep; models of 2B parameters and more are saved in bf16, halving the
 disk they take for a rounding far below what their quantization already cost.
+
+Reading a model file with transformers, whatever its kind, shares two helpers kept here, at the
+bottom of the package (:mod:`.files` and :mod:`.hf` import them): the dense-GGUF arguments and
+a loading error as one line.
 """
 
 from __future__ import annotations
@@ -18,12 +22,29 @@ from pathlib import Path
 
 from fair_core.errors import FairError
 
-from .hf import dequantize_kwargs, unreadable
-
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
 LARGE = 2_000_000_000  # parameters from which the folder is saved in bf16
 
 logger = logging.getLogger(__name__)
+
+
+def unreadable(e: Exception) -> str:
+    """A library's loading error as a few words for one line: its type and first line."""
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def dequantize_kwargs() -> dict:
+    """Ask transformers for a plain dense model from a GGUF file.
+
+    Newer transformers keep GGUF weights packed by default, which can be neither saved nor
+    merged with an adapter; older ones always dequantize and have no ``GgufConfig``.
+    """
+    try:
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
 
 
 def cache_dir() -> Path:

@@ -14,7 +14,8 @@ from fair_core.config import StudentConfig
 from fair_core.errors import FairError
 from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
 
-from .hf import DTYPES, resolve_model
+from .files import resolve_model
+from .hf import DTYPES
 
 CHUNK = 256  # prompts per progress report; large enough that vLLM's scheduler stays full
 
