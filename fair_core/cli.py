@@ -228,7 +228,7 @@ def cmd_import_paper(args) -> int:
     with RunLock(args.run):
         run = Run(args.run)
         try:
-            held = sorted({w.teacher for w in run.store.writings(0)})
+            held = sorted({w.author for w in run.store.writings(0)})
             before = (run.store.get_meta("paper") or {}).get("files", {})
             if held and not args.merge and sorted(before.values()) != sorted(f.name for f in files):
                 raise FairError(

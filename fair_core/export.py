@@ -33,17 +33,17 @@ def records(store: Store, round: int) -> list[dict]:
         items = []
         for w in (w for w in writings if w.item_id == m.item_id):
             v = next(
-                (v for v in verdicts if v.item_id == w.item_id and v.kind == w.kind and v.author == w.teacher), None
+                (v for v in verdicts if v.item_id == w.item_id and v.kind == w.kind and v.author == w.author), None
             )
             items.append(
                 {
                     "kind": w.kind,
-                    "teacher": w.teacher,
+                    "teacher": w.author,  # the exported files keep their key
                     "text": w.text,
                     "reviews": [
                         {"reviewer": r.reviewer, "score": r.score, "raw": r.raw}
                         for r in reviews
-                        if r.item_id == w.item_id and r.kind == w.kind and r.author == w.teacher
+                        if r.item_id == w.item_id and r.kind == w.kind and r.author == w.author
                     ],
                     "accepted": v.accepted if v else None,
                 }

@@ -38,7 +38,7 @@ def references(store: Store, task: Task, round_: int = 0) -> list[Reference]:
     is neither right nor wrong, and is left out."""
     mistakes = {m.item_id: m for m in store.mistakes(round_)}
     out = []
-    for w in sorted(store.writings(round_), key=lambda w: (w.item_id, w.teacher)):
+    for w in sorted(store.writings(round_), key=lambda w: (w.item_id, w.author)):
         m = mistakes.get(w.item_id)
         if w.kind != "rationale" or m is None:
             continue

@@ -175,9 +175,9 @@ def export_files(
     """Write the paper's three files for ``round`` from the store. A live run's reviews go out as
     their parsed scores, with the reviewers' text beside them (``<teacher>_review_text``)."""
     meta = store.get_meta("paper") or {}
-    teachers = teachers or meta.get("teachers") or sorted({w.teacher for w in store.writings(round)})
+    teachers = teachers or meta.get("teachers") or sorted({w.author for w in store.writings(round)})
     names = names or meta.get("files") or {k: f"fair_task_{k}_round{round}.json" for k in KINDS}
-    writings = {(w.item_id, w.kind, w.teacher): w.text for w in store.writings(round)}
+    writings = {(w.item_id, w.kind, w.author): w.text for w in store.writings(round)}
     reviews = {(r.item_id, r.author, r.reviewer): r for r in store.reviews(round, "rationale")}
     imported = bool(meta)  # the paper's own scores, kept as JSON; a live reviewer's are free text
     scores = {k: _paper_score(r.raw, r.score) if imported else r.score for k, r in reviews.items()}

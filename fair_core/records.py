@@ -50,12 +50,13 @@ class Mistake:
 
 @dataclass(frozen=True)
 class Writing:
-    """A teacher's feedback on a mistake or its own rationale for the question."""
+    """A teacher's feedback on a mistake or its own rationale for the question; ``author`` is the
+    teacher, with ``#k`` for its k-th extra rationale (:func:`author_name`)."""
 
     round: int
     item_id: str
     kind: Kind
-    teacher: str
+    author: str
     text: str
 
 

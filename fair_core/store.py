@@ -474,7 +474,7 @@ class Store:
         with self.tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
-                [(w.round, w.item_id, w.kind, w.teacher, w.text) for w in writings],
+                [(w.round, w.item_id, w.kind, w.author, w.text) for w in writings],
             )
 
     def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:

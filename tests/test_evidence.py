@@ -19,7 +19,7 @@ def committee(items=10, teachers=("a#1", "b#1", "c#1")):
         for k in ("feedback", "rationale")
     ]
     # review kept one rationale on items 0-3, two on 4-5, none on 6-9
-    kept = {(w.item_id, w.kind, w.teacher) for w in writings if w.kind == "feedback"}
+    kept = {(w.item_id, w.kind, w.author) for w in writings if w.kind == "feedback"}
     kept |= {(f"i{i}", "rationale", "a#1") for i in range(6)} | {(f"i{i}", "rationale", "b#1") for i in (4, 5)}
     return writings, kept
 

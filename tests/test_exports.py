@@ -246,6 +246,9 @@ def test_committee_exports_carry_a_card(run, tmp_path):
         check_card(export(run, fmt, tmp_path / fmt), fmt)
     rows = [json.loads(line) for line in (tmp_path / "jsonl" / "round0.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all("writings" in r for r in rows)  # the nested per-mistake records
+    writings = [w for r in rows for w in r["writings"]]
+    assert {tuple(sorted(w)) for w in writings} == {("accepted", "kind", "reviews", "teacher", "text")}
+    assert {w["teacher"] for w in writings} == {"gpt", "gemini", "mistral"}  # each writing's author, by this key
 
 
 @pytest.mark.needs_data

@@ -26,21 +26,21 @@ def build_pairs(ctx: Context) -> list[dict]:
     committee = ctx.config.committee
     writings = [
         w
-        for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.teacher)
-        if not committee.distil_from or teacher_of(w.teacher) in committee.distil_from
+        for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.author)
+        if not committee.distil_from or teacher_of(w.author) in committee.distil_from
     ]
     accepted = {(v.item_id, v.kind, v.author) for v in ctx.store.verdicts(ctx.round) if v.accepted}
     kept: set[tuple[str, str, str]] = {
         key
         for w in writings
-        if (key := (w.item_id, w.kind, w.teacher)) in accepted
+        if (key := (w.item_id, w.kind, w.author)) in accepted
         or (w.kind == "feedback" and not committee.review_feedback)
     }
     if committee.selection == "size-matched":
         kept = size_matched(writings, kept, random.Random(f"{committee.seed}:{ctx.round}:size-matched"))
     by_item: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"feedback": [], "rationale": []})
     for w in writings:
-        if (w.item_id, w.kind, w.teacher) in kept:
+        if (w.item_id, w.kind, w.author) in kept:
             by_item[w.item_id][w.kind].append(
                 w.text.strip() if w.kind == "feedback" else ctx.task.rationale_target(w.text)
             )
@@ -79,7 +79,7 @@ def size_matched(writings: list, kept: set[tuple[str, str, str]], rng: random.Ra
     rationales: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for w in writings:
         if w.kind == "rationale" and w.item_id in with_feedback:
-            rationales[w.item_id].append((w.item_id, w.kind, w.teacher))
+            rationales[w.item_id].append((w.item_id, w.kind, w.author))
     reviewed = [k for k in kept if k[1] == "rationale" and k[0] in with_feedback]
     n_items = len({k[0] for k in reviewed})
     items = rng.sample(sorted(rationales), min(n_items, len(rationales)))

@@ -12,7 +12,7 @@ from .committee import Job, run_jobs, user
 def jobs(ctx: Context) -> list[Job]:
     """The calls explain still has to make: one per mistake and teacher without feedback yet
     (``fair estimate`` counts these very requests)."""
-    have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "feedback")}
+    have = {(w.item_id, w.author) for w in ctx.store.writings(ctx.round, "feedback")}
 
     def job(m, t):
         prompt = ctx.task.prompt(

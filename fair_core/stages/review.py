@@ -65,16 +65,16 @@ def jobs(ctx: Context) -> list[Job]:
             )
         purpose = "review" if w.kind == "rationale" else "review_feedback"
         row = lambda text, key: [  # noqa: E731
-            ("reviews", (ctx.round, w.item_id, w.kind, w.teacher, reviewer, text, score(text), key))
+            ("reviews", (ctx.round, w.item_id, w.kind, w.author, reviewer, text, score(text), key))
         ]
-        return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.teacher}), row
+        return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.author}), row
 
     writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
     return [
         (reviewer, partial(job, w, reviewer))
         for w in writings
-        for reviewer in reviewers(w.teacher, names, committee, ctx.round, w.item_id, w.kind)
-        if (w.item_id, w.kind, w.teacher, reviewer) not in have
+        for reviewer in reviewers(w.author, names, committee, ctx.round, w.item_id, w.kind)
+        if (w.item_id, w.kind, w.author, reviewer) not in have
     ]
 
 
@@ -116,7 +116,7 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
     for w in store.writings(round):
         if w.kind == "feedback" and not committee.review_feedback:
             continue
-        got = scores.get((w.item_id, w.kind, w.teacher), [])
+        got = scores.get((w.item_id, w.kind, w.author), [])
         decided = policy.decide(got)
         expect(
             isinstance(decided, tuple)
@@ -132,7 +132,7 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
         if accepted and w.kind == "rationale" and committee.verify_answer:
             if not task.is_correct(task.extract(w.text), golds.get(w.item_id, "")):
                 accepted, reason = False, "does not reach the gold answer"
-        verdicts.append(Verdict(round, w.item_id, w.kind, w.teacher, accepted, value, reason))
+        verdicts.append(Verdict(round, w.item_id, w.kind, w.author, accepted, value, reason))
     store.set_verdicts(round, verdicts)
     return {
         "accepted": sum(v.accepted for v in verdicts if v.kind == "rationale"),

@@ -13,7 +13,7 @@ from .committee import Job, run_jobs, user
 def jobs(ctx: Context) -> list[Job]:
     """The calls solve still has to make: one per mistake, teacher and sample without a rationale
     yet (``fair estimate`` counts these very requests)."""
-    have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, "rationale")}
+    have = {(w.item_id, w.author) for w in ctx.store.writings(ctx.round, "rationale")}
 
     def job(m, t, s):
         row = lambda text, key: [  # noqa: E731

@@ -54,7 +54,7 @@ def load_round(store: Store, round: int) -> list[Item]:
 def load_item(store: Store, round: int, item_id: str) -> Item:
     """One mistake with everything the committee wrote about it, for its detail pane."""
     item = Item(store.mistakes(round, item_id)[0])
-    item.writings = {(w.kind, w.teacher): w.text for w in store.writings(round, item_id=item_id)}
+    item.writings = {(w.kind, w.author): w.text for w in store.writings(round, item_id=item_id)}
     item.reviews = {(r.kind, r.author, r.reviewer): r for r in store.reviews(round, item_id=item_id)}
     item.verdicts = {(v.kind, v.author): v for v in store.verdicts(round, item_id=item_id)}
     return item
