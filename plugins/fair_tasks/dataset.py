@@ -28,7 +28,6 @@ from fair_core.config import ANSWER_KINDS, SOURCE_KEYS, Columns
 from fair_core.errors import DataError
 from fair_core.task import Problem
 
-from . import prompts
 from .base import SPLITS, LocalTask, Record, hub_rows, parse_json, read_jsonl, read_text
 from .extract import (
     extract_letter,
@@ -42,6 +41,7 @@ from .extract import (
     numbers_equal,
     parse_number,
 )
+from .prompts import CHOICE, NUMBER, PAPER_CHOICE, PAPER_NUMBER, PAPER_TEXT, PAPER_YES_NO, TEXT, YES_NO
 
 TEST_FRACTION = 0.2
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
@@ -51,10 +51,10 @@ TEST_SPLITS = ("test", "validation", "valid", "dev", "val")
 _YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 # the prompts of each answer kind: (default, the paper's protocol)
 PROMPTS = {
-    "number": (prompts.NUMBER, prompts.PAPER_NUMBER),
-    "yes-no": (prompts.YES_NO, prompts.PAPER_YES_NO),
-    "choice": (prompts.CHOICE, prompts.PAPER_CHOICE),
-    "text": (prompts.TEXT, prompts.PAPER_TEXT),
+    "number": (NUMBER, PAPER_NUMBER),
+    "yes-no": (YES_NO, PAPER_YES_NO),
+    "choice": (CHOICE, PAPER_CHOICE),
+    "text": (TEXT, PAPER_TEXT),
 }
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from fair_core.errors import DataError
 from fair_core.task import Problem
 
-from . import prompts
 from .base import LocalTask, hub_rows, need, read_text
 from .extract import extract_letter, match_option
+from .prompts import LETTER, PAPER_LETTER
 
 FILES = {"train": "Eval.txt", "test": "Test.txt"}
 HUB_SPLITS = {"train": "validation", "test": "test"}
@@ -38,8 +38,8 @@ class LogiQA(LocalTask):
     hub_options = {"revision": "refs/convert/parquet"}
     folder = "logiqa"
     files = tuple(FILES.values())
-    default_prompts = prompts.LETTER
-    presets = {"paper": prompts.PAPER_LETTER}
+    default_prompts = LETTER
+    presets = {"paper": PAPER_LETTER}
 
     def read_local(self, folder: Path) -> dict[str, list[Problem]]:
         return {split: _read_items(folder / name) for split, name in FILES.items()}

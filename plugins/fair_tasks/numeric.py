@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fair_core.task import Task
 
-from . import prompts
 from .extract import extract_number, numbers_equal
+from .prompts import NUMBER, PAPER_NUMBER
 
 
 class NumericAnswers(Task):
     """Answers are numbers: canonical strings compared within 1e-6 (relative or absolute)."""
 
-    default_prompts = prompts.NUMBER
-    presets = {"paper": prompts.PAPER_NUMBER}
+    default_prompts = NUMBER
+    presets = {"paper": PAPER_NUMBER}
 
     def extract(self, text: str) -> str | None:
         return extract_number(text)

@@ -14,9 +14,9 @@ from typing import Any, Iterable
 from fair_core.errors import DataError
 from fair_core.task import Problem
 
-from . import prompts
 from .base import LocalTask, Record, hub_rows, need, read_json, seeded_split
 from .extract import extract_yes_no
+from .prompts import PAPER_YES_NO, YES_NO
 
 TEST_SIZE = 229
 _WORDS = {"true": "yes", "yes": "yes", "false": "no", "no": "no"}
@@ -31,8 +31,8 @@ class StrategyQA(LocalTask):
     hub_id = "ChilleD/StrategyQA"
     folder = "strategyqa"
     files = ("train.json", "dev.json")
-    default_prompts = prompts.YES_NO
-    presets = {"paper": prompts.PAPER_YES_NO}
+    default_prompts = YES_NO
+    presets = {"paper": PAPER_YES_NO}
 
     def read_local(self, folder: Path) -> dict[str, list[Problem]]:
         return self._split(read_json(folder / "train.json") + read_json(folder / "dev.json"))
