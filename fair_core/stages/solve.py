@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from ..gateway.backend import Request
-from .base import Context, Need, Stage
+from ..records import Writing
+from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
 
@@ -48,4 +49,8 @@ STAGE = Stage(
     Need.COMMITTEE,
     reads="mistakes, rationales written before",
     writes="rationale writings, calls, failures",
+    records=(Writing,),
+    prompts=(Prompt("solve", ("question",)),),  # no hint
+    jobs=jobs,
+    purposes=(Purpose("solve", typical=200),),
 )
