@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, FairError, PluginError
+from .errors import ConfigError, DataError, FairError, PluginError
 
 if TYPE_CHECKING:  # pydantic loads with the config, which `fair --help` does not need
     from .config import TaskConfig
@@ -241,8 +241,14 @@ class Host:
         return pipeline
 
     def task(self, config: TaskConfig) -> Task:
-        """The task ``config`` ([task]) describes, built but not yet loaded."""
+        """The task ``config`` ([task]) describes, built but not yet loaded, with the templates
+        the pipeline's stages bring for their own prompt kinds (the task's or the config's win)."""
         factory = self.get("tasks", config.name)
+        pipeline = self.pipeline
+        kinds = pipeline.prompt_fields()
+        unknown = sorted(set(config.prompts) - set(kinds)) if isinstance(config.prompts, dict) else []
+        if unknown:
+            raise DataError(f"unknown prompt kind {unknown[0]!r} for task {config.name}: use one of {', '.join(kinds)}")
         source = config.source()
         takes = getattr(factory, "source_keys", None)  # a factory that is not a Task class takes them all
         refused = [key for key in source if takes is not None and key not in takes]
@@ -251,7 +257,9 @@ class Host:
                 f"config error: task {config.name!r} takes no task.{refused[0]}: remove it, or set "
                 f'task.name = "dataset" to read your own data (docs/tasks.md)'
             )
-        return factory(data_dir=config.data_dir, prompts=config.prompts, seed=config.seed, **source)
+        task = factory(data_dir=config.data_dir, prompts=config.prompts, seed=config.seed, **source)
+        task.prompts = {**pipeline.default_prompts(), **task.prompts}
+        return task
 
 
 # the register callbacks, one per hook: each only collects; the host decides when the plugin is done

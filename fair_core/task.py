@@ -77,16 +77,8 @@ class Task(ABC):
             if prompts not in named:
                 raise DataError(f"task {self.name} has no prompt preset {prompts!r}: use one of {', '.join(named)}")
             prompts = named[prompts]
-        from .host import get_host
-
-        pipeline = get_host().pipeline  # the stages, a plugin's too, declare the kinds they render
-        unknown = set(prompts or {}) - set(pipeline.prompt_fields())
-        if unknown:
-            raise DataError(
-                f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
-                f"use one of {', '.join(pipeline.prompt_fields())}"
-            )
-        self.prompts = {**pipeline.default_prompts(), **self.default_prompts, **(prompts or {})}
+        # the kinds a run renders are its stages' (Host.task checks them and adds a plugin's templates)
+        self.prompts = {**self.default_prompts, **(prompts or {})}
         self.seed = seed
 
     @abstractmethod

@@ -12,9 +12,11 @@ import time
 import pytest
 
 from fair_core import cli, load_config, run
-from fair_core.errors import ConfigError
+from fair_core.errors import ConfigError, FairError
 from fair_core.events import CallDone
-from fair_core.host import get_host, reset_host
+from fair_core.hookspecs import hookimpl
+from fair_core.host import Host, get_host, reset_host
+from fair_core.stages import PIPELINE, Need, Prompt, Stage
 from fair_core.store import Store
 from fair_tui.app import FairApp
 
@@ -189,12 +191,43 @@ def test_a_plugins_committee_stage_runs_resumes_redoes_and_shows_everywhere(conf
     assert asyncio.run(pipeline_screen()) == STAGES
 
 
-def test_a_stage_the_pipeline_lacks_is_refused_by_the_runs_check(tmp_path):
+def test_a_stage_or_prompt_kind_the_pipeline_lacks_is_refused_by_the_runs_check(tmp_path):
     reset_host()  # without the plugin
     try:
         config = load_config(None, ['stages=["explain", "digest"]'])  # the schema does not know the pipeline
         with pytest.raises(ConfigError, match="unknown stage 'digest'"):
             run(config, tmp_path / "run")
+        with pytest.raises(FairError, match="unknown prompt kind 'digest' for task svamp: use one of student, "):
+            run(load_config(None, ["task.prompts.digest=x", 'stages=["compile"]']), tmp_path / "run")
         assert not (tmp_path / "run").exists()
     finally:
         reset_host()
+
+
+def noop(ctx):
+    return {}
+
+
+@pytest.mark.parametrize(
+    "stage, after, error",
+    [
+        (Stage("lost", noop, Need.NOTHING, reads="", writes=""), "teach", "no stage 'teach' to put 'lost' after"),
+        (Stage("review", noop, Need.NOTHING, reads="", writes=""), "compile", "a stage named 'review' exists already"),
+        (
+            Stage("echo", noop, Need.NOTHING, reads="", writes="", prompts=(Prompt("solve", ("question",)),)),
+            "compile",
+            "stage 'echo' declares 'solve', which another stage has",
+        ),
+        ("not a stage", "compile", "failed in register_stages: TypeError: register_stages takes a fair_core.stages"),
+    ],
+)
+def test_a_stage_that_cannot_join_the_pipeline_keeps_its_plugin_out(stage, after, error):
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(stage, after=after)
+
+    host = Host()
+    info = host.add(Plugin(), "bad-stage")
+    assert info.status == "error" and info.error.startswith(error) and info.registered == {}
+    assert host.pipeline.names() == PIPELINE.names()
