@@ -135,6 +135,7 @@ def register_commands(register: RegisterCommand) -> None:
 def register_stages(register: RegisterStage) -> None:
     """Add pipeline stages: ``register(stage, after)`` puts a :class:`fair_core.stages.Stage`
     right after the stage named ``after`` (a built-in one, or one an earlier plugin added). The
-    declaration is all fair needs: the runner runs and resumes it, its ``redo_keys`` redo it,
-    ``fair estimate`` counts its ``jobs``, its ``prompts`` bring their templates, and the report
-    and the TUI list it. A name, prompt kind or call purpose another stage has is refused."""
+    declaration is all fair needs: the runner calls ``run(ctx)`` for each round it has not done,
+    its ``redo_keys`` redo it, ``fair estimate`` counts the calls ``jobs(ctx)`` lists, its
+    ``prompts`` bring their templates, and the report and the TUI list it. A name, prompt kind or
+    call purpose another stage has is refused."""
