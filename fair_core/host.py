@@ -184,7 +184,7 @@ class Host:
         stages = [entry for kind, entry in pending if kind == "stages"]
         if stages:
             try:  # placed after a stage that exists, with a name, prompt kinds and purposes of its own
-                self._pipeline(self.registry["stages"].values(), stages)
+                self._pipeline([*self.registry["stages"].values(), *stages])
             except FairError as e:
                 return self._drop(info, "error", str(e), plugin)
         for kind, entry in pending:
@@ -232,11 +232,11 @@ class Host:
         return self._pipeline(self.registry["stages"].values())
 
     @staticmethod
-    def _pipeline(*entries: Iterable[Entry]) -> Pipeline:
+    def _pipeline(entries: Iterable[Entry]) -> Pipeline:
         from .stages import PIPELINE
 
         pipeline = PIPELINE.copy()
-        for entry in (e for group in entries for e in group):
+        for entry in entries:
             pipeline.add(entry.obj, entry.meta["after"])
         return pipeline
 

@@ -76,14 +76,13 @@ class Run:
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
         if changed and _empty(db):
             changed = []  # a first start that failed before storing anything: the new config is the run's
-        pipeline = pipeline or (_host_pipeline() if changed else None)
-        redo = _redo_stage(pipeline, changed, self.path, config_file) if pipeline is not None else None
+        redo = _redo_stage(pipeline, changed, self.path, config_file)
         self.config = config or saved or cfg.RunConfig()
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.path / "run.sqlite")
         self.changes: list[str] = []  # what this invocation's config changed, for the user to read
-        if redo and pipeline is not None:
-            self._redo(pipeline, redo, changed, config_file, self.config.stages if stages is None else stages)
+        if redo:
+            self._redo(*redo, changed, config_file, self.config.stages if stages is None else stages)
         if saved is None or config is not None:
             write_atomic(config_file, cfg.dump(self.config))
         self.bus = Bus()
@@ -213,8 +212,14 @@ def _host_pipeline() -> Pipeline:
     return get_host().pipeline
 
 
-def _redo_stage(pipeline: Pipeline, changed: list[str], path: Path, config_file: Path) -> str | None:
-    """The earliest stage a change makes stale; a change no stage can absorb is refused."""
+def _redo_stage(
+    pipeline: Pipeline | None, changed: list[str], path: Path, config_file: Path
+) -> tuple[Pipeline, str] | None:
+    """The pipeline (default: the host's) and its earliest stage a change makes stale; a change
+    no stage can absorb is refused."""
+    if not changed:
+        return None
+    pipeline = pipeline or _host_pipeline()
     stages = []
     for key in changed:
         stage = redo_from(key, pipeline)
@@ -225,7 +230,7 @@ def _redo_stage(pipeline: Pipeline, changed: list[str], path: Path, config_file:
                 f"own config ({config_file})"
             )
         stages.append(stage)
-    return min(stages, key=pipeline.rank) if stages else None
+    return pipeline, min(stages, key=pipeline.rank)
 
 
 def write_atomic(path: Path, text: str) -> Path:
