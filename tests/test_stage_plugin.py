@@ -6,10 +6,11 @@ server's echo model (each answer is its prompt), the mistakes a small file: no d
 
 import asyncio
 import json
-import textwrap
+import re
 import time
 
 import pytest
+from helpers import REPO
 
 from fair_core import cli, load_config, run
 from fair_core.errors import ConfigError, FairError
@@ -20,63 +21,10 @@ from fair_core.stages import PIPELINE, Need, Prompt, Stage
 from fair_core.store import Store
 from fair_tui.app import FairApp
 
-PLUGIN = '''
-"""digest: each teacher sums up every mistaken question in a line, a writing of its own kind."""
-
-from functools import partial
-
-from fair_core.gateway.backend import Request
-from fair_core.hookspecs import hookimpl
-from fair_core.records import Writing
-from fair_core.stages import Need, Prompt, Purpose, Stage
-from fair_core.stages.committee import run_jobs, user
-
-KIND = "digest"
-
-
-def jobs(ctx):
-    have = {(w.item_id, w.teacher) for w in ctx.store.writings(ctx.round, KIND)}
-
-    def job(m, t):
-        prompt = ctx.task.prompt(KIND, question=m.question, gold=m.gold)
-        rows = lambda text, key: [("writings", (ctx.round, m.item_id, KIND, t.name, text, key))]
-        return Request(t.name, KIND, m.item_id, user(prompt)), rows
-
-    return [
-        (t.name, partial(job, m, t))
-        for m in ctx.store.mistakes(ctx.round)
-        for t in ctx.config.teachers
-        if (m.item_id, t.name) not in have
-    ]
-
-
-async def run(ctx):
-    return await run_jobs(ctx, "digest", jobs(ctx))
-
-
-def clear(run, round):
-    run.store.delete_writings(round, KIND)
-
-
-STAGE = Stage(
-    "digest",
-    run,
-    Need.COMMITTEE,
-    reads="mistakes, digests written before",
-    writes="digest writings, calls, failures",
-    records=(Writing,),
-    redo_keys=("task.prompts.digest",),
-    clear=clear,
-    prompts=(Prompt(KIND, ("question", "gold"), default="DIGEST {question} => {gold}"),),
-    jobs=jobs,
-    purposes=(Purpose(KIND, typical=40),),
-)
-
-
-@hookimpl
-def register_stages(register):
-    register(STAGE, after="solve")
-'''
+# the plugin is docs/plugin-authoring.md's example, taken from the page's text: the page works as written
+PLUGIN = re.search(
+    r"^## Pipeline stages\n.*?^```python\n(.*?)^```$", (REPO / "docs" / "plugin-authoring.md").read_text(), re.M | re.S
+)[1]
 STAGES = ["explain", "solve", "digest", "review", "compile"]
 QUESTIONS = ["Tom has 3 apples and buys 4. How many?", "A box holds 6 eggs; 2 break. How many?"]
 
@@ -87,7 +35,7 @@ def digest(tmp_path, monkeypatch):
     and found by the process's host; the host without it again after the test."""
     root = tmp_path / "site"
     root.mkdir()
-    (root / "fair_digest.py").write_text(textwrap.dedent(PLUGIN))
+    (root / "fair_digest.py").write_text(PLUGIN)
     info = root / "fair_digest-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fair-digest\nVersion: 0.1\n")
@@ -144,6 +92,9 @@ def test_a_plugins_committee_stage_runs_resumes_redoes_and_shows_everywhere(conf
     est = json.loads(capsys.readouterr().out)
     assert est["purposes"] == ["explain", "solve", "digest", "review"]
     assert est["per_teacher"]["t0"]["calls"] == {"explain": 2, "solve": 2, "digest": 2, "review": 2}
+    assert cli.main(["estimate", str(config)]) == 0  # the table has a column for its calls
+    header = next(line for line in capsys.readouterr().out.splitlines() if "teacher" in line)
+    assert header.split()[:6] == ["teacher", "model", "explain", "solve", "digest", "review"]
     assert server.requests == 0
 
     run_dir = tmp_path / "run"
@@ -151,7 +102,7 @@ def test_a_plugins_committee_stage_runs_resumes_redoes_and_shows_everywhere(conf
     assert first.ok and first.ran == [(0, s) for s in STAGES]
     assert server.requests == 2 * (2 + 2 + 2 + 2)  # two teachers: explain, solve, digest, review by the other
     # its own prompt kind, rendered from the template its stage brings; its own kind of writing
-    assert digests(run_dir) == sorted(f"DIGEST {q} => 7" for q in QUESTIONS for _ in range(2))
+    assert digests(run_dir) == sorted(f"Sum up in one line: {q}" for q in QUESTIONS for _ in range(2))
     assert est["calls"] == server.requests  # the estimate counted the very calls
 
     events = []
