@@ -112,7 +112,7 @@ def run(
     from .runner import Runner, check
 
     run_config = config if isinstance(config, cfg.RunConfig) else load_config(config)
-    # validated as the config file's key is: an unknown stage is one ConfigError line
+    # validated as the config file's key is; check() refuses a stage the pipeline lacks in one line
     asked = None if stages is None else cfg.validate({**run_config.model_dump(), "stages": list(stages)}).stages
     if rounds is not None:
         run_config = cfg.validate({**run_config.model_dump(), "rounds": rounds})

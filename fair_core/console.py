@@ -34,9 +34,10 @@ from .events import (
     TrainStep,
     facts,
 )
+from .host import get_host
 from .inert import inert
 from .report import usd
-from .stages import PIPELINE, Need
+from .stages import Need
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}
 SHOWN_FAILURES = 5  # per stage; a teacher failing every call must not flood the terminal
@@ -103,7 +104,7 @@ class ConsoleSink:
         count takes the bar its start made, so a stage that counts one split has one bar."""
         key = (round, stage, split)
         if key not in self.bars:
-            width = max(map(len, PIPELINE.names()))
+            width = max(map(len, get_host().pipeline.names()))
             description = f"round {round} {stage:{width}}" + (f" {split}" if split else "")
             started = self.bars.get((round, stage, None))
             if split is not None and started is not None and self._task(started).total is None:
@@ -139,7 +140,7 @@ class ConsoleSink:
             self._bar(e.round, e.stage)
             self.calls = dict(NO_CALLS)
         elif isinstance(e, StageProgress):
-            calls = e.stage in PIPELINE.needing(Need.COMMITTEE)
+            calls = e.stage in get_host().pipeline.needing(Need.COMMITTEE)
             unit = "items" if e.split else "calls" if calls else ""
             info = self._calls_info() if calls else ""
             self._count(self._bar(e.round, e.stage, e.split), e.done, e.total, unit, info)

@@ -1,10 +1,11 @@
 """``fair estimate``: what a committee will cost, before anything is paid.
 
-The calls counted are the very requests the committee stages would send: ``explain.jobs``,
-``solve.jobs`` and ``review.jobs`` run against a scratch copy of the run's store (the run dir is
-only read). The writings that explain and solve are still to write are added to the copy, empty,
-as they would be, so review's requests follow the configured assignment, samples and
-review_feedback exactly; the tokens of those unwritten texts are added to the review prompts.
+The calls counted are the very requests the committee stages would send: each committee
+stage's declared ``jobs`` (explain's, solve's, review's, a plugin's) run, in pipeline order,
+against a scratch copy of the run's store (the run dir is only read). What each call would store
+is added to the copy, with its text empty, as it would be, so review's requests follow the
+configured assignment, samples and review_feedback exactly; the tokens of those unwritten texts
+are added to the prompts that quote them (a stage's ``Purpose.quotes``).
 
 Per teacher and purpose: prompt tokens are counted on the rendered prompts by the teacher's
 backend (litellm's tokenizer for a model in its price map), else at 4 characters a token, and
@@ -25,6 +26,7 @@ import tempfile
 from collections import defaultdict
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from . import config as cfg
 from .config import RunConfig
@@ -32,21 +34,36 @@ from .errors import ConfigError, FairError
 from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
-from .records import Kind, Mistake, Writing, author_name
+from .records import Mistake
 from .rundir import Run, changed_keys, redo_from
-from .stages import Context, examine, explain, review, solve
+from .stages import PIPELINE, Context, Pipeline, examine
+from .stages.base import Jobs, Purpose
 from .store import copy_store
 
-PURPOSES = ("explain", "solve", "review", "review_feedback")
-JOBS = {"explain": explain.jobs, "solve": solve.jobs, "review": review.jobs}
-# Tokens an answer is assumed to take when the run has not measured any: about what the paper's
-# recorded SVAMP committee writes (feedback 120-160 tokens); a review reasons before its score.
-TYPICAL = {"explain": 150, "solve": 200, "review": 150, "review_feedback": 150}
 PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
 ASSUMED_ACCURACY = 0.5
-# what a purpose's prompt quotes that is not written yet: (writing kind, the student's answer?)
-UNWRITTEN = {"explain": (None, True), "review": ("rationale", False), "review_feedback": ("feedback", True)}
+
+
+def __getattr__(name: str) -> Any:
+    """The tables this module once kept, derived from the built-in stages' declarations: PURPOSES,
+    JOBS (committee stage -> its jobs), TYPICAL (purpose -> completion tokens assumed) and
+    UNWRITTEN (purpose -> (the kind of writing it quotes, whether it quotes the student))."""
+    purposes = PIPELINE.purposes()
+    derived = {
+        "PURPOSES": lambda: tuple(purposes),
+        "JOBS": lambda: committee(PIPELINE),
+        "TYPICAL": lambda: {p.name: p.typical for p in purposes.values()},
+        "UNWRITTEN": lambda: {p.name: (p.quotes, p.student) for p in purposes.values() if p.quotes or p.student},
+    }
+    if name not in derived:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return derived[name]()
+
+
+def committee(pipeline: Pipeline) -> dict[str, Jobs]:
+    """The stages that call teachers, with their jobs, in pipeline order."""
+    return {s.name: s.jobs for s in pipeline if s.jobs is not None}
 
 
 def estimate(
@@ -66,6 +83,8 @@ def estimate(
     from .runner import Runner
 
     store = Path(run_dir) / "run.sqlite" if run_dir else None
+    pipeline = host.pipeline
+    pipeline.check(config.stages)
     if pilot is not None and not (Path(pilot) / "run.sqlite").is_file():
         raise FairError(f"--pilot {pilot} holds no run (no run.sqlite): pass a run directory whose committee ran")
     assumptions: list[str] = []
@@ -77,7 +96,7 @@ def estimate(
         measured: dict = {"completion": {}, "prompts": {}, "accuracy": None}
         resumed = False
         if store is not None and store.is_file():
-            resumed = _same_run(store.parent, config)
+            resumed = _same_run(store.parent, config, pipeline)
             snapshot = Path(tmp) / "snapshot.sqlite"
             if resumed or pilot is None:  # a copy only where it is counted from or measured
                 _copy(store, snapshot)
@@ -103,17 +122,18 @@ def estimate(
         runner = scratch("run")
         ctx, backends = runner.context(0), runner.backends
         assumed = _mistakes(ctx, mistakes, accuracy, measured["accuracy"], assumptions)
-        expected = _expected(config, measured["completion"], assumptions)
+        purposes = pipeline.purposes()
+        expected = _expected(config, purposes, measured["completion"], assumptions)
         student = config.student.max_new_tokens // 2  # an assumed mistake's wrong answer, in tokens
         counted: dict[str, str] = {}
         scale = _scale(backends, measured["prompts"], assumptions)
-        lines = _project(ctx, backends, expected, assumed, student, counted, scale)
+        lines = _project(ctx, pipeline, backends, expected, assumed, student, counted, scale)
         if config.rounds > 1:
             full = lines
             if resumed:  # a later round is a whole round: count round 0 again from its mistakes alone
                 fresh = scratch("full").context(0)
                 fresh.store.add_mistakes(ctx.store.mistakes(0))
-                full = _project(fresh, backends, expected, assumed, student, counted, scale)
+                full = _project(fresh, pipeline, backends, expected, assumed, student, counted, scale)
             later = config.rounds - 1
             lines = {
                 key: (
@@ -126,10 +146,11 @@ def estimate(
                 f"rounds = {config.rounds}: each round after the first is assumed to have as "
                 f"many mistakes as round 0 (the trained student likely makes fewer)"
             )
-        if not any(s in config.stages for s in JOBS):
-            assumptions.append("stages include no committee stage (explain, solve, review): no teacher is called")
+        stages = committee(pipeline)
+        if not any(s in config.stages for s in stages):
+            assumptions.append(f"stages include no committee stage ({', '.join(stages)}): no teacher is called")
         count = len(ctx.store.mistakes(0))
-    return _result(config, backends, lines, expected, counted, count, assumptions)
+    return _result(config, list(purposes), backends, lines, expected, counted, count, assumptions)
 
 
 @contextmanager
@@ -179,12 +200,12 @@ def _measure(db: Path, config: RunConfig) -> dict:
     return {"completion": completion, "prompts": dict(prompts), "accuracy": (acc, n) if n else None}
 
 
-def _same_run(run_dir: Path, config: RunConfig) -> bool:
+def _same_run(run_dir: Path, config: RunConfig, pipeline: Pipeline) -> bool:
     """Whether ``fair run`` of ``config`` would resume ``run_dir`` with the requests stored there
     (a changed threshold or policy redoes a later stage, but asks no teacher anything new)."""
     saved = run_dir / "config.toml"
     try:
-        return not saved.is_file() or all(redo_from(k) for k in changed_keys(cfg.load(saved), config))
+        return not saved.is_file() or all(redo_from(k, pipeline) for k in changed_keys(cfg.load(saved), config))
     except ConfigError:
         return False
 
@@ -232,12 +253,14 @@ def max_tokens(teacher) -> int:
     return int(teacher.params.get("max_tokens", DEFAULT_MAX_TOKENS))
 
 
-def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict[tuple[str, str], float]:
+def _expected(
+    config: RunConfig, purposes: dict[str, Purpose], measured: dict, assumptions: list[str]
+) -> dict[tuple[str, str], float]:
     """Completion tokens per call, per (teacher, purpose): measured, else typical, capped at max_tokens."""
     expected = {
-        (t.name, p): measured[(t.name, p)][0] if (t.name, p) in measured else min(TYPICAL[p], max_tokens(t))
+        (t.name, p): measured[(t.name, p)][0] if (t.name, p) in measured else min(purpose.typical, max_tokens(t))
         for t in config.teachers
-        for p in PURPOSES
+        for p, purpose in purposes.items()
     }
     for t in config.teachers:
         if "max_tokens" not in t.params:
@@ -251,7 +274,7 @@ def _expected(config: RunConfig, measured: dict, assumptions: list[str]) -> dict
     if len(measured) < len(expected):
         assumptions.append(
             "completion tokens not measured are typical lengths: "
-            + ", ".join(f"{p} {n}" for p, n in TYPICAL.items())
+            + ", ".join(f"{p} {purpose.typical}" for p, purpose in purposes.items())
             + " (capped at max_tokens)"
         )
     return expected
@@ -274,6 +297,7 @@ def _scale(backends: dict, prompts: dict[str, list], assumptions: list[str]) -> 
 
 def _project(
     ctx: Context,
+    pipeline: Pipeline,
     backends: dict,
     expected: dict,
     assumed: set[str],
@@ -282,15 +306,20 @@ def _project(
     scale: dict[str, float],
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """(calls, prompt tokens) per (teacher, purpose) of the committee stages this config runs,
-    in order; each stage's writings are added to the scratch store, empty, before review."""
+    in order; what each stage's calls would store is added to the scratch store, its texts
+    empty, before the next stage lists its calls."""
     lines: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
+    purposes = pipeline.purposes()
     # (item, kind, author) -> its tokens; a request that quotes no writing looks up kind None
     unwritten: dict[tuple[str, str | None, str | None], float] = {}
-    for stage in (s for s in JOBS if s in ctx.config.stages):
+    for stage, jobs in committee(pipeline).items():
+        if stage not in ctx.config.stages:
+            continue
         written = []
-        for teacher, make in JOBS[stage](ctx):
-            request, _ = make()
-            quoted, quotes_student = UNWRITTEN.get(request.purpose, (None, False))
+        for teacher, make in jobs(ctx):
+            request, outputs = make()
+            purpose = purposes.get(request.purpose)
+            quoted, quotes_student = (purpose.quotes, purpose.student) if purpose else (None, False)
             extra = (student if quotes_student and request.item_id in assumed else 0) + unwritten.get(
                 (request.item_id, quoted, request.meta.get("author")), 0
             )
@@ -301,12 +330,11 @@ def _project(
                 + round(_tokens(backends[teacher], request.messages, counted) * scale.get(teacher, 1.0))
                 + round(extra),
             )
-            if stage != "review":
-                author = teacher if stage == "explain" else author_name(teacher, request.sample)
-                kind: Kind = "feedback" if stage == "explain" else "rationale"
-                written.append(Writing(0, request.item_id, kind, author, ""))
-                unwritten[(request.item_id, kind, author)] = expected[(teacher, request.purpose)]
-        ctx.store.add_writings(written)
+            for table, row in outputs("", ""):
+                written.append((table, row))
+                if table == "writings":  # (round, item, kind, author, text, call key)
+                    unwritten[(row[1], row[2], row[3])] = expected.get((teacher, request.purpose), 0)
+        ctx.store.record_call("", None, written)
     return lines
 
 
@@ -318,12 +346,19 @@ def _tokens(backend, messages: tuple[dict, ...], counted: dict[str, str]) -> int
 
 
 def _result(
-    config: RunConfig, backends: dict, lines: dict, expected: dict, counted: dict, mistakes: int, assumptions: list[str]
+    config: RunConfig,
+    purposes: list[str],
+    backends: dict,
+    lines: dict,
+    expected: dict,
+    counted: dict,
+    mistakes: int,
+    assumptions: list[str],
 ) -> dict:
     """Per teacher and in total: calls, tokens, and dollars as each backend prices them."""
     per_teacher = {}
     for t in config.teachers:
-        mine = {p: lines[(t.name, p)] for p in PURPOSES if lines.get((t.name, p), (0, 0))[0]}
+        mine = {p: lines[(t.name, p)] for p in purposes if lines.get((t.name, p), (0, 0))[0]}
         prompt = sum(tokens for _, tokens in mine.values())
         completion = round(sum(calls * expected[(t.name, p)] for p, (calls, _) in mine.items()))
         completion_high = sum(calls for calls, _ in mine.values()) * max_tokens(t)
@@ -355,6 +390,7 @@ def _result(
         "mistakes": mistakes,
         "rounds": config.rounds,
         "per_teacher": per_teacher,
+        "purposes": [p for p in purposes if any(p in t["calls"] for t in per_teacher.values())],
         "budget_usd": config.committee.budget_usd,
         "unpriced": [t.name for t in config.teachers if prices.unpriced(backends[t.name])],
         "assumptions": assumptions,
@@ -391,7 +427,7 @@ def render(est: dict) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps whole rows
     teachers = est["per_teacher"]
-    purposes = [p for p in PURPOSES if any(p in t["calls"] for t in teachers.values())]
+    purposes = est["purposes"]
     table = Table(
         "teacher",
         "model",

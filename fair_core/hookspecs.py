@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .config import StudentConfig, TeacherConfig
     from .gateway.backend import Backend
     from .review import ReviewPolicy, ScoreParser
+    from .stages import Stage
     from .student import Student
     from .task import Task
 
@@ -83,6 +84,10 @@ class RegisterCommand(Protocol):
     def __call__(self, name: str, help: str, configure: Configure, handler: Handler) -> None: ...
 
 
+class RegisterStage(Protocol):
+    def __call__(self, stage: Stage, after: str) -> None: ...
+
+
 # the hooks ---------------------------------------------------------------------------------------
 @hookspec
 def register_tasks(register: RegisterTask) -> None:
@@ -124,3 +129,13 @@ def register_commands(register: RegisterCommand) -> None:
     """Add CLI commands: ``register(name, help, configure, handler)``; ``configure(parser)`` adds
     argparse arguments, ``handler(args) -> int`` runs the command. A name fair itself uses
     (``run``, ``plugins``, ...) is refused."""
+
+
+@hookspec
+def register_stages(register: RegisterStage) -> None:
+    """Add pipeline stages: ``register(stage, after)`` puts a :class:`fair_core.stages.Stage`
+    right after the stage named ``after`` (a built-in one, or one an earlier plugin added). The
+    declaration is all fair needs: the runner calls ``run(ctx)`` for each round it has not done,
+    its ``redo_keys`` redo it, ``fair estimate`` counts the calls ``jobs(ctx)`` lists, its
+    ``prompts`` bring their templates, and the report and the TUI list it. A name, prompt kind or
+    call purpose another stage has is refused."""

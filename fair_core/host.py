@@ -14,15 +14,16 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError
+from .errors import ConfigError, DataError, FairError, PluginError
 
 if TYPE_CHECKING:  # pydantic loads with the config, which `fair --help` does not need
     from .config import TaskConfig
+    from .stages import Pipeline
     from .task import Task
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ Pending = list[tuple[str, Entry]]  # (registry kind, entry): what one plugin reg
 
 
 class Host:
-    """Registries of tasks, teachers, reviewers (parsers, policies), students and commands."""
+    """Registries of tasks, teachers, reviewers (parsers, policies), students, commands and
+    stages, and the pipeline those stages join."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("fair")
@@ -83,6 +85,7 @@ class Host:
             "policies": {},
             "students": {},
             "commands": {},
+            "stages": {},
         }
 
     @property
@@ -178,6 +181,12 @@ class Host:
                     f"one plugin out with FAIR_PLUGINS",
                     plugin,
                 )
+        stages = [entry for kind, entry in pending if kind == "stages"]
+        if stages:
+            try:  # placed after a stage that exists, with a name, prompt kinds and purposes of its own
+                self._pipeline([*self.registry["stages"].values(), *stages])
+            except FairError as e:
+                return self._drop(info, "error", str(e), plugin)
         for kind, entry in pending:
             self.registry[kind][entry.name] = entry
             info.registered.setdefault(kind, []).append(entry.name)
@@ -216,9 +225,30 @@ class Host:
     def names(self, kind: str) -> list[str]:
         return sorted(self.registry[kind])
 
+    @property
+    def pipeline(self) -> Pipeline:
+        """The stages a run of this host runs: the built-in ones and, each after the stage it
+        names, those its plugins registered, in the order the plugins loaded."""
+        return self._pipeline(self.registry["stages"].values())
+
+    @staticmethod
+    def _pipeline(entries: Iterable[Entry]) -> Pipeline:
+        from .stages import PIPELINE
+
+        pipeline = PIPELINE.copy()
+        for entry in entries:
+            pipeline.add(entry.obj, entry.meta["after"])
+        return pipeline
+
     def task(self, config: TaskConfig) -> Task:
-        """The task ``config`` ([task]) describes, built but not yet loaded."""
+        """The task ``config`` ([task]) describes, built but not yet loaded, with the templates
+        the pipeline's stages bring for their own prompt kinds (the task's or the config's win)."""
         factory = self.get("tasks", config.name)
+        pipeline = self.pipeline
+        kinds = pipeline.prompt_fields()
+        unknown = sorted(set(config.prompts) - set(kinds)) if isinstance(config.prompts, dict) else []
+        if unknown:
+            raise DataError(f"unknown prompt kind {unknown[0]!r} for task {config.name}: use one of {', '.join(kinds)}")
         source = config.source()
         takes = getattr(factory, "source_keys", None)  # a factory that is not a Task class takes them all
         refused = [key for key in source if takes is not None and key not in takes]
@@ -227,7 +257,9 @@ class Host:
                 f"config error: task {config.name!r} takes no task.{refused[0]}: remove it, or set "
                 f'task.name = "dataset" to read your own data (docs/tasks.md)'
             )
-        return factory(data_dir=config.data_dir, prompts=config.prompts, seed=config.seed, **source)
+        task = factory(data_dir=config.data_dir, prompts=config.prompts, seed=config.seed, **source)
+        task.prompts = {**pipeline.default_prompts(), **task.prompts}
+        return task
 
 
 # the register callbacks, one per hook: each only collects; the host decides when the plugin is done
@@ -277,12 +309,26 @@ def _commands(plugin: str, pending: Pending) -> hookspecs.RegisterCommand:
     return register
 
 
+def _stages(plugin: str, pending: Pending) -> hookspecs.RegisterStage:
+    def register(stage: Any, after: str) -> None:
+        from .stages import Stage
+
+        if not isinstance(stage, Stage):
+            raise TypeError(f"register_stages takes a fair_core.stages.Stage, not {type(stage).__name__}")
+        if not isinstance(after, str):
+            raise TypeError(f"after must name a stage, not {after!r}")
+        _collect(plugin, pending, "stages", stage.name, stage, after=after)
+
+    return register
+
+
 REGISTRARS: dict[str, Callable[[str, Pending], Any]] = {
     "register_tasks": _tasks,
     "register_teachers": _teachers,
     "register_reviewers": _reviewers,
     "register_students": _students,
     "register_commands": _commands,
+    "register_stages": _stages,
 }
 
 

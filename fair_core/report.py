@@ -11,10 +11,10 @@ from pathlib import Path
 
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from .errors import FairError
+from .host import get_host
 from .inert import inert
 from .records import teacher_of
 from .splits import fingerprint
-from .stages import PIPELINE
 from .stats import accuracy, describe, describe_test, mcnemar
 from .store import StageStatus, Store, damaged
 from .training.progress import read_records
@@ -216,6 +216,7 @@ def _build(run_dir: Path, store: Store) -> dict:
     scored = [row["item_id"] for row in store.items("test")]
     per_round = [{**_round(store, r, set(scored)), "training": _training(run_dir, r)} for r in rounds]
     runner_alive = _alive(store.get_meta("runner"))
+    rank = get_host().pipeline.rank  # a plugin's stages in their place
     last = per_round[-1] if per_round else _round(store, 0, set())
     total = lambda key: sum(p[key] or 0 for p in per_round)  # noqa: E731
     return {
@@ -243,7 +244,7 @@ def _build(run_dir: Path, store: Store) -> dict:
         "budget_reached": bool(store.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1")),
         "stages": [
             _stage(row, runner_alive)
-            for row in sorted(store.stages(), key=lambda row: (row["round"], PIPELINE.rank(row["stage"])))
+            for row in sorted(store.stages(), key=lambda row: (row["round"], rank(row["stage"])))
         ],
         "rounds": per_round,
     }

@@ -7,14 +7,16 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import config as cfg
 from .disk import DiskFull, is_full
 from .errors import ConfigError, FairError
 from .events import Bus, Event, JsonlSink
-from .stages import PIPELINE
 from .store import Store
+
+if TYPE_CHECKING:
+    from .stages import Pipeline
 
 # Keys that may change between invocations of a run: nothing stored depends on them (more rounds
 # start from the last one's student, merged then if it was kept as an adapter; a raised budget
@@ -28,30 +30,36 @@ FREE_KEYS = (
     "train.accelerate_config",
     "train.report_to",
 )
-# Keys that only later stages read, with the first stage that reads each (a section stands for
-# all its keys): changing one redoes round 0 from that stage on, reusing what came before it,
-# teacher calls included. Any other change needs a new run directory.
-REDO_FROM = {
-    "committee.threshold": "review",
-    "committee.policy": "review",
-    "committee.verify_answer": "review",
-    "committee.parser": "review",
-    "committee.compile_mode": "compile",
-    "committee.distil_from": "compile",
-    "committee.selection": "compile",
-    "committee.seed": "compile",
-    "train": "train",
-}
-# What round 0's train stage leaves: a redone training starts without any of it.
-TRAINED = ("checkpoints", "adapter", "model", "merged")
+# Keys that only later stages read are each stage's ``redo_keys`` (a section stands for all its
+# keys): changing one redoes round 0 from that stage on, reusing what came before it, teacher
+# calls included. Any other change needs a new run directory.
+
+
+def __getattr__(name: str) -> Any:
+    """REDO_FROM (key -> the stage it redoes from) and TRAINED (what a redone training removes),
+    derived from the built-in stages' declarations, for code that read these tables."""
+    from .stages import PIPELINE
+    from .stages.train import TRAINED
+
+    derived = {"REDO_FROM": PIPELINE.redo_from, "TRAINED": lambda: TRAINED}
+    if name not in derived:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return derived[name]()
 
 
 class Run:
     """Opens (or creates) a run directory and wires its event log."""
 
-    def __init__(self, path: str | Path, config: cfg.RunConfig | None = None, stages: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        config: cfg.RunConfig | None = None,
+        stages: list[str] | None = None,
+        pipeline: Pipeline | None = None,
+    ) -> None:
         """``stages``: the ones this invocation runs (default: the config's), so that a change
-        which redoes a stage they leave out is refused."""
+        which redoes a stage they leave out is refused. ``pipeline``: the stages whose
+        declarations say what a change redoes (default: the process's plugin host's)."""
         self.path = Path(path)
         config_file = self.path / "config.toml"
         saved = cfg.load(config_file) if config_file.exists() else None
@@ -68,13 +76,13 @@ class Run:
         changed = changed_keys(saved, config) if config is not None and saved is not None else []
         if changed and _empty(db):
             changed = []  # a first start that failed before storing anything: the new config is the run's
-        redo = _redo_stage(changed, self.path, config_file)
+        redo = _redo_stage(pipeline, changed, self.path, config_file)
         self.config = config or saved or cfg.RunConfig()
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.path / "run.sqlite")
         self.changes: list[str] = []  # what this invocation's config changed, for the user to read
         if redo:
-            self._redo(redo, changed, config_file, self.config.stages if stages is None else stages)
+            self._redo(*redo, changed, config_file, self.config.stages if stages is None else stages)
         if saved is None or config is not None:
             write_atomic(config_file, cfg.dump(self.config))
         self.bus = Bus()
@@ -83,8 +91,9 @@ class Run:
         self._pending: list[dict] = []
         self.bus.subscribe(self._to_store)
 
-    def _redo(self, stage: str, changed: list[str], config_file: Path, stages: list[str]) -> None:
-        """Forget round 0 from ``stage`` on: those stages run again with the new settings."""
+    def _redo(self, pipeline: Pipeline, stage: str, changed: list[str], config_file: Path, stages: list[str]) -> None:
+        """Forget round 0 from ``stage`` on: those stages run again with the new settings, and
+        each clears what it declares its stale mark does not cover."""
         rows = self.store.stages()
         if any(row["round"] > 0 for row in rows):
             self.store.close()
@@ -93,7 +102,7 @@ class Run:
                 f"({', '.join(changed)} changed): pass a new --run-dir, or run it again "
                 f"with its own config ({config_file})"
             )
-        redone = PIPELINE.names()[PIPELINE.rank(stage) :]
+        redone = pipeline.names()[pipeline.rank(stage) :]
         ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
         left_out = [s for s in redone if s in ran and s not in stages]
         if left_out:  # refused before anything changes: the run stays as it was
@@ -105,11 +114,10 @@ class Run:
             )
         if not self.store.mark_stale(0, redone):
             return  # none of them ran yet: they will run with the new settings anyway
-        if "train" in redone:  # its checkpoints and outputs come from the old data or settings
-            for name in TRAINED:
-                shutil.rmtree(self.path / "rounds" / "0" / name, ignore_errors=True)
-        if "evaluate" in redone:
-            self.store.delete_attempts(0, "test", "after")
+        for name in redone:
+            clear = pipeline[name].clear
+            if clear is not None:
+                clear(self, 0)
         self.changes.append(
             f"{', '.join(changed)} changed: round 0 is redone from {stage} (what came before it is kept)"
         )
@@ -164,17 +172,22 @@ def _empty(db: Path) -> bool:
 
 
 def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
-    """The dotted keys (``train.alpha``; a whole section for lists such as ``teachers``) whose
-    values differ, free keys left out."""
-    a, b = _priceless(saved), _priceless(config)
-    keys = []
-    for section in a:
-        x, y = a[section], b[section]
-        if isinstance(x, dict):
-            keys += [f"{section}.{k}" for k in x if x[k] != y[k]]
-        elif x != y:
-            keys.append(section)
-    return [k for k in keys if k not in FREE_KEYS and k.split(".")[0] not in FREE_KEYS]
+    """The dotted keys (``train.alpha``, ``task.prompts.explain``; a whole section for lists such
+    as ``teachers``) whose values differ, free keys left out."""
+    return [k for k in _differ("", _priceless(saved), _priceless(config)) if not set(_prefixes(k)) & set(FREE_KEYS)]
+
+
+def _differ(key: str, x: Any, y: Any) -> list[str]:
+    if isinstance(x, dict) and isinstance(y, dict):
+        names = dict.fromkeys([*x, *y])
+        return [k for name in names for k in _differ(f"{key}.{name}" if key else name, x.get(name), y.get(name))]
+    return [key] if x != y else []
+
+
+def _prefixes(key: str) -> list[str]:
+    """``a.b.c``, ``a.b``, ``a``: a key, then the tables that hold it."""
+    parts = key.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
 def _priceless(config: cfg.RunConfig) -> dict:
@@ -186,16 +199,30 @@ def _priceless(config: cfg.RunConfig) -> dict:
     return data
 
 
-def redo_from(key: str) -> str | None:
-    """The first stage that reads ``key`` (a dotted key), if a stored run can absorb its change."""
-    return REDO_FROM.get(key) or REDO_FROM.get(key.split(".")[0])
+def redo_from(key: str, pipeline: Pipeline | None = None) -> str | None:
+    """The first stage that reads ``key`` (a dotted key), if a stored run can absorb its change;
+    ``pipeline``: whose stages' ``redo_keys`` count (default: the process's plugin host's)."""
+    table = (pipeline or _host_pipeline()).redo_from()
+    return next((table[k] for k in _prefixes(key) if k in table), None)
 
 
-def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None:
-    """The earliest stage a change makes stale; a change no stage can absorb is refused."""
+def _host_pipeline() -> Pipeline:
+    from .host import get_host
+
+    return get_host().pipeline
+
+
+def _redo_stage(
+    pipeline: Pipeline | None, changed: list[str], path: Path, config_file: Path
+) -> tuple[Pipeline, str] | None:
+    """The pipeline (default: the host's) and its earliest stage a change makes stale; a change
+    no stage can absorb is refused."""
+    if not changed:
+        return None
+    pipeline = pipeline or _host_pipeline()
     stages = []
     for key in changed:
-        stage = redo_from(key)
+        stage = redo_from(key, pipeline)
         if stage is None:
             raise ConfigError(
                 f"run dir {path} was made with another config ({key} differs, and what is "
@@ -203,7 +230,7 @@ def _redo_stage(changed: list[str], path: Path, config_file: Path) -> str | None
                 f"own config ({config_file})"
             )
         stages.append(stage)
-    return min(stages, key=PIPELINE.rank) if stages else None
+    return pipeline, min(stages, key=pipeline.rank)
 
 
 def write_atomic(path: Path, text: str) -> Path:

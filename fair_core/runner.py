@@ -1,5 +1,6 @@
-"""Rounds and stages: runs what is not done yet, in PIPELINE's order, giving each stage what its
-declaration says it needs (the student, the gateway, the memory); pause, resume and cancel.
+"""Rounds and stages: runs what is not done yet, in the order of the host's pipeline (the
+built-in stages and the plugins'), giving each stage what its declaration says it needs (the
+student, the gateway, the memory); pause, resume and cancel.
 
 Each stage of each round is marked done in the store when it finishes, so rerunning a run
 resumes at the first stage not done; within a stage, every finished call or attempt is stored,
@@ -25,7 +26,7 @@ from .gateway.prices import unpriced, unpriced_line
 from .host import Host
 from .rundir import Run
 from .splits import mistakes_path
-from .stages import PIPELINE, Context, Need, Stage, StageCancelled, examine, runs_async
+from .stages import Context, Need, Stage, StageCancelled, examine, runs_async
 from .store import StageStatus
 from .student import Student, load, model_folder
 from .task import data_root
@@ -38,7 +39,9 @@ class Runner:
         self.run_ = run
         self.host = host
         self.config = run.config
-        self.stages = PIPELINE.ordered(self.config.stages if stages is None else stages)
+        self.pipeline = host.pipeline
+        self.stages = self.pipeline.ordered(self.config.stages if stages is None else stages)
+        self.asked = self.config.stages if stages is None else stages  # as given: check() refuses a name it lacks
         self.task = host.task(self.config.task)
         self.gateway: Gateway | None = None
         self._student: tuple[tuple[str, str | None], Student] | None = None  # (source, loaded student)
@@ -78,7 +81,7 @@ class Runner:
 
     # setup -----------------------------------------------------------------------------------
     def check(self) -> None:
-        check(self.config, self.host, self.backends, self.stages)
+        check(self.config, self.host, self.backends, self.asked)
 
     @cached_property
     def backends(self) -> dict:
@@ -173,7 +176,7 @@ class Runner:
                 if r == 0 and self.config.task.mistakes_file:
                     await asyncio.to_thread(examine.load_paper_mistakes, ctx)
                 rerun_rest = False
-                for stage in (PIPELINE[name] for name in self.stages):
+                for stage in (self.pipeline[name] for name in self.stages):
                     if self.cancelled:
                         return
                     status = store.stage_status(r, stage.name)
@@ -228,7 +231,7 @@ class Runner:
         failed, interrupted) would feed this one old or partial data, and the committee has
         nothing to do before examine: refuse."""
         store = self.run_.store
-        for earlier in PIPELINE.names()[: PIPELINE.rank(stage.name)]:
+        for earlier in self.pipeline.names()[: self.pipeline.rank(stage.name)]:
             status = store.stage_status(round, earlier)
             if earlier not in self.stages and status not in (None, StageStatus.DONE):
                 raise FairError(
@@ -298,7 +301,11 @@ class Runner:
 
 def check(config: RunConfig, host: Host, backends: dict | None = None, stages: list[str] | None = None) -> None:
     """Everything that can be known wrong before a call is paid for, a model is loaded or a run
-    directory is written, for ``stages`` (default: the config's)."""
+    directory is written, for ``stages`` (default: the config's): first that the config's stages
+    and ``stages`` are all stages of the host's pipeline."""
+    pipeline = host.pipeline
+    pipeline.check(config.stages)
+    pipeline.check(config.stages if stages is None else stages)
     host.get("tasks", config.task.name)
     if config.task.mistakes_file and not mistakes_path(config.task.mistakes_file).is_file():
         raise FairError(
@@ -307,7 +314,7 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
         )
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
-    needs = {PIPELINE[s].needs for s in (config.stages if stages is None else stages)}
+    needs = {pipeline[s].needs for s in (config.stages if stages is None else stages)}
     if Need.COMMITTEE in needs:
         if not config.teachers:
             raise FairError("no teachers configured: add [[teachers]] tables to the config")

@@ -477,6 +477,11 @@ class Store:
                 [(w.round, w.item_id, w.kind, w.author, w.text) for w in writings],
             )
 
+    def delete_writings(self, round: int, kind: str) -> None:
+        """Forget a round's writings of one kind (a redone stage writes them again)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM writings WHERE round = ? AND kind = ?", (round, kind))
+
     def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:
         rows = self._select("writings", round, kind, item_id)
         return [Writing(r["round"], r["item_id"], r["kind"], r["teacher"], r["text"]) for r in rows]

@@ -6,20 +6,21 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 from .errors import DataError, expect
 
-# Prompt kinds every task provides, with the fields each template may use.
-PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
-    "student": ("question",),  # the student answers a question (examine / evaluate)
-    "explain": ("question", "student_answer", "gold", "hint"),  # a teacher explains the student's mistake
-    "solve": ("question",),  # a teacher writes its own rationale (no hint)
-    "review": ("question", "rationale", "gold", "hint"),  # a teacher scores a peer's rationale 1-5
-    "review_feedback": ("question", "student_answer", "feedback", "gold", "hint"),  # scores peer feedback
-    "learn_feedback": ("question", "student_answer", "gold"),  # student's training prompt, feedback target
-    "learn_rationale": ("question",),  # student's training prompt, rationale target
-}
+
+def __getattr__(name: str) -> Any:
+    """PROMPT_FIELDS: the prompt kinds every task provides, with the fields each template may use,
+    as the built-in stages declare them (``Stage.prompts``)."""
+    if name != "PROMPT_FIELDS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .stages import PIPELINE
+
+    return PIPELINE.prompt_fields(defaults=False)
+
+
 # "gold" is the final answer ("145", "yes"); "hint" the dataset's whole gold field, as the paper
 # gives its teachers (GSM8K's worked solution, StrategyQA's facts). A template uses a subset.
 CLOSING = "The answer is {answer}."  # the closing sentence a prompt may ask an answer to end with
@@ -76,12 +77,7 @@ class Task(ABC):
             if prompts not in named:
                 raise DataError(f"task {self.name} has no prompt preset {prompts!r}: use one of {', '.join(named)}")
             prompts = named[prompts]
-        unknown = set(prompts or {}) - set(PROMPT_FIELDS)
-        if unknown:
-            raise DataError(
-                f"unknown prompt kind {sorted(unknown)[0]!r} for task {self.name}: "
-                f"use one of {', '.join(PROMPT_FIELDS)}"
-            )
+        # the kinds a run renders are its stages' (Host.task checks them and adds a plugin's templates)
         self.prompts = {**self.default_prompts, **(prompts or {})}
         self.seed = seed
 

@@ -38,9 +38,9 @@ from fair_core.events import (
     facts,
     from_dict,
 )
+from fair_core.host import get_host
 from fair_core.inert import inert
 from fair_core.rundir import Run, RunInUse, lock_holder
-from fair_core.stages import PIPELINE
 from fair_core.store import StageStatus
 
 LOG_LINES = 2000  # the event log keeps its last lines, as many as the pipeline screen's log shows
@@ -73,7 +73,7 @@ class Live:
     """Counters, stage states, training steps and accuracies, as the UI shows them."""
 
     def __init__(self, stages: list[str]) -> None:
-        self.stage_names = PIPELINE.ordered(stages)
+        self.stage_names = get_host().pipeline.ordered(stages)  # a plugin's stages too
         self.stages: dict[tuple[int, str], StageState] = {}
         self.round = 0
         self.started = self.done = self.cached = self.retried = self.failed = 0

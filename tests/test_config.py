@@ -51,7 +51,6 @@ def test_overrides_win(tmp_path):
         ({"train": {"alpha": 1.5}}, "train.alpha"),
         ({"teachers": [{"name": "a", "modle": "x"}]}, "unknown key 'teachers.0.modle'"),
         ({"teachers": [{"name": "a"}, {"name": "a"}]}, "teacher name 'a' is used twice"),
-        ({"stages": ["explain", "teach"]}, "unknown stage 'teach'"),
         ({"committee": {"assignment": "some"}}, "committee.assignment"),
         ({"committee": {"distil_from": ["b"]}, "teachers": [{"name": "a"}]}, "'b', which is not a teacher"),
         # a secret in params would be sent, stored and copied into the run's config.toml

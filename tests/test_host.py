@@ -102,7 +102,7 @@ BAD = {
     """,
         "error",
         "unknown hook 'register_teacher' (did you mean 'register_teachers'?): fair's hooks are "
-        "register_commands, register_reviewers, register_students, register_tasks, register_teachers",
+        "register_commands, register_reviewers, register_stages, register_students, register_tasks, register_teachers",
     ),
     "fair_wrapper": (
         """

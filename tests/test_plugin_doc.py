@@ -108,6 +108,7 @@ def test_the_page_and_the_hookspecs_state_the_same_calls():
         "register_reviewers": ["parse(text) -> int | None", "policy(threshold)"],
         "register_students": ["factory(config, adapter=None)", "local_path(config)"],
         "register_commands": ["configure(parser)", "handler(args) -> int"],
+        "register_stages": ["run(ctx)", "jobs(ctx)"],
     }
     for hook, said in calls.items():
         spec = " ".join(getattr(hookspecs, hook).__doc__.split())

@@ -1,4 +1,5 @@
-"""What a stage is: its declaration (:class:`Stage`), what it works with (:class:`Context`), and
+"""What a stage is: its declaration (:class:`Stage`, with the :class:`Prompt` kinds it renders and
+the :class:`Purpose` of each teacher call it makes), what it works with (:class:`Context`), and
 the pipeline that orders the declarations (:class:`Pipeline`)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 
-from ..errors import FairError
+from ..errors import ConfigError, FairError
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -37,18 +38,60 @@ class Need(StrEnum):
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """A prompt kind a stage renders (``ctx.task.prompt(kind, **fields)``) and the fields its
+    template may use. Every task writes the built-in stages' kinds; a plugin's stage gives its
+    kind a ``default`` template, which a task's ``prompts`` (or the config's ``task.prompts``)
+    may replace."""
+
+    kind: str
+    fields: tuple[str, ...]
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """One kind of teacher call a committee stage makes (its requests' ``purpose``), as ``fair
+    estimate`` counts it: ``typical`` completion tokens until a run has measured some; ``quotes``
+    the kind of writing its prompt quotes and ``student`` whether it quotes the student's wrong
+    answer, texts that an estimate made before they exist adds as tokens."""
+
+    name: str
+    typical: int
+    quotes: str | None = None
+    student: bool = False
+
+
+# (teacher, make): ``make()`` builds the request and the rows its answer stores (see committee.Job)
+Jobs = Callable[["Context"], list[tuple[str, Callable[[], tuple[Any, Any]]]]]
+
+
+@dataclass(frozen=True)
 class Stage:
-    """One stage, declared by its module as ``STAGE``. ``run(ctx)`` does the stage's work for
-    ``ctx.round`` and returns its summary (stored, and shown by the console, the report and the
-    UI); it must be idempotent: what a run stored before is not done again. ``reads`` and
-    ``writes`` say in a few words what it takes from and leaves in the store and the run
-    directory, for the docs and for whoever adds the next stage."""
+    """One stage, declared by its module as ``STAGE``: all the engine needs to run, resume, redo,
+    estimate and show it. ``run(ctx)`` does the stage's work for ``ctx.round`` and returns its
+    summary (stored, and shown by the console, the report and the UI); it must be idempotent:
+    what a run stored before is not done again. ``reads`` and ``writes`` say in a few words what
+    it takes from and leaves in the store and the run directory; ``records`` are the record
+    classes (fair_core.records) it stores.
+
+    ``redo_keys``: config keys (a section stands for all its keys) that only this stage and later
+    ones read: changing one redoes round 0 from here on (rundir); ``clear(run, round)`` removes
+    what a redone stage left that its stale mark does not cover (files, attempts). ``prompts``:
+    the prompt kinds it renders. A committee stage's ``jobs(ctx)`` lists the calls it still has to
+    make, and ``purposes`` their kinds: ``fair estimate`` counts those very requests."""
 
     name: str
     run: Callable[[Context], dict] | Callable[[Context], Awaitable[dict]]
     needs: Need
     reads: str
     writes: str
+    records: tuple[type, ...] = ()
+    redo_keys: tuple[str, ...] = ()
+    clear: Callable[[Run, int], None] | None = None
+    prompts: tuple[Prompt, ...] = ()
+    jobs: Jobs | None = None
+    purposes: tuple[Purpose, ...] = ()
 
     @property
     def is_async(self) -> bool:
@@ -93,8 +136,10 @@ class Context:
 
 
 class Pipeline:
-    """The stages in the order they run. The runner, the config's ``stages`` check, the console,
-    the report and the UI all read stage names, order and needs from here."""
+    """The stages in the order they run: the built-in ones (``fair_core.stages.PIPELINE``) and
+    those plugins add (``Host.pipeline``). The runner, its check of the config's ``stages``, the
+    run directory's redo, the estimate, the console, the report and the UI all read the stages
+    and what they declare from here."""
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = {s.name: s for s in stages}
@@ -122,9 +167,40 @@ class Pipeline:
     def needing(self, need: Need) -> list[str]:
         return [s.name for s in self if s.needs is need]
 
+    def check(self, names: Iterable[str]) -> None:
+        """A ConfigError naming the first of ``names`` (a config's or ``--stages``'s) that is no
+        stage here."""
+        for name in names:
+            if name not in self.stages:
+                raise ConfigError(f"config error: stages: unknown stage {name!r}: use {', '.join(self.stages)}")
+
+    def redo_from(self) -> dict[str, str]:
+        """Config key -> the stage whose ``redo_keys`` hold it, in pipeline order."""
+        return {key: s.name for s in self for key in s.redo_keys}
+
+    def prompt_fields(self, defaults: bool = True) -> dict[str, tuple[str, ...]]:
+        """Prompt kind -> its fields, in pipeline order; ``defaults=False`` leaves out the kinds
+        that bring their own template (those every task must write)."""
+        return {p.kind: p.fields for s in self for p in s.prompts if defaults or p.default is None}
+
+    def default_prompts(self) -> dict[str, str]:
+        """The templates the stages bring for their own prompt kinds."""
+        return {p.kind: p.default for s in self for p in s.prompts if p.default is not None}
+
+    def purposes(self) -> dict[str, Purpose]:
+        """Every committee call's purpose, in pipeline order."""
+        return {p.name: p for s in self for p in s.purposes}
+
+    def copy(self) -> Pipeline:
+        return Pipeline(self)
+
     def add(self, stage: Stage, after: str) -> None:
-        """Put a stage defined outside this package (a test's, some day a plugin's) right after
-        the stage named ``after``."""
+        """Put a stage defined outside this package (a plugin's, a test's) right after the stage
+        named ``after``; its prompt kinds and purposes must be its own."""
+        taken = {p.kind for p in stage.prompts} & set(self.prompt_fields())
+        taken |= {p.name for p in stage.purposes} & set(self.purposes())
+        if taken:
+            raise FairError(f"stage {stage.name!r} declares {sorted(taken)[0]!r}, which another stage has: rename it")
         if stage.name in self.stages:
             raise FairError(f"a stage named {stage.name!r} exists already: give the new one another name")
         if after not in self.stages:

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from ..records import teacher_of
 from ..splits import normal
-from .base import Context, Need, Stage
+from .base import Context, Need, Prompt, Stage
 
 
 def build_pairs(ctx: Context) -> list[dict]:
@@ -27,7 +27,8 @@ def build_pairs(ctx: Context) -> list[dict]:
     writings = [
         w
         for w in sorted(ctx.store.writings(ctx.round), key=lambda w: w.author)
-        if not committee.distil_from or teacher_of(w.author) in committee.distil_from
+        if w.kind in ("feedback", "rationale")  # what the student learns; a plugin's stage may write other kinds
+        and (not committee.distil_from or teacher_of(w.author) in committee.distil_from)
     ]
     accepted = {(v.item_id, v.kind, v.author) for v in ctx.store.verdicts(ctx.round) if v.accepted}
     kept: set[tuple[str, str, str]] = {
@@ -108,4 +109,9 @@ STAGE = Stage(
     Need.NOTHING,
     reads="mistakes, writings, verdicts",
     writes="trained questions; rounds/N/train.jsonl",
+    redo_keys=("committee.compile_mode", "committee.distil_from", "committee.selection", "committee.seed"),
+    prompts=(  # the student's training prompts, for the feedback and the rationale targets
+        Prompt("learn_feedback", ("question", "student_answer", "gold")),
+        Prompt("learn_rationale", ("question",)),
+    ),
 )

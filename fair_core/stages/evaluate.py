@@ -6,8 +6,19 @@ evaluate): the report's "before" must not depend on which stages ran together.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..records import Attempt
 from .base import Context, Need, Stage
 from .examine import score, test_items
+
+if TYPE_CHECKING:
+    from ..rundir import Run
+
+
+def clear(run: Run, round: int) -> None:
+    """A redone evaluate scores the new trained student: the old one's answers go."""
+    run.store.delete_attempts(round, "test", "after")
 
 
 def run(ctx: Context) -> dict:
@@ -23,4 +34,6 @@ STAGE = Stage(
     Need.STUDENT,
     reads="the test split less what any round trained on, the trained student",
     writes="attempts (test 'after'; round 0: 'before' when examine did not score it), items, left_out",
+    records=(Attempt,),
+    clear=clear,
 )

@@ -13,7 +13,7 @@ from ..paper import mistakes_from, read
 from ..records import Attempt, Mistake
 from ..splits import TRAINED, Split, mistakes_path, normal, plan
 from ..task import Problem
-from .base import Context, Need, Stage
+from .base import Context, Need, Prompt, Stage
 
 
 def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: list[Problem]) -> list[Attempt]:
@@ -142,4 +142,6 @@ STAGE = Stage(
     Need.STUDENT,
     reads="the task's train split (round 0: its test split too), or round 0's task.mistakes_file",
     writes="attempts (train; round 0: test 'before'), mistakes, items, left_out",
+    records=(Attempt, Mistake),
+    prompts=(Prompt("student", ("question",)),),  # the student answers a question (evaluate's too)
 )

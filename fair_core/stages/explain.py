@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from ..gateway.backend import Request
-from .base import Context, Need, Stage
+from ..records import Writing
+from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
 
@@ -39,4 +40,9 @@ STAGE = Stage(
     Need.COMMITTEE,
     reads="mistakes, feedback written before",
     writes="feedback writings, calls, failures",
+    records=(Writing,),
+    prompts=(Prompt("explain", ("question", "student_answer", "gold", "hint")),),  # with the gold hint
+    jobs=jobs,
+    # about what the paper's recorded SVAMP committee writes (feedback 120-160 tokens)
+    purposes=(Purpose("explain", typical=150, student=True),),
 )

@@ -10,16 +10,20 @@ import random
 from collections import defaultdict
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
 from ..host import Host
-from ..records import Verdict, teacher_of
+from ..records import Review, Verdict, teacher_of
 from ..store import Store
-from ..task import Task
-from .base import Context, Need, Stage
+from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
+
+if TYPE_CHECKING:
+    from ..host import Host
+    from ..task import Task
 
 
 def reviewers(
@@ -48,7 +52,7 @@ def jobs(ctx: Context) -> list[Job]:
     names = [t.name for t in ctx.config.teachers]
     mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
     have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}
-    kinds = ("rationale", "feedback") if committee.review_feedback else ("rationale",)
+    kinds = reviewed(committee)
 
     def job(w, reviewer):
         m = mistakes[w.item_id]
@@ -105,6 +109,11 @@ def _checked(value, parser: str) -> int | None:
     return value
 
 
+def reviewed(committee: CommitteeConfig) -> tuple[str, ...]:
+    """The kinds of writing review scores and judges (a plugin's stage may store others)."""
+    return ("rationale", "feedback") if committee.review_feedback else ("rationale",)
+
+
 def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task: Task) -> dict:
     """Turn the round's review scores into verdicts with the configured policy."""
     policy = host.get("policies", committee.policy)(committee.threshold)
@@ -114,7 +123,7 @@ def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task
     golds = {m.item_id: m.gold for m in store.mistakes(round)}
     verdicts = []
     for w in store.writings(round):
-        if w.kind == "feedback" and not committee.review_feedback:
+        if w.kind not in reviewed(committee):
             continue
         got = scores.get((w.item_id, w.kind, w.author), [])
         decided = policy.decide(got)
@@ -146,4 +155,16 @@ STAGE = Stage(
     Need.COMMITTEE,
     reads="mistakes, writings, reviews made before",
     writes="reviews, verdicts, calls, failures",
+    records=(Review, Verdict),
+    redo_keys=("committee.threshold", "committee.policy", "committee.verify_answer", "committee.parser"),
+    prompts=(  # a peer's rationale (or feedback) scored 1-5
+        Prompt("review", ("question", "rationale", "gold", "hint")),
+        Prompt("review_feedback", ("question", "student_answer", "feedback", "gold", "hint")),
+    ),
+    jobs=jobs,
+    # a review reasons before its score; its prompt quotes a writing not written before the run
+    purposes=(
+        Purpose("review", typical=150, quotes="rationale"),
+        Purpose("review_feedback", typical=150, quotes="feedback", student=True),
+    ),
 )

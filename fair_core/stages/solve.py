@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from ..gateway.backend import Request
-from ..records import author_name
-from .base import Context, Need, Stage
+from ..records import Writing, author_name
+from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
 
@@ -40,4 +40,8 @@ STAGE = Stage(
     Need.COMMITTEE,
     reads="mistakes, rationales written before",
     writes="rationale writings, calls, failures",
+    records=(Writing,),
+    prompts=(Prompt("solve", ("question",)),),  # no hint
+    jobs=jobs,
+    purposes=(Purpose("solve", typical=200),),
 )

@@ -9,16 +9,31 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..disk import DiskFull
 from ..errors import FairError
 from ..events import Message, TrainStep, appended, from_dict
 from ..store import StageStatus
 from .base import Context, Need, Stage
+
+if TYPE_CHECKING:
+    from ..rundir import Run
+
+
+# What a round's training leaves: a redone training starts without any of it.
+TRAINED = ("checkpoints", "adapter", "model", "merged")
+
+
+def clear(run: Run, round: int) -> None:
+    """Checkpoints and outputs made from the old data or settings go."""
+    for name in TRAINED:
+        shutil.rmtree(run.path / "rounds" / str(round) / name, ignore_errors=True)
 
 
 def run(ctx: Context) -> dict:
@@ -116,4 +131,6 @@ STAGE = Stage(
     Need.TRAINER,
     reads="rounds/N/train.jsonl, the student that starts the round",
     writes="rounds/N: checkpoints, adapter or model (merged when a round follows), progress.jsonl",
+    redo_keys=("train",),
+    clear=clear,
 )

@@ -10,8 +10,9 @@ from textual.containers import Grid
 from textual.markup import escape
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
+from fair_core.host import get_host
 from fair_core.report import usd
-from fair_core.stages import PIPELINE, Need
+from fair_core.stages import Need
 from fair_core.store import StageStatus
 
 from ..session import LOG_LINES, Session, StageState
@@ -70,7 +71,8 @@ class PipelineScreen(RunView):
         if action == "pause":
             live = s.live
             in_committee = any(
-                live.stage(live.round, st).status == StageStatus.RUNNING for st in PIPELINE.needing(Need.COMMITTEE)
+                live.stage(live.round, st).status == StageStatus.RUNNING
+                for st in get_host().pipeline.needing(Need.COMMITTEE)
             )
             return s.state == "running" and in_committee
         if action == "resume":

@@ -306,11 +306,15 @@ class SetupScreen(View):
 
     def validate_form(self) -> cfg.RunConfig | None:
         """Validate the form; show the error under the field it names. None when invalid."""
+        from fair_core.host import get_host
+
         for f in self.query(Field):
             f.show_error("")
         status = self.query_one("#status", Static)
         try:
-            self.config = cfg.validate(self.assemble())
+            config = cfg.validate(self.assemble())
+            get_host().pipeline.check(config.stages)  # the schema knows no stage names; the host's pipeline does
+            self.config = config
         except ConfigError as e:
             self.config = None
             message = _LONG_INPUT.sub(" (got …)", str(e))  # a whole-config error quotes the whole config
