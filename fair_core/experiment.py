@@ -33,7 +33,7 @@ from .config import RunConfig, Strict
 from .errors import FairError
 from .rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
 from .splits import fingerprint
-from .stages import PIPELINE
+from .stages import PIPELINE, Pipeline
 from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation, seed_interval, welch
 from .store import StageStatus, Store, copy_store
 
@@ -210,11 +210,11 @@ def references_config(exp: Experiment) -> RunConfig:
     return exp.base.model_copy(update={"rounds": 1, "task": task, "stages": ["examine", "solve"]})
 
 
-def plan(exp: Experiment, root: Path) -> list[tuple[str, Path, RunConfig, list[str]]]:
+def plan(exp: Experiment, root: Path, pipeline: Pipeline = PIPELINE) -> list[tuple[str, Path, RunConfig, list[str]]]:
     """(label, run directory, config, stages run there) in order: the committee, the references'
-    run where the experiment has one, then each arm."""
+    run where the experiment has one, then each arm. ``pipeline``: the host's (plugins' stages in)."""
     committee = committee_config(exp.base)
-    shared = PIPELINE.names()[: PIPELINE.rank("compile")]  # what every variant shares: all before compile
+    shared = pipeline.names()[: pipeline.rank("compile")]  # what every variant shares: all before compile
     steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in shared])]
     if exp.references:
         held_out = references_config(exp)
@@ -263,7 +263,7 @@ def run(
             raise Unfinished(f"{label} did not finish (see `fair report {path}`): rerun the experiment to resume it")
         return True
 
-    committee, *rest = plan(exp, root)
+    committee, *rest = plan(exp, root, host.pipeline)
     _share([committee], work)  # every arm starts from it
     _share(rest, work)
     if exp.references:
