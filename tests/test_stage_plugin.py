@@ -4,13 +4,11 @@ registers it with ``register_stages``; it then runs, resumes, redoes when its ke
 shows in `fair estimate`, `fair report` and the TUI's pipeline screen. The teachers are the local
 server's echo model (each answer is its prompt), the mistakes a small file: no data, no model."""
 
-import asyncio
 import json
 import re
-import time
 
 import pytest
-from helpers import REPO
+from helpers import REPO, pipeline_screen
 
 from fair_core import cli, load_config, run
 from fair_core.errors import ConfigError, FairError
@@ -19,7 +17,6 @@ from fair_core.hookspecs import hookimpl
 from fair_core.host import Host, get_host, reset_host
 from fair_core.stages import PIPELINE, Need, Prompt, Stage
 from fair_core.store import Store
-from fair_tui.app import FairApp
 
 # the plugin is docs/plugin-authoring.md's example, taken from the page's text: the page works as written
 PLUGIN = re.search(
@@ -124,22 +121,8 @@ def test_a_plugins_committee_stage_runs_resumes_redoes_and_shows_everywhere(conf
     text = " ".join(capsys.readouterr().out.split())
     assert "round 0 stages: explain done, solve done, digest done, review done, compile done" in text
 
-    async def pipeline_screen() -> list[str]:
-        app = FairApp(str(run_dir))  # a run directory opens on the pipeline screen
-        async with app.run_test(size=(100, 30)) as pilot:
-            deadline = time.monotonic() + 600  # only a hung screen waits this long
-            while time.monotonic() < deadline:  # the screen draws the run's state on its next refresh
-                await pilot.pause(0.05)
-                if (
-                    app.screen.NAME == "pipeline"
-                    and app.screen.query("#state-digest")
-                    and "done" in str(app.screen.query_one("#state-digest").content)
-                ):
-                    break
-            assert "done" in str(app.screen.query_one("#state-digest").content)
-            return [str(label.content) for label in app.screen.query(".stage-name")]
-
-    assert asyncio.run(pipeline_screen()) == STAGES
+    names, state = pipeline_screen(run_dir, "digest")
+    assert names == STAGES and "done" in state
 
 
 def test_a_stage_or_prompt_kind_the_pipeline_lacks_is_refused_by_the_runs_check(tmp_path):

@@ -3,12 +3,10 @@ call, then runs, resumes, and shows in `fair report` and on the TUI's pipeline s
 built-in stage does, with no other file touched. The run is the paper's replayed SVAMP committee
 on 3 mistakes (no model, no key, a few seconds)."""
 
-import asyncio
 import json
-import time
 
 import pytest
-from helpers import REPO
+from helpers import REPO, pipeline_screen
 
 from fair_core import cli, load_config, run
 from fair_core.errors import FairError
@@ -16,7 +14,6 @@ from fair_core.events import CallDone
 from fair_core.rundir import REDO_FROM
 from fair_core.stages import PIPELINE, Context, Need, Stage
 from fair_core.store import StageStatus
-from fair_tui.app import FairApp
 from fair_tui.screens.pipeline import STATUS_STYLE
 
 STAGES = ["explain", "solve", "review", "compile", "summarise"]
@@ -72,24 +69,7 @@ def test_a_new_stage_runs_resumes_and_shows_in_the_report_and_the_tui(with_summa
     text = " ".join(capsys.readouterr().out.split())
     assert "round 0 stages: explain done, solve done, review done, compile done, summarise done" in text
 
-    async def pipeline_screen() -> tuple[list[str], str]:
-        app = FairApp(str(run_dir))  # a run directory opens on the pipeline screen
-        async with app.run_test(size=(100, 30)) as pilot:
-            deadline = time.monotonic() + 600  # only a hung screen waits this long
-            while time.monotonic() < deadline:  # the screen draws the run's state on its next refresh
-                await pilot.pause(0.05)
-                if (
-                    app.screen.NAME == "pipeline"
-                    and app.screen.query("#state-summarise")
-                    and "done" in str(app.screen.query_one("#state-summarise").content)
-                ):
-                    break
-            return (
-                [str(label.content) for label in app.screen.query(".stage-name")],
-                str(app.screen.query_one("#state-summarise").content),
-            )
-
-    names, state = asyncio.run(pipeline_screen())
+    names, state = pipeline_screen(run_dir, "summarise")
     assert names == STAGES and "done" in state
 
 
