@@ -34,7 +34,7 @@ from .errors import ConfigError, FairError
 from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
-from .records import Mistake
+from .records import Mistake, Writing
 from .rundir import Run, changed_keys, redo_from
 from .stages import PIPELINE, Context, Pipeline, examine
 from .stages.base import Jobs, Purpose
@@ -317,7 +317,7 @@ def _project(
             continue
         written = []
         for teacher, make in jobs(ctx):
-            request, outputs = make()
+            request, records = make()
             purpose = purposes.get(request.purpose)
             quoted, quotes_student = (purpose.quotes, purpose.student) if purpose else (None, False)
             extra = (student if quotes_student and request.item_id in assumed else 0) + unwritten.get(
@@ -330,11 +330,12 @@ def _project(
                 + round(_tokens(backends[teacher], request.messages, counted) * scale.get(teacher, 1.0))
                 + round(extra),
             )
-            for table, row in outputs("", ""):
-                written.append((table, row))
-                if table == "writings":  # (round, item, kind, author, text, call key)
-                    unwritten[(row[1], row[2], row[3])] = expected.get((teacher, request.purpose), 0)
-        ctx.store.record_call("", None, written)
+            for record in records(""):
+                written.append(record)
+                if isinstance(record, Writing):
+                    expected_tokens = expected.get((teacher, request.purpose), 0)
+                    unwritten[(record.item_id, record.kind, record.author)] = expected_tokens
+        ctx.store.add_records(written)
     return lines
 
 

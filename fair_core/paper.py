@@ -125,11 +125,11 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
         if kind in texts:
             names = teachers_of(items, f"_{kind}")
             teachers = teachers or names
-            store.add_writings(
+            store.add_records(
                 Writing(round, str(items[i]["id"]), kind, t, text) for (i, t), text in texts[kind].items()
             )
         if kind == "rationale":
-            store.add_reviews(
+            store.add_records(
                 Review(
                     round,
                     str(x["id"]),

@@ -445,21 +445,16 @@ class Store:
         rows = self.query("SELECT * FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
         return rows[0] if rows else None
 
-    def record_call(self, key: str, call: dict | None, outputs: Iterable[tuple[str, tuple]] = ()) -> None:
-        """Store one finished call together with the records made from it, atomically.
-
-        ``outputs`` are (table, row) pairs written in the same transaction, so a kill between the
-        call and its records cannot happen. ``call`` None writes the records of a cached call."""
+    def record_call(self, key: str, call: dict) -> None:
+        """Store one finished call (answered or failed); the records made from its answer follow
+        with its key (:meth:`add_records`)."""
         with self.tx() as db:
-            if call is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
-                    " :purpose, :item_id, :request, :response, :prompt_tokens,"
-                    " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
-                    {**call, "key": key},
-                )
-            for table, row in outputs:
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+            db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
+                " :purpose, :item_id, :request, :response, :prompt_tokens,"
+                " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
+                {**call, "key": key},
+            )
 
     def calls_made(self) -> tuple[int, float]:
         """(calls stored, their cost in USD)."""
@@ -470,12 +465,21 @@ class Store:
         return self.query("SELECT COALESCE(SUM(cost_usd), 0) FROM calls")[0][0]
 
     # writings, reviews, verdicts ---------------------------------------------------------
-    def add_writings(self, writings: Iterable[Writing]) -> None:
+    def add_records(self, records: Iterable[Writing | Review], call_key: str | None = None) -> None:
+        """Store writings and reviews, in one transaction: those a teacher call's answer made (with
+        its key) or a paper file's. A record of another type is a TypeError: no other table takes
+        a call's records."""
+        writings, reviews = [], []
+        for r in records:
+            if isinstance(r, Writing):
+                writings.append((r.round, r.item_id, r.kind, r.author, r.text, call_key))
+            elif isinstance(r, Review):
+                reviews.append((r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score, call_key))
+            else:
+                raise TypeError(f"a call's records are writings and reviews, not {type(r).__name__}")
         with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
-                [(w.round, w.item_id, w.kind, w.author, w.text) for w in writings],
-            )
+            db.executemany("INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, ?)", writings)
+            db.executemany("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)", reviews)
 
     def delete_writings(self, round: int, kind: str) -> None:
         """Forget a round's writings of one kind (a redone stage writes them again)."""
@@ -485,13 +489,6 @@ class Store:
     def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:
         rows = self._select("writings", round, kind, item_id)
         return [Writing(r["round"], r["item_id"], r["kind"], r["teacher"], r["text"]) for r in rows]
-
-    def add_reviews(self, reviews: Iterable[Review]) -> None:
-        with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score) for r in reviews],
-            )
 
     def set_review_scores(self, reviews: Iterable[Review]) -> None:
         """Update the scores of stored reviews (a parser changed: the raw text is read again)."""

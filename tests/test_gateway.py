@@ -40,10 +40,6 @@ def request(text: str, teacher: str = "t", item: str = "0") -> Request:
     return Request(teacher, "solve", item, ({"role": "user", "content": text},))
 
 
-def no_records(text: str, key: str) -> list:
-    return []
-
-
 def run(tmp_path, backends: dict[str, Backend], work, budget: float | None = None, watch=None):
     """``work(gateway)`` on a gateway over a fresh store; returns its result and the events published
     (``watch(gateway, event)`` sees each event as it is published)."""
@@ -67,9 +63,9 @@ def run(tmp_path, backends: dict[str, Backend], work, budget: float | None = Non
 
 
 async def ask(gateway: Gateway, *texts: str, teacher: str = "t") -> list:
-    """Each text asked at once, as its own item: the answer, or the exception it ended with."""
-    calls = [gateway.call(request(text, teacher, str(i)), no_records) for i, text in enumerate(texts)]
-    return await asyncio.gather(*calls, return_exceptions=True)
+    """Each text asked at once, as its own item: the answer's text, or the exception it ended with."""
+    calls = [gateway.call(request(text, teacher, str(i))) for i, text in enumerate(texts)]
+    return [getattr(a, "text", a) for a in await asyncio.gather(*calls, return_exceptions=True)]
 
 
 def scripted(*statuses: int):
@@ -97,9 +93,9 @@ def test_a_500_then_a_429_then_an_answer(tmp_path):
         backends = {"t": teacher(server.url, "flaky")}
 
         async def work(gateway):
-            first = await gateway.call(request("two plus two"), no_records)
-            again = await gateway.call(request("two plus two"), no_records)
-            return first, again
+            first = await gateway.call(request("two plus two"))
+            again = await gateway.call(request("two plus two"))
+            return first.text, again.text
 
         (first, again), events = run(tmp_path, backends, work)
         received = server.received[fingerprint("flaky", [{"role": "user", "content": "two plus two"}])]

@@ -97,9 +97,12 @@ def paper_items(ctx: Context) -> list[dict]:
 
 def load_paper_mistakes(ctx: Context) -> int:
     """Round 0's mistakes from ``task.mistakes_file``, once; returns how many there are."""
-    if not ctx.store.mistakes(0):
-        ctx.store.add_mistakes(mistakes_from(paper_items(ctx), 0, ctx.task.extract))
-    return len(ctx.store.mistakes(0))
+    stored = ctx.store.mistakes(0)
+    if stored:
+        return len(stored)
+    mistakes = mistakes_from(paper_items(ctx), 0, ctx.task.extract)
+    ctx.store.add_mistakes(mistakes)
+    return len(mistakes)
 
 
 def run(ctx: Context) -> dict:
