@@ -166,7 +166,7 @@ def _empty(db: Path) -> bool:
     no mistake was loaded."""
     store = Store(db, check=False, readonly=True)  # Run opens it again, checked
     try:
-        return not any(store.query(f"SELECT 1 FROM {table} LIMIT 1") for table in ("stages", "calls", "mistakes"))
+        return not any(store.has_any(table) for table in ("stages", "calls", "mistakes"))
     finally:
         store.close()
 

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from .disk import DiskFull, full_at, is_full
 from .errors import FairError
@@ -301,6 +301,10 @@ class Store:
             cur.row_factory = sqlite3.Row
             return cur.fetchall()
 
+    def _mapping(self, sql: str, args: Iterable[Any] = ()) -> dict[Any, Any]:
+        """A two-column query's rows as a dict: first column -> second."""
+        return {r[0]: r[1] for r in self.query(sql, args)}
+
     # meta --------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         with self.tx() as db:
@@ -362,7 +366,7 @@ class Store:
             db.executemany("INSERT INTO left_out VALUES (?, ?)", list(reasons.items()))
 
     def left_out(self) -> dict[str, str]:
-        return {r[0]: r[1] for r in self.query("SELECT item_id, reason FROM left_out")}
+        return self._mapping("SELECT item_id, reason FROM left_out")
 
     def add_trained(self, round: int, questions: dict[str, str]) -> None:
         """What ``round`` trains on: item id -> normalised question."""
@@ -372,7 +376,7 @@ class Store:
 
     def trained(self) -> dict[str, int]:
         """Every normalised question any round trained on -> the first such round."""
-        return {r[0]: r[1] for r in self.query("SELECT question, MIN(round) FROM trained GROUP BY question")}
+        return self._mapping("SELECT question, MIN(round) FROM trained GROUP BY question")
 
     def add_attempts(self, phase: str, attempts: Iterable[Attempt]) -> None:
         with self.tx() as db:
@@ -519,6 +523,94 @@ class Store:
             Verdict(r["round"], r["item_id"], r["kind"], r["author"], bool(r["accepted"]), r["value"], r["reason"])
             for r in rows
         ]
+
+    # counts: what the report and the run list show, counted in SQL (no text column is read) ------
+    def rounds(self) -> list[int]:
+        """The rounds the run holds anything of (mistakes, attempts, stages), in order."""
+        sql = "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1"
+        return [r[0] for r in self.query(sql)]
+
+    def answered_rounds(self) -> list[int]:
+        """The rounds in which the student answered anything, in order."""
+        return [r[0] for r in self.query("SELECT DISTINCT round FROM attempts ORDER BY 1")]
+
+    def has_any(self, table: str) -> bool:
+        """Whether ``table`` (one of TABLES) holds a row."""
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r} in the store")
+        return bool(self.query(f"SELECT 1 FROM {table} LIMIT 1"))
+
+    def count_mistakes(self, round: int | None = None) -> int:
+        """The mistakes of ``round`` (None: of every round)."""
+        if round is None:
+            return self.query("SELECT COUNT(*) FROM mistakes")[0][0]
+        return self.query("SELECT COUNT(*) FROM mistakes WHERE round = ?", (round,))[0][0]
+
+    def count_writings(self, round: int) -> dict[str, int]:
+        """Kind -> the round's writings of it."""
+        return self._mapping("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (round,))
+
+    def count_verdicts(self, round: int, kind: str) -> tuple[int, int, int]:
+        """(verdicts, accepted, items with one accepted) of the round's writings of ``kind``."""
+        row = self.query(
+            "SELECT COUNT(*), COALESCE(SUM(accepted), 0), COUNT(DISTINCT CASE WHEN accepted THEN item_id END) "
+            "FROM verdicts WHERE round = ? AND kind = ?",
+            (round, kind),
+        )[0]
+        return row[0], row[1], row[2]
+
+    def count_unaccepted(self, round: int, kind: str) -> int:
+        """The round's mistakes with no writing of ``kind`` accepted."""
+        return self.query(
+            "SELECT COUNT(*) FROM mistakes m WHERE round = ? AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE "
+            "v.round = m.round AND v.item_id = m.item_id AND v.kind = ? AND v.accepted)",
+            (round, kind),
+        )[0][0]
+
+    def count_accepted_items(self, kind: str) -> int:
+        """The (round, item) pairs of every round with a writing of ``kind`` accepted."""
+        return self.query(
+            "SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts WHERE kind = ? AND accepted", (kind,)
+        )[0][0]
+
+    def review_scores(self, round: int, kind: str) -> list[tuple[str, str, int | None]]:
+        """(item, author, score) of the round's reviews of writings of ``kind``, their texts left out."""
+        rows = self.query("SELECT item_id, author, score FROM reviews WHERE round = ? AND kind = ?", (round, kind))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def call_totals(self) -> dict[str, tuple[int, int, int, float]]:
+        """Teacher -> (calls, retries, tokens, cost in USD) of the calls stored."""
+        rows = self.query(
+            "SELECT teacher, COUNT(*), SUM(attempts - 1),"
+            " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
+            " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"
+        )
+        return {r[0]: (r[1], r[2] or 0, r[3], r[4]) for r in rows}
+
+    def failures_by_teacher(self) -> dict[str, int]:
+        """Teacher -> failed calls, as the stages count them (one per call a stage asked for)."""
+        return self._mapping("SELECT teacher, COUNT(*) FROM failures GROUP BY teacher")
+
+    def written_by(self, kind: str) -> dict[str, int]:
+        """Author -> writings of ``kind`` in every round."""
+        return self._mapping("SELECT teacher, COUNT(*) FROM writings WHERE kind = ? GROUP BY teacher", (kind,))
+
+    def accepted_by(self, kind: str) -> dict[str, int]:
+        """Author -> accepted writings of ``kind`` in every round."""
+        return self._mapping("SELECT author, SUM(accepted) FROM verdicts WHERE kind = ? GROUP BY author", (kind,))
+
+    def score_totals(self, by: Literal["reviewer", "author"], kind: str) -> dict[str, tuple[int, int]]:
+        """Reviewer (or author) -> (sum, count) of the scores given (or received) on writings of
+        ``kind`` in every round, for means."""
+        rows = self.query(
+            f"SELECT {by}, SUM(score), COUNT(score) FROM reviews WHERE kind = ? AND score IS NOT NULL GROUP BY {by}",
+            (kind,),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def budget_refused(self) -> bool:
+        """Whether the budget refused a call that no run has made since."""
+        return bool(self.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1"))
 
     # failures and events -------------------------------------------------------------------
     def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str, about: str = "") -> None:
