@@ -38,7 +38,7 @@ from .records import Mistake, Writing
 from .rundir import Run, changed_keys, redo_from
 from .stages import PIPELINE, Context, Pipeline, examine
 from .stages.base import Jobs, Purpose
-from .store import copy_store
+from .store import Store, copy_store
 
 PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
@@ -179,25 +179,19 @@ def _measure(db: Path, config: RunConfig) -> dict:
     tokens per (teacher, purpose), and per teacher up to PILOT_PROMPTS prompts with the tokens its
     provider counted in them; and round 0's train accuracy if the student was examined."""
     models = {t.name: t.model for t in config.teachers}
-    con = sqlite3.connect(db)
+    store = Store(db, check=False, readonly=True)
     try:
-        rows = con.execute(
-            "SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
-            "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
-        )
-        completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
+        completion = {
+            (t, p): (mean, n) for (t, m, p), (mean, n) in store.completion_means().items() if models.get(t) == m
+        }
         prompts: dict[str, list] = defaultdict(list)  # a request is the gateway's [identity, messages, sample]
-        for t, m, body, n in con.execute(
-            "SELECT teacher, model, request, prompt_tokens FROM calls WHERE response IS NOT NULL AND prompt_tokens > 0"
-        ):
-            if models.get(t) == m and len(prompts[t]) < PILOT_PROMPTS:
+        for t, m, body, n in store.counted_prompts(PILOT_PROMPTS):
+            if models.get(t) == m:
                 prompts[t].append((tuple(json.loads(body)[1]), n))
-        acc, n = con.execute(
-            "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' AND phase = 'before'"
-        ).fetchone()
+        accuracy = store.accuracy(0, "train", "before")
     finally:
-        con.close()
-    return {"completion": completion, "prompts": dict(prompts), "accuracy": (acc, n) if n else None}
+        store.close()
+    return {"completion": completion, "prompts": dict(prompts), "accuracy": accuracy}
 
 
 def _same_run(run_dir: Path, config: RunConfig, pipeline: Pipeline) -> bool:

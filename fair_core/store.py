@@ -468,6 +468,25 @@ class Store:
     def spent_usd(self) -> float:
         return self.query("SELECT COALESCE(SUM(cost_usd), 0) FROM calls")[0][0]
 
+    def completion_means(self) -> dict[tuple[str, str, str], tuple[float, int]]:
+        """(teacher, model, purpose) -> (mean completion tokens, answered calls that counted some)."""
+        rows = self.query(
+            "SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
+            "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
+        )
+        return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+    def counted_prompts(self, limit: int) -> list[tuple[str, str, str, int]]:
+        """(teacher, model, request, prompt tokens) of the first ``limit`` answered calls of each
+        teacher and model whose provider counted the prompt's tokens, in the order they were stored."""
+        rows = self.query(
+            "SELECT teacher, model, request, prompt_tokens FROM (SELECT teacher, model, request, prompt_tokens,"
+            " ROW_NUMBER() OVER (PARTITION BY teacher, model ORDER BY rowid) AS n FROM calls"
+            " WHERE response IS NOT NULL AND prompt_tokens > 0) WHERE n <= ? ORDER BY teacher, model, n",
+            (limit,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     # writings, reviews, verdicts ---------------------------------------------------------
     def add_records(self, records: Iterable[Writing | Review], call_key: str | None = None) -> None:
         """Store writings and reviews, in one transaction: those a teacher call's answer made (with
