@@ -149,7 +149,7 @@ def estimate(
         stages = committee(pipeline)
         if not any(s in config.stages for s in stages):
             assumptions.append(f"stages include no committee stage ({', '.join(stages)}): no teacher is called")
-        count = len(ctx.store.mistakes(0))
+        count = ctx.store.count_mistakes(0)
     return _result(config, list(purposes), backends, lines, expected, counted, count, assumptions)
 
 
@@ -210,8 +210,9 @@ def _mistakes(
     """Put round 0's mistakes in the scratch store, as the run would have them. Returns the ids of
     assumed ones (stand-ins with no student answer yet): none when they are the real ones."""
     config, store = ctx.config, ctx.store
-    if store.mistakes(0):
-        assumptions.append(f"mistakes: the {len(store.mistakes(0))} round 0 mistakes the run dir holds")
+    held = store.count_mistakes(0)
+    if held:
+        assumptions.append(f"mistakes: the {held} round 0 mistakes the run dir holds")
         return set()
     if config.task.mistakes_file:
         n = examine.load_paper_mistakes(ctx)

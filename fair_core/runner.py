@@ -238,7 +238,8 @@ class Runner:
                     f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
                     f"add {earlier} to --stages, or run every stage"
                 )
-        if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
+        examined = store.stage_status(round, "examine") is not None
+        if stage.needs is Need.COMMITTEE and not examined and not store.count_mistakes(round):
             raise FairError(
                 f"round {round} {stage.name} has no mistakes to work on: examine has not run; "
                 f"add examine to --stages, or run every stage"
