@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -16,7 +15,7 @@ from .inert import inert
 from .records import teacher_of
 from .splits import fingerprint
 from .stats import accuracy, describe, describe_test, mcnemar
-from .store import StageStatus, Store, damaged
+from .store import StageRun, StageStatus, Store, damaged
 from .training.progress import read_records
 
 
@@ -59,7 +58,7 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
         "items_with_rationale": with_rationale,
         # known once review has run, even if every call failed (then it is every mistake)
         "items_without_rationale": without if verdicts or store.stage_status(r, "review") else None,
-        "failures": len(store.failures(r)),
+        "failures": store.count_failures(r),
         "train_accuracy": round(train[0], 4) if train else None,
         "accuracy_before": before["accuracy"] if before else None,
         "accuracy_after": after["accuracy"] if after else None,
@@ -91,12 +90,12 @@ def _alive(runner: dict | None) -> bool:
     return True
 
 
-def _stage(row, runner_alive: bool) -> dict:
-    status = StageStatus(row["status"])
+def _stage(row: StageRun, runner_alive: bool) -> dict:
+    status = row.status
     if status == StageStatus.RUNNING and not runner_alive:  # killed without a chance to say so (kill -9)
         status = StageStatus.INTERRUPTED
-    out = {"round": row["round"], "stage": row["stage"], "status": status}
-    error = json.loads(row["summary"] or "{}").get("error")
+    out = {"round": row.round, "stage": row.stage, "status": status}
+    error = (row.summary or {}).get("error")
     return {**out, "error": error} if error else out
 
 
@@ -211,8 +210,7 @@ def _build(run_dir: Path, store: Store) -> dict:
         # calls the budget refused are failures until a rerun with a raised budget makes them
         "budget_reached": store.budget_refused(),
         "stages": [
-            _stage(row, runner_alive)
-            for row in sorted(store.stages(), key=lambda row: (row["round"], rank(row["stage"])))
+            _stage(row, runner_alive) for row in sorted(store.stages(), key=lambda row: (row.round, rank(row.stage)))
         ],
         "rounds": per_round,
     }

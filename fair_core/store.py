@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
@@ -54,6 +55,31 @@ class StageStatus(StrEnum):
     CANCELLED = "cancelled"  # stopped by the user after the calls in flight
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
     STALE = "stale"  # done with settings that have changed since: runs again
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Where one stage of one round stands, as stored; ``summary``: what it returned (with an
+    ``error`` when it failed), None until it finishes."""
+
+    round: int
+    stage: str
+    status: StageStatus
+    started: float | None
+    finished: float | None
+    summary: dict | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call a stage asked for that was not answered; ``about``: the author of a reviewed writing."""
+
+    round: int
+    stage: str
+    item_id: str
+    teacher: str
+    reason: str
+    about: str = ""
 
 
 MIGRATIONS = {
@@ -343,8 +369,12 @@ class Store:
                 [(StageStatus.STALE, round, s) for s in stages],
             ).rowcount
 
-    def stages(self) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM stages ORDER BY round, started")
+    def stages(self) -> list[StageRun]:
+        """Every stage that has run, in the order they started."""
+        return [
+            StageRun(r[0], r[1], StageStatus(r[2]), r[3], r[4], None if r[5] is None else json.loads(r[5]))
+            for r in self.query("SELECT * FROM stages ORDER BY round, started")
+        ]
 
     # items and attempts ------------------------------------------------------------------
     def set_items(self, split: str, problems: Iterable) -> None:
@@ -644,10 +674,19 @@ class Store:
         with self.tx() as db:
             db.execute("DELETE FROM failures WHERE round = ? AND stage = ?", (round, stage))
 
-    def failures(self, round: int | None = None) -> list[sqlite3.Row]:
+    def failures(self, round: int | None = None) -> list[Failure]:
+        """The failed calls of ``round`` (None: of every round)."""
         if round is None:
-            return self.query("SELECT * FROM failures ORDER BY round, stage, item_id")
-        return self.query("SELECT * FROM failures WHERE round = ? ORDER BY stage, item_id", (round,))
+            rows = self.query("SELECT * FROM failures ORDER BY round, stage, item_id")
+        else:
+            rows = self.query("SELECT * FROM failures WHERE round = ? ORDER BY stage, item_id", (round,))
+        return [Failure(*r) for r in rows]
+
+    def count_failures(self, round: int, stage: str | None = None) -> int:
+        """The failed calls of ``round`` (of one ``stage``)."""
+        if stage is None:
+            return self.query("SELECT COUNT(*) FROM failures WHERE round = ?", (round,))[0][0]
+        return self.query("SELECT COUNT(*) FROM failures WHERE round = ? AND stage = ?", (round, stage))[0][0]
 
     def add_events(self, events: list[dict]) -> None:
         with self.tx() as db:

@@ -3,6 +3,7 @@
 import sqlite3
 import subprocess
 import sys
+from dataclasses import astuple
 
 import pytest
 from helpers import REPO, fair
@@ -33,7 +34,7 @@ def test_a_half_made_store_with_nothing_in_it_is_made_again(tmp_path):
     assert tables(db) == {"meta", "items", "attempts"}
     store = Store(db)
     store.add_failure(0, "review", "7", "gpt", "HTTP 500")
-    assert [tuple(r) for r in store.failures()] == [(0, "review", "7", "gpt", "HTTP 500", "")]
+    assert [astuple(r) for r in store.failures()] == [(0, "review", "7", "gpt", "HTTP 500", "")]
     assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     store.close()
     assert tables(db) == TABLES

@@ -43,10 +43,10 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
     store = Store(path / "run.sqlite", readonly=True)
     try:
         stages = store.stages()
-        done = sum(row["status"] == StageStatus.DONE for row in stages)
-        names = set(config.stages) | {row["stage"] for row in stages}  # as the pipeline screen lists them
+        done = sum(row.status == StageStatus.DONE for row in stages)
+        names = set(config.stages) | {row.stage for row in stages}  # as the pipeline screen lists them
         last = stages[-1] if stages else None
-        where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
+        where = f"r{last.round} {last.stage} {last.status}" if last else "not started"
         mistakes = store.count_mistakes()
         accepted = store.count_accepted_items("rationale")
         rounds = store.answered_rounds()
