@@ -180,7 +180,7 @@ def build(run_dir: Path) -> dict:
 
 def _build(run_dir: Path, store: Store) -> dict:
     rounds = store.rounds()
-    scored = [row["item_id"] for row in store.items("test")]
+    scored = store.item_ids("test")
     per_round = [{**_round(store, r, set(scored)), "training": _training(run_dir, r)} for r in rounds]
     runner_alive = _alive(store.get_meta("runner"))
     rank = get_host().pipeline.rank  # a plugin's stages in their place

@@ -386,8 +386,9 @@ class Store:
                 [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta))) for i, p in enumerate(problems)],
             )
 
-    def items(self, split: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM items WHERE split = ? ORDER BY ord", (split,))
+    def item_ids(self, split: str) -> list[str]:
+        """The ids of the items of ``split`` this run uses, in order."""
+        return [r[0] for r in self.query("SELECT item_id FROM items WHERE split = ? ORDER BY ord", (split,))]
 
     def set_left_out(self, reasons: dict[str, str]) -> None:
         """The test items not scored, each with why (see fair_core.splits)."""
@@ -475,9 +476,10 @@ class Store:
         ]
 
     # teacher calls: the cache --------------------------------------------------------------
-    def cached_call(self, key: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT * FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
-        return rows[0] if rows else None
+    def cached_answer(self, key: str) -> str | None:
+        """The stored answer of the call ``key``; None when it was never answered."""
+        rows = self.query("SELECT response FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
+        return rows[0][0] if rows else None
 
     def record_call(self, key: str, call: dict) -> None:
         """Store one finished call (answered or failed); the records made from its answer follow

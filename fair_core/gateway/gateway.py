@@ -130,10 +130,10 @@ class Gateway:
         key, body = self.key(request)
         shared = self._inflight.get(key)
         if shared is None:
-            cached = self.store.cached_call(key)
+            cached = self.store.cached_answer(key)
             if cached is None:
                 return await self._single_flight(key, body, request)
-            text = cached["response"]
+            text = cached
         else:
             text = (await asyncio.shield(shared)).text  # a waiter cancelled (Ctrl-C) leaves the call to its owner
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
