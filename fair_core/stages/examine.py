@@ -97,12 +97,9 @@ def paper_items(ctx: Context) -> list[dict]:
 
 def load_paper_mistakes(ctx: Context) -> int:
     """Round 0's mistakes from ``task.mistakes_file``, once; returns how many there are."""
-    stored = ctx.store.count_mistakes(0)
-    if stored:
-        return stored
-    mistakes = mistakes_from(paper_items(ctx), 0, ctx.task.extract)
-    ctx.store.add_mistakes(mistakes)
-    return len(mistakes)
+    if not ctx.store.count_mistakes(0):
+        ctx.store.add_mistakes(mistakes_from(paper_items(ctx), 0, ctx.task.extract))
+    return ctx.store.count_mistakes(0)
 
 
 def run(ctx: Context) -> dict:
