@@ -21,11 +21,12 @@ Records = Callable[[str], Iterable[Writing | Review]]
 Job = tuple[str, Callable[[], tuple[Request, Records]]]
 
 
-async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
-    """Send every job and store the records each answer makes; a failed call is listed in the
-    store with its reason, never raised. When a plugin makes a bad record (a parser returning a
-    string), the answer is stored all the same, so fixing the plugin and rerunning pays nothing
-    again, and the call fails with the plugin's fault."""
+async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | None = None) -> dict:
+    """Send every job and store the records each answer makes (added to ``kept`` too, for a stage
+    that goes on with them); a failed call is listed in the store with its reason, never raised.
+    When a plugin makes a bad record (a parser returning a string), the answer is stored all the
+    same, so fixing the plugin and rerunning pays nothing again, and the call fails with the
+    plugin's fault."""
     gateway = ctx.gateway
     if gateway is None:
         raise FairError(f"stage {stage!r} calls teachers but was given no gateway: declare it with Need.COMMITTEE")
@@ -43,6 +44,8 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
             except PluginResultError as e:
                 raise CallFailure(str(e)) from None
             ctx.store.add_records(made, answer.key)
+            if kept is not None:
+                kept.extend(made)
         except CallFailure as e:
             failed += 1
             ctx.store.add_failure(

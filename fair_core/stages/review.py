@@ -90,10 +90,12 @@ async def run(ctx: Context) -> dict:
     )
     if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
         score = scorer(ctx.host, committee)
-        ctx.store.set_review_scores(replace(r, score=score(r.raw)) for r in reviews if r.raw is not None)
+        reviews = [r if r.raw is None else replace(r, score=score(r.raw)) for r in reviews]
+        ctx.store.set_review_scores(r for r in reviews if r.raw is not None)
     ctx.store.set_meta("parser", committee.parser)
-    summary = await run_jobs(ctx, "review", _jobs(ctx, mistakes, writings, reviews))
-    summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task, mistakes, writings))
+    made: list[Review] = []
+    summary = await run_jobs(ctx, "review", _jobs(ctx, mistakes, writings, reviews), made)
+    summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task, (mistakes, writings, reviews + made)))
     return summary
 
 
@@ -126,18 +128,18 @@ def judge(
     committee: CommitteeConfig,
     host: Host,
     task: Task,
-    mistakes: list[Mistake] | None = None,
-    writings: list[Writing] | None = None,
+    records: tuple[list[Mistake], list[Writing], list[Review]] | None = None,
 ) -> dict:
-    """Turn the round's review scores into verdicts with the configured policy; ``mistakes`` and
-    ``writings``: the round's, when the caller has read them already."""
+    """Turn the round's review scores into verdicts with the configured policy; ``records``: the
+    round's mistakes, writings and reviews, when the caller holds them already."""
     policy = host.get("policies", committee.policy)(committee.threshold)
+    mistakes, writings, reviews = records or (store.mistakes(round), store.writings(round), store.reviews(round))
     scores: dict[tuple, list] = defaultdict(list)
-    for r in store.reviews(round):
+    for r in sorted(reviews, key=lambda r: r.reviewer):  # each writing's scores in reviewer order, as stored
         scores[(r.item_id, r.kind, r.author)].append(r.score)
-    golds = {m.item_id: m.gold for m in (store.mistakes(round) if mistakes is None else mistakes)}
+    golds = {m.item_id: m.gold for m in mistakes}
     verdicts = []
-    for w in store.writings(round) if writings is None else writings:
+    for w in writings:
         if w.kind not in reviewed(committee):
             continue
         got = scores.get((w.item_id, w.kind, w.author), [])
