@@ -98,7 +98,7 @@ def _store(run_dir: Path) -> closing[Store]:
 
 def _committee(store: Store, run_dir: Path, round: int) -> None:
     """Refuse a round with no committee data."""
-    if not store.mistakes(round):
+    if not store.count_mistakes(round):
         raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
 
 
