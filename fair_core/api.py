@@ -189,9 +189,7 @@ class Results:
 
     @property
     def rounds(self) -> list[int]:
-        from .report import rounds_of
-
-        return rounds_of(self._store)
+        return self._store.rounds()
 
     def _each(self, round: int | None, read: Callable[[int], list]) -> list:
         return [x for r in (self.rounds if round is None else [round]) for x in read(r)]

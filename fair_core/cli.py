@@ -216,7 +216,7 @@ def cmd_import_paper(args) -> int:
     from .paper import import_files, parse_name, read
     from .report import build, render
     from .rundir import Run, RunLock
-    from .stages.review import judge
+    from .stages.review import judge, scorer
 
     files = [Path(f) for f in args.files]
     for f in files:  # every file named and readable before the run dir is touched
@@ -235,7 +235,7 @@ def cmd_import_paper(args) -> int:
                     f"run {args.run} already holds committee records (teachers {', '.join(held)}): "
                     f"import into a new --run, or pass --merge to add these to them"
                 )
-            info = import_files(run.store, files, task.extract, host.get("parsers", run.config.committee.parser))
+            info = import_files(run.store, files, task.extract, scorer(host, run.config.committee))
             judge(run.store, info["round"], run.config.committee, host, task)
         finally:
             run.close()

@@ -34,11 +34,11 @@ from .errors import ConfigError, FairError
 from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
-from .records import Mistake
+from .records import Mistake, Writing
 from .rundir import Run, changed_keys, redo_from
 from .stages import PIPELINE, Context, Pipeline, examine
 from .stages.base import Jobs, Purpose
-from .store import copy_store
+from .store import Store, copy_store
 
 PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens
@@ -149,7 +149,7 @@ def estimate(
         stages = committee(pipeline)
         if not any(s in config.stages for s in stages):
             assumptions.append(f"stages include no committee stage ({', '.join(stages)}): no teacher is called")
-        count = len(ctx.store.mistakes(0))
+        count = ctx.store.count_mistakes(0)
     return _result(config, list(purposes), backends, lines, expected, counted, count, assumptions)
 
 
@@ -179,25 +179,19 @@ def _measure(db: Path, config: RunConfig) -> dict:
     tokens per (teacher, purpose), and per teacher up to PILOT_PROMPTS prompts with the tokens its
     provider counted in them; and round 0's train accuracy if the student was examined."""
     models = {t.name: t.model for t in config.teachers}
-    con = sqlite3.connect(db)
+    store = Store(db, check=False, readonly=True)
     try:
-        rows = con.execute(
-            "SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
-            "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
-        )
-        completion = {(t, p): (mean, n) for t, m, p, mean, n in rows if models.get(t) == m}
+        completion = {
+            (t, p): (mean, n) for (t, m, p), (mean, n) in store.completion_means().items() if models.get(t) == m
+        }
         prompts: dict[str, list] = defaultdict(list)  # a request is the gateway's [identity, messages, sample]
-        for t, m, body, n in con.execute(
-            "SELECT teacher, model, request, prompt_tokens FROM calls WHERE response IS NOT NULL AND prompt_tokens > 0"
-        ):
-            if models.get(t) == m and len(prompts[t]) < PILOT_PROMPTS:
+        for t, m, body, n in store.counted_prompts(PILOT_PROMPTS):
+            if models.get(t) == m:
                 prompts[t].append((tuple(json.loads(body)[1]), n))
-        acc, n = con.execute(
-            "SELECT AVG(correct), COUNT(*) FROM attempts WHERE round = 0 AND split = 'train' AND phase = 'before'"
-        ).fetchone()
+        accuracy = store.accuracy(0, "train", "before")
     finally:
-        con.close()
-    return {"completion": completion, "prompts": dict(prompts), "accuracy": (acc, n) if n else None}
+        store.close()
+    return {"completion": completion, "prompts": dict(prompts), "accuracy": accuracy}
 
 
 def _same_run(run_dir: Path, config: RunConfig, pipeline: Pipeline) -> bool:
@@ -216,8 +210,9 @@ def _mistakes(
     """Put round 0's mistakes in the scratch store, as the run would have them. Returns the ids of
     assumed ones (stand-ins with no student answer yet): none when they are the real ones."""
     config, store = ctx.config, ctx.store
-    if store.mistakes(0):
-        assumptions.append(f"mistakes: the {len(store.mistakes(0))} round 0 mistakes the run dir holds")
+    held = store.count_mistakes(0)
+    if held:
+        assumptions.append(f"mistakes: the {held} round 0 mistakes the run dir holds")
         return set()
     if config.task.mistakes_file:
         n = examine.load_paper_mistakes(ctx)
@@ -317,7 +312,7 @@ def _project(
             continue
         written = []
         for teacher, make in jobs(ctx):
-            request, outputs = make()
+            request, records = make()
             purpose = purposes.get(request.purpose)
             quoted, quotes_student = (purpose.quotes, purpose.student) if purpose else (None, False)
             extra = (student if quotes_student and request.item_id in assumed else 0) + unwritten.get(
@@ -330,11 +325,12 @@ def _project(
                 + round(_tokens(backends[teacher], request.messages, counted) * scale.get(teacher, 1.0))
                 + round(extra),
             )
-            for table, row in outputs("", ""):
-                written.append((table, row))
-                if table == "writings":  # (round, item, kind, author, text, call key)
-                    unwritten[(row[1], row[2], row[3])] = expected.get((teacher, request.purpose), 0)
-        ctx.store.record_call("", None, written)
+            for record in records(""):
+                written.append(record)
+                if isinstance(record, Writing):
+                    expected_tokens = expected.get((teacher, request.purpose), 0)
+                    unwritten[(record.item_id, record.kind, record.author)] = expected_tokens
+        ctx.store.add_records(written)
     return lines
 
 

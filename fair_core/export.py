@@ -65,7 +65,7 @@ def records(store: Store, round: int) -> list[dict]:
 def split(store: Store) -> dict:
     """The item ids a run trains on and scores, and each test item it left out with why: two
     runs whose ``test_set`` match scored the same items."""
-    ids = {name: [row["item_id"] for row in store.items(name)] for name in ("train", "test")}
+    ids = {name: store.item_ids(name) for name in ("train", "test")}
     if not ids["train"] and not ids["test"]:
         raise FairError("this run has not drawn its split yet: run its examine stage first")
     return {"test_set": fingerprint(ids["test"]) if ids["test"] else None, **ids, "left_out": store.left_out()}
@@ -98,7 +98,7 @@ def _store(run_dir: Path) -> closing[Store]:
 
 def _committee(store: Store, run_dir: Path, round: int) -> None:
     """Refuse a round with no committee data."""
-    if not store.mistakes(round):
+    if not store.count_mistakes(round):
         raise FairError(f"run {run_dir} has no mistakes in round {round}: nothing to export")
 
 

@@ -119,17 +119,19 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
         if kind in loaded
     }
     teachers: list[str] = []
+    items_held = store.count_mistakes(round)
     for kind, items in loaded.items():
-        if kind == "false" or not store.mistakes(round):
+        if kind == "false" or not items_held:
             store.add_mistakes(mistakes_from(items, round, extract))
+            items_held = len(items)
         if kind in texts:
             names = teachers_of(items, f"_{kind}")
             teachers = teachers or names
-            store.add_writings(
+            store.add_records(
                 Writing(round, str(items[i]["id"]), kind, t, text) for (i, t), text in texts[kind].items()
             )
         if kind == "rationale":
-            store.add_reviews(
+            store.add_records(
                 Review(
                     round,
                     str(x["id"]),
@@ -144,7 +146,7 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
                 for reviewer, score in zip(reviewers_of(t, names), x[f"{t}_rationale"][1:])
             )
     store.set_meta("paper", {"round": round, "teachers": teachers, "files": {k: p.name for k, (p, _) in files.items()}})
-    return {"round": round, "teachers": teachers, "items": len(store.mistakes(round)), "files": sorted(files)}
+    return {"round": round, "teachers": teachers, "items": store.count_mistakes(round), "files": sorted(files)}
 
 
 def _writing(path: Path, i: int, item: dict, key: str) -> str:
@@ -175,9 +177,9 @@ def export_files(
     """Write the paper's three files for ``round`` from the store. A live run's reviews go out as
     their parsed scores, with the reviewers' text beside them (``<teacher>_review_text``)."""
     meta = store.get_meta("paper") or {}
-    teachers = teachers or meta.get("teachers") or sorted({w.author for w in store.writings(round)})
-    names = names or meta.get("files") or {k: f"fair_task_{k}_round{round}.json" for k in KINDS}
     writings = {(w.item_id, w.kind, w.author): w.text for w in store.writings(round)}
+    teachers = teachers or meta.get("teachers") or sorted({author for _, _, author in writings})
+    names = names or meta.get("files") or {k: f"fair_task_{k}_round{round}.json" for k in KINDS}
     reviews = {(r.item_id, r.author, r.reviewer): r for r in store.reviews(round, "rationale")}
     imported = bool(meta)  # the paper's own scores, kept as JSON; a live reviewer's are free text
     scores = {k: _paper_score(r.raw, r.score) if imported else r.score for k, r in reviews.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -16,7 +15,7 @@ from .inert import inert
 from .records import teacher_of
 from .splits import fingerprint
 from .stats import accuracy, describe, describe_test, mcnemar
-from .store import StageStatus, Store, damaged
+from .store import StageRun, StageStatus, Store, damaged
 from .training.progress import read_records
 
 
@@ -36,27 +35,11 @@ def _accuracy(scores: dict[str, bool]) -> dict | None:
 def _round(store: Store, r: int, scored: set[str]) -> dict:
     """One round's figures, counted in SQL where a count will do: a report on 16k mistakes never
     loads their texts."""
-    one = lambda sql: store.query(sql, (r,))[0][0]  # noqa: E731
-    mistakes = one("SELECT COUNT(*) FROM mistakes WHERE round = ?")
-    kinds = {
-        kind: n for kind, n in store.query("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (r,))
-    }
-    verdicts, accepted = store.query(
-        "SELECT COUNT(*), COALESCE(SUM(accepted), 0) FROM verdicts WHERE round = ? AND kind = 'rationale'", (r,)
-    )[0]
-    with_rationale = one(
-        "SELECT COUNT(DISTINCT item_id) FROM verdicts WHERE round = ? AND kind = 'rationale' AND accepted"
-    )
-    without = one(
-        "SELECT COUNT(*) FROM mistakes m WHERE round = ? AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE "
-        "v.round = m.round AND v.item_id = m.item_id AND v.kind = 'rationale' AND v.accepted)"
-    )
-    units = units_of(
-        ((item_id, author), score)
-        for item_id, author, score in store.query(
-            "SELECT item_id, author, score FROM reviews WHERE round = ? AND kind = 'rationale'", (r,)
-        )
-    )
+    mistakes = store.count_mistakes(r)
+    kinds = store.count_writings(r)
+    verdicts, accepted, with_rationale = store.count_verdicts(r, "rationale")
+    without = store.count_unaccepted(r, "rationale")
+    units = units_of(((item_id, author), score) for item_id, author, score in store.review_scores(r, "rationale"))
     start = _scores(store, 0, "before", scored)  # the untrained student: every round's baseline
     before = _accuracy(start if r == 0 else _scores(store, r, "before", scored))
     after_scores = _scores(store, r, "after", scored)
@@ -75,7 +58,7 @@ def _round(store: Store, r: int, scored: set[str]) -> dict:
         "items_with_rationale": with_rationale,
         # known once review has run, even if every call failed (then it is every mistake)
         "items_without_rationale": without if verdicts or store.stage_status(r, "review") else None,
-        "failures": len(store.failures(r)),
+        "failures": store.count_failures(r),
         "train_accuracy": round(train[0], 4) if train else None,
         "accuracy_before": before["accuracy"] if before else None,
         "accuracy_after": after["accuracy"] if after else None,
@@ -107,12 +90,12 @@ def _alive(runner: dict | None) -> bool:
     return True
 
 
-def _stage(row, runner_alive: bool) -> dict:
-    status = StageStatus(row["status"])
+def _stage(row: StageRun, runner_alive: bool) -> dict:
+    status = row.status
     if status == StageStatus.RUNNING and not runner_alive:  # killed without a chance to say so (kill -9)
         status = StageStatus.INTERRUPTED
-    out = {"round": row["round"], "stage": row["stage"], "status": status}
-    error = json.loads(row["summary"] or "{}").get("error")
+    out = {"round": row.round, "stage": row.stage, "status": status}
+    error = (row.summary or {}).get("error")
     return {**out, "error": error} if error else out
 
 
@@ -134,25 +117,19 @@ def _per_teacher(store: Store) -> dict:
             "cost_usd": 0.0,
         }
     )
-    for row in store.query(
-        "SELECT teacher, COUNT(*), SUM(attempts - 1),"
-        " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
-        " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"
-    ):
-        s = stats[row[0]]
-        s["calls"], s["retries"], s["tokens"], s["cost_usd"] = row[1], row[2] or 0, row[3], row[4]
+    for teacher, (calls, retries, tokens, cost) in store.call_totals().items():
+        s = stats[teacher]
+        s["calls"], s["retries"], s["tokens"], s["cost_usd"] = calls, retries, tokens, cost
     # failures as the stages count them: one per call a stage asked for, shared requests included
-    for row in store.query("SELECT teacher, COUNT(*) FROM failures GROUP BY teacher"):
-        stats[teacher_of(row[0])]["failures"] += row[1]
-    for teacher, n in store.query("SELECT teacher, COUNT(*) FROM writings WHERE kind = 'rationale' GROUP BY teacher"):
-        stats[teacher_of(teacher)]["written"] += n
-    for author, n in store.query("SELECT author, SUM(accepted) FROM verdicts WHERE kind = 'rationale' GROUP BY author"):
+    for teacher, n in store.failures_by_teacher().items():
+        stats[teacher_of(teacher)]["failures"] += n
+    for author, n in store.written_by("rationale").items():
+        stats[teacher_of(author)]["written"] += n
+    for author, n in store.accepted_by("rationale").items():
         stats[teacher_of(author)]["accepted"] += n
-    for who, key in (("reviewer", "given"), ("author", "received")):  # score sums and counts, for means
-        for name, total, n in store.query(
-            f"SELECT {who}, SUM(score), COUNT(score) FROM reviews "
-            f"WHERE kind = 'rationale' AND score IS NOT NULL GROUP BY {who}"
-        ):
+    given, received = store.score_totals("reviewer", "rationale"), store.score_totals("author", "rationale")
+    for key, totals in (("given", given), ("received", received)):  # score sums and counts, for means
+        for name, (total, n) in totals.items():
             pair = stats[teacher_of(name)][key]
             pair[0], pair[1] = pair[0] + total, pair[1] + n
     out = {}
@@ -201,19 +178,9 @@ def build(run_dir: Path) -> dict:
         store.close()
 
 
-def rounds_of(store: Store) -> list[int]:
-    """The rounds a run holds anything of (mistakes, attempts, stages), in order."""
-    return [
-        row[0]
-        for row in store.query(
-            "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1"
-        )
-    ]
-
-
 def _build(run_dir: Path, store: Store) -> dict:
-    rounds = rounds_of(store)
-    scored = [row["item_id"] for row in store.items("test")]
+    rounds = store.rounds()
+    scored = store.item_ids("test")
     per_round = [{**_round(store, r, set(scored)), "training": _training(run_dir, r)} for r in rounds]
     runner_alive = _alive(store.get_meta("runner"))
     rank = get_host().pipeline.rank  # a plugin's stages in their place
@@ -241,10 +208,9 @@ def _build(run_dir: Path, store: Store) -> dict:
         "agreement": last["agreement"],
         "cost_usd": round(store.spent_usd(), 6),
         # calls the budget refused are failures until a rerun with a raised budget makes them
-        "budget_reached": bool(store.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1")),
+        "budget_reached": store.budget_refused(),
         "stages": [
-            _stage(row, runner_alive)
-            for row in sorted(store.stages(), key=lambda row: (row["round"], rank(row["stage"])))
+            _stage(row, runner_alive) for row in sorted(store.stages(), key=lambda row: (row.round, rank(row.stage)))
         ],
         "rounds": per_round,
     }

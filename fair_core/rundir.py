@@ -95,7 +95,7 @@ class Run:
         """Forget round 0 from ``stage`` on: those stages run again with the new settings, and
         each clears what it declares its stale mark does not cover."""
         rows = self.store.stages()
-        if any(row["round"] > 0 for row in rows):
+        if any(row.round > 0 for row in rows):
             self.store.close()
             raise ConfigError(
                 f"run dir {self.path} has later rounds built on the old settings "
@@ -103,7 +103,7 @@ class Run:
                 f"with its own config ({config_file})"
             )
         redone = pipeline.names()[pipeline.rank(stage) :]
-        ran = {row["stage"] for row in rows}  # all of round 0, as no later round exists
+        ran = {row.stage for row in rows}  # all of round 0, as no later round exists
         left_out = [s for s in redone if s in ran and s not in stages]
         if left_out:  # refused before anything changes: the run stays as it was
             self.store.close()
@@ -166,7 +166,7 @@ def _empty(db: Path) -> bool:
     no mistake was loaded."""
     store = Store(db, check=False, readonly=True)  # Run opens it again, checked
     try:
-        return not any(store.query(f"SELECT 1 FROM {table} LIMIT 1") for table in ("stages", "calls", "mistakes"))
+        return not any(store.has_any(table) for table in ("stages", "calls", "mistakes"))
     finally:
         store.close()
 

@@ -212,7 +212,7 @@ class Runner:
             for stage in self.stages:
                 status = store.stage_status(r, stage)
                 if status != StageStatus.DONE:
-                    failed = sum(f["stage"] == stage for f in store.failures(r))
+                    failed = store.count_failures(r, stage)
                     said = f", {failed} failed calls" if failed else ""
                     where = f"round {r} {stage} is {status or 'not run'}{said}"
                     stopped = self.gateway.stopped() if self.gateway is not None else []
@@ -222,9 +222,7 @@ class Runner:
         return 0, None
 
     def _failures(self, round: int, stage: str) -> set[tuple[str, str, str]]:
-        return {
-            (f["item_id"], f["teacher"], f["about"]) for f in self.run_.store.failures(round) if f["stage"] == stage
-        }
+        return {(f.item_id, f.teacher, f.about) for f in self.run_.store.failures(round) if f.stage == stage}
 
     def _check_inputs(self, round: int, stage: Stage) -> None:
         """A stage left out of ``stages`` that ran but is not done (stale after a config change,
@@ -238,7 +236,8 @@ class Runner:
                     f"round {round} {stage.name} needs {earlier} first, and {earlier} is {status}: "
                     f"add {earlier} to --stages, or run every stage"
                 )
-        if stage.needs is Need.COMMITTEE and store.stage_status(round, "examine") is None and not store.mistakes(round):
+        examined = store.stage_status(round, "examine") is not None
+        if stage.needs is Need.COMMITTEE and not examined and not store.count_mistakes(round):
             raise FairError(
                 f"round {round} {stage.name} has no mistakes to work on: examine has not run; "
                 f"add examine to --stages, or run every stage"

@@ -14,9 +14,10 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from .disk import DiskFull, full_at, is_full
 from .errors import FairError
@@ -54,6 +55,31 @@ class StageStatus(StrEnum):
     CANCELLED = "cancelled"  # stopped by the user after the calls in flight
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
     STALE = "stale"  # done with settings that have changed since: runs again
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Where one stage of one round stands, as stored; ``summary``: what it returned (with an
+    ``error`` when it failed), None until it finishes."""
+
+    round: int
+    stage: str
+    status: StageStatus
+    started: float | None
+    finished: float | None
+    summary: dict | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call a stage asked for that was not answered; ``about``: the author of a reviewed writing."""
+
+    round: int
+    stage: str
+    item_id: str
+    teacher: str
+    reason: str
+    about: str = ""
 
 
 MIGRATIONS = {
@@ -301,6 +327,10 @@ class Store:
             cur.row_factory = sqlite3.Row
             return cur.fetchall()
 
+    def _mapping(self, sql: str, args: Iterable[Any] = ()) -> dict[Any, Any]:
+        """A two-column query's rows as a dict: first column -> second."""
+        return {r[0]: r[1] for r in self.query(sql, args)}
+
     # meta --------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         with self.tx() as db:
@@ -339,8 +369,12 @@ class Store:
                 [(StageStatus.STALE, round, s) for s in stages],
             ).rowcount
 
-    def stages(self) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM stages ORDER BY round, started")
+    def stages(self) -> list[StageRun]:
+        """Every stage that has run, in the order they started."""
+        return [
+            StageRun(r[0], r[1], StageStatus(r[2]), r[3], r[4], None if r[5] is None else json.loads(r[5]))
+            for r in self.query("SELECT * FROM stages ORDER BY round, started")
+        ]
 
     # items and attempts ------------------------------------------------------------------
     def set_items(self, split: str, problems: Iterable) -> None:
@@ -352,8 +386,9 @@ class Store:
                 [(split, p.id, i, p.question, p.gold, json.dumps(dict(p.meta))) for i, p in enumerate(problems)],
             )
 
-    def items(self, split: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM items WHERE split = ? ORDER BY ord", (split,))
+    def item_ids(self, split: str) -> list[str]:
+        """The ids of the items of ``split`` this run uses, in order."""
+        return [r[0] for r in self.query("SELECT item_id FROM items WHERE split = ? ORDER BY ord", (split,))]
 
     def set_left_out(self, reasons: dict[str, str]) -> None:
         """The test items not scored, each with why (see fair_core.splits)."""
@@ -362,7 +397,7 @@ class Store:
             db.executemany("INSERT INTO left_out VALUES (?, ?)", list(reasons.items()))
 
     def left_out(self) -> dict[str, str]:
-        return {r[0]: r[1] for r in self.query("SELECT item_id, reason FROM left_out")}
+        return self._mapping("SELECT item_id, reason FROM left_out")
 
     def add_trained(self, round: int, questions: dict[str, str]) -> None:
         """What ``round`` trains on: item id -> normalised question."""
@@ -372,7 +407,7 @@ class Store:
 
     def trained(self) -> dict[str, int]:
         """Every normalised question any round trained on -> the first such round."""
-        return {r[0]: r[1] for r in self.query("SELECT question, MIN(round) FROM trained GROUP BY question")}
+        return self._mapping("SELECT question, MIN(round) FROM trained GROUP BY question")
 
     def add_attempts(self, phase: str, attempts: Iterable[Attempt]) -> None:
         with self.tx() as db:
@@ -441,25 +476,21 @@ class Store:
         ]
 
     # teacher calls: the cache --------------------------------------------------------------
-    def cached_call(self, key: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT * FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
-        return rows[0] if rows else None
+    def cached_answer(self, key: str) -> str | None:
+        """The stored answer of the call ``key``; None when it was never answered."""
+        rows = self.query("SELECT response FROM calls WHERE key = ? AND response IS NOT NULL", (key,))
+        return rows[0][0] if rows else None
 
-    def record_call(self, key: str, call: dict | None, outputs: Iterable[tuple[str, tuple]] = ()) -> None:
-        """Store one finished call together with the records made from it, atomically.
-
-        ``outputs`` are (table, row) pairs written in the same transaction, so a kill between the
-        call and its records cannot happen. ``call`` None writes the records of a cached call."""
+    def record_call(self, key: str, call: dict) -> None:
+        """Store one finished call (answered or failed); the records made from its answer follow
+        with its key (:meth:`add_records`)."""
         with self.tx() as db:
-            if call is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
-                    " :purpose, :item_id, :request, :response, :prompt_tokens,"
-                    " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
-                    {**call, "key": key},
-                )
-            for table, row in outputs:
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+            db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (:key, :teacher, :backend, :model,"
+                " :purpose, :item_id, :request, :response, :prompt_tokens,"
+                " :completion_tokens, :cost_usd, :latency_s, :attempts, :error, :created)",
+                {**call, "key": key},
+            )
 
     def calls_made(self) -> tuple[int, float]:
         """(calls stored, their cost in USD)."""
@@ -469,13 +500,41 @@ class Store:
     def spent_usd(self) -> float:
         return self.query("SELECT COALESCE(SUM(cost_usd), 0) FROM calls")[0][0]
 
+    def completion_means(self) -> dict[tuple[str, str, str], tuple[float, int]]:
+        """(teacher, model, purpose) -> (mean completion tokens, answered calls that counted some)."""
+        rows = self.query(
+            "SELECT teacher, model, purpose, AVG(completion_tokens), COUNT(*) FROM calls "
+            "WHERE response IS NOT NULL AND completion_tokens > 0 GROUP BY teacher, model, purpose"
+        )
+        return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+    def counted_prompts(self, limit: int) -> list[tuple[str, str, str, int]]:
+        """(teacher, model, request, prompt tokens) of the first ``limit`` answered calls of each
+        teacher and model whose provider counted the prompt's tokens, in the order they were stored."""
+        rows = self.query(
+            "SELECT teacher, model, request, prompt_tokens FROM (SELECT teacher, model, request, prompt_tokens,"
+            " ROW_NUMBER() OVER (PARTITION BY teacher, model ORDER BY rowid) AS n FROM calls"
+            " WHERE response IS NOT NULL AND prompt_tokens > 0) WHERE n <= ? ORDER BY teacher, model, n",
+            (limit,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     # writings, reviews, verdicts ---------------------------------------------------------
-    def add_writings(self, writings: Iterable[Writing]) -> None:
+    def add_records(self, records: Iterable[Writing | Review], call_key: str | None = None) -> None:
+        """Store writings and reviews, in one transaction: those a teacher call's answer made (with
+        its key) or a paper file's. A record of another type is a TypeError: no other table takes
+        a call's records."""
+        writings, reviews = [], []
+        for r in records:
+            if isinstance(r, Writing):
+                writings.append((r.round, r.item_id, r.kind, r.author, r.text, call_key))
+            elif isinstance(r, Review):
+                reviews.append((r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score, call_key))
+            else:
+                raise TypeError(f"a call's records are writings and reviews, not {type(r).__name__}")
         with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, NULL)",
-                [(w.round, w.item_id, w.kind, w.author, w.text) for w in writings],
-            )
+            db.executemany("INSERT OR REPLACE INTO writings VALUES (?, ?, ?, ?, ?, ?)", writings)
+            db.executemany("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)", reviews)
 
     def delete_writings(self, round: int, kind: str) -> None:
         """Forget a round's writings of one kind (a redone stage writes them again)."""
@@ -485,13 +544,6 @@ class Store:
     def writings(self, round: int, kind: str | None = None, item_id: str | None = None) -> list[Writing]:
         rows = self._select("writings", round, kind, item_id)
         return [Writing(r["round"], r["item_id"], r["kind"], r["teacher"], r["text"]) for r in rows]
-
-    def add_reviews(self, reviews: Iterable[Review]) -> None:
-        with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                [(r.round, r.item_id, r.kind, r.author, r.reviewer, r.raw, r.score) for r in reviews],
-            )
 
     def set_review_scores(self, reviews: Iterable[Review]) -> None:
         """Update the scores of stored reviews (a parser changed: the raw text is read again)."""
@@ -523,6 +575,94 @@ class Store:
             for r in rows
         ]
 
+    # counts: what the report and the run list show, counted in SQL (no text column is read) ------
+    def rounds(self) -> list[int]:
+        """The rounds the run holds anything of (mistakes, attempts, stages), in order."""
+        sql = "SELECT round FROM mistakes UNION SELECT round FROM attempts UNION SELECT round FROM stages ORDER BY 1"
+        return [r[0] for r in self.query(sql)]
+
+    def answered_rounds(self) -> list[int]:
+        """The rounds in which the student answered anything, in order."""
+        return [r[0] for r in self.query("SELECT DISTINCT round FROM attempts ORDER BY 1")]
+
+    def has_any(self, table: str) -> bool:
+        """Whether ``table`` (one of TABLES) holds a row."""
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r} in the store")
+        return bool(self.query(f"SELECT 1 FROM {table} LIMIT 1"))
+
+    def count_mistakes(self, round: int | None = None) -> int:
+        """The mistakes of ``round`` (None: of every round)."""
+        if round is None:
+            return self.query("SELECT COUNT(*) FROM mistakes")[0][0]
+        return self.query("SELECT COUNT(*) FROM mistakes WHERE round = ?", (round,))[0][0]
+
+    def count_writings(self, round: int) -> dict[str, int]:
+        """Kind -> the round's writings of it."""
+        return self._mapping("SELECT kind, COUNT(*) FROM writings WHERE round = ? GROUP BY kind", (round,))
+
+    def count_verdicts(self, round: int, kind: str) -> tuple[int, int, int]:
+        """(verdicts, accepted, items with one accepted) of the round's writings of ``kind``."""
+        row = self.query(
+            "SELECT COUNT(*), COALESCE(SUM(accepted), 0), COUNT(DISTINCT CASE WHEN accepted THEN item_id END) "
+            "FROM verdicts WHERE round = ? AND kind = ?",
+            (round, kind),
+        )[0]
+        return row[0], row[1], row[2]
+
+    def count_unaccepted(self, round: int, kind: str) -> int:
+        """The round's mistakes with no writing of ``kind`` accepted."""
+        return self.query(
+            "SELECT COUNT(*) FROM mistakes m WHERE round = ? AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE "
+            "v.round = m.round AND v.item_id = m.item_id AND v.kind = ? AND v.accepted)",
+            (round, kind),
+        )[0][0]
+
+    def count_accepted_items(self, kind: str) -> int:
+        """The (round, item) pairs of every round with a writing of ``kind`` accepted."""
+        return self.query(
+            "SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts WHERE kind = ? AND accepted", (kind,)
+        )[0][0]
+
+    def review_scores(self, round: int, kind: str) -> list[tuple[str, str, int | None]]:
+        """(item, author, score) of the round's reviews of writings of ``kind``, their texts left out."""
+        rows = self.query("SELECT item_id, author, score FROM reviews WHERE round = ? AND kind = ?", (round, kind))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def call_totals(self) -> dict[str, tuple[int, int, int, float]]:
+        """Teacher -> (calls, retries, tokens, cost in USD) of the calls stored."""
+        rows = self.query(
+            "SELECT teacher, COUNT(*), SUM(attempts - 1),"
+            " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
+            " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"
+        )
+        return {r[0]: (r[1], r[2] or 0, r[3], r[4]) for r in rows}
+
+    def failures_by_teacher(self) -> dict[str, int]:
+        """Teacher -> failed calls, as the stages count them (one per call a stage asked for)."""
+        return self._mapping("SELECT teacher, COUNT(*) FROM failures GROUP BY teacher")
+
+    def written_by(self, kind: str) -> dict[str, int]:
+        """Author -> writings of ``kind`` in every round."""
+        return self._mapping("SELECT teacher, COUNT(*) FROM writings WHERE kind = ? GROUP BY teacher", (kind,))
+
+    def accepted_by(self, kind: str) -> dict[str, int]:
+        """Author -> accepted writings of ``kind`` in every round."""
+        return self._mapping("SELECT author, SUM(accepted) FROM verdicts WHERE kind = ? GROUP BY author", (kind,))
+
+    def score_totals(self, by: Literal["reviewer", "author"], kind: str) -> dict[str, tuple[int, int]]:
+        """Reviewer (or author) -> (sum, count) of the scores given (or received) on writings of
+        ``kind`` in every round, for means."""
+        rows = self.query(
+            f"SELECT {by}, SUM(score), COUNT(score) FROM reviews WHERE kind = ? AND score IS NOT NULL GROUP BY {by}",
+            (kind,),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def budget_refused(self) -> bool:
+        """Whether the budget refused a call that no run has made since."""
+        return bool(self.query("SELECT 1 FROM failures WHERE reason LIKE 'budget of $% reached' LIMIT 1"))
+
     # failures and events -------------------------------------------------------------------
     def add_failure(self, round: int, stage: str, item_id: str, teacher: str, reason: str, about: str = "") -> None:
         """One failed call of a stage; ``about``: the author of a reviewed writing."""
@@ -536,10 +676,19 @@ class Store:
         with self.tx() as db:
             db.execute("DELETE FROM failures WHERE round = ? AND stage = ?", (round, stage))
 
-    def failures(self, round: int | None = None) -> list[sqlite3.Row]:
+    def failures(self, round: int | None = None) -> list[Failure]:
+        """The failed calls of ``round`` (None: of every round)."""
         if round is None:
-            return self.query("SELECT * FROM failures ORDER BY round, stage, item_id")
-        return self.query("SELECT * FROM failures WHERE round = ? ORDER BY stage, item_id", (round,))
+            rows = self.query("SELECT * FROM failures ORDER BY round, stage, item_id")
+        else:
+            rows = self.query("SELECT * FROM failures WHERE round = ? ORDER BY stage, item_id", (round,))
+        return [Failure(*r) for r in rows]
+
+    def count_failures(self, round: int, stage: str | None = None) -> int:
+        """The failed calls of ``round`` (of one ``stage``)."""
+        if stage is None:
+            return self.query("SELECT COUNT(*) FROM failures WHERE round = ?", (round,))[0][0]
+        return self.query("SELECT COUNT(*) FROM failures WHERE round = ? AND stage = ?", (round, stage))[0][0]
 
     def add_events(self, events: list[dict]) -> None:
         with self.tx() as db:

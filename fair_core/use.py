@@ -36,7 +36,7 @@ def open_run(run_dir: Path):
 
 def trained_round(store, run_dir: Path, round: int | None) -> int:
     """``round``, checked to have a finished train stage; None: the last round that has one."""
-    rounds = sorted(r["round"] for r in store.stages() if r["stage"] == "train" and r["status"] == StageStatus.DONE)
+    rounds = sorted(r.round for r in store.stages() if r.stage == "train" and r.status == StageStatus.DONE)
     if not rounds:
         raise FairError(
             f"run {run_dir} has no trained student yet: run its train stage "

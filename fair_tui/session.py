@@ -96,13 +96,13 @@ class Live:
     def seed(self, run: Run) -> None:
         """Start from what the store already holds, so an opened run shows where it stands."""
         for row in run.store.stages():
-            s = self.stage(row["round"], row["stage"])
-            s.status = StageStatus(row["status"])
-            summary = json.loads(row["summary"]) if row["summary"] else {}
+            s = self.stage(row.round, row.stage)
+            s.status = row.status
+            summary = row.summary or {}
             if s.status == StageStatus.DONE:  # a count where the summary has one (items, calls, pairs)
                 s.done, s.split = stored_count(summary)
                 s.total = s.done
-            self.round = max(self.round, row["round"])
+            self.round = max(self.round, row.round)
         self.cost_usd = run.store.spent_usd()
 
     def apply(self, e: Event) -> None:
@@ -182,14 +182,14 @@ class Session:
         self.config = self.run.config
         self.name = self.path.name
         stored = self.run.store.stages()
-        self.live = Live([*self.config.stages, *(row["stage"] for row in stored)])  # and any that ran outside them
+        self.live = Live([*self.config.stages, *(row.stage for row in stored)])  # and any that ran outside them
         self.live.seed(self.run)
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.logged = 0  # lines ever logged: a screen that has shown n of them shows those after
         for row in stored:  # the log's first lines: what was done before
             self._log(
-                f"[dim]earlier:[/] round {row['round']} {row['stage']} {row['status']}"
-                + (f": {inert(facts(json.loads(row['summary'])), markup=True)}" if row["summary"] else "")
+                f"[dim]earlier:[/] round {row.round} {row.stage} {row.status}"
+                + (f": {inert(facts(row.summary), markup=True)}" if row.summary is not None else "")
             )
         self.buffer: deque[Event] = deque()
         self.wake: Callable[[], object] = lambda: None  # the app's: posts it one message per batch of events

@@ -301,7 +301,7 @@ def test_a_half_seeded_variant_is_seeded_again(tmp_path, cut):
     with RunLock(variant):
         experiment.seed(committee, variant)
         run = Run(variant, config)
-    assert run.store.cached_call("k1") is not None and run.store.get_meta(experiment.SEEDED)["calls"] == 1
+    assert run.store.cached_answer("k1") is not None and run.store.get_meta(experiment.SEEDED)["calls"] == 1
     run.store.record_call("k2", call("k2"))  # the variant's own work: seeding again leaves it be
     run.close()
     assert sorted(p.name for p in variant.iterdir() if "run.sqlite" in p.name) == ["run.sqlite"]

@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import sqlite3
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,7 @@ def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
         )
     store = Store(db)
     store.add_failure(0, "review", "7", "gpt", "HTTP 500", about="gemini")  # a second author: a second row
-    assert [tuple(r) for r in store.failures(0)] == [
+    assert [astuple(r) for r in store.failures(0)] == [
         (0, "review", "7", "gpt", "HTTP 500", ""),
         (0, "review", "7", "gpt", "HTTP 500", "gemini"),
     ]

@@ -40,10 +40,6 @@ def request(text: str, teacher: str = "t", item: str = "0") -> Request:
     return Request(teacher, "solve", item, ({"role": "user", "content": text},))
 
 
-def no_records(text: str, key: str) -> list:
-    return []
-
-
 def run(tmp_path, backends: dict[str, Backend], work, budget: float | None = None, watch=None):
     """``work(gateway)`` on a gateway over a fresh store; returns its result and the events published
     (``watch(gateway, event)`` sees each event as it is published)."""
@@ -67,9 +63,9 @@ def run(tmp_path, backends: dict[str, Backend], work, budget: float | None = Non
 
 
 async def ask(gateway: Gateway, *texts: str, teacher: str = "t") -> list:
-    """Each text asked at once, as its own item: the answer, or the exception it ended with."""
-    calls = [gateway.call(request(text, teacher, str(i)), no_records) for i, text in enumerate(texts)]
-    return await asyncio.gather(*calls, return_exceptions=True)
+    """Each text asked at once, as its own item: the answer's text, or the exception it ended with."""
+    calls = [gateway.call(request(text, teacher, str(i))) for i, text in enumerate(texts)]
+    return [getattr(a, "text", a) for a in await asyncio.gather(*calls, return_exceptions=True)]
 
 
 def scripted(*statuses: int):
@@ -97,11 +93,10 @@ def test_a_500_then_a_429_then_an_answer(tmp_path):
         backends = {"t": teacher(server.url, "flaky")}
 
         async def work(gateway):
-            first = await gateway.call(request("two plus two"), no_records)
-            again = await gateway.call(request("two plus two"), no_records)
-            return first, again
+            return await gateway.call(request("two plus two")), await gateway.call(request("two plus two"))
 
-        (first, again), events = run(tmp_path, backends, work)
+        (answer, cached), events = run(tmp_path, backends, work)
+        first, again = answer.text, cached.text
         received = server.received[fingerprint("flaky", [{"role": "user", "content": "two plus two"}])]
     assert first == again == "two plus two"
     assert received == 3  # the 500, the 429 and the answer: the second ask never reached the server
@@ -111,6 +106,9 @@ def test_a_500_then_a_429_then_an_answer(tmp_path):
     done = [e for e in events if isinstance(e, CallDone)]
     assert [e.cached for e in done] == [False, True]
     assert calls(tmp_path) == [("0", "two plus two", 3, None, None)]
+    # the answer carries the key its records are stored under, and what it used; the cached one used nothing
+    assert answer.key == cached.key and not answer.cached and cached.cached
+    assert answer.completion_tokens and cached.completion_tokens is None
 
 
 def test_retries_back_off_and_stop_at_max_retries_and_the_failure_is_stored(tmp_path):

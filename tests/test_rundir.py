@@ -25,7 +25,7 @@ def finished_round0(path, config):
 
 
 def statuses(run):
-    return {row["stage"]: row["status"] for row in run.store.stages()}
+    return {row.stage: row.status for row in run.store.stages()}
 
 
 def test_a_training_setting_redoes_train_and_evaluate_only(tmp_path):

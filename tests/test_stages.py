@@ -4,6 +4,7 @@ built-in stage does, with no other file touched. The run is the paper's replayed
 on 3 mistakes (no model, no key, a few seconds)."""
 
 import json
+import sys
 
 import pytest
 from helpers import REPO, pipeline_screen
@@ -13,7 +14,7 @@ from fair_core.errors import FairError
 from fair_core.events import CallDone
 from fair_core.rundir import REDO_FROM
 from fair_core.stages import PIPELINE, Context, Need, Stage
-from fair_core.store import StageStatus
+from fair_core.store import StageStatus, Store
 from fair_tui.screens.pipeline import STATUS_STYLE
 
 STAGES = ["explain", "solve", "review", "compile", "summarise"]
@@ -93,3 +94,48 @@ def test_the_architecture_doc_lists_every_stage_with_what_it_needs():
     doc = (REPO / "docs" / "architecture.md").read_text()
     for stage in PIPELINE:
         assert f"| `{stage.name}` | {stage.needs} | {'yes' if stage.is_async else 'no'} |" in doc, stage.name
+
+
+def test_each_stage_reads_the_rounds_records_once(tmp_path, server, monkeypatch):
+    """A committee round reads its mistakes and writings once per stage that uses them (explain,
+    solve, review, compile), and review its reviews once (it judges the new ones with them): a
+    round of 16k mistakes is never loaded twice by one stage. Echo teachers, a small mistakes
+    file: no data."""
+    reads: dict[tuple[str, str], int] = {}
+    for name in ("mistakes", "writings", "reviews", "verdicts"):
+        real = getattr(Store, name)
+
+        def counted(store, *args, _real=real, _name=name, **kwargs):
+            frame = sys._getframe(1)  # the stage module that asked, by the code that runs
+            while frame and not frame.f_globals["__name__"].startswith("fair_core.stages."):
+                frame = frame.f_back
+            key = (frame.f_globals["__name__"].rsplit(".", 1)[1] if frame else "", _name)
+            reads[key] = reads.get(key, 0) + 1
+            return _real(store, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, counted)
+    mistakes = tmp_path / "sums_svamp_false_round0.json"
+    wrong = {"gold_answer": "7", "student_wrong_pred": "5", "student_wrong_final_answer": "5"}
+    mistakes.write_text(json.dumps([{"id": i, "question": f"What is {i} plus 3?", **wrong} for i in range(3)]))
+    teachers = "".join(
+        f'[[teachers]]\nname = "t{i}"\nbackend = "litellm"\nmodel = "openai/echo"\napi_base = "{server.url}"\n'
+        f"max_retries = 0\nparams = {{ temperature = 0.{i} }}\n"
+        for i in range(2)
+    )
+    stages = ["explain", "solve", "review", "compile"]
+    path = tmp_path / "sums.toml"
+    path.write_text(f'stages = {json.dumps(stages)}\n[task]\nname = "svamp"\nmistakes_file = "{mistakes}"\n{teachers}')
+    result = run(load_config(path), tmp_path / "run")
+    assert result.ok and result.ran == [(0, s) for s in stages]
+    assert reads == {
+        ("explain", "mistakes"): 1,
+        ("explain", "writings"): 1,
+        ("solve", "mistakes"): 1,
+        ("solve", "writings"): 1,
+        ("review", "mistakes"): 1,
+        ("review", "writings"): 1,
+        ("review", "reviews"): 1,
+        ("compile", "mistakes"): 1,
+        ("compile", "writings"): 1,
+        ("compile", "verdicts"): 1,
+    }

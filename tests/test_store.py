@@ -3,6 +3,7 @@
 import sqlite3
 import subprocess
 import sys
+from dataclasses import astuple
 
 import pytest
 from helpers import REPO, fair
@@ -11,6 +12,7 @@ from test_failures import REPLAY, one_line_error
 from fair_core import config as cfg
 from fair_core import store as store_module
 from fair_core.errors import FairError
+from fair_core.records import Review, Verdict, Writing
 from fair_core.rundir import Run
 from fair_core.store import SCHEMA_VERSION, Store
 
@@ -32,7 +34,7 @@ def test_a_half_made_store_with_nothing_in_it_is_made_again(tmp_path):
     assert tables(db) == {"meta", "items", "attempts"}
     store = Store(db)
     store.add_failure(0, "review", "7", "gpt", "HTTP 500")
-    assert [tuple(r) for r in store.failures()] == [(0, "review", "7", "gpt", "HTTP 500", "")]
+    assert [astuple(r) for r in store.failures()] == [(0, "review", "7", "gpt", "HTTP 500", "")]
     assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     store.close()
     assert tables(db) == TABLES
@@ -90,3 +92,22 @@ def test_a_store_another_process_keeps_locked_is_waited_for_not_damaged(tmp_path
     with sqlite3.connect(run_dir / "run.sqlite") as con:
         assert con.execute("SELECT status FROM stages WHERE stage = 'explain'").fetchone() == ("done",)
         assert con.execute("SELECT COUNT(*) FROM calls").fetchone()[0] > 0
+
+
+def test_a_calls_records_are_stored_with_its_key_and_only_writings_and_reviews_are(tmp_path):
+    """One typed path for what an answer makes (and a paper file holds): the writing and the review
+    keep the key of the call they came from; a record no call makes is refused, nothing stored."""
+    store = Store(tmp_path / "run.sqlite")
+    store.add_records(
+        [Writing(0, "7", "rationale", "gpt#1", "so 4"), Review(0, "7", "rationale", "gpt#1", "cl", "4", 4)], "k"
+    )
+    store.add_records([Writing(0, "8", "feedback", "gpt", "check the carry")])
+    with pytest.raises(TypeError):
+        store.add_records([Writing(0, "9", "feedback", "gpt", "x"), Verdict(0, "7", "rationale", "gpt", True, 4.0)])
+    keys = store.query("SELECT item_id, teacher, call_key FROM writings ORDER BY item_id")
+    assert [tuple(r) for r in keys] == [("7", "gpt#1", "k"), ("8", "gpt", None)]
+    assert [tuple(r) for r in store.query("SELECT reviewer, raw, score, call_key FROM reviews")] == [
+        ("cl", "4", 4, "k")
+    ]
+    assert store.writings(0, "rationale") == [Writing(0, "7", "rationale", "gpt#1", "so 4")]
+    store.close()

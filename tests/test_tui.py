@@ -293,7 +293,7 @@ def test_run_from_the_ui_then_browse_committee_and_results(tmp_path, monkeypatch
             assert s.state == "finished", s.error
             assert len(set(seen)) >= 3 and seen == sorted(seen)  # progress advanced, step by step
             await pilot.pause(0.1)
-            assert [tuple(r)[1:3] for r in s.run.store.stages()] == [(st, "done") for st in COMMITTEE]
+            assert [(r.stage, r.status) for r in s.run.store.stages()] == [(st, "done") for st in COMMITTEE]
             assert s.live.done + s.live.cached == 4644 and s.live.failed == 0 and s.live.in_flight == 0
             assert "2322/2322" in shown(app, "#count-review") and "done" in shown(app, "#state-review")
             log = "\n".join(line.text for line in app.screen.query_one("#log").lines)
@@ -414,7 +414,7 @@ def test_pause_resume_quit_mid_review_then_fair_run_finishes_without_repeats(tmp
         assert max(server.received.values()) == 1  # no request reached the server twice
         run = Run(run_dir)
         try:
-            assert [tuple(r)[1:3] for r in run.store.stages()] == [(st, "done") for st in COMMITTEE]
+            assert [(r.stage, r.status) for r in run.store.stages()] == [(st, "done") for st in COMMITTEE]
             stored = run.store.query("SELECT COUNT(*) FROM calls WHERE error IS NULL")[0][0]
             assert stored == len(server.received) == server.requests  # each answer sent once, stored once
             assert len(run.store.writings(0)) == 20 * 3 * 2 and len(run.store.reviews(0)) == total // 2
@@ -713,7 +713,7 @@ def test_a_stage_that_fails_reads_failed_on_the_pipeline_screen(tmp_path, monkey
             await until(pilot, lambda: "failed" in shown(app, "#state-train"))
             assert "done" in shown(app, "#state-compile")
             assert "no training data" in app.session.error
-            rows = {row["stage"]: row["status"] for row in app.session.run.store.stages()}
+            rows = {row.stage: row.status for row in app.session.run.store.stages()}
             assert rows == {"compile": "done", "train": "failed"}
 
     asyncio.run(scenario())

@@ -1,8 +1,9 @@
 """The gateway: cache, limits, retries with backoff, cost, budget and call events.
 
-Each finished call is committed together with the records made from it (a feedback, a rationale,
-a review), so a killed run loses at most the calls in flight, and a resumed run pays for no call
-that was answered and stored before.
+Each answered call is committed as soon as it is answered, and returned as an :class:`Answer`
+(its text and usage); the stage makes its records from the text and stores them with the call's
+key. A killed run loses at most the calls in flight, and a resumed run pays for no call that was
+answered and stored before: the records a kill left unmade are made again from the cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import os
 import random
 import time
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Callable
 
 from ..disk import DiskFull
 from ..errors import PluginResultError, expect
@@ -27,7 +29,6 @@ from .prices import cost as price_of
 from .prices import unpriced, unpriced_line
 from .watchdog import Blocked, release, watched
 
-Outputs = Callable[[str, str], Iterable[tuple[str, tuple]]]  # (text, call key) -> rows
 MAX_DELAY_S = 60.0
 # the longest wait a provider's Retry-After is granted: a longer one (a daily quota) fails the call
 MAX_RETRY_AFTER_S = 300.0
@@ -43,6 +44,19 @@ REFUSED_IN_A_ROW = 3
 # Unreachable in a row, per teacher: from the first number on, its calls go one at a time (each
 # a probe after its backoff); at the second, the teacher is given up for this invocation.
 PROBE_AFTER, GIVE_UP_AFTER = 3, 8
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A call's answer: its text, the key it is stored under (the records made from it keep it),
+    and what it used; a cached answer used nothing now."""
+
+    text: str
+    key: str
+    cached: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class CallFailure(Exception):
@@ -86,7 +100,7 @@ class Gateway:
         self.health = {name: Health() for name in teachers}
         self._inflight: dict[str, asyncio.Future] = {}
         self.full: DiskFull | None = None  # the first write a full disk refused
-        self.held: list[tuple[str, dict | None, list]] = []  # (key, call, records) not stored for want of space
+        self.held: list[tuple[str, dict]] = []  # (key, call) not stored for want of space
         self._rng = random.Random(seed)
         for backend in teachers.values():  # with a budget, the run's check refused to start instead
             if unpriced(backend):
@@ -110,41 +124,28 @@ class Gateway:
         body = f"[{self.identity[request.teacher]},{json.dumps(request.messages, sort_keys=True)},{request.sample}]"
         return hashlib.sha256(body.encode()).hexdigest(), body
 
-    async def call(self, request: Request, outputs: Outputs) -> str:
+    async def call(self, request: Request) -> Answer:
         """The answer to ``request``: from the cache when it was answered before, shared with an
-        identical request in flight, else sent (with retries)."""
+        identical request in flight, else sent (with retries) and stored."""
         key, body = self.key(request)
         shared = self._inflight.get(key)
         if shared is None:
-            cached = self.store.cached_call(key)
+            cached = self.store.cached_answer(key)
             if cached is None:
-                return await self._single_flight(key, body, request, outputs)
-            text = cached["response"]
+                return await self._single_flight(key, body, request)
+            text = cached
         else:
-            text = await asyncio.shield(shared)  # a waiter cancelled (Ctrl-C) leaves the call to its owner
-        self._record(key, None, outputs, text)
+            text = (await asyncio.shield(shared)).text  # a waiter cancelled (Ctrl-C) leaves the call to its owner
         self.publish(CallDone(request.teacher, request.purpose, request.item_id, cached=True))
-        return text
+        return Answer(text, key, cached=True)
 
-    def _record(self, key: str, row: dict | None, outputs: Outputs, text: str) -> None:
-        """Store a call with the records made from its answer. When a plugin makes a bad record
-        (a parser returning a string), the answer is still stored, so fixing the plugin and
-        rerunning pays nothing again, and the call fails with the plugin's fault."""
+    def _store(self, key: str, row: dict) -> None:
+        """Store an answered call. On a full disk, hold it in memory (see :meth:`stop`), so that an
+        answer paid for is stored once there is space, and start no other call."""
         try:
-            rows = list(outputs(text, key))
-        except PluginResultError as e:
-            if row is not None:
-                self._store(key, row, [])
-            raise CallFailure(str(e)) from None
-        self._store(key, row, rows)
-
-    def _store(self, key: str, row: dict | None, rows: list[tuple[str, tuple]]) -> None:
-        """Store a call with its records. On a full disk, hold them in memory (see :meth:`stop`),
-        so that an answer paid for is stored once there is space, and start no other call."""
-        try:
-            self.store.record_call(key, row, rows)
+            self.store.record_call(key, row)
         except DiskFull as e:
-            self.held.append((key, row, rows))
+            self.held.append((key, row))
             self.full = self.full or e
             raise
 
@@ -158,24 +159,24 @@ class Gateway:
             except DiskFull:
                 break
             self.held.pop(0)
-        held = sum(len(json.dumps(row, default=str)) + len(repr(rows)) for _, row, rows in self.held)
+        held = sum(len(json.dumps(row, default=str)) for _, row in self.held)
         return DiskFull.at(self.store.path, WAL_HEADROOM + held, len(self.held))
 
-    async def _single_flight(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
+    async def _single_flight(self, key: str, body: str, request: Request) -> Answer:
         future = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unshared
         self._inflight[key] = future
         try:
-            text = await self._send(key, body, request, outputs)
+            answer = await self._send(key, body, request)
         except BaseException as e:
             future.set_exception(e if isinstance(e, CallFailure) else CallFailure("interrupted"))
             raise
         finally:
             del self._inflight[key]
-        future.set_result(text)
-        return text
+        future.set_result(answer)
+        return answer
 
-    async def _send(self, key: str, body: str, request: Request, outputs: Outputs) -> str:
+    async def _send(self, key: str, body: str, request: Request) -> Answer:
         backend = self.teachers[request.teacher]
         cfg = backend.config
         limits = self.limits[request.teacher]
@@ -223,9 +224,7 @@ class Gateway:
         latency = time.perf_counter() - start
         cost = _cost(backend, completion)
         self.spent += cost or 0.0
-        self._record(
-            key, _row(request, backend, body, completion, cost, latency, attempt + 1, None), outputs, completion.text
-        )
+        self._store(key, _row(request, backend, body, completion, cost, latency, attempt + 1, None))
         self.publish(
             CallDone(
                 request.teacher,
@@ -237,7 +236,7 @@ class Gateway:
                 latency,
             )
         )
-        return completion.text
+        return Answer(completion.text, key, False, completion.prompt_tokens, completion.completion_tokens, cost)
 
     async def _attempt(self, backend: Backend, request: Request, health: Health) -> Completion | tuple:
         """One try: its completion (any known key in it redacted), or (reason, retry_after, final)

@@ -62,7 +62,7 @@ class Purpose:
     student: bool = False
 
 
-# (teacher, make): ``make()`` builds the request and the rows its answer stores (see committee.Job)
+# (teacher, make): ``make()`` builds the request and the maker of its answer's records (see committee.Job)
 Jobs = Callable[["Context"], list[tuple[str, Callable[[], tuple[Any, Any]]]]]
 
 

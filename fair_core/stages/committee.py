@@ -7,19 +7,26 @@ from collections import defaultdict, deque
 from typing import Callable, Iterable
 
 from ..disk import DiskFull
-from ..errors import FairError
+from ..errors import FairError, PluginResultError
 from ..events import StageProgress
 from ..gateway.backend import Request
-from ..gateway.gateway import CallFailure, Outputs
+from ..gateway.gateway import CallFailure
+from ..records import Review, Writing
 from .base import Context
 
-# (teacher, make): ``make`` builds the request and its records only when a worker takes the job,
-# so a stage of 200k calls never holds 200k prompts at once
-Job = tuple[str, Callable[[], tuple[Request, Outputs]]]
+# The records an answer's text makes (a writing, a review): stored with the call's key
+Records = Callable[[str], Iterable[Writing | Review]]
+# (teacher, make): ``make`` builds the request and its records' maker only when a worker takes the
+# job, so a stage of 200k calls never holds 200k prompts at once
+Job = tuple[str, Callable[[], tuple[Request, Records]]]
 
 
-async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
-    """Send every job; a failed call is listed in the store with its reason, never raised."""
+async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | None = None) -> dict:
+    """Send every job and store the records each answer makes (added to ``kept`` too, for a stage
+    that goes on with them); a failed call is listed in the store with its reason, never raised.
+    When a plugin makes a bad record (a parser returning a string), the answer is stored all the
+    same, so fixing the plugin and rerunning pays nothing again, and the call fails with the
+    plugin's fault."""
     gateway = ctx.gateway
     if gateway is None:
         raise FairError(f"stage {stage!r} calls teachers but was given no gateway: declare it with Need.COMMITTEE")
@@ -28,10 +35,17 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job]) -> dict:
     ctx.store.clear_failures(ctx.round, stage)
     ctx.run.publish(StageProgress(stage, ctx.round, 0, total))
 
-    async def one(request: Request, outputs: Outputs) -> None:
+    async def one(request: Request, records: Records) -> None:
         nonlocal done, failed
         try:
-            await gateway.call(request, outputs)
+            answer = await gateway.call(request)
+            try:
+                made = list(records(answer.text))
+            except PluginResultError as e:
+                raise CallFailure(str(e)) from None
+            ctx.store.add_records(made, answer.key)
+            if kept is not None:
+                kept.extend(made)
         except CallFailure as e:
             failed += 1
             ctx.store.add_failure(

@@ -17,12 +17,13 @@ import os
 import random
 from collections import defaultdict
 
-from ..records import teacher_of
+from ..records import Mistake, teacher_of
 from ..splits import normal
 from .base import Context, Need, Prompt, Stage
 
 
-def build_pairs(ctx: Context) -> list[dict]:
+def build_pairs(ctx: Context, mistakes: list[Mistake]) -> list[dict]:
+    """The round's pairs, from its ``mistakes`` (read once by the caller), writings and verdicts."""
     committee = ctx.config.committee
     writings = [
         w
@@ -46,7 +47,7 @@ def build_pairs(ctx: Context) -> list[dict]:
                 w.text.strip() if w.kind == "feedback" else ctx.task.rationale_target(w.text)
             )
     pairs = []
-    for m in ctx.store.mistakes(ctx.round):
+    for m in mistakes:
         got = by_item.get(m.item_id)
         if not got or not got["rationale"] or not got["feedback"]:
             continue
@@ -91,8 +92,9 @@ def size_matched(writings: list, kept: set[tuple[str, str, str]], rng: random.Ra
 
 
 def run(ctx: Context) -> dict:
-    pairs = build_pairs(ctx)
-    questions = {m.item_id: normal(m.question) for m in ctx.store.mistakes(ctx.round)}
+    mistakes = ctx.store.mistakes(ctx.round)
+    pairs = build_pairs(ctx, mistakes)
+    questions = {m.item_id: normal(m.question) for m in mistakes}
     ctx.store.add_trained(ctx.round, {p["item_id"]: questions[p["item_id"]] for p in pairs})
     out = ctx.run.round_dir(ctx.round)
     tmp = out / "train.jsonl.tmp"

@@ -97,9 +97,9 @@ def paper_items(ctx: Context) -> list[dict]:
 
 def load_paper_mistakes(ctx: Context) -> int:
     """Round 0's mistakes from ``task.mistakes_file``, once; returns how many there are."""
-    if not ctx.store.mistakes(0):
+    if not ctx.store.count_mistakes(0):
         ctx.store.add_mistakes(mistakes_from(paper_items(ctx), 0, ctx.task.extract))
-    return len(ctx.store.mistakes(0))
+    return ctx.store.count_mistakes(0)
 
 
 def run(ctx: Context) -> dict:

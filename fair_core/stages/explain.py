@@ -19,8 +19,8 @@ def jobs(ctx: Context) -> list[Job]:
         prompt = ctx.task.prompt(
             "explain", question=m.question, student_answer=m.wrong_output, gold=m.gold, hint=m.hint
         )
-        row = lambda text, key: [("writings", (ctx.round, m.item_id, "feedback", t.name, text, key))]  # noqa: E731
-        return Request(t.name, "explain", m.item_id, user(prompt)), row
+        records = lambda text: [Writing(ctx.round, m.item_id, "feedback", t.name, text)]  # noqa: E731
+        return Request(t.name, "explain", m.item_id, user(prompt)), records
 
     return [
         (t.name, partial(job, m, t))

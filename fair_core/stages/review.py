@@ -10,13 +10,13 @@ import random
 from collections import defaultdict
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
 from ..host import Host
-from ..records import Review, Verdict, teacher_of
+from ..records import Mistake, Review, Verdict, Writing, teacher_of
 from ..store import Store
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
@@ -43,19 +43,20 @@ def jobs(ctx: Context) -> list[Job]:
     """The calls review still has to make: each stored writing (rationales; feedback too with
     review_feedback) to each of its reviewers who has not scored it yet (``fair estimate``
     counts these very requests)."""
+    return _jobs(ctx, ctx.store.mistakes(ctx.round), ctx.store.writings(ctx.round), ctx.store.reviews(ctx.round))
+
+
+def _jobs(ctx: Context, mistakes: list[Mistake], writings: list[Writing], reviews: list[Review]) -> list[Job]:
+    """:func:`jobs`, from the round's records read once by the caller."""
     committee = ctx.config.committee
-    parse = ctx.host.get("parsers", committee.parser)
-
-    def score(text: str) -> int | None:
-        return _checked(parse(text), committee.parser)
-
+    score = scorer(ctx.host, committee)
     names = [t.name for t in ctx.config.teachers]
-    mistakes = {m.item_id: m for m in ctx.store.mistakes(ctx.round)}
-    have = {(r.item_id, r.kind, r.author, r.reviewer) for r in ctx.store.reviews(ctx.round)}
+    by_id = {m.item_id: m for m in mistakes}
+    have = {(r.item_id, r.kind, r.author, r.reviewer) for r in reviews}
     kinds = reviewed(committee)
 
     def job(w, reviewer):
-        m = mistakes[w.item_id]
+        m = by_id[w.item_id]
         if w.kind == "rationale":
             prompt = ctx.task.prompt("review", question=m.question, rationale=w.text, gold=m.gold, hint=m.hint)
         else:
@@ -68,15 +69,13 @@ def jobs(ctx: Context) -> list[Job]:
                 hint=m.hint,
             )
         purpose = "review" if w.kind == "rationale" else "review_feedback"
-        row = lambda text, key: [  # noqa: E731
-            ("reviews", (ctx.round, w.item_id, w.kind, w.author, reviewer, text, score(text), key))
-        ]
-        return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.author}), row
+        records = lambda text: [Review(ctx.round, w.item_id, w.kind, w.author, reviewer, text, score(text))]  # noqa: E731
+        return Request(reviewer, purpose, w.item_id, user(prompt), meta={"author": w.author}), records
 
-    writings = [w for kind in kinds for w in ctx.store.writings(ctx.round, kind) if w.item_id in mistakes]
+    todo = [w for kind in kinds for w in writings if w.kind == kind and w.item_id in by_id]
     return [
         (reviewer, partial(job, w, reviewer))
-        for w in writings
+        for w in todo
         for reviewer in reviewers(w.author, names, committee, ctx.round, w.item_id, w.kind)
         if (w.item_id, w.kind, w.author, reviewer) not in have
     ]
@@ -84,18 +83,27 @@ def jobs(ctx: Context) -> list[Job]:
 
 async def run(ctx: Context) -> dict:
     committee = ctx.config.committee
-    todo = jobs(ctx)
+    mistakes, writings, reviews = (
+        ctx.store.mistakes(ctx.round),
+        ctx.store.writings(ctx.round),
+        ctx.store.reviews(ctx.round),
+    )
     if ctx.store.get_meta("parser", committee.parser) != committee.parser:  # the parser changed: read again
-        parse = ctx.host.get("parsers", committee.parser)
-        ctx.store.set_review_scores(
-            replace(r, score=_checked(parse(r.raw), committee.parser))
-            for r in ctx.store.reviews(ctx.round)
-            if r.raw is not None
-        )
+        score = scorer(ctx.host, committee)
+        reviews = [r if r.raw is None else replace(r, score=score(r.raw)) for r in reviews]
+        ctx.store.set_review_scores(r for r in reviews if r.raw is not None)
     ctx.store.set_meta("parser", committee.parser)
-    summary = await run_jobs(ctx, "review", todo)
-    summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task))
+    made: list[Review] = []
+    summary = await run_jobs(ctx, "review", _jobs(ctx, mistakes, writings, reviews), made)
+    summary.update(judge(ctx.store, ctx.round, committee, ctx.host, ctx.task, (mistakes, writings, reviews + made)))
     return summary
+
+
+def scorer(host: Host, committee: CommitteeConfig) -> Callable[[str], int | None]:
+    """The configured parser, checked: a review's score from its text. The one place a review is
+    parsed (a live review, a stored one when the parser changes, a paper file's score)."""
+    parse = host.get("parsers", committee.parser)
+    return lambda raw: _checked(parse(raw), committee.parser)
 
 
 def _checked(value, parser: str) -> int | None:
@@ -114,15 +122,24 @@ def reviewed(committee: CommitteeConfig) -> tuple[str, ...]:
     return ("rationale", "feedback") if committee.review_feedback else ("rationale",)
 
 
-def judge(store: Store, round: int, committee: CommitteeConfig, host: Host, task: Task) -> dict:
-    """Turn the round's review scores into verdicts with the configured policy."""
+def judge(
+    store: Store,
+    round: int,
+    committee: CommitteeConfig,
+    host: Host,
+    task: Task,
+    records: tuple[list[Mistake], list[Writing], list[Review]] | None = None,
+) -> dict:
+    """Turn the round's review scores into verdicts with the configured policy; ``records``: the
+    round's mistakes, writings and reviews, when the caller holds them already."""
     policy = host.get("policies", committee.policy)(committee.threshold)
+    mistakes, writings, reviews = records or (store.mistakes(round), store.writings(round), store.reviews(round))
     scores: dict[tuple, list] = defaultdict(list)
-    for r in store.reviews(round):
+    for r in sorted(reviews, key=lambda r: r.reviewer):  # each writing's scores in reviewer order, as stored
         scores[(r.item_id, r.kind, r.author)].append(r.score)
-    golds = {m.item_id: m.gold for m in store.mistakes(round)}
+    golds = {m.item_id: m.gold for m in mistakes}
     verdicts = []
-    for w in store.writings(round):
+    for w in writings:
         if w.kind not in reviewed(committee):
             continue
         got = scores.get((w.item_id, w.kind, w.author), [])

@@ -16,10 +16,9 @@ def jobs(ctx: Context) -> list[Job]:
     have = {(w.item_id, w.author) for w in ctx.store.writings(ctx.round, "rationale")}
 
     def job(m, t, s):
-        row = lambda text, key: [  # noqa: E731
-            ("writings", (ctx.round, m.item_id, "rationale", author_name(t.name, s), text, key))
-        ]
-        return Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s), row
+        records = lambda text: [Writing(ctx.round, m.item_id, "rationale", author_name(t.name, s), text)]  # noqa: E731
+        request = Request(t.name, "solve", m.item_id, user(ctx.task.prompt("solve", question=m.question)), sample=s)
+        return request, records
 
     return [
         (t.name, partial(job, m, t, s))

@@ -43,15 +43,13 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
     store = Store(path / "run.sqlite", readonly=True)
     try:
         stages = store.stages()
-        done = sum(row["status"] == StageStatus.DONE for row in stages)
-        names = set(config.stages) | {row["stage"] for row in stages}  # as the pipeline screen lists them
+        done = sum(row.status == StageStatus.DONE for row in stages)
+        names = set(config.stages) | {row.stage for row in stages}  # as the pipeline screen lists them
         last = stages[-1] if stages else None
-        where = f"r{last['round']} {last['stage']} {last['status']}" if last else "not started"
-        mistakes = store.query("SELECT COUNT(*) FROM mistakes")[0][0]
-        accepted = store.query(
-            "SELECT COUNT(DISTINCT round || ':' || item_id) FROM verdicts WHERE kind = 'rationale' AND accepted"
-        )[0][0]
-        rounds = [row[0] for row in store.query("SELECT DISTINCT round FROM attempts ORDER BY 1")]
+        where = f"r{last.round} {last.stage} {last.status}" if last else "not started"
+        mistakes = store.count_mistakes()
+        accepted = store.count_accepted_items("rationale")
+        rounds = store.answered_rounds()
         before = store.accuracy(0, "test", "before")
         after = store.accuracy(rounds[-1], "test", "after") if rounds else None
         accuracy = " → ".join(f"{a[0]:.3f}" for a in (before, after) if a) or "-"
