@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fair_core import config as cfg  # noqa: E402
 from fair_core.host import get_host  # noqa: E402
-from fair_core.rundir import Run  # noqa: E402
 from fair_core.runner import Runner  # noqa: E402
+from fair_core.runs.rundir import Run  # noqa: E402
 from fair_core.task import data_root  # noqa: E402
 from fair_core.testing.server import server_process  # noqa: E402
 

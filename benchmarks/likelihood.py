@@ -1,7 +1,7 @@
 """What the references' score costs against what accuracy costs: scoring vs generating.
 
 An arm of an experiment is measured either by generating an answer to every test question
-(accuracy) or by scoring held-out teacher rationales teacher-forced (fair_core.likelihood: one
+(accuracy) or by scoring held-out teacher rationales teacher-forced (fair_core.results.likelihood: one
 forward pass per text, no generation). This takes the paper's recorded SVAMP rationales on
 ``--items`` mistakes (the references an experiment holds out), scores them with the "hf" student,
 and generates the student's answers to as many SVAMP test questions at the ablation's settings
@@ -19,8 +19,8 @@ import time
 
 from fair_core.config import StudentConfig
 from fair_core.host import get_host
-from fair_core.likelihood import Reference
 from fair_core.paper import read
+from fair_core.results.likelihood import Reference
 from fair_core.task import Problem, data_root
 
 

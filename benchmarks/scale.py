@@ -69,8 +69,8 @@ def child_run(size: int, url: str, workdir: str) -> None:
     """In a fresh process: the committee on ``size`` mistakes; prints one JSON line."""
     from fair_core import config as cfg
     from fair_core.host import get_host
-    from fair_core.rundir import Run
     from fair_core.runner import Runner
+    from fair_core.runs.rundir import Run
 
     work = Path(workdir)
     mistakes = write_mistakes(size, work / "gsm8k_false_round0.json")
@@ -109,7 +109,7 @@ def child_run(size: int, url: str, workdir: str) -> None:
 
 
 def child_report(run_dir: str) -> None:
-    from fair_core.report import build
+    from fair_core.results.report import build
 
     start = time.perf_counter()
     build(Path(run_dir))

@@ -44,7 +44,7 @@ from textual.content import Content
 from textual.widgets import RichLog, Static
 
 from fair_core import config as cfg
-from fair_core.events import (
+from fair_core.runs.events import (
     CallDone,
     CallFailed,
     CallRetried,
@@ -54,7 +54,7 @@ from fair_core.events import (
     StageProgress,
     StageStarted,
 )
-from fair_core.rundir import Run
+from fair_core.runs.rundir import Run
 from fair_tui.app import FairApp
 from fair_tui.session import Session, describe
 

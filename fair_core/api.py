@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .errors import FairError
-from .records import Mistake, Review, Verdict, Writing
+from .runs.records import Mistake, Review, Verdict, Writing
 
 if TYPE_CHECKING:
     import datasets
     from _typeshed import DataclassInstance
 
     from .config import RunConfig
-    from .events import Event
     from .runner import Runner
+    from .runs.events import Event
 
 __all__ = ["load_config", "run", "open_run", "Control", "Outcome", "Results"]
 
@@ -98,7 +98,7 @@ def run(
     the run's config keeps the stages it lists, so a later call, the TUI and the report still see
     the whole pipeline. ``rounds`` overrides the config's.
 
-    ``on_event`` receives every engine event (:mod:`fair_core.events`: StageStarted,
+    ``on_event`` receives every engine event (:mod:`fair_core.runs.events`: StageStarted,
     StageProgress, StageFinished, CallDone, TrainStep, EvalResult, Message, ...) on the
     engine's threads, so it should be quick; an exception it raises is ignored, as any
     subscriber's is, so that a display glitch never stops a paid run. Mistakes the user can fix
@@ -106,10 +106,10 @@ def run(
     before anything is written; failed calls do not raise: they show in the outcome's code.
     ``control`` pauses, resumes or cancels the run from another thread (see :class:`Control`)."""
     from . import config as cfg
-    from .events import Message
     from .host import get_host
-    from .rundir import Run, RunLock
     from .runner import Runner, check
+    from .runs.events import Message
+    from .runs.rundir import Run, RunLock
 
     run_config = config if isinstance(config, cfg.RunConfig) else load_config(config)
     # validated as the config file's key is; check() refuses a stage the pipeline lacks in one line
@@ -158,11 +158,11 @@ _COLUMN = {"int": "int64", "bool": "bool", "float": "float64"}
 class Results:
     """A run directory's records, read-only. Each list method takes ``round`` (None: every
     round, in order) and, where records have one, ``kind`` ("feedback" or "rationale"); the
-    records are the frozen dataclasses of :mod:`fair_core.records`. Close it when done, or use
+    records are the frozen dataclasses of :mod:`fair_core.runs.records`. Close it when done, or use
     it as a context manager."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        from .store import Store
+        from .runs.store import Store
 
         self.path = Path(run_dir)
         db = self.path / "run.sqlite"
@@ -219,7 +219,7 @@ class Results:
 
     def report(self) -> dict:
         """The whole report, as ``fair report --json`` prints it."""
-        from .report import build
+        from .results.report import build
 
         return build(self.path)
 

@@ -17,11 +17,11 @@ import warnings
 from pathlib import Path
 
 from . import __version__, logs
-from .disk import DiskFull, is_full
 from .errors import FairError
 from .host import get_host, one_line
 from .inert import inert
 from .redact import shown
+from .runs.disk import DiskFull, is_full
 
 
 def _err(msg: str) -> None:
@@ -103,7 +103,7 @@ def cmd_run(args) -> int:
 def _event_stream(target: str | None):
     """The JSONL sink ``--events`` asks for, if any: ``-`` is stdout, which then carries the events
     alone (the report and any print go to stderr, so a CI step can pipe it); a path is appended to."""
-    from .events import JsonlSink
+    from .runs.events import JsonlSink
 
     if target is None:
         yield None
@@ -127,9 +127,9 @@ def _event_stream(target: str | None):
 def _run(args, stream) -> int:
     from . import api
     from .console import ConsoleSink
-    from .events import Event
-    from .report import build, render
-    from .rundir import default_run_dir
+    from .results.report import build, render
+    from .runs.events import Event
+    from .runs.rundir import default_run_dir
 
     overrides = list(args.set or [])
     if args.rounds:
@@ -167,7 +167,7 @@ def _run(args, stream) -> int:
 
 def cmd_estimate(args) -> int:
     from . import config as cfg
-    from .rundir import default_run_dir
+    from .runs.rundir import default_run_dir
 
     config = cfg.load(args.config, list(args.set or []))
     return _estimate(
@@ -214,8 +214,8 @@ def _share(text: str) -> float:
 def cmd_import_paper(args) -> int:
     from .config import TaskConfig
     from .paper import import_files, parse_name, read
-    from .report import build, render
-    from .rundir import Run, RunLock
+    from .results.report import build, render
+    from .runs.rundir import Run, RunLock
     from .stages.review import judge, scorer
 
     files = [Path(f) for f in args.files]
@@ -297,7 +297,7 @@ def _print_experiment(result: dict, root: Path, as_json: bool) -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from .results.export import export
 
     for path in export(Path(args.run), args.format, Path(args.out), args.round):
         print(path)
@@ -383,7 +383,7 @@ def _counter(label: str):
 
 
 def cmd_push(args) -> int:
-    from .hub import push
+    from .results.hub import push
 
     print(push(Path(args.run), args.repo, args.what, args.public, args.round))
     return 0
@@ -391,7 +391,7 @@ def cmd_push(args) -> int:
 
 def cmd_report(args) -> int:
     from . import experiment
-    from .report import build, render
+    from .results.report import build, render
 
     if experiment.is_experiment(Path(args.run)):
         result = experiment.read_result(Path(args.run))
@@ -410,8 +410,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate_model, score_references
-    from .hub import local_adapter
+    from .results.evaluate import evaluate_model, score_references
+    from .results.hub import local_adapter
     from .stats import describe
 
     if (args.task is None) == (args.references is None):
@@ -575,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
     p.set_defaults(handler=cmd_import_paper)
 
-    from .export import FORMATS
+    from .results.export import FORMATS
 
     p = sub.add_parser(
         "export",

@@ -20,7 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID,
 from rich.table import Column
 
 from .errors import FairError
-from .events import (
+from .host import get_host
+from .inert import inert
+from .results.report import usd
+from .runs.events import (
     BudgetReached,
     CallDone,
     CallFailed,
@@ -34,9 +37,6 @@ from .events import (
     TrainStep,
     facts,
 )
-from .host import get_host
-from .inert import inert
-from .report import usd
 from .stages import Need
 
 NO_CALLS = {"done": 0, "cached": 0, "retried": 0, "failed": 0, "cost": 0.0}

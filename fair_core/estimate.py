@@ -34,11 +34,11 @@ from .errors import ConfigError, FairError
 from .gateway import prices
 from .gateway.backend import Completion
 from .host import Host
-from .records import Mistake, Writing
-from .rundir import Run, changed_keys, redo_from
+from .runs.records import Mistake, Writing
+from .runs.rundir import Run, changed_keys, redo_from
+from .runs.store import Store, copy_store
 from .stages import PIPELINE, Context, Pipeline, examine
 from .stages.base import Jobs, Purpose
-from .store import Store, copy_store
 
 PILOT_PROMPTS = 200  # a pilot's prompts per teacher re-counted to scale the prompt count to its provider's
 DEFAULT_MAX_TOKENS = 512  # what the gateway assumes of a teacher that sets no max_tokens

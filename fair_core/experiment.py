@@ -6,10 +6,10 @@ ABLATIONS) and a ``set`` table of dotted overrides, optionally with its own ``se
 ``train.seed`` and ``committee.seed``: a replicate draws its rationales and trains anew). Round
 0's committee (examine, explain, solve, review) runs once, in ``<dir>/committee``. Each variant's
 run directory starts as a copy of it, and its run redoes round 0 from the first stage its changes
-reach (fair_core.rundir.REDO_FROM), reusing the stored teacher calls: a variant that differs only
+reach (fair_core.runs.rundir.REDO_FROM), reusing the stored teacher calls: a variant that differs only
 after the committee (policy, threshold, compile, training) makes no new call. A variant that
 changes the committee itself is refused. With ``references``, the teachers' rationales on held-out
-items (``<dir>/references``) score every arm's student and the untrained one (fair_core.likelihood).
+items (``<dir>/references``) score every arm's student and the untrained one (fair_core.results.likelihood).
 Every run directory resumes as a run does, so an experiment does.
 """
 
@@ -28,14 +28,14 @@ from typing import Any, Callable, ContextManager, Iterator
 from pydantic import Field
 
 from . import config as cfg
-from . import likelihood
 from .config import RunConfig, Strict
 from .errors import FairError
-from .rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
-from .splits import fingerprint
+from .results import likelihood
+from .runs.rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
+from .runs.splits import fingerprint
+from .runs.store import StageStatus, Store, copy_store
 from .stages import PIPELINE, Pipeline
 from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation, seed_interval, welch
-from .store import StageStatus, Store, copy_store
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -63,7 +63,7 @@ class VariantConfig(Strict):
 class ExperimentConfig(Strict):
     seeds: list[int] | None = None  # for every variant without its own
     base: str | None = None  # the variant the others are tested against (default: the first)
-    # Held-out references (fair_core.likelihood): the teachers' rationales on this many train
+    # Held-out references (fair_core.results.likelihood): the teachers' rationales on this many train
     # items after those the variants train on, scored under every arm's student and the untrained one
     references: int | None = Field(default=None, ge=1)
 
@@ -238,8 +238,8 @@ def run(
     partial stage) stops the experiment, resumable. ``say`` hears a line per scoring and per run
     left to another process: several processes on one experiment share its runs (each run is
     locked while one works on it), which on a CPU is faster than one process on every core."""
-    from .rundir import Run
     from .runner import Runner, check
+    from .runs.rundir import Run
 
     for arm in exp.arms:  # everything knowable wrong, before a call is paid for
         check(arm.config, host)
@@ -276,7 +276,7 @@ def run(
 @contextlib.contextmanager
 def _turn(path: Path, label: str, say: Callable[[str], None]) -> Iterator[bool]:
     """Holds the run's lock and yields True, or yields False (saying so) where another process holds it."""
-    from .rundir import RunInUse, RunLock
+    from .runs.rundir import RunInUse, RunLock
 
     try:
         lock = RunLock(path).__enter__()
@@ -303,10 +303,10 @@ class Unfinished(FairError):
 
 def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> None:
     """The untrained student and each arm's trained one score the references
-    (fair_core.likelihood), each once: the scores stay beside its run (SCORES) and a rerun with
+    (fair_core.results.likelihood), each once: the scores stay beside its run (SCORES) and a rerun with
     the same references reads them."""
-    from .rundir import Run
     from .runner import Runner
+    from .runs.rundir import Run
 
     store = Store(root / "references" / "run.sqlite", readonly=True)
     try:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .errors import DataError
 from .inputs import read_json
-from .records import Mistake, Review, Writing
-from .store import Store
+from .runs.records import Mistake, Review, Writing
+from .runs.store import Store
 
 COMMON = ("id", "question", "gold_answer", "student_wrong_pred", "student_wrong_final_answer")
 KINDS = ("false", "feedback", "rationale")

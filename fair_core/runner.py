@@ -18,16 +18,16 @@ from functools import cached_property
 from pathlib import Path
 
 from .config import RunConfig
-from .disk import DiskFull
 from .errors import FairError
-from .events import Message, Paused, Resumed, StageFinished, StageStarted
 from .gateway.gateway import Gateway
 from .gateway.prices import unpriced, unpriced_line
 from .host import Host
-from .rundir import Run
-from .splits import mistakes_path
+from .runs.disk import DiskFull
+from .runs.events import Message, Paused, Resumed, StageFinished, StageStarted
+from .runs.rundir import Run
+from .runs.splits import mistakes_path
+from .runs.store import StageStatus
 from .stages import Context, Need, Stage, StageCancelled, examine, runs_async
-from .store import StageStatus
 from .student import Student, load, model_folder
 from .task import data_root
 
@@ -98,7 +98,7 @@ class Runner:
         """``student.adapter`` as a local folder (a hub id fetched once), checked to be an adapter."""
         if not self.config.student.adapter:
             return None
-        from .hub import local_adapter
+        from .results.hub import local_adapter
         from .student import adapter_config
 
         folder = local_adapter(self.config.student.adapter)

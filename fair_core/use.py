@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .errors import FairError
-from .store import StageStatus
+from .runs.store import StageStatus
 
 if TYPE_CHECKING:
     from .student import Student
 
 
 def open_run(run_dir: Path):
-    """The run in ``run_dir`` (a :class:`~fair_core.rundir.Run`), refused when it is none: the
+    """The run in ``run_dir`` (a :class:`~fair_core.runs.rundir.Run`), refused when it is none: the
     Run class would make one."""
-    from .rundir import Run
+    from .runs.rundir import Run
 
     if not (run_dir / "run.sqlite").is_file() or not (run_dir / "config.toml").is_file():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite or config.toml): pass the --run-dir of a run")

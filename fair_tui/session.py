@@ -19,7 +19,9 @@ from pathlib import Path
 
 from fair_core import api
 from fair_core.errors import FairError
-from fair_core.events import (
+from fair_core.host import get_host
+from fair_core.inert import inert
+from fair_core.runs.events import (
     BudgetReached,
     CallDone,
     CallFailed,
@@ -38,10 +40,8 @@ from fair_core.events import (
     facts,
     from_dict,
 )
-from fair_core.host import get_host
-from fair_core.inert import inert
-from fair_core.rundir import Run, RunInUse, lock_holder
-from fair_core.store import StageStatus
+from fair_core.runs.rundir import Run, RunInUse, lock_holder
+from fair_core.runs.store import StageStatus
 
 LOG_LINES = 2000  # the event log keeps its last lines, as many as the pipeline screen's log shows
 BACKLOG_BYTES = 256 * 1024  # of events.jsonl, read when another process is found working: where its stages stand

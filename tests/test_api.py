@@ -10,10 +10,10 @@ from helpers import REPO
 
 from fair_core import load_config, open_run, run
 from fair_core.errors import ConfigError, FairError
-from fair_core.events import CallDone, StageFinished, StageStarted
-from fair_core.records import Attempt
+from fair_core.runs.events import CallDone, StageFinished, StageStarted
+from fair_core.runs.records import Attempt
+from fair_core.runs.store import Store
 from fair_core.stats import accuracy
-from fair_core.store import Store
 from fair_core.task import Problem
 
 COMMITTEE = ["explain", "solve", "review", "compile"]

@@ -130,7 +130,7 @@ def test_help_imports_nothing_heavy():
 def test_a_run_dir_in_use(tmp_path):
     import os
 
-    from fair_core.rundir import RunLock
+    from fair_core.runs.rundir import RunLock
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('stages = ["compile"]\n')
@@ -304,7 +304,7 @@ def test_progress_counts_name_their_split():
     """Round 0's examine answers the train split, then scores the test split: each has its own
     bar, named, so the last one shown is not taken for the train items examined."""
     from fair_core.console import ConsoleSink, progress_line
-    from fair_core.events import StageFinished, StageProgress, StageStarted, TrainStep
+    from fair_core.runs.events import StageFinished, StageProgress, StageStarted, TrainStep
 
     sink = ConsoleSink(quiet=True)
     sink(StageStarted("examine", 0))

@@ -15,9 +15,9 @@ from helpers import fair
 
 from fair_core import config as cfg
 from fair_core.host import get_host
-from fair_core.report import build
-from fair_core.rundir import Run
+from fair_core.results.report import build
 from fair_core.runner import Runner
+from fair_core.runs.rundir import Run
 from fair_core.testing.server import fingerprint, serve_in_thread
 
 

@@ -10,8 +10,8 @@ import pytest
 from committee_setup import committee_config, paper_mistakes
 
 from fair_core.cli import main
-from fair_core.disk import DiskFull, full_at, is_full
-from fair_core.store import Store
+from fair_core.runs.disk import DiskFull, full_at, is_full
+from fair_core.runs.store import Store
 from fair_core.testing.server import serve_in_thread
 
 

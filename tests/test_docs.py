@@ -6,7 +6,7 @@ from dataclasses import fields
 from helpers import REPO, fair
 
 from fair_core.cli import EXIT_CODES
-from fair_core.events import EVENT_TYPES
+from fair_core.runs.events import EVENT_TYPES
 
 DOC = (REPO / "docs" / "events.md").read_text()
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from fair_core.records import Writing
+from fair_core.runs.records import Writing
 from fair_core.stages.compile import size_matched
 from fair_core.stats import seed_interval, welch
 from fair_tasks.svamp import Svamp

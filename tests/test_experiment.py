@@ -18,8 +18,8 @@ from test_tui import shown, until
 from fair_core import config as cfg
 from fair_core import experiment
 from fair_core.errors import FairError
-from fair_core.rundir import Run, RunLock
-from fair_core.store import copy_store
+from fair_core.runs.rundir import Run, RunLock
+from fair_core.runs.store import copy_store
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp
 

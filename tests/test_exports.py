@@ -13,7 +13,7 @@ from fair_core import __version__
 from fair_core import config as cfg
 from fair_core.cli import main
 from fair_core.errors import DataError, FairError
-from fair_core.store import Store
+from fair_core.runs.store import Store
 
 KINDS = {"feedback", "rationale"}
 # LLaMA-Factory's dataset_info.json keys, as its data/README.md documents them
@@ -144,8 +144,8 @@ def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
 
 
 def test_prompt_completion_is_plain_text_for_a_student_without_chat_template():
-    from fair_core.export import FORMATS
-    from fair_core.formats import examples, shape
+    from fair_core.results.export import FORMATS
+    from fair_core.results.formats import examples, shape
 
     rows = examples(
         [
@@ -267,7 +267,7 @@ def test_a_run_not_compiled_says_so_in_one_line(run, tmp_path, capsys):
 
 # the formats -------------------------------------------------------------------------------------
 def card_formats() -> list:
-    from fair_core.export import FORMATS
+    from fair_core.results.export import FORMATS
 
     return [f for f in FORMATS.values() if f.note is not None]
 
@@ -286,8 +286,8 @@ def test_a_format_added_to_the_registry_is_offered_and_written(run, tmp_path, mo
     """A format is one object: added to FORMATS alone, the CLI offers it and the card describes it."""
     from functools import partial
 
-    from fair_core.export import FORMATS, save_jsonl, trainable
-    from fair_core.formats import Format
+    from fair_core.results.export import FORMATS, save_jsonl, trainable
+    from fair_core.results.formats import Format
 
     text = Format(
         "text",
@@ -303,7 +303,7 @@ def test_a_format_added_to_the_registry_is_offered_and_written(run, tmp_path, mo
 
 
 def test_an_unknown_format_is_one_line(tmp_path):
-    from fair_core.export import export as write
+    from fair_core.results.export import export as write
 
     with pytest.raises(FairError, match=r"^no export format 'csv': use one of paper, jsonl, hf, .*, gguf$"):
         write(tmp_path, "csv", tmp_path / "out")
@@ -420,7 +420,7 @@ def test_push_failures_are_one_line(run, hub, capsys):
 def test_an_adapter_is_found_by_its_hub_id_in_the_hub_cache(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    from fair_core.hub import local_adapter
+    from fair_core.results.hub import local_adapter
     from fair_core.stats import accuracy
     from fair_core.testing.tiny import into_hub_cache
 
@@ -440,7 +440,7 @@ def test_an_adapter_is_found_by_its_hub_id_in_the_hub_cache(tmp_path, monkeypatc
         seen["adapter"] = adapter
         return accuracy(1, 2)
 
-    monkeypatch.setattr("fair_core.evaluate.evaluate_model", evaluate_model)
+    monkeypatch.setattr("fair_core.results.evaluate.evaluate_model", evaluate_model)
     assert main(["eval", "--student", "x", "--task", "svamp", "--adapter", "someone/fair-adapter"]) == 0
     assert Path(seen["adapter"]) == snapshot
 

@@ -13,8 +13,8 @@ from conftest import PAPER
 from helpers import REPO, fair
 
 from fair_core import config as cfg
-from fair_core.rundir import Run
-from fair_core.store import SCHEMA_VERSION
+from fair_core.runs.rundir import Run
+from fair_core.runs.store import SCHEMA_VERSION
 
 REPLAY = REPO / "configs" / "svamp-replay.toml"
 PAPER_FILES = [PAPER / f"Llama-2-7b-chat-hf_svamp_{kind}_round0.json" for kind in ("false", "feedback", "rationale")]
@@ -170,7 +170,7 @@ def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_pa
 
 
 def test_a_store_made_by_an_older_fair_opens_and_is_migrated(tmp_path):
-    from fair_core.store import Store
+    from fair_core.runs.store import Store
 
     db = tmp_path / "run.sqlite"
     with sqlite3.connect(db) as con:  # the tables as fair 0.1 made them, version 0

@@ -12,12 +12,12 @@ import time
 import pytest
 
 from fair_core import config as cfg
-from fair_core.events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Message
 from fair_core.gateway.backend import Backend, Request
 from fair_core.gateway.gateway import GIVE_UP_AFTER, PROBE_AFTER, REFUSED_IN_A_ROW, CallFailure, Gateway
 from fair_core.gateway.limits import Limits
 from fair_core.host import get_host
-from fair_core.store import Store
+from fair_core.runs.events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Message
+from fair_core.runs.store import Store
 from fair_core.testing.server import ErrorReply, echo, fingerprint, serve_in_thread
 
 

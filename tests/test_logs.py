@@ -10,7 +10,7 @@ from test_host import BAD, make_dist
 
 from fair_core import logs
 from fair_core.errors import FairError
-from fair_core.events import Bus, Message
+from fair_core.runs.events import Bus, Message
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_a_failing_subscriber_is_logged_and_the_others_still_hear(caplog):
 
     bus.subscribe(broken)
     bus.subscribe(heard.append)
-    with caplog.at_level(logging.DEBUG, logger="fair_core.events"):
+    with caplog.at_level(logging.DEBUG, logger="fair_core.runs.events"):
         for text in ("a", "b"):
             bus.publish(Message("info", text))
     assert [e.text for e in heard] == ["a", "b"]

@@ -17,11 +17,11 @@ from rich.console import Console
 
 from fair_core import config as cfg
 from fair_core.errors import ConfigError
-from fair_core.events import Message
 from fair_core.gateway.gateway import Gateway
 from fair_core.host import get_host
-from fair_core.report import build, usd
-from fair_core.store import Store
+from fair_core.results.report import build, usd
+from fair_core.runs.events import Message
+from fair_core.runs.store import Store
 from fair_core.testing.server import serve_in_thread
 from fair_tui.screens import results
 
@@ -125,7 +125,7 @@ def test_price_keys_are_checked():
 
 def test_a_price_set_later_resumes_the_run(tmp_path):
     """Nothing stored depends on a price: setting one does not ask for a new run dir."""
-    from fair_core.rundir import changed_keys
+    from fair_core.runs.rundir import changed_keys
 
     base = {"teachers": [{"name": "a", "model": "m"}]}
     priced = {"teachers": [{"name": "a", "model": "m", "price": PER_MILLION}]}

@@ -11,7 +11,7 @@ from helpers import REPO, fair
 
 from fair_core import config as cfg
 from fair_core.paper import read
-from fair_core.splits import IN_MISTAKES_FILE, normal, plan
+from fair_core.runs.splits import IN_MISTAKES_FILE, normal, plan
 from fair_core.stats import accuracy, describe, mcnemar
 from fair_core.task import data_root
 from fair_core.testing.labels import agrees, labelled

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fair_reviewers
-from fair_core.agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from fair_core.host import Host
-from fair_core.records import Review
+from fair_core.results.agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
 from fair_core.review import ReviewPolicy, ScoreParser, counted
+from fair_core.runs.records import Review
 from fair_reviewers.parsers import paper, strict
 from fair_reviewers.policies import POLICIES
 

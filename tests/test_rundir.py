@@ -7,8 +7,8 @@ import pytest
 
 from fair_core import config as cfg
 from fair_core.errors import ConfigError, FairError
-from fair_core.records import Attempt
-from fair_core.rundir import Run
+from fair_core.runs.records import Attempt
+from fair_core.runs.rundir import Run
 from fair_core.stages import PIPELINE
 
 STAGES = PIPELINE.names()

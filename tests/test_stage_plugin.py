@@ -12,11 +12,11 @@ from helpers import REPO, pipeline_screen
 
 from fair_core import cli, load_config, run
 from fair_core.errors import ConfigError, FairError
-from fair_core.events import CallDone
 from fair_core.hookspecs import hookimpl
 from fair_core.host import Host, get_host, reset_host
+from fair_core.runs.events import CallDone
+from fair_core.runs.store import Store
 from fair_core.stages import PIPELINE, Need, Prompt, Stage
-from fair_core.store import Store
 
 # the plugin is docs/plugin-authoring.md's example, taken from the page's text: the page works as written
 PLUGIN = re.search(

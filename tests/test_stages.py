@@ -11,10 +11,10 @@ from helpers import REPO, pipeline_screen
 
 from fair_core import cli, load_config, run
 from fair_core.errors import FairError
-from fair_core.events import CallDone
-from fair_core.rundir import REDO_FROM
+from fair_core.runs.events import CallDone
+from fair_core.runs.rundir import REDO_FROM
+from fair_core.runs.store import StageStatus, Store
 from fair_core.stages import PIPELINE, Context, Need, Stage
-from fair_core.store import StageStatus, Store
 from fair_tui.screens.pipeline import STATUS_STYLE
 
 STAGES = ["explain", "solve", "review", "compile", "summarise"]

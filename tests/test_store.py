@@ -10,11 +10,11 @@ from helpers import REPO, fair
 from test_failures import REPLAY, one_line_error
 
 from fair_core import config as cfg
-from fair_core import store as store_module
 from fair_core.errors import FairError
-from fair_core.records import Review, Verdict, Writing
-from fair_core.rundir import Run
-from fair_core.store import SCHEMA_VERSION, Store
+from fair_core.runs import store as store_module
+from fair_core.runs.records import Review, Verdict, Writing
+from fair_core.runs.rundir import Run
+from fair_core.runs.store import SCHEMA_VERSION, Store
 
 TABLES = {"meta", "items", "attempts", "mistakes", "calls", "writings", "reviews", "verdicts", "failures", "stages"}
 TABLES |= {"events", "left_out", "trained"}

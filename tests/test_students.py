@@ -141,8 +141,8 @@ def test_a_run_starts_from_student_adapter(tiny, questions, tmp_path):
     """``student.adapter``: round 0 answers with it, and its train stage goes on from it."""
     from fair_core.config import RunConfig
     from fair_core.host import get_host
-    from fair_core.rundir import Run
     from fair_core.runner import Runner
+    from fair_core.runs.rundir import Run
 
     adapter = random_adapter(tiny, tmp_path / "pushed")
     config = RunConfig.model_validate(

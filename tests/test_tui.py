@@ -28,11 +28,11 @@ from textual.widgets import DataTable, Input
 
 from fair_core import cli
 from fair_core import config as cfg
-from fair_core.events import Message, StageFinished, StageProgress, StageStarted, TrainStep
 from fair_core.host import get_host
-from fair_core.rundir import Run, lock_holder
 from fair_core.runner import Runner
-from fair_core.store import StageStatus
+from fair_core.runs.events import Message, StageFinished, StageProgress, StageStarted, TrainStep
+from fair_core.runs.rundir import Run, lock_holder
+from fair_core.runs.store import StageStatus
 from fair_core.testing.server import serve_in_thread
 from fair_core.testing.tiny import make_tiny_student
 from fair_tui.app import FairApp

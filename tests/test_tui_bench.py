@@ -13,7 +13,7 @@ from pathlib import Path
 from textual.content import Content
 from textual.widget import Widget
 
-from fair_core.events import CallDone, CallStarted, StageProgress, StageStarted
+from fair_core.runs.events import CallDone, CallStarted, StageProgress, StageStarted
 from fair_tui.app import FairApp
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "tui.py"

@@ -25,10 +25,10 @@ from rich.text import Text
 from fair_core import config as cfg
 from fair_core import logs
 from fair_core.console import ConsoleSink
-from fair_core.events import CallFailed, JsonlSink, Message, StageFinished
 from fair_core.inert import inert
 from fair_core.redact import REDACTED, keep_secret, redact
-from fair_core.store import StageStatus, Store
+from fair_core.runs.events import CallFailed, JsonlSink, Message, StageFinished
+from fair_core.runs.store import StageStatus, Store
 from fair_core.testing.server import BEHAVIOURS, ErrorReply, serve_in_thread
 
 LINK = "[link=file:///etc/passwd]click[/link]"

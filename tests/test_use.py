@@ -24,8 +24,8 @@ from fair_core import config as cfg
 from fair_core.cli import main
 from fair_core.host import get_host
 from fair_core.inert import inert
-from fair_core.rundir import Run
-from fair_core.store import StageStatus
+from fair_core.runs.rundir import Run
+from fair_core.runs.store import StageStatus
 from fair_core.testing.tiny import make_tiny_student
 from fair_tasks.prompts import NUMBER
 

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..disk import DiskFull
 from ..errors import PluginResultError, expect
-from ..events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..redact import keep_secret, redact
-from ..store import WAL_HEADROOM, Store
+from ..runs.disk import DiskFull
+from ..runs.events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
+from ..runs.store import WAL_HEADROOM, Store
 from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
 from .limits import Limits
 from .prices import cost as price_of

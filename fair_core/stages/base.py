@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from ..config import RunConfig
     from ..gateway.gateway import Gateway
     from ..host import Host
-    from ..rundir import Run
-    from ..splits import Split
-    from ..store import Store
+    from ..runs.rundir import Run
+    from ..runs.splits import Split
+    from ..runs.store import Store
     from ..task import Task
 
 
@@ -73,7 +73,7 @@ class Stage:
     summary (stored, and shown by the console, the report and the UI); it must be idempotent:
     what a run stored before is not done again. ``reads`` and ``writes`` say in a few words what
     it takes from and leaves in the store and the run directory; ``records`` are the record
-    classes (fair_core.records) it stores.
+    classes (fair_core.runs.records) it stores.
 
     ``redo_keys``: config keys (a section stands for all its keys) that only this stage and later
     ones read: changing one redoes round 0 from here on (rundir); ``clear(run, round)`` removes

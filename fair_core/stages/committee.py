@@ -6,12 +6,12 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Callable, Iterable
 
-from ..disk import DiskFull
 from ..errors import FairError, PluginResultError
-from ..events import StageProgress
 from ..gateway.backend import Request
 from ..gateway.gateway import CallFailure
-from ..records import Review, Writing
+from ..runs.disk import DiskFull
+from ..runs.events import StageProgress
+from ..runs.records import Review, Writing
 from .base import Context
 
 # The records an answer's text makes (a writing, a review): stored with the call's key

@@ -17,8 +17,8 @@ import os
 import random
 from collections import defaultdict
 
-from ..records import Mistake, teacher_of
-from ..splits import normal
+from ..runs.records import Mistake, teacher_of
+from ..runs.splits import normal
 from .base import Context, Need, Prompt, Stage
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..records import Attempt
+from ..runs.records import Attempt
 from .base import Context, Need, Stage
 from .examine import score, test_items
 
 if TYPE_CHECKING:
-    from ..rundir import Run
+    from ..runs.rundir import Run
 
 
 def clear(run: Run, round: int) -> None:

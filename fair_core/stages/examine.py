@@ -8,10 +8,10 @@ file instead of examining, as the paper's recorded runs do.
 from __future__ import annotations
 
 from ..errors import expect
-from ..events import EvalResult, StageProgress
 from ..paper import mistakes_from, read
-from ..records import Attempt, Mistake
-from ..splits import TRAINED, Split, mistakes_path, normal, plan
+from ..runs.events import EvalResult, StageProgress
+from ..runs.records import Attempt, Mistake
+from ..runs.splits import TRAINED, Split, mistakes_path, normal, plan
 from ..task import Problem
 from .base import Context, Need, Prompt, Stage
 
@@ -50,7 +50,7 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
 
 
 def run_split(ctx: Context) -> Split:
-    """The run's split (see fair_core.splits), worked out once per round. Only the mistakes-file
+    """The run's split (see fair_core.runs.splits), worked out once per round. Only the mistakes-file
     items round 0 uses (the first ``train_limit``) are trained on, so only they leave the test
     split: the file's other items are scored like any item the student never saw."""
     if ctx.split is None:

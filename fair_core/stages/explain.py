@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..gateway.backend import Request
-from ..records import Writing
+from ..runs.records import Writing
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 

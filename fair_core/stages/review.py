@@ -16,8 +16,8 @@ from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
 from ..host import Host
-from ..records import Mistake, Review, Verdict, Writing, teacher_of
-from ..store import Store
+from ..runs.records import Mistake, Review, Verdict, Writing, teacher_of
+from ..runs.store import Store
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 

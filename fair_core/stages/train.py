@@ -16,14 +16,14 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..disk import DiskFull
 from ..errors import FairError
-from ..events import Message, TrainStep, appended, from_dict
-from ..store import StageStatus
+from ..runs.disk import DiskFull
+from ..runs.events import Message, TrainStep, appended, from_dict
+from ..runs.store import StageStatus
 from .base import Context, Need, Stage
 
 if TYPE_CHECKING:
-    from ..rundir import Run
+    from ..runs.rundir import Run
 
 
 # What a round's training leaves: a redone training starts without any of it.

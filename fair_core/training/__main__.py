@@ -6,9 +6,9 @@ import argparse
 import sys
 import warnings
 
-from ..disk import DiskFull
 from ..errors import FairError
 from ..logs import configure
+from ..runs.disk import DiskFull
 from . import DISK_FULL, stop_with_parent, tell_launcher
 
 

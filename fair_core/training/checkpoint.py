@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..disk import DiskFull, full_at
+from ..runs.disk import DiskFull, full_at
 
 STATE = "trainer_state.json"
 _STEP = re.compile(r"step-(\d+)")

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from ..disk import full_at
+from ..runs.disk import full_at
 
 
 def peak_memory_mb() -> float:

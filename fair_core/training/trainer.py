@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig, load
-from ..disk import folder_bytes
 from ..errors import FairError
+from ..runs.disk import folder_bytes
 from ..student import adapter_config
 from . import attention
 from .checkpoint import Checkpoints, clean_leftovers, publish, staged, staging

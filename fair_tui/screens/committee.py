@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
 from fair_core.inert import inert
-from fair_core.records import Mistake, Review, Verdict, teacher_of
-from fair_core.store import Store
+from fair_core.runs.records import Mistake, Review, Verdict, teacher_of
+from fair_core.runs.store import Store
 
 from ..session import Session
 from ..widgets.table import fill_table

@@ -11,9 +11,9 @@ from textual.markup import escape
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
 from fair_core.host import get_host
-from fair_core.report import usd
+from fair_core.results.report import usd
+from fair_core.runs.store import StageStatus
 from fair_core.stages import Need
-from fair_core.store import StageStatus
 
 from ..session import LOG_LINES, Session, StageState
 from .base import RunView

@@ -17,7 +17,7 @@ from textual.widgets import Static
 from fair_core import experiment
 from fair_core.errors import FairError
 from fair_core.inert import inert
-from fair_core.report import build, round_rows, test_set_line, usd
+from fair_core.results.report import build, round_rows, test_set_line, usd
 
 from ..session import Session
 from .base import RunView

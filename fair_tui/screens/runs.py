@@ -20,8 +20,8 @@ from fair_core import config as cfg
 from fair_core.errors import FairError
 from fair_core.experiment import is_experiment
 from fair_core.inert import inert
-from fair_core.report import usd
-from fair_core.store import StageStatus, Store
+from fair_core.results.report import usd
+from fair_core.runs.store import StageStatus, Store
 
 from ..session import is_run_dir
 from ..widgets.table import fill_table

@@ -29,7 +29,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from fair_core import config as cfg
 from fair_core.errors import ConfigError, FairError
 from fair_core.inert import inert
-from fair_core.rundir import Run
+from fair_core.runs.rundir import Run
 
 from ..session import Session
 from .base import View

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Sparkline, Static
 
-from fair_core.events import TrainStep, from_dict
-from fair_core.store import StageStatus
+from fair_core.runs.events import TrainStep, from_dict
+from fair_core.runs.store import StageStatus
 from fair_core.training.progress import read_records
 
 from ..session import Session

@@ -8,15 +8,15 @@ import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ..errors import FairError
+from ..host import get_host
+from ..inert import inert
+from ..runs.records import teacher_of
+from ..runs.splits import fingerprint
+from ..runs.store import StageRun, StageStatus, Store, damaged
+from ..stats import accuracy, describe, describe_test, mcnemar
+from ..training.progress import read_records
 from .agreement import fleiss_kappa, histogram, krippendorff_alpha, units_of
-from .errors import FairError
-from .host import get_host
-from .inert import inert
-from .records import teacher_of
-from .splits import fingerprint
-from .stats import accuracy, describe, describe_test, mcnemar
-from .store import StageRun, StageStatus, Store, damaged
-from .training.progress import read_records
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -24,7 +24,7 @@ def _mean(total: float, n: int) -> float | None:
 
 
 def _scores(store: Store, r: int, phase: str, scored: set[str]) -> dict[str, bool]:
-    """Item id -> correct, for the test items the run scores now (see fair_core.splits)."""
+    """Item id -> correct, for the test items the run scores now (see fair_core.runs.splits)."""
     return {a.item_id: a.correct for a in store.attempts(r, "test", phase) if a.item_id in scored}
 
 

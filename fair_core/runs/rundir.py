@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import config as cfg
+from .. import config as cfg
 from .disk import DiskFull, is_full
-from .errors import ConfigError, FairError
+from ..errors import ConfigError, FairError
 from .events import Bus, Event, JsonlSink
 from .store import Store
 
 if TYPE_CHECKING:
-    from .stages import Pipeline
+    from ..stages import Pipeline
 
 # Keys that may change between invocations of a run: nothing stored depends on them (more rounds
 # start from the last one's student, merged then if it was kept as an adapter; a raised budget
@@ -38,8 +38,8 @@ FREE_KEYS = (
 def __getattr__(name: str) -> Any:
     """REDO_FROM (key -> the stage it redoes from) and TRAINED (what a redone training removes),
     derived from the built-in stages' declarations, for code that read these tables."""
-    from .stages import PIPELINE
-    from .stages.train import TRAINED
+    from ..stages import PIPELINE
+    from ..stages.train import TRAINED
 
     derived = {"REDO_FROM": PIPELINE.redo_from, "TRAINED": lambda: TRAINED}
     if name not in derived:
@@ -207,7 +207,7 @@ def redo_from(key: str, pipeline: Pipeline | None = None) -> str | None:
 
 
 def _host_pipeline() -> Pipeline:
-    from .host import get_host
+    from ..host import get_host
 
     return get_host().pipeline
 

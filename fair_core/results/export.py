@@ -1,7 +1,7 @@
 """Export a run: its committee data (the paper's JSON, JSONL records), its compiled training data
-in the layouts other trainers read (see fair_core.formats), the split it scored on, or its
+in the layouts other trainers read (see fair_core.results.formats), the split it scored on, or its
 trained student (merged, GGUF: see fair_core.student_export). Every export but the split carries
-a card, README.md (see fair_core.card). :data:`FORMATS` holds each format whole."""
+a card, README.md (see fair_core.results.card). :data:`FORMATS` holds each format whole."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from ..errors import FairError
+from ..paper import export_files
+from ..runs.rundir import move_into, write_atomic
+from ..runs.splits import fingerprint
+from ..runs.store import StageStatus, Store
+from ..student_export import export_student
 from . import formats
 from .card import Facts, dataset_card
-from .errors import FairError
 from .formats import Format, turns
-from .paper import export_files
-from .rundir import move_into, write_atomic
-from .splits import fingerprint
-from .store import StageStatus, Store
-from .student_export import export_student
 
 
 def records(store: Store, round: int) -> list[dict]:
@@ -73,7 +73,7 @@ def split(store: Store) -> dict:
 
 def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
     """The pairs the compile stage wrote for ``round``: exactly what the train stage reads."""
-    from .training.data import read_pairs
+    from ..training.data import read_pairs
 
     if store.stage_status(round, "compile") != StageStatus.DONE:
         raise FairError(

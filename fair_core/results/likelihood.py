@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
-from .splits import fingerprint
-from .store import Store
-from .student import Student
-from .task import Problem, Task
+from ..runs.splits import fingerprint
+from ..runs.store import Store
+from ..student import Student
+from ..task import Problem, Task
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A :class:`Format` is everything fair knows of one ``fair export --format``: its name, what its
 dataset card says of it, how it is written and, for the compiled training data, the columns of
-one example. The formats themselves are :data:`fair_core.export.FORMATS`: adding one is one
+one example. The formats themselves are :data:`fair_core.results.export.FORMATS`: adding one is one
 ``Format`` there.
 
 The compile stage writes ``rounds/N/train.jsonl``: one line per mistake, pairing a feedback

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .task import Problem, Task, data_root
+from ..task import Problem, Task, data_root
 
 IN_MISTAKES_FILE = "in the mistakes file (trained on)"
 IN_TRAIN = "its question is also a train question"

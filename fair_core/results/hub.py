@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import FairError
+from ..student import adapter_config
 from .card import Facts, model_card
-from .errors import FairError
-from .student import adapter_config
 
 # what each push reads in a round's folder (the first found), and the fix when no round has it
 SOURCES = {"dataset": ("train.jsonl",), "adapter": ("adapter",), "model": ("merged", "model")}

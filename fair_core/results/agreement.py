@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from itertools import accumulate
 from typing import Hashable, Iterable, Sequence
 
-from .review import SCALE, counted
+from ..review import SCALE, counted
 
 METRICS = ("nominal", "ordinal", "interval")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import StudentConfig, TaskConfig
+from ..config import load as load_config
+from ..errors import FairError
+from ..host import Host
+from ..runs.splits import plan
+from ..runs.store import Store
+from ..stats import accuracy, bootstrap_ci
+from ..student import load, model_folder
 from . import likelihood
-from .config import StudentConfig, TaskConfig
-from .config import load as load_config
-from .errors import FairError
-from .host import Host
-from .splits import plan
-from .stats import accuracy, bootstrap_ci
-from .store import Store
-from .student import load, model_folder
 
 
 def evaluate_model(
@@ -39,7 +39,7 @@ def evaluate_model(
 
 
 def score_references(host: Host, model: str, run: str | Path, adapter: str | None = None) -> dict:
-    """The student's teacher-forced scores of a run's rationales (fair_core.likelihood) under
+    """The student's teacher-forced scores of a run's rationales (fair_core.results.likelihood) under
     that run's prompts and student settings: per measure, the mean over items and its 95%
     bootstrap interval over items."""
     if not (Path(run) / "run.sqlite").is_file():

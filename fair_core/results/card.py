@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import __version__
-from . import config as cfg
+from .. import __version__
+from .. import config as cfg
 from .formats import Format
 from .report import build
 
@@ -17,8 +17,8 @@ PAPER = "Li, Ji, Meng, He: Learning from Committee, ACL Findings 2025, arXiv 241
 def _task(config: cfg.TaskConfig) -> object | None:
     """The run's task, for what it says of its data (licence, upstream, description); None where
     its plugin is not loaded here or its config no longer builds."""
-    from .errors import FairError
-    from .host import get_host
+    from ..errors import FairError
+    from ..host import get_host
 
     try:
         return get_host().task(config)

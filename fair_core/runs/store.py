@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from .disk import DiskFull, full_at, is_full
-from .errors import FairError
+from ..errors import FairError
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
 logger = logging.getLogger(__name__)
@@ -391,7 +391,7 @@ class Store:
         return [r[0] for r in self.query("SELECT item_id FROM items WHERE split = ? ORDER BY ord", (split,))]
 
     def set_left_out(self, reasons: dict[str, str]) -> None:
-        """The test items not scored, each with why (see fair_core.splits)."""
+        """The test items not scored, each with why (see fair_core.runs.splits)."""
         with self.tx() as db:
             db.execute("DELETE FROM left_out")
             db.executemany("INSERT INTO left_out VALUES (?, ?)", list(reasons.items()))
