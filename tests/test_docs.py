@@ -56,3 +56,15 @@ def test_exit_codes_match_the_help():
 def test_readme_links_the_scripting_doc():
     readme = (REPO / "README.md").read_text()
     assert "docs/events.md" in readme and "fair completion" in readme and "--events -" in readme
+
+
+def test_the_architecture_doc_names_every_module_in_its_folder_and_layer():
+    """A module added to fair_core without a place in the layers would hide which layer it is in."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    layers = doc[doc.index("## Layers") : doc.index("## Where each kind of change goes")]
+    core = REPO / "fair_core"
+    for path in core.rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        name = path.relative_to(core).with_suffix("").as_posix()
+        assert f"`{name}`" in layers, name
