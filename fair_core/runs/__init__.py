@@ -1,0 +1,1 @@
+"""A run's state: its directory, its store and records, its events, its splits, its disk space."""
