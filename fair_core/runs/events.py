@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
 
-from .disk import is_full
 from ..inert import ACTIVE
+from .disk import is_full
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import config as cfg
-from .disk import DiskFull, is_full
 from ..errors import ConfigError, FairError
+from .disk import DiskFull, is_full
 from .events import Bus, Event, JsonlSink
 from .store import Store
 

@@ -19,8 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
-from .disk import DiskFull, full_at, is_full
 from ..errors import FairError
+from .disk import DiskFull, full_at, is_full
 from .records import Attempt, Mistake, Review, Verdict, Writing
 
 logger = logging.getLogger(__name__)
