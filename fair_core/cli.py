@@ -412,7 +412,7 @@ def cmd_report(args) -> int:
 def cmd_eval(args) -> int:
     from .results.evaluate import evaluate_model, score_references
     from .results.hub import local_adapter
-    from .stats import describe
+    from .stats import describe, describe_score
 
     if (args.task is None) == (args.references is None):
         _err("fair eval needs one of --task (accuracy, by generating) or --references RUN (scores, no generation)")
@@ -422,9 +422,7 @@ def cmd_eval(args) -> int:
         scored = score_references(get_host(), args.student, args.references, adapter)
         for name in ("rationale score", "margin"):
             m = scored[name]
-            ci = "" if m["ci95"] is None else f" [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-            mean = "-" if m["mean"] is None else f"{m['mean']:.3f}"
-            print(f"{name} {mean}{ci} on {m['items']} items (95% CI)")
+            print(f"{name} {describe_score(m['mean'], m['ci95'])} on {m['items']} items (95% CI)")
         print(f"of {scored['texts']} teacher rationales in {args.references} (references {scored['references']})")
         return 0
     task = _task_config(args.task)

@@ -34,8 +34,17 @@ from .results import likelihood
 from .runs.rundir import REDO_FROM, changed_keys, first_output, redo_from, write_atomic
 from .runs.splits import fingerprint
 from .runs.store import StageStatus, Store, copy_store
-from .stages import PIPELINE, Pipeline
-from .stats import accuracy, bootstrap_ci, interval, mcnemar, paired_permutation, seed_interval, welch
+from .stages import Pipeline
+from .stats import (
+    accuracy,
+    bootstrap_ci,
+    describe_score,
+    interval,
+    mcnemar,
+    paired_permutation,
+    seed_interval,
+    welch,
+)
 
 # The paper's ablations, as overrides. single-teacher also keeps only its teacher's writings.
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -210,7 +219,7 @@ def references_config(exp: Experiment) -> RunConfig:
     return exp.base.model_copy(update={"rounds": 1, "task": task, "stages": ["examine", "solve"]})
 
 
-def plan(exp: Experiment, root: Path, pipeline: Pipeline = PIPELINE) -> list[tuple[str, Path, RunConfig, list[str]]]:
+def plan(exp: Experiment, root: Path, pipeline: Pipeline) -> list[tuple[str, Path, RunConfig, list[str]]]:
     """(label, run directory, config, stages run there) in order: the committee, the references'
     run where the experiment has one, then each arm. ``pipeline``: the host's (plugins' stages in)."""
     committee = committee_config(exp.base)
@@ -278,16 +287,14 @@ def _turn(path: Path, label: str, say: Callable[[str], None]) -> Iterator[bool]:
     """Holds the run's lock and yields True, or yields False (saying so) where another process holds it."""
     from .runs.rundir import RunInUse, RunLock
 
-    try:
-        lock = RunLock(path).__enter__()
-    except RunInUse:
-        say(f"{label}: another process is working on it; going on with the next")
-        yield False
-        return
-    try:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(RunLock(path))
+        except RunInUse:
+            say(f"{label}: another process is working on it; going on with the next")
+            yield False
+            return
         yield True
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def _share(steps: list, work: Callable[[Any], bool]) -> None:
@@ -308,16 +315,7 @@ def measure(exp: Experiment, root: Path, host, say: Callable[[str], None]) -> No
     from .runner import Runner
     from .runs.rundir import Run
 
-    store = Store(root / "references" / "run.sqlite", readonly=True)
-    try:
-        refs = likelihood.references(store, host.task(exp.base.task))
-    finally:
-        store.close()
-    if not refs:
-        raise FairError(
-            f"{root / 'references'} holds no rationale in which the task's reader finds an answer: "
-            "nothing to score; raise experiment.references"
-        )
+    refs = likelihood.read(root / "references", host.task(exp.base.task))
 
     def score(job: tuple[str, Path, bool]) -> bool:
         label, path, trained = job
@@ -372,7 +370,7 @@ def compare(exp: Experiment, root: Path) -> dict:
                 values.setdefault(name, {})[folder] = of(scored)
     if "accuracy" in values and len(values["accuracy"]) < len(exp.arms):
         del values["accuracy"]  # some arm was not evaluated: no accuracy to compare
-    measures = {name: _measure(exp, runs) for name, runs in values.items()}
+    measures = {name: _measure(exp, runs, binary=name == "accuracy") for name, runs in values.items()}
     rows = []
     for v in exp.variants + (["untrained"] if exp.references else []):
         arms = [a for a in exp.arms if a.variant == v]
@@ -403,9 +401,9 @@ def compare(exp: Experiment, root: Path) -> dict:
     }
 
 
-def _measure(exp: Experiment, runs: dict[str, dict[str, float]]) -> dict:
+def _measure(exp: Experiment, runs: dict[str, dict[str, float]], binary: bool) -> dict:
     """One measure's figures per variant (see compare); ``runs`` maps a run folder ("untrained"
-    included, for the references) to its per-item values."""
+    included, for the references) to its per-item values, 0 or 1 where ``binary`` (accuracy)."""
     items = sorted(set.intersection(*(set(s) for s in runs.values())))
     groups = {v: [a.folder for a in exp.arms if a.variant == v] for v in exp.variants}
     if "untrained" in runs:
@@ -426,7 +424,7 @@ def _measure(exp: Experiment, runs: dict[str, dict[str, float]]) -> dict:
         if v != ref and items:
             if len(per_seed[ref]) > 1 and (by_seeds or v == "untrained"):
                 row["vs_reference"] = {**welch(per_seed[ref], per_seed[v]), "test": "Welch t over seeds"}
-            elif len(per_seed[ref]) == len(per_seed[v]) == 1 and set(runs[groups[ref][0]].values()) <= {0.0, 1.0}:
+            elif binary and len(per_seed[ref]) == len(per_seed[v]) == 1:
                 test = mcnemar([per_item[ref][k] == 1 for k in range(len(items))], [x == 1 for x in per_item[v]])
                 row["vs_reference"] = {**test, "test": "McNemar, items only"}
             else:
@@ -441,8 +439,7 @@ def _cell(name: str, m: dict | None) -> str:
         return "-"
     if name == "accuracy":
         return f"{m['mean']:.1%} {interval(m['ci95'])}"
-    ci = "" if m["ci95"] is None else f" [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-    return f"{m['mean']:.3f}{ci}"
+    return describe_score(m["mean"], m["ci95"])
 
 
 def _versus(name: str, m: dict | None) -> str:

@@ -127,6 +127,13 @@ def interval(ci: list[float]) -> str:
     return f"[{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]"
 
 
+def describe_score(mean: float | None, ci: list[float] | None) -> str:
+    """``"-1.181 [-1.251, -1.111]"``: a mean log-prob per token and its 95% interval, if any."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" + ("" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]")
+
+
 def describe_test(test: dict | None) -> str:
     """``"+4 -1 of 50, McNemar p=0.375"``: what changed between two students on the same items."""
     if not test:

@@ -9,7 +9,6 @@ from ..config import load as load_config
 from ..errors import FairError
 from ..host import Host
 from ..runs.splits import plan
-from ..runs.store import Store
 from ..stats import accuracy, bootstrap_ci
 from ..student import load, model_folder
 from . import likelihood
@@ -45,15 +44,7 @@ def score_references(host: Host, model: str, run: str | Path, adapter: str | Non
     if not (Path(run) / "run.sqlite").is_file():
         raise FairError(f"{run} is not a run directory (no run.sqlite): pass the folder of a run with a solve stage")
     config = load_config(Path(run) / "config.toml")
-    store = Store(Path(run) / "run.sqlite", readonly=True)
-    try:
-        refs = likelihood.references(store, host.task(config.task))
-    finally:
-        store.close()
-    if not refs:
-        raise FairError(
-            f"{run} holds no teacher rationale with an answer the task's reader finds: run its solve stage first"
-        )
+    refs = likelihood.read(Path(run), host.task(config.task))
     student_config = config.student.model_copy(update={"model": model, "adapter": None})
     student = load(host, student_config, (model_folder(host, student_config), adapter))
     try:

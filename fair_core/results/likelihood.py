@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
+from ..errors import FairError
 from ..runs.splits import fingerprint
 from ..runs.store import Store
 from ..student import Student
@@ -47,6 +48,21 @@ def references(store: Store, task: Task, round_: int = 0) -> list[Reference]:
             prompt = task.prompt("learn_rationale", question=m.question)
             out.append(Reference(m.item_id, prompt, task.rationale_target(w.text), correct))
     return out
+
+
+def read(run: Path, task: Task) -> list[Reference]:
+    """The references of the run in ``run`` (round 0), read from its store; none is an error."""
+    store = Store(run / "run.sqlite", readonly=True)
+    try:
+        refs = references(store, task)
+    finally:
+        store.close()
+    if not refs:
+        raise FairError(
+            f"{run} holds no teacher rationale in which the task's reader finds an answer: nothing to "
+            "score; run its solve stage, or hold out more items"
+        )
+    return refs
 
 
 def digest(refs: list[Reference]) -> str:

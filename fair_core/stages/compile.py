@@ -87,7 +87,7 @@ def size_matched(writings: list, kept: set[tuple[str, str, str]], rng: random.Ra
     items = rng.sample(sorted(rationales), min(n_items, len(rationales)))
     drawn = [rng.choice(rationales[i]) for i in items]
     rest = sorted(k for i in items for k in rationales[i] if k not in drawn)
-    drawn += rng.sample(rest, min(len(reviewed) - len(drawn), len(rest))) if len(reviewed) > len(drawn) else []
+    drawn += rng.sample(rest, max(0, min(len(reviewed) - len(drawn), len(rest))))
     return {k for k in kept if k[1] == "feedback"} | set(drawn)
 
 
