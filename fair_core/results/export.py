@@ -11,17 +11,18 @@ from collections import Counter
 from contextlib import closing
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import FairError
-from ..paper import export_files
-from ..runs.rundir import move_into, write_atomic
 from ..runs.splits import fingerprint
-from ..runs.store import StageStatus, Store
-from ..student_export import export_student
 from . import formats
-from .card import Facts, dataset_card
 from .formats import Format, turns
+
+if TYPE_CHECKING:
+    from ..runs.store import Store
+
+# The writers import the store, the run directory's helpers and the cards when they write: the
+# CLI reads FORMATS to build its parser, and `fair --help` must not load the config's models.
 
 
 def records(store: Store, round: int) -> list[dict]:
@@ -73,6 +74,7 @@ def split(store: Store) -> dict:
 
 def compiled(store: Store, run_dir: Path, round: int) -> list[dict]:
     """The pairs the compile stage wrote for ``round``: exactly what the train stage reads."""
+    from ..runs.store import StageStatus
     from ..training.data import read_pairs
 
     if store.stage_status(round, "compile") != StageStatus.DONE:
@@ -93,6 +95,8 @@ def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list
 
 
 def _store(run_dir: Path) -> closing[Store]:
+    from ..runs.store import Store
+
     return closing(Store(run_dir / "run.sqlite", readonly=True))
 
 
@@ -104,6 +108,10 @@ def _committee(store: Store, run_dir: Path, round: int) -> None:
 
 def write_paper(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
     """The paper's three JSON files of the committee's records (see fair_core.paper)."""
+    from ..paper import export_files
+    from ..runs.rundir import write_atomic
+    from .card import Facts, dataset_card
+
     round = round or 0
     with _store(run_dir) as store:
         _committee(store, run_dir, round)
@@ -113,6 +121,9 @@ def write_paper(run_dir: Path, fmt: Format, out: Path, round: int | None) -> lis
 
 def write_jsonl(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
     """The committee's records, one line per mistake (see :func:`records`)."""
+    from ..runs.rundir import write_atomic
+    from .card import Facts, dataset_card
+
     round = round or 0
     with _store(run_dir) as store:
         _committee(store, run_dir, round)
@@ -127,12 +138,16 @@ def write_jsonl(run_dir: Path, fmt: Format, out: Path, round: int | None) -> lis
 
 def write_split(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
     """split.json (see :func:`split`): the run's, whatever the round."""
+    from ..runs.rundir import write_atomic
+
     with _store(run_dir) as store:
         text = json.dumps(split(store), indent=1, ensure_ascii=False) + "\n"
     return [write_atomic(out / "split.json", text)]
 
 
 def write_student(run_dir: Path, fmt: Format, out: Path, round: int | None) -> list[Path]:
+    from ..student_export import export_student
+
     return export_student(run_dir, fmt.name, out, round)
 
 
@@ -143,6 +158,9 @@ def trainable(run_dir: Path, fmt: Format, out: Path, round: int | None, save: Sa
     """The compiled examples in ``fmt``, split into train and validation, with the card (and
     LLaMA-Factory's dataset_info.json), built aside and then moved into ``out``. ``save`` lays
     out the shaped splits in a folder and returns each split's files (a path glob)."""
+    from ..runs.rundir import move_into
+    from .card import Facts, dataset_card
+
     round = round or 0
     with _store(run_dir) as store:
         pairs = compiled(store, run_dir, round)
