@@ -90,15 +90,24 @@ class PairCollator:
         if not self.packed:
             pieces = [_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members]
             batch["passes"] = [self._unpacked(run) for run in self._split(pieces)]
-        elif self.pass_tokens is None or used <= self.pass_tokens:  # one pass, each prefix before its group
-            row = [
-                (Group(p, tuple(len(s.ids) - p for s, _ in members)), self._pieces(g, p, members, inline=True))
-                for g, (p, members) in enumerate(groups)
-            ]
-            batch["passes"] = [self._packed(row)]
+        elif self.pass_tokens is None or used <= self.pass_tokens:
+            batch["passes"] = [self.one_pass(groups)]
         else:
             batch["prefix"], batch["passes"] = self._cut(groups)
         return batch
+
+    def one_pass(self, groups: list[tuple[int, list[tuple[Encoded, int]]]]) -> dict:
+        """``groups`` ((shared prefix length, [(example, kind)]) each) in one pass, whatever its
+        length: packed, each prefix just before its group; unpacked, one example per row. The
+        labelled positions come in the examples' order."""
+        if not self.packed:
+            return self._unpacked([_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members])
+        return self._packed(
+            [
+                (Group(p, tuple(len(s.ids) - p for s, _ in members)), self._pieces(g, p, members, inline=True))
+                for g, (p, members) in enumerate(groups)
+            ]
+        )
 
     @staticmethod
     def _pieces(group: int, prefix: int, members: list[tuple[Encoded, int]], inline: bool) -> list[_Piece]:

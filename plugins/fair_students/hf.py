@@ -74,7 +74,7 @@ def stop_when(stop: Stop):
     return StoppingCriteriaList([StopWhen()])
 
 
-SCORE_TOKENS = 4096  # tokens in one scoring forward pass: its logits are this many times the vocabulary
+SCORE_TOKENS = 4096  # tokens in one scoring forward pass, as packed (shared prompts once)
 SCORE_MAX_LENGTH = 4096  # a scored text's prompt is cut from the left past this many tokens, as training cuts
 
 
@@ -192,32 +192,12 @@ class HFStudent(Student):
                 cache.batch_select_indices(keep)
 
     def score(self, pairs: list[tuple[str, str]], on_progress: Progress | None = None) -> list[float]:
-        import torch
-
         from fair_core.training.data import Encoder  # the tokens training sees for a pair
+        from fair_core.training.score import mean_logprobs  # and the way a training step reads them
 
         encoder = Encoder(self.tokenizer, self.config.chat_template, max_length=SCORE_MAX_LENGTH)
         encoded = [encoder(prompt, response) for prompt, response in pairs]
-        order = sorted(range(len(pairs)), key=lambda i: -len(encoded[i].ids))  # longest first
-        scores = [0.0] * len(pairs)
-        pad = self.tokenizer.pad_token_id
-        with torch.inference_mode():
-            while order:
-                width = len(encoded[order[0]].ids)  # the batch's longest
-                n = max(1, min(SCORE_TOKENS // width, self.config.batch_size))
-                batch, order = order[:n], order[n:]
-                rows = [encoded[i] for i in batch]
-                ids = torch.tensor([e.ids + [pad] * (width - len(e.ids)) for e in rows], device=self.device)
-                mask = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in rows], device=self.device)
-                hidden = self.model(input_ids=ids, attention_mask=mask).logits
-                for i, e, logits in zip(batch, rows, hidden):
-                    # position t predicts token t+1: the response's tokens are predicted from n_prompt-1 on
-                    at = logits[e.n_prompt - 1 : len(e.ids) - 1].float().log_softmax(-1)
-                    target = torch.tensor(e.ids[e.n_prompt :], device=self.device)
-                    scores[i] = at.gather(-1, target[:, None]).mean().item()
-                if on_progress:
-                    on_progress(len(batch))
-        return scores
+        return mean_logprobs(self.model, encoded, SCORE_TOKENS, on_progress)
 
     @cached_property
     def _cache_arg(self) -> str:
