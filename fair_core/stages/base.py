@@ -33,7 +33,7 @@ class Need(StrEnum):
 
     NOTHING = "nothing"
     STUDENT = "student"  # the student, loaded in this process (Context.student)
-    TRAINER = "trainer"  # the student's files for a child process, and the memory a loaded student holds
+    UNLOADED_STUDENT = "unloaded student"  # a loaded one is released: its memory goes to a child process
     COMMITTEE = "committee"  # the teachers, through the run's gateway (Context.gateway)
 
 
