@@ -50,6 +50,14 @@ def _terminate(signum, frame) -> None:
 
 
 # commands ------------------------------------------------------------------------------------
+# each command is two functions side by side: add_NAME declares its arguments (COMMANDS lists the
+# add_ functions), cmd_NAME handles it
+def add_plugins(sub) -> None:
+    p = sub.add_parser("plugins", help="list the loaded plugins and what they register")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_plugins)
+
+
 def cmd_plugins(args) -> int:
     infos = [p.as_dict() for p in get_host().plugins]
     if args.json:
@@ -79,6 +87,15 @@ def _task_config(named: str, data_dir: str | None = None, overrides: list[str] |
     return TaskConfig(name=named, data_dir=data_dir)
 
 
+def add_data(sub) -> None:
+    p = sub.add_parser("data", help="load a task's train and test splits and show a few items")
+    p.add_argument("task", help="a task name (see `fair plugins`), or a run config whose [task] reads your own data")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. task.seed=1")
+    p.add_argument("--data-dir", help="folder with the upstream files (default: $FAIR_DATA_DIR)")
+    p.add_argument("--show", type=int, default=2, help="items to show per split")
+    p.set_defaults(handler=cmd_data)
+
+
 def cmd_data(args) -> int:
     task_config = _task_config(args.task, args.data_dir, args.set)
     task = get_host().task(task_config)
@@ -92,6 +109,41 @@ def cmd_data(args) -> int:
         for p in problems[: args.show]:
             print(inert(f"  [{p.id}] {p.question[:100]!r} -> {p.gold}"))
     return 0
+
+
+EXIT_CODES = """exit status:
+  0    every stage asked for is done
+  2    bad input (config, data, plugin, run dir): the message names it and the fix
+  3    failed calls, a stage not done or a full disk: rerun the same command to retry them
+  4    stopped by committee.budget_usd: raise it and rerun to go on
+  130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
+
+
+def add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run (or resume) the FAIR pipeline from a TOML config",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", help="the run's TOML config (see configs/)")
+    p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
+    p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
+    p.add_argument("--rounds", type=_positive, help="number of FAIR rounds")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--events",
+        metavar="PATH",
+        help="also write every event as a JSON line to PATH; '-' for "
+        "stdout, which then holds nothing else (see docs/events.md)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the committee's cost estimate (as `fair estimate` does) and run nothing",
+    )
+    p.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args) -> int:
@@ -165,6 +217,40 @@ def _run(args, stream) -> int:
     return outcome.code
 
 
+def add_estimate(sub) -> None:
+    p = sub.add_parser(
+        "estimate", help="estimate the committee's calls, tokens and cost before paying (see docs/estimate.md)"
+    )
+    p.add_argument("config", help="the run's TOML config (see configs/)")
+    p.add_argument(
+        "--run-dir",
+        help="this config's run, to count only what it has left, or a pilot run whose "
+        "answered calls measure answer lengths (default: runs/<config name>)",
+    )
+    p.add_argument(
+        "--pilot",
+        type=Path,
+        metavar="DIR",
+        help="any run dir, finished too, whose answered calls measure answer lengths (instead of --run-dir's)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, as `fair run` does")
+    p.add_argument(
+        "--mistakes",
+        type=_positive,
+        metavar="N",
+        help="assume N mistakes (when neither task.mistakes_file nor an examined run says how many)",
+    )
+    p.add_argument(
+        "--accuracy",
+        type=_share,
+        metavar="A",
+        help="assume the student gets a share A of the train "
+        "items right (default: measured in --run-dir if it examined, else 0.5)",
+    )
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_estimate)
+
+
 def cmd_estimate(args) -> int:
     from . import config as cfg
     from .runs.rundir import default_run_dir
@@ -211,6 +297,15 @@ def _share(text: str) -> float:
     return value
 
 
+def add_import_paper(sub) -> None:
+    p = sub.add_parser("import-paper", help="load the FAIR paper's released JSON into a run")
+    p.add_argument("--run", required=True, help="run directory to fill (created when missing)")
+    p.add_argument("--task", help="task name (default: read from the file names)")
+    p.add_argument("files", nargs="+", help="*_false_round0.json, *_feedback_round0.json, *_rationale_round0.json")
+    p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
+    p.set_defaults(handler=cmd_import_paper)
+
+
 def cmd_import_paper(args) -> int:
     from .config import TaskConfig
     from .paper import import_files, parse_name, read
@@ -247,6 +342,15 @@ def cmd_import_paper(args) -> int:
     )
     render(build(Path(args.run)), quiet=False)
     return 0
+
+
+def add_experiment(sub) -> None:
+    p = sub.add_parser("experiment", help="run (or resume) the variants of an experiment config and compare them")
+    p.add_argument("config", help="a run config with [[variants]] (see configs/ablation-svamp.toml)")
+    p.add_argument("--dir", help="where the experiment lives (default: runs/<config name>)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_experiment)
 
 
 def cmd_experiment(args) -> int:
@@ -296,6 +400,22 @@ def _print_experiment(result: dict, root: Path, as_json: bool) -> None:
     print(f"outputs: {root / 'experiment.json'}, {root / 'experiment.png'}")
 
 
+def add_export(sub) -> None:
+    from .results.export import FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
+        "its committee data (paper JSON, JSONL), its split (see docs/exports.md), or its "
+        "trained student as one model folder or GGUF with an Ollama Modelfile (see docs/use.md)",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", choices=list(FORMATS), default="paper")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--round", type=int, help="which round's (default: 0; merged and gguf: the last trained)")
+    p.set_defaults(handler=cmd_export)
+
+
 def cmd_export(args) -> int:
     from .results.export import export
 
@@ -309,6 +429,21 @@ def _run_student(args):
 
     settings = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     return RunStudent(Path(args.run), args.round, **settings)
+
+
+def add_chat(sub) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="talk to a run's trained student, asked as it was trained (see docs/use.md)",
+        description="A prompt loop with a run's trained student: each line is one question, "
+        "answered on its own in the task's student prompt. Ctrl-D ends it.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
+    p.add_argument("--prompt", metavar="TEXT", help="answer TEXT once, print it, exit")
+    p.add_argument("--raw", action="store_true", help="send the text as it is, without the task's prompt")
+    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
+    p.set_defaults(handler=cmd_chat)
 
 
 def cmd_chat(args) -> int:
@@ -337,6 +472,24 @@ def cmd_chat(args) -> int:
                 said = None if args.raw else rs.task.extract(output)
                 if said is not None:
                     print(f"[answer: {inert(said)}]", file=sys.stderr)
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="answer a file of questions with a run's trained student, as JSON lines (resumable)",
+        description="Answer each question of --input (a .jsonl file of objects with a "
+        '"question" and an optional "id", or any other text file with one question a line) and '
+        "append one JSON line per question to --out: id, question, output, answer (the "
+        "final answer as the task reads it). A rerun skips the rows --out holds.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--input", required=True, help="questions: .jsonl, or plain text one a line")
+    p.add_argument("--out", dest="output", required=True, help="the JSONL file to append answers to")
+    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
+    p.add_argument("--raw", action="store_true", help="send each question as it is, without the task's prompt")
+    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
+    p.set_defaults(handler=cmd_generate)
 
 
 def cmd_generate(args) -> int:
@@ -382,11 +535,39 @@ def _counter(label: str):
     yield tick
 
 
+def add_push(sub) -> None:
+    p = sub.add_parser(
+        "push",
+        help="upload a run's dataset, LoRA adapter or merged model to the Hugging Face "
+        "hub, with its card (needs network and a token: HF_TOKEN or `hf auth login`)",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the hub repo (created when missing)")
+    p.add_argument(
+        "--what",
+        choices=["dataset", "adapter", "model"],
+        default="dataset",
+        help="dataset: the hf export; adapter: rounds/N/adapter; model: rounds/N/merged",
+    )
+    p.add_argument("--round", type=int, help="which round's (default: the last that has it)")
+    p.add_argument("--public", action="store_true", help="make a new repo public (default: private)")
+    p.set_defaults(handler=cmd_push)
+
+
 def cmd_push(args) -> int:
     from .results.hub import push
 
     print(push(Path(args.run), args.repo, args.what, args.public, args.round))
     return 0
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="print a run's report (acceptance, agreement, cost, accuracy), or an experiment's comparison"
+    )
+    p.add_argument("run", help="run directory, or an experiment's folder")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args) -> int:
@@ -409,6 +590,21 @@ def cmd_report(args) -> int:
     return 0
 
 
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate any student model on a task's split")
+    p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
+    p.add_argument("--task", help="a task name, or a run config whose [task] reads your own data")
+    p.add_argument(
+        "--references",
+        help="a run directory: score its teachers' rationales teacher-forced (mean log-prob per token), no generation",
+    )
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--limit", type=_positive, help="only the first N items")
+    p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
+    p.add_argument("--max-new-tokens", type=_positive, default=256)
+    p.set_defaults(handler=cmd_eval)
+
+
 def cmd_eval(args) -> int:
     from .results.evaluate import evaluate_model, score_references
     from .results.hub import local_adapter
@@ -429,6 +625,37 @@ def cmd_eval(args) -> int:
     acc = evaluate_model(get_host(), args.student, task, args.split, args.limit, adapter, args.max_new_tokens)
     print(f"accuracy {describe(acc)} {task.name} {args.split} items (95% CI), {acc['correct']} correct")
     return 0
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+# Arguments (by dest) that name a path: completion offers files or folders for them.
+PATH_ARGS = {
+    "config": "FILE",
+    "files": "FILE",
+    "run": "DIRECTORY",
+    "run_dir": "DIRECTORY",
+    "dir": "DIRECTORY",
+    "out": "DIRECTORY",
+    "data_dir": "DIRECTORY",
+    "adapter": "DIRECTORY",
+    "references": "DIRECTORY",
+    "events": "FILE",
+    "target": "FILE",  # fair tui: a config, a run directory or a folder of runs
+    "input": "FILE",
+    "output": "FILE",
+}
+
+
+def add_completion(sub) -> None:
+    p = sub.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print a completion script; install it with e.g. "
+        "`fair completion bash > ~/.local/share/bash-completion/completions/fair` "
+        "(see README.md for zsh and fish).",
+    )
+    p.add_argument("shell", choices=COMPLETION_SHELLS)
+    p.set_defaults(handler=cmd_completion)
 
 
 def cmd_completion(args) -> int:
@@ -459,29 +686,22 @@ def _actions(parser: argparse.ArgumentParser):
 
 
 # parser ----------------------------------------------------------------------------------------
-COMPLETION_SHELLS = ("bash", "zsh", "fish")
-# Arguments (by dest) that name a path: completion offers files or folders for them.
-PATH_ARGS = {
-    "config": "FILE",
-    "files": "FILE",
-    "run": "DIRECTORY",
-    "run_dir": "DIRECTORY",
-    "dir": "DIRECTORY",
-    "out": "DIRECTORY",
-    "data_dir": "DIRECTORY",
-    "adapter": "DIRECTORY",
-    "references": "DIRECTORY",
-    "events": "FILE",
-    "target": "FILE",  # fair tui: a config, a run directory or a folder of runs
-    "input": "FILE",
-    "output": "FILE",
-}
-EXIT_CODES = """exit status:
-  0    every stage asked for is done
-  2    bad input (config, data, plugin, run dir): the message names it and the fix
-  3    failed calls, a stage not done or a full disk: rerun the same command to retry them
-  4    stopped by committee.budget_usd: raise it and rerun to go on
-  130  interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun to resume"""
+# fair's own commands, in the order `fair --help` lists them (the plugins' follow)
+COMMANDS = (
+    add_plugins,
+    add_data,
+    add_run,
+    add_estimate,
+    add_experiment,
+    add_import_paper,
+    add_export,
+    add_push,
+    add_report,
+    add_eval,
+    add_completion,
+    add_chat,
+    add_generate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -490,185 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fair {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("plugins", help="list the loaded plugins and what they register")
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(handler=cmd_plugins)
-
-    p = sub.add_parser("data", help="load a task's train and test splits and show a few items")
-    p.add_argument("task", help="a task name (see `fair plugins`), or a run config whose [task] reads your own data")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. task.seed=1")
-    p.add_argument("--data-dir", help="folder with the upstream files (default: $FAIR_DATA_DIR)")
-    p.add_argument("--show", type=int, default=2, help="items to show per split")
-    p.set_defaults(handler=cmd_data)
-
-    p = sub.add_parser(
-        "run",
-        help="run (or resume) the FAIR pipeline from a TOML config",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("config", help="the run's TOML config (see configs/)")
-    p.add_argument("--run-dir", help="where the run lives (default: runs/<config name>)")
-    p.add_argument("--stages", help="comma-separated subset: examine,explain,solve,review,compile,train,evaluate")
-    p.add_argument("--rounds", type=_positive, help="number of FAIR rounds")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.alpha=0.3")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--events",
-        metavar="PATH",
-        help="also write every event as a JSON line to PATH; '-' for "
-        "stdout, which then holds nothing else (see docs/events.md)",
-    )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the committee's cost estimate (as `fair estimate` does) and run nothing",
-    )
-    p.set_defaults(handler=cmd_run)
-
-    p = sub.add_parser(
-        "estimate", help="estimate the committee's calls, tokens and cost before paying (see docs/estimate.md)"
-    )
-    p.add_argument("config", help="the run's TOML config (see configs/)")
-    p.add_argument(
-        "--run-dir",
-        help="this config's run, to count only what it has left, or a pilot run whose "
-        "answered calls measure answer lengths (default: runs/<config name>)",
-    )
-    p.add_argument(
-        "--pilot",
-        type=Path,
-        metavar="DIR",
-        help="any run dir, finished too, whose answered calls measure answer lengths (instead of --run-dir's)",
-    )
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, as `fair run` does")
-    p.add_argument(
-        "--mistakes",
-        type=_positive,
-        metavar="N",
-        help="assume N mistakes (when neither task.mistakes_file nor an examined run says how many)",
-    )
-    p.add_argument(
-        "--accuracy",
-        type=_share,
-        metavar="A",
-        help="assume the student gets a share A of the train "
-        "items right (default: measured in --run-dir if it examined, else 0.5)",
-    )
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(handler=cmd_estimate)
-
-    p = sub.add_parser("experiment", help="run (or resume) the variants of an experiment config and compare them")
-    p.add_argument("config", help="a run config with [[variants]] (see configs/ablation-svamp.toml)")
-    p.add_argument("--dir", help="where the experiment lives (default: runs/<config name>)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(handler=cmd_experiment)
-
-    p = sub.add_parser("import-paper", help="load the FAIR paper's released JSON into a run")
-    p.add_argument("--run", required=True, help="run directory to fill (created when missing)")
-    p.add_argument("--task", help="task name (default: read from the file names)")
-    p.add_argument("files", nargs="+", help="*_false_round0.json, *_feedback_round0.json, *_rationale_round0.json")
-    p.add_argument("--merge", action="store_true", help="add to a run that already holds other committee records")
-    p.set_defaults(handler=cmd_import_paper)
-
-    from .results.export import FORMATS
-
-    p = sub.add_parser(
-        "export",
-        help="write a run's compiled training data for a trainer (hf, TRL, LLaMA-Factory), "
-        "its committee data (paper JSON, JSONL), its split (see docs/exports.md), or its "
-        "trained student as one model folder or GGUF with an Ollama Modelfile (see docs/use.md)",
-    )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=list(FORMATS), default="paper")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--round", type=int, help="which round's (default: 0; merged and gguf: the last trained)")
-    p.set_defaults(handler=cmd_export)
-
-    p = sub.add_parser(
-        "push",
-        help="upload a run's dataset, LoRA adapter or merged model to the Hugging Face "
-        "hub, with its card (needs network and a token: HF_TOKEN or `hf auth login`)",
-    )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the hub repo (created when missing)")
-    p.add_argument(
-        "--what",
-        choices=["dataset", "adapter", "model"],
-        default="dataset",
-        help="dataset: the hf export; adapter: rounds/N/adapter; model: rounds/N/merged",
-    )
-    p.add_argument("--round", type=int, help="which round's (default: the last that has it)")
-    p.add_argument("--public", action="store_true", help="make a new repo public (default: private)")
-    p.set_defaults(handler=cmd_push)
-
-    p = sub.add_parser(
-        "report", help="print a run's report (acceptance, agreement, cost, accuracy), or an experiment's comparison"
-    )
-    p.add_argument("run", help="run directory, or an experiment's folder")
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(handler=cmd_report)
-
-    p = sub.add_parser("eval", help="evaluate any student model on a task's split")
-    p.add_argument("--student", required=True, help="hub id, local folder, GGUF file, or 'smollm2'")
-    p.add_argument("--task", help="a task name, or a run config whose [task] reads your own data")
-    p.add_argument(
-        "--references",
-        help="a run directory: score its teachers' rationales teacher-forced (mean log-prob per token), no generation",
-    )
-    p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--limit", type=_positive, help="only the first N items")
-    p.add_argument("--adapter", help="a LoRA adapter folder to load on top")
-    p.add_argument("--max-new-tokens", type=_positive, default=256)
-    p.set_defaults(handler=cmd_eval)
-
-    p = sub.add_parser(
-        "completion",
-        help="print the shell completion script for bash, zsh or fish",
-        description="Print a completion script; install it with e.g. "
-        "`fair completion bash > ~/.local/share/bash-completion/completions/fair` "
-        "(see README.md for zsh and fish).",
-    )
-    p.add_argument("shell", choices=COMPLETION_SHELLS)
-    p.set_defaults(handler=cmd_completion)
-
-    add_use_commands(sub)
+    for add in COMMANDS:
+        add(sub)
     add_plugin_commands(sub)
     return parser
-
-
-def add_use_commands(sub) -> None:
-    """``fair chat`` and ``fair generate``: the trained student of a run, in use."""
-    p = sub.add_parser(
-        "chat",
-        help="talk to a run's trained student, asked as it was trained (see docs/use.md)",
-        description="A prompt loop with a run's trained student: each line is one question, "
-        "answered on its own in the task's student prompt. Ctrl-D ends it.",
-    )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
-    p.add_argument("--prompt", metavar="TEXT", help="answer TEXT once, print it, exit")
-    p.add_argument("--raw", action="store_true", help="send the text as it is, without the task's prompt")
-    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
-    p.set_defaults(handler=cmd_chat)
-
-    p = sub.add_parser(
-        "generate",
-        help="answer a file of questions with a run's trained student, as JSON lines (resumable)",
-        description="Answer each question of --input (a .jsonl file of objects with a "
-        '"question" and an optional "id", or any other text file with one question a line) and '
-        "append one JSON line per question to --out: id, question, output, answer (the "
-        "final answer as the task reads it). A rerun skips the rows --out holds.",
-    )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--input", required=True, help="questions: .jsonl, or plain text one a line")
-    p.add_argument("--out", dest="output", required=True, help="the JSONL file to append answers to")
-    p.add_argument("--round", type=int, help="which round's student (default: the last trained)")
-    p.add_argument("--raw", action="store_true", help="send each question as it is, without the task's prompt")
-    p.add_argument("--max-new-tokens", type=_positive, help="the answer's length limit (default: the run's)")
-    p.set_defaults(handler=cmd_generate)
 
 
 def add_plugin_commands(sub) -> None:

@@ -55,7 +55,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "feedback-only": {"train.alpha": 1.0},
     "single-teacher": {"committee.policy": "accept-all"},
 }
-SEEDED = "experiment_seed"  # meta key: the calls and cost a variant's copy started with
+COPY_START = "experiment_seed"  # meta key (stored under this name): the calls and cost a variant's copy started with
 SHARED = ("committee", "references", "untrained")  # folders and rows of the experiment's own
 SCORES = "likelihood.json"  # in each run directory: its student's scores of the references
 SHARE_POLL_S = 5.0  # how often a process waiting on runs that another holds looks again
@@ -176,7 +176,7 @@ def done(path: Path, config: RunConfig, stages: list[str]) -> bool:
 
 
 def _whole(path: Path) -> bool:
-    """Whether ``path`` holds a run to resume: its config.toml (which :func:`seed` writes last) and
+    """Whether ``path`` holds a run to resume: its config.toml (which :func:`copy_committee` writes last) and
     a store that is not missing, empty or left mid-copy (an older fair wrote a variant's config
     first, then copied the committee's store without a lock: a kill left a hot journal)."""
     db = path / "run.sqlite"
@@ -188,15 +188,15 @@ def _whole(path: Path) -> bool:
     )
 
 
-def seed(committee: Path, path: Path) -> None:
+def copy_committee(committee: Path, path: Path) -> None:
     """Make a variant's run directory a copy of the committee's, unless it holds a run already
     (or a round's outputs: Run judges a store missing beside them). The store is copied under a
     temporary name (SQLite's backup, consistent even with a WAL; the calls and cost it starts
     from noted) and renamed, then the config written: with the caller holding the run lock, a
-    kill at any point leaves a directory that is seeded again, never a half-made run."""
+    kill at any point leaves a directory that is copied again, never a half-made run."""
     if _whole(path) or first_output(path):
         return
-    for name in ("run.sqlite", "run.sqlite.tmp"):  # what a cut seeding left, the store itself first
+    for name in ("run.sqlite", "run.sqlite.tmp"):  # what a cut copy left, the store itself first
         for end in ("", "-journal", "-wal", "-shm"):
             (path / f"{name}{end}").unlink(missing_ok=True)
     tmp = path / "run.sqlite.tmp"
@@ -204,7 +204,7 @@ def seed(committee: Path, path: Path) -> None:
     store = Store(tmp)
     try:
         calls, cost = store.calls_made()
-        store.set_meta(SEEDED, {"calls": calls, "cost_usd": cost})
+        store.set_meta(COPY_START, {"calls": calls, "cost_usd": cost})
     finally:
         store.close()  # the last connection: its WAL is folded in and removed
     os.replace(tmp, path / "run.sqlite")
@@ -261,7 +261,7 @@ def run(
             if not mine:
                 return False
             if label not in SHARED:
-                seed(root / "committee", path)
+                copy_committee(root / "committee", path)
             r = Run(path, config)
             try:
                 with watch(label, r):
@@ -358,7 +358,7 @@ def compare(exp: Experiment, root: Path) -> dict:
                 values.setdefault("accuracy", {})[arm.folder] = {a.item_id: float(a.correct) for a in attempts}
             before = before or {a.item_id: a.correct for a in store.attempts(0, "test", "before")}
             calls, cost = store.calls_made()
-            start = store.get_meta(SEEDED) or {"calls": 0, "cost_usd": 0}
+            start = store.get_meta(COPY_START) or {"calls": 0, "cost_usd": 0}
             spend[arm.folder] = (calls - start["calls"], cost - start["cost_usd"])
         finally:
             store.close()

@@ -260,7 +260,7 @@ class Runner:
                         self.config.committee.seed,
                     )
                 ctx.gateway = self.gateway
-            elif stage.needs is Need.TRAINER:
+            elif stage.needs is Need.UNLOADED_STUDENT:
                 self.release_student()  # the trainer needs the memory
             summary = await stage.run(ctx) if runs_async(stage.run) else await asyncio.to_thread(stage.run, ctx)
         except StageCancelled:
@@ -323,9 +323,9 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
             backend.check()
             if config.committee.budget_usd is not None and unpriced(backend):
                 raise FairError(unpriced_line(backend, "committee.budget_usd cannot count its calls"))
-    if Need.TRAINER in needs and config.train.method == "qlora":
+    if Need.UNLOADED_STUDENT in needs and config.train.method == "qlora":
         check_qlora()
-    if needs & {Need.STUDENT, Need.TRAINER}:
+    if needs & {Need.STUDENT, Need.UNLOADED_STUDENT}:
         host.get("students", config.student.backend)
         if not config.student.model:
             raise FairError('student.model is empty: name a hub id, a local folder, or "smollm2"')

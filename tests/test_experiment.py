@@ -275,13 +275,13 @@ def call(key):
 @pytest.mark.parametrize(
     "cut",
     [
-        "config first, store not copied yet",  # how an older fair seeded: config, then the copy, no lock
+        "config first, store not copied yet",  # how an older fair copied: config, then the store, no lock
         "config first, copy cut short",
-        "copied to the temporary name",  # how it seeds now: the store renamed into place, the config last
+        "copied to the temporary name",  # how it copies now: the store renamed into place, the config last
         "renamed, no config yet",
     ],
 )
-def test_a_half_seeded_variant_is_seeded_again(tmp_path, cut):
+def test_a_half_copied_variant_is_copied_again(tmp_path, cut):
     config = cfg.validate({"stages": ["explain", "train"]})
     committee, variant = tmp_path / "committee", tmp_path / "fair"
     run = Run(committee, config)
@@ -299,13 +299,13 @@ def test_a_half_seeded_variant_is_seeded_again(tmp_path, cut):
         copy_store(committee / "run.sqlite", variant / "run.sqlite")
 
     with RunLock(variant):
-        experiment.seed(committee, variant)
+        experiment.copy_committee(committee, variant)
         run = Run(variant, config)
-    assert run.store.cached_answer("k1") is not None and run.store.get_meta(experiment.SEEDED)["calls"] == 1
-    run.store.record_call("k2", call("k2"))  # the variant's own work: seeding again leaves it be
+    assert run.store.cached_answer("k1") is not None and run.store.get_meta(experiment.COPY_START)["calls"] == 1
+    run.store.record_call("k2", call("k2"))  # the variant's own work: copying again leaves it be
     run.close()
     assert sorted(p.name for p in variant.iterdir() if "run.sqlite" in p.name) == ["run.sqlite"]
-    experiment.seed(committee, variant)
+    experiment.copy_committee(committee, variant)
     run = Run(variant, config)
     assert run.store.calls_made()[0] == 2
     run.close()

@@ -6,6 +6,7 @@ server's echo model (each answer is its prompt), the mistakes a small file: no d
 
 import json
 import re
+import sys
 
 import pytest
 from helpers import REPO, pipeline_screen
@@ -27,12 +28,18 @@ QUESTIONS = ["Tom has 3 apples and buys 4. How many?", "A box holds 6 eggs; 2 br
 
 
 @pytest.fixture
-def digest(tmp_path, monkeypatch):
+def plugin():
+    """The plugin's source (a test parametrizes ``plugin`` for a variant)."""
+    return PLUGIN
+
+
+@pytest.fixture
+def digest(tmp_path, monkeypatch, plugin):
     """The plugin installed as a package (a module and its dist-info with a "fair" entry point)
-    and found by the process's host; the host without it again after the test."""
+    and found by the process's host; the host, and the module cache, without it again after the test."""
     root = tmp_path / "site"
     root.mkdir()
-    (root / "fair_digest.py").write_text(PLUGIN)
+    (root / "fair_digest.py").write_text(plugin)
     info = root / "fair_digest-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fair-digest\nVersion: 0.1\n")
@@ -41,6 +48,7 @@ def digest(tmp_path, monkeypatch):
     reset_host()
     yield
     reset_host()
+    sys.modules.pop("fair_digest", None)  # a variant's test imports its own
 
 
 @pytest.fixture
@@ -123,6 +131,36 @@ def test_a_plugins_committee_stage_runs_resumes_redoes_and_shows_everywhere(conf
 
     names, state = pipeline_screen(run_dir, "digest")
     assert names == STAGES and "done" in state
+
+
+UNDECLARED = PLUGIN.replace("    records=(Writing,),\n", "")  # its author forgot the line
+
+
+@pytest.mark.parametrize("plugin", [UNDECLARED], ids=["records-line-left-out"])
+def test_a_stage_that_stores_a_record_it_did_not_declare_fails_naming_it(config, server, tmp_path, capsys):
+    assert UNDECLARED != PLUGIN
+    run_dir = tmp_path / "run"
+    assert cli.main(["run", str(config), "--run-dir", str(run_dir), "--quiet"]) == 2
+    error = (
+        "stage 'digest' made a Writing record, which its records do not declare: add Writing to its Stage(records=...)"
+    )
+    assert capsys.readouterr().err.splitlines()[-1] == f"fair: error: {error}"
+    store = Store(run_dir / "run.sqlite", readonly=True)
+    try:
+        assert [store.stage_status(0, s) for s in STAGES[:3]] == ["done", "done", "failed"]
+        assert next(s.summary for s in store.stages() if s.stage == "digest") == {"error": error}
+        assert store.writings(0, "digest") == []  # nothing of the undeclared kind stored
+    finally:
+        store.close()
+
+    # its author adds the line back: the rerun pays no digest again, its answers were kept
+    paid = server.requests
+    (tmp_path / "site" / "fair_digest.py").write_text(PLUGIN)
+    sys.modules.pop("fair_digest")
+    reset_host()
+    assert run(load_config(config), run_dir).ok
+    assert digests(run_dir) == sorted(f"Sum up in one line: {q}" for q in QUESTIONS for _ in range(2))
+    assert server.requests == paid + 4  # the reviews only
 
 
 def test_a_stage_or_prompt_kind_the_pipeline_lacks_is_refused_by_the_runs_check(tmp_path):

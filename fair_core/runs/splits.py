@@ -1,4 +1,5 @@
-"""The split a run uses: its train items, the test items it scores, and those it leaves out.
+"""The items a run uses (:class:`RunItems`), drawn from its task's train and test splits: its train
+items, the test items it scores, and those it leaves out.
 
 An accuracy means something only on items the student never trained on. A task's own test
 split is not enough: a ``mistakes_file`` recorded on another split of the same data (the
@@ -32,7 +33,7 @@ def normal(question: str) -> str:
 
 
 @dataclass
-class Split:
+class RunItems:
     train: list[Problem]
     test: list[Problem]
     left_out: dict[str, str] = field(default_factory=dict)  # test item id -> why it is not scored
@@ -52,8 +53,8 @@ def plan(
     train_limit: int | None = None,
     test_limit: int | None = None,
     train_offset: int = 0,
-) -> Split:
-    """The run's split: the task's, with mistakes-file items moved from test to train and test
+) -> RunItems:
+    """The run's items: the task's splits, with mistakes-file items moved from test to train and test
     items that share a question with train left out; the limits apply to what remains, so a
     ``test_limit`` of 50 scores 50 clean items. ``train_offset`` passes over the first train
     items (those another run trains on, when this one holds references out)."""
@@ -71,7 +72,7 @@ def plan(
         else:
             test.append(p)
     train = train[train_offset:]
-    return Split(train[:train_limit] if train_limit else train, test[:test_limit] if test_limit else test, left_out)
+    return RunItems(train[:train_limit] if train_limit else train, test[:test_limit] if test_limit else test, left_out)
 
 
 def fingerprint(item_ids: list[str]) -> str:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..gateway.gateway import Gateway
     from ..host import Host
     from ..runs.rundir import Run
-    from ..runs.splits import Split
+    from ..runs.splits import RunItems
     from ..runs.store import Store
     from ..task import Task
 
@@ -33,7 +33,7 @@ class Need(StrEnum):
 
     NOTHING = "nothing"
     STUDENT = "student"  # the student, loaded in this process (Context.student)
-    TRAINER = "trainer"  # the student's files for a child process, and the memory a loaded student holds
+    UNLOADED_STUDENT = "unloaded student"  # a loaded one is released: its memory goes to a child process
     COMMITTEE = "committee"  # the teachers, through the run's gateway (Context.gateway)
 
 
@@ -120,7 +120,7 @@ class Context:
     student_source: Callable[[int], tuple[str, str | None]]  # (base model folder, adapter) that starts a round
     cancelled: Callable[[], bool]  # the run was cancelled: a stage stops at its next check_cancelled
     gateway: Gateway | None = None  # the run's, given to the stages that need the committee
-    split: Split | None = None  # the round's train and test items, worked out once (examine.run_split)
+    items: RunItems | None = None  # the round's train and test items, worked out once (examine.run_items)
 
     @property
     def config(self) -> RunConfig:

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Callable, Iterable
 
-from ..errors import FairError, PluginResultError
+from ..errors import FairError, PluginError, PluginResultError
 from ..gateway.backend import Request
 from ..gateway.gateway import CallFailure
 from ..runs.disk import DiskFull
@@ -26,10 +26,17 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | N
     that goes on with them); a failed call is listed in the store with its reason, never raised.
     When a plugin makes a bad record (a parser returning a string), the answer is stored all the
     same, so fixing the plugin and rerunning pays nothing again, and the call fails with the
-    plugin's fault."""
+    plugin's fault. A record of a class the stage does not declare in ``records`` is a plugin's bug:
+    no call starts after it, and the stage fails with a PluginError that names it, once the calls
+    in flight are done (their answers cached: the fixed stage pays nothing again)."""
     gateway = ctx.gateway
     if gateway is None:
         raise FairError(f"stage {stage!r} calls teachers but was given no gateway: declare it with Need.COMMITTEE")
+    pipeline = ctx.host.pipeline
+    if stage not in pipeline.names():
+        raise PluginError(f"run_jobs was given stage {stage!r}, which the pipeline lacks: pass its Stage's name")
+    declared = pipeline[stage].records
+    refused: list[PluginError] = []  # the first undeclared record stops the stage
     jobs = list(jobs)
     total, done, failed = len(jobs), 0, 0
     ctx.store.clear_failures(ctx.round, stage)
@@ -43,6 +50,15 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | N
                 made = list(records(answer.text))
             except PluginResultError as e:
                 raise CallFailure(str(e)) from None
+            stray = next((type(r).__name__ for r in made if not isinstance(r, declared)), None)
+            if stray is not None:
+                refused.append(
+                    PluginError(
+                        f"stage {stage!r} made a {stray} record, which its records do not declare: "
+                        f"add {stray} to its Stage(records=...)"
+                    )
+                )
+                return
             ctx.store.add_records(made, answer.key)
             if kept is not None:
                 kept.extend(made)
@@ -61,7 +77,7 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | N
         queues[teacher].append(make)
 
     async def worker(queue: deque) -> None:
-        while queue and gateway.full is None:
+        while queue and gateway.full is None and not refused:
             try:
                 await one(*queue.popleft()())
             except DiskFull as e:  # no call starts after it; those in flight finish, held if not stored
@@ -72,6 +88,8 @@ async def run_jobs(ctx: Context, stage: str, jobs: Iterable[Job], kept: list | N
     )
     if gateway.full is not None:
         raise gateway.stop()
+    if refused:
+        raise refused[0]
     return {"calls": total, "failed": failed}
 
 

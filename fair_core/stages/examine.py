@@ -11,7 +11,7 @@ from ..errors import expect
 from ..paper import mistakes_from, read
 from ..runs.events import EvalResult, StageProgress
 from ..runs.records import Attempt, Mistake
-from ..runs.splits import TRAINED, Split, mistakes_path, normal, plan
+from ..runs.splits import TRAINED, RunItems, mistakes_path, normal, plan
 from ..task import Problem
 from .base import Context, Need, Prompt, Stage
 
@@ -49,19 +49,19 @@ def answer(ctx: Context, student, stage: str, split: str, phase: str, problems: 
     return [done[p.id] for p in problems]
 
 
-def run_split(ctx: Context) -> Split:
-    """The run's split (see fair_core.runs.splits), worked out once per round. Only the mistakes-file
+def run_items(ctx: Context) -> RunItems:
+    """The run's items (see fair_core.runs.splits), worked out once per round. Only the mistakes-file
     items round 0 uses (the first ``train_limit``) are trained on, so only they leave the test
     split: the file's other items are scored like any item the student never saw."""
-    if ctx.split is None:
+    if ctx.items is None:
         t = ctx.config.task
         questions = [x["question"] for x in paper_items(ctx)] if t.mistakes_file else []
-        ctx.split = plan(ctx.task, questions, t.train_limit, t.test_limit, 0 if t.mistakes_file else t.train_offset)
-    return ctx.split
+        ctx.items = plan(ctx.task, questions, t.train_limit, t.test_limit, 0 if t.mistakes_file else t.train_offset)
+    return ctx.items
 
 
 def train_items(ctx: Context) -> list[Problem]:
-    problems = run_split(ctx).train
+    problems = run_items(ctx).train
     ctx.store.set_items("train", problems)
     return problems
 
@@ -69,11 +69,11 @@ def train_items(ctx: Context) -> list[Problem]:
 def test_items(ctx: Context) -> list[Problem]:
     """The test items scored now: the run's clean test split, less any question a round has
     trained on; the store keeps both, and why each item left out was."""
-    split, trained = run_split(ctx), ctx.store.trained()
-    rounds = {p.id: trained.get(normal(p.question)) for p in split.test}
+    items, trained = run_items(ctx), ctx.store.trained()
+    rounds = {p.id: trained.get(normal(p.question)) for p in items.test}
     left = {i: f"{TRAINED} in round {r}" for i, r in rounds.items() if r is not None}
-    ctx.store.set_left_out({**split.left_out, **left})
-    problems = [p for p in split.test if p.id not in left]
+    ctx.store.set_left_out({**items.left_out, **left})
+    problems = [p for p in items.test if p.id not in left]
     ctx.store.set_items("test", problems)
     return problems
 

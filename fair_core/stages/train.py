@@ -128,7 +128,7 @@ class Tail:
 STAGE = Stage(
     "train",
     run,
-    Need.TRAINER,
+    Need.UNLOADED_STUDENT,
     reads="rounds/N/train.jsonl, the student that starts the round",
     writes="rounds/N: checkpoints, adapter or model (merged when a round follows), progress.jsonl",
     redo_keys=("train",),

@@ -89,7 +89,7 @@ class PairCollator:
         }
         if not self.packed:
             pieces = [_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members]
-            batch["passes"] = [self._unpacked(run) for run in self._split(pieces)]
+            batch["passes"] = [self._unpacked(run) for run in self._passes(pieces)]
         elif self.pass_tokens is None or used <= self.pass_tokens:
             batch["passes"] = [self.one_pass(groups)]
         else:
@@ -114,7 +114,7 @@ class PairCollator:
         head = [_Piece(members[0][0].ids[:prefix], 0, prefix, 0, group)] if inline and prefix else []
         return head + [_Piece(s.ids[prefix:], prefix, s.n_prompt - prefix, kind, group) for s, kind in members]
 
-    def _split(self, pieces: list[_Piece]) -> list[list[_Piece]]:
+    def _passes(self, pieces: list[_Piece]) -> list[list[_Piece]]:
         """``pieces`` in as few passes of at most ``pass_tokens`` tokens as first-fit decreasing
         finds (a longer piece alone), each pass keeping the pieces' order so that a group's stay
         together; one pass when there is no limit. Fuller passes mean fewer, larger matrix
@@ -145,7 +145,7 @@ class PairCollator:
         )
         pieces = [piece for g, (p, members) in enumerate(groups) for piece in self._pieces(g, p, members, False)]
         passes = []
-        for run in self._split(pieces):
+        for run in self._passes(pieces):
             row = []
             for g, same in itertools.groupby(run, key=lambda piece: piece.group):
                 mine = list(same)

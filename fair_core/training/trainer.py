@@ -21,6 +21,7 @@ import random
 import re
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +36,9 @@ from .data import Encoder, LengthGroupedBatches, Pair, read_pairs
 from .dropout import lean_lora_dropout
 from .loss import JointLoss, batch_backward, probe
 from .progress import Meter, ProgressLog
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 # Tokens per forward pass by default. On a CPU, passes of 512 tokens held a SmolLM2-135M LoRA
 # step to 2.3 GiB against 5 to 7 GiB in one pass (the demo's training: 2.4 GiB against 13.8), at
@@ -73,6 +77,15 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
             raise FairError("train.method qlora needs a CUDA GPU: use lora or full on this machine")
         if importlib.util.find_spec("bitsandbytes") is None:
             raise FairError("train.method qlora needs bitsandbytes: pip install bitsandbytes, or use lora")
+
+
+def installed_trackers(names: list[str]) -> list[str]:
+    """Those of ``report_to`` that are installed; a warning for each of the others, which the
+    run goes on without."""
+    trackers = [name for name in names if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
+    for name in set(names) - set(trackers):
+        logger.warning("report_to %r skipped: it is not installed", name)
+    return trackers
 
 
 def check_processes(seen: int) -> None:
@@ -301,10 +314,8 @@ class Trainer:
     def __init__(
         self, run_dir: str | Path, round_: int, base: str | Path, adapter: str | Path | None = None, merge: bool = False
     ):
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedType
-        from torch.utils.data import DataLoader
-        from transformers import AutoTokenizer
+        """Each step takes what the one before found: the fingerprint counts the processes, the
+        model's probe reads the first pair, the batches and the loss take the paths it allows."""
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -319,12 +330,23 @@ class Trainer:
         check_inputs(t, self.base, self.adapter)
 
         precision = resolve_precision(t.precision)
-        trackers = [
-            name for name in t.report_to if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))
-        ]
-        for name in set(t.report_to) - set(trackers):
-            logger.warning("report_to %r skipped: it is not installed", name)
-        self.acc = acc = Accelerator(
+        trackers = installed_trackers(t.report_to)
+        self.acc = self._accelerator(precision, trackers)
+        self.fingerprint = fingerprint(
+            self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, self.acc.num_processes
+        )
+        self.pairs = self._encode(rows, config.student.chat_template)
+        self._prepare(self._load_model(precision))
+        if trackers:
+            self.acc.init_trackers("fair", config={**t.model_dump(mode="json"), "pairs": len(self.pairs)})
+
+    def _accelerator(self, precision: str, trackers: list[str]) -> Accelerator:
+        """accelerate's state for this process, once the launch is known to suit training: the
+        number of processes, the sharding, DeepSpeed's settings filled from the config."""
+        from accelerate import Accelerator
+
+        t = self.train_cfg
+        acc = Accelerator(
             mixed_precision=MIXED[precision],
             gradient_accumulation_steps=t.grad_accum,
             log_with=trackers or None,
@@ -335,18 +357,32 @@ class Trainer:
         zero = acc.state.deepspeed_plugin
         if zero is not None:
             fill_deepspeed(zero.deepspeed_config, t)
-        self.fingerprint = fingerprint(
-            self.dir / "train.jsonl", t, self.base, self.adapter, config.student.chat_template, acc.num_processes
-        )
-        self.tokenizer = AutoTokenizer.from_pretrained(self.base)
-        encode = Encoder(self.tokenizer, config.student.chat_template, t.max_length)
-        self.pairs = [encode.pair(row) for row in rows]
+        return acc
 
+    @property
+    def _whole_model(self) -> bool:
+        """Whether each process holds the whole model (one process, or DDP), not a shard of it."""
+        from accelerate.utils import DistributedType
+
+        return self.acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU)
+
+    def _encode(self, rows: list[dict], chat_template: bool) -> list[Pair]:
+        """The round's pairs as token ids, with the tokenizer the outputs are saved with."""
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base)
+        encode = Encoder(self.tokenizer, chat_template, self.train_cfg.max_length)
+        return [encode.pair(row) for row in rows]
+
+    def _load_model(self, precision: str):
+        """The student to train, on this process's device, and the fast paths it can take (a head
+        sliced to the response positions, packed rows), which a forward on one pair tells."""
+        t, acc = self.train_cfg, self.acc
         torch.manual_seed(t.seed)  # the initial LoRA weights
-        local = acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU)
-        device_map = {"": acc.device} if local and acc.device.type == "cuda" else None
+        device_map = {"": acc.device} if self._whole_model and acc.device.type == "cuda" else None
         model = load_model(self.base, t, precision, device_map, self.adapter)
         first = self.pairs[0]
+        zero = acc.state.deepspeed_plugin
         if zero is not None and zero.zero_stage == 3:
             # ZeRO-3 partitions the weights as they load: a forward before prepare would read
             # empty ones, so no probe, and the plain path that every model takes
@@ -355,7 +391,15 @@ class Trainer:
             self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
         if not (self.sliced and self.packed):
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
+        return model
 
+    def _prepare(self, model) -> None:
+        """The batches, the loss, the optimizer and its schedule, handed to accelerate, and what a
+        checkpoint saves of them."""
+        from accelerate.utils import DistributedType
+        from torch.utils.data import DataLoader
+
+        t, acc = self.train_cfg, self.acc
         pad = self.tokenizer.pad_token_id
         collate = PairCollator(
             self.tokenizer.eos_token_id if pad is None else pad,
@@ -364,7 +408,7 @@ class Trainer:
             # several passes per batch in one process only: DDP, FSDP and DeepSpeed expect one
             # backward per forward
             pass_tokens=(t.pass_tokens or PASS_TOKENS.get(acc.device.type))
-            if local and acc.num_processes == 1
+            if self._whole_model and acc.num_processes == 1
             else None,
         )
         self.batches = LengthGroupedBatches(
@@ -385,8 +429,6 @@ class Trainer:
         if acc.distributed_type == DistributedType.FSDP and t.method != "full":
             self.trainable = TrainableState(self.loss, self.optimizer.optimizer, self.scheduler)
         self.checkpoints = Checkpoints(self.dir / "checkpoints")
-        if trackers:
-            acc.init_trackers("fair", config={**t.model_dump(mode="json"), "pairs": len(self.pairs)})
 
     # -- resume ------------------------------------------------------------------------------
 

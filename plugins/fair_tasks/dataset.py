@@ -336,7 +336,7 @@ class Dataset(LocalTask):
         (``{"text": [...], "label": ["1", ...]}``, as ARC and CommonsenseQA on the hub)."""
         c = self.columns
         labels: Any = None
-        split = ""  # how a cell's text was split into options, for the error
+        cell_hint = ""  # how a cell's text was cut into options, for the error
         if isinstance(c.choices, list):
             values = [_scalar(record, name, where) for name in c.choices]
             options = [str(v).strip() if v is not None else "" for v in values]
@@ -356,14 +356,14 @@ class Dataset(LocalTask):
                 labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
                 value = _cell_list(value) or [v for v in re.split(r"\n|\|", value) if v.strip()]
-                split = ' (a cell holds a list, ["x", "y"], or options split by "|" or one a line)'
+                cell_hint = ' (a cell holds a list, ["x", "y"], or options split by "|" or one a line)'
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
                 raise DataError(f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list")
             options = [str(v).strip() for v in value]
         if not 2 <= len(options) <= 26:
-            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{split}")
+            raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{cell_hint}")
         lettered = [_LETTERED.fullmatch(option) for option in options]
         if all(m and m[1].upper() == letter for m, letter in zip(lettered, ascii_uppercase)):
             options = [m[2] for m in lettered if m]  # "A) 21", "B) 24": lettered again when shown
