@@ -38,7 +38,7 @@ def references(task, n: int) -> list[Reference]:
             answer, correct = task.grade(problem, text)
             if answer is not None:
                 prompt = task.prompt("learn_rationale", question=x["question"])
-                out.append(Reference(problem.id, prompt, task.rationale_target(text), correct))
+                out.append(Reference(problem.id, prompt, task.rationale_target(text), correct, teacher))
     return out
 
 

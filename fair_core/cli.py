@@ -608,6 +608,7 @@ def add_eval(sub) -> None:
 def cmd_eval(args) -> int:
     from .results.evaluate import evaluate_model, score_references
     from .results.hub import local_adapter
+    from .results.likelihood import METRICS
     from .stats import describe, describe_score
 
     if (args.task is None) == (args.references is None):
@@ -616,7 +617,7 @@ def cmd_eval(args) -> int:
     adapter = local_adapter(args.adapter) if args.adapter else None  # a folder, or a pushed adapter's repo id
     if args.references:
         scored = score_references(get_host(), args.student, args.references, adapter)
-        for name in ("rationale score", "margin"):
+        for name in METRICS:
             m = scored[name]
             print(f"{name} {describe_score(m['mean'], m['ci95'])} on {m['items']} items (95% CI)")
         print(f"of {scored['texts']} teacher rationales in {args.references} (references {scored['references']})")

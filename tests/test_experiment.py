@@ -226,13 +226,16 @@ def test_arms_are_compared_on_held_out_references_with_seeds_as_the_unit(tmp_pat
     with sqlite3.connect(root / "committee" / "run.sqlite") as con:
         trained = {i for (i,) in con.execute("SELECT item_id FROM mistakes")}
     assert len(held) == len(trained) == 6 and not held & trained
-    assert result["measures"] == ["rationale score", "margin"]  # no arm was evaluated: no accuracy
+    # no arm was evaluated: no accuracy
+    assert result["measures"] == ["rationale score", "margin", "margin within teachers"]
     rows = {r["variant"]: r for r in result["variants"]}
     assert list(rows) == ["fair", "size-matched", "untrained"]
     for v in ("fair", "size-matched"):
         m = rows[v]["rationale score"]
         scores = [json.loads((root / f"{v}-seed{s}" / experiment.SCORES).read_text()) for s in (0, 1)]
         assert set(scores[0]["items"]) <= held and m["unit"] == "seeds" and len(m["per_seed"]) == 2
+        # every text's score is kept with the teacher who wrote it
+        assert {t["author"] for t in scores[0]["texts"]} == {"t0", "t1", "t2"}
         assert m["ci95"][0] <= m["mean"] <= m["ci95"][1] and m["mean"] < 0
     assert rows["size-matched"]["rationale score"]["vs_reference"]["test"] == "Welch t over seeds"
     assert rows["untrained"]["margin"]["unit"] == "items" and rows["untrained"]["seeds"] == []

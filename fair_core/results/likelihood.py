@@ -8,17 +8,22 @@ questions it never trained on, under the prompt it trained with: per item, the m
 per token of the rationales whose answer is right (the *rationale score*), and that less the same
 for the wrong ones (the *margin*, on items having both). Right and wrong are read by the task's
 answer reader against the gold, not by review, so the measure does not favour the arm that used
-review to choose. Every item's values are kept, so arms compare item by item.
+review to choose. Every item's values are kept, so arms compare item by item, and every text's
+score with the teacher who wrote it (a student trained on more of one teacher's rationales finds
+all of that teacher's texts likelier, right and wrong: the *margin within teachers* takes each
+teacher's mean out first).
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
 from ..errors import FairError
+from ..runs.records import teacher_of
 from ..runs.splits import fingerprint
 from ..runs.store import Store
 from ..student import Student
@@ -31,6 +36,7 @@ class Reference:
     prompt: str
     text: str
     correct: bool
+    author: str
 
 
 def references(store: Store, task: Task, round_: int = 0) -> list[Reference]:
@@ -46,7 +52,7 @@ def references(store: Store, task: Task, round_: int = 0) -> list[Reference]:
         answer, correct = task.grade(Problem(m.item_id, m.question, m.gold), w.text)
         if answer is not None:
             prompt = task.prompt("learn_rationale", question=m.question)
-            out.append(Reference(m.item_id, prompt, task.rationale_target(w.text), correct))
+            out.append(Reference(m.item_id, prompt, task.rationale_target(w.text), correct, w.author))
     return out
 
 
@@ -67,11 +73,12 @@ def read(run: Path, task: Task) -> list[Reference]:
 
 def digest(refs: list[Reference]) -> str:
     """Which references these are: two scores compare only when this is the same."""
-    return fingerprint([f"{r.item_id}\t{r.correct}\t{r.text}" for r in refs])
+    return fingerprint([f"{r.item_id}\t{r.author}\t{r.correct}\t{r.text}" for r in refs])
 
 
 def score(student: Student, refs: list[Reference], on_progress=None) -> dict:
-    """Per item, the mean score of its right rationales and of its wrong ones (None where it has none)."""
+    """Per item, the mean score of its right rationales and of its wrong ones (None where it has
+    none); per text, its score, with its item, author and class."""
     values = student.score([(r.prompt, r.text) for r in refs], on_progress)
     items: dict[str, dict[str, list[float]]] = {}
     for r, v in zip(refs, values):
@@ -81,6 +88,10 @@ def score(student: Student, refs: list[Reference], on_progress=None) -> dict:
         "items": {
             i: {k: round(fmean(vs), 6) if vs else None for k, vs in parts.items()} for i, parts in sorted(items.items())
         },
+        "texts": [
+            {"item": r.item_id, "author": r.author, "correct": r.correct, "score": round(v, 6)}
+            for r, v in zip(refs, values)
+        ],
     }
 
 
@@ -98,7 +109,22 @@ def margins(scored: dict) -> dict[str, float]:
     }
 
 
-METRICS = {"rationale score": rationale_scores, "margin": margins}
+def margins_within_teachers(scored: dict) -> dict[str, float]:
+    """Item -> right less wrong, each text's score less its teacher's mean over all the texts
+    scored: an arm's liking for one teacher's style moves that teacher's texts alike and cancels,
+    so what is left compares right with wrong within each teacher."""
+    by_teacher = defaultdict(list)
+    for t in scored["texts"]:
+        by_teacher[teacher_of(t["author"])].append(t["score"])
+    mean = {teacher: fmean(scores) for teacher, scores in by_teacher.items()}
+    items: dict[str, tuple[list[float], list[float]]] = {}
+    for t in scored["texts"]:
+        right, wrong = items.setdefault(t["item"], ([], []))
+        (right if t["correct"] else wrong).append(t["score"] - mean[teacher_of(t["author"])])
+    return {i: fmean(right) - fmean(wrong) for i, (right, wrong) in sorted(items.items()) if right and wrong}
+
+
+METRICS = {"rationale score": rationale_scores, "margin": margins, "margin within teachers": margins_within_teachers}
 
 
 def load(path: Path, refs: list[Reference]) -> dict | None:
