@@ -159,18 +159,21 @@ class Pipeline:
         names = self.names()
         return names.index(name) if name in names else len(names)
 
-    def ordered(self, names: Iterable[str]) -> list[str]:
-        """Those of ``names`` that are stages, in pipeline order."""
+    def ordered(self, names: Iterable[str] | None) -> list[str]:
+        """Those of ``names`` that are stages, in pipeline order; None (a config that leaves
+        ``stages`` out): every stage."""
+        if names is None:
+            return self.names()
         wanted = set(names)
         return [n for n in self.stages if n in wanted]
 
     def needing(self, need: Need) -> list[str]:
         return [s.name for s in self if s.needs is need]
 
-    def check(self, names: Iterable[str]) -> None:
+    def check(self, names: Iterable[str] | None) -> None:
         """A ConfigError naming the first of ``names`` (a config's or ``--stages``'s) that is no
-        stage here."""
-        for name in names:
+        stage here: the schema knows no stage names, the pipeline does."""
+        for name in names or ():
             if name not in self.stages:
                 raise ConfigError(f"config error: stages: unknown stage {name!r}: use {', '.join(self.stages)}")
 

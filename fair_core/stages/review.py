@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Callable
 from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
-from ..host import Host
 from ..runs.records import Mistake, Review, Verdict, Writing, teacher_of
 from ..runs.store import Store
+from ..task import PROMPT_FIELDS
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
@@ -175,8 +175,8 @@ STAGE = Stage(
     records=(Review, Verdict),
     redo_keys=("committee.threshold", "committee.policy", "committee.verify_answer", "committee.parser"),
     prompts=(  # a peer's rationale (or feedback) scored 1-5
-        Prompt("review", ("question", "rationale", "gold", "hint")),
-        Prompt("review_feedback", ("question", "student_answer", "feedback", "gold", "hint")),
+        Prompt("review", PROMPT_FIELDS["review"]),
+        Prompt("review_feedback", PROMPT_FIELDS["review_feedback"]),
     ),
     jobs=jobs,
     # a review reasons before its score; its prompt quotes a writing not written before the run
