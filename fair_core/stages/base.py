@@ -7,20 +7,44 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Protocol
 
 from ..errors import ConfigError, FairError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from typing_extensions import TypeIs
 
     from ..config import RunConfig
     from ..gateway.gateway import Gateway
-    from ..host import Host
-    from ..runs.rundir import Run
+    from ..runs.events import Event
     from ..runs.splits import Split
     from ..runs.store import Store
     from ..task import Task
+
+
+class RunState(Protocol):
+    """What a stage uses of its run. The run directory (``fair_core.runs.rundir.Run``), a layer
+    above the stages, hands itself in: the stages import nothing of it."""
+
+    path: Path
+    config: RunConfig
+    store: Store
+
+    def round_dir(self, round: int) -> Path: ...
+
+    def publish(self, event: Event) -> None: ...
+
+
+class PluginHost(Protocol):
+    """What a stage uses of the plugin host (``fair_core.host.Host``, a layer above): the
+    pipeline it runs in and the plugins' parsers and policies."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    def get(self, kind: str, name: str) -> Any: ...
 
 
 class StageCancelled(Exception):
@@ -88,7 +112,7 @@ class Stage:
     writes: str
     records: tuple[type, ...] = ()
     redo_keys: tuple[str, ...] = ()
-    clear: Callable[[Run, int], None] | None = None
+    clear: Callable[[RunState, int], None] | None = None
     prompts: tuple[Prompt, ...] = ()
     jobs: Jobs | None = None
     purposes: tuple[Purpose, ...] = ()
@@ -112,8 +136,8 @@ class Context:
     """What a stage works with: the run, the plugins, the task, the round, and what the runner
     provides (see Need)."""
 
-    run: Run
-    host: Host
+    run: RunState
+    host: PluginHost
     task: Task
     round: int
     student: Callable[..., Any]  # student(trained=False): the round's student before (or after) its training

@@ -18,11 +18,10 @@ from ..gateway.backend import Request
 from ..runs.records import Mistake, Review, Verdict, Writing, teacher_of
 from ..runs.store import Store
 from ..task import PROMPT_FIELDS
-from .base import Context, Need, Prompt, Purpose, Stage
+from .base import Context, Need, PluginHost, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
 if TYPE_CHECKING:
-    from ..host import Host
     from ..task import Task
 
 
@@ -99,7 +98,7 @@ async def run(ctx: Context) -> dict:
     return summary
 
 
-def scorer(host: Host, committee: CommitteeConfig) -> Callable[[str], int | None]:
+def scorer(host: PluginHost, committee: CommitteeConfig) -> Callable[[str], int | None]:
     """The configured parser, checked: a review's score from its text. The one place a review is
     parsed (a live review, a stored one when the parser changes, a paper file's score)."""
     parse = host.get("parsers", committee.parser)
@@ -126,7 +125,7 @@ def judge(
     store: Store,
     round: int,
     committee: CommitteeConfig,
-    host: Host,
+    host: PluginHost,
     task: Task,
     records: tuple[list[Mistake], list[Writing], list[Review]] | None = None,
 ) -> dict:

@@ -162,5 +162,4 @@ class RunsScreen(View):
     def action_copy(self) -> None:
         path = self.selected()
         if path is not None:
-            self.fair.setup_screen().load_config(cfg.load(path / "config.toml"), None)
-            self.fair.action_go("setup")
+            self.fair.new_config(cfg.load(path / "config.toml"))
