@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick setup bench gpu-wheels clean
+.PHONY: demo lint test test-quick setup bench gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -20,15 +20,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/fair run configs/demo.toml --run-dir runs/demo
 
-# lint, format and type checks first, then the tests
-test: $(STAMP)
+# lint, format, type and layer checks (lint-imports: pyproject's [tool.importlinter] contracts,
+# the layers docs/architecture.md lists), run before the tests
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -n 2
 
 # everything but the tests marked slow (see CONTRIBUTING.md)
-test-quick: $(STAMP)
+test-quick: lint
 	$(PY) -m pytest -n 2 -m "not slow"
 
 bench: $(STAMP)

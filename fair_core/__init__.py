@@ -4,12 +4,7 @@ The Python API (``load_config``, ``run``, ``open_run``; see :mod:`fair_core.api`
 from here, and loaded on first use: ``import fair_core`` stays as light as ``fair --help``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:  # pyproject.toml's version is the one source; the installed metadata carries it
-    __version__ = version("fair-distill")
-except PackageNotFoundError:  # a source tree on sys.path, never installed
-    __version__ = "0+unknown"
+from .version import __version__
 
 _API = ("load_config", "run", "open_run", "Outcome", "Results")
 __all__ = ["__version__", *_API]

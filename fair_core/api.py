@@ -32,9 +32,9 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     """A validated, frozen :class:`~fair_core.config.RunConfig` from a TOML file (None: the
     defaults), with ``overrides`` such as ``"train.alpha=0.3"`` applied as ``fair run --set``
     applies them. A wrong key or type raises :class:`~fair_core.errors.ConfigError` naming it."""
-    from . import config as cfg
+    from .config import load
 
-    return cfg.load(path, list(overrides))
+    return load(path, list(overrides))
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,17 @@ def run(
     (config, data, plugins, a run directory in use) raise :class:`~fair_core.errors.FairError`
     before anything is written; failed calls do not raise: they show in the outcome's code.
     ``control`` pauses, resumes or cancels the run from another thread (see :class:`Control`)."""
-    from . import config as cfg
+    from .config import RunConfig, validate
     from .host import get_host
     from .runner import Runner, check
     from .runs.events import Message
     from .runs.rundir import Run, RunLock
 
-    run_config = config if isinstance(config, cfg.RunConfig) else load_config(config)
+    run_config = config if isinstance(config, RunConfig) else load_config(config)
     # validated as the config file's key is; check() refuses a stage the pipeline lacks in one line
-    asked = None if stages is None else cfg.validate({**run_config.model_dump(), "stages": list(stages)}).stages
+    asked = None if stages is None else validate({**run_config.model_dump(), "stages": list(stages)}).stages
     if rounds is not None:
-        run_config = cfg.validate({**run_config.model_dump(), "rounds": rounds})
+        run_config = validate({**run_config.model_dump(), "rounds": rounds})
     host = get_host()
     check(run_config, host, stages=asked)  # before the run directory is written
     path = Path(run_dir)
@@ -183,9 +183,9 @@ class Results:
     @property
     def config(self) -> RunConfig:
         """The run's resolved config (its config.toml)."""
-        from . import config as cfg
+        from .config import load
 
-        return cfg.load(self.path / "config.toml")
+        return load(self.path / "config.toml")
 
     @property
     def rounds(self) -> list[int]:

@@ -607,9 +607,9 @@ def add_eval(sub) -> None:
 
 def cmd_eval(args) -> int:
     from .results.evaluate import evaluate_model, score_references
-    from .results.hub import local_adapter
     from .results.likelihood import METRICS
     from .stats import describe, describe_score
+    from .student import local_adapter
 
     if (args.task is None) == (args.references is None):
         _err("fair eval needs one of --task (accuracy, by generating) or --references RUN (scores, no generation)")
@@ -662,12 +662,10 @@ def add_completion(sub) -> None:
 def cmd_completion(args) -> int:
     import shtab
 
-    from .config import stage_names
-
     parser = build_parser()  # plugins' commands included
     kinds = {"FILE": shtab.FILE, "DIRECTORY": shtab.DIRECTORY}
     # names offered where one is expected (the parser itself keeps accepting a config for `fair data`)
-    names = {"task": get_host().names("tasks"), "stages": stage_names()}
+    names = {"task": get_host().names("tasks"), "stages": get_host().pipeline.names()}
     for action in _actions(parser):
         if action.dest in PATH_ARGS:
             action.complete = kinds[PATH_ARGS[action.dest]]

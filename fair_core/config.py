@@ -20,15 +20,6 @@ from .errors import ConfigError
 from .inputs import MAX_DEPTH, depth
 
 
-def stage_names() -> list[str]:
-    """Every stage, in order: the default of ``stages``. Read from the plugin host's pipeline
-    (the built-in stages and the plugins') when a config leaves the key out; the names a config
-    gives are checked where the pipeline is known, by the runner's check."""
-    from .host import get_host
-
-    return get_host().pipeline.names()
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -264,12 +255,14 @@ class RunConfig(Strict):
     student: StudentConfig = StudentConfig()
     train: TrainConfig = TrainConfig()
     rounds: int = Field(default=1, ge=1)
-    stages: list[str] = Field(default_factory=stage_names)
+    # None: every stage of the pipeline, the plugins' too. The schema knows no stage names: the
+    # pipeline (Pipeline.chosen and check, where a run is planned) reads and checks them
+    stages: list[str] | None = None
 
     @field_validator("stages")
     @classmethod
-    def _some_stages(cls, stages: list[str]) -> list[str]:
-        if not stages:
+    def _some_stages(cls, stages: list[str] | None) -> list[str] | None:
+        if stages is not None and not stages:
             raise ValueError("names no stage: name one or more, or leave the key out to run every stage")
         return stages
 

@@ -147,7 +147,7 @@ def estimate(
                 f"many mistakes as round 0 (the trained student likely makes fewer)"
             )
         stages = committee(pipeline)
-        if not any(s in config.stages for s in stages):
+        if not set(stages) & set(pipeline.ordered(config.stages)):
             assumptions.append(f"stages include no committee stage ({', '.join(stages)}): no teacher is called")
         count = ctx.store.count_mistakes(0)
     return _result(config, list(purposes), backends, lines, expected, counted, count, assumptions)
@@ -308,7 +308,7 @@ def _project(
     # (item, kind, author) -> its tokens; a request that quotes no writing looks up kind None
     unwritten: dict[tuple[str, str | None, str | None], float] = {}
     for stage, jobs in committee(pipeline).items():
-        if stage not in ctx.config.stages:
+        if stage not in pipeline.ordered(ctx.config.stages):
             continue
         written = []
         for teacher, make in jobs(ctx):

@@ -224,12 +224,18 @@ def plan(exp: Experiment, root: Path, pipeline: Pipeline) -> list[tuple[str, Pat
     run where the experiment has one, then each arm. ``pipeline``: the host's (plugins' stages in)."""
     committee = committee_config(exp.base)
     shared = pipeline.names()[: pipeline.rank("compile")]  # what every variant shares: all before compile
-    steps = [("committee", root / "committee", committee, [s for s in committee.stages if s in shared])]
+    first = [s for s in pipeline.ordered(committee.stages) if s in shared]
+    steps = [("committee", root / "committee", committee, first)]
     if exp.references:
         held_out = references_config(exp)
-        steps.append(("references", root / "references", held_out, held_out.stages))
+        steps.append(("references", root / "references", held_out, pipeline.ordered(held_out.stages)))
     return steps + [
-        (a.variant + ("" if a.seed is None else f" (seed {a.seed})"), root / a.folder, a.config, a.config.stages)
+        (
+            a.variant + ("" if a.seed is None else f" (seed {a.seed})"),
+            root / a.folder,
+            a.config,
+            pipeline.ordered(a.config.stages),
+        )
         for a in exp.arms
     ]
 

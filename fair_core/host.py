@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 import pluggy
 
-from . import hookspecs
+import fair_core.hookspecs as hookspecs  # the module: pluggy reads its hook specifications
+
 from .errors import ConfigError, DataError, FairError, PluginError
 
 if TYPE_CHECKING:  # pydantic loads with the config, which `fair --help` does not need

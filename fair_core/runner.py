@@ -28,7 +28,7 @@ from .runs.rundir import Run
 from .runs.splits import mistakes_path
 from .runs.store import StageStatus
 from .stages import Context, Need, Stage, StageCancelled, examine, runs_async
-from .student import Student, load, model_folder
+from .student import Student, adapter_config, load, local_adapter, model_folder
 from .task import data_root
 
 
@@ -40,8 +40,8 @@ class Runner:
         self.host = host
         self.config = run.config
         self.pipeline = host.pipeline
-        self.stages = self.pipeline.ordered(self.config.stages if stages is None else stages)
         self.asked = self.config.stages if stages is None else stages  # as given: check() refuses a name it lacks
+        self.stages = self.pipeline.ordered(self.asked)  # None (the config leaves them out): every stage
         self.task = host.task(self.config.task)
         self.gateway: Gateway | None = None
         self._student: tuple[tuple[str, str | None], Student] | None = None  # (source, loaded student)
@@ -98,9 +98,6 @@ class Runner:
         """``student.adapter`` as a local folder (a hub id fetched once), checked to be an adapter."""
         if not self.config.student.adapter:
             return None
-        from .results.hub import local_adapter
-        from .student import adapter_config
-
         folder = local_adapter(self.config.student.adapter)
         adapter_config(folder)
         return folder
@@ -313,7 +310,7 @@ def check(config: RunConfig, host: Host, backends: dict | None = None, stages: l
         )
     host.get("parsers", config.committee.parser)
     host.get("policies", config.committee.policy)
-    needs = {pipeline[s].needs for s in (config.stages if stages is None else stages)}
+    needs = {pipeline[s].needs for s in pipeline.ordered(config.stages if stages is None else stages)}
     if Need.COMMITTEE in needs:
         if not config.teachers:
             raise FairError("no teachers configured: add [[teachers]] tables to the config")

@@ -41,6 +41,28 @@ def adapter_config(adapter: str | Path) -> dict:
     )
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` reads as a hub repo id (owner/name) rather than a local path."""
+    return name.count("/") == 1 and not name.startswith((".", "~", "/"))
+
+
+def local_adapter(ref: str) -> str:
+    """A LoRA adapter as a local folder: ``ref`` when it is one (or reads as a path), else the hub
+    repo ``ref`` fetched into the hub cache once (offline, read from there)."""
+    if Path(ref).expanduser().exists() or not is_hub_id(ref):
+        return str(Path(ref).expanduser())
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(ref)
+    except Exception as e:  # noqa: BLE001 - offline, unknown repo, network: the first line says which
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise FairError(
+            f"adapter {ref} is not a local folder, and the hub repo {ref} could not be fetched "
+            f"({type(e).__name__}: {why}): check the id, or pass a folder"
+        ) from None
+
+
 def model_folder(host, student) -> str:
     """The folder a student backend loads and trains (``local_path``: an alias resolved, a hub
     model in the hub cache, a GGUF converted once); ``student.model`` for backends without one."""

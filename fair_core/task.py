@@ -6,19 +6,22 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar, Mapping
 
 from .errors import DataError, expect
 
-
-def __getattr__(name: str) -> Any:
-    """PROMPT_FIELDS: the prompt kinds every task provides, with the fields each template may use,
-    as the built-in stages declare them (``Stage.prompts``)."""
-    if name != "PROMPT_FIELDS":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .stages import PIPELINE
-
-    return PIPELINE.prompt_fields(defaults=False)
+# The prompt kinds every task writes, with the fields each template may use: those the built-in
+# stages render, in pipeline order (each stage declares its own from here in ``Stage.prompts``).
+# A plugin's stage brings a default template for a kind of its own instead.
+PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
+    "student": ("question",),  # the student answers a question (examine, evaluate)
+    "explain": ("question", "student_answer", "gold", "hint"),  # with the gold hint
+    "solve": ("question",),  # no hint
+    "review": ("question", "rationale", "gold", "hint"),
+    "review_feedback": ("question", "student_answer", "feedback", "gold", "hint"),
+    "learn_feedback": ("question", "student_answer", "gold"),
+    "learn_rationale": ("question",),
+}
 
 
 # "gold" is the final answer ("145", "yes"); "hint" the dataset's whole gold field, as the paper

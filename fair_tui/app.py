@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, cast
+from typing import TYPE_CHECKING, Iterable, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -31,6 +31,9 @@ from .screens.base import View
 from .screens.quit import QuitScreen
 from .screens.setup import SetupScreen
 from .session import Session, is_run_dir
+
+if TYPE_CHECKING:
+    from fair_core.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +120,9 @@ class FairApp(App):
             if s.active:
                 yield SystemCommand("Cancel run", "stop after the calls in flight; resumable later", self.cancel_run)
 
-    def new_config(self) -> None:
-        self.setup_screen().load_config(None, None)
+    def new_config(self, config: RunConfig | None = None) -> None:
+        """The setup form on a new config: the defaults, or a copy of ``config`` (a run's)."""
+        self.setup_screen().load_config(config, None)
         self.action_go("setup")
 
     # the open run ----------------------------------------------------------------------------------

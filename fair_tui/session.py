@@ -182,7 +182,8 @@ class Session:
         self.config = self.run.config
         self.name = self.path.name
         stored = self.run.store.stages()
-        self.live = Live([*self.config.stages, *(row.stage for row in stored)])  # and any that ran outside them
+        # the config's stages (None: all) and any that ran outside them
+        self.live = Live([*get_host().pipeline.ordered(self.config.stages), *(row.stage for row in stored)])
         self.live.seed(self.run)
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.logged = 0  # lines ever logged: a screen that has shown n of them shows those after

@@ -107,3 +107,20 @@ def test_bad_teacher_override_is_one_line(override, message):
 def test_teacher_override_without_teachers():
     with pytest.raises(ConfigError, match=r"use one of \(none configured\)"):
         cfg.load(None, ["teachers.gpt.model=x"])
+
+
+def test_a_config_that_leaves_stages_out_runs_every_stage_of_the_pipeline(tmp_path):
+    """The schema knows no stage names: it keeps None, which the pipeline reads as all of its
+    stages, and a config saved and read back still leaves the key out."""
+    config = cfg.load(None)
+    assert config.stages is None
+    pipeline = get_host().pipeline
+    assert pipeline.ordered(config.stages) == pipeline.names()
+    assert "stages" not in cfg.dump(config)
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.dump(config))
+    assert cfg.load(path) == config
+    named = cfg.load(None, ['stages=["solve", "explain"]'])
+    assert pipeline.ordered(named.stages) == ["explain", "solve"]
+    with pytest.raises(ConfigError, match="names no stage"):
+        cfg.load(None, ["stages=[]"])

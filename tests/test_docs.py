@@ -71,6 +71,23 @@ def test_the_architecture_doc_names_every_module_in_its_folder_and_layer():
         assert f"`{name}`" in layers, name
 
 
+def test_the_architecture_docs_layers_are_those_lint_imports_checks():
+    """The numbered layers in docs/architecture.md, top to bottom, are the layers of the import
+    contract in pyproject.toml (a folder written `runs/`, a module in one `runs/rundir`)."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (core,) = [c for c in contracts if c["type"] == "layers" and c["containers"] == ["fair_core"]]
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    layers = doc[doc.index("## Layers") : doc.index("## Where each kind of change goes")]
+    items = re.findall(r"^\d+\. (.*?)(?=^\d+\. |\n\n)", layers, re.M | re.S)
+    assert len(items) == len(core["layers"])
+    for item, layer in zip(items, core["layers"]):
+        for name in (n.strip() for n in layer.split(":")):
+            written = name.replace(".", "/")
+            assert f"`{written}`" in item or f"`{written}/`" in item, (name, item)
+
+
 def test_every_import_path_the_docs_promise_resolves():
     """Third parties write the paths these pages name: a module moved inside fair_core keeps its old
     path as a re-export of the same objects (fair_core.events, fair_core.records)."""

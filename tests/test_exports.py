@@ -420,8 +420,8 @@ def test_push_failures_are_one_line(run, hub, capsys):
 def test_an_adapter_is_found_by_its_hub_id_in_the_hub_cache(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    from fair_core.results.hub import local_adapter
     from fair_core.stats import accuracy
+    from fair_core.student import local_adapter
     from fair_core.testing.tiny import into_hub_cache
 
     folder = tmp_path / "adapter"

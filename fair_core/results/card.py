@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
-from .. import config as cfg
+from ..config import RunConfig, TaskConfig
+from ..config import load as load_config
+from ..version import __version__
 from .formats import Format
 from .report import build
 
 PAPER = "Li, Ji, Meng, He: Learning from Committee, ACL Findings 2025, arXiv 2410.03663"
 
 
-def _task(config: cfg.TaskConfig) -> object | None:
+def _task(config: TaskConfig) -> object | None:
     """The run's task, for what it says of its data (licence, upstream, description); None where
     its plugin is not loaded here or its config no longer builds."""
     from ..errors import FairError
@@ -43,7 +44,7 @@ class Facts:
 
     def __init__(self, run_dir: Path, round: int) -> None:
         path = run_dir / "config.toml"
-        self.config = cfg.load(path) if path.is_file() else cfg.RunConfig()
+        self.config = load_config(path) if path.is_file() else RunConfig()
         self.report = build(run_dir)
         self.round = round
         self.figures: dict = next((r for r in self.report["rounds"] if r["round"] == round), {})

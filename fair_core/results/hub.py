@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import FairError
-from ..student import adapter_config
+from ..student import adapter_config, is_hub_id
 from .card import Facts, model_card
 
 # what each push reads in a round's folder (the first found), and the fix when no round has it
@@ -40,11 +40,6 @@ def latest_round(run_dir: Path, what: str) -> int:
     if not rounds:
         raise FairError(f"run {run_dir} has {MISSING[what]}")
     return rounds[0]
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether ``name`` reads as a hub repo id (owner/name) rather than a local path."""
-    return name.count("/") == 1 and not name.startswith((".", "~", "/"))
 
 
 def _linked(src: Path, dst: Path) -> None:
@@ -118,20 +113,3 @@ def failure(e: Exception, repo: str) -> str:
             f"or run `hf auth login`"
         )
     return f"the push to {repo} failed ({type(e).__name__}: {why}): check the network and the repo id"
-
-
-def local_adapter(ref: str) -> str:
-    """A LoRA adapter as a local folder: ``ref`` when it is one (or reads as a path), else the hub
-    repo ``ref`` fetched into the hub cache once (offline, read from there)."""
-    if Path(ref).expanduser().exists() or not is_hub_id(ref):
-        return str(Path(ref).expanduser())
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(ref)
-    except Exception as e:  # noqa: BLE001 - offline, unknown repo, network: the first line says which
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise FairError(
-            f"adapter {ref} is not a local folder, and the hub repo {ref} could not be fetched "
-            f"({type(e).__name__}: {why}): check the id, or pass a folder"
-        ) from None

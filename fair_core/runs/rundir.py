@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import config as cfg
+from ..config import RunConfig, dump, load
 from ..errors import ConfigError, FairError
 from .disk import DiskFull, is_full
 from .events import Bus, Event, JsonlSink
@@ -53,7 +53,7 @@ class Run:
     def __init__(
         self,
         path: str | Path,
-        config: cfg.RunConfig | None = None,
+        config: RunConfig | None = None,
         stages: list[str] | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
@@ -62,7 +62,7 @@ class Run:
         declarations say what a change redoes (default: the process's plugin host's)."""
         self.path = Path(path)
         config_file = self.path / "config.toml"
-        saved = cfg.load(config_file) if config_file.exists() else None
+        saved = load(config_file) if config_file.exists() else None
         db = self.path / "run.sqlite"
         missing = not db.is_file() or db.stat().st_size == 0
         made = first_output(self.path)
@@ -77,23 +77,26 @@ class Run:
         if changed and _empty(db):
             changed = []  # a first start that failed before storing anything: the new config is the run's
         redo = _redo_stage(pipeline, changed, self.path, config_file)
-        self.config = config or saved or cfg.RunConfig()
+        self.config = config or saved or RunConfig()
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.path / "run.sqlite")
         self.changes: list[str] = []  # what this invocation's config changed, for the user to read
         if redo:
             self._redo(*redo, changed, config_file, self.config.stages if stages is None else stages)
         if saved is None or config is not None:
-            write_atomic(config_file, cfg.dump(self.config))
+            write_atomic(config_file, dump(self.config))
         self.bus = Bus()
         self._log = JsonlSink(self.path / "events.jsonl")
         self.bus.subscribe(self._log)
         self._pending: list[dict] = []
         self.bus.subscribe(self._to_store)
 
-    def _redo(self, pipeline: Pipeline, stage: str, changed: list[str], config_file: Path, stages: list[str]) -> None:
+    def _redo(
+        self, pipeline: Pipeline, stage: str, changed: list[str], config_file: Path, stages: list[str] | None
+    ) -> None:
         """Forget round 0 from ``stage`` on: those stages run again with the new settings, and
-        each clears what it declares its stale mark does not cover."""
+        each clears what it declares its stale mark does not cover. ``stages``: those this
+        invocation runs (None: every stage)."""
         rows = self.store.stages()
         if any(row.round > 0 for row in rows):
             self.store.close()
@@ -104,7 +107,7 @@ class Run:
             )
         redone = pipeline.names()[pipeline.rank(stage) :]
         ran = {row.stage for row in rows}  # all of round 0, as no later round exists
-        left_out = [s for s in redone if s in ran and s not in stages]
+        left_out = [s for s in redone if s in ran and s not in pipeline.ordered(stages)]
         if left_out:  # refused before anything changes: the run stays as it was
             self.store.close()
             raise ConfigError(
@@ -171,7 +174,7 @@ def _empty(db: Path) -> bool:
         store.close()
 
 
-def changed_keys(saved: cfg.RunConfig, config: cfg.RunConfig) -> list[str]:
+def changed_keys(saved: RunConfig, config: RunConfig) -> list[str]:
     """The dotted keys (``train.alpha``, ``task.prompts.explain``; a whole section for lists such
     as ``teachers``) whose values differ, free keys left out."""
     return [k for k in _differ("", _priceless(saved), _priceless(config)) if not set(_prefixes(k)) & set(FREE_KEYS)]
@@ -190,7 +193,7 @@ def _prefixes(key: str) -> list[str]:
     return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
-def _priceless(config: cfg.RunConfig) -> dict:
+def _priceless(config: RunConfig) -> dict:
     """``config`` as a dict without the teachers' prices: nothing stored depends on them, so a
     price set once a run has begun counts from its next call on."""
     data = config.model_dump()

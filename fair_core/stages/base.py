@@ -7,20 +7,44 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Protocol
 
 from ..errors import ConfigError, FairError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from typing_extensions import TypeIs
 
     from ..config import RunConfig
     from ..gateway.gateway import Gateway
-    from ..host import Host
-    from ..runs.rundir import Run
+    from ..runs.events import Event
     from ..runs.splits import RunItems
     from ..runs.store import Store
     from ..task import Task
+
+
+class RunState(Protocol):
+    """What a stage uses of its run. The run directory (``fair_core.runs.rundir.Run``), a layer
+    above the stages, hands itself in: the stages import nothing of it."""
+
+    path: Path
+    config: RunConfig
+    store: Store
+
+    def round_dir(self, round: int) -> Path: ...
+
+    def publish(self, event: Event) -> None: ...
+
+
+class PluginHost(Protocol):
+    """What a stage uses of the plugin host (``fair_core.host.Host``, a layer above): the
+    pipeline it runs in and the plugins' parsers and policies."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    def get(self, kind: str, name: str) -> Any: ...
 
 
 class StageCancelled(Exception):
@@ -88,7 +112,7 @@ class Stage:
     writes: str
     records: tuple[type, ...] = ()
     redo_keys: tuple[str, ...] = ()
-    clear: Callable[[Run, int], None] | None = None
+    clear: Callable[[RunState, int], None] | None = None
     prompts: tuple[Prompt, ...] = ()
     jobs: Jobs | None = None
     purposes: tuple[Purpose, ...] = ()
@@ -112,8 +136,8 @@ class Context:
     """What a stage works with: the run, the plugins, the task, the round, and what the runner
     provides (see Need)."""
 
-    run: Run
-    host: Host
+    run: RunState
+    host: PluginHost
     task: Task
     round: int
     student: Callable[..., Any]  # student(trained=False): the round's student before (or after) its training
@@ -159,18 +183,21 @@ class Pipeline:
         names = self.names()
         return names.index(name) if name in names else len(names)
 
-    def ordered(self, names: Iterable[str]) -> list[str]:
-        """Those of ``names`` that are stages, in pipeline order."""
+    def ordered(self, names: Iterable[str] | None) -> list[str]:
+        """Those of ``names`` that are stages, in pipeline order; None (a config that leaves
+        ``stages`` out): every stage."""
+        if names is None:
+            return self.names()
         wanted = set(names)
         return [n for n in self.stages if n in wanted]
 
     def needing(self, need: Need) -> list[str]:
         return [s.name for s in self if s.needs is need]
 
-    def check(self, names: Iterable[str]) -> None:
+    def check(self, names: Iterable[str] | None) -> None:
         """A ConfigError naming the first of ``names`` (a config's or ``--stages``'s) that is no
-        stage here."""
-        for name in names:
+        stage here: the schema knows no stage names, the pipeline does."""
+        for name in names or ():
             if name not in self.stages:
                 raise ConfigError(f"config error: stages: unknown stage {name!r}: use {', '.join(self.stages)}")
 

@@ -19,6 +19,7 @@ from collections import defaultdict
 
 from ..runs.records import Mistake, teacher_of
 from ..runs.splits import normal
+from ..task import PROMPT_FIELDS
 from .base import Context, Need, Prompt, Stage
 
 
@@ -113,7 +114,7 @@ STAGE = Stage(
     writes="trained questions; rounds/N/train.jsonl",
     redo_keys=("committee.compile_mode", "committee.distil_from", "committee.selection", "committee.seed"),
     prompts=(  # the student's training prompts, for the feedback and the rationale targets
-        Prompt("learn_feedback", ("question", "student_answer", "gold")),
-        Prompt("learn_rationale", ("question",)),
+        Prompt("learn_feedback", PROMPT_FIELDS["learn_feedback"]),
+        Prompt("learn_rationale", PROMPT_FIELDS["learn_rationale"]),
     ),
 )

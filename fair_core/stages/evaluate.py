@@ -6,17 +6,12 @@ evaluate): the report's "before" must not depend on which stages ran together.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..runs.records import Attempt
-from .base import Context, Need, Stage
+from .base import Context, Need, RunState, Stage
 from .examine import score, test_items
 
-if TYPE_CHECKING:
-    from ..runs.rundir import Run
 
-
-def clear(run: Run, round: int) -> None:
+def clear(run: RunState, round: int) -> None:
     """A redone evaluate scores the new trained student: the old one's answers go."""
     run.store.delete_attempts(round, "test", "after")
 

@@ -12,7 +12,7 @@ from ..paper import mistakes_from, read
 from ..runs.events import EvalResult, StageProgress
 from ..runs.records import Attempt, Mistake
 from ..runs.splits import TRAINED, RunItems, mistakes_path, normal, plan
-from ..task import Problem
+from ..task import PROMPT_FIELDS, Problem
 from .base import Context, Need, Prompt, Stage
 
 
@@ -105,7 +105,7 @@ def load_paper_mistakes(ctx: Context) -> int:
 def run(ctx: Context) -> dict:
     if ctx.round == 0 and ctx.config.task.mistakes_file:
         summary = {"mistakes": load_paper_mistakes(ctx), "source": ctx.config.task.mistakes_file}
-        if "evaluate" in ctx.config.stages:
+        if "evaluate" in ctx.host.pipeline.ordered(ctx.config.stages):
             summary.update(score(ctx, ctx.student(), "examine", "before", test_items(ctx)))
         return summary
     student = ctx.student()
@@ -131,7 +131,7 @@ def run(ctx: Context) -> dict:
         "mistakes": len(mistakes),
         "train_items": len(attempts),
     }
-    if ctx.round == 0 and "evaluate" in ctx.config.stages:
+    if ctx.round == 0 and "evaluate" in ctx.host.pipeline.ordered(ctx.config.stages):
         summary.update(score(ctx, student, "examine", "before", test_items(ctx)))
     return summary
 
@@ -143,5 +143,5 @@ STAGE = Stage(
     reads="the task's train split (round 0: its test split too), or round 0's task.mistakes_file",
     writes="attempts (train; round 0: test 'before'), mistakes, items, left_out",
     records=(Attempt, Mistake),
-    prompts=(Prompt("student", ("question",)),),  # the student answers a question (evaluate's too)
+    prompts=(Prompt("student", PROMPT_FIELDS["student"]),),  # the student answers a question (evaluate's too)
 )

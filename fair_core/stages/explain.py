@@ -6,6 +6,7 @@ from functools import partial
 
 from ..gateway.backend import Request
 from ..runs.records import Writing
+from ..task import PROMPT_FIELDS
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
@@ -41,7 +42,7 @@ STAGE = Stage(
     reads="mistakes, feedback written before",
     writes="feedback writings, calls, failures",
     records=(Writing,),
-    prompts=(Prompt("explain", ("question", "student_answer", "gold", "hint")),),  # with the gold hint
+    prompts=(Prompt("explain", PROMPT_FIELDS["explain"]),),
     jobs=jobs,
     # about what the paper's recorded SVAMP committee writes (feedback 120-160 tokens)
     purposes=(Purpose("explain", typical=150, student=True),),

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Callable
 from ..config import CommitteeConfig
 from ..errors import expect
 from ..gateway.backend import Request
-from ..host import Host
 from ..runs.records import Mistake, Review, Verdict, Writing, teacher_of
 from ..runs.store import Store
-from .base import Context, Need, Prompt, Purpose, Stage
+from ..task import PROMPT_FIELDS
+from .base import Context, Need, PluginHost, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
 if TYPE_CHECKING:
-    from ..host import Host
     from ..task import Task
 
 
@@ -99,7 +98,7 @@ async def run(ctx: Context) -> dict:
     return summary
 
 
-def scorer(host: Host, committee: CommitteeConfig) -> Callable[[str], int | None]:
+def scorer(host: PluginHost, committee: CommitteeConfig) -> Callable[[str], int | None]:
     """The configured parser, checked: a review's score from its text. The one place a review is
     parsed (a live review, a stored one when the parser changes, a paper file's score)."""
     parse = host.get("parsers", committee.parser)
@@ -126,7 +125,7 @@ def judge(
     store: Store,
     round: int,
     committee: CommitteeConfig,
-    host: Host,
+    host: PluginHost,
     task: Task,
     records: tuple[list[Mistake], list[Writing], list[Review]] | None = None,
 ) -> dict:
@@ -175,8 +174,8 @@ STAGE = Stage(
     records=(Review, Verdict),
     redo_keys=("committee.threshold", "committee.policy", "committee.verify_answer", "committee.parser"),
     prompts=(  # a peer's rationale (or feedback) scored 1-5
-        Prompt("review", ("question", "rationale", "gold", "hint")),
-        Prompt("review_feedback", ("question", "student_answer", "feedback", "gold", "hint")),
+        Prompt("review", PROMPT_FIELDS["review"]),
+        Prompt("review_feedback", PROMPT_FIELDS["review_feedback"]),
     ),
     jobs=jobs,
     # a review reasons before its score; its prompt quotes a writing not written before the run

@@ -6,6 +6,7 @@ from functools import partial
 
 from ..gateway.backend import Request
 from ..runs.records import Writing, author_name
+from ..task import PROMPT_FIELDS
 from .base import Context, Need, Prompt, Purpose, Stage
 from .committee import Job, run_jobs, user
 
@@ -40,7 +41,7 @@ STAGE = Stage(
     reads="mistakes, rationales written before",
     writes="rationale writings, calls, failures",
     records=(Writing,),
-    prompts=(Prompt("solve", ("question",)),),  # no hint
+    prompts=(Prompt("solve", PROMPT_FIELDS["solve"]),),
     jobs=jobs,
     purposes=(Purpose("solve", typical=200),),
 )

@@ -14,23 +14,18 @@ import subprocess
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import FairError
 from ..runs.disk import DiskFull
 from ..runs.events import Message, TrainStep, appended, from_dict
 from ..runs.store import StageStatus
-from .base import Context, Need, Stage
-
-if TYPE_CHECKING:
-    from ..runs.rundir import Run
-
+from .base import Context, Need, RunState, Stage
 
 # What a round's training leaves: a redone training starts without any of it.
 TRAINED = ("checkpoints", "adapter", "model", "merged")
 
 
-def clear(run: Run, round: int) -> None:
+def clear(run: RunState, round: int) -> None:
     """Checkpoints and outputs made from the old data or settings go."""
     for name in TRAINED:
         shutil.rmtree(run.path / "rounds" / str(round) / name, ignore_errors=True)

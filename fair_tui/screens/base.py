@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -12,8 +12,35 @@ from textual.widgets import Footer, Static
 from ..widgets.navbar import NavBar
 
 if TYPE_CHECKING:
-    from ..app import FairApp
+    from pathlib import Path
+
+    from fair_core.config import RunConfig
+
     from ..session import Session
+
+
+class Shell(Protocol):
+    """What the screens use of the app that shows them (``fair_tui.app.FairApp``, the layer
+    above, which the screens do not import): the open run's session, the runs folder, the
+    screens' names and the app's actions."""
+
+    SCREEN_NAMES: ClassVar[tuple[str, ...]]
+    session: Session | None
+    runs_root: Path
+
+    def action_go(self, name: str) -> None: ...
+
+    def new_config(self, config: RunConfig | None = None) -> None: ...
+
+    def open_run(self, path: Path, session: Session | None = None) -> bool: ...
+
+    def start_run(self) -> None: ...
+
+    def pause_run(self) -> None: ...
+
+    def resume_run(self) -> None: ...
+
+    def cancel_run(self) -> None: ...
 
 
 class View(Screen):
@@ -21,7 +48,7 @@ class View(Screen):
     ready = False  # composed and mounted: show_live may query the widgets
 
     @property
-    def fair(self) -> FairApp:
+    def fair(self) -> Shell:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from fair_core import config as cfg
 from fair_core.errors import FairError
 from fair_core.experiment import is_experiment
+from fair_core.host import get_host
 from fair_core.inert import inert
 from fair_core.results.report import usd
 from fair_core.runs.store import StageStatus, Store
@@ -44,7 +45,8 @@ def summarize(path: Path, name: str | None = None) -> tuple[str, ...]:
     try:
         stages = store.stages()
         done = sum(row.status == StageStatus.DONE for row in stages)
-        names = set(config.stages) | {row.stage for row in stages}  # as the pipeline screen lists them
+        # as the pipeline screen lists them: the config's (None: all) and any that ran outside them
+        names = set(get_host().pipeline.ordered(config.stages)) | {row.stage for row in stages}
         last = stages[-1] if stages else None
         where = f"r{last.round} {last.stage} {last.status}" if last else "not started"
         mistakes = store.count_mistakes()
@@ -160,5 +162,4 @@ class RunsScreen(View):
     def action_copy(self) -> None:
         path = self.selected()
         if path is not None:
-            self.fair.setup_screen().load_config(cfg.load(path / "config.toml"), None)
-            self.fair.action_go("setup")
+            self.fair.new_config(cfg.load(path / "config.toml"))

@@ -155,7 +155,7 @@ class Field(Vertical):
                 [(c, c) for c in options], value=str(value) if value else Select.NULL, compact=True, id=wid
             )
         else:
-            text = ",".join(value) if kind == "list" else "" if value is None else str(value)
+            text = ",".join(value or ()) if kind == "list" else "" if value is None else str(value)
             self.editor = Input(text, compact=True, id=wid)
 
     def compose(self) -> ComposeResult:
