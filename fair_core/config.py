@@ -256,7 +256,7 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     rounds: int = Field(default=1, ge=1)
     # None: every stage of the pipeline, the plugins' too. The schema knows no stage names: the
-    # pipeline (Pipeline.chosen and check, where a run is planned) reads and checks them
+    # pipeline (Pipeline.ordered and check, where a run is planned) reads and checks them
     stages: list[str] | None = None
 
     @field_validator("stages")
