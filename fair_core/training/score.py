@@ -30,20 +30,23 @@ def _groups(encoded: list[Encoded]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _passes(encoded: list[Encoded], groups: list[list[int]], pass_tokens: int) -> list[list[list[int]]]:
-    """Consecutive groups in passes of at most ``pass_tokens`` tokens as packed (a longer group
-    alone), so that memory stays bounded."""
+def _passes(encoded: list[Encoded], groups: list[list[int]], pass_tokens: int, packed: bool) -> list[list[list[int]]]:
+    """Consecutive groups in passes of at most ``pass_tokens`` tokens as laid out (packed: each
+    shared prefix once; else one row per sequence, padded to the longest), a longer group alone,
+    so that memory stays bounded."""
     passes: list[list[list[int]]] = []
-    used = pass_tokens
+    rows = longest = used = 0
     for group in groups:
         seqs = [encoded[i] for i in group]
-        p = shared_prefix(seqs)
+        p = shared_prefix(seqs) if packed else 0
         n = p + sum(len(s.ids) - p for s in seqs)
-        if used + n > pass_tokens:
+        width = max(longest, *(len(s.ids) for s in seqs))
+        if not passes or (used + n if packed else (rows + len(seqs)) * width) > pass_tokens:
             passes.append([])
-            used = 0
+            rows = longest = used = 0
+            width = max(len(s.ids) for s in seqs)
         passes[-1].append(group)
-        used += n
+        rows, longest, used = rows + len(seqs), width, used + n
     return passes
 
 
@@ -61,7 +64,7 @@ def mean_logprobs(
         collator = PairCollator(pad_id=0, packed=packed)
         device = next(model.parameters()).device
         scores = [0.0] * len(encoded)
-        for groups in _passes(encoded, _groups(encoded), pass_tokens):
+        for groups in _passes(encoded, _groups(encoded), pass_tokens, packed):
             seqs = [i for group in groups for i in group]
             layout = []
             for group in groups:
