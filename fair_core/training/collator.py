@@ -88,8 +88,7 @@ class PairCollator:
             "prefix": None,
         }
         if not self.packed:
-            pieces = [_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members]
-            batch["passes"] = [self._unpacked(run) for run in self._passes(pieces)]
+            batch["passes"] = [self._unpacked(run) for run in self._passes(self._whole(groups))]
         elif self.pass_tokens is None or used <= self.pass_tokens:
             batch["passes"] = [self.one_pass(groups)]
         else:
@@ -101,13 +100,18 @@ class PairCollator:
         length: packed, each prefix just before its group; unpacked, one example per row. The
         labelled positions come in the examples' order."""
         if not self.packed:
-            return self._unpacked([_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members])
+            return self._unpacked(self._whole(groups))
         return self._packed(
             [
                 (Group(p, tuple(len(s.ids) - p for s, _ in members)), self._pieces(g, p, members, inline=True))
                 for g, (p, members) in enumerate(groups)
             ]
         )
+
+    @staticmethod
+    def _whole(groups: list[tuple[int, list[tuple[Encoded, int]]]]) -> list[_Piece]:
+        """Every example as one piece, prompt and all: the unpacked layout's rows."""
+        return [_Piece(s.ids, 0, s.n_prompt, kind) for _, members in groups for s, kind in members]
 
     @staticmethod
     def _pieces(group: int, prefix: int, members: list[tuple[Encoded, int]], inline: bool) -> list[_Piece]:

@@ -30,23 +30,24 @@ def _groups(encoded: list[Encoded]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _passes(encoded: list[Encoded], groups: list[list[int]], pass_tokens: int, packed: bool) -> list[list[list[int]]]:
-    """Consecutive groups in passes of at most ``pass_tokens`` tokens as laid out (packed: each
-    shared prefix once; else one row per sequence, padded to the longest), a longer group alone,
-    so that memory stays bounded."""
-    passes: list[list[list[int]]] = []
+def _passes(
+    encoded: list[Encoded], groups: list[list[int]], pass_tokens: int, packed: bool
+) -> list[list[tuple[list[int], int]]]:
+    """Consecutive groups, each with its shared prefix, in passes of at most ``pass_tokens`` tokens
+    as laid out (packed: each prefix once; else one row per sequence, padded to the longest), a
+    longer group alone, so that memory stays bounded."""
+    passes: list[list[tuple[list[int], int]]] = []
     rows = longest = used = 0
     for group in groups:
         seqs = [encoded[i] for i in group]
-        p = shared_prefix(seqs) if packed else 0
-        n = p + sum(len(s.ids) - p for s in seqs)
-        width = max(longest, *(len(s.ids) for s in seqs))
-        if not passes or (used + n if packed else (rows + len(seqs)) * width) > pass_tokens:
+        prefix = shared_prefix(seqs) if packed else 0
+        n = prefix + sum(len(s.ids) - prefix for s in seqs)
+        width = max(len(s.ids) for s in seqs)
+        if not passes or (used + n if packed else (rows + len(seqs)) * max(longest, width)) > pass_tokens:
             passes.append([])
             rows = longest = used = 0
-            width = max(len(s.ids) for s in seqs)
-        passes[-1].append(group)
-        rows, longest, used = rows + len(seqs), width, used + n
+        passes[-1].append((group, prefix))
+        rows, longest, used = rows + len(seqs), max(longest, width), used + n
     return passes
 
 
@@ -64,12 +65,9 @@ def mean_logprobs(
         collator = PairCollator(pad_id=0, packed=packed)
         device = next(model.parameters()).device
         scores = [0.0] * len(encoded)
-        for groups in _passes(encoded, _groups(encoded), pass_tokens, packed):
-            seqs = [i for group in groups for i in group]
-            layout = []
-            for group in groups:
-                members = [encoded[i] for i in group]
-                layout.append((shared_prefix(members), [(m, RATIONALE) for m in members]))
+        for one in _passes(encoded, _groups(encoded), pass_tokens, packed):
+            seqs = [i for group, _ in one for i in group]
+            layout = [(prefix, [(encoded[i], RATIONALE) for i in group]) for group, prefix in one]
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collator.one_pass(layout).items()}
             nll, _ = token_nll(
                 model,
