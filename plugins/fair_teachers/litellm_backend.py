@@ -178,6 +178,8 @@ class LiteLLMTeacher(Backend):
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
             status = status if isinstance(status, int) else None
             raise classify(status, reason, _retry_after(e), self._fixes()) from None
+        if not getattr(r, "choices", None):  # a 200 with no answer in it, as a broken proxy sends
+            raise TransientError("the response has no choices")
         usage = getattr(r, "usage", None)
         choice = r.choices[0]
         finish = getattr(choice, "finish_reason", None)
