@@ -9,6 +9,7 @@ to the console, the last line, the log, ``fair report`` and the TUI.
 
 from __future__ import annotations
 
+import json
 import re
 
 # what a terminal may act on beyond C0: DEL, C1 (0x9b is CSI to some terminals), and the bidi
@@ -25,6 +26,7 @@ SEQUENCE = (
 )
 _SEQUENCE = re.compile(SEQUENCE)
 _CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f{ACTIVE}]")
+_ACTIVE = re.compile(f"[{ACTIVE}]")
 
 
 def inert(text: object, markup: bool = False) -> str:
@@ -38,3 +40,10 @@ def inert(text: object, markup: bool = False) -> str:
     from rich.markup import escape  # here: the log and the last line import this module, and rich is slow to load
 
     return escape(clean)
+
+
+def inert_json(obj: object, **dumps) -> str:
+    """``obj`` as JSON (``json.dumps`` with ``ensure_ascii=False`` and ``dumps``) with what JSON leaves
+    raw but a terminal may act on, the ACTIVE characters, written as ``\\u`` escapes: the same JSON,
+    and a file or stream of it shown in a terminal stays inert (JSON escapes C0 itself)."""
+    return _ACTIVE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, **dumps))

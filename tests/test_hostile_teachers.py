@@ -13,12 +13,14 @@ import sqlite3
 import urllib.parse
 
 import pytest
-from test_gateway import request, run, teacher
+from test_gateway import ask, request, run, teacher
 
 from fair_core.gateway.backend import MAX_TOKENS, Backend, Completion, Request
 from fair_core.gateway.gateway import CallFailure
 from fair_core.inert import inert
 from fair_core.redact import REDACTED
+from fair_core.runs.events import CallRetried
+from fair_core.runs.store import Store
 from fair_core.testing.server import RawReply, serve_in_thread
 
 PRICE = {"input": 1.0, "output": 2.0}  # USD per million tokens
@@ -193,3 +195,35 @@ def test_a_key_echoed_in_another_form_is_redacted(tmp_path, monkeypatch, form):
     for text in said:  # as a terminal would show it, too: with the cut taken out
         assert KEY not in inert(text) and KEY[12:30] not in inert(text), text[:300]
         assert urllib.parse.quote(KEY, safe="")[12:40] not in text and json.dumps(KEY)[12:40] not in text
+
+
+def test_calls_never_sent_count_no_retries(tmp_path):
+    """A teacher down fails its other calls without sending them (0 tries): the report's retry
+    column read -1 for each."""
+    with serve_in_thread(behaviours={"h": raw(401, '{"error": {"message": "no"}}')}) as server:
+        run(tmp_path, {"t": teacher(server.url, "h")}, lambda gateway: ask(gateway, "a", "b", "c"))
+    store = Store(tmp_path / "run.sqlite")
+    try:
+        assert sorted(row[-1] for row in stored(tmp_path)) == [0, 0, 1]
+        assert store.call_totals()["t"][:2] == (3, 0)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("transport", ["http", "litellm"])
+@pytest.mark.parametrize("wait", ["nan", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_that_is_no_wait_leaves_the_backoff(tmp_path, transport, wait):
+    """NaN won every max() against the backoff: the retry went at once, with a delay of NaN."""
+    left = [RawReply(429, "{}", {"Retry-After": wait})]
+
+    def behave(model: str, messages: list) -> str:
+        if left:
+            raise left.pop()
+        return "The answer is 4."
+
+    with serve_in_thread(behaviours={"h": behave}) as server:
+        backend = teacher(server.url, "h", retry_base_s=0.01, options={"transport": transport})
+        backend.check()
+        result, events = run(tmp_path, {"t": backend}, lambda gateway: gateway.call(request("x")))
+    (retried,) = [e for e in events if isinstance(e, CallRetried)]
+    assert result.text == "The answer is 4." and 0.005 <= retried.delay_s <= 0.015, retried

@@ -242,3 +242,20 @@ def test_a_key_the_provider_echoes_is_never_stored_or_printed(tmp_path, paper_di
     errors = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(REDACTED in e.get("reason", "") for e in errors if e["type"] == "call_failed")
     assert cfg.load(config).teachers[1].api_key_env == "FAIR_TEST_KEY"
+
+
+@pytest.mark.needs_data
+def test_exports_write_hostile_text_as_json_escapes(hostile_run, tmp_path):
+    """A JSON file read in a terminal (`head round0.jsonl`) acts on what JSON leaves raw: C1, bidi."""
+    import shutil
+
+    run = Path(shutil.copytree(hostile_run[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
+    for form in ("jsonl", "paper"):
+        out = fair("export", run, "--format", form, "--out", tmp_path / form)
+        assert out.returncode == 0, out.stderr[-2000:]
+    files = [p for p in tmp_path.rglob("*.json*") if p.is_file() and p.parent.name in ("jsonl", "paper")]
+    texts = [p.read_text(encoding="utf-8") for p in files]
+    assert any(LINK in t for t in texts), files  # the hostile answers are there
+    for path, text in zip(files, texts):
+        assert not any(c in text for c in ESCAPES), path
+    assert any("\\u202e" in t for t in texts)  # the bidi override, as its JSON escape

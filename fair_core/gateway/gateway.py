@@ -223,6 +223,8 @@ class Gateway:
                     break
             reason, retry_after, final = outcome
             attempt += 1
+            if retry_after is not None:  # a provider's number: NaN (every test false) asks for nothing
+                retry_after = None if math.isnan(retry_after) else max(0.0, retry_after)
             if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
                 reason, final = f"{reason}; the provider asks to wait {retry_after:.0f} s: rerun later", True
             if final or attempt > cfg.max_retries:

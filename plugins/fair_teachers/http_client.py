@@ -266,7 +266,7 @@ def _within_limit(size: int) -> int:
 
 def _parse(status: int, headers: dict, data: bytes) -> Completion:
     if not 200 <= status < 300:
-        raise HTTPError(status, _retry_after(headers), _message(data))
+        raise HTTPError(status, retry_after(headers), _message(data))
     try:
         obj = json.loads(data)
         choice = obj["choices"][0]
@@ -296,7 +296,7 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
     )
 
 
-def _retry_after(headers: dict) -> float | None:
+def retry_after(headers: dict) -> float | None:
     """Seconds to wait, from OpenAI's ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
     try:
         if "retry-after-ms" in headers:

@@ -228,8 +228,11 @@ class LiteLLMTeacher(Backend):
 
 
 def _retry_after(e: Exception) -> float | None:
+    """The wait a provider's error asks for, read as the lean client reads it."""
+    from .http_client import retry_after
+
     headers = getattr(getattr(e, "response", None), "headers", None) or getattr(e, "litellm_response_headers", None)
     try:
-        return float(headers.get("retry-after")) if headers and headers.get("retry-after") else None
-    except (TypeError, ValueError):
+        return retry_after({str(k).lower(): str(v) for k, v in headers.items()}) if headers else None
+    except AttributeError:  # no mapping: nothing asked
         return None
