@@ -141,6 +141,26 @@ def test_no_choices_is_retried_as_a_bad_answer(tmp_path, transport):
     assert asked == 2
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("status", [200, 500])
+@pytest.mark.parametrize(
+    "body",
+    ["[1, 2]", '"an answer"', "<html>\xff</html>", DEEP, '{"choices": {"0": 1}}'],
+    ids=["list", "str", "html", "deep", "dict"],
+)
+def test_a_body_that_is_no_answer_is_retried(tmp_path, status, body):
+    with serve_in_thread(behaviours={"h": raw(status, body)}) as server:
+        backends = {"t": teacher(server.url, "h", max_retries=1)}
+        (outcome,), _ = run(
+            tmp_path, backends, lambda gateway: asyncio.gather(gateway.call(request("x")), return_exceptions=True)
+        )
+        asked = server.requests
+    assert isinstance(outcome, CallFailure) and "gave up after 2 tries" in str(outcome) and asked == 2, outcome
+    assert str(outcome).startswith("BadResponse: " if status == 200 else "HTTP 500: "), outcome
+
+
 def test_a_body_without_end_is_refused_before_it_fills_the_memory(tmp_path):
     endless = raw(200, b"x" * (1 << 20), endless=True)  # no Content-Length: the body runs until the connection ends
     with serve_in_thread(behaviours={"h": endless}) as server:

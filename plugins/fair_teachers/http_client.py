@@ -271,7 +271,7 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
         obj = json.loads(data)
         choice = obj["choices"][0]
         text = choice["message"]["content"]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         raise BadResponse(f"response is not JSON: {_text(data, 120)!r}") from None
     except (KeyError, IndexError, TypeError):
         raise BadResponse(f"response has no choices[0].message.content: {_text(data, 200)!r}") from None
@@ -319,7 +319,7 @@ def _message(data: bytes) -> str:
         message = error.get("message") if isinstance(error, dict) else error
         if message:
             return str(message)
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         pass
     return _text(data, 300).strip() or "(empty body)"
 
