@@ -13,6 +13,8 @@ import sqlite3
 import urllib.parse
 
 import pytest
+from committee_setup import committee_config, paper_mistakes
+from helpers import fair
 from test_gateway import ask, request, run, teacher
 
 from fair_core.gateway.backend import MAX_TOKENS, Backend, Completion, Request
@@ -21,7 +23,7 @@ from fair_core.inert import inert
 from fair_core.redact import REDACTED
 from fair_core.runs.events import CallRetried
 from fair_core.runs.store import Store
-from fair_core.testing.server import RawReply, serve_in_thread
+from fair_core.testing.server import BEHAVIOURS, RawReply, serve_in_thread
 
 PRICE = {"input": 1.0, "output": 2.0}  # USD per million tokens
 # a key with regex metacharacters, a JSON escape (\) and characters URL-encoding changes
@@ -247,3 +249,27 @@ def test_a_retry_after_that_is_no_wait_leaves_the_backoff(tmp_path, transport, w
         result, events = run(tmp_path, {"t": backend}, lambda gateway: gateway.call(request("x")))
     (retried,) = [e for e in events if isinstance(e, CallRetried)]
     assert result.text == "The answer is 4." and 0.005 <= retried.delay_s <= 0.015, retried
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_litellms_complaints_about_a_hostile_answer_print_no_key_and_no_traceback(tmp_path, paper_dir):
+    """litellm's response models warned on stderr quoting the provider's value cut in the middle
+    (the key's tail with it), and its message carried "Traceback (most recent call last)"."""
+    key = "planted-" + "0123456789abcdef" * 2
+
+    def parts(model: str, messages: list) -> str:
+        content = [{"type": "text", "text": f"{BEHAVIOURS['solver'](model, messages)} {key}"}]
+        raise RawReply(200, answer(content, {"prompt_tokens": "NaN", "completion_tokens": 3}))
+
+    mistakes = paper_mistakes(paper_dir, tmp_path, 2)
+    with serve_in_thread(behaviours={"parts": parts}) as server:
+        teacher_settings = {"api_key_env": "FAIR_HOSTILE_KEY", "max_retries": 0, "options": {"transport": "litellm"}}
+        config = committee_config(tmp_path, server.url, mistakes, models=("solver", "parts"), teacher=teacher_settings)
+        out = fair("run", config, "--run-dir", tmp_path / "run", "--stages", "explain", env={"FAIR_HOSTILE_KEY": key})
+        assert server.by_model["parts"]  # asked, and answered so
+    assert out.returncode == 3, out.stderr[-2000:]
+    said = " ".join(out.stderr.split())  # the console wraps its lines
+    assert "call failed t1 explain" in said and "Invalid response object (gave up" in said, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "Pydantic" not in out.stderr, out.stderr[-2000:]
+    assert key[-12:] not in out.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import warnings
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ REFUSED = {400, 422}  # this request: fail the call
 TRANSPORTS = ("auto", "litellm", "http")  # options.transport
 # a 429 that no wait will help: the account's quota or credit is spent
 _SPENT = re.compile(r"insufficient_quota|exceeded your current quota|billing|credit", re.I)
+_TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\)")
 
 
 def import_litellm():
@@ -45,6 +47,9 @@ def import_litellm():
     import litellm
 
     litellm.suppress_debug_info = True
+    # litellm's response models warn on stderr when a provider's field is not the type they expect,
+    # quoting its value cut in the middle: noise to a user, and a key's cut tail no redaction finds
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
     return litellm
 
 
@@ -172,8 +177,9 @@ class LiteLLMTeacher(Backend):
             )
         except Exception as e:  # noqa: BLE001 - litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)
-            # redacted before it is clipped: a cut must not leave part of a key that no rule then knows
-            reason = redact(f"{type(e).__name__}: {e}").splitlines()[0][:200]
+            # redacted before it is clipped: a cut must not leave part of a key that no rule then knows;
+            # litellm may append a traceback of its own to a message ("Invalid response object Traceback ...")
+            reason = _TRACEBACK.split(redact(f"{type(e).__name__}: {e}"))[0].splitlines()[0][:200]
             if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
             status = status if isinstance(status, int) else None
