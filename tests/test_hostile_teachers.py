@@ -273,3 +273,20 @@ def test_litellms_complaints_about_a_hostile_answer_print_no_key_and_no_tracebac
     assert "call failed t1 explain" in said and "Invalid response object (gave up" in said, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "Pydantic" not in out.stderr, out.stderr[-2000:]
     assert key[-12:] not in out.stderr
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\n"])
+def test_a_blank_key_is_refused_before_any_call(monkeypatch, value):
+    from fair_core.errors import FairError
+
+    monkeypatch.setenv("FAIR_HOSTILE_KEY", value)
+    with pytest.raises(FairError, match="environment variable FAIR_HOSTILE_KEY is not set"):
+        teacher("http://127.0.0.1:9/v1", api_key_env="FAIR_HOSTILE_KEY").check()
+
+
+def test_a_key_read_from_a_file_with_its_line_break_is_sent_without_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIR_HOSTILE_KEY", KEY + "\n")  # as `export KEY=$(cat key.txt)` keeps it
+    with serve_in_thread(api_key=KEY) as server:
+        backends = {"t": teacher(server.url, api_key_env="FAIR_HOSTILE_KEY")}
+        result, _ = run(tmp_path, backends, lambda gateway: gateway.call(request("two plus two")))
+    assert result.text == "two plus two"

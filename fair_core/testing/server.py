@@ -425,6 +425,11 @@ class FakeOpenAI:
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 lines = head.decode("latin-1").split("\r\n")
+                if any(
+                    "\n" in line or "\r" in line for line in lines
+                ):  # a bare line break: refused, as real servers do
+                    self._send(writer, 400, _error("a header holds a bare line break"), close=True)
+                    return
                 method, target, version = (lines[0].split(" ") + ["", "", ""])[:3]
                 headers = {}
                 for line in lines[1:]:

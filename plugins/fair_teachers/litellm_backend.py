@@ -95,8 +95,9 @@ class LiteLLMTeacher(Backend):
         self._price = price(config.model)
 
     def _key(self) -> str | None:
+        """The key, without the line break a value read from a file keeps (it would break the header)."""
         env = self.config.api_key_env
-        return os.environ.get(env) if env else None
+        return os.environ.get(env, "").strip() or None if env else None
 
     def check(self) -> None:
         name, env = self.config.name, self.config.api_key_env
@@ -107,9 +108,10 @@ class LiteLLMTeacher(Backend):
                 f'teacher {name!r}: options.transport is {self.transport!r}: use "auto", "litellm" or "http" '
                 f"(fair's lean client, for an OpenAI-compatible api_base)"
             )
-        if env and not os.environ.get(env):
+        if env and not os.environ.get(env, "").strip():  # blank: every call would be refused, and paid for in time
             raise FairError(
-                f"teacher {name!r}: environment variable {env} is not set: export it with the provider's API key"
+                f"teacher {name!r}: environment variable {env} is not set"
+                f"{' (it is blank)' if env in os.environ else ''}: export it with the provider's API key"
             )
         if self.direct:
             return
