@@ -26,9 +26,12 @@ REDACTED = "[redacted]"
 SHORTEST = 8  # a shorter value is no real key, and replacing it would garble ordinary words
 _known: dict[str, re.Pattern[str]] = {}
 # what may cut a key and still leave it readable: whitespace, controls and invisible characters, an
-# escape sequence, and their JSON escapes (\n, \u200b)
+# escape sequence (whole, as inert takes it out), and their JSON escapes (\n, \u200b). Atomic, and
+# escapes nested at most 8 deep, so that no text makes the search backtrack without end.
+_ESCAPED = r"\\{1,8}"
 _CUT = (
-    rf"(?:\s|[\x00-\x1f{ACTIVE}\u200b-\u200f\u2060\ufeff]|{SEQUENCE}|\\+[nrt]|\\+u(?i:00[01][0-9a-f]|200[b-f]|feff))*"
+    rf"(?>(?:{SEQUENCE}|\s|[\x00-\x1f{ACTIVE}\u200b-\u200f\u2060\ufeff]"
+    rf"|{_ESCAPED}[nrt]|{_ESCAPED}u(?i:00[01][0-9a-f]|200[b-f]|feff))*)"
 )
 # the environment variables a provider's SDK reads its key from (OPENAI_API_KEY, HF_TOKEN...): a
 # teacher without api_key_env sends one of them
@@ -57,10 +60,10 @@ def keep_environment_secrets() -> None:
 
 
 def _forms(char: str) -> str:
-    """A pattern for ``char`` as it is, JSON-escaped (``\\"``, ``\\u0041``, once or more) or URL-encoded."""
-    forms = [re.escape(char), rf"\\+{re.escape(char)}" if char in '"\\/' else ""]
+    """A pattern for ``char`` as it is, JSON-escaped (``\\"``, ``\\u0041``, nested up to 8 deep) or URL-encoded."""
+    forms = [re.escape(char), f"{_ESCAPED}{re.escape(char)}" if char in '"\\/' else ""]
     if len(char.encode("utf-16-le")) == 2:  # a JSON \u escape of one code unit
-        forms.append(rf"\\+u(?i:{ord(char):04x})")
+        forms.append(f"{_ESCAPED}u(?i:{ord(char):04x})")
     if quote(char, safe="") != char:
         forms.append(f"(?i:{re.escape(quote(char, safe=''))})" + ("|\\+" if char == " " else ""))
     return f"(?:{'|'.join(f for f in forms if f)})"

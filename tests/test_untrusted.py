@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import secrets
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,33 @@ def test_redact_known_values_and_key_shapes():
         assert redact(words) == words
     answer = "sk-proj-AbCdEf0123456789XYZ plain-value-no-shape-123"  # a teacher's answer keeps its words
     assert redact(answer, shapes=False) == f"sk-proj-AbCdEf0123456789XYZ {REDACTED}"
+
+
+def test_redact_finds_a_key_in_any_form_an_echo_gives_it():
+    key = "k3y.with+regex/meta=chars$^(x)[y]|z?*\\{1}-0123456789"
+    keep_secret(key)
+    forms = [
+        json.dumps(key),  # JSON: the backslash doubled
+        json.dumps(json.dumps(key)),  # JSON in JSON
+        json.dumps(key).replace("k", "\\u006b"),
+        urllib.parse.quote(key, safe=""),
+        urllib.parse.quote_plus(key),
+        f"{key[:12]}\n{key[12:]}",
+        f"{key[:12]}\\n{key[12:]}",  # the line break JSON-escaped
+        f"{key[:12]}\x1b]8;;file:///x\x1b\\{key[12:]}",
+        f"{key[:5]}\u200b{key[5:12]}\x00{key[12:]}",
+    ]
+    for form in forms:
+        said = redact(f"bad key {form}!")
+        assert REDACTED in said and key[12:30] not in inert(said), said
+
+
+def test_redact_stays_quick_on_text_built_to_make_it_backtrack():
+    """Each of these took the search minutes to hours (backtracking between the ways a cut can be
+    read): the test fails by never ending."""
+    keep_secret("pk.another-planted-key-0123456789")
+    for text in ("p" + "\n" * 40 + "X", "p" + "\x1b" * 40 + "X", "pk." + "\\" * 200_000, ("p" + "\t\n" * 20) * 1000):
+        assert redact(text) == text
 
 
 # -- the console --------------------------------------------------------------------------------------
