@@ -53,6 +53,14 @@ def test_inert_strips_sequences_and_controls_and_keeps_lines():
     assert inert("\x1b]0;unterminated title") == "0;unterminated title"  # only the introducer goes
 
 
+def test_inert_stays_quick_on_a_run_of_unterminated_introducers():
+    """Each 8-bit introducer scanned to the end of the text for its terminator: 40,000 of them took
+    seconds, a hostile megabyte hours (the TUI showing that answer froze). The test fails by never ending."""
+    for introducer in "\x90\x98\x9d\x9e\x9f":
+        assert inert(introducer * 200_000 + "end") == "end"
+    assert inert("\x1b]0;" + "\x9d" * 200_000 + "title\x07end") == "0;end"  # the last one an OSC "title"
+
+
 def test_inert_markup_reads_back_exactly_as_written():
     for markup in (True, False):
         shown = Text.from_markup(f"[red]{inert(HOSTILE, markup=True)}[/]").plain if markup else inert(HOSTILE)
