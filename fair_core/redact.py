@@ -26,12 +26,13 @@ REDACTED = "[redacted]"
 SHORTEST = 8  # a shorter value is no real key, and replacing it would garble ordinary words
 _known: dict[str, re.Pattern[str]] = {}
 # what may cut a key and still leave it readable: whitespace, controls and invisible characters, an
-# escape sequence (whole, as inert takes it out), and their JSON escapes (\n, \u200b). Atomic, and
-# escapes nested at most 8 deep, so that no text makes the search backtrack without end.
+# escape sequence (whole, as inert takes it out), and their JSON escapes (\n, \u200b). Each piece is
+# read one way only (atomic), and escapes nest at most 8 deep, so that no text makes the search
+# backtrack without end; a whole piece may still be given back, to a key that holds "\n" itself.
 _ESCAPED = r"\\{1,8}"
 _CUT = (
-    rf"(?>(?:{SEQUENCE}|\s|[\x00-\x1f{ACTIVE}\u200b-\u200f\u2060\ufeff]"
-    rf"|{_ESCAPED}[nrt]|{_ESCAPED}u(?i:00[01][0-9a-f]|200[b-f]|feff))*)"
+    rf"(?:(?>{SEQUENCE}|\s|[\x00-\x1f{ACTIVE}\u200b-\u200f\u2060\ufeff]"
+    rf"|{_ESCAPED}[nrt]|{_ESCAPED}u(?i:00[01][0-9a-f]|200[b-f]|feff)))*"
 )
 # the environment variables a provider's SDK reads its key from (OPENAI_API_KEY, HF_TOKEN...): a
 # teacher without api_key_env sends one of them

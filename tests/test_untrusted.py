@@ -80,10 +80,15 @@ def test_redact_known_values_and_key_shapes():
     assert redact(answer, shapes=False) == f"sk-proj-AbCdEf0123456789XYZ {REDACTED}"
 
 
-def test_redact_finds_a_key_in_any_form_an_echo_gives_it():
-    key = "k3y.with+regex/meta=chars$^(x)[y]|z?*\\{1}-0123456789"
+@pytest.mark.parametrize(
+    "key",
+    ["k3y.with+regex/meta=chars$^(x)[y]|z?*\\{1}-0123456789", "pk.a+b/c=d$e^f(g)h[i]j|k?l*m\\n{1}0123456789"],
+    ids=["metacharacters", "a-backslash-n-of-its-own"],
+)
+def test_redact_finds_a_key_in_any_form_an_echo_gives_it(key):
     keep_secret(key)
     forms = [
+        key,
         json.dumps(key),  # JSON: the backslash doubled
         json.dumps(json.dumps(key)),  # JSON in JSON
         json.dumps(key).replace("k", "\\u006b"),
