@@ -64,7 +64,7 @@ def ours(url: str, workdir: Path) -> tuple[float, float, int]:
     runner.run()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     calls = run.store.query("SELECT COUNT(*) FROM calls WHERE response IS NOT NULL")[0][0]
-    retries = run.store.query("SELECT COALESCE(SUM(attempts - 1), 0) FROM calls")[0][0]
+    retries = run.store.query("SELECT COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM calls")[0][0]
     run.close()
     print(
         f"gateway: {calls} calls in {wall:.2f} s = {calls / wall:.1f} calls/s, {retries} retries, "

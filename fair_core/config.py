@@ -110,8 +110,9 @@ class Price(Strict):
         unknown = [k for k in value if k not in cls.model_fields]
         if unknown:
             raise ValueError(f"unknown key {unknown[0]!r}: {use}")
-        if set(value) not in ({"input", "output"}, {"input_cost_per_token", "output_cost_per_token"}):
-            raise ValueError(f"gives {', '.join(sorted(value)) or 'no key'}: {use}, both of one pair")
+        given = {k for k, v in value.items() if v is not None}  # a model_dump() holds the other pair as None
+        if given not in ({"input", "output"}, {"input_cost_per_token", "output_cost_per_token"}):
+            raise ValueError(f"gives {', '.join(sorted(given)) or 'no key'}: {use}, both of one pair")
         return value
 
     def per_token(self) -> tuple[float, float]:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .errors import DataError
+from .inert import inert_json
 from .inputs import read_json
 from .runs.records import Mistake, Review, Writing
 from .runs.store import Store
@@ -227,7 +228,7 @@ def export_files(
             continue
         path = out / names[kind]
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(docs[kind], indent=4, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(inert_json(docs[kind], indent=4), encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     return written

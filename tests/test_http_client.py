@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fair_core.testing.server import BEHAVIOURS, serve_in_thread
-from fair_teachers.http_client import BadResponse, ChatClient, Completion, ConnectionLost, HTTPError, _retry_after
+from fair_teachers.http_client import BadResponse, ChatClient, Completion, ConnectionLost, HTTPError, retry_after
 
 
 def user(text):
@@ -189,10 +189,10 @@ def test_a_fresh_connection_closed_without_an_answer_is_lost():
 
 
 def test_retry_after_forms():
-    assert _retry_after({"retry-after": "2"}) == 2.0
-    assert _retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert _retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert _retry_after({"retry-after": "soon"}) is None and _retry_after({}) is None
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")

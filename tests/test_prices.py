@@ -123,6 +123,15 @@ def test_price_keys_are_checked():
             cfg.validate({"teachers": [{"name": "a", "model": "m", "price": price}]})
 
 
+def test_a_priced_config_validates_again_from_its_own_dump():
+    """`fair run --stages` and `--rounds` validate the loaded config's model_dump() again, whose price
+    holds all four keys (two of them None): a priced teacher made either a config error."""
+    for price in (PER_MILLION, PER_TOKEN):
+        config = cfg.validate({"teachers": [{"name": "a", "model": "m", "price": price}]})
+        again = cfg.validate({**config.model_dump(), "stages": ["explain"]})
+        assert again.teachers[0].price == config.teachers[0].price
+
+
 def test_a_price_set_later_resumes_the_run(tmp_path):
     """Nothing stored depends on a price: setting one does not ask for a new run dir."""
     from fair_core.runs.rundir import changed_keys

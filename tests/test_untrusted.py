@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import secrets
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,14 @@ def test_inert_strips_sequences_and_controls_and_keeps_lines():
     assert inert("\x1b]0;unterminated title") == "0;unterminated title"  # only the introducer goes
 
 
+def test_inert_stays_quick_on_a_run_of_unterminated_introducers():
+    """Each 8-bit introducer scanned to the end of the text for its terminator: 40,000 of them took
+    seconds, a hostile megabyte hours (the TUI showing that answer froze). The test fails by never ending."""
+    for introducer in "\x90\x98\x9d\x9e\x9f":
+        assert inert(introducer * 200_000 + "end") == "end"
+    assert inert("\x1b]0;" + "\x9d" * 200_000 + "title\x07end") == "0;end"  # the last one an OSC "title"
+
+
 def test_inert_markup_reads_back_exactly_as_written():
     for markup in (True, False):
         shown = Text.from_markup(f"[red]{inert(HOSTILE, markup=True)}[/]").plain if markup else inert(HOSTILE)
@@ -69,6 +78,38 @@ def test_redact_known_values_and_key_shapes():
         assert redact(words) == words
     answer = "sk-proj-AbCdEf0123456789XYZ plain-value-no-shape-123"  # a teacher's answer keeps its words
     assert redact(answer, shapes=False) == f"sk-proj-AbCdEf0123456789XYZ {REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k3y.with+regex/meta=chars$^(x)[y]|z?*\\{1}-0123456789", "pk.a+b/c=d$e^f(g)h[i]j|k?l*m\\n{1}0123456789"],
+    ids=["metacharacters", "a-backslash-n-of-its-own"],
+)
+def test_redact_finds_a_key_in_any_form_an_echo_gives_it(key):
+    keep_secret(key)
+    forms = [
+        key,
+        json.dumps(key),  # JSON: the backslash doubled
+        json.dumps(json.dumps(key)),  # JSON in JSON
+        json.dumps(key).replace("k", "\\u006b"),
+        urllib.parse.quote(key, safe=""),
+        urllib.parse.quote_plus(key),
+        f"{key[:12]}\n{key[12:]}",
+        f"{key[:12]}\\n{key[12:]}",  # the line break JSON-escaped
+        f"{key[:12]}\x1b]8;;file:///x\x1b\\{key[12:]}",
+        f"{key[:5]}\u200b{key[5:12]}\x00{key[12:]}",
+    ]
+    for form in forms:
+        said = redact(f"bad key {form}!")
+        assert REDACTED in said and key[12:30] not in inert(said), said
+
+
+def test_redact_stays_quick_on_text_built_to_make_it_backtrack():
+    """Each of these took the search minutes to hours (backtracking between the ways a cut can be
+    read): the test fails by never ending."""
+    keep_secret("pk.another-planted-key-0123456789")
+    for text in ("p" + "\n" * 40 + "X", "p" + "\x1b" * 40 + "X", "pk." + "\\" * 200_000, ("p" + "\t\n" * 20) * 1000):
+        assert redact(text) == text
 
 
 # -- the console --------------------------------------------------------------------------------------
@@ -242,3 +283,20 @@ def test_a_key_the_provider_echoes_is_never_stored_or_printed(tmp_path, paper_di
     errors = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(REDACTED in e.get("reason", "") for e in errors if e["type"] == "call_failed")
     assert cfg.load(config).teachers[1].api_key_env == "FAIR_TEST_KEY"
+
+
+@pytest.mark.needs_data
+def test_exports_write_hostile_text_as_json_escapes(hostile_run, tmp_path):
+    """A JSON file read in a terminal (`head round0.jsonl`) acts on what JSON leaves raw: C1, bidi."""
+    import shutil
+
+    run = Path(shutil.copytree(hostile_run[0], tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
+    for form in ("jsonl", "paper"):
+        out = fair("export", run, "--format", form, "--out", tmp_path / form)
+        assert out.returncode == 0, out.stderr[-2000:]
+    files = [p for p in tmp_path.rglob("*.json*") if p.is_file() and p.parent.name in ("jsonl", "paper")]
+    texts = [p.read_text(encoding="utf-8") for p in files]
+    assert any(LINK in t for t in texts), files  # the hostile answers are there
+    for path, text in zip(files, texts):
+        assert not any(c in text for c in ESCAPES), path
+    assert any("\\u202e" in t for t in texts)  # the bidi override, as its JSON escape

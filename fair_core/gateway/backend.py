@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -24,13 +25,21 @@ class Completion:
     finish_reason: str | None = None  # the provider's: "length" and "content_filter" mean cut short
 
 
+# more tokens than any model reads or writes in one call: a provider's larger count is garbage, and
+# kept whole it would overflow the store's integers (and every sum of them)
+MAX_TOKENS = 10**9
+
+
 def token_count(value) -> int:
-    """A usage figure as the int it should be ("100" and 100.0 too); 0 for anything else."""
+    """A usage figure as the int it should be ("100" and 100.0 too), at most MAX_TOKENS (a count too
+    large for a float included); 0 for anything else (NaN, a negative count, no number)."""
     try:
-        count = int(float(value))
-    except (TypeError, ValueError, OverflowError):
+        count = float(value)
+    except OverflowError:
+        return MAX_TOKENS
+    except (TypeError, ValueError):
         return 0
-    return max(0, count)
+    return 0 if math.isnan(count) else int(min(max(0.0, count), MAX_TOKENS))
 
 
 class TransientError(Exception):

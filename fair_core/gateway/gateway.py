@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -19,11 +20,21 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import PluginResultError, expect
-from ..redact import keep_secret, redact
+from ..redact import keep_environment_secrets, keep_secret, redact
 from ..runs.disk import DiskFull
 from ..runs.events import BudgetReached, CallDone, CallFailed, CallRetried, CallStarted, Event, Message
 from ..runs.store import WAL_HEADROOM, Store
-from .backend import Backend, Completion, PermanentError, Refused, Request, TeacherDown, TransientError, Unreachable
+from .backend import (
+    Backend,
+    Completion,
+    PermanentError,
+    Refused,
+    Request,
+    TeacherDown,
+    TransientError,
+    Unreachable,
+    token_count,
+)
 from .limits import Limits
 from .prices import cost as price_of
 from .prices import unpriced, unpriced_line
@@ -85,7 +96,10 @@ class Gateway:
         self.store = store
         self.publish = publish
         self.teachers = teachers
-        for backend in teachers.values():  # before any call: a provider that echoes its key is never stored saying it
+        # before any call: a provider that echoes its key is never stored saying it (a teacher
+        # without api_key_env sends what its provider's SDK reads, OPENAI_API_KEY or the like)
+        keep_environment_secrets()
+        for backend in teachers.values():
             keep_secret(os.environ.get(backend.config.api_key_env or ""))
         self.limits = {name: Limits(b.config.concurrency, b.config.rpm, b.config.tpm) for name, b in teachers.items()}
         self.identity = {name: json.dumps(b.identity(), sort_keys=True) for name, b in teachers.items()}
@@ -209,6 +223,8 @@ class Gateway:
                     break
             reason, retry_after, final = outcome
             attempt += 1
+            if retry_after is not None:  # a provider's number: NaN (every test false) asks for nothing
+                retry_after = None if math.isnan(retry_after) else max(0.0, retry_after)
             if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
                 reason, final = f"{reason}; the provider asks to wait {retry_after:.0f} s: rerun later", True
             if final or attempt > cfg.max_retries:
@@ -256,7 +272,12 @@ class Gateway:
             if completion.finish_reason in CUT_SHORT:
                 raise TransientError(CUT_SHORT[completion.finish_reason])
             health.unreachable = health.refused = 0
-            return dataclasses.replace(completion, text=redact(completion.text, shapes=False))
+            return dataclasses.replace(  # whatever the backend passed on of a provider's usage, a count
+                completion,
+                text=redact(completion.text, shapes=False),
+                prompt_tokens=token_count(completion.prompt_tokens),
+                completion_tokens=token_count(completion.completion_tokens),
+            )
         except TimeoutError:
             return f"timeout after {backend.config.timeout_s:g} s", None, False
         except Exception as e:  # noqa: BLE001 - a backend bug fails this call, never the run
@@ -342,7 +363,7 @@ def _worst_cost(backend: Backend, request: Request) -> float:
     """What a call may cost at most: its prompt (a token per 3 characters, generously) and all of
     ``max_tokens`` at the teacher's price; 0 where the price is not known."""
     prompt = _prompt_chars(request) // 3 + 16
-    return price_of(backend, Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
+    return _cost(backend, Completion("", prompt, int(backend.config.params.get("max_tokens", 512)))) or 0.0
 
 
 def _estimate_tokens(request: Request, params: dict) -> int:
@@ -382,10 +403,11 @@ def _row(
 
 
 def _cost(backend: Backend, completion: Completion) -> float | None:
-    """The teacher's price of a completion; a pricing plugin that fails prices it unknown
-    rather than failing a call that was answered and paid for."""
+    """The teacher's price of a completion; a pricing plugin that fails, or gives no finite sum of
+    at least $0 (a NaN would hold the budget's every test false), prices it unknown rather than
+    failing a call that was answered and paid for."""
     try:
         cost = price_of(backend, completion)
-        return None if cost is None else float(cost)
+        return None if cost is None or not 0 <= float(cost) < math.inf else float(cost)
     except Exception:  # noqa: BLE001 - a plugin's bug must not lose the answer
         return None

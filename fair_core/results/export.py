@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import FairError
+from ..inert import inert_json
 from ..runs.splits import fingerprint
 from . import formats
 from .formats import Format, turns
@@ -131,7 +132,7 @@ def write_jsonl(run_dir: Path, fmt: Format, out: Path, round: int | None) -> lis
     name = f"round{round}.jsonl"
     card = dataset_card(Facts(run_dir, round), fmt, None, {"train": name})
     return [
-        write_atomic(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+        write_atomic(out / name, "".join(inert_json(r) + "\n" for r in rows)),
         write_atomic(out / "README.md", card),
     ]
 
@@ -141,7 +142,7 @@ def write_split(run_dir: Path, fmt: Format, out: Path, round: int | None) -> lis
     from ..runs.rundir import write_atomic
 
     with _store(run_dir) as store:
-        text = json.dumps(split(store), indent=1, ensure_ascii=False) + "\n"
+        text = inert_json(split(store), indent=1) + "\n"
     return [write_atomic(out / "split.json", text)]
 
 
@@ -195,7 +196,7 @@ def save_jsonl(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
     folder.mkdir(parents=True)
     files = {s: f"{s}.jsonl" for s, rows in shaped.items() if rows}
     for s, name in files.items():
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in shaped[s])
+        text = "".join(inert_json(r) + "\n" for r in shaped[s])
         (folder / name).write_text(text, encoding="utf-8")
     return files
 

@@ -6,16 +6,14 @@ dataclasses so that subscribers can match on their type.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TextIO
 
-from ..inert import ACTIVE
+from ..inert import inert_json
 from .disk import is_full
 
 logger = logging.getLogger(__name__)
@@ -185,9 +183,6 @@ def from_dict(data: dict) -> Event:
 
 
 Subscriber = Callable[[Event], None]
-# what JSON leaves raw but a terminal may act on, written as \u escapes: the same JSON, and a stream
-# tailed in a terminal stays inert (JSON escapes C0 itself)
-_RAW = re.compile(f"[{ACTIVE}]")
 
 
 class Bus:
@@ -238,7 +233,7 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = _RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(event.to_dict(), ensure_ascii=False))
+        line = inert_json(event.to_dict())  # a stream tailed in a terminal stays inert
         with self._lock:
             try:
                 self._file.write(line + "\n")

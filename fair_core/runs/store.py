@@ -632,7 +632,7 @@ class Store:
     def call_totals(self) -> dict[str, tuple[int, int, int, float]]:
         """Teacher -> (calls, retries, tokens, cost in USD) of the calls stored."""
         rows = self.query(
-            "SELECT teacher, COUNT(*), SUM(attempts - 1),"
+            "SELECT teacher, COUNT(*), SUM(MAX(attempts - 1, 0)),"  # a call never sent took 0 tries
             " SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)),"
             " SUM(COALESCE(cost_usd, 0)) FROM calls GROUP BY teacher"
         )

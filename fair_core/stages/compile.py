@@ -12,11 +12,11 @@ evaluation never scores it.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections import defaultdict
 
+from ..inert import inert_json
 from ..runs.records import Mistake, teacher_of
 from ..runs.splits import normal
 from ..task import PROMPT_FIELDS
@@ -101,7 +101,7 @@ def run(ctx: Context) -> dict:
     tmp = out / "train.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for p in pairs:
-            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+            f.write(inert_json(p) + "\n")
     os.replace(tmp, out / "train.jsonl")
     return {"pairs": len(pairs), "items": len({p["item_id"] for p in pairs})}
 

@@ -20,7 +20,9 @@ finish_reason "length"), "filter" (200 with a scrap of it and finish_reason "con
 is too long for the model), ``credit-402`` (no credit left) and ``quota-429`` (the quota is spent)
 answer every request with that error; ``echo-key-401`` and ``echo-key-500`` do so with a message that
 quotes the request's bearer token, as a provider or a proxy may (fair must never store or print it).
-A behaviour raises :class:`ErrorReply` to answer with any status and message. Beyond ``capacity``
+A behaviour raises :class:`ErrorReply` to answer with any status and message, or :class:`RawReply` to
+send any bytes at all, as a hostile or broken provider would (escapes in headers, a body that is no
+JSON, one that drips without end, a connection reset halfway). Beyond ``capacity``
 requests in flight the server answers 429 with ``Retry-After: 0.05`` (seconds, a float: the openai
 SDK and fair's client read fractions; ``retry-after-ms`` carries the same in milliseconds).
 """
@@ -36,6 +38,8 @@ import json
 import os
 import random
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -271,6 +275,28 @@ class ErrorReply(Exception):
         self.status, self.message = status, message
 
 
+class RawReply(Exception):
+    """Raised by a behaviour: the server sends this response as it is, then closes the connection.
+    ``headers`` are written as given (escapes and all; a ``Content-Length`` among them replaces the
+    true one); with ``drip``, the body goes a byte every ``drip`` seconds, and with ``endless`` it
+    repeats until the client hangs up; with ``reset``, the connection is reset once the body is sent."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        drip: float = 0.0,
+        endless: bool = False,
+        reset: bool = False,
+    ) -> None:
+        super().__init__(f"raw HTTP {status}")
+        self.status, self.headers = status, dict(headers or {})
+        self.body = body.encode() if isinstance(body, str) else body
+        self.drip, self.endless, self.reset = drip, endless, reset
+
+
 def echo(model: str, messages: list) -> str:
     return last_user(messages)
 
@@ -399,6 +425,11 @@ class FakeOpenAI:
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 lines = head.decode("latin-1").split("\r\n")
+                if any(
+                    "\n" in line or "\r" in line for line in lines
+                ):  # a bare line break: refused, as real servers do
+                    self._send(writer, 400, _error("a header holds a bare line break"), close=True)
+                    return
                 method, target, version = (lines[0].split(" ") + ["", "", ""])[:3]
                 headers = {}
                 for line in lines[1:]:
@@ -512,6 +543,9 @@ class FakeOpenAI:
                     text = behave(name, messages)
                 except ErrorReply as e:
                     status, error = e.status, _error(e.message, "server_error")
+                except RawReply as e:
+                    await self._raw(writer, e)
+                    return False
                 except Exception as e:  # noqa: BLE001 - a broken scripted behaviour shows up as a 500 naming it
                     status, error = 500, _error(f"behaviour {name!r} failed: {e!r}", "server_error")
             wait = deadline - loop.time()  # latency counts from arrival: the work above is part of it
@@ -601,6 +635,32 @@ class FakeOpenAI:
             writer.write(b"%x\r\n%s\r\n" % (len(frame), frame))
         writer.write(b"0\r\n\r\n")
         return True
+
+    async def _raw(self, writer: asyncio.StreamWriter, reply: RawReply) -> None:
+        """Send ``reply`` as it says (see :class:`RawReply`); the connection closes after it."""
+        headers = {k.lower(): v for k, v in reply.headers.items()}
+        if not reply.endless:
+            headers.setdefault("content-length", str(len(reply.body)))
+        head = f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in {**headers, "connection": "close"}.items()
+        )
+        writer.write(head.encode("utf-8", "surrogateescape") + b"\r\n")
+        try:
+            async with asyncio.timeout(self.hang_seconds):
+                while True:
+                    for i in range(0, len(reply.body), 1 if reply.drip else max(1, len(reply.body))):
+                        writer.write(reply.body[i : i + 1] if reply.drip else reply.body)
+                        await writer.drain()
+                        await asyncio.sleep(reply.drip)
+                    if not reply.endless or writer.transport.is_closing():  # until the client hangs up
+                        break
+                    await asyncio.sleep(reply.drip)  # an empty body: nothing, ever
+        except TimeoutError:
+            pass
+        if reply.reset:  # an RST, not a FIN: as a proxy that crashes mid-body
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
 
     async def _hang(self, reader: asyncio.StreamReader) -> None:
         """Say nothing until the client closes the connection (or hang_seconds pass)."""

@@ -6,9 +6,6 @@ import re
 
 from fair_core.review import SCALE
 
-# A bracketed span on one line, shortest first: "[4]", "[4/5]", "[Score: 4]". Like the paper's
-# pattern, "." stops at a newline, so a "[" and a "]" on different lines do not pair.
-_BRACKET = re.compile(r"\[(.*?)\]")
 _DIGITS = re.compile(r"[0-9]+")
 _STRICT = re.compile(r"\s*([1-5])\s*")
 
@@ -22,6 +19,20 @@ def _score(literal: str) -> int | None:
     return value if value in SCALE else None
 
 
+def brackets(text: str) -> list[str]:
+    """What each bracketed span on one line holds, shortest first: "[4]", "[4/5]", "[Score: 4]". The
+    paper's pattern, r"\\[(.*?)\\]" (its "." stops at a newline, so a "[" and a "]" on different lines
+    do not pair), read in linear time: a reply of "[" without "]" made the pattern quadratic (50,000
+    of them took 17 s, a hostile megabyte hours)."""
+    spans = []
+    for line in text.split("\n"):
+        end = 0
+        while (start := line.find("[", end)) >= 0 and (end := line.find("]", start)) >= 0:
+            spans.append(line[start + 1 : end])
+            end += 1
+    return spans
+
+
 def paper(text: str) -> int | None:
     """The FAIR paper's rule. The last bracketed span decides: inside it, "a/b" reads a (which must
     be an integer), otherwise the last run of digits ("[3.5]" reads 5, "[Score]" nothing). With no
@@ -29,7 +40,7 @@ def paper(text: str) -> int | None:
     The result counts only when it is in 1..5."""
     if not isinstance(text, str):
         return None
-    spans = _BRACKET.findall(text)
+    spans = brackets(text)
     if spans:
         inside = spans[-1]
         if "/" in inside:
@@ -44,6 +55,6 @@ def strict(text: str) -> int | None:
     1..5, spaces allowed ("[4]", "[ 4 ]"); "[4/5]", "[3.5]", "[05]" or a bare "4" read nothing."""
     if not isinstance(text, str):
         return None
-    spans = _BRACKET.findall(text)
+    spans = brackets(text)
     match = _STRICT.fullmatch(spans[-1]) if spans else None
     return int(match.group(1)) if match else None

@@ -9,7 +9,8 @@ which the teacher maps onto the gateway's retry policy:
 - ``HTTPError``: any non-2xx status, with ``retry_after`` (seconds) from ``retry-after-ms`` or ``Retry-After``;
 - ``ConnectionLost``: the connection closed before the whole response arrived (``CannotConnect``: it
   could not be made at all);
-- ``BadResponse``: a 2xx body that is not JSON or has no ``choices[0].message.content``;
+- ``BadResponse``: a 2xx body that is not JSON or has no ``choices[0].message.content``, or a body
+  over ``_BODY_LIMIT`` (a hostile or broken server must not fill the memory before the timeout);
 - ``TimeoutError``: nothing complete within ``timeout`` seconds.
 
 A connection goes back to the pool only after its response was read to the end; any other outcome
@@ -30,6 +31,7 @@ from fair_core.gateway.backend import token_count
 from fair_core.redact import redact
 
 _HEAD_LIMIT = 1 << 20
+_BODY_LIMIT = 32 << 20  # thousands of times a long answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,17 +226,22 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict, bytes
     elif "content-length" in headers:
         try:
             length = int(headers["content-length"])
+            if length < 0:
+                raise ValueError
         except ValueError:
             raise BadResponse(f"bad Content-Length {headers['content-length']!r}") from None
-        data = await reader.readexactly(length)
+        data = await reader.readexactly(_within_limit(length))
     else:  # the body runs to the end of the connection
-        data = await reader.read()
-        keep = False
+        body, keep = bytearray(), False
+        while chunk := await reader.read(1 << 16):
+            _within_limit(len(body) + len(chunk))
+            body += chunk
+        data = bytes(body)
     return status, headers, data, keep
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts: list[bytes] = []
+    data = bytearray()
     while True:
         line = await reader.readuntil(b"\r\n")
         try:
@@ -244,25 +251,39 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         if size == 0:
             while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
                 pass
-            return b"".join(parts)
-        parts.append(await reader.readexactly(size))
+            return bytes(data)
+        _within_limit(len(data) + size)
+        data += await reader.readexactly(size)
         await reader.readexactly(2)
+
+
+def _within_limit(size: int) -> int:
+    """``size``, a body's length, once it is known to be one that fair reads."""
+    if size > _BODY_LIMIT:
+        raise BadResponse(f"response body over {_BODY_LIMIT >> 20} MiB")
+    return size
 
 
 def _parse(status: int, headers: dict, data: bytes) -> Completion:
     if not 200 <= status < 300:
-        raise HTTPError(status, _retry_after(headers), _message(data))
+        raise HTTPError(status, retry_after(headers), _message(data))
     try:
         obj = json.loads(data)
         choice = obj["choices"][0]
         text = choice["message"]["content"]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         raise BadResponse(f"response is not JSON: {_text(data, 120)!r}") from None
     except (KeyError, IndexError, TypeError):
         raise BadResponse(f"response has no choices[0].message.content: {_text(data, 200)!r}") from None
     if text is None:  # a refusal or a tool call: no text, as with an empty answer
         text = ""
-    elif not isinstance(text, str):
+    elif isinstance(text, list):  # content parts, as some servers send them: the text parts are the answer
+        text = "".join(
+            p["text"]
+            for p in text
+            if isinstance(p, dict) and p.get("type", "text") == "text" and isinstance(p.get("text"), str)
+        )
+    if not isinstance(text, str):
         raise BadResponse(f"message content is not a string: {_text(data, 200)!r}")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
     reason = choice.get("finish_reason")
@@ -275,7 +296,7 @@ def _parse(status: int, headers: dict, data: bytes) -> Completion:
     )
 
 
-def _retry_after(headers: dict) -> float | None:
+def retry_after(headers: dict) -> float | None:
     """Seconds to wait, from OpenAI's ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
     try:
         if "retry-after-ms" in headers:
@@ -298,7 +319,7 @@ def _message(data: bytes) -> str:
         message = error.get("message") if isinstance(error, dict) else error
         if message:
             return str(message)
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         pass
     return _text(data, 300).strip() or "(empty body)"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import warnings
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ REFUSED = {400, 422}  # this request: fail the call
 TRANSPORTS = ("auto", "litellm", "http")  # options.transport
 # a 429 that no wait will help: the account's quota or credit is spent
 _SPENT = re.compile(r"insufficient_quota|exceeded your current quota|billing|credit", re.I)
+_TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\)")
 
 
 def import_litellm():
@@ -45,6 +47,9 @@ def import_litellm():
     import litellm
 
     litellm.suppress_debug_info = True
+    # litellm's response models warn on stderr when a provider's field is not the type they expect,
+    # quoting its value cut in the middle: noise to a user, and a key's cut tail no redaction finds
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
     return litellm
 
 
@@ -90,8 +95,9 @@ class LiteLLMTeacher(Backend):
         self._price = price(config.model)
 
     def _key(self) -> str | None:
+        """The key, without the line break a value read from a file keeps (it would break the header)."""
         env = self.config.api_key_env
-        return os.environ.get(env) if env else None
+        return os.environ.get(env, "").strip() or None if env else None
 
     def check(self) -> None:
         name, env = self.config.name, self.config.api_key_env
@@ -102,9 +108,10 @@ class LiteLLMTeacher(Backend):
                 f'teacher {name!r}: options.transport is {self.transport!r}: use "auto", "litellm" or "http" '
                 f"(fair's lean client, for an OpenAI-compatible api_base)"
             )
-        if env and not os.environ.get(env):
+        if env and not os.environ.get(env, "").strip():  # blank: every call would be refused, and paid for in time
             raise FairError(
-                f"teacher {name!r}: environment variable {env} is not set: export it with the provider's API key"
+                f"teacher {name!r}: environment variable {env} is not set"
+                f"{' (it is blank)' if env in os.environ else ''}: export it with the provider's API key"
             )
         if self.direct:
             return
@@ -172,12 +179,15 @@ class LiteLLMTeacher(Backend):
             )
         except Exception as e:  # noqa: BLE001 - litellm maps every provider error onto openai's exception types
             status = getattr(e, "status_code", None)
-            # redacted before it is clipped: a cut must not leave part of a key that no rule then knows
-            reason = redact(f"{type(e).__name__}: {e}").splitlines()[0][:200]
+            # redacted before it is clipped: a cut must not leave part of a key that no rule then knows;
+            # litellm may append a traceback of its own to a message ("Invalid response object Traceback ...")
+            reason = _TRACEBACK.split(redact(f"{type(e).__name__}: {e}"))[0].splitlines()[0][:200]
             if _UNREACHABLE.search(_chain(e)):  # litellm may report a refused connection as a 500
                 raise Unreachable(f"cannot connect to {self.config.api_base or self.config.model}: {reason}") from None
             status = status if isinstance(status, int) else None
             raise classify(status, reason, _retry_after(e), self._fixes()) from None
+        if not getattr(r, "choices", None):  # a 200 with no answer in it, as a broken proxy sends
+            raise TransientError("the response has no choices")
         usage = getattr(r, "usage", None)
         choice = r.choices[0]
         finish = getattr(choice, "finish_reason", None)
@@ -226,8 +236,11 @@ class LiteLLMTeacher(Backend):
 
 
 def _retry_after(e: Exception) -> float | None:
+    """The wait a provider's error asks for, read as the lean client reads it."""
+    from .http_client import retry_after
+
     headers = getattr(getattr(e, "response", None), "headers", None) or getattr(e, "litellm_response_headers", None)
     try:
-        return float(headers.get("retry-after")) if headers and headers.get("retry-after") else None
-    except (TypeError, ValueError):
+        return retry_after({str(k).lower(): str(v) for k, v in headers.items()}) if headers else None
+    except AttributeError:  # no mapping: nothing asked
         return None
