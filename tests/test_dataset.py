@@ -618,3 +618,84 @@ def test_a_hub_configuration_is_passed_to_the_hub(host, monkeypatch):
     assert asked == [("someone/math", {"name": "main"})]
     with pytest.raises(DataError, match="task.hub_config names a configuration of task.hub_id"):
         task(host, path="x.csv", hub_config="main")
+
+
+# files other people have: what a review of the reader found --------------------------------------
+@pytest.mark.parametrize("gold, read", [("1e+20", "100000000000000000000"), ("1.5E-05", "0.000015"), ("2.5e3", "2500")])
+def test_number_golds_in_scientific_notation(host, tmp_path, gold, read):
+    """As Python and pandas write a float (json.dumps(1e20) is 1e+20) and spreadsheets a small one."""
+    (tmp_path / "n.csv").write_text(f"question,answer\nHow much?,{gold}\n")
+    (tmp_path / "n.jsonl").write_text(json.dumps({"question": "How much?", "answer": float(gold)}) + "\n")
+    for name in ("n.csv", "n.jsonl"):
+        assert task(host, path=str(tmp_path / name), answer="number").load("train")[0].gold == read, name
+
+
+def test_yes_no_golds_that_pandas_wrote_as_floats(host, tmp_path):
+    """A 0/1 label column with an empty cell is float in pandas: 1.0 and 0.0 in JSON, CSV and Parquet."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"question": ["Is it?", "Is it not?", "Maybe?"], "label": [1.0, 0.0, 1.0]})
+    frame.to_json(tmp_path / "yn.json", orient="records")
+    frame.to_csv(tmp_path / "yn.csv", index=False)
+    for name in ("yn.json", "yn.csv"):
+        t = task(host, path=str(tmp_path / name), answer="yes-no", columns={"answer": "label"})
+        golds = {p.question: p.gold for p in t.load("train") + t.load("test")}
+        assert golds == {"Is it?": "yes", "Is it not?": "no", "Maybe?": "yes"}, name
+
+
+def test_a_jsonl_file_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"question": "A?", "answer": 1}\n{"question": "Caf\xe9?", "answer": 2}\n')
+    config = tmp_path / "mine.toml"
+    config.write_text(f'[task]\nname = "dataset"\npath = "{path}"\nanswer = "number"\n')
+    out = fair("data", config)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"fair: error: {path}:2: not UTF-8 text: save it as UTF-8"]
+
+
+def test_an_empty_json_file_has_no_rows(host, tmp_path):
+    (tmp_path / "empty.json").write_text("\n")
+    with pytest.raises(DataError, match=r"empty.json: no rows \(is it empty, or only a header\?\)"):
+        task(host, path=str(tmp_path / "empty.json")).load("train")
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused(host, tmp_path):
+    """csv.DictReader keeps the last of two same-named cells: the gold would silently be the other."""
+    (tmp_path / "twice.csv").write_text("question,answer,answer\nWhat is 1+1?,2,3\nWhat is 2+2?,4,5\n")
+    with pytest.raises(DataError, match=r"twice.csv:1: the header names column 'answer' twice: rename one"):
+        task(host, path=str(tmp_path / "twice.csv"), answer="number").load("train")
+
+
+def test_choices_as_labelled_objects_or_a_mapping_of_letters(host, tmp_path):
+    rows = [  # ARC's own JSONL: question.stem, question.choices [{text, label}], answerKey
+        {
+            "question": {
+                "stem": "Largest?",
+                "choices": [{"text": "Mars", "label": "A"}, {"text": "Jupiter", "label": "B"}],
+            },
+            "answerKey": "B",
+        },
+        {
+            "question": {
+                "stem": "Hottest?",
+                "choices": [{"text": "Venus", "label": "1"}, {"text": "Pluto", "label": "2"}],
+            },
+            "answerKey": "1",
+        },
+    ]
+    (tmp_path / "arc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "question.stem", "choices": "question.choices", "answer": "answerKey"}
+    t = task(host, path=str(tmp_path / "arc.jsonl"), answer="choice", columns=columns)
+    problems = {p.id: p for p in t.load("train") + t.load("test")}
+    assert [problems["row-1"].gold, problems["row-2"].gold] == ["B", "A"]
+    assert problems["row-1"].meta["options"] == ["Mars", "Jupiter"]
+    mapping = {"question": "Largest?", "options": {"A": "Mars", "B": "Jupiter", "C": "Venus"}, "answer": "C"}
+    (tmp_path / "map.jsonl").write_text(json.dumps(mapping) + "\n")
+    t = task(host, path=str(tmp_path / "map.jsonl"), answer="choice", columns={"choices": "options"})
+    p = t.load("train")[0]
+    assert (p.gold, p.meta["options"]) == ("C", ["Mars", "Jupiter", "Venus"])
+    (tmp_path / "bools.jsonl").write_text(json.dumps({**mapping, "options": [True, False]}) + "\n")
+    with pytest.raises(
+        DataError, match=r"column 'options' \(the choices\) is a list \(.*\): expected a list of options"
+    ):
+        task(host, path=str(tmp_path / "bools.jsonl"), answer="choice", columns={"choices": "options"}).load("train")

@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from string import ascii_uppercase
 from typing import Any, Iterable, Literal
@@ -352,6 +353,11 @@ class Dataset(LocalTask):
             value = _field(record, column)
             if isinstance(value, dict) and "text" in value:
                 value, labels = value["text"], value.get("label")
+            elif isinstance(value, dict):  # {"A": "Mars", "B": "Jupiter"}: the options by their labels
+                value, labels = list(value.values()), list(value)
+            elif isinstance(value, list) and value and all(isinstance(v, dict) and "text" in v for v in value):
+                # [{"text": "Mars", "label": "A"}, ...], as ARC's own files
+                value, labels = [v["text"] for v in value], [v.get("label", "") for v in value]
             elif column.endswith(".text"):  # "choices.text": its labels are "choices.label"
                 labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
@@ -360,7 +366,10 @@ class Dataset(LocalTask):
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
-                raise DataError(f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list")
+                raise DataError(
+                    f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list of options, "
+                    f"each text or a number"
+                )
             options = [str(v).strip() for v in value]
         if not 2 <= len(options) <= 26:
             raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{cell_hint}")
@@ -398,7 +407,9 @@ class Dataset(LocalTask):
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not a number")
             return gold
         if self.kind == "yes-no":
+            # a boolean; a word; 1 or 0 however written (pandas writes a label column with gaps as 1.0, 0.0)
             gold = ("yes" if answer else "no") if isinstance(answer, bool) else _YES_NO.get(text.lower().rstrip("."))
+            gold = gold or _YES_NO.get(_number(text) or "")
             if gold is None:
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not yes/no or true/false")
             return gold
@@ -485,6 +496,9 @@ _MISSING = object()
 _LETTERED = re.compile(r"\(?([A-Za-z])\s*[.):]\s*(.+)", re.S)
 # a gold number written with a decimal comma: "2,5", "1.234,5" (not "1,234", which is 1234)
 _DECIMAL_COMMA = re.compile(r"[-\u2212]?\d{1,3}(?:\.\d{3})*,\d+|[-\u2212]?\d+,\d+")
+# a gold number in scientific notation, as Python writes a float (1e+20, 1.5e-05) and spreadsheets a
+# small one (1.5E-05); a short exponent, so the written-out number stays short
+_SCIENTIFIC = re.compile(r"-?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d{1,3}")
 
 
 def _number(text: str) -> str | None:
@@ -494,6 +508,8 @@ def _number(text: str) -> str | None:
     found = parse_number(text)
     if found is None and _DECIMAL_COMMA.fullmatch(text):
         found = parse_number(text.replace(".", "").replace(",", "."))
+    if found is None and _SCIENTIFIC.fullmatch(text):  # str(1e20) is "1e+20"
+        found = parse_number(format(Decimal(text), "f"))
     return found
 
 
@@ -574,6 +590,8 @@ def _read_json(path: Path) -> list[Record] | dict[str, list]:
     of rows (``{"train": [...], "test": [...]}``) is its splits by name, each the list of rows."""
     text = read_text(path)
     lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []  # no rows, which the caller says
     if len(lines) > 1 and _json_object(lines[0]):
         return read_jsonl(path, text)
     data = parse_json(text, path)
@@ -620,6 +638,9 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
                 delimiter = next((other for other in ";\t" if other in header), delimiter)
             reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, quoting=quoting, strict=True)
             reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            twice = next((name for name in reader.fieldnames if name and reader.fieldnames.count(name) > 1), None)
+            if twice is not None:  # DictReader would keep the last cell of the two
+                raise DataError(f"{path}:{line}: the header names column {twice!r} twice: rename one")
             rows = []
             for row in reader:
                 line = reader.line_num + skipped
@@ -630,7 +651,11 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
                     rows.append((f"{path}:{line}", cells))
             return rows
     except UnicodeDecodeError:
-        raise DataError(f"{path}:{_bad_line(path)}: not UTF-8 text: save it as UTF-8 (Excel: CSV UTF-8)") from None
+        try:
+            read_text(path)
+        except DataError as e:  # names the line
+            raise DataError(f"{e} (Excel: CSV UTF-8)") from None
+        raise
     except csv.Error as e:
         if delimiter == "\t" and quoting != csv.QUOTE_NONE:
             return _read_csv(path, delimiter, csv.QUOTE_NONE)
@@ -640,17 +665,6 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
         ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
-
-
-def _bad_line(path: Path) -> int:
-    """The line of the file's first byte that is not UTF-8 (the decoder's own offset counts
-    from the chunk it was reading)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return raw[: e.start].count(b"\n") + 1
-    return 1
 
 
 def _read_parquet(path: Path) -> list[Record]:
