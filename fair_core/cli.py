@@ -447,6 +447,8 @@ def add_chat(sub) -> None:
 
 
 def cmd_chat(args) -> int:
+    if args.prompt is not None and not args.prompt.strip():
+        raise FairError("--prompt is empty: pass the question to ask, or leave --prompt out to chat")
     with _run_student(args) as rs:
         if args.prompt is not None:
             print(inert(rs.answer([args.prompt], args.raw)[0]))
@@ -462,7 +464,7 @@ def cmd_chat(args) -> int:
         rs.student()  # loaded before the first question, not after it
         while True:
             try:
-                text = input(">>> ")
+                text = input(">>> " if sys.stdin.isatty() else "")  # piped in: the answers alone
             except EOFError:
                 print(file=sys.stderr)
                 return 0

@@ -113,7 +113,7 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
             f'"question" a line) or plain text (one question a line)'
         )
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # without a byte-order mark
     except (OSError, UnicodeDecodeError) as e:
         why = getattr(e, "strerror", None) or e
         raise FairError(f"--input {path} cannot be read ({why}): pass a readable file") from None
@@ -133,7 +133,10 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
                 f'{path} line {n} is not a JSON object with a "question" string: fix it, or '
                 f"pass a plain text file (not .jsonl) with one question a line"
             )
-        id = str(row.get("id", n))
+        id = row.get("id")
+        if isinstance(id, (dict, list)):
+            raise FairError(f"{path} line {n}: id {id!r} is not text or a number: give each question its own id")
+        id = str(n if id is None else id)
         if id in out:
             raise FairError(f"{path} line {n}: id {id!r} is used twice: give every question its own id")
         out[id] = row["question"]
@@ -170,6 +173,10 @@ def generate(
     """Answer each question of ``input`` not yet in ``out``, appending rows (id, question,
     output, answer: what the task reads as the final answer, or null) a batch at a time;
     (rows written now, rows there before). ``on_progress(done, total)`` after each batch."""
+    if out.is_dir():
+        raise FairError(f"--out {out} is a folder: pass a file in it, such as {out / 'answers.jsonl'}")
+    if out.exists() and input.exists() and out.samefile(input):
+        raise FairError(f"--out {out} is the --input file: pass another --out")
     questions = read_questions(input)
     before = written_rows(out)
     for id, question in questions:

@@ -131,8 +131,8 @@ def test_chat_loop_answers_each_line_until_end_of_input(trained, capsys, monkeyp
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{QUESTIONS[0]}\n\n{QUESTIONS[1]}\n"))
     code, out, err = fair(capsys, "chat", trained)
     assert code == 0, err
-    assert out.count(">>> ") == 4  # three lines read (one blank), then end of input
-    assert all(inert(a) in out for a in engine_answers(trained, QUESTIONS[:2]))
+    # three lines read (one blank), then end of input; read from a pipe, no ">>> " among the answers
+    assert out == "".join(inert(a) + "\n" for a in engine_answers(trained, QUESTIONS[:2]))
     assert "round 0" in err and "[answer: 7]" in err
 
 
@@ -314,26 +314,109 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     assert not (tmp_path / "a.jsonl").exists()
 
 
-def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
-    """train.method = "full" leaves rounds/N/model, which chat loads and the export copies as it is."""
+def fine_tuned_run(path: Path, tiny: Path) -> Path:
+    """A run whose round 0 fully fine-tuned its student (train.method = "full" leaves rounds/N/model),
+    here the tiny model itself: a trained run without training."""
     import shutil
 
-    from fair_core.config import StudentConfig
-    from fair_students.hf import HFStudent
-
-    run = make_run(tmp_path / "run", tmp_path / "gone")  # the model it started from is not needed
+    run = make_run(path, path.parent / "gone")  # the model it started from is not needed
     shutil.copytree(tiny, run.round_dir(0) / "model")
     run.store.mark_stage(0, "train", StageStatus.DONE)
     run.close()
+    return path
+
+
+def tiny_answers(tiny: Path, questions: list[str]) -> list[str]:
+    """What the tiny model says to ``questions`` asked in the task's student prompt."""
+    from fair_core.config import StudentConfig
+    from fair_students.hf import HFStudent
+
+    student = HFStudent(StudentConfig(model=str(tiny), **GREEDY))
+    return student.generate([NUMBER["student"].format(question=q) for q in questions])
+
+
+def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
+    """train.method = "full" leaves rounds/N/model, which chat loads and the export copies as it is."""
+    fine_tuned_run(tmp_path / "run", tiny)
     code, out, err = fair(capsys, "chat", tmp_path / "run", "--prompt", QUESTIONS[0])
     assert code == 0, err
-    assert (
-        out
-        == HFStudent(StudentConfig(model=str(tiny), **GREEDY)).generate(
-            [NUMBER["student"].format(question=QUESTIONS[0])]
-        )[0]
-        + "\n"
-    )
+    assert out == tiny_answers(tiny, QUESTIONS[:1])[0] + "\n"
     code, out, err = fair(capsys, "export", tmp_path / "run", "--format", "merged", "--out", tmp_path / "m")
     assert code == 0, err
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
+
+
+def test_an_empty_prompt_is_refused_before_the_model_loads(tmp_path, tiny, capsys):
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    for prompt in ("", " \n\t"):
+        code, out, err = fair(capsys, "chat", run, "--prompt", prompt)
+        assert (code, out) == (2, "")
+        assert err == "fair: error: --prompt is empty: pass the question to ask, or leave --prompt out to chat\n"
+
+
+def test_a_piped_chat_loop_writes_only_the_answers(tmp_path, tiny, capsys, monkeypatch):
+    """`fair chat RUN < questions.txt > answers.txt`: no prompt marker in the answers, as a REPL reading a pipe."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{QUESTIONS[0]}\n\n{QUESTIONS[1]}\n"))
+    code, out, err = fair(capsys, "chat", run)
+    assert code == 0, err
+    assert out == "".join(inert(a) + "\n" for a in tiny_answers(tiny, QUESTIONS[:2]))
+
+
+def test_a_damaged_adapter_is_one_line(tmp_path, tiny, capsys):
+    """A truncated or emptied adapter_model.safetensors (a copy cut short, a full disk)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    run = make_run(tmp_path / "run", tiny)
+    adapter = run.round_dir(0) / "adapter"
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), lora).save_pretrained(adapter)
+    run.store.mark_stage(0, "train", StageStatus.DONE)
+    run.close()
+    weights = adapter / "adapter_model.safetensors"
+    for damaged in (weights.read_bytes()[:100], b""):
+        weights.write_bytes(damaged)
+        for command in (
+            ("chat", tmp_path / "run", "--prompt", "hi"),
+            ("export", tmp_path / "run", "--format", "merged", "--out", tmp_path / "m"),
+        ):
+            code, out, err = fair(capsys, *command)
+            said = [
+                line for line in err.splitlines() if line.strip() and "Loading weights" not in line
+            ]  # in-process only
+            assert code == 2 and len(said) == 1, err
+            assert said[0].startswith(f"fair: error: adapter {adapter} could not be loaded (SafetensorError: "), err
+            assert said[0].endswith("train its round again, or pass another adapter"), err
+    assert not (tmp_path / "m").exists()
+
+
+def test_generate_reads_inputs_as_editors_write_them(tmp_path, tiny, capsys):
+    """A byte-order mark and CRLF line ends (Windows editors), an id that is null (none)."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    lines = tmp_path / "q.jsonl"
+    lines.write_bytes(b"\xef\xbb\xbf" + b'{"question": "A?"}\r\n{"question": "B?", "id": null}\r\n')
+    text = tmp_path / "q.txt"
+    text.write_bytes(b"\xef\xbb\xbfA?\r\nB?\r\n")
+    for path in (lines, text):
+        out = tmp_path / f"{path.name}.out"
+        code, said, err = fair(capsys, "generate", run, "--input", path, "--out", out)
+        assert code == 0, err
+        assert [(r["id"], r["question"]) for r in rows(out)] == [("1", "A?"), ("2", "B?")], path.name
+
+
+def test_generate_refuses_outputs_it_cannot_write(tmp_path, tiny, capsys):
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q1", "question": "A?"}\n')
+    before = questions.read_text()
+    for out, message in (
+        (tmp_path, f"--out {tmp_path} is a folder: pass a file in it, such as {tmp_path / 'answers.jsonl'}"),
+        (questions, f"--out {questions} is the --input file: pass another --out"),
+    ):
+        code, said, err = fair(capsys, "generate", run, "--input", questions, "--out", out)
+        assert (code, said, err) == (2, "", f"fair: error: {message}\n")
+    assert questions.read_text() == before
+    questions.write_text('{"id": {"n": 1}, "question": "A?"}\n')
+    code, said, err = fair(capsys, "generate", run, "--input", questions, "--out", tmp_path / "a.jsonl")
+    assert code == 2 and "q.jsonl line 1: id {'n': 1} is not text or a number: give each question" in err, err
