@@ -103,13 +103,18 @@ class RunStudent:
 
 
 # generate --------------------------------------------------------------------------------------
+JSON_LINES = (".jsonl", ".ndjson")
+TABLES = (".json", ".csv", ".tsv", ".parquet")  # not one question a line: a header would be a question
+
+
 def read_questions(path: Path) -> list[tuple[str, str]]:
     """(id, question) of each question in ``path``: a ``.jsonl`` file's objects (a ``question``
     string, an optional ``id``; without one, the line number), or else a text file's non-empty
     lines, each one question, its id its line number."""
-    if path.suffix == ".json":
+    suffix = path.suffix.lower()
+    if suffix in TABLES:
         raise FairError(
-            f"--input {path} is a .json file: pass JSON lines (.jsonl, one object with a "
+            f"--input {path} is a {suffix} file: pass JSON lines (.jsonl, one object with a "
             f'"question" a line) or plain text (one question a line)'
         )
     try:
@@ -121,7 +126,7 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        if path.suffix != ".jsonl":
+        if suffix not in JSON_LINES:
             out[str(n)] = line.strip()
             continue
         try:

@@ -420,3 +420,19 @@ def test_generate_refuses_outputs_it_cannot_write(tmp_path, tiny, capsys):
     questions.write_text('{"id": {"n": 1}, "question": "A?"}\n')
     code, said, err = fair(capsys, "generate", run, "--input", questions, "--out", tmp_path / "a.jsonl")
     assert code == 2 and "q.jsonl line 1: id {'n': 1} is not text or a number: give each question" in err, err
+
+
+def test_generate_reads_ndjson_and_refuses_tables(tmp_path, tiny, capsys):
+    """.ndjson is JSON lines, as the dataset task reads it; a table (.csv, .tsv, .parquet, .json) is not
+    one question a line: its header would be answered as a question."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    ndjson = tmp_path / "q.ndjson"
+    ndjson.write_text('{"id": "q1", "question": "A?"}\n')
+    code, said, err = fair(capsys, "generate", run, "--input", ndjson, "--out", tmp_path / "a.jsonl")
+    assert code == 0, err
+    assert [(r["id"], r["question"]) for r in rows(tmp_path / "a.jsonl")] == [("q1", "A?")]
+    for name in ("q.csv", "q.tsv", "q.parquet", "q.json"):
+        (tmp_path / name).write_text("question,id\nA?,q1\n")
+        code, said, err = fair(capsys, "generate", run, "--input", tmp_path / name, "--out", tmp_path / "b.jsonl")
+        assert code == 2 and f"--input {tmp_path / name} is a {name[1:]} file: pass JSON lines (.jsonl" in err, err
+    assert not (tmp_path / "b.jsonl").exists()
