@@ -35,6 +35,13 @@ class Columns(Strict):
     choices: str | list[str] | None = None
     hint: str | None = None  # a gold solution the teachers may see (default: the gold answer)
 
+    @field_validator("question", "choices")
+    @classmethod
+    def _some_columns(cls, names: str | list[str] | None) -> str | list[str] | None:
+        if names == []:  # every question (or option list) would be empty
+            raise ValueError("is an empty list: name the column that holds it, or list the columns")
+        return names
+
 
 ANSWER_KINDS = ("number", "yes-no", "choice", "text")
 # [task] keys a task's constructor may take (Task.source_keys): where its data is, how it reads
@@ -75,9 +82,14 @@ class TaskConfig(Strict):
             return answer
         if answer.startswith("regex:"):
             try:
-                re.compile(answer.removeprefix("regex:"))
+                pattern = re.compile(answer.removeprefix("regex:"))
             except re.error as e:
                 raise ValueError(f"is not a valid regular expression ({e})") from None
+            if pattern.match(""):  # "\d*": the last match in any output is the empty one at its end
+                raise ValueError(
+                    "the pattern matches empty text, so no output's answer could be read: make it match one "
+                    "character at least (+ rather than *)"
+                )
             return answer
         raise ValueError(f"unknown answer kind: use one of {', '.join(ANSWER_KINDS)}, or regex:<pattern>")
 

@@ -3,6 +3,7 @@ their own column names, judges answers of every kind, refuses a bad row with one
 through the committee, training and evaluation like a built-in task."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -699,3 +700,47 @@ def test_choices_as_labelled_objects_or_a_mapping_of_letters(host, tmp_path):
         DataError, match=r"column 'options' \(the choices\) is a list \(.*\): expected a list of options"
     ):
         task(host, path=str(tmp_path / "bools.jsonl"), answer="choice", columns={"choices": "options"}).load("train")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("columns = {question = []}", r"task.columns.question: is an empty list: name the column that holds it"),
+        ("columns = {choices = []}", r"task.columns.choices: is an empty list: name the column that holds it"),
+        (r"answer = 'regex:\d*'", r"task.answer: the pattern matches empty text, .*: make it match one character"),
+    ],
+)
+def test_columns_and_patterns_that_read_nothing_are_refused(tmp_path, line, message):
+    """An empty list of question columns made every question empty; a pattern that matches empty
+    text reads every output's answer as none (its last match is the empty one at the end)."""
+    (tmp_path / "d.jsonl").write_text(JSONL)
+    config = tmp_path / "mine.toml"
+    config.write_text(f'[task]\nname = "dataset"\npath = "{tmp_path / "d.jsonl"}"\n{line}\n')
+    out = fair("data", config)
+    assert out.returncode == 2, out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and re.search(message, out.stderr), out.stderr
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("Q: {questio}", r"task.prompts.student: no field \{questio\} \(it has \{question\}\): "),
+        ('Q: {question} as JSON {"a": 1}', r"task.prompts.student: no field \{\"a\"\} .*write a literal brace as"),
+        ("Q: {question", r"task.prompts.student: .*expected '\}' before end of string.*literal brace as \{\{ or \}\}"),
+        ("Q: {}", r"task.prompts.student: no field \{\} "),
+    ],
+)
+def test_a_prompt_template_that_cannot_render_is_refused_before_the_run(tmp_path, template, message):
+    """Rendering it failed mid-run with a KeyError traceback, after the student was examined."""
+    (tmp_path / "d.jsonl").write_text(JSONL)
+    config = tmp_path / "mine.toml"
+    config.write_text(
+        cfg.dump(
+            cfg.validate(
+                {"task": {"name": "dataset", "path": str(tmp_path / "d.jsonl"), "prompts": {"student": template}}}
+            )
+        )
+    )
+    out = fair("data", config)
+    assert out.returncode == 2, out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and re.search(message, out.stderr), out.stderr
