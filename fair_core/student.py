@@ -48,13 +48,16 @@ def with_adapter(model, adapter: str | Path, trainable: bool = False):
     from peft import PeftModel
 
     adapter_config(adapter)
+    fix = "train its round again, or pass another adapter"
+    if not any((Path(adapter) / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise FairError(f"adapter {adapter} has no weights (no adapter_model.safetensors in it): {fix}")
     try:
         return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
     except Exception as e:  # noqa: BLE001 - safetensors', torch's and peft's errors: the same fix
         why = (str(e).strip().splitlines() or [""])[0][:160]
         raise FairError(
             f"adapter {adapter} could not be loaded ({type(e).__name__}: {why}): it is damaged or was saved "
-            f"for another model; train its round again, or pass another adapter"
+            f"for another model; {fix}"
         ) from None
 
 

@@ -389,6 +389,13 @@ def test_a_damaged_adapter_is_one_line(tmp_path, tiny, capsys):
             assert said[0].startswith(f"fair: error: adapter {adapter} could not be loaded (SafetensorError: "), err
             assert said[0].endswith("train its round again, or pass another adapter"), err
     assert not (tmp_path / "m").exists()
+    weights.unlink()  # peft then looked for the folder's name on the hub
+    code, out, err = fair(capsys, "chat", tmp_path / "run", "--prompt", "hi")
+    said = [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]
+    assert code == 2 and said == [
+        f"fair: error: adapter {adapter} has no weights (no adapter_model.safetensors in it): train its round "
+        "again, or pass another adapter"
+    ]
 
 
 def test_generate_reads_inputs_as_editors_write_them(tmp_path, tiny, capsys):
