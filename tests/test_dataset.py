@@ -744,3 +744,24 @@ def test_a_prompt_template_that_cannot_render_is_refused_before_the_run(tmp_path
     out = fair("data", config)
     assert out.returncode == 2, out.stdout
     assert len(out.stderr.strip().splitlines()) == 1 and re.search(message, out.stderr), out.stderr
+
+
+def test_answer_aliases_that_pandas_wrote_to_csv(host, tmp_path):
+    """A list column of answers in a CSV cell (pandas' to_csv writes ['Paris', 'Paris, France']) is
+    the answers, as the same column read from Parquet; a cell of numbers in brackets stays text."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"question": ["Capital of France?", "Largest ocean?"], "answer": [["Paris", "Paris, France"], ["Pacific"]]}
+    )
+    frame.to_csv(tmp_path / "qa.csv", index=False)
+    frame.to_parquet(tmp_path / "qa.parquet")
+    for name in ("qa.csv", "qa.parquet"):
+        t = task(host, path=str(tmp_path / name))
+        problems = {p.question: p for p in t.load("train") + t.load("test")}
+        france = problems["Capital of France?"]
+        assert (france.gold, france.meta["answers"]) == ("Paris", ["Paris", "Paris, France"]), name
+        assert problems["Largest ocean?"].gold == "Pacific", name
+        assert t.grade(france, "The answer is Paris, France.")[1], name
+    (tmp_path / "pairs.csv").write_text('question,answer\nWhich pair?,"[1, 2]"\n')
+    assert task(host, path=str(tmp_path / "pairs.csv")).load("train")[0].gold == "[1, 2]"

@@ -308,6 +308,10 @@ class Dataset(LocalTask):
         question = "\n\n".join(parts)
         meta: dict[str, Any] = {}
         answer = _field(record, c.answer)
+        if (self.kind == "text" or self.pattern is not None) and isinstance(answer, str):
+            # a list column in a CSV cell, as pandas' to_csv writes one: ['Paris', 'Paris, France']
+            answers = _cell_list(answer)
+            answer = answers if answers and all(isinstance(a, str) for a in answers) else answer
         if isinstance(answer, list) and (self.kind == "text" or self.pattern is not None):
             answer = self._answers(answer, where, meta)  # aliases, any of which is right
         else:
