@@ -765,3 +765,22 @@ def test_answer_aliases_that_pandas_wrote_to_csv(host, tmp_path):
         assert t.grade(france, "The answer is Paris, France.")[1], name
     (tmp_path / "pairs.csv").write_text('question,answer\nWhich pair?,"[1, 2]"\n')
     assert task(host, path=str(tmp_path / "pairs.csv")).load("train")[0].gold == "[1, 2]"
+
+
+def test_a_test_split_that_is_the_train_split_is_refused(host, tmp_path):
+    """The same rows in both splits: tested on what it trained on (test_path) or a confusing
+    'id used twice (also at the same row)' (test_split)."""
+    from datasets import Dataset, DatasetDict
+
+    (tmp_path / "p.jsonl").write_text(JSONL)
+    with pytest.raises(DataError, match=r"task.test_path names the file task.path names: name the test rows' own file"):
+        task(host, path=str(tmp_path / "p.jsonl"), test_path=str(tmp_path / ".." / tmp_path.name / "p.jsonl")).load(
+            "train"
+        )
+    DatasetDict({"train": Dataset.from_list(ROWS[:7]), "dev": Dataset.from_list(ROWS[7:])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    with pytest.raises(DataError, match=r"task.test_split 'train' is the train split too: name another split"):
+        task(host, path=str(tmp_path / "dd"), test_split="train").load("train")
+    with pytest.raises(DataError, match=r"task.test_split 'dev' is the train split too: name another split"):
+        task(host, path=str(tmp_path / "dd"), split="dev", test_split="dev").load("train")

@@ -101,6 +101,10 @@ class Dataset(LocalTask):
             raise DataError("task.test_path gives the test split: remove task.test_split and task.test_fraction")
         if test_split and test_fraction:
             raise DataError("task.test_split and task.test_fraction both choose the test split: keep one")
+        if test_split and test_split == (split or "train"):
+            raise DataError(
+                f"task.test_split {test_split!r} is the train split too: name another split, or use task.test_fraction"
+            )
         self.kind = answer or "text"
         self.pattern = re.compile(self.kind.removeprefix("regex:")) if self.kind.startswith("regex:") else None
         if self.pattern is None and self.kind not in ANSWER_KINDS:
@@ -135,6 +139,11 @@ class Dataset(LocalTask):
     def read_local(self, path: Path) -> dict[str, list[Problem]]:
         if self.test_path:
             tests = self._find(self.test_path)
+            if tests.resolve() == path.resolve():  # the test split would be the rows it trains on
+                raise DataError(
+                    "task.test_path names the file task.path names: name the test rows' own file, or remove "
+                    "task.test_path (task.test_fraction then chooses them)"
+                )
             train, test = self.split or "train", self.test_split or "test"
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
