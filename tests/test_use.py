@@ -33,11 +33,11 @@ QUESTIONS = [f"Tom has {a} apples and buys {b} more. How many apples has he?" fo
 GREEDY = {"max_new_tokens": 12, "batch_size": 2, "device": "cpu", "dtype": "fp32"}
 
 
-def make_run(path: Path, student: Path, **student_keys) -> Run:
-    """A run directory of an svamp run of ``student``, as `fair run` writes it before training."""
+def make_run(path: Path, student: Path, task: dict | None = None, **student_keys) -> Run:
+    """A run directory of an svamp run (or ``task``'s) of ``student``, as `fair run` writes it before training."""
     config = cfg.validate(
         {
-            "task": {"name": "svamp"},
+            "task": task or {"name": "svamp"},
             "student": {"model": str(student), **GREEDY, **student_keys},
             "train": {
                 # every pair in each of 40 steps, no dropout: the answer is learnt whatever the LoRA
@@ -314,25 +314,26 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     assert not (tmp_path / "a.jsonl").exists()
 
 
-def fine_tuned_run(path: Path, tiny: Path) -> Path:
+def fine_tuned_run(path: Path, tiny: Path, task: dict | None = None) -> Path:
     """A run whose round 0 fully fine-tuned its student (train.method = "full" leaves rounds/N/model),
     here the tiny model itself: a trained run without training."""
     import shutil
 
-    run = make_run(path, path.parent / "gone")  # the model it started from is not needed
+    run = make_run(path, path.parent / "gone", task)  # the model it started from is not needed
     shutil.copytree(tiny, run.round_dir(0) / "model")
     run.store.mark_stage(0, "train", StageStatus.DONE)
     run.close()
     return path
 
 
-def tiny_answers(tiny: Path, questions: list[str]) -> list[str]:
-    """What the tiny model says to ``questions`` asked in the task's student prompt."""
+def tiny_answers(tiny: Path, questions: list[str], kind: str = "number") -> list[str]:
+    """What the tiny model says to ``questions`` asked in the student prompt of a task whose answers are ``kind``."""
     from fair_core.config import StudentConfig
     from fair_students.hf import HFStudent
+    from fair_tasks.dataset import PROMPTS
 
     student = HFStudent(StudentConfig(model=str(tiny), **GREEDY))
-    return student.generate([NUMBER["student"].format(question=q) for q in questions])
+    return student.generate([PROMPTS[kind][0]["student"].format(question=q) for q in questions])
 
 
 def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
@@ -443,3 +444,19 @@ def test_generate_reads_ndjson_and_refuses_tables(tmp_path, tiny, capsys):
         code, said, err = fair(capsys, "generate", run, "--input", tmp_path / name, "--out", tmp_path / "b.jsonl")
         assert code == 2 and f"--input {tmp_path / name} is a {name[1:]} file: pass JSON lines (.jsonl" in err, err
     assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_a_multiple_choice_student_answers_after_its_data_has_moved(tmp_path, tiny, capsys):
+    """Reading a letter needs the data's number of options, which extract() loaded from the data
+    file: a run dir copied to another machine failed in generate with 'task.path does not exist'."""
+    data = tmp_path / "mc.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"Q{i}?", "choices": ["a", "b", "c"], "answer": "B"}) + "\n" for i in range(4))
+    )
+    task = {"name": "dataset", "path": str(data), "answer": "choice", "columns": {"choices": "choices"}}
+    run = fine_tuned_run(tmp_path / "run", tiny, task)
+    data.unlink()
+    (tmp_path / "q.txt").write_text("Which?\n")
+    code, said, err = fair(capsys, "generate", run, "--input", tmp_path / "q.txt", "--out", tmp_path / "a.jsonl")
+    assert code == 0, err
+    assert rows(tmp_path / "a.jsonl")[0]["output"] == tiny_answers(tiny, ["Which?"], "choice")[0]

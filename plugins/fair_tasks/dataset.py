@@ -14,6 +14,7 @@ removed elsewhere.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -121,6 +122,7 @@ class Dataset(LocalTask):
         if hub_config:
             self.hub_options = {"name": hub_config}
         self.options = 4  # the most options any problem has: how many letters extract() reads
+        self._looked = False  # whether extract() has loaded the data for its options
         self.first_index = 0  # what a choice's gold that is an index counts from
 
     # sources -------------------------------------------------------------------------------
@@ -466,8 +468,10 @@ class Dataset(LocalTask):
         if self.kind == "yes-no":
             return extract_yes_no(text)
         if self.kind == "choice":
-            if self._splits is None:  # a stage that reads outputs on a resumed run: the letters are the data's
-                self.load("train")
+            if self._splits is None and not self._looked:  # a resumed run's stage: the letters are the data's
+                self._looked = True
+                with contextlib.suppress(DataError):  # moved since (a run dir copied elsewhere): A-D, as known
+                    self.load("train")
             return extract_letter(text, self.options)
         return extract_text(text)
 
