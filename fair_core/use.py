@@ -12,12 +12,14 @@ each, so a kill loses one batch at most and leaves no half row; a rerun skips th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .errors import FairError
+from .runs.disk import is_full
 from .runs.store import StageStatus
 
 if TYPE_CHECKING:
@@ -172,6 +174,18 @@ def written_rows(out: Path) -> dict[str, str]:
     return rows
 
 
+@contextlib.contextmanager
+def _writable(out: Path):
+    """--out that this user cannot read or write (its folder is a file, no permission) is a user
+    mistake; a full disk is not, and stays what it is (exit 3)."""
+    try:
+        yield
+    except OSError as e:
+        if is_full(e):
+            raise
+        raise FairError(f"--out {out}: cannot write it ({e.strerror}): pass a file you can write") from None
+
+
 def generate(
     rs: RunStudent, input: Path, out: Path, raw: bool = False, on_progress: Callable[[int, int], None] | None = None
 ) -> tuple[int, int]:
@@ -183,7 +197,8 @@ def generate(
     if out.exists() and input.exists() and out.samefile(input):
         raise FairError(f"--out {out} is the --input file: pass another --out")
     questions = read_questions(input)
-    before = written_rows(out)
+    with _writable(out):
+        before = written_rows(out)
     for id, question in questions:
         if id in before and before[id] != question:
             raise FairError(
@@ -196,9 +211,10 @@ def generate(
         on_progress(done, len(questions))
     if not todo:
         return 0, done
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = rs.config.batch_size
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    with _writable(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]
