@@ -179,15 +179,17 @@ def trainable(run_dir: Path, fmt: Format, out: Path, round: int | None, save: Sa
 
 
 def save_arrow(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
-    """A ``datasets.DatasetDict`` of string columns, saved with ``save_to_disk``."""
+    """A ``datasets.DatasetDict`` of string columns with a split for each that holds any row (one
+    compiled item validates none), saved with ``save_to_disk``."""
     import datasets
 
     datasets.disable_progress_bars()
     features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
+    splits = {s: rows for s, rows in shaped.items() if rows}  # datasets refuses an empty list of rows
     datasets.DatasetDict(
-        {s: datasets.Dataset.from_list(rows, features=features) for s, rows in shaped.items()}
+        {s: datasets.Dataset.from_list(rows, features=features) for s, rows in splits.items()}
     ).save_to_disk(str(folder))
-    return {s: f"{s}/*.arrow" for s in shaped}
+    return {s: f"{s}/*.arrow" for s in splits}
 
 
 def save_jsonl(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
