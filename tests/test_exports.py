@@ -269,6 +269,17 @@ def test_committee_exports_carry_a_card(run, tmp_path):
 
 
 @pytest.mark.needs_data
+def test_an_out_that_is_a_file_is_one_line(run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for fmt in ("hf", "jsonl", "merged"):
+        for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+            assert main(["export", str(run), "--format", fmt, "--out", str(out)]) == 2
+            err = capsys.readouterr().err
+            assert err == f"fair: error: --out {out}: {tmp_path / 'afile'} is a file, not a folder: pass a folder\n"
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.needs_data
 def test_a_run_not_compiled_says_so_in_one_line(run, tmp_path, capsys):
     stale = tmp_path / "run"
     shutil.copytree(run, stale)

@@ -6,6 +6,7 @@ a card, README.md (see fair_core.results.card). :data:`FORMATS` holds each forma
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from contextlib import closing
@@ -91,7 +92,18 @@ def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list
         raise FairError(f"no export format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not (run_dir / "run.sqlite").exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
+    _writable(out)
     return FORMATS[fmt].write(run_dir, FORMATS[fmt], out, round)
+
+
+def _writable(out: Path) -> None:
+    """``out`` is a folder this user can write in, or can become one: said before anything is
+    read or built (a file in its place made every format's writer raise)."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise FairError(f"--out {out}: {existing} is a file, not a folder: pass a folder")
+    if not os.access(existing, os.W_OK):
+        raise FairError(f"--out {out}: this user cannot write in {existing}: pass a folder you can write")
 
 
 def _store(run_dir: Path) -> closing[Store]:
