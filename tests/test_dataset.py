@@ -784,3 +784,15 @@ def test_a_test_split_that_is_the_train_split_is_refused(host, tmp_path):
         task(host, path=str(tmp_path / "dd"), test_split="train").load("train")
     with pytest.raises(DataError, match=r"task.test_split 'dev' is the train split too: name another split"):
         task(host, path=str(tmp_path / "dd"), split="dev", test_split="dev").load("train")
+
+
+def test_split_names_on_a_folder_of_one_split_are_refused(host, tmp_path):
+    """A save_to_disk folder of one Dataset has no split to name: task.split was silently ignored."""
+    from datasets import Dataset
+
+    Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "one"))
+    for keys in ({"split": "validation"}, {"test_split": "test"}):
+        with pytest.raises(
+            DataError, match=r"one is one split, without named splits: remove task.split and task.test_split"
+        ):
+            task(host, path=str(tmp_path / "one"), **keys).load("train")

@@ -153,11 +153,7 @@ class Dataset(LocalTask):
         records = _read_json(path) if path.suffix.lower() == ".json" else None
         if isinstance(records, dict):  # {"train": [...], "dev": [...]}: named splits, as a folder's
             return self.read_hub(records, str(path))
-        if self.split or self.test_split:
-            raise DataError(
-                f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
-                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
-            )
+        self._unsplit(path, "one file")
         rows = self._rows(path, "", "row") if records is None else self._identified(str(path), records, "row")
         return self._problems(self._divide(rows))
 
@@ -165,6 +161,7 @@ class Dataset(LocalTask):
         """A ``DatasetDict`` (or one ``Dataset``) from the hub, or from the file or folder ``where``."""
         where = where or self.hub_id
         if not hasattr(dataset, "keys"):  # one split saved alone
+            self._unsplit(where, "one split")
             return self._problems(self._divide(self._identified(where, _numbered(where, dataset), "row")))
         names = list(dataset.keys())
         train = self.split or "train"
@@ -188,6 +185,14 @@ class Dataset(LocalTask):
                 f"set {others}task.test_fraction"
             )
         return self._problems({"train": rows[train], "test": rows[test]} if test else self._divide(rows[train]))
+
+    def _unsplit(self, where: str | Path, what: str) -> None:
+        """Split names are for data that has named splits."""
+        if self.split or self.test_split:
+            raise DataError(
+                f"task dataset: {where} is {what}, without named splits: remove task.split and task.test_split "
+                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
+            )
 
     def _rows(self, path: Path, split: str, prefix: str) -> list[Row]:
         """The rows of one file, or of one split of a save_to_disk folder, with their ids."""
