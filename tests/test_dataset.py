@@ -796,3 +796,25 @@ def test_split_names_on_a_folder_of_one_split_are_refused(host, tmp_path):
             DataError, match=r"one is one split, without named splits: remove task.split and task.test_split"
         ):
             task(host, path=str(tmp_path / "one"), **keys).load("train")
+
+
+def test_parquet_decimal_and_date_columns_are_single_values(host, tmp_path):
+    """As SQL and Spark export money and dates: they were refused as 'a Decimal: expected a single value'."""
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "question": ["How much?", "When?"],
+            "amount": pa.array([decimal.Decimal("5.00"), decimal.Decimal("-1.25")], pa.decimal128(10, 2)),
+            "day": [datetime.date(2020, 1, 31), datetime.date(1999, 12, 1)],
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    number = task(host, path=str(tmp_path / "d.parquet"), answer="number", columns={"answer": "amount"})
+    assert sorted(p.gold for p in number.load("train") + number.load("test")) == ["-1.25", "5"]
+    text = task(host, path=str(tmp_path / "d.parquet"), columns={"answer": "day"})
+    assert sorted(p.gold for p in text.load("train") + text.load("test")) == ["1999-12-01", "2020-01-31"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import datetime
 import hashlib
 import itertools
 import json
@@ -573,6 +574,8 @@ def _scalar(record: dict, column: str, where: str, optional: bool = False) -> An
         raise DataError(f"{where}: no column {column!r}")
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, (Decimal, datetime.date, datetime.time)):  # Parquet's decimal and date columns
+        return str(value)
     if value is not None and not isinstance(value, (str, int, float, bool)):
         raise DataError(f"{where}: column {column!r} is {_what(value)}: expected a single value")
     return value
