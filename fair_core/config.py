@@ -7,6 +7,7 @@ live here: a teacher names the environment variable that holds its key.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import tomllib
 import typing
@@ -403,7 +404,23 @@ def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfi
     data: dict = read(path) if path is not None else {}
     for item in overrides:
         set_key(data, *parse_override(item))
+    _find_data(data, Path(path).parent if path is not None else None)
     return validate(data)
+
+
+def _find_data(data: dict, folder: Path | None) -> None:
+    """``task.path`` and ``task.test_path`` given relative, made absolute where the data is: from
+    the working directory, else beside the config (a config and its CSV in one folder, run from
+    anywhere), so that the run dir's copy of the config finds it wherever the run is resumed
+    from. Found in neither, a path stays as written, for the task to look in the data folder."""
+    task = data.get("task")
+    for key in ("path", "test_path"):
+        value = task.get(key) if isinstance(task, dict) else None
+        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+            continue
+        found = next((base / value for base in (Path.cwd(), folder) if base and (base / value).exists()), None)
+        if found is not None:
+            task[key] = os.path.abspath(found)
 
 
 def dump(config: RunConfig) -> str:

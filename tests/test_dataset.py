@@ -818,3 +818,22 @@ def test_parquet_decimal_and_date_columns_are_single_values(host, tmp_path):
     assert sorted(p.gold for p in number.load("train") + number.load("test")) == ["-1.25", "5"]
     text = task(host, path=str(tmp_path / "d.parquet"), columns={"answer": "day"})
     assert sorted(p.gold for p in text.load("train") + text.load("test")) == ["1999-12-01", "2020-01-31"]
+
+
+def test_a_relative_data_path_is_found_beside_the_config(tmp_path):
+    """A config and its CSV in one folder, run from anywhere: the path was read from the working
+    directory only. Found, it is made absolute, so the run dir's copy of the config finds it too."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    write_csv(folder / "p.csv")
+    (folder / "mine.toml").write_text(
+        '[task]\nname = "dataset"\npath = "p.csv"\nanswer = "number"\n'
+        'columns = {question = "Problem Text", answer = "Solution", id = "qid"}\n'
+    )
+    out = fair("data", folder / "mine.toml", "--show", "0")  # from the repository, not the project's folder
+    assert out.returncode == 0, out.stderr
+    assert cfg.load(folder / "mine.toml").task.path == str(folder / "p.csv")
+    here = fair("data", "mine.toml", "--show", "0", cwd=folder)  # from the folder itself: the same file
+    assert (here.returncode, here.stdout) == (0, out.stdout), here.stderr
+    (folder / "mine.toml").write_text('[task]\nname = "dataset"\npath = "nowhere.csv"\n')
+    assert cfg.load(folder / "mine.toml").task.path == "nowhere.csv"  # found nowhere: as written, for the data folder
