@@ -409,18 +409,17 @@ def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfi
 
 
 def _find_data(data: dict, folder: Path | None) -> None:
-    """``task.path`` and ``task.test_path`` given relative, made absolute where the data is: from
-    the working directory, else beside the config (a config and its CSV in one folder, run from
-    anywhere), so that the run dir's copy of the config finds it wherever the run is resumed
-    from. Found in neither, a path stays as written, for the task to look in the data folder."""
+    """``task.path`` and ``task.test_path`` given relative and not there from the working
+    directory, but beside the config (a config and its CSV in one folder, run from anywhere):
+    made absolute, so that the run dir's copy of the config finds it wherever the run is resumed
+    from. Otherwise a path stays as written: read from the working directory, else the data folder."""
     task = data.get("task")
     for key in ("path", "test_path"):
         value = task.get(key) if isinstance(task, dict) else None
-        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+        if not isinstance(value, str) or not value.strip() or folder is None:
             continue
-        found = next((base / value for base in (Path.cwd(), folder) if base and (base / value).exists()), None)
-        if found is not None:
-            task[key] = os.path.abspath(found)
+        if not Path(value).expanduser().is_absolute() and not Path(value).exists() and (folder / value).exists():
+            task[key] = os.path.abspath(folder / value)
 
 
 def dump(config: RunConfig) -> str:

@@ -822,7 +822,7 @@ def test_parquet_decimal_and_date_columns_are_single_values(host, tmp_path):
 
 def test_a_relative_data_path_is_found_beside_the_config(tmp_path):
     """A config and its CSV in one folder, run from anywhere: the path was read from the working
-    directory only. Found, it is made absolute, so the run dir's copy of the config finds it too."""
+    directory only. Found there, it is made absolute, so the run dir's copy of the config finds it too."""
     folder = tmp_path / "project"
     folder.mkdir()
     write_csv(folder / "p.csv")
@@ -835,5 +835,8 @@ def test_a_relative_data_path_is_found_beside_the_config(tmp_path):
     assert cfg.load(folder / "mine.toml").task.path == str(folder / "p.csv")
     here = fair("data", "mine.toml", "--show", "0", cwd=folder)  # from the folder itself: the same file
     assert (here.returncode, here.stdout) == (0, out.stdout), here.stderr
+    with pytest.MonkeyPatch.context() as patch:  # found from the working directory: as written, as before
+        patch.chdir(folder)
+        assert cfg.load(folder / "mine.toml").task.path == "p.csv"
     (folder / "mine.toml").write_text('[task]\nname = "dataset"\npath = "nowhere.csv"\n')
     assert cfg.load(folder / "mine.toml").task.path == "nowhere.csv"  # found nowhere: as written, for the data folder
