@@ -840,3 +840,13 @@ def test_a_relative_data_path_is_found_beside_the_config(tmp_path):
         assert cfg.load(folder / "mine.toml").task.path == "p.csv"
     (folder / "mine.toml").write_text('[task]\nname = "dataset"\npath = "nowhere.csv"\n')
     assert cfg.load(folder / "mine.toml").task.path == "nowhere.csv"  # found nowhere: as written, for the data folder
+
+
+def test_a_trailing_comma_names_its_line_and_column(host, tmp_path):
+    """A JSON Lines file written as an array's items ("{...},"), a JSON array with a trailing comma."""
+    (tmp_path / "d.jsonl").write_text('{"question": "A?", "answer": 1},\n')
+    with pytest.raises(DataError, match=r"d.jsonl:1: not valid JSON \(Extra data at column 32\)$"):
+        task(host, path=str(tmp_path / "d.jsonl")).load("train")
+    (tmp_path / "d.json").write_text('[\n {"question": "A?", "answer": 1},\n]\n')
+    with pytest.raises(DataError, match=r"d.json:3: not valid JSON \(Expecting value at column 1\)$"):
+        task(host, path=str(tmp_path / "d.json")).load("train")
