@@ -850,3 +850,25 @@ def test_a_trailing_comma_names_its_line_and_column(host, tmp_path):
     (tmp_path / "d.json").write_text('[\n {"question": "A?", "answer": 1},\n]\n')
     with pytest.raises(DataError, match=r"d.json:3: not valid JSON \(Expecting value at column 1\)$"):
         task(host, path=str(tmp_path / "d.json")).load("train")
+
+
+def test_an_alpaca_file_whose_input_is_often_empty(host, tmp_path):
+    """Alpaca's instruction/input/output, as LLaMA-Factory reads it: an empty input is no paragraph,
+    not a bad row; a row whose every question column is empty is."""
+    rows = [
+        {"instruction": "What is 2 + 2?", "input": "", "output": "4"},
+        {"instruction": "Add the numbers.", "input": "3 and 5", "output": "8"},
+    ]
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows))
+    columns = {"question": ["instruction", "input"], "answer": "output"}
+    t = task(host, path=str(tmp_path / "alpaca.json"), answer="number", columns=columns)
+    assert sorted(p.question for p in t.load("train") + t.load("test")) == [
+        "Add the numbers.\n\n3 and 5",
+        "What is 2 + 2?",
+    ]
+    rows.append({"instruction": " ", "input": "", "output": "1"})
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows))
+    with pytest.raises(
+        DataError, match=r"alpaca.json item 2: columns 'instruction', 'input' \(the question\) are all empty"
+    ):
+        task(host, path=str(tmp_path / "alpaca.json"), answer="number", columns=columns).load("train")

@@ -317,11 +317,19 @@ class Dataset(LocalTask):
     def _problem(self, where: str, record: dict, problem_id: str) -> Problem:
         c = self.columns
         parts = []
-        for name in _names(c.question):  # a passage and a query: one paragraph each
+        names = _names(c.question)
+        for name in names:  # a passage and a query: one paragraph each, an empty one none (alpaca's input)
             part = _scalar(record, name, where)
-            if not isinstance(part, str) or not part.strip():
+            if part is not None and not isinstance(part, str):
                 raise DataError(f"{where}: column {name!r} (the question) is {_what(part)}: expected text")
-            parts.append(part.strip())
+            if part and part.strip():
+                parts.append(part.strip())
+        if not parts:
+            raise DataError(
+                f"{where}: column {names[0]!r} (the question) is empty: expected text"
+                if len(names) == 1
+                else f"{where}: columns {', '.join(map(repr, names))} (the question) are all empty"
+            )
         question = "\n\n".join(parts)
         meta: dict[str, Any] = {}
         answer = _field(record, c.answer)
