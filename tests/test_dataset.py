@@ -872,3 +872,18 @@ def test_an_alpaca_file_whose_input_is_often_empty(host, tmp_path):
         DataError, match=r"alpaca.json item 2: columns 'instruction', 'input' \(the question\) are all empty"
     ):
         task(host, path=str(tmp_path / "alpaca.json"), answer="number", columns=columns).load("train")
+
+
+def test_a_dotted_column_may_index_a_list(host, tmp_path):
+    """Chat-format rows (OpenAI's messages, ShareGPT's conversations): the question is the first
+    turn's text, the answer the second's."""
+    rows = [
+        {"messages": [{"role": "user", "content": f"What is {i} + {i}?"}, {"role": "assistant", "content": str(2 * i)}]}
+        for i in range(4)
+    ]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "messages.0.content", "answer": "messages.1.content"}
+    t = task(host, path=str(tmp_path / "chat.jsonl"), answer="number", columns=columns)
+    assert sorted((p.question, p.gold) for p in t.load("train") + t.load("test"))[0] == ("What is 0 + 0?", "0")
+    with pytest.raises(DataError, match=r"chat.jsonl: no column 'messages.2.content'"):
+        task(host, path=str(tmp_path / "chat.jsonl"), columns={"question": "messages.2.content"}).load("train")

@@ -560,15 +560,19 @@ def _twice(problem_id: str, where: str, first: str) -> None:
 
 
 def _field(record: dict, column: str) -> Any:
-    """``record[column]``; a dotted name reads a nested field ("meta.answer") unless the record
-    has a column of that very name. _MISSING where there is none."""
+    """``record[column]``; a dotted name reads a nested field ("meta.answer"), or an item of a
+    list by its index ("messages.0.content"), unless the record has a column of that very name.
+    _MISSING where there is none."""
     if column in record:
         return record[column]
     value: Any = record
     for part in column.split("."):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdecimal() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return _MISSING
-        value = value[part]
     return value
 
 
