@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -447,7 +448,9 @@ def add_chat(sub) -> None:
 
 
 def cmd_chat(args) -> int:
-    if args.prompt is not None and not args.prompt.strip():
+    from .use import utf8
+
+    if args.prompt is not None and not utf8(args.prompt, "--prompt").strip():
         raise FairError("--prompt is empty: pass the question to ask, or leave --prompt out to chat")
     with _run_student(args) as rs:
         if args.prompt is not None:
@@ -462,13 +465,13 @@ def cmd_chat(args) -> int:
             file=sys.stderr,
         )
         rs.student()  # loaded before the first question, not after it
-        while True:
+        for line in itertools.count(1):
             try:
                 text = input(">>> " if sys.stdin.isatty() else "")  # piped in: the answers alone
             except EOFError:
                 print(file=sys.stderr)
                 return 0
-            if text.strip():
+            if utf8(text, f"line {line} of the input").strip():
                 output = rs.answer([text], args.raw)[0]
                 print(inert(output))
                 said = None if args.raw else rs.task.extract(output)

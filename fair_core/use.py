@@ -54,6 +54,21 @@ def trained_round(store, run_dir: Path, round: int | None) -> int:
     return round
 
 
+def utf8(text: str, what: str) -> str:
+    """``text`` as read from argv or stdin, where Python keeps bytes that are not UTF-8 (a Latin-1
+    file piped in) as lone surrogates, which no tokenizer takes: refused, naming the first."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        kept = ord(text[e.start]) - 0xDC00  # the byte a surrogate escape keeps
+        byte = f" (byte 0x{kept:02x})" if 0x80 <= kept <= 0xFF else ""
+        raise FairError(
+            f"{what} is not UTF-8 text{byte}: type it in a UTF-8 terminal, or convert the file "
+            f"(iconv -f latin1 -t utf-8)"
+        ) from None
+    return text
+
+
 class RunStudent:
     """The trained student of one round of a run, with the run's task; a context manager.
 

@@ -464,3 +464,15 @@ def test_a_multiple_choice_student_answers_after_its_data_has_moved(tmp_path, ti
     code, said, err = fair(capsys, "generate", run, "--input", tmp_path / "q.txt", "--out", tmp_path / "a.jsonl")
     assert code == 0, err
     assert rows(tmp_path / "a.jsonl")[0]["output"] == tiny_answers(tiny, ["Which?"], "choice")[0]
+
+
+def test_text_that_is_not_utf8_is_one_line(tmp_path, tiny, capsys, monkeypatch):
+    """Bytes that are not UTF-8 in argv or on stdin (a Latin-1 file piped in) reach Python as lone
+    surrogates, which the tokenizer refused with a TypeError traceback."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    code, out, err = fair(capsys, "chat", run, "--prompt", "caf\udce9?")
+    assert (code, out) == (2, "")
+    assert err.startswith("fair: error: --prompt is not UTF-8 text (byte 0xe9): ") and err.count("\n") == 1, err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("caf\udce9?\n"))
+    code, out, err = fair(capsys, "chat", run)
+    assert code == 2 and "fair: error: line 1 of the input is not UTF-8 text (byte 0xe9): " in err, err
