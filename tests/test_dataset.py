@@ -887,3 +887,11 @@ def test_a_dotted_column_may_index_a_list(host, tmp_path):
     assert sorted((p.question, p.gold) for p in t.load("train") + t.load("test"))[0] == ("What is 0 + 0?", "0")
     with pytest.raises(DataError, match=r"chat.jsonl: no column 'messages.2.content'"):
         task(host, path=str(tmp_path / "chat.jsonl"), columns={"question": "messages.2.content"}).load("train")
+
+
+def test_a_json_file_of_one_row(host, tmp_path):
+    """One row as datasets' to_json writes it (JSON Lines named .json): one object. It was refused as
+    'a JSON object that holds no list of rows'."""
+    (tmp_path / "one.json").write_text(json.dumps(ROWS[0]) + "\n")
+    problems = task(host, path=str(tmp_path / "one.json"), answer="number").load("train")
+    assert [(p.id, p.question, p.gold) for p in problems] == [("row-1", ROWS[0]["question"], ROWS[0]["answer"])]

@@ -623,8 +623,9 @@ def _cell_list(text: str) -> list | None:
 def _read_json(path: Path) -> list[Record] | dict[str, list]:
     """A JSON array of objects, or an object that holds one under one key (``{"version": 2,
     "data": [...]}``), as (``"<file> item <i>"``, object) pairs; JSON Lines saved as ".json" (as
-    datasets' ``to_json`` writes it) is read as JSON Lines. An object that holds several lists
-    of rows (``{"train": [...], "test": [...]}``) is its splits by name, each the list of rows."""
+    datasets' ``to_json`` writes it) is read as JSON Lines, and one object with a plain value as
+    one row. An object that holds several lists of rows (``{"train": [...], "test": [...]}``) is
+    its splits by name, each the list of rows."""
     text = read_text(path)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
@@ -637,6 +638,8 @@ def _read_json(path: Path) -> list[Record] | dict[str, list]:
         keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
         if len(keys) > 1:
             return {key: data[key] for key in keys}
+        if not keys and any(not isinstance(value, (dict, list)) for value in data.values()):
+            return [(f"{path} item 0", data)]  # one row: JSON Lines of one line, as datasets' to_json writes it
         if not keys:
             raise DataError(
                 f"{path}: a JSON object that holds no list of rows; the rows are a JSON array of objects "
