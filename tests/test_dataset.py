@@ -895,3 +895,14 @@ def test_a_json_file_of_one_row(host, tmp_path):
     (tmp_path / "one.json").write_text(json.dumps(ROWS[0]) + "\n")
     problems = task(host, path=str(tmp_path / "one.json"), answer="number").load("train")
     assert [(p.id, p.question, p.gold) for p in problems] == [("row-1", ROWS[0]["question"], ROWS[0]["answer"])]
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_limit(host, tmp_path):
+    """A long passage (200 kB) in one cell: Python's csv refuses cells over 128 KiB by default, and the
+    row was refused as 'not valid CSV', with advice on quoting."""
+    passage = "word " * 40_000 + "How many words?"
+    (tmp_path / "long.csv").write_text(f'question,answer\n"{passage}",40000\nShort?,1\n')
+    (tmp_path / "long.tsv").write_text(f"question\tanswer\n{passage}\t40000\nShort?\t1\n")
+    for name in ("long.csv", "long.tsv"):
+        t = task(host, path=str(tmp_path / name), answer="number")
+        assert max(len(p.question) for p in t.load("train") + t.load("test")) == len(passage.strip()), name

@@ -47,6 +47,9 @@ from .extract import (
 from .prompts import CHOICE, NUMBER, PAPER_CHOICE, PAPER_NUMBER, PAPER_TEXT, PAPER_YES_NO, TEXT, YES_NO
 
 TEST_FRACTION = 0.2
+CELL_LIMIT = (
+    2**31 - 1
+)  # a CSV cell's characters: a long passage, not csv's default 128 KiB (the largest a C long holds)
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
 FILE_KINDS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 # the test split of a folder or hub dataset that names none: the first of these it has
@@ -668,6 +671,7 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
     those, as spreadsheets in many locales write it. A tab-separated file whose quotes do not
     quote cells is read as written: many quote nothing (GLUE's), so a quote there is text."""
     line = 0
+    csv.field_size_limit(CELL_LIMIT)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             header, skipped = f.readline(), 0
