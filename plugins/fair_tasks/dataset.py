@@ -47,9 +47,8 @@ from .extract import (
 from .prompts import CHOICE, NUMBER, PAPER_CHOICE, PAPER_NUMBER, PAPER_TEXT, PAPER_YES_NO, TEXT, YES_NO
 
 TEST_FRACTION = 0.2
-CELL_LIMIT = (
-    2**31 - 1
-)  # a CSV cell's characters: a long passage, not csv's default 128 KiB (the largest a C long holds)
+# the characters a CSV cell may hold: a long passage, where csv's default is 128 KiB (the most a C long holds)
+CELL_LIMIT = 2**31 - 1
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
 FILE_KINDS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 # the test split of a folder or hub dataset that names none: the first of these it has
@@ -336,11 +335,11 @@ class Dataset(LocalTask):
         question = "\n\n".join(parts)
         meta: dict[str, Any] = {}
         answer = _field(record, c.answer)
-        if (self.kind == "text" or self.pattern is not None) and isinstance(answer, str):
-            # a list column in a CSV cell, as pandas' to_csv writes one: ['Paris', 'Paris, France']
-            answers = _cell_list(answer)
-            answer = answers if answers and all(isinstance(a, str) for a in answers) else answer
-        if isinstance(answer, list) and (self.kind == "text" or self.pattern is not None):
+        free = self.kind == "text" or self.pattern is not None
+        if free and isinstance(answer, str):  # a list column in a CSV cell, as pandas' to_csv writes one
+            listed = _cell_list(answer)
+            answer = listed if listed and all(isinstance(a, str) for a in listed) else answer
+        if free and isinstance(answer, list):
             answer = self._answers(answer, where, meta)  # aliases, any of which is right
         else:
             answer = _scalar(record, c.answer, where)
