@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .errors import FairError
+from .inputs import read_text
 from .runs.disk import is_full
 from .runs.store import StageStatus
 
@@ -136,9 +137,11 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
         )
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()  # without a byte-order mark
-    except (OSError, UnicodeDecodeError) as e:
-        why = getattr(e, "strerror", None) or e
-        raise FairError(f"--input {path} cannot be read ({why}): pass a readable file") from None
+    except OSError as e:
+        raise FairError(f"--input {path} cannot be read ({e.strerror}): pass a readable file") from None
+    except UnicodeDecodeError:
+        read_text(path)  # names the line that is not UTF-8, and the fix
+        raise
     out: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -476,3 +476,6 @@ def test_text_that_is_not_utf8_is_one_line(tmp_path, tiny, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("caf\udce9?\n"))
     code, out, err = fair(capsys, "chat", run)
     assert code == 2 and "fair: error: line 1 of the input is not UTF-8 text (byte 0xe9): " in err, err
+    (tmp_path / "q.txt").write_bytes(b"tea?\ncaf\xe9?\n")
+    code, out, err = fair(capsys, "generate", run, "--input", tmp_path / "q.txt", "--out", tmp_path / "a.jsonl")
+    assert (code, err) == (2, f"fair: error: {tmp_path / 'q.txt'}:2: not UTF-8 text: save it as UTF-8\n")
