@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -465,7 +464,9 @@ def cmd_chat(args) -> int:
             file=sys.stderr,
         )
         rs.student()  # loaded before the first question, not after it
-        for line in itertools.count(1):
+        line = 0
+        while True:
+            line += 1
             try:
                 text = input(">>> " if sys.stdin.isatty() else "")  # piped in: the answers alone
             except EOFError:

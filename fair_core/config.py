@@ -414,9 +414,11 @@ def _find_data(data: dict, folder: Path | None) -> None:
     made absolute, so that the run dir's copy of the config finds it wherever the run is resumed
     from. Otherwise a path stays as written: read from the working directory, else the data folder."""
     task = data.get("task")
+    if not isinstance(task, dict) or folder is None:
+        return
     for key in ("path", "test_path"):
-        value = task.get(key) if isinstance(task, dict) else None
-        if not isinstance(value, str) or not value.strip() or folder is None:
+        value = task.get(key)
+        if not isinstance(value, str) or not value.strip():
             continue
         if not Path(value).expanduser().is_absolute() and not Path(value).exists() and (folder / value).exists():
             task[key] = os.path.abspath(folder / value)

@@ -41,8 +41,8 @@ def parse_json(text: str, where: str | Path, line: int | None = None) -> Any:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        at = e.lineno if line is None else line
-        raise DataError(f"{where}:{at}: not valid JSON ({e.msg} at column {e.colno})") from None
+        row = e.lineno if line is None else line
+        raise DataError(f"{where}:{row}: not valid JSON ({e.msg} at column {e.colno})") from None
     except RecursionError:
         data = None
     else:
