@@ -447,6 +447,10 @@ def add_chat(sub) -> None:
 
 
 def cmd_chat(args) -> int:
+    from .use import utf8
+
+    if args.prompt is not None and not utf8(args.prompt, "--prompt").strip():
+        raise FairError("--prompt is empty: pass the question to ask, or leave --prompt out to chat")
     with _run_student(args) as rs:
         if args.prompt is not None:
             print(inert(rs.answer([args.prompt], args.raw)[0]))
@@ -460,13 +464,15 @@ def cmd_chat(args) -> int:
             file=sys.stderr,
         )
         rs.student()  # loaded before the first question, not after it
+        line = 0
         while True:
+            line += 1
             try:
-                text = input(">>> ")
+                text = input(">>> " if sys.stdin.isatty() else "")  # piped in: the answers alone
             except EOFError:
                 print(file=sys.stderr)
                 return 0
-            if text.strip():
+            if utf8(text, f"line {line} of the input").strip():
                 output = rs.answer([text], args.raw)[0]
                 print(inert(output))
                 said = None if args.raw else rs.task.extract(output)

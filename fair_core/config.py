@@ -7,6 +7,7 @@ live here: a teacher names the environment variable that holds its key.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import tomllib
 import typing
@@ -34,6 +35,13 @@ class Columns(Strict):
     id: str | None = None  # default: the row's position ("row-1", ...)
     choices: str | list[str] | None = None
     hint: str | None = None  # a gold solution the teachers may see (default: the gold answer)
+
+    @field_validator("question", "choices")
+    @classmethod
+    def _some_columns(cls, names: str | list[str] | None) -> str | list[str] | None:
+        if names == []:  # every question (or option list) would be empty
+            raise ValueError("is an empty list: name the column that holds it, or list the columns")
+        return names
 
 
 ANSWER_KINDS = ("number", "yes-no", "choice", "text")
@@ -75,9 +83,14 @@ class TaskConfig(Strict):
             return answer
         if answer.startswith("regex:"):
             try:
-                re.compile(answer.removeprefix("regex:"))
+                pattern = re.compile(answer.removeprefix("regex:"))
             except re.error as e:
                 raise ValueError(f"is not a valid regular expression ({e})") from None
+            if pattern.match(""):  # "\d*": the last match in any output is the empty one at its end
+                raise ValueError(
+                    "the pattern matches empty text, so no output's answer could be read: make it match one "
+                    "character at least (+ rather than *)"
+                )
             return answer
         raise ValueError(f"unknown answer kind: use one of {', '.join(ANSWER_KINDS)}, or regex:<pattern>")
 
@@ -392,7 +405,24 @@ def load(path: str | Path | None, overrides: list[str] | tuple = ()) -> RunConfi
     data: dict = read(path) if path is not None else {}
     for item in overrides:
         set_key(data, *parse_override(item))
+    _find_data(data, Path(path).parent if path is not None else None)
     return validate(data)
+
+
+def _find_data(data: dict, folder: Path | None) -> None:
+    """``task.path`` and ``task.test_path`` given relative and not there from the working
+    directory, but beside the config (a config and its CSV in one folder, run from anywhere):
+    made absolute, so that the run dir's copy of the config finds it wherever the run is resumed
+    from. Otherwise a path stays as written: read from the working directory, else the data folder."""
+    task = data.get("task")
+    if not isinstance(task, dict) or folder is None:
+        return
+    for key in ("path", "test_path"):
+        value = task.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if not Path(value).expanduser().is_absolute() and not Path(value).exists() and (folder / value).exists():
+            task[key] = os.path.abspath(folder / value)
 
 
 def dump(config: RunConfig) -> str:

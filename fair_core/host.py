@@ -250,6 +250,10 @@ class Host:
         unknown = sorted(set(config.prompts) - set(kinds)) if isinstance(config.prompts, dict) else []
         if unknown:
             raise DataError(f"unknown prompt kind {unknown[0]!r} for task {config.name}: use one of {', '.join(kinds)}")
+        from .task import check_template
+
+        for kind, template in config.prompts.items() if isinstance(config.prompts, dict) else ():
+            check_template(kind, template, kinds[kind])
         source = config.source()
         takes = getattr(factory, "source_keys", None)  # a factory that is not a Task class takes them all
         refused = [key for key in source if takes is not None and key not in takes]

@@ -21,11 +21,17 @@ MAX_DEPTH = 100
 
 def read_text(path: str | Path) -> str:
     """The UTF-8 text of ``path``, without a byte-order mark (as Windows editors write one); a
-    missing, unreadable or non-UTF-8 file is one DataError."""
+    missing or unreadable file is one DataError, and so is one that is not UTF-8, naming the line
+    of its first byte that is not (a Latin-1 "é", say)."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
+        raw = Path(path).read_bytes()
+    except OSError as e:
         raise DataError(f"{path}: cannot read: {e}".splitlines()[0]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text: save it as UTF-8") from None
 
 
 def parse_json(text: str, where: str | Path, line: int | None = None) -> Any:
@@ -35,7 +41,8 @@ def parse_json(text: str, where: str | Path, line: int | None = None) -> Any:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{where}:{e.lineno if line is None else line}: not valid JSON ({e.msg})") from None
+        row = e.lineno if line is None else line
+        raise DataError(f"{where}:{row}: not valid JSON ({e.msg} at column {e.colno})") from None
     except RecursionError:
         data = None
     else:

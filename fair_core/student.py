@@ -41,6 +41,26 @@ def adapter_config(adapter: str | Path) -> dict:
     )
 
 
+def with_adapter(model, adapter: str | Path, trainable: bool = False):
+    """``model`` with the LoRA adapter folder ``adapter`` on it (a peft ``PeftModel``), as every
+    loader of a round's adapter puts it there; a damaged one (its weights cut short by a copy or a
+    full disk, saved for another model) is one FairError that names it."""
+    from peft import PeftModel
+
+    adapter_config(adapter)
+    fix = "train its round again, or pass another adapter"
+    if not any((Path(adapter) / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise FairError(f"adapter {adapter} has no weights (no adapter_model.safetensors in it): {fix}")
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    except Exception as e:  # noqa: BLE001 - safetensors', torch's and peft's errors: the same fix
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise FairError(
+            f"adapter {adapter} could not be loaded ({type(e).__name__}: {why}): it is damaged or was saved "
+            f"for another model; {fix}"
+        ) from None
+
+
 def is_hub_id(name: str) -> bool:
     """Whether ``name`` reads as a hub repo id (owner/name) rather than a local path."""
     return name.count("/") == 1 and not name.startswith((".", "~", "/"))

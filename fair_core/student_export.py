@@ -36,11 +36,18 @@ def export_student(run_dir: Path, fmt: str, out: Path, round: int | None = None)
     with RunStudent(run_dir, round) as rs:
         staging = out / f".{fmt}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
+        made = not out.exists()
         staging.mkdir(parents=True)
-        folder = staging if fmt == "merged" else staging / "merged"
-        merged_folder(rs, folder, out if fmt == "merged" else out / "merged")
-        if fmt == "gguf":
-            (staging / "Modelfile").write_text(modelfile(rs, folder), encoding="utf-8")
+        try:
+            folder = staging if fmt == "merged" else staging / "merged"
+            merged_folder(rs, folder, out if fmt == "merged" else out / "merged")
+            if fmt == "gguf":
+                (staging / "Modelfile").write_text(modelfile(rs, folder), encoding="utf-8")
+        except FairError:  # a damaged adapter, say: nothing written, not even the folder
+            shutil.rmtree(staging, ignore_errors=True)
+            if made:
+                out.rmdir()
+            raise
         written = move_into(staging, out)
     if fmt == "gguf":
         written.append(gguf(out / "merged", out / "model.gguf"))

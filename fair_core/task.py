@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,20 @@ PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
 # "gold" is the final answer ("145", "yes"); "hint" the dataset's whole gold field, as the paper
 # gives its teachers (GSM8K's worked solution, StrategyQA's facts). A template uses a subset.
 CLOSING = "The answer is {answer}."  # the closing sentence a prompt may ask an answer to end with
+
+
+def check_template(kind: str, template: str, fields: tuple[str, ...]) -> None:
+    """A config's template for prompts of ``kind``, refused before anything runs where rendering
+    it would fail mid-run: a field the kind does not fill, a lone brace (JSON in a template)."""
+    literal = "write a literal brace as {{ or }}"
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise DataError(f"task.prompts.{kind}: {e}: {literal}") from None
+    unknown = next((name for name in names if name not in fields), None)
+    if unknown is not None:
+        has = ", ".join("{" + name + "}" for name in fields)
+        raise DataError(f"task.prompts.{kind}: no field {{{unknown}}} (it has {has}): {literal}")
 
 
 @dataclass(frozen=True)

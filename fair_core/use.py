@@ -12,12 +12,15 @@ each, so a kill loses one batch at most and leaves no half row; a rerun skips th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .errors import FairError
+from .inputs import read_text
+from .runs.disk import is_full
 from .runs.store import StageStatus
 
 if TYPE_CHECKING:
@@ -50,6 +53,21 @@ def trained_round(store, run_dir: Path, round: int | None) -> int:
             f"{' or '.join(map(str, rounds))}, or run that round's train stage"
         )
     return round
+
+
+def utf8(text: str, what: str) -> str:
+    """``text`` as read from argv or stdin, where Python keeps bytes that are not UTF-8 (a Latin-1
+    file piped in) as lone surrogates, which no tokenizer takes: refused, naming the first."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        kept = ord(text[e.start]) - 0xDC00  # the byte a surrogate escape keeps
+        byte = f" (byte 0x{kept:02x})" if 0x80 <= kept <= 0xFF else ""
+        raise FairError(
+            f"{what} is not UTF-8 text{byte}: type it in a UTF-8 terminal, or convert the file "
+            f"(iconv -f latin1 -t utf-8)"
+        ) from None
+    return text
 
 
 class RunStudent:
@@ -103,25 +121,32 @@ class RunStudent:
 
 
 # generate --------------------------------------------------------------------------------------
+JSON_LINES = (".jsonl", ".ndjson")
+TABLES = (".json", ".csv", ".tsv", ".parquet")  # not one question a line: a header would be a question
+
+
 def read_questions(path: Path) -> list[tuple[str, str]]:
     """(id, question) of each question in ``path``: a ``.jsonl`` file's objects (a ``question``
     string, an optional ``id``; without one, the line number), or else a text file's non-empty
     lines, each one question, its id its line number."""
-    if path.suffix == ".json":
+    suffix = path.suffix.lower()
+    if suffix in TABLES:
         raise FairError(
-            f"--input {path} is a .json file: pass JSON lines (.jsonl, one object with a "
+            f"--input {path} is a {suffix} file: pass JSON lines (.jsonl, one object with a "
             f'"question" a line) or plain text (one question a line)'
         )
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        why = getattr(e, "strerror", None) or e
-        raise FairError(f"--input {path} cannot be read ({why}): pass a readable file") from None
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # without a byte-order mark
+    except OSError as e:
+        raise FairError(f"--input {path} cannot be read ({e.strerror}): pass a readable file") from None
+    except UnicodeDecodeError:
+        read_text(path)  # names the line that is not UTF-8, and the fix
+        raise
     out: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        if path.suffix != ".jsonl":
+        if suffix not in JSON_LINES:
             out[str(n)] = line.strip()
             continue
         try:
@@ -133,7 +158,10 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
                 f'{path} line {n} is not a JSON object with a "question" string: fix it, or '
                 f"pass a plain text file (not .jsonl) with one question a line"
             )
-        id = str(row.get("id", n))
+        id = row.get("id")
+        if isinstance(id, (dict, list)):
+            raise FairError(f"{path} line {n}: id {id!r} is not text or a number: give each question its own id")
+        id = str(n if id is None else id)
         if id in out:
             raise FairError(f"{path} line {n}: id {id!r} is used twice: give every question its own id")
         out[id] = row["question"]
@@ -164,14 +192,31 @@ def written_rows(out: Path) -> dict[str, str]:
     return rows
 
 
+@contextlib.contextmanager
+def _writable(out: Path):
+    """--out that this user cannot read or write (its folder is a file, no permission) is a user
+    mistake; a full disk is not, and stays what it is (exit 3)."""
+    try:
+        yield
+    except OSError as e:
+        if is_full(e):
+            raise
+        raise FairError(f"--out {out}: cannot write it ({e.strerror}): pass a file you can write") from None
+
+
 def generate(
     rs: RunStudent, input: Path, out: Path, raw: bool = False, on_progress: Callable[[int, int], None] | None = None
 ) -> tuple[int, int]:
     """Answer each question of ``input`` not yet in ``out``, appending rows (id, question,
     output, answer: what the task reads as the final answer, or null) a batch at a time;
     (rows written now, rows there before). ``on_progress(done, total)`` after each batch."""
+    if out.is_dir():
+        raise FairError(f"--out {out} is a folder: pass a file in it, such as {out / 'answers.jsonl'}")
+    if out.exists() and input.exists() and out.samefile(input):
+        raise FairError(f"--out {out} is the --input file: pass another --out")
     questions = read_questions(input)
-    before = written_rows(out)
+    with _writable(out):
+        before = written_rows(out)
     for id, question in questions:
         if id in before and before[id] != question:
             raise FairError(
@@ -184,9 +229,10 @@ def generate(
         on_progress(done, len(questions))
     if not todo:
         return 0, done
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = rs.config.batch_size
-    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    with _writable(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]

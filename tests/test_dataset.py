@@ -3,6 +3,7 @@ their own column names, judges answers of every kind, refuses a bad row with one
 through the committee, training and evaluation like a built-in task."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -618,3 +619,290 @@ def test_a_hub_configuration_is_passed_to_the_hub(host, monkeypatch):
     assert asked == [("someone/math", {"name": "main"})]
     with pytest.raises(DataError, match="task.hub_config names a configuration of task.hub_id"):
         task(host, path="x.csv", hub_config="main")
+
+
+# files other people have: what a review of the reader found --------------------------------------
+@pytest.mark.parametrize("gold, read", [("1e+20", "100000000000000000000"), ("1.5E-05", "0.000015"), ("2.5e3", "2500")])
+def test_number_golds_in_scientific_notation(host, tmp_path, gold, read):
+    """As Python and pandas write a float (json.dumps(1e20) is 1e+20) and spreadsheets a small one."""
+    (tmp_path / "n.csv").write_text(f"question,answer\nHow much?,{gold}\n")
+    (tmp_path / "n.jsonl").write_text(json.dumps({"question": "How much?", "answer": float(gold)}) + "\n")
+    for name in ("n.csv", "n.jsonl"):
+        assert task(host, path=str(tmp_path / name), answer="number").load("train")[0].gold == read, name
+
+
+def test_yes_no_golds_that_pandas_wrote_as_floats(host, tmp_path):
+    """A 0/1 label column with an empty cell is float in pandas: 1.0 and 0.0 in JSON, CSV and Parquet."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"question": ["Is it?", "Is it not?", "Maybe?"], "label": [1.0, 0.0, 1.0]})
+    frame.to_json(tmp_path / "yn.json", orient="records")
+    frame.to_csv(tmp_path / "yn.csv", index=False)
+    for name in ("yn.json", "yn.csv"):
+        t = task(host, path=str(tmp_path / name), answer="yes-no", columns={"answer": "label"})
+        golds = {p.question: p.gold for p in t.load("train") + t.load("test")}
+        assert golds == {"Is it?": "yes", "Is it not?": "no", "Maybe?": "yes"}, name
+
+
+def test_a_jsonl_file_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"question": "A?", "answer": 1}\n{"question": "Caf\xe9?", "answer": 2}\n')
+    config = tmp_path / "mine.toml"
+    config.write_text(f'[task]\nname = "dataset"\npath = "{path}"\nanswer = "number"\n')
+    out = fair("data", config)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"fair: error: {path}:2: not UTF-8 text: save it as UTF-8"]
+
+
+def test_an_empty_json_file_has_no_rows(host, tmp_path):
+    (tmp_path / "empty.json").write_text("\n")
+    with pytest.raises(DataError, match=r"empty.json: no rows \(is it empty, or only a header\?\)"):
+        task(host, path=str(tmp_path / "empty.json")).load("train")
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused(host, tmp_path):
+    """csv.DictReader keeps the last of two same-named cells: the gold would silently be the other."""
+    (tmp_path / "twice.csv").write_text("question,answer,answer\nWhat is 1+1?,2,3\nWhat is 2+2?,4,5\n")
+    with pytest.raises(DataError, match=r"twice.csv:1: the header names column 'answer' twice: rename one"):
+        task(host, path=str(tmp_path / "twice.csv"), answer="number").load("train")
+
+
+def test_choices_as_labelled_objects_or_a_mapping_of_letters(host, tmp_path):
+    rows = [  # ARC's own JSONL: question.stem, question.choices [{text, label}], answerKey
+        {
+            "question": {
+                "stem": "Largest?",
+                "choices": [{"text": "Mars", "label": "A"}, {"text": "Jupiter", "label": "B"}],
+            },
+            "answerKey": "B",
+        },
+        {
+            "question": {
+                "stem": "Hottest?",
+                "choices": [{"text": "Venus", "label": "1"}, {"text": "Pluto", "label": "2"}],
+            },
+            "answerKey": "1",
+        },
+    ]
+    (tmp_path / "arc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "question.stem", "choices": "question.choices", "answer": "answerKey"}
+    t = task(host, path=str(tmp_path / "arc.jsonl"), answer="choice", columns=columns)
+    problems = {p.id: p for p in t.load("train") + t.load("test")}
+    assert [problems["row-1"].gold, problems["row-2"].gold] == ["B", "A"]
+    assert problems["row-1"].meta["options"] == ["Mars", "Jupiter"]
+    mapping = {"question": "Largest?", "options": {"A": "Mars", "B": "Jupiter", "C": "Venus"}, "answer": "C"}
+    (tmp_path / "map.jsonl").write_text(json.dumps(mapping) + "\n")
+    t = task(host, path=str(tmp_path / "map.jsonl"), answer="choice", columns={"choices": "options"})
+    p = t.load("train")[0]
+    assert (p.gold, p.meta["options"]) == ("C", ["Mars", "Jupiter", "Venus"])
+    (tmp_path / "bools.jsonl").write_text(json.dumps({**mapping, "options": [True, False]}) + "\n")
+    with pytest.raises(
+        DataError, match=r"column 'options' \(the choices\) is a list \(.*\): expected a list of options"
+    ):
+        task(host, path=str(tmp_path / "bools.jsonl"), answer="choice", columns={"choices": "options"}).load("train")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("columns = {question = []}", r"task.columns.question: is an empty list: name the column that holds it"),
+        ("columns = {choices = []}", r"task.columns.choices: is an empty list: name the column that holds it"),
+        (r"answer = 'regex:\d*'", r"task.answer: the pattern matches empty text, .*: make it match one character"),
+    ],
+)
+def test_columns_and_patterns_that_read_nothing_are_refused(tmp_path, line, message):
+    """An empty list of question columns made every question empty; a pattern that matches empty
+    text reads every output's answer as none (its last match is the empty one at the end)."""
+    (tmp_path / "d.jsonl").write_text(JSONL)
+    config = tmp_path / "mine.toml"
+    config.write_text(f'[task]\nname = "dataset"\npath = "{tmp_path / "d.jsonl"}"\n{line}\n')
+    out = fair("data", config)
+    assert out.returncode == 2, out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and re.search(message, out.stderr), out.stderr
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("Q: {questio}", r"task.prompts.student: no field \{questio\} \(it has \{question\}\): "),
+        ('Q: {question} as JSON {"a": 1}', r"task.prompts.student: no field \{\"a\"\} .*write a literal brace as"),
+        ("Q: {question", r"task.prompts.student: .*expected '\}' before end of string.*literal brace as \{\{ or \}\}"),
+        ("Q: {}", r"task.prompts.student: no field \{\} "),
+    ],
+)
+def test_a_prompt_template_that_cannot_render_is_refused_before_the_run(tmp_path, template, message):
+    """Rendering it failed mid-run with a KeyError traceback, after the student was examined."""
+    (tmp_path / "d.jsonl").write_text(JSONL)
+    config = tmp_path / "mine.toml"
+    config.write_text(
+        cfg.dump(
+            cfg.validate(
+                {"task": {"name": "dataset", "path": str(tmp_path / "d.jsonl"), "prompts": {"student": template}}}
+            )
+        )
+    )
+    out = fair("data", config)
+    assert out.returncode == 2, out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and re.search(message, out.stderr), out.stderr
+
+
+def test_answer_aliases_that_pandas_wrote_to_csv(host, tmp_path):
+    """A list column of answers in a CSV cell (pandas' to_csv writes ['Paris', 'Paris, France']) is
+    the answers, as the same column read from Parquet; a cell of numbers in brackets stays text."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"question": ["Capital of France?", "Largest ocean?"], "answer": [["Paris", "Paris, France"], ["Pacific"]]}
+    )
+    frame.to_csv(tmp_path / "qa.csv", index=False)
+    frame.to_parquet(tmp_path / "qa.parquet")
+    for name in ("qa.csv", "qa.parquet"):
+        t = task(host, path=str(tmp_path / name))
+        problems = {p.question: p for p in t.load("train") + t.load("test")}
+        france = problems["Capital of France?"]
+        assert (france.gold, france.meta["answers"]) == ("Paris", ["Paris", "Paris, France"]), name
+        assert problems["Largest ocean?"].gold == "Pacific", name
+        assert t.grade(france, "The answer is Paris, France.")[1], name
+    (tmp_path / "pairs.csv").write_text('question,answer\nWhich pair?,"[1, 2]"\n')
+    assert task(host, path=str(tmp_path / "pairs.csv")).load("train")[0].gold == "[1, 2]"
+
+
+def test_a_test_split_that_is_the_train_split_is_refused(host, tmp_path):
+    """The same rows in both splits: tested on what it trained on (test_path) or a confusing
+    'id used twice (also at the same row)' (test_split)."""
+    from datasets import Dataset, DatasetDict
+
+    (tmp_path / "p.jsonl").write_text(JSONL)
+    with pytest.raises(DataError, match=r"task.test_path names the file task.path names: name the test rows' own file"):
+        task(host, path=str(tmp_path / "p.jsonl"), test_path=str(tmp_path / ".." / tmp_path.name / "p.jsonl")).load(
+            "train"
+        )
+    DatasetDict({"train": Dataset.from_list(ROWS[:7]), "dev": Dataset.from_list(ROWS[7:])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    with pytest.raises(DataError, match=r"task.test_split 'train' is the train split too: name another split"):
+        task(host, path=str(tmp_path / "dd"), test_split="train").load("train")
+    with pytest.raises(DataError, match=r"task.test_split 'dev' is the train split too: name another split"):
+        task(host, path=str(tmp_path / "dd"), split="dev", test_split="dev").load("train")
+
+
+def test_split_names_on_a_folder_of_one_split_are_refused(host, tmp_path):
+    """A save_to_disk folder of one Dataset has no split to name: task.split was silently ignored."""
+    from datasets import Dataset
+
+    Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "one"))
+    for keys in ({"split": "validation"}, {"test_split": "test"}):
+        with pytest.raises(
+            DataError, match=r"one is one split, without named splits: remove task.split and task.test_split"
+        ):
+            task(host, path=str(tmp_path / "one"), **keys).load("train")
+
+
+def test_parquet_decimal_and_date_columns_are_single_values(host, tmp_path):
+    """As SQL and Spark export money and dates: they were refused as 'a Decimal: expected a single value'."""
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "question": ["How much?", "When?"],
+            "amount": pa.array([decimal.Decimal("5.00"), decimal.Decimal("-1.25")], pa.decimal128(10, 2)),
+            "day": [datetime.date(2020, 1, 31), datetime.date(1999, 12, 1)],
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    number = task(host, path=str(tmp_path / "d.parquet"), answer="number", columns={"answer": "amount"})
+    assert sorted(p.gold for p in number.load("train") + number.load("test")) == ["-1.25", "5"]
+    text = task(host, path=str(tmp_path / "d.parquet"), columns={"answer": "day"})
+    assert sorted(p.gold for p in text.load("train") + text.load("test")) == ["1999-12-01", "2020-01-31"]
+
+
+def test_a_relative_data_path_is_found_beside_the_config(tmp_path):
+    """A config and its CSV in one folder, run from anywhere: the path was read from the working
+    directory only. Found there, it is made absolute, so the run dir's copy of the config finds it too."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    write_csv(folder / "p.csv")
+    (folder / "mine.toml").write_text(
+        '[task]\nname = "dataset"\npath = "p.csv"\nanswer = "number"\n'
+        'columns = {question = "Problem Text", answer = "Solution", id = "qid"}\n'
+    )
+    out = fair("data", folder / "mine.toml", "--show", "0")  # from the repository, not the project's folder
+    assert out.returncode == 0, out.stderr
+    assert cfg.load(folder / "mine.toml").task.path == str(folder / "p.csv")
+    here = fair("data", "mine.toml", "--show", "0", cwd=folder)  # from the folder itself: the same file
+    assert (here.returncode, here.stdout) == (0, out.stdout), here.stderr
+    with pytest.MonkeyPatch.context() as patch:  # found from the working directory: as written, as before
+        patch.chdir(folder)
+        assert cfg.load(folder / "mine.toml").task.path == "p.csv"
+    (folder / "mine.toml").write_text('[task]\nname = "dataset"\npath = "nowhere.csv"\n')
+    assert cfg.load(folder / "mine.toml").task.path == "nowhere.csv"  # found nowhere: as written, for the data folder
+
+
+def test_a_trailing_comma_names_its_line_and_column(host, tmp_path):
+    """A JSON Lines file written as an array's items ("{...},"), a JSON array with a trailing comma."""
+    (tmp_path / "d.jsonl").write_text('{"question": "A?", "answer": 1},\n')
+    with pytest.raises(DataError, match=r"d.jsonl:1: not valid JSON \(Extra data at column 32\)$"):
+        task(host, path=str(tmp_path / "d.jsonl")).load("train")
+    (tmp_path / "d.json").write_text('[\n {"question": "A?", "answer": 1},\n]\n')
+    with pytest.raises(DataError, match=r"d.json:3: not valid JSON \(Expecting value at column 1\)$"):
+        task(host, path=str(tmp_path / "d.json")).load("train")
+
+
+def test_an_alpaca_file_whose_input_is_often_empty(host, tmp_path):
+    """Alpaca's instruction/input/output, as LLaMA-Factory reads it: an empty input is no paragraph,
+    not a bad row; a row whose every question column is empty is."""
+    rows = [
+        {"instruction": "What is 2 + 2?", "input": "", "output": "4"},
+        {"instruction": "Add the numbers.", "input": "3 and 5", "output": "8"},
+    ]
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows))
+    columns = {"question": ["instruction", "input"], "answer": "output"}
+    t = task(host, path=str(tmp_path / "alpaca.json"), answer="number", columns=columns)
+    assert sorted(p.question for p in t.load("train") + t.load("test")) == [
+        "Add the numbers.\n\n3 and 5",
+        "What is 2 + 2?",
+    ]
+    rows.append({"instruction": " ", "input": "", "output": "1"})
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows))
+    with pytest.raises(
+        DataError, match=r"alpaca.json item 2: columns 'instruction', 'input' \(the question\) are all empty"
+    ):
+        task(host, path=str(tmp_path / "alpaca.json"), answer="number", columns=columns).load("train")
+
+
+def test_a_dotted_column_may_index_a_list(host, tmp_path):
+    """Chat-format rows (OpenAI's messages, ShareGPT's conversations): the question is the first
+    turn's text, the answer the second's."""
+    rows = [
+        {"messages": [{"role": "user", "content": f"What is {i} + {i}?"}, {"role": "assistant", "content": str(2 * i)}]}
+        for i in range(4)
+    ]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"question": "messages.0.content", "answer": "messages.1.content"}
+    t = task(host, path=str(tmp_path / "chat.jsonl"), answer="number", columns=columns)
+    assert sorted((p.question, p.gold) for p in t.load("train") + t.load("test"))[0] == ("What is 0 + 0?", "0")
+    with pytest.raises(DataError, match=r"chat.jsonl: no column 'messages.2.content'"):
+        task(host, path=str(tmp_path / "chat.jsonl"), columns={"question": "messages.2.content"}).load("train")
+
+
+def test_a_json_file_of_one_row(host, tmp_path):
+    """One row as datasets' to_json writes it (JSON Lines named .json): one object. It was refused as
+    'a JSON object that holds no list of rows'."""
+    (tmp_path / "one.json").write_text(json.dumps(ROWS[0]) + "\n")
+    problems = task(host, path=str(tmp_path / "one.json"), answer="number").load("train")
+    assert [(p.id, p.question, p.gold) for p in problems] == [("row-1", ROWS[0]["question"], ROWS[0]["answer"])]
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_limit(host, tmp_path):
+    """A long passage (200 kB) in one cell: Python's csv refuses cells over 128 KiB by default, and the
+    row was refused as 'not valid CSV', with advice on quoting."""
+    passage = "word " * 40_000 + "How many words?"
+    (tmp_path / "long.csv").write_text(f'question,answer\n"{passage}",40000\nShort?,1\n')
+    (tmp_path / "long.tsv").write_text(f"question\tanswer\n{passage}\t40000\nShort?\t1\n")
+    for name in ("long.csv", "long.tsv"):
+        t = task(host, path=str(tmp_path / name), answer="number")
+        assert max(len(p.question) for p in t.load("train") + t.load("test")) == len(passage.strip()), name

@@ -121,6 +121,23 @@ def test_hf_is_a_datasetdict_with_train_and_validation(run, tmp_path):
 
 
 @pytest.mark.needs_data
+def test_one_compiled_item_exports_a_train_split_alone(tmp_path):
+    """One item trains and none validates (a small dataset, a student with one mistake): hf wrote an
+    empty validation split, which datasets refused with a traceback."""
+    import datasets
+
+    run = tmp_path / "run"
+    out = fair(
+        "run", REPO / "configs" / "svamp-replay.toml", "--run-dir", run, "--set", "task.train_limit=1", "--quiet"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    ds = datasets.load_from_disk(str(export(run, "hf", tmp_path / "hf")))
+    assert set(ds) == {"train"}
+    assert Counter((r["kind"], r["prompt"], r["completion"]) for r in ds["train"]) == compiled(run)
+    check_card(tmp_path / "hf", "hf")
+
+
+@pytest.mark.needs_data
 @pytest.mark.parametrize("fmt", ["messages", "prompt-completion"])
 def test_trl_formats_load_with_load_dataset(run, tmp_path, fmt):
     import datasets
@@ -249,6 +266,17 @@ def test_committee_exports_carry_a_card(run, tmp_path):
     writings = [w for r in rows for w in r["writings"]]
     assert {tuple(sorted(w)) for w in writings} == {("accepted", "kind", "reviews", "teacher", "text")}
     assert {w["teacher"] for w in writings} == {"gpt", "gemini", "mistral"}  # each writing's author, by this key
+
+
+@pytest.mark.needs_data
+def test_an_out_that_is_a_file_is_one_line(run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for fmt in ("hf", "jsonl", "merged"):
+        for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+            assert main(["export", str(run), "--format", fmt, "--out", str(out)]) == 2
+            err = capsys.readouterr().err
+            assert err == f"fair: error: --out {out}: {tmp_path / 'afile'} is a file, not a folder: pass a folder\n"
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 @pytest.mark.needs_data

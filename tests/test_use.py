@@ -33,11 +33,11 @@ QUESTIONS = [f"Tom has {a} apples and buys {b} more. How many apples has he?" fo
 GREEDY = {"max_new_tokens": 12, "batch_size": 2, "device": "cpu", "dtype": "fp32"}
 
 
-def make_run(path: Path, student: Path, **student_keys) -> Run:
-    """A run directory of an svamp run of ``student``, as `fair run` writes it before training."""
+def make_run(path: Path, student: Path, task: dict | None = None, **student_keys) -> Run:
+    """A run directory of an svamp run (or ``task``'s) of ``student``, as `fair run` writes it before training."""
     config = cfg.validate(
         {
-            "task": {"name": "svamp"},
+            "task": task or {"name": "svamp"},
             "student": {"model": str(student), **GREEDY, **student_keys},
             "train": {
                 # every pair in each of 40 steps, no dropout: the answer is learnt whatever the LoRA
@@ -131,8 +131,8 @@ def test_chat_loop_answers_each_line_until_end_of_input(trained, capsys, monkeyp
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{QUESTIONS[0]}\n\n{QUESTIONS[1]}\n"))
     code, out, err = fair(capsys, "chat", trained)
     assert code == 0, err
-    assert out.count(">>> ") == 4  # three lines read (one blank), then end of input
-    assert all(inert(a) in out for a in engine_answers(trained, QUESTIONS[:2]))
+    # three lines read (one blank), then end of input; read from a pipe, no ">>> " among the answers
+    assert out == "".join(inert(a) + "\n" for a in engine_answers(trained, QUESTIONS[:2]))
     assert "round 0" in err and "[answer: 7]" in err
 
 
@@ -314,26 +314,168 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     assert not (tmp_path / "a.jsonl").exists()
 
 
-def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
-    """train.method = "full" leaves rounds/N/model, which chat loads and the export copies as it is."""
+def fine_tuned_run(path: Path, tiny: Path, task: dict | None = None) -> Path:
+    """A run whose round 0 fully fine-tuned its student (train.method = "full" leaves rounds/N/model),
+    here the tiny model itself: a trained run without training."""
     import shutil
 
-    from fair_core.config import StudentConfig
-    from fair_students.hf import HFStudent
-
-    run = make_run(tmp_path / "run", tmp_path / "gone")  # the model it started from is not needed
+    run = make_run(path, path.parent / "gone", task)  # the model it started from is not needed
     shutil.copytree(tiny, run.round_dir(0) / "model")
     run.store.mark_stage(0, "train", StageStatus.DONE)
     run.close()
+    return path
+
+
+def tiny_answers(tiny: Path, questions: list[str], kind: str = "number") -> list[str]:
+    """What the tiny model says to ``questions`` asked in the student prompt of a task whose answers are ``kind``."""
+    from fair_core.config import StudentConfig
+    from fair_students.hf import HFStudent
+    from fair_tasks.dataset import PROMPTS
+
+    student = HFStudent(StudentConfig(model=str(tiny), **GREEDY))
+    return student.generate([PROMPTS[kind][0]["student"].format(question=q) for q in questions])
+
+
+def test_a_fully_fine_tuned_student_is_its_own_folder(tmp_path, tiny, capsys):
+    """train.method = "full" leaves rounds/N/model, which chat loads and the export copies as it is."""
+    fine_tuned_run(tmp_path / "run", tiny)
     code, out, err = fair(capsys, "chat", tmp_path / "run", "--prompt", QUESTIONS[0])
     assert code == 0, err
-    assert (
-        out
-        == HFStudent(StudentConfig(model=str(tiny), **GREEDY)).generate(
-            [NUMBER["student"].format(question=QUESTIONS[0])]
-        )[0]
-        + "\n"
-    )
+    assert out == tiny_answers(tiny, QUESTIONS[:1])[0] + "\n"
     code, out, err = fair(capsys, "export", tmp_path / "run", "--format", "merged", "--out", tmp_path / "m")
     assert code == 0, err
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
+
+
+def test_an_empty_prompt_is_refused_before_the_model_loads(tmp_path, tiny, capsys):
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    for prompt in ("", " \n\t"):
+        code, out, err = fair(capsys, "chat", run, "--prompt", prompt)
+        assert (code, out) == (2, "")
+        assert err == "fair: error: --prompt is empty: pass the question to ask, or leave --prompt out to chat\n"
+
+
+def test_a_piped_chat_loop_writes_only_the_answers(tmp_path, tiny, capsys, monkeypatch):
+    """`fair chat RUN < questions.txt > answers.txt`: no prompt marker in the answers, as a REPL reading a pipe."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{QUESTIONS[0]}\n\n{QUESTIONS[1]}\n"))
+    code, out, err = fair(capsys, "chat", run)
+    assert code == 0, err
+    assert out == "".join(inert(a) + "\n" for a in tiny_answers(tiny, QUESTIONS[:2]))
+
+
+def test_a_damaged_adapter_is_one_line(tmp_path, tiny, capsys):
+    """A truncated or emptied adapter_model.safetensors (a copy cut short, a full disk)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    run = make_run(tmp_path / "run", tiny)
+    adapter = run.round_dir(0) / "adapter"
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), lora).save_pretrained(adapter)
+    run.store.mark_stage(0, "train", StageStatus.DONE)
+    run.close()
+    weights = adapter / "adapter_model.safetensors"
+    for damaged in (weights.read_bytes()[:100], b""):
+        weights.write_bytes(damaged)
+        for command in (
+            ("chat", tmp_path / "run", "--prompt", "hi"),
+            ("export", tmp_path / "run", "--format", "merged", "--out", tmp_path / "m"),
+        ):
+            code, out, err = fair(capsys, *command)
+            said = [
+                line for line in err.splitlines() if line.strip() and "Loading weights" not in line
+            ]  # in-process only
+            assert code == 2 and len(said) == 1, err
+            assert said[0].startswith(f"fair: error: adapter {adapter} could not be loaded (SafetensorError: "), err
+            assert said[0].endswith("train its round again, or pass another adapter"), err
+    assert not (tmp_path / "m").exists()
+    weights.unlink()  # peft then looked for the folder's name on the hub
+    code, out, err = fair(capsys, "chat", tmp_path / "run", "--prompt", "hi")
+    said = [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]
+    assert code == 2 and said == [
+        f"fair: error: adapter {adapter} has no weights (no adapter_model.safetensors in it): train its round "
+        "again, or pass another adapter"
+    ]
+
+
+def test_generate_reads_inputs_as_editors_write_them(tmp_path, tiny, capsys):
+    """A byte-order mark and CRLF line ends (Windows editors), an id that is null (none)."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    lines = tmp_path / "q.jsonl"
+    lines.write_bytes(b"\xef\xbb\xbf" + b'{"question": "A?"}\r\n{"question": "B?", "id": null}\r\n')
+    text = tmp_path / "q.txt"
+    text.write_bytes(b"\xef\xbb\xbfA?\r\nB?\r\n")
+    for path in (lines, text):
+        out = tmp_path / f"{path.name}.out"
+        code, said, err = fair(capsys, "generate", run, "--input", path, "--out", out)
+        assert code == 0, err
+        assert [(r["id"], r["question"]) for r in rows(out)] == [("1", "A?"), ("2", "B?")], path.name
+
+
+def test_generate_refuses_outputs_it_cannot_write(tmp_path, tiny, capsys):
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q1", "question": "A?"}\n')
+    before = questions.read_text()
+    for out, message in (
+        (tmp_path, f"--out {tmp_path} is a folder: pass a file in it, such as {tmp_path / 'answers.jsonl'}"),
+        (questions, f"--out {questions} is the --input file: pass another --out"),
+        (
+            questions / "a.jsonl",
+            f"--out {questions / 'a.jsonl'}: cannot write it (File exists): pass a file you can write",
+        ),
+    ):
+        code, said, err = fair(capsys, "generate", run, "--input", questions, "--out", out)
+        assert (code, said, err.splitlines()[-1]) == (2, "", f"fair: error: {message}")  # after any 0/1 line
+    assert questions.read_text() == before
+    questions.write_text('{"id": {"n": 1}, "question": "A?"}\n')
+    code, said, err = fair(capsys, "generate", run, "--input", questions, "--out", tmp_path / "a.jsonl")
+    assert code == 2 and "q.jsonl line 1: id {'n': 1} is not text or a number: give each question" in err, err
+
+
+def test_generate_reads_ndjson_and_refuses_tables(tmp_path, tiny, capsys):
+    """.ndjson is JSON lines, as the dataset task reads it; a table (.csv, .tsv, .parquet, .json) is not
+    one question a line: its header would be answered as a question."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    ndjson = tmp_path / "q.ndjson"
+    ndjson.write_text('{"id": "q1", "question": "A?"}\n')
+    code, said, err = fair(capsys, "generate", run, "--input", ndjson, "--out", tmp_path / "a.jsonl")
+    assert code == 0, err
+    assert [(r["id"], r["question"]) for r in rows(tmp_path / "a.jsonl")] == [("q1", "A?")]
+    for name in ("q.csv", "q.tsv", "q.parquet", "q.json"):
+        (tmp_path / name).write_text("question,id\nA?,q1\n")
+        code, said, err = fair(capsys, "generate", run, "--input", tmp_path / name, "--out", tmp_path / "b.jsonl")
+        assert code == 2 and f"--input {tmp_path / name} is a {name[1:]} file: pass JSON lines (.jsonl" in err, err
+    assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_a_multiple_choice_student_answers_after_its_data_has_moved(tmp_path, tiny, capsys):
+    """Reading a letter needs the data's number of options, which extract() loaded from the data
+    file: a run dir copied to another machine failed in generate with 'task.path does not exist'."""
+    data = tmp_path / "mc.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"Q{i}?", "choices": ["a", "b", "c"], "answer": "B"}) + "\n" for i in range(4))
+    )
+    task = {"name": "dataset", "path": str(data), "answer": "choice", "columns": {"choices": "choices"}}
+    run = fine_tuned_run(tmp_path / "run", tiny, task)
+    data.unlink()
+    (tmp_path / "q.txt").write_text("Which?\n")
+    code, said, err = fair(capsys, "generate", run, "--input", tmp_path / "q.txt", "--out", tmp_path / "a.jsonl")
+    assert code == 0, err
+    assert rows(tmp_path / "a.jsonl")[0]["output"] == tiny_answers(tiny, ["Which?"], "choice")[0]
+
+
+def test_text_that_is_not_utf8_is_one_line(tmp_path, tiny, capsys, monkeypatch):
+    """Bytes that are not UTF-8 in argv or on stdin (a Latin-1 file piped in) reach Python as lone
+    surrogates, which the tokenizer refused with a TypeError traceback."""
+    run = fine_tuned_run(tmp_path / "run", tiny)
+    code, out, err = fair(capsys, "chat", run, "--prompt", "caf\udce9?")
+    assert (code, out) == (2, "")
+    assert err.startswith("fair: error: --prompt is not UTF-8 text (byte 0xe9): ") and err.count("\n") == 1, err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("caf\udce9?\n"))
+    code, out, err = fair(capsys, "chat", run)
+    assert code == 2 and "fair: error: line 1 of the input is not UTF-8 text (byte 0xe9): " in err, err
+    (tmp_path / "q.txt").write_bytes(b"tea?\ncaf\xe9?\n")
+    code, out, err = fair(capsys, "generate", run, "--input", tmp_path / "q.txt", "--out", tmp_path / "a.jsonl")
+    assert (code, err) == (2, f"fair: error: {tmp_path / 'q.txt'}:2: not UTF-8 text: save it as UTF-8\n")

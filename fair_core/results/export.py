@@ -6,6 +6,7 @@ a card, README.md (see fair_core.results.card). :data:`FORMATS` holds each forma
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from contextlib import closing
@@ -92,7 +93,18 @@ def export(run_dir: Path, fmt: str, out: Path, round: int | None = None) -> list
         raise FairError(f"no export format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not (run_dir / "run.sqlite").exists():
         raise FairError(f"{run_dir} is not a run directory (no run.sqlite): pass the --run-dir of a run")
+    _writable(out)
     return FORMATS[fmt].write(run_dir, FORMATS[fmt], out, round)
+
+
+def _writable(out: Path) -> None:
+    """``out`` is a folder this user can write in, or can become one: said before anything is
+    read or built (a file in its place made every format's writer raise)."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise FairError(f"--out {out}: {existing} is a file, not a folder: pass a folder")
+    if not os.access(existing, os.W_OK):
+        raise FairError(f"--out {out}: this user cannot write in {existing}: pass a folder you can write")
 
 
 def _store(run_dir: Path) -> closing[Store]:
@@ -180,15 +192,17 @@ def trainable(run_dir: Path, fmt: Format, out: Path, round: int | None, save: Sa
 
 
 def save_arrow(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:
-    """A ``datasets.DatasetDict`` of string columns, saved with ``save_to_disk``."""
+    """A ``datasets.DatasetDict`` of string columns with a split for each that holds any row (one
+    compiled item validates none), saved with ``save_to_disk``."""
     import datasets
 
     datasets.disable_progress_bars()
     features = datasets.Features({k: datasets.Value("string") for k in shaped["train"][0]})
+    splits = {s: rows for s, rows in shaped.items() if rows}  # datasets refuses an empty list of rows
     datasets.DatasetDict(
-        {s: datasets.Dataset.from_list(rows, features=features) for s, rows in shaped.items()}
+        {s: datasets.Dataset.from_list(rows, features=features) for s, rows in splits.items()}
     ).save_to_disk(str(folder))
-    return {s: f"{s}/*.arrow" for s in shaped}
+    return {s: f"{s}/*.arrow" for s in splits}
 
 
 def save_jsonl(folder: Path, shaped: dict[str, list[dict]]) -> dict[str, str]:

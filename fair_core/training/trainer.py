@@ -28,7 +28,7 @@ import torch
 from ..config import TrainConfig, load
 from ..errors import FairError
 from ..runs.disk import folder_bytes
-from ..student import adapter_config
+from ..student import adapter_config, with_adapter
 from . import attention
 from .checkpoint import Checkpoints, clean_leftovers, publish, staged, staging
 from .collator import PairCollator
@@ -129,7 +129,7 @@ def load_model(base: Path, train: TrainConfig, precision: str, device_map, adapt
 def adapt(model, train: TrainConfig, adapter: Path | None = None):
     """LoRA (QLoRA on a 4-bit model) adapters on the frozen ``model``, or ``model`` itself for
     full fine-tuning; ``adapter`` (a previous round's) is trained further, or merged first (full)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     model.config.use_cache = False
     checkpointing = {"use_reentrant": False}
@@ -143,9 +143,9 @@ def adapt(model, train: TrainConfig, adapter: Path | None = None):
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     if train.method == "full":
-        return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
+        return with_adapter(model, adapter).merge_and_unload() if adapter else model
     if adapter is not None:
-        model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+        model = with_adapter(model, adapter, trainable=True)
     else:
         lora = LoraConfig(
             task_type="CAUSAL_LM",
@@ -623,13 +623,12 @@ class Trainer:
 def merge_adapter(base: Path, adapter: Path, out: Path) -> Path:
     """Base + LoRA adapter as one plain model folder, with the adapter's tokenizer, published whole:
     the next round's student."""
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tmp = staging(out)
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
     with staged(tmp, out, lambda: folder_bytes(base)):
-        PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(tmp)
+        with_adapter(model, adapter).merge_and_unload().save_pretrained(tmp)
         AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
         publish(tmp, out)
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from fair_core.config import StudentConfig
 from fair_core.errors import FairError
-from fair_core.student import Progress, Stop, Student, adapter_config, prompt_ids
+from fair_core.student import Progress, Stop, Student, prompt_ids, with_adapter
 
 from .files import resolve_model
 from .gguf import dequantize_kwargs, unreadable
@@ -98,20 +98,13 @@ class HFStudent(Student):
         except Exception as e:  # noqa: BLE001 - a corrupt, truncated or mismatched file: the library says which
             raise FairError(f"student model {config.model} could not be loaded: {unreadable(e)}") from None
         if adapter is not None:
-            model = self._with_adapter(model, Path(adapter))
+            # merged into the weights: generation then costs what the base model costs
+            model = with_adapter(model, adapter).merge_and_unload()
         self.model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to() as unbound
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.use_template = bool(config.chat_template and self.tokenizer.chat_template)
-
-    @staticmethod
-    def _with_adapter(model, adapter: Path):
-        """Merge a LoRA adapter into the weights: generation then costs what the base model costs."""
-        from peft import PeftModel
-
-        adapter_config(adapter)
-        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
     def encode(self, prompt: str) -> list[int]:
         """The token ids the model sees for one prompt: chat-templated or plain."""

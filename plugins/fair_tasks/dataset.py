@@ -14,12 +14,15 @@ removed elsewhere.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
+import datetime
 import hashlib
 import itertools
 import json
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from string import ascii_uppercase
 from typing import Any, Iterable, Literal
@@ -44,6 +47,8 @@ from .extract import (
 from .prompts import CHOICE, NUMBER, PAPER_CHOICE, PAPER_NUMBER, PAPER_TEXT, PAPER_YES_NO, TEXT, YES_NO
 
 TEST_FRACTION = 0.2
+# the characters a CSV cell may hold: a long passage, where csv's default is 128 KiB (the most a C long holds)
+CELL_LIMIT = 2**31 - 1
 Row = tuple[str, dict, str]  # (where it came from, for errors; the record; the problem's id)
 FILE_KINDS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 # the test split of a folder or hub dataset that names none: the first of these it has
@@ -100,6 +105,10 @@ class Dataset(LocalTask):
             raise DataError("task.test_path gives the test split: remove task.test_split and task.test_fraction")
         if test_split and test_fraction:
             raise DataError("task.test_split and task.test_fraction both choose the test split: keep one")
+        if test_split and test_split == (split or "train"):
+            raise DataError(
+                f"task.test_split {test_split!r} is the train split too: name another split, or use task.test_fraction"
+            )
         self.kind = answer or "text"
         self.pattern = re.compile(self.kind.removeprefix("regex:")) if self.kind.startswith("regex:") else None
         if self.pattern is None and self.kind not in ANSWER_KINDS:
@@ -116,6 +125,7 @@ class Dataset(LocalTask):
         if hub_config:
             self.hub_options = {"name": hub_config}
         self.options = 4  # the most options any problem has: how many letters extract() reads
+        self._looked = False  # whether extract() has loaded the data for its options
         self.first_index = 0  # what a choice's gold that is an index counts from
 
     # sources -------------------------------------------------------------------------------
@@ -134,6 +144,11 @@ class Dataset(LocalTask):
     def read_local(self, path: Path) -> dict[str, list[Problem]]:
         if self.test_path:
             tests = self._find(self.test_path)
+            if tests.resolve() == path.resolve():  # the test split would be the rows it trains on
+                raise DataError(
+                    "task.test_path names the file task.path names: name the test rows' own file, or remove "
+                    "task.test_path (task.test_fraction then chooses them)"
+                )
             train, test = self.split or "train", self.test_split or "test"
             return self._problems({"train": self._rows(path, train, "train"), "test": self._rows(tests, test, "test")})
         if path.is_dir():
@@ -141,11 +156,7 @@ class Dataset(LocalTask):
         records = _read_json(path) if path.suffix.lower() == ".json" else None
         if isinstance(records, dict):  # {"train": [...], "dev": [...]}: named splits, as a folder's
             return self.read_hub(records, str(path))
-        if self.split or self.test_split:
-            raise DataError(
-                f"task dataset: {path} is one file, without named splits: remove task.split and task.test_split "
-                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
-            )
+        self._unsplit(path, "one file")
         rows = self._rows(path, "", "row") if records is None else self._identified(str(path), records, "row")
         return self._problems(self._divide(rows))
 
@@ -153,6 +164,7 @@ class Dataset(LocalTask):
         """A ``DatasetDict`` (or one ``Dataset``) from the hub, or from the file or folder ``where``."""
         where = where or self.hub_id
         if not hasattr(dataset, "keys"):  # one split saved alone
+            self._unsplit(where, "one split")
             return self._problems(self._divide(self._identified(where, _numbered(where, dataset), "row")))
         names = list(dataset.keys())
         train = self.split or "train"
@@ -176,6 +188,14 @@ class Dataset(LocalTask):
                 f"set {others}task.test_fraction"
             )
         return self._problems({"train": rows[train], "test": rows[test]} if test else self._divide(rows[train]))
+
+    def _unsplit(self, where: str | Path, what: str) -> None:
+        """Split names are for data that has named splits."""
+        if self.split or self.test_split:
+            raise DataError(
+                f"task dataset: {where} is {what}, without named splits: remove task.split and task.test_split "
+                f"(give the test rows as task.test_path, or choose them with task.test_fraction)"
+            )
 
     def _rows(self, path: Path, split: str, prefix: str) -> list[Row]:
         """The rows of one file, or of one split of a save_to_disk folder, with their ids."""
@@ -299,15 +319,27 @@ class Dataset(LocalTask):
     def _problem(self, where: str, record: dict, problem_id: str) -> Problem:
         c = self.columns
         parts = []
-        for name in _names(c.question):  # a passage and a query: one paragraph each
+        names = _names(c.question)
+        for name in names:  # a passage and a query: one paragraph each, an empty one none (alpaca's input)
             part = _scalar(record, name, where)
-            if not isinstance(part, str) or not part.strip():
+            if part is not None and not isinstance(part, str):
                 raise DataError(f"{where}: column {name!r} (the question) is {_what(part)}: expected text")
-            parts.append(part.strip())
+            if part and part.strip():
+                parts.append(part.strip())
+        if not parts:
+            raise DataError(
+                f"{where}: column {names[0]!r} (the question) is empty: expected text"
+                if len(names) == 1
+                else f"{where}: columns {', '.join(map(repr, names))} (the question) are all empty"
+            )
         question = "\n\n".join(parts)
         meta: dict[str, Any] = {}
         answer = _field(record, c.answer)
-        if isinstance(answer, list) and (self.kind == "text" or self.pattern is not None):
+        free = self.kind == "text" or self.pattern is not None
+        if free and isinstance(answer, str):  # a list column in a CSV cell, as pandas' to_csv writes one
+            listed = _cell_list(answer)
+            answer = listed if listed and all(isinstance(a, str) for a in listed) else answer
+        if free and isinstance(answer, list):
             answer = self._answers(answer, where, meta)  # aliases, any of which is right
         else:
             answer = _scalar(record, c.answer, where)
@@ -352,6 +384,11 @@ class Dataset(LocalTask):
             value = _field(record, column)
             if isinstance(value, dict) and "text" in value:
                 value, labels = value["text"], value.get("label")
+            elif isinstance(value, dict):  # {"A": "Mars", "B": "Jupiter"}: the options by their labels
+                value, labels = list(value.values()), list(value)
+            elif isinstance(value, list) and value and all(isinstance(v, dict) and "text" in v for v in value):
+                # [{"text": "Mars", "label": "A"}, ...], as ARC's own files
+                value, labels = [v["text"] for v in value], [v.get("label", "") for v in value]
             elif column.endswith(".text"):  # "choices.text": its labels are "choices.label"
                 labels = _field(record, column.removesuffix(".text") + ".label")
             if isinstance(value, str):  # a CSV cell: a JSON list, else options one a line or split by "|"
@@ -360,7 +397,10 @@ class Dataset(LocalTask):
             if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
             ):
-                raise DataError(f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list")
+                raise DataError(
+                    f"{where}: column {column!r} (the choices) is {_what(value)}: expected a list of options, "
+                    f"each text or a number"
+                )
             options = [str(v).strip() for v in value]
         if not 2 <= len(options) <= 26:
             raise DataError(f"{where}: {len(options)} choices: a multiple-choice item needs 2 to 26{cell_hint}")
@@ -398,7 +438,9 @@ class Dataset(LocalTask):
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not a number")
             return gold
         if self.kind == "yes-no":
+            # a boolean; a word; 1 or 0 however written (pandas writes a label column with gaps as 1.0, 0.0)
             gold = ("yes" if answer else "no") if isinstance(answer, bool) else _YES_NO.get(text.lower().rstrip("."))
+            gold = gold or _YES_NO.get(_number(text) or "")
             if gold is None:
                 raise DataError(f"{where}: column {column!r} (the answer) {text[:60]!r} is not yes/no or true/false")
             return gold
@@ -442,8 +484,10 @@ class Dataset(LocalTask):
         if self.kind == "yes-no":
             return extract_yes_no(text)
         if self.kind == "choice":
-            if self._splits is None:  # a stage that reads outputs on a resumed run: the letters are the data's
-                self.load("train")
+            if self._splits is None and not self._looked:  # a resumed run's stage: the letters are the data's
+                self._looked = True
+                with contextlib.suppress(DataError):  # moved since (a run dir copied elsewhere): A-D, as known
+                    self.load("train")
             return extract_letter(text, self.options)
         return extract_text(text)
 
@@ -485,6 +529,9 @@ _MISSING = object()
 _LETTERED = re.compile(r"\(?([A-Za-z])\s*[.):]\s*(.+)", re.S)
 # a gold number written with a decimal comma: "2,5", "1.234,5" (not "1,234", which is 1234)
 _DECIMAL_COMMA = re.compile(r"[-\u2212]?\d{1,3}(?:\.\d{3})*,\d+|[-\u2212]?\d+,\d+")
+# a gold number in scientific notation, as Python writes a float (1e+20, 1.5e-05) and spreadsheets a
+# small one (1.5E-05); a short exponent, so the written-out number stays short
+_SCIENTIFIC = re.compile(r"-?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d{1,3}")
 
 
 def _number(text: str) -> str | None:
@@ -494,6 +541,8 @@ def _number(text: str) -> str | None:
     found = parse_number(text)
     if found is None and _DECIMAL_COMMA.fullmatch(text):
         found = parse_number(text.replace(".", "").replace(",", "."))
+    if found is None and _SCIENTIFIC.fullmatch(text):  # str(1e20) is "1e+20"
+        found = parse_number(format(Decimal(text), "f"))
     return found
 
 
@@ -513,15 +562,19 @@ def _twice(problem_id: str, where: str, first: str) -> None:
 
 
 def _field(record: dict, column: str) -> Any:
-    """``record[column]``; a dotted name reads a nested field ("meta.answer") unless the record
-    has a column of that very name. _MISSING where there is none."""
+    """``record[column]``; a dotted name reads a nested field ("meta.answer"), or an item of a
+    list by its index ("messages.0.content"), unless the record has a column of that very name.
+    _MISSING where there is none."""
     if column in record:
         return record[column]
     value: Any = record
     for part in column.split("."):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdecimal() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return _MISSING
-        value = value[part]
     return value
 
 
@@ -535,6 +588,8 @@ def _scalar(record: dict, column: str, where: str, optional: bool = False) -> An
         raise DataError(f"{where}: no column {column!r}")
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, (Decimal, datetime.date, datetime.time)):  # Parquet's decimal and date columns
+        return str(value)
     if value is not None and not isinstance(value, (str, int, float, bool)):
         raise DataError(f"{where}: column {column!r} is {_what(value)}: expected a single value")
     return value
@@ -570,10 +625,13 @@ def _cell_list(text: str) -> list | None:
 def _read_json(path: Path) -> list[Record] | dict[str, list]:
     """A JSON array of objects, or an object that holds one under one key (``{"version": 2,
     "data": [...]}``), as (``"<file> item <i>"``, object) pairs; JSON Lines saved as ".json" (as
-    datasets' ``to_json`` writes it) is read as JSON Lines. An object that holds several lists
-    of rows (``{"train": [...], "test": [...]}``) is its splits by name, each the list of rows."""
+    datasets' ``to_json`` writes it) is read as JSON Lines, and one object with a plain value as
+    one row. An object that holds several lists of rows (``{"train": [...], "test": [...]}``) is
+    its splits by name, each the list of rows."""
     text = read_text(path)
     lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []  # no rows, which the caller says
     if len(lines) > 1 and _json_object(lines[0]):
         return read_jsonl(path, text)
     data = parse_json(text, path)
@@ -582,6 +640,8 @@ def _read_json(path: Path) -> list[Record] | dict[str, list]:
         keys = [key for key, value in data.items() if isinstance(value, list) and value and isinstance(value[0], dict)]
         if len(keys) > 1:
             return {key: data[key] for key in keys}
+        if not keys and any(not isinstance(value, (dict, list)) for value in data.values()):
+            return [(f"{path} item 0", data)]  # one row: JSON Lines of one line, as datasets' to_json writes it
         if not keys:
             raise DataError(
                 f"{path}: a JSON object that holds no list of rows; the rows are a JSON array of objects "
@@ -610,6 +670,7 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
     those, as spreadsheets in many locales write it. A tab-separated file whose quotes do not
     quote cells is read as written: many quote nothing (GLUE's), so a quote there is text."""
     line = 0
+    csv.field_size_limit(CELL_LIMIT)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             header, skipped = f.readline(), 0
@@ -620,6 +681,9 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
                 delimiter = next((other for other in ";\t" if other in header), delimiter)
             reader = csv.DictReader(itertools.chain([header], f), delimiter=delimiter, quoting=quoting, strict=True)
             reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            twice = next((name for name in reader.fieldnames if name and reader.fieldnames.count(name) > 1), None)
+            if twice is not None:  # DictReader would keep the last cell of the two
+                raise DataError(f"{path}:{line}: the header names column {twice!r} twice: rename one")
             rows = []
             for row in reader:
                 line = reader.line_num + skipped
@@ -630,7 +694,11 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
                     rows.append((f"{path}:{line}", cells))
             return rows
     except UnicodeDecodeError:
-        raise DataError(f"{path}:{_bad_line(path)}: not UTF-8 text: save it as UTF-8 (Excel: CSV UTF-8)") from None
+        try:
+            read_text(path)
+        except DataError as e:  # names the line
+            raise DataError(f"{e} (Excel: CSV UTF-8)") from None
+        raise
     except csv.Error as e:
         if delimiter == "\t" and quoting != csv.QUOTE_NONE:
             return _read_csv(path, delimiter, csv.QUOTE_NONE)
@@ -640,17 +708,6 @@ def _read_csv(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3] = csv.QUO
         ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
-
-
-def _bad_line(path: Path) -> int:
-    """The line of the file's first byte that is not UTF-8 (the decoder's own offset counts
-    from the chunk it was reading)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return raw[: e.start].count(b"\n") + 1
-    return 1
 
 
 def _read_parquet(path: Path) -> list[Record]:
