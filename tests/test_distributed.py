@@ -128,6 +128,28 @@ def test_example_accelerate_configs_are_what_fair_supports(path):
         assert config.main_process_ip and config.machine_rank == 0
 
 
+def test_the_launch_ends_with_the_cause_of_the_process_that_failed(tmp_path):
+    """A process that left its message (fair's own, or a traceback's last line) is quoted; one that
+    died without one (killed, or exited on its own) is named with how it ended, not with torch's
+    advice to enable tracebacks."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from fair_core.training import launch
+
+    said = tmp_path / "error.json"
+    said.write_text(json.dumps({"message": "base model /x not found: pass a folder", "timestamp": 1}))
+    nothing = str(tmp_path / "none.json")
+
+    def failed(*failures: tuple[int, int, str]) -> ChildFailedError:
+        return ChildFailedError("train", {r: ProcessFailure(r, 100 + r, code, f) for r, code, f in failures})
+
+    assert launch.cause(failed((0, -15, nothing), (1, 2, str(said)))) == ("base model /x not found: pass a folder", 2)
+    message, status = launch.cause(failed((1, -9, nothing)))
+    assert status == 1 and message.startswith("training process 1 was killed by SIGKILL")
+    message, status = launch.cause(failed((0, -15, nothing), (3, 1, nothing)))
+    assert status == 1 and message.startswith("training process 3 stopped with exit status 1 without a message")
+
+
 def test_an_accelerate_config_goes_through_accelerate_launch():
     path = "configs/accelerate/fsdp2.yaml"
     argv = command("r", 0, "b", config_file=path)
@@ -169,10 +191,11 @@ def alone(run: Path, tiny: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
+def torchrun(run: Path, tiny: Path, fsdp: int = 0, script: list[str] | None = None) -> tuple[list[str], dict]:
     """argv and environment of ``python -m fair_core.training`` on 2 ranks under torchrun: DDP
     over gloo on the CPU, or FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate
-    enables FSDP only for GPU-like devices)."""
+    enables FSDP only for GPU-like devices); ``script``: a script of tests/ and its own arguments
+    that runs it instead under DDP."""
     env = ENV.copy()
     if fsdp:
         env |= {
@@ -183,13 +206,13 @@ def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
         head = [str(ROOT / "tests" / "gloo_as_gpu.py")]
     else:
         env["ACCELERATE_USE_CPU"] = "1"
-        head = ["-m", "fair_core.training"]
+        head = [str(ROOT / "tests" / script[0]), *script[1:]] if script else ["-m", "fair_core.training"]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     return argv + head + command(run, 0, tiny)[3:], env
 
 
-def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProcess:
-    argv, env = torchrun(run, tiny, fsdp)
+def ranks(run: Path, tiny: Path, *, fsdp: int = 0, script: list[str] | None = None) -> subprocess.CompletedProcess:
+    argv, env = torchrun(run, tiny, fsdp, script)
     # the limit only turns a hang (what this file guards against) into a failure
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -256,16 +279,24 @@ def odd(tmp_path_factory, tiny) -> tuple[Path, dict, dict]:
 @pytest.mark.slow
 def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path, tiny, odd):
     """9 pairs at batch 2 on 2 ranks: 6 batches (3 of one pair), 3 steps an epoch; a resume from
-    step 4 skips the first step of the second epoch on both ranks (where runs used to spin)."""
+    step 4 skips the first step of the second epoch on both ranks (where runs used to spin).
+
+    Checkpoints step-4 and step-6 are there and rank 1 alone cannot read step-6: both ranks
+    resume from step-4 (each falling back on its own, they resumed 2 steps apart and waited for
+    each other for ever). One process cannot resume what two wrote, and says so."""
     first, done, trained = odd
     assert [r["type"] for r in progress(first)].count("train_done") == 1
     assert done["step"] == 6 and done["pairs"] == 9
     run = tmp_path / "run"
     shutil.copytree(first.parents[1], run)
     out = run / "rounds" / "0"
-    resume_from(out, 4)
-    again = ranks(run, tiny)
+    resume_from(out, 6)
+    one = subprocess.run(command(run, 0, tiny), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    assert one.returncode == 2
+    assert "written by 2 training processes and this run has 1" in one.stderr.strip().splitlines()[-1]
+    again = ranks(run, tiny, script=["rank_cannot_read.py", "6"])
     assert again.returncode == 0, again.stderr
+    assert "cannot read" in again.stderr and "trying the one before" in again.stderr
     done = progress(out)[-1]
     assert done["resumed_from"] == 4 and done["step"] == 6
     assert same(adapter(out), trained, atol=1e-6)

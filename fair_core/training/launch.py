@@ -16,12 +16,21 @@ from . import stop_with_parent
 
 def cause(error) -> tuple[str, int]:
     """The message and exit status of the process that failed first by exiting (the others are
-    usually stopped by a signal because of it), from torchrun's ``ChildFailedError``."""
-    first = min(error.failures.values(), key=lambda f: (f.exitcode <= 0, f.timestamp))
+    usually stopped by a signal because of it), from torchrun's ``ChildFailedError``. A process
+    that left no message (killed, or gone by ``os._exit``) is named with how it ended: torch's
+    own line for it is advice to enable tracebacks."""
+    rank, first = min(error.failures.items(), key=lambda kv: (kv[1].exitcode <= 0, kv[1].timestamp))
+    status = first.exitcode if first.exitcode > 0 else 1
+    if first.error_file_data.get("message") == "<NONE>":  # torch's mark for "no error file"
+        if first.exitcode < 0:
+            signal = first.signal_name()
+            hint = " (often the system out of memory)" if signal == "SIGKILL" else ""
+            return f"training process {rank} was killed by {signal}{hint}; a rerun resumes from the last checkpoint", 1
+        return f"training process {rank} stopped with exit status {status} without a message: see its output", status
     message = first.message
     if isinstance(message, dict):  # written by torch's @record: {"message": ..., "extraInfo": ...}
         message = message.get("message", "")
-    return str(message).strip().splitlines()[-1] if message else str(error), first.exitcode if first.exitcode > 0 else 1
+    return str(message).strip().splitlines()[-1] if message else str(error), status
 
 
 if __name__ == "__main__":

@@ -389,7 +389,7 @@ class Trainer:
             self.sliced, self.packed = False, False
         else:
             self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
-        if not (self.sliced and self.packed):
+        if not (self.sliced and self.packed) and acc.is_main_process:
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
         return model
 
@@ -443,21 +443,36 @@ class Trainer:
         complete = [path for _, path in reversed(self.checkpoints.complete())]
         if not complete:
             return {"step": 0}
-        if Checkpoints.state(complete[0]).get("fingerprint") != self.fingerprint:
+        newest = Checkpoints.state(complete[0])
+        if newest.get("fingerprint") != self.fingerprint:
+            written = newest.get("processes", acc.num_processes)
+            if written != acc.num_processes:
+                raise FairError(
+                    f"checkpoints in {self.checkpoints.folder} were written by {written} training processes and "
+                    f"this run has {acc.num_processes}: resume on {written}, or delete that folder to train afresh"
+                )
             raise FairError(
                 f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
                 "delete that folder to train this round afresh"
             )
         for path in complete:  # newest first: a damaged one (a disk error, say) falls back
+            error = None
             try:
                 if self.trainable is not None:
                     self.trainable.load(path)
                 else:
                     acc.load_state(str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
-                if acc.is_main_process:
+                error = e
+            # all resume from the same one: processes a step apart would wait for each other for ever
+            failed = acc.gather(torch.tensor([int(error is not None)], device=acc.device)).tolist()
+            if any(failed):
+                if error is not None and acc.process_index == failed.index(1):  # said once, by its reader
                     logger.warning(
-                        "checkpoint %s cannot be read (%s: %s); trying the one before", path.name, type(e).__name__, e
+                        "checkpoint %s cannot be read (%s: %s); trying the one before",
+                        path.name,
+                        type(error).__name__,
+                        error,
                     )
                 continue
             if acc.is_main_process:
@@ -477,7 +492,13 @@ class Trainer:
                 acc.save_state(str(tmp))
             acc.wait_for_everyone()
             if acc.is_main_process:
-                state = {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
+                state = {
+                    "step": step,
+                    "max_steps": self.max_steps,
+                    "loss": loss,
+                    "fingerprint": self.fingerprint,
+                    "processes": acc.num_processes,
+                }
                 self.checkpoints.commit(tmp, step, state)
         acc.wait_for_everyone()
 
