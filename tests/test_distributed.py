@@ -191,7 +191,9 @@ def alone(run: Path, tiny: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def torchrun(run: Path, tiny: Path, fsdp: int = 0, script: list[str] | None = None) -> tuple[list[str], dict]:
+def torchrun(
+    run: Path, tiny: Path, fsdp: int = 0, script: list[str] | None = None, merge: bool = False
+) -> tuple[list[str], dict]:
     """argv and environment of ``python -m fair_core.training`` on 2 ranks under torchrun: DDP
     over gloo on the CPU, or FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate
     enables FSDP only for GPU-like devices); ``script``: a script of tests/ and its own arguments
@@ -208,11 +210,13 @@ def torchrun(run: Path, tiny: Path, fsdp: int = 0, script: list[str] | None = No
         env["ACCELERATE_USE_CPU"] = "1"
         head = [str(ROOT / "tests" / script[0]), *script[1:]] if script else ["-m", "fair_core.training"]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    return argv + head + command(run, 0, tiny)[3:], env
+    return argv + head + command(run, 0, tiny, merge=merge)[3:], env
 
 
-def ranks(run: Path, tiny: Path, *, fsdp: int = 0, script: list[str] | None = None) -> subprocess.CompletedProcess:
-    argv, env = torchrun(run, tiny, fsdp, script)
+def ranks(
+    run: Path, tiny: Path, *, fsdp: int = 0, script: list[str] | None = None, merge: bool = False
+) -> subprocess.CompletedProcess:
+    argv, env = torchrun(run, tiny, fsdp, script, merge)
     # the limit only turns a hang (what this file guards against) into a failure
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -294,7 +298,7 @@ def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path,
     one = subprocess.run(command(run, 0, tiny), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     assert one.returncode == 2
     assert "written by 2 training processes and this run has 1" in one.stderr.strip().splitlines()[-1]
-    again = ranks(run, tiny, script=["rank_cannot_read.py", "6"])
+    again = ranks(run, tiny, script=["rank_faults.py", "unreadable:6"])
     assert again.returncode == 0, again.stderr
     assert "cannot read" in again.stderr and "trying the one before" in again.stderr
     done = progress(out)[-1]
@@ -304,6 +308,8 @@ def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path,
 
 @pytest.mark.slow
 def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, odd):
+    """A resume with --merge: only the first process merges, and the others must not wait for it
+    (their wait timed out while an 8B model was merged: NCCL's limit is 10 minutes)."""
     import psutil
 
     run = make_run(tmp_path / "run", 9, SETTINGS)
@@ -319,8 +325,10 @@ def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, od
     finally:
         proc.wait(timeout=900)
     assert proc.returncode != 0 and not (out / "adapter").exists()
-    again = ranks(run, tiny)
+    # with --merge, which the first process does alone: the others do not wait for it
+    again = ranks(run, tiny, script=["rank_faults.py", "late-merge"], merge=True)
     assert again.returncode == 0, again.stderr
+    assert (out / "merged" / "model.safetensors").is_file()
     done, (_, want, trained) = progress(out)[-1], odd
     assert done["type"] == "train_done" and done["resumed_from"] in (2, 4) and done["step"] == 6
     assert done["loss"] == pytest.approx(want["loss"], abs=1e-6)

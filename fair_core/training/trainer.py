@@ -579,7 +579,9 @@ class Trainer:
     # -- outputs -----------------------------------------------------------------------------
 
     def save_outputs(self) -> Path:
-        """The final adapter (LoRA) or model (full) with the tokenizer, published whole."""
+        """The final adapter (LoRA) or model (full) with the tokenizer, published whole by the first
+        process. The others do not wait for it to write (nor for the merge after): a wait longer
+        than the collectives' timeout (NCCL's 10 minutes) fails the training it ends."""
         acc = self.acc
         acc.wait_for_everyone()
         state = acc.get_state_dict(self.loss)  # gathers shards under FSDP / DeepSpeed
@@ -598,7 +600,6 @@ class Trainer:
                     save_adapter(model, state, tmp)
                 self.tokenizer.save_pretrained(tmp)
                 publish(tmp, final)
-        acc.wait_for_everyone()
         return final
 
     def run(self) -> dict:
@@ -616,7 +617,6 @@ class Trainer:
             self.loss = self.optimizer = self.scheduler = None
             if acc.is_main_process:
                 merged = merge_adapter(self.base, output, self.dir / "merged")
-            acc.wait_for_everyone()
         done = {
             "type": "train_done",
             "step": self.max_steps,
