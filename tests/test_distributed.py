@@ -146,6 +146,11 @@ def test_the_launch_ends_with_the_cause_of_the_process_that_failed(tmp_path):
     assert launch.cause(failed((0, -15, nothing), (1, 2, str(said)))) == ("base model /x not found: pass a folder", 2)
     message, status = launch.cause(failed((1, -9, nothing)))
     assert status == 1 and message.startswith("training process 1 was killed by SIGKILL")
+    # a process that lost its peer to the kill fails too, as seen at the same moment: the kill is the cause
+    lost = tmp_path / "lost.json"
+    lost.write_text(json.dumps({"message": "RuntimeError: Connection closed by peer", "timestamp": 1}))
+    message, status = launch.cause(failed((0, 1, str(lost)), (1, -9, nothing)))
+    assert message.startswith("training process 1 was killed by SIGKILL")
     message, status = launch.cause(failed((0, -15, nothing), (3, 1, nothing)))
     assert status == 1 and message.startswith("training process 3 stopped with exit status 1 without a message")
 
