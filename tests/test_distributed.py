@@ -343,7 +343,8 @@ def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, od
 @pytest.mark.slow
 def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, tiny, one_process):
     """FSDP2 over gloo, fair's code unchanged: the adapter is whole (not the empty one FSDP1 saved)
-    and equals one process's; a resume restores the optimizer's state (the result is the same)."""
+    and equals one process's; a resume restores the optimizer's state (the result is the same),
+    from the checkpoint before a damaged one (DCP's error, a BaseException, crashed every process)."""
     run = make_run(tmp_path / "run", 8, SETTINGS)
     out = run / "rounds" / "0"
     first = ranks(run, tiny, fsdp=2)
@@ -354,9 +355,12 @@ def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, 
     # a checkpoint holds the adapter and its optimizer state, not the sharded frozen base
     held = sum(f.stat().st_size for f in (out / "checkpoints" / "step-2").rglob("*") if f.is_file())
     assert held < (tiny / "model.safetensors").stat().st_size / 2
-    resume_from(out, 2)
+    # the newest checkpoint has lost a process's shard: both processes resume from the one before
+    resume_from(out, 4)
+    (out / "checkpoints" / "step-4" / "trainable" / "__1_0.distcp").write_bytes(b"")
     again = ranks(run, tiny, fsdp=2)
     assert again.returncode == 0, again.stderr
+    assert "checkpoint step-4 cannot be read" in again.stderr
     assert progress(out)[-1]["resumed_from"] == 2
     assert same(adapter(out), trained, atol=1e-6)
 

@@ -258,7 +258,7 @@ class TrainableState:
     def save(self, folder: Path, main: bool) -> None:
         import torch.distributed.checkpoint as dcp
 
-        dcp.save(self._state(), checkpoint_id=folder / self.FOLDER)
+        _own_error(dcp.save, self._state(), checkpoint_id=folder / self.FOLDER)
         if main:
             torch.save(self.scheduler.state_dict(), folder / self.SCHEDULE)
 
@@ -267,7 +267,7 @@ class TrainableState:
         from torch.distributed.checkpoint.state_dict import set_state_dict
 
         state = self._state()  # the structure to read into, the optimizer's state created
-        dcp.load(state, checkpoint_id=folder / self.FOLDER)
+        _own_error(dcp.load, state, checkpoint_id=folder / self.FOLDER)
         set_state_dict(
             self.model,
             self.optimizer,
@@ -276,6 +276,20 @@ class TrainableState:
             options=self.options,
         )
         self.scheduler.load_state_dict(torch.load(folder / self.SCHEDULE, weights_only=True))
+
+
+def _own_error(call, *args, **kwargs):
+    """A torch.distributed.checkpoint call whose failure is raised as the first failing process's
+    own error (a missing shard's OSError, a full disk's): DCP gathers them all into a
+    CheckpointException, a BaseException that the fallback to an older checkpoint and the
+    full-disk handling did not catch, and every process crashed with it."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    try:
+        return call(*args, **kwargs)
+    except CheckpointException as e:
+        error, _ = next(iter(e.failures.values()))
+        raise error from None
 
 
 def _trainable_only(models, weights, output_dir) -> None:
