@@ -380,12 +380,13 @@ def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(
 
 @pytest.mark.slow
 def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
+    """And resumes from the checkpoint before one that lost a process's shard of the weights."""
     from safetensors.torch import load_file
 
     full = SETTINGS + '\nmethod = "full"\nmax_steps = 2'
     one = make_run(tmp_path / "one", 8, full + "\ngrad_accum = 2")
     alone(one, tiny)
-    two = make_run(tmp_path / "two", 8, full)
+    two = make_run(tmp_path / "two", 8, full.replace("save_steps = 2", "save_steps = 1"))
     done = ranks(two, tiny, fsdp=2)
     assert done.returncode == 0, done.stderr
     got, want = (load_file(r / "rounds" / "0" / "model" / "model.safetensors") for r in (two, one))
@@ -393,6 +394,14 @@ def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
     assert got.keys() == want.keys() == base.keys()
     assert any(not torch.equal(got[k], base[k]) for k in got)
     assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in got)
+    out = two / "rounds" / "0"
+    shutil.rmtree(out / "model")
+    (out / "checkpoints" / "step-2" / "pytorch_model_fsdp_0" / "__1_0.distcp").write_bytes(b"")
+    again = ranks(two, tiny, fsdp=2)
+    assert again.returncode == 0, again.stderr
+    assert "checkpoint step-2 cannot be read" in again.stderr and progress(out)[-1]["resumed_from"] == 1
+    resumed = load_file(out / "model" / "model.safetensors")
+    assert all(torch.allclose(resumed[k], got[k], atol=1e-6) for k in got)
 
 
 @pytest.mark.slow

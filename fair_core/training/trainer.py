@@ -279,10 +279,10 @@ class TrainableState:
 
 
 def _own_error(call, *args, **kwargs):
-    """A torch.distributed.checkpoint call whose failure is raised as the first failing process's
-    own error (a missing shard's OSError, a full disk's): DCP gathers them all into a
-    CheckpointException, a BaseException that the fallback to an older checkpoint and the
-    full-disk handling did not catch, and every process crashed with it."""
+    """A call that may go through torch.distributed.checkpoint (ours, accelerate's under FSDP),
+    its failure raised as the first failing process's own error (a lost shard's, a full disk's):
+    DCP gathers them all into a CheckpointException, a BaseException that the fallback to an
+    older checkpoint and the full-disk handling did not catch, and every process crashed with it."""
     from torch.distributed.checkpoint.api import CheckpointException
 
     try:
@@ -475,7 +475,7 @@ class Trainer:
                 if self.trainable is not None:
                     self.trainable.load(path)
                 else:
-                    acc.load_state(str(path), strict=False)
+                    _own_error(acc.load_state, str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
                 error = e
             # all resume from the same one: processes a step apart would wait for each other for ever
@@ -503,7 +503,7 @@ class Trainer:
             if self.trainable is not None:
                 self.trainable.save(tmp, acc.is_main_process)
             else:
-                acc.save_state(str(tmp))
+                _own_error(acc.save_state, str(tmp))  # FSDP's through torch.distributed.checkpoint
             acc.wait_for_everyone()
             if acc.is_main_process:
                 state = {
