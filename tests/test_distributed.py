@@ -451,3 +451,13 @@ def test_processes_that_do_not_share_the_run_folder_are_refused(tmp_path):
         assert together == "shared"
         assert apart.startswith("1 of the 2 training processes cannot see") and f"machine-{rank}:" in apart
     assert not [p for p in tmp_path.rglob(".*")]  # the mark is gone
+
+
+def test_a_tracker_that_is_not_installed_is_said_once_not_once_a_process(monkeypatch, caplog):
+    from fair_core.training.trainer import installed_trackers
+
+    for rank, said in (("1", 0), ("0", 1)):
+        monkeypatch.setenv("RANK", rank)  # set by torchrun in each process it starts
+        caplog.clear()
+        assert installed_trackers(["no-such-tracker"]) == []
+        assert caplog.text.count("report_to 'no-such-tracker' skipped") == said

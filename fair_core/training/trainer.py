@@ -81,10 +81,11 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
 
 def installed_trackers(names: list[str]) -> list[str]:
     """Those of ``report_to`` that are installed; a warning for each of the others, which the
-    run goes on without."""
+    run goes on without (from the first process only: every process finds the same)."""
     trackers = [name for name in names if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
-    for name in set(names) - set(trackers):
-        logger.warning("report_to %r skipped: it is not installed", name)
+    if os.environ.get("RANK", "0") == "0":  # set by torchrun for each process
+        for name in set(names) - set(trackers):
+            logger.warning("report_to %r skipped: it is not installed", name)
     return trackers
 
 
