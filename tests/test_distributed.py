@@ -128,6 +128,33 @@ def test_example_accelerate_configs_are_what_fair_supports(path):
         assert config.main_process_ip and config.machine_rank == 0
 
 
+def test_the_launch_ends_with_the_cause_of_the_process_that_failed(tmp_path):
+    """A process that left its message (fair's own, or a traceback's last line) is quoted; one that
+    died without one (killed, or exited on its own) is named with how it ended, not with torch's
+    advice to enable tracebacks."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from fair_core.training import launch
+
+    said = tmp_path / "error.json"
+    said.write_text(json.dumps({"message": "base model /x not found: pass a folder", "timestamp": 1}))
+    nothing = str(tmp_path / "none.json")
+
+    def failed(*failures: tuple[int, int, str]) -> ChildFailedError:
+        return ChildFailedError("train", {r: ProcessFailure(r, 100 + r, code, f) for r, code, f in failures})
+
+    assert launch.cause(failed((0, -15, nothing), (1, 2, str(said)))) == ("base model /x not found: pass a folder", 2)
+    message, status = launch.cause(failed((1, -9, nothing)))
+    assert status == 1 and message.startswith("training process 1 was killed by SIGKILL")
+    # a process that lost its peer to the kill fails too, as seen at the same moment: the kill is the cause
+    lost = tmp_path / "lost.json"
+    lost.write_text(json.dumps({"message": "RuntimeError: Connection closed by peer", "timestamp": 1}))
+    message, status = launch.cause(failed((0, 1, str(lost)), (1, -9, nothing)))
+    assert message.startswith("training process 1 was killed by SIGKILL")
+    message, status = launch.cause(failed((0, -15, nothing), (3, 1, nothing)))
+    assert status == 1 and message.startswith("training process 3 stopped with exit status 1 without a message")
+
+
 def test_an_accelerate_config_goes_through_accelerate_launch():
     path = "configs/accelerate/fsdp2.yaml"
     argv = command("r", 0, "b", config_file=path)
@@ -169,10 +196,13 @@ def alone(run: Path, tiny: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
+def torchrun(
+    run: Path, tiny: Path, fsdp: int = 0, script: list[str] | None = None, merge: bool = False
+) -> tuple[list[str], dict]:
     """argv and environment of ``python -m fair_core.training`` on 2 ranks under torchrun: DDP
     over gloo on the CPU, or FSDP of version ``fsdp`` through tests/gloo_as_gpu.py (accelerate
-    enables FSDP only for GPU-like devices)."""
+    enables FSDP only for GPU-like devices); ``script``: a script of tests/ and its own arguments
+    that runs it instead under DDP."""
     env = ENV.copy()
     if fsdp:
         env |= {
@@ -183,13 +213,15 @@ def torchrun(run: Path, tiny: Path, fsdp: int = 0) -> tuple[list[str], dict]:
         head = [str(ROOT / "tests" / "gloo_as_gpu.py")]
     else:
         env["ACCELERATE_USE_CPU"] = "1"
-        head = ["-m", "fair_core.training"]
+        head = [str(ROOT / "tests" / script[0]), *script[1:]] if script else ["-m", "fair_core.training"]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    return argv + head + command(run, 0, tiny)[3:], env
+    return argv + head + command(run, 0, tiny, merge=merge)[3:], env
 
 
-def ranks(run: Path, tiny: Path, *, fsdp: int = 0) -> subprocess.CompletedProcess:
-    argv, env = torchrun(run, tiny, fsdp)
+def ranks(
+    run: Path, tiny: Path, *, fsdp: int = 0, script: list[str] | None = None, merge: bool = False
+) -> subprocess.CompletedProcess:
+    argv, env = torchrun(run, tiny, fsdp, script, merge)
     # the limit only turns a hang (what this file guards against) into a failure
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -256,16 +288,24 @@ def odd(tmp_path_factory, tiny) -> tuple[Path, dict, dict]:
 @pytest.mark.slow
 def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path, tiny, odd):
     """9 pairs at batch 2 on 2 ranks: 6 batches (3 of one pair), 3 steps an epoch; a resume from
-    step 4 skips the first step of the second epoch on both ranks (where runs used to spin)."""
+    step 4 skips the first step of the second epoch on both ranks (where runs used to spin).
+
+    Checkpoints step-4 and step-6 are there and rank 1 alone cannot read step-6: both ranks
+    resume from step-4 (each falling back on its own, they resumed 2 steps apart and waited for
+    each other for ever). One process cannot resume what two wrote, and says so."""
     first, done, trained = odd
     assert [r["type"] for r in progress(first)].count("train_done") == 1
     assert done["step"] == 6 and done["pairs"] == 9
     run = tmp_path / "run"
     shutil.copytree(first.parents[1], run)
     out = run / "rounds" / "0"
-    resume_from(out, 4)
-    again = ranks(run, tiny)
+    resume_from(out, 6)
+    one = subprocess.run(command(run, 0, tiny), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    assert one.returncode == 2
+    assert "written by 2 training processes and this run has 1" in one.stderr.strip().splitlines()[-1]
+    again = ranks(run, tiny, script=["rank_faults.py", "unreadable:6"])
     assert again.returncode == 0, again.stderr
+    assert "cannot read" in again.stderr and "trying the one before" in again.stderr
     done = progress(out)[-1]
     assert done["resumed_from"] == 4 and done["step"] == 6
     assert same(adapter(out), trained, atol=1e-6)
@@ -273,6 +313,8 @@ def test_an_odd_pair_count_finishes_on_two_ranks_and_resumes_mid_epoch(tmp_path,
 
 @pytest.mark.slow
 def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, odd):
+    """A resume with --merge: only the first process merges, and the others must not wait for it
+    (their wait timed out while an 8B model was merged: NCCL's limit is 10 minutes)."""
     import psutil
 
     run = make_run(tmp_path / "run", 9, SETTINGS)
@@ -288,8 +330,10 @@ def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, od
     finally:
         proc.wait(timeout=900)
     assert proc.returncode != 0 and not (out / "adapter").exists()
-    again = ranks(run, tiny)
+    # with --merge, which the first process does alone: the others do not wait for it
+    again = ranks(run, tiny, script=["rank_faults.py", "late-merge"], merge=True)
     assert again.returncode == 0, again.stderr
+    assert (out / "merged" / "model.safetensors").is_file()
     done, (_, want, trained) = progress(out)[-1], odd
     assert done["type"] == "train_done" and done["resumed_from"] in (2, 4) and done["step"] == 6
     assert done["loss"] == pytest.approx(want["loss"], abs=1e-6)
@@ -299,7 +343,8 @@ def test_kill_9_of_one_rank_then_resume_matches_uninterrupted(tmp_path, tiny, od
 @pytest.mark.slow
 def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, tiny, one_process):
     """FSDP2 over gloo, fair's code unchanged: the adapter is whole (not the empty one FSDP1 saved)
-    and equals one process's; a resume restores the optimizer's state (the result is the same)."""
+    and equals one process's; a resume restores the optimizer's state (the result is the same),
+    from the checkpoint before a damaged one (DCP's error, a BaseException, crashed every process)."""
     run = make_run(tmp_path / "run", 8, SETTINGS)
     out = run / "rounds" / "0"
     first = ranks(run, tiny, fsdp=2)
@@ -310,9 +355,12 @@ def test_fsdp2_lora_on_two_ranks_saves_the_adapter_one_process_trains(tmp_path, 
     # a checkpoint holds the adapter and its optimizer state, not the sharded frozen base
     held = sum(f.stat().st_size for f in (out / "checkpoints" / "step-2").rglob("*") if f.is_file())
     assert held < (tiny / "model.safetensors").stat().st_size / 2
-    resume_from(out, 2)
+    # the newest checkpoint has lost a process's shard: both processes resume from the one before
+    resume_from(out, 4)
+    (out / "checkpoints" / "step-4" / "trainable" / "__1_0.distcp").write_bytes(b"")
     again = ranks(run, tiny, fsdp=2)
     assert again.returncode == 0, again.stderr
+    assert "checkpoint step-4 cannot be read" in again.stderr
     assert progress(out)[-1]["resumed_from"] == 2
     assert same(adapter(out), trained, atol=1e-6)
 
@@ -332,12 +380,13 @@ def test_a_launch_accelerate_sees_as_one_process_stops_with_one_line_and_exit_2(
 
 @pytest.mark.slow
 def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
+    """And resumes from the checkpoint before one that lost a process's shard of the weights."""
     from safetensors.torch import load_file
 
     full = SETTINGS + '\nmethod = "full"\nmax_steps = 2'
     one = make_run(tmp_path / "one", 8, full + "\ngrad_accum = 2")
     alone(one, tiny)
-    two = make_run(tmp_path / "two", 8, full)
+    two = make_run(tmp_path / "two", 8, full.replace("save_steps = 2", "save_steps = 1"))
     done = ranks(two, tiny, fsdp=2)
     assert done.returncode == 0, done.stderr
     got, want = (load_file(r / "rounds" / "0" / "model" / "model.safetensors") for r in (two, one))
@@ -345,6 +394,14 @@ def test_fsdp2_full_fine_tuning_on_two_ranks_equals_one_process(tmp_path, tiny):
     assert got.keys() == want.keys() == base.keys()
     assert any(not torch.equal(got[k], base[k]) for k in got)
     assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in got)
+    out = two / "rounds" / "0"
+    shutil.rmtree(out / "model")
+    (out / "checkpoints" / "step-2" / "pytorch_model_fsdp_0" / "__1_0.distcp").write_bytes(b"")
+    again = ranks(two, tiny, fsdp=2)
+    assert again.returncode == 0, again.stderr
+    assert "checkpoint step-2 cannot be read" in again.stderr and progress(out)[-1]["resumed_from"] == 1
+    resumed = load_file(out / "model" / "model.safetensors")
+    assert all(torch.allclose(resumed[k], got[k], atol=1e-6) for k in got)
 
 
 @pytest.mark.slow
@@ -394,3 +451,13 @@ def test_processes_that_do_not_share_the_run_folder_are_refused(tmp_path):
         assert together == "shared"
         assert apart.startswith("1 of the 2 training processes cannot see") and f"machine-{rank}:" in apart
     assert not [p for p in tmp_path.rglob(".*")]  # the mark is gone
+
+
+def test_a_tracker_that_is_not_installed_is_said_once_not_once_a_process(monkeypatch, caplog):
+    from fair_core.training.trainer import installed_trackers
+
+    for rank, said in (("1", 0), ("0", 1)):
+        monkeypatch.setenv("RANK", rank)  # set by torchrun in each process it starts
+        caplog.clear()
+        assert installed_trackers(["no-such-tracker"]) == []
+        assert caplog.text.count("report_to 'no-such-tracker' skipped") == said

@@ -81,10 +81,11 @@ def check_inputs(train: TrainConfig, base: Path, adapter: Path | None) -> None:
 
 def installed_trackers(names: list[str]) -> list[str]:
     """Those of ``report_to`` that are installed; a warning for each of the others, which the
-    run goes on without."""
+    run goes on without (from the first process only: every process finds the same)."""
     trackers = [name for name in names if any(importlib.util.find_spec(m) for m in TRACKERS.get(name, (name,)))]
-    for name in set(names) - set(trackers):
-        logger.warning("report_to %r skipped: it is not installed", name)
+    if os.environ.get("RANK", "0") == "0":  # set by torchrun for each process
+        for name in set(names) - set(trackers):
+            logger.warning("report_to %r skipped: it is not installed", name)
     return trackers
 
 
@@ -258,7 +259,7 @@ class TrainableState:
     def save(self, folder: Path, main: bool) -> None:
         import torch.distributed.checkpoint as dcp
 
-        dcp.save(self._state(), checkpoint_id=folder / self.FOLDER)
+        _own_error(dcp.save, self._state(), checkpoint_id=folder / self.FOLDER)
         if main:
             torch.save(self.scheduler.state_dict(), folder / self.SCHEDULE)
 
@@ -267,7 +268,7 @@ class TrainableState:
         from torch.distributed.checkpoint.state_dict import set_state_dict
 
         state = self._state()  # the structure to read into, the optimizer's state created
-        dcp.load(state, checkpoint_id=folder / self.FOLDER)
+        _own_error(dcp.load, state, checkpoint_id=folder / self.FOLDER)
         set_state_dict(
             self.model,
             self.optimizer,
@@ -276,6 +277,20 @@ class TrainableState:
             options=self.options,
         )
         self.scheduler.load_state_dict(torch.load(folder / self.SCHEDULE, weights_only=True))
+
+
+def _own_error(call, *args, **kwargs):
+    """A call that may go through torch.distributed.checkpoint (ours, accelerate's under FSDP),
+    its failure raised as the first failing process's own error (a lost shard's, a full disk's):
+    DCP gathers them all into a CheckpointException, a BaseException that the fallback to an
+    older checkpoint and the full-disk handling did not catch, and every process crashed with it."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    try:
+        return call(*args, **kwargs)
+    except CheckpointException as e:
+        error, _ = next(iter(e.failures.values()))
+        raise error from None
 
 
 def _trainable_only(models, weights, output_dir) -> None:
@@ -389,7 +404,7 @@ class Trainer:
             self.sliced, self.packed = False, False
         else:
             self.sliced, self.packed = probe(model, first.feedback.ids[:64], first.rationale.ids[:64])
-        if not (self.sliced and self.packed):
+        if not (self.sliced and self.packed) and acc.is_main_process:
             logger.info("this model needs the plain path: sliced head %s, packed rows %s", self.sliced, self.packed)
         return model
 
@@ -443,21 +458,36 @@ class Trainer:
         complete = [path for _, path in reversed(self.checkpoints.complete())]
         if not complete:
             return {"step": 0}
-        if Checkpoints.state(complete[0]).get("fingerprint") != self.fingerprint:
+        newest = Checkpoints.state(complete[0])
+        if newest.get("fingerprint") != self.fingerprint:
+            written = newest.get("processes", acc.num_processes)
+            if written != acc.num_processes:
+                raise FairError(
+                    f"checkpoints in {self.checkpoints.folder} were written by {written} training processes and "
+                    f"this run has {acc.num_processes}: resume on {written}, or delete that folder to train afresh"
+                )
             raise FairError(
                 f"checkpoints in {self.checkpoints.folder} come from other data or settings: "
                 "delete that folder to train this round afresh"
             )
         for path in complete:  # newest first: a damaged one (a disk error, say) falls back
+            error = None
             try:
                 if self.trainable is not None:
                     self.trainable.load(path)
                 else:
-                    acc.load_state(str(path), strict=False)
+                    _own_error(acc.load_state, str(path), strict=False)
             except Exception as e:  # noqa: BLE001 - whatever the damage, the one before may do
-                if acc.is_main_process:
+                error = e
+            # all resume from the same one: processes a step apart would wait for each other for ever
+            failed = acc.gather(torch.tensor([int(error is not None)], device=acc.device)).tolist()
+            if any(failed):
+                if error is not None and acc.process_index == failed.index(1):  # said once, by its reader
                     logger.warning(
-                        "checkpoint %s cannot be read (%s: %s); trying the one before", path.name, type(e).__name__, e
+                        "checkpoint %s cannot be read (%s: %s); trying the one before",
+                        path.name,
+                        type(error).__name__,
+                        error,
                     )
                 continue
             if acc.is_main_process:
@@ -474,10 +504,16 @@ class Trainer:
             if self.trainable is not None:
                 self.trainable.save(tmp, acc.is_main_process)
             else:
-                acc.save_state(str(tmp))
+                _own_error(acc.save_state, str(tmp))  # FSDP's through torch.distributed.checkpoint
             acc.wait_for_everyone()
             if acc.is_main_process:
-                state = {"step": step, "max_steps": self.max_steps, "loss": loss, "fingerprint": self.fingerprint}
+                state = {
+                    "step": step,
+                    "max_steps": self.max_steps,
+                    "loss": loss,
+                    "fingerprint": self.fingerprint,
+                    "processes": acc.num_processes,
+                }
                 self.checkpoints.commit(tmp, step, state)
         acc.wait_for_everyone()
 
@@ -558,7 +594,9 @@ class Trainer:
     # -- outputs -----------------------------------------------------------------------------
 
     def save_outputs(self) -> Path:
-        """The final adapter (LoRA) or model (full) with the tokenizer, published whole."""
+        """The final adapter (LoRA) or model (full) with the tokenizer, published whole by the first
+        process. The others do not wait for it to write (nor for the merge after): a wait longer
+        than the collectives' timeout (NCCL's 10 minutes) fails the training it ends."""
         acc = self.acc
         acc.wait_for_everyone()
         state = acc.get_state_dict(self.loss)  # gathers shards under FSDP / DeepSpeed
@@ -577,7 +615,6 @@ class Trainer:
                     save_adapter(model, state, tmp)
                 self.tokenizer.save_pretrained(tmp)
                 publish(tmp, final)
-        acc.wait_for_everyone()
         return final
 
     def run(self) -> dict:
@@ -595,7 +632,6 @@ class Trainer:
             self.loss = self.optimizer = self.scheduler = None
             if acc.is_main_process:
                 merged = merge_adapter(self.base, output, self.dir / "merged")
-            acc.wait_for_everyone()
         done = {
             "type": "train_done",
             "step": self.max_steps,
