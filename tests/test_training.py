@@ -382,6 +382,14 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, tiny, paper_dir, capsys
         read_pairs(run / "rounds" / "0" / "train.jsonl")
 
 
+def test_a_pair_with_an_empty_prompt_is_refused_with_its_line(tmp_path):
+    row = {"feedback": {"prompt": "Q", "response": "A"}, "rationale": {"prompt": " \n", "response": "B"}}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({**row, "rationale": {"prompt": "Q", "response": ""}}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(FairError, match="line 2: the rationale example's prompt is empty"):
+        read_pairs(path)
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

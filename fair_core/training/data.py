@@ -57,6 +57,12 @@ def read_pairs(path: Path) -> list[dict]:
                 f"{path} line {n} is not a pair of {{prompt, response}} examples "
                 "(feedback and rationale): recompile the round"
             ) from None
+        empty = [half for half in ("feedback", "rationale") if not row[half]["prompt"].strip()]
+        if empty:  # the first response token would have no position to be predicted from
+            raise DataError(
+                f"{path} line {n}: the {empty[0]} example's prompt is empty, and a response must follow "
+                "a prompt: give it one, or recompile the round"
+            )
         rows.append(row)
     if not rows:
         raise DataError(
