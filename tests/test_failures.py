@@ -128,6 +128,43 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
 
 
+# `fair import-paper`, killed (SIGKILL) as soon as its first batch of writings is stored
+KILLED_IMPORT = """
+import os, signal, sys
+from fair_core.runs.store import Store
+stored = Store.add_records
+def add_records(self, *args, **kwargs):
+    stored(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+Store.add_records = add_records
+from fair_core.cli import main
+main(sys.argv[1:])
+"""
+
+
+def committee_rows(run: Path) -> dict:
+    with sqlite3.connect(run / "run.sqlite") as con:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}")) for t in ("mistakes", "writings", "reviews", "verdicts")}
+
+
+@pytest.mark.needs_data
+def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "cut"
+    cut = subprocess.run(
+        [sys.executable, "-c", KILLED_IMPORT, "import-paper", "--run", str(run), *map(str, PAPER_FILES)],
+        cwd=REPO,
+        capture_output=True,
+    )
+    assert cut.returncode == -9
+    out = fair("import-paper", "--run", run, *PAPER_FILES)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert fair("import-paper", "--run", tmp_path / "whole", *PAPER_FILES).returncode == 0
+    assert committee_rows(run) == committee_rows(tmp_path / "whole")
+
+
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):
