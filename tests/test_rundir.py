@@ -139,3 +139,14 @@ def test_a_torn_last_event_line_is_dropped_before_the_next_is_appended(tmp_path)
     run.close()
     lines = log.read_bytes().splitlines()
     assert lines[0] == whole.strip() and [json.loads(x)["text"] for x in lines] == ["whole", "after"]
+
+    # a reader's Run beside a process that holds the run (and may be writing that line) cuts nothing
+    import fcntl
+
+    log.write_bytes(log.read_bytes() + b'{"type": "mess')
+    with open(tmp_path / "run" / ".lock", "w") as held:
+        held.write("1")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        Run(tmp_path / "run").close()
+    assert log.read_bytes().endswith(b'{"type": "mess')

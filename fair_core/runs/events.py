@@ -242,8 +242,6 @@ class JsonlSink:
 
     def __init__(self, target: str | Path | TextIO) -> None:
         self._owned = isinstance(target, (str, Path))
-        if isinstance(target, (str, Path)):
-            drop_torn_line(Path(target))  # the next line starts whole, not glued to a killed one's part
         self._file: TextIO = open(target, "a", encoding="utf-8") if isinstance(target, (str, Path)) else target
         self._lock = threading.Lock()
 

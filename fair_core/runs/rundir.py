@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..config import RunConfig, dump, load
 from ..errors import ConfigError, FairError
 from .disk import DiskFull, is_full
-from .events import Bus, Event, JsonlSink
+from .events import Bus, Event, JsonlSink, drop_torn_line
 from .store import Store
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class Run:
         if saved is None or config is not None:
             write_atomic(config_file, dump(self.config))
         self.bus = Bus()
+        if lock_holder(self.path) in (None, os.getpid()):  # no other process appends to it now
+            drop_torn_line(self.path / "events.jsonl")  # a killed write's part: the next line starts whole
         self._log = JsonlSink(self.path / "events.jsonl")
         self.bus.subscribe(self._log)
         self._pending: list[dict] = []
