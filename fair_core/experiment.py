@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import time
@@ -518,9 +519,10 @@ def plot(result: dict, path: Path) -> Path:
         ax.set_ylabel("test accuracy (%)" if name == "accuracy" else f"{name} (log-prob per token)")
         ax.set_title(f"{name}: {result['items'].get(name, 0)} items, 95% CI", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
     plt.close(fig)
-    return path
+    return write_atomic(path, image.getvalue())  # a kill mid-write leaves the last whole image
 
 
 def write(result: dict, root: Path) -> list[Path]:
