@@ -165,6 +165,37 @@ def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path)
     assert committee_rows(run) == committee_rows(tmp_path / "whole")
 
 
+# `fair run` sent SIGTERM from inside a committee worker task's step (as a job scheduler's stop
+# lands while a task runs), once its first call is done
+TERMINATED_IN_A_TASK = """
+import os, signal, sys
+from fair_core.runs.events import StageProgress
+from fair_core.runs.rundir import Run
+published = Run.publish
+def publish(self, event):
+    if isinstance(event, StageProgress) and event.done == 1:  # a worker's, not the stage's start
+        os.kill(os.getpid(), signal.SIGTERM)
+    published(self, event)
+Run.publish = publish
+from fair_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.needs_data
+def test_sigterm_inside_a_task_is_one_line_and_the_run_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["run", str(REPLAY), "--run-dir", str(run), "--stages", "explain", "--set", "task.train_limit=3"]
+    cut = subprocess.run([sys.executable, "-c", TERMINATED_IN_A_TASK, *args, "--quiet"], cwd=REPO, capture_output=True)
+    assert cut.returncode == 143
+    assert cut.stderr.decode().strip().splitlines() == ["fair: error: interrupted: rerun the same command to resume"]
+    out = fair(*args, "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):
