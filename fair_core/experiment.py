@@ -415,6 +415,8 @@ def _measure(exp: Experiment, runs: dict[str, dict[str, float]], binary: bool) -
     groups = {v: [a.folder for a in exp.arms if a.variant == v] for v in exp.variants}
     if "untrained" in runs:
         groups["untrained"] = ["untrained"]
+    if not items:  # margins where every teacher's reference rationale was right: nothing to compare
+        return {"items": 0, **dict.fromkeys(groups)}
     per_seed = {v: [fmean(runs[f][i] for i in items) for f in folders] for v, folders in groups.items()}
     per_item = {v: [fmean(runs[f][i] for f in folders) for i in items] for v, folders in groups.items()}
     ref = exp.reference

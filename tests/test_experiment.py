@@ -355,3 +355,12 @@ def test_a_kill_while_the_plot_is_written_leaves_the_last_whole_one(tmp_path):
     cut = subprocess.run([sys.executable, "-c", KILLED_PLOT, json.dumps(result), str(tmp_path)], cwd=REPO)
     assert cut.returncode == -signal.SIGKILL
     assert (tmp_path / "experiment.png").read_bytes() == whole
+
+
+def test_a_measure_no_item_has_for_every_arm_is_shown_empty(tmp_path):
+    """Margins need a wrong rationale beside a right one: references every teacher got right give
+    none, and the comparison shows the measure empty rather than failing with a traceback."""
+    exp = experiment.load(experiment_config(tmp_path, "http://127.0.0.1:9/v1"))
+    runs = {a.folder: {} for a in exp.arms} | {"untrained": {}}
+    m = experiment._measure(exp, runs, binary=False)
+    assert m["items"] == 0 and all(m[v] is None for v in [*exp.variants, "untrained"])
