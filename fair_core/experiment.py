@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import time
@@ -414,6 +415,8 @@ def _measure(exp: Experiment, runs: dict[str, dict[str, float]], binary: bool) -
     groups = {v: [a.folder for a in exp.arms if a.variant == v] for v in exp.variants}
     if "untrained" in runs:
         groups["untrained"] = ["untrained"]
+    if not items:  # margins where every teacher's reference rationale was right: nothing to compare
+        return {"items": 0, **dict.fromkeys(groups)}
     per_seed = {v: [fmean(runs[f][i] for i in items) for f in folders] for v, folders in groups.items()}
     per_item = {v: [fmean(runs[f][i] for f in folders) for i in items] for v, folders in groups.items()}
     ref = exp.reference
@@ -518,9 +521,10 @@ def plot(result: dict, path: Path) -> Path:
         ax.set_ylabel("test accuracy (%)" if name == "accuracy" else f"{name} (log-prob per token)")
         ax.set_title(f"{name}: {result['items'].get(name, 0)} items, 95% CI", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
     plt.close(fig)
-    return path
+    return write_atomic(path, image.getvalue())  # a kill mid-write leaves the last whole image
 
 
 def write(result: dict, root: Path) -> list[Path]:

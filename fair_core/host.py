@@ -9,12 +9,15 @@ logged once, and the host and every other plugin go on.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal
 
 import pluggy
 
@@ -79,6 +82,7 @@ class Host:
         self.pm = pluggy.PluginManager("fair")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
+        self._interrupts: list[int] = []  # the user's Ctrl-Cs while plugins load (see _noting_interrupts)
         self.registry: dict[str, dict[str, Entry]] = {
             "tasks": {},
             "teachers": {},
@@ -100,20 +104,50 @@ class Host:
         the others by name, so that a clash always keeps the same one."""
         seen = set()
         eps = sorted(metadata.entry_points(group="fair"), key=lambda ep: (not _builtin(ep), ep.name))
-        for ep in eps:
-            if only is not None and ep.name not in only or (ep.name, ep.value) in seen:
-                continue  # not selected, or the same plugin seen twice on sys.path
-            seen.add((ep.name, ep.value))
-            version = ep.dist.version if ep.dist else None
-            try:
-                module = ep.load()
-            except BaseException as e:  # noqa: BLE001 - its import runs the plugin's own code: even sys.exit()
-                info = PluginInfo(ep.name, version, _builtin(ep))
-                self.plugins.append(info)
-                self._drop(info, "error", f"failed to import: {one_line(e)}")
-                continue
-            self.add(module, ep.name, version, _builtin(ep))
+        with self._noting_interrupts():
+            for ep in eps:
+                if only is not None and ep.name not in only or (ep.name, ep.value) in seen:
+                    continue  # not selected, or the same plugin seen twice on sys.path
+                seen.add((ep.name, ep.value))
+                version = ep.dist.version if ep.dist else None
+                try:
+                    module = ep.load()
+                except BaseException as e:  # noqa: BLE001 - its import runs the plugin's own code: even sys.exit()
+                    self._reraise_interrupt(e)
+                    info = PluginInfo(ep.name, version, _builtin(ep))
+                    self.plugins.append(info)
+                    self._drop(info, "error", f"failed to import: {one_line(e)}")
+                    continue
+                self.add(module, ep.name, version, _builtin(ep))
         return self
+
+    @contextlib.contextmanager
+    def _noting_interrupts(self) -> Iterator[None]:
+        """Notes each Ctrl-C that reaches fair while plugins load (in the main thread, where signals
+        land), and lets it interrupt as it would have: a KeyboardInterrupt a plugin raises is its
+        failure, one the user sent stops fair (:meth:`_reraise_interrupt`)."""
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+            yield
+            return
+
+        def note(signum, frame) -> None:
+            self._interrupts.append(signum)
+            if callable(previous):
+                previous(signum, frame)
+            else:  # the default action, as Python's own handler takes it
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _reraise_interrupt(self, e: BaseException) -> None:
+        """Raise ``e`` again where it is the user's Ctrl-C rather than a plugin's own doing."""
+        if isinstance(e, KeyboardInterrupt) and self._interrupts:
+            raise e
 
     def add(self, plugin: object, name: str, version: str | None = None, builtin: bool = False) -> PluginInfo:
         """Load one plugin (a module, or any object with ``@hookimpl`` functions) and run its hooks
@@ -161,6 +195,7 @@ class Host:
             try:  # through pluggy, with only this plugin's implementations
                 self.pm.subset_hook_caller(hook, others)(register=REGISTRARS[hook](name, pending))
             except BaseException as e:  # noqa: BLE001 - the plugin's own code: anything may come out
+                self._reraise_interrupt(e)
                 return self._drop(info, "error", f"failed in {hook}: {one_line(e)}", plugin)
         return self._commit(info, pending, plugin)
 

@@ -119,7 +119,10 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
         for kind in ("feedback", "rationale")
         if kind in loaded
     }
-    teachers: list[str] = []
+    teachers = next((teachers_of(loaded[kind], f"_{kind}") for kind in loaded if kind in texts), [])
+    # named before any record is stored: an import cut short (a kill) is taken up again by the same
+    # files, where other files are refused beside the records it left
+    store.set_meta("paper", {"round": round, "teachers": teachers, "files": {k: p.name for k, (p, _) in files.items()}})
     items_held = store.count_mistakes(round)
     for kind, items in loaded.items():
         if kind == "false" or not items_held:
@@ -127,7 +130,6 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
             items_held = len(items)
         if kind in texts:
             names = teachers_of(items, f"_{kind}")
-            teachers = teachers or names
             store.add_records(
                 Writing(round, str(items[i]["id"]), kind, t, text) for (i, t), text in texts[kind].items()
             )
@@ -146,7 +148,6 @@ def import_files(store: Store, paths: list[Path], extract, parse_score) -> dict:
                 for t in names
                 for reviewer, score in zip(reviewers_of(t, names), x[f"{t}_rationale"][1:])
             )
-    store.set_meta("paper", {"round": round, "teachers": teachers, "files": {k: p.name for k, (p, _) in files.items()}})
     return {"round": round, "teachers": teachers, "items": store.count_mistakes(round), "files": sorted(files)}
 
 

@@ -164,6 +164,7 @@ class Runner:
 
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(_interrupt_said)
         store = self.run_.store
         # who runs it: a "running" stage whose process is gone was killed (kill -9, power loss)
         store.set_meta("runner", {"host": socket.gethostname(), "pid": os.getpid()})
@@ -339,3 +340,11 @@ def check_qlora() -> None:
         raise FairError('train.method = "qlora" needs a CUDA GPU and none is visible: use method = "lora" on CPU')
     if find_spec("bitsandbytes") is None:
         raise FairError('train.method = "qlora" needs bitsandbytes: pip install bitsandbytes, or use method = "lora"')
+
+
+def _interrupt_said(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's error handler: an interrupt (SIGTERM's, raised inside a task's step) ends the run,
+    which the CLI says in one line, but asyncio would also log the run's task as holding an exception
+    never retrieved, with a page of traceback. Anything else is logged as asyncio does."""
+    if not isinstance(context.get("exception"), KeyboardInterrupt):
+        loop.default_exception_handler(context)

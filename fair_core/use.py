@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from .errors import FairError
 from .inputs import read_text
 from .runs.disk import is_full
+from .runs.events import drop_torn_line
 from .runs.store import StageStatus
 
 if TYPE_CHECKING:
@@ -173,15 +174,8 @@ def read_questions(path: Path) -> list[tuple[str, str]]:
 def written_rows(out: Path) -> dict[str, str]:
     """id -> question of the rows ``out`` already holds; a last line cut short (a disk that
     filled, a machine that lost power) is removed so the rerun writes it whole."""
-    if not out.exists():
-        return {}
-    data = out.read_bytes()
-    whole = data.rfind(b"\n") + 1
-    if whole < len(data):
-        with open(out, "r+b") as f:
-            f.truncate(whole)
     rows = {}
-    for n, line in enumerate(data[:whole].decode("utf-8", "replace").splitlines(), 1):
+    for n, line in enumerate(drop_torn_line(out).decode("utf-8", "replace").splitlines(), 1):
         try:
             row = json.loads(line)
             rows[str(row["id"])] = row["question"]

@@ -320,3 +320,47 @@ def test_a_table_an_older_fair_wrote_says_how_to_compare_again(tmp_path):
     (tmp_path / "experiment.json").write_text(json.dumps({"reference": "fair", "items": 8, "variants": []}))
     out = fair("report", tmp_path)
     assert out.returncode == 2 and "written by an older fair" in out.stderr and out.stderr.count("\n") == 1
+
+
+# experiment.write in a process killed (SIGKILL) once the image's first half is on disk
+KILLED_PLOT = """
+import json, os, signal, sys
+from pathlib import Path
+from matplotlib.figure import Figure
+from fair_core import experiment
+saved = Figure.savefig
+def savefig(self, target, **kwargs):
+    saved(self, target, **kwargs)
+    if isinstance(target, (str, Path)):
+        data = Path(target).read_bytes()
+        Path(target).write_bytes(data[: len(data) // 2])
+    else:
+        data = target.getvalue()
+        target.seek(0)
+        target.truncate()
+        target.write(data[: len(data) // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+Figure.savefig = savefig
+experiment.write(json.loads(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_a_kill_while_the_plot_is_written_leaves_the_last_whole_one(tmp_path):
+    row = {"variant": "fair", "seeds": [None], "new_calls": 0, "new_cost_usd": 0.0}
+    result = {"reference": "fair", "measures": ["accuracy"], "items": {"accuracy": 4}, "before": None}
+    result["variants"] = [{**row, "accuracy": {"mean": 0.5, "ci95": [0.2, 0.8], "unit": "items"}}]
+    experiment.write(result, tmp_path)
+    whole = (tmp_path / "experiment.png").read_bytes()
+    result["variants"][0]["accuracy"]["mean"] = 0.75
+    cut = subprocess.run([sys.executable, "-c", KILLED_PLOT, json.dumps(result), str(tmp_path)], cwd=REPO)
+    assert cut.returncode == -signal.SIGKILL
+    assert (tmp_path / "experiment.png").read_bytes() == whole
+
+
+def test_a_measure_no_item_has_for_every_arm_is_shown_empty(tmp_path):
+    """Margins need a wrong rationale beside a right one: references every teacher got right give
+    none, and the comparison shows the measure empty rather than failing with a traceback."""
+    exp = experiment.load(experiment_config(tmp_path, "http://127.0.0.1:9/v1"))
+    runs = {a.folder: {} for a in exp.arms} | {"untrained": {}}
+    m = experiment._measure(exp, runs, binary=False)
+    assert m["items"] == 0 and all(m[v] is None for v in [*exp.variants, "untrained"])

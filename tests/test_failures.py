@@ -128,6 +128,74 @@ def test_import_paper_checks_its_files_takes_the_lock_and_does_not_mix_committee
     assert fair("import-paper", "--run", tmp_path / "paper", *PAPER_FILES).returncode == 0
 
 
+# `fair import-paper`, killed (SIGKILL) as soon as its first batch of writings is stored
+KILLED_IMPORT = """
+import os, signal, sys
+from fair_core.runs.store import Store
+stored = Store.add_records
+def add_records(self, *args, **kwargs):
+    stored(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+Store.add_records = add_records
+from fair_core.cli import main
+main(sys.argv[1:])
+"""
+
+
+def committee_rows(run: Path) -> dict:
+    with sqlite3.connect(run / "run.sqlite") as con:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}")) for t in ("mistakes", "writings", "reviews", "verdicts")}
+
+
+@pytest.mark.needs_data
+def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "cut"
+    cut = subprocess.run(
+        [sys.executable, "-c", KILLED_IMPORT, "import-paper", "--run", str(run), *map(str, PAPER_FILES)],
+        cwd=REPO,
+        capture_output=True,
+    )
+    assert cut.returncode == -9
+    out = fair("import-paper", "--run", run, *PAPER_FILES)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert fair("import-paper", "--run", tmp_path / "whole", *PAPER_FILES).returncode == 0
+    assert committee_rows(run) == committee_rows(tmp_path / "whole")
+
+
+# `fair run` sent SIGTERM from inside a committee worker task's step (as a job scheduler's stop
+# lands while a task runs), once its first call is done
+TERMINATED_IN_A_TASK = """
+import os, signal, sys
+from fair_core.runs.events import StageProgress
+from fair_core.runs.rundir import Run
+published = Run.publish
+def publish(self, event):
+    if isinstance(event, StageProgress) and event.done == 1:  # a worker's, not the stage's start
+        os.kill(os.getpid(), signal.SIGTERM)
+    published(self, event)
+Run.publish = publish
+from fair_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.needs_data
+def test_sigterm_inside_a_task_is_one_line_and_the_run_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["run", str(REPLAY), "--run-dir", str(run), "--stages", "explain", "--set", "task.train_limit=3"]
+    cut = subprocess.run([sys.executable, "-c", TERMINATED_IN_A_TASK, *args, "--quiet"], cwd=REPO, capture_output=True)
+    assert cut.returncode == 143
+    assert cut.stderr.decode().strip().splitlines() == ["fair: error: interrupted: rerun the same command to resume"]
+    out = fair(*args, "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_a_plugin_that_returns_the_wrong_type_fails_its_calls_not_the_run(tmp_path, paper_dir):

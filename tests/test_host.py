@@ -235,6 +235,25 @@ def test_a_plugin_named_like_a_builtin_is_skipped_and_fairs_run_stays(installed)
     )  # nothing of it stays
 
 
+def test_ctrl_c_while_plugins_load_stops_fair(tmp_path):
+    """A Ctrl-C that lands while a plugin's import runs is the user's, not the plugin's failure:
+    fair stops (130), and does not go on without that plugin (a run would then fail with a wrong
+    reason, or go on paying calls after the user asked it to stop)."""
+    source = "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(60)\n"
+    make_dist(tmp_path, "fair_slow_import", source)
+    out = subprocess.run(
+        [sys.executable, "-m", "fair_core.cli", "plugins"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        capture_output=True,
+        text=True,
+        # SIGINT as a terminal sends it (a background job starts with it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert out.returncode == 130, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == ["fair: error: interrupted"]
+
+
 class Clash:
     @hookimpl
     def register_tasks(self, register):

@@ -119,3 +119,34 @@ def test_a_failed_first_start_without_outputs_still_takes_the_new_config(tmp_pat
     run = Run(tmp_path, cfg.validate({"task": {"train_limit": 3}}))
     assert run.config.task.train_limit == 3
     run.close()
+
+
+def test_a_torn_last_event_line_is_dropped_before_the_next_is_appended(tmp_path):
+    """A kill or a full disk in the middle of an event's line leaves part of it: the next
+    invocation's first event must not be glued to it (a reader would lose both)."""
+    import json
+
+    from fair_core.runs.events import Message
+
+    run = Run(tmp_path / "run", cfg.RunConfig())
+    run.publish(Message("info", "whole"))
+    run.close()
+    log = tmp_path / "run" / "events.jsonl"
+    whole = log.read_bytes()
+    log.write_bytes(whole + b'{"type": "message", "level": "in')
+    run = Run(tmp_path / "run")
+    run.publish(Message("info", "after"))
+    run.close()
+    lines = log.read_bytes().splitlines()
+    assert lines[0] == whole.strip() and [json.loads(x)["text"] for x in lines] == ["whole", "after"]
+
+    # a reader's Run beside a process that holds the run (and may be writing that line) cuts nothing
+    import fcntl
+
+    log.write_bytes(log.read_bytes() + b'{"type": "mess')
+    with open(tmp_path / "run" / ".lock", "w") as held:
+        held.write("1")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        Run(tmp_path / "run").close()
+    assert log.read_bytes().endswith(b'{"type": "mess')

@@ -223,6 +223,19 @@ def appended(path: Path, offset: int) -> tuple[list[bytes], int]:
     return data[:end].splitlines(), offset + end
 
 
+def drop_torn_line(path: Path) -> bytes:
+    """Remove a last line cut short (a kill or a full disk in the middle of its write) from the
+    file of lines ``path``, if it exists; its whole lines."""
+    if not path.exists():
+        return b""
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    if whole < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(whole)
+    return data[:whole]
+
+
 class JsonlSink:
     """Writes every event as one flushed JSON line: appended to a file (the run's events.jsonl,
     ``fair run --events PATH``), or to an open stream (stdout, for ``--events -``) that it leaves open."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..config import RunConfig, dump, load
 from ..errors import ConfigError, FairError
 from .disk import DiskFull, is_full
-from .events import Bus, Event, JsonlSink
+from .events import Bus, Event, JsonlSink, drop_torn_line
 from .store import Store
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class Run:
         if saved is None or config is not None:
             write_atomic(config_file, dump(self.config))
         self.bus = Bus()
+        if lock_holder(self.path) in (None, os.getpid()):  # no other process appends to it now
+            drop_torn_line(self.path / "events.jsonl")  # a killed write's part: the next line starts whole
         self._log = JsonlSink(self.path / "events.jsonl")
         self.bus.subscribe(self._log)
         self._pending: list[dict] = []
@@ -236,12 +238,15 @@ def _redo_stage(
     return pipeline, min(stages, key=pipeline.rank)
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` (its folder made) so that a reader sees the old file or the new one,
-    never half of one."""
+def write_atomic(path: Path, text: str | bytes) -> Path:
+    """Write ``text`` (or bytes) to ``path`` (its folder made) so that a reader sees the old file or
+    the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
 
