@@ -1,6 +1,7 @@
 """The transformers student on the tiny local model: batching must not change what it writes."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -245,6 +246,33 @@ def test_a_gguf_student_writes_what_its_source_folder_writes(tiny, tmp_path, que
     assert folder.startswith(str(tmp_path / "cache" / "gguf" / "tiny-"))
     assert student(folder, batch_size=4).generate(questions) == expected
     assert fair_students._local_path(StudentConfig(model=str(gguf))) == folder  # converted once
+
+
+def test_a_prompt_longer_than_the_model_s_positions_keeps_its_end(tiny, tmp_path, caplog):
+    """A user's long passage must not run past the positions the model knows: a model with learned
+    positions (GPT-2's shape) failed with an index error; each prompt keeps its last tokens, as
+    training keeps them, and says so; a scored text likewise."""
+    import shutil
+
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "gpt2"
+    shutil.copytree(tiny, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=1, n_head=2)
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(config, name, getattr(tok, name))
+    for name in ("model.safetensors", "config.json"):
+        (folder / name).unlink()
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    long = "Tom has 3 apples and buys 4 more. " * 40 + "How many apples does he have?"
+    s = student(folder, batch_size=2)
+    assert len(s.encode(long)) > 128
+    with caplog.at_level("WARNING", logger="fair_students.hf"):
+        answers = s.generate([long, "Add 3 and 4."])
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert f"1 prompt(s) longer than the {128 - NEW} tokens" in caplog.text
+    assert math.isfinite(s.score([(long, "He has 7 apples.")])[0])  # scored as trained: cut from the left
 
 
 def test_generation_ends_early_once_stop_is_true(tiny, questions):

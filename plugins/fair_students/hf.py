@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import inspect
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,8 @@ from fair_core.student import Progress, Stop, Student, prompt_ids, with_adapter
 from .files import resolve_model
 from .gguf import dequantize_kwargs, unreadable
 from .kv_cache import roomy
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {
     "fp32": "float32",
@@ -120,7 +123,7 @@ class HFStudent(Student):
     def generate(self, prompts: list[str], on_progress: Progress | None = None, stop: Stop | None = None) -> list[str]:
         import torch
 
-        encoded = [self.encode(p) for p in prompts]
+        encoded = self._within_context([self.encode(p) for p in prompts])
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         answers: list[str] = [""] * len(prompts)
         pad = self.tokenizer.pad_token_id
@@ -150,6 +153,28 @@ class HFStudent(Student):
                 if on_progress:
                     on_progress(len(batch))
         return answers
+
+    def _within_context(self, encoded: list[list[int]]) -> list[list[int]]:
+        """Prompts cut from the left to what the model's positions leave beside the new tokens, as
+        training cuts them (the end holds the question and the turn marker): a long passage in a
+        user's data would otherwise run past the positions the model knows (a model with learned
+        positions fails outright) and make attention's memory grow with its square."""
+        positions = self._positions
+        if not positions:
+            return encoded
+        keep = max(1, positions - self.config.max_new_tokens)
+        cut = sum(len(e) > keep for e in encoded)
+        if cut:
+            logger.warning(
+                "%d prompt(s) longer than the %d tokens the model's %d positions leave beside %d new tokens: "
+                "each keeps its last %d",
+                cut,
+                keep,
+                positions,
+                self.config.max_new_tokens,
+                keep,
+            )
+        return [e[-keep:] for e in encoded]
 
     def _decode(self, ids, mask, cache, kwargs) -> list:
         """Each row's new tokens, generated ``CHUNK`` at a time: the rows that have ended leave the
@@ -188,9 +213,18 @@ class HFStudent(Student):
         from fair_core.training.data import Encoder  # the tokens training sees for a pair
         from fair_core.training.score import mean_logprobs  # and the way a training step reads them
 
-        encoder = Encoder(self.tokenizer, self.config.chat_template, max_length=SCORE_MAX_LENGTH)
+        encoder = Encoder(
+            self.tokenizer,
+            self.config.chat_template,
+            max_length=min(SCORE_MAX_LENGTH, self._positions or SCORE_MAX_LENGTH),
+        )
         encoded = [encoder(prompt, response) for prompt, response in pairs]
         return mean_logprobs(self.model, encoded, SCORE_TOKENS, on_progress)
+
+    @property
+    def _positions(self) -> int:
+        """How many tokens the model can see in one sequence (0: no limit it states)."""
+        return getattr(self.model.config, "max_position_embeddings", None) or 0
 
     @cached_property
     def _cache_arg(self) -> str:
