@@ -765,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(DiskFull.at(e.filename, None)) if e.filename else "disk full: free some space, then rerun")
         return 3
     except KeyboardInterrupt as e:
-        resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment, cmd_generate)
+        resumable = getattr(args, "handler", None) in (cmd_run, cmd_experiment, cmd_generate, cmd_import_paper)
         _err("interrupted" + (": rerun the same command to resume" if resumable else ""))
         return 143 if isinstance(e, Terminated) else 130
 

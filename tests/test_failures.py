@@ -135,10 +135,10 @@ from fair_core.runs.store import Store
 stored = Store.add_records
 def add_records(self, *args, **kwargs):
     stored(self, *args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), getattr(signal, os.environ["KILL_WITH"]))
 Store.add_records = add_records
 from fair_core.cli import main
-main(sys.argv[1:])
+sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -148,7 +148,9 @@ def committee_rows(run: Path) -> dict:
 
 
 @pytest.mark.needs_data
-def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path):
+@pytest.mark.parametrize("signal", ["SIGKILL", "SIGINT"])
+def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path, signal):
+    import os
     import subprocess
     import sys
 
@@ -157,8 +159,15 @@ def test_an_import_killed_midway_is_taken_up_again_by_the_same_command(tmp_path)
         [sys.executable, "-c", KILLED_IMPORT, "import-paper", "--run", str(run), *map(str, PAPER_FILES)],
         cwd=REPO,
         capture_output=True,
+        env={**os.environ, "KILL_WITH": signal},
     )
-    assert cut.returncode == -9
+    if signal == "SIGKILL":
+        assert cut.returncode == -9
+    else:  # Ctrl-C: one line that says a rerun resumes it
+        assert cut.returncode == 130
+        assert cut.stderr.decode().strip().splitlines() == [
+            "fair: error: interrupted: rerun the same command to resume"
+        ]
     out = fair("import-paper", "--run", run, *PAPER_FILES)
     assert out.returncode == 0, out.stderr[-2000:]
     assert fair("import-paper", "--run", tmp_path / "whole", *PAPER_FILES).returncode == 0
