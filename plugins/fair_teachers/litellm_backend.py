@@ -148,6 +148,13 @@ class LiteLLMTeacher(Backend):
                     f"it, or name another one with api_key_env"
                 )
 
+    def prepare(self) -> None:
+        """litellm is imported here, when the gateway starts, not in the first call, where its
+        seconds of import ran under the call's timeout: `fair run` imported it in check(), but a
+        gateway driven from Python without that check did not."""
+        if not self.direct:
+            import_litellm()
+
     def _fixes(self) -> dict:
         c = self.config
         key = f"check the API key in ${c.api_key_env}" if c.api_key_env else "check the provider's API key"
