@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -291,3 +294,57 @@ def test_a_token_bucket_holds_back_what_it_cannot_afford():
         return time.monotonic() - start
 
     assert asyncio.run(work()) >= 0.099  # a floor only: a busy machine waits longer, never less
+
+
+def test_a_backend_that_cannot_prepare_is_stopped_and_the_others_go_on(tmp_path):
+    class Unprepared(Backend):
+        def prepare(self) -> None:
+            raise ImportError("no module named 'sdk'")
+
+        async def complete(self, request: Request):
+            raise AssertionError("never called")
+
+    with serve_in_thread() as server:
+        good = teacher(server.url, name="good")
+        backends = {"bad": Unprepared(good.config.model_copy(update={"name": "bad"})), "good": good}
+
+        async def work(gateway):
+            return await ask(gateway, "a", teacher="bad"), await ask(gateway, "a", teacher="good")
+
+        (bad, good_answers), events = run(tmp_path, backends, work)
+    reason = "teacher bad stopped: ImportError: no module named 'sdk'"
+    assert good_answers == ["a"] and [str(o) for o in bad] == [reason]
+    assert [e.text for e in events if isinstance(e, Message)][0].startswith(reason)
+
+
+# litellm's first import in a fresh interpreter, noting whether a call's timer was armed then
+# (the watchdog's SIGALRM handler installed), and a call through a gateway built from Python
+LITELLM_IMPORT = """
+import signal, sys, tempfile
+from pathlib import Path
+from fair_core.gateway import watchdog
+from test_gateway import request, run, teacher
+from fair_core.testing.server import serve_in_thread
+
+timed = []
+def audit(event, args):
+    if event == "import" and args[0] == "litellm":
+        timed.append(signal.getsignal(signal.SIGALRM) == watchdog._watch._on_alarm)
+sys.addaudithook(audit)
+with serve_in_thread() as server, tempfile.TemporaryDirectory() as folder:
+    backend = teacher(server.url, options={"transport": "litellm"}, max_retries=0)
+    answer, _ = run(Path(folder), {"t": backend}, lambda gateway: gateway.call(request("two plus two")))
+print(timed, answer.text)
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter imports litellm: seconds
+def test_litellm_is_imported_when_the_gateway_starts_not_under_a_calls_timeout():
+    """A gateway driven from Python, without the check() `fair run` makes first, imported litellm
+    (seconds) inside its first call, under that call's timeout: a short timeout_s cut the import in
+    the middle and left litellm half-imported for every later call. It is imported before any call
+    is timed now, so no timeout can cut it."""
+    tests = Path(__file__).parent
+    out = subprocess.run([sys.executable, "-c", LITELLM_IMPORT], capture_output=True, text=True, cwd=tests)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[False]", "two", "plus", "two"], out.stdout

@@ -232,6 +232,25 @@ def test_calls_never_sent_count_no_retries(tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_stops_the_teacher_at_once_and_names_the_api_base_to_set(tmp_path, monkeypatch, status):
+    """A chat endpoint that redirects means api_base is wrong (http for https, no /v1, a moved host):
+    it was retried as a temporary error until the retries ran out, then read "HTTP 302: (empty body)".
+    The Location is provider text: redacted (the key in its query) and inert (an escape in it)."""
+    monkeypatch.setenv("FAIR_HOSTILE_KEY", KEY)
+    moved = f"https://moved.example/v1/chat/completions?key={KEY}&\x1b]0;owned\x07"
+    with serve_in_thread(behaviours={"h": raw(status, "", {"Location": moved})}) as server:
+        backends = {"t": teacher(server.url, "h", api_key_env="FAIR_HOSTILE_KEY")}
+        outcomes, events = run(tmp_path, backends, lambda gateway: ask(gateway, "a", "b", "c"))
+        asked = server.requests
+    first, *rest = sorted(map(str, outcomes))
+    assert asked == 1 and not [e for e in events if isinstance(e, CallRetried)]  # no retry paid for it
+    assert first.startswith(f"HTTP {status}: api_base {server.url} redirects to https://moved.example/v1/"), first
+    assert first.endswith(": set api_base to https://moved.example/v1"), first
+    assert REDACTED in first and KEY not in first and "\x1b" not in first and "\x07" not in first
+    assert rest == [f"teacher t stopped: {first}"] * 2
+
+
 @pytest.mark.parametrize("transport", ["http", "litellm"])
 @pytest.mark.parametrize("wait", ["nan", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
 def test_a_retry_after_that_is_no_wait_leaves_the_backoff(tmp_path, transport, wait):

@@ -78,6 +78,11 @@ class Backend(ABC):
     def check(self) -> None:
         """Raise FairError before any call is paid for when the teacher cannot work (no key...)."""
 
+    def prepare(self) -> None:
+        """Load what the calls need (a heavy import), once, when the gateway starts: every call then
+        runs under its timeout (:mod:`.watchdog`), which could cut a slow import in the middle and
+        leave the module half-imported for every later call. An error here stops this teacher."""
+
     @abstractmethod
     async def complete(self, request: Request) -> Completion:
         """Answer one request, raising TransientError or PermanentError on failure."""

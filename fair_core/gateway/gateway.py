@@ -112,6 +112,11 @@ class Gateway:
         self.cancelled = False
         self.budget_reached = False  # set once, when the first call is refused for it
         self.health = {name: Health() for name in teachers}
+        for name, backend in teachers.items():  # before any call is timed
+            try:
+                backend.prepare()
+            except Exception as e:  # noqa: BLE001 - a backend's bug stops its teacher, never the run
+                self._down(name, self.health[name], redact(f"{type(e).__name__}: {e}"))
         self._inflight: dict[str, asyncio.Future] = {}
         self.full: DiskFull | None = None  # the first write a full disk refused
         self.held: list[tuple[str, dict]] = []  # (key, call) not stored for want of space

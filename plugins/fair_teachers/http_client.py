@@ -6,7 +6,8 @@ hundred calls a second; this speaks just enough HTTP/1.1 over asyncio streams (h
 an SSL context), keeps a keep-alive pool per client, and turns every failure into one typed error,
 which the teacher maps onto the gateway's retry policy:
 
-- ``HTTPError``: any non-2xx status, with ``retry_after`` (seconds) from ``retry-after-ms`` or ``Retry-After``;
+- ``HTTPError``: any non-2xx status, with ``retry_after`` (seconds) from ``retry-after-ms`` or ``Retry-After``,
+  and a redirect's ``location`` (never followed: a chat endpoint that redirects is a wrong base URL);
 - ``ConnectionLost``: the connection closed before the whole response arrived (``CannotConnect``: it
   could not be made at all);
 - ``BadResponse``: a 2xx body that is not JSON or has no ``choices[0].message.content``, or a body
@@ -48,11 +49,12 @@ class TransportError(Exception):
 
 
 class HTTPError(TransportError):
-    def __init__(self, status: int, retry_after: float | None, message: str) -> None:
+    def __init__(self, status: int, retry_after: float | None, message: str, location: str | None = None) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.retry_after = retry_after
         self.message = message
+        self.location = location
 
 
 class ConnectionLost(TransportError):
@@ -266,7 +268,7 @@ def _within_limit(size: int) -> int:
 
 def _parse(status: int, headers: dict, data: bytes) -> Completion:
     if not 200 <= status < 300:
-        raise HTTPError(status, retry_after(headers), _message(data))
+        raise HTTPError(status, retry_after(headers), _message(data), headers.get("location"))
     try:
         obj = json.loads(data)
         choice = obj["choices"][0]

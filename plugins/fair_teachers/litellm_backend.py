@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from fair_core.errors import FairError
 from fair_core.gateway.backend import (
@@ -27,6 +27,7 @@ from fair_core.gateway.backend import (
     Unreachable,
     token_count,
 )
+from fair_core.inert import inert
 from fair_core.redact import redact
 
 from .pricing import known, price
@@ -72,6 +73,22 @@ def classify(status: int | None, reason: str, retry_after: float | None = None, 
     if status in REFUSED:
         return Refused(f"HTTP {status}: {reason}")
     return TransientError(f"HTTP {status}: {reason}" if status else reason, retry_after)
+
+
+def redirected(status: int, location: str | None, base: str) -> TeacherDown:
+    """A chat endpoint that redirects has a wrong api_base (http for https, no /v1, a moved host):
+    the teacher stops, with the base its Location points to. Never followed: a redirected POST may
+    be resent without its body, or carry the key to another host. The Location is provider text."""
+    if not location:
+        return TeacherDown(f"HTTP {status} with no Location: check api_base {base}")
+    moved = urlsplit(urljoin(f"{base.rstrip('/')}/chat/completions", location))
+    path = moved.path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        fix = "set api_base to " + urlunsplit((moved.scheme, moved.netloc, path[: -len("/chat/completions")], "", ""))
+    else:
+        fix = "set api_base to the URL that /chat/completions is under"
+    shown = inert(redact(moved.geturl()))[:200]  # redacted before the cut, which could leave part of a key
+    return TeacherDown(f"HTTP {status}: api_base {base} redirects to {shown}: {inert(redact(fix))[:200]}")
 
 
 # how a refused connection or an unknown host reads in litellm's and the OS's messages
@@ -131,6 +148,13 @@ class LiteLLMTeacher(Backend):
                     f"it, or name another one with api_key_env"
                 )
 
+    def prepare(self) -> None:
+        """litellm is imported here, when the gateway starts, not in the first call, where its
+        seconds of import ran under the call's timeout: `fair run` imported it in check(), but a
+        gateway driven from Python without that check did not."""
+        if not self.direct:
+            import_litellm()
+
     def _fixes(self) -> dict:
         c = self.config
         key = f"check the API key in ${c.api_key_env}" if c.api_key_env else "check the provider's API key"
@@ -157,6 +181,8 @@ class LiteLLMTeacher(Backend):
                 model, list(request.messages), self.config.params, timeout=self.config.timeout_s
             )
         except HTTPError as e:
+            if 300 <= e.status < 400:
+                raise redirected(e.status, e.location, base) from None
             raise classify(e.status, redact(e.message)[:200], e.retry_after, self._fixes()) from None
         except CannotConnect as e:
             raise Unreachable(redact(str(e))[:200]) from None
