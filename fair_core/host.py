@@ -24,6 +24,7 @@ import pluggy
 import fair_core.hookspecs as hookspecs  # the module: pluggy reads its hook specifications
 
 from .errors import ConfigError, DataError, FairError, PluginError
+from .task import check_template
 
 if TYPE_CHECKING:  # pydantic loads with the config, which `fair --help` does not need
     from .config import TaskConfig
@@ -282,12 +283,11 @@ class Host:
         factory = self.get("tasks", config.name)
         pipeline = self.pipeline
         kinds = pipeline.prompt_fields()
-        unknown = sorted(set(config.prompts) - set(kinds)) if isinstance(config.prompts, dict) else []
+        templates = config.prompts if isinstance(config.prompts, dict) else {}
+        unknown = sorted(set(templates) - set(kinds))
         if unknown:
             raise DataError(f"unknown prompt kind {unknown[0]!r} for task {config.name}: use one of {', '.join(kinds)}")
-        from .task import check_template
-
-        for kind, template in config.prompts.items() if isinstance(config.prompts, dict) else ():
+        for kind, template in templates.items():
             check_template(kind, template, kinds[kind])
         source = config.source()
         takes = getattr(factory, "source_keys", None)  # a factory that is not a Task class takes them all

@@ -51,6 +51,9 @@ def keep_secret(value: str | None) -> None:
     value = (value or "").strip()
     if len(value) >= SHORTEST and value not in _known:
         _known[value] = re.compile(_CUT.join(map(_forms, value)))
+        ordered = sorted(_known.items(), key=lambda kv: -len(kv[0]))  # a key that holds another goes first
+        _known.clear()
+        _known.update(ordered)
 
 
 def keep_environment_secrets() -> None:
@@ -74,7 +77,7 @@ def redact(text: str, shapes: bool = True) -> str:
     """``text`` with every known secret replaced by ``[redacted]``, in whatever form it is echoed
     (see above); with ``shapes``, also anything shaped like a credential: for a provider's error
     text (a teacher's answer keeps its words, and fair's own lines their file names)."""
-    for _, pattern in sorted(_known.items(), key=lambda kv: -len(kv[0])):  # a key that holds another goes first
+    for pattern in _known.values():  # longest first (keep_secret)
         text = pattern.sub(REDACTED, text)
     if shapes:
         text = _SHAPES.sub(lambda m: (m.group("keep") or "") + REDACTED, text)
